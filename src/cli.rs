@@ -1,0 +1,108 @@
+//! The command line (clap derive). Nothing here is used past `settings`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "roll", version, about = "Ansible-style rollouts of docker web apps behind nginx, in batches.", after_help = crate::exit::HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook against an inventory.
+    #[command(after_help = crate::exit::HELP)]
+    Play(PlayArgs),
+    /// Show the inventory as ansible-inventory does.
+    Inventory(InventoryArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Ansible's log layout, with a PLAY RECAP.
+    #[default]
+    Human,
+    /// JSON Lines: one event per line on stdout.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    #[arg(short, long, env = "ROLL_INVENTORY")]
+    pub inventory: String,
+    /// Only hosts matching this pattern (`app:!app01`, `proxy[0]`, `~web\d+`).
+    #[arg(short, long)]
+    pub limit: Option<String>,
+    /// Only tasks with these tags (comma-separated or repeated).
+    #[arg(short, long = "tags", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Skip tasks with these tags.
+    #[arg(long = "skip-tags", value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+    /// Extra variables: `key=value ...`, a JSON or YAML mapping, or `@file`. Highest precedence.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// How many hosts run a task at the same time.
+    #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub forks: u32,
+    /// Dry run: report what would change, change nothing.
+    #[arg(short = 'C', long)]
+    pub check: bool,
+    /// Show unified diffs of changed files.
+    #[arg(short = 'D', long)]
+    pub diff: bool,
+    /// List the hosts each play would run on, then stop.
+    #[arg(long)]
+    pub list_hosts: bool,
+    /// List the tasks of each play, then stop.
+    #[arg(long)]
+    pub list_tasks: bool,
+    /// List the tags used, then stop.
+    #[arg(long)]
+    pub list_tags: bool,
+    /// Check the playbook, inventory and templates, then stop.
+    #[arg(long)]
+    pub syntax_check: bool,
+    /// Start at the task with this name.
+    #[arg(long)]
+    pub start_at_task: Option<String>,
+    /// Run notified handlers even on hosts that failed.
+    #[arg(long)]
+    pub force_handlers: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// More detail (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "graph", "host"])))]
+pub struct InventoryArgs {
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    #[arg(short, long, env = "ROLL_INVENTORY")]
+    pub inventory: String,
+    /// All groups and hosts with their variables, as JSON.
+    #[arg(long)]
+    pub list: bool,
+    /// The group tree, optionally from GROUP.
+    #[arg(long, num_args = 0..=1, default_missing_value = "all", value_name = "GROUP")]
+    pub graph: Option<String>,
+    /// One host's variables, as JSON.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Show variables in `--graph`.
+    #[arg(long)]
+    pub vars: bool,
+}

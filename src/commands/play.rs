@@ -1,0 +1,187 @@
+//! `roll play`: load → parse → check → (list | run) → report.
+
+use crate::diagnostic::Diagnostics;
+use crate::exec::{Reporter, Runner};
+use crate::exit::Exit;
+use crate::inventory;
+use crate::playbook::{self, Body, Playbook, Task, check};
+use crate::settings::{Output, Play};
+use crate::source::Sources;
+use crate::vars::RunVars;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub fn run(args: crate::cli::PlayArgs) -> Exit {
+    let sources = Sources::new();
+    let out = Output::detect();
+    let settings = match Play::from_args(args, &sources, &out) {
+        Ok(s) => s,
+        Err(diags) => return invalid(&sources, Diagnostics { items: diags }, &out),
+    };
+    let (pb, inv, checked) = match load_and_check(&sources, &settings) {
+        Ok(x) => x,
+        Err(d) => return invalid(&sources, d, &out),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if settings.syntax_check {
+        let _ = writeln!(stdout, "\nplaybook: {}", pb.path.display());
+        return Exit::Ok;
+    }
+    if settings.list_hosts || settings.list_tasks || settings.list_tags {
+        let _ = write!(stdout, "{}", listing(&pb, &inv, &checked, &settings));
+        return Exit::Ok;
+    }
+    drop(stdout);
+
+    let inv = Arc::new(inv);
+    let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
+    let vars = RunVars::new(inv, settings.extra_vars.clone(), playbook_dir);
+    let reporter: Box<dyn Reporter> = if settings.json {
+        Box::new(crate::report::JsonLines::new(std::io::stdout()))
+    } else {
+        Box::new(crate::report::Human::new(
+            std::io::stdout(),
+            out.color,
+            settings.verbose,
+            settings.opts.diff,
+            settings.opts.check,
+        ))
+    };
+    let runner = Runner::new(sources, Arc::new(pb), checked, vars, settings.opts.clone(), reporter);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Error;
+        }
+    };
+    let summary = rt.block_on(async {
+        let flag = runner.cancel_flag();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\n[roll] interrupted: finishing the current task, then stopping (press Ctrl-C again to abort)"
+                );
+                flag.store(true, Ordering::SeqCst);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(Exit::Interrupted.code() as i32);
+                }
+            }
+        });
+        runner.run().await
+    });
+    if summary.interrupted {
+        Exit::Interrupted
+    } else if summary.any_failed {
+        Exit::HostFailed
+    } else if summary.any_unreachable {
+        Exit::Unreachable
+    } else {
+        Exit::Ok
+    }
+}
+
+fn invalid(sources: &Sources, d: Diagnostics, out: &Output) -> Exit {
+    let color = out.color && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    eprint!("{}", d.render(sources, color));
+    Exit::InvalidInput
+}
+
+/// Everything that must hold before any host is touched.
+pub fn load_and_check(
+    sources: &Sources,
+    s: &Play,
+) -> Result<(Playbook, inventory::Inventory, check::Checked), Diagnostics> {
+    // Parse the playbook first: its directory holds `group_vars/` too.
+    let pb_result = playbook::load(sources, &s.playbook);
+    let pb_dir = s.playbook.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            std::path::PathBuf::from(".")
+        } else {
+            p.to_path_buf()
+        }
+    });
+    let inv_result = inventory::load(sources, &s.inventory, &pb_dir.into_iter().collect::<Vec<_>>());
+    let (pb, mut inv) = match (pb_result, inv_result) {
+        (Ok(pb), Ok(inv)) => (pb, inv),
+        (Err(mut a), Err(b)) => {
+            a.extend(b);
+            return Err(a);
+        }
+        (Err(a), _) | (_, Err(a)) => return Err(a),
+    };
+    let extra: Vec<String> = s.extra_vars.keys().cloned().collect();
+    let checked = check::check(check::CheckInput {
+        sources,
+        playbook: &pb,
+        inventory: &mut inv,
+        limit: s.limit.as_deref(),
+        extra_vars: &extra,
+        start_at_task: s.opts.start_at_task.as_deref(),
+    })?;
+    Ok((pb, inv, checked))
+}
+
+fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, s: &Play) -> String {
+    let mut out = format!("\nplaybook: {}\n", pb.path.display());
+    for (i, play) in pb.plays.iter().enumerate() {
+        out.push_str(&format!(
+            "\n  play #{} ({}): {}\tTAGS: [{}]\n",
+            i + 1,
+            play.hosts,
+            play.name,
+            play.inherit.tags.join(", ")
+        ));
+        if s.list_hosts {
+            let hosts = &checked.play_hosts[i];
+            out.push_str(&format!(
+                "    pattern: ['{}']\n    hosts ({}):\n",
+                play.hosts,
+                hosts.len()
+            ));
+            for h in hosts {
+                out.push_str(&format!("      {}\n", inv.hosts[*h].name));
+            }
+        }
+        if s.list_tasks {
+            out.push_str("    tasks:\n");
+            for (_, tasks) in [
+                ("pre_tasks", &play.pre_tasks),
+                ("tasks", &play.tasks),
+                ("post_tasks", &play.post_tasks),
+            ] {
+                for t in tasks.iter() {
+                    list_task(t, &mut out);
+                }
+            }
+        }
+        if s.list_tags {
+            let mut tags: Vec<String> = Vec::new();
+            for (_, tasks) in play.sections() {
+                for t in tasks {
+                    t.walk(&mut |t: &Task| tags.extend(t.kw.tags.iter().cloned()));
+                }
+            }
+            tags.sort();
+            tags.dedup();
+            out.push_str(&format!("      TASK TAGS: [{}]\n", tags.join(", ")));
+        }
+    }
+    out
+}
+
+fn list_task(t: &Task, out: &mut String) {
+    match &t.body {
+        Body::Module(_) => out.push_str(&format!(
+            "      {}\tTAGS: [{}]\n",
+            t.display_name(),
+            t.kw.tags.join(", ")
+        )),
+        Body::Block { block, rescue, always } => {
+            for c in block.iter().chain(rescue).chain(always) {
+                list_task(c, out);
+            }
+        }
+    }
+}

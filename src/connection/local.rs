@@ -1,0 +1,65 @@
+//! The local connection: commands run on this machine through `/bin/sh`.
+
+use super::{Command, ConnError, Output};
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Clone, Default)]
+pub struct Local;
+
+impl Local {
+    pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
+        let mut child = tokio::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(cmd.wrapped())
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| ConnError::Unreachable(format!("cannot start /bin/sh: {e}")))?;
+        let pid = child.id();
+        if let Some(input) = &cmd.stdin
+            && let Some(mut stdin) = child.stdin.take()
+        {
+            let data = input.clone();
+            // Written concurrently so a command that prints before reading cannot deadlock.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&data).await;
+            });
+        }
+        let wait = child.wait_with_output();
+        let out = match cmd.timeout {
+            None => wait.await,
+            Some(t) => match tokio::time::timeout(t, wait).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The whole process group goes, so children of the shell die too.
+                    if let Some(pid) = pid {
+                        unsafe_kill_group(pid);
+                    }
+                    return Err(ConnError::Timeout(t.as_secs()));
+                }
+            },
+        }
+        .map_err(|e| ConnError::Failed(format!("waiting for /bin/sh: {e}")))?;
+        Ok(Output {
+            rc: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+}
+
+fn unsafe_kill_group(pid: u32) {
+    // `kill -KILL -PGID` through the kill binary keeps this crate free of unsafe code.
+    let _ = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(format!("-{pid}"))
+        .status();
+}

@@ -1,0 +1,217 @@
+//! How commands reach a host: the connection seam. Every file operation is a shell command over
+//! `exec`, so local runs, SSH and `become` share one code path.
+
+mod local;
+
+use crate::shell::quote;
+use std::time::Duration;
+
+pub use local::Local;
+
+/// A command to run on a host: a POSIX shell script and what surrounds it.
+#[derive(Debug, Clone, Default)]
+pub struct Command {
+    pub script: String,
+    pub stdin: Option<Vec<u8>>,
+    pub env: Vec<(String, String)>,
+    pub chdir: Option<String>,
+    pub timeout: Option<Duration>,
+    /// Run as this user through `sudo -n`.
+    pub become_user: Option<String>,
+}
+
+impl Command {
+    pub fn new(script: impl Into<String>) -> Command {
+        Command {
+            script: script.into(),
+            ..Command::default()
+        }
+    }
+
+    /// The full script, with the working directory, environment and `become` applied.
+    pub fn wrapped(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.env {
+            s.push_str(&format!("export {k}={}\n", quote(v)));
+        }
+        if let Some(d) = &self.chdir {
+            s.push_str(&format!("cd {} || exit 1\n", quote(d)));
+        }
+        s.push_str(&self.script);
+        match &self.become_user {
+            Some(user) => format!("sudo -n -H -u {} -- /bin/sh -c {}", quote(user), quote(&s)),
+            None => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub rc: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConnError {
+    /// The host cannot be reached at all: the run treats it as unreachable.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The command did not finish within its timeout and was killed.
+    #[error("command timed out after {0} s and was killed")]
+    Timeout(u64),
+    /// The connection worked but the operation failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What `stat` found at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileKind {
+    Absent,
+    File,
+    Directory,
+    Link(String),
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    pub kind: FileKind,
+    /// Permission bits, e.g. 0o644.
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+}
+
+/// A connection to one host.
+#[derive(Debug, Clone)]
+pub enum Connection {
+    Local(Local),
+}
+
+impl Connection {
+    pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
+        match self {
+            Connection::Local(l) => l.exec(cmd).await,
+        }
+    }
+
+    /// A file's content, or `None` if it does not exist.
+    pub async fn read_file(&self, path: &str, become_user: Option<&str>) -> Result<Option<Vec<u8>>, ConnError> {
+        let p = quote(path);
+        let mut cmd = Command::new(format!("if [ -f {p} ]; then cat {p}; else echo absent >&2; exit 3; fi"));
+        cmd.become_user = become_user.map(str::to_string);
+        let out = self.exec(&cmd).await?;
+        match out.rc {
+            0 => Ok(Some(out.stdout)),
+            3 if out.stderr == b"absent\n" => Ok(None),
+            _ => Err(ConnError::Failed(format!(
+                "cannot read `{path}`: {}",
+                out.stderr_text().trim()
+            ))),
+        }
+    }
+
+    /// Write a file atomically: content goes to a temp file beside the destination, gets its
+    /// mode and owner, and is renamed over the destination.
+    pub async fn write_file(
+        &self,
+        path: &str,
+        content: &[u8],
+        attrs: &FileAttrs,
+        become_user: Option<&str>,
+    ) -> Result<(), ConnError> {
+        let p = quote(path);
+        let mut script = format!(
+            "umask 077\nd=$(dirname {p})\nt=$(mktemp \"$d/.roll.XXXXXXXX\") || exit 1\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\" || exit 1\n"
+        );
+        match attrs.mode {
+            Some(m) => script.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n")),
+            // A new file gets the usual 0644; an existing one keeps its mode.
+            None => script.push_str(&format!(
+                "if [ -e {p} ]; then chmod \"$(stat -c %a {p})\" \"$t\"; else chmod 644 \"$t\"; fi || exit 1\n"
+            )),
+        }
+        if let Some(o) = &attrs.owner {
+            script.push_str(&format!("chown {} \"$t\" || exit 1\n", quote(o)));
+        }
+        if let Some(g) = &attrs.group {
+            script.push_str(&format!("chgrp {} \"$t\" || exit 1\n", quote(g)));
+        }
+        script.push_str(&format!("mv -f \"$t\" {p} || exit 1\ntrap - EXIT\n"));
+        let mut cmd = Command::new(script);
+        cmd.stdin = Some(content.to_vec());
+        cmd.become_user = become_user.map(str::to_string);
+        let out = self.exec(&cmd).await?;
+        if out.rc != 0 {
+            return Err(ConnError::Failed(format!(
+                "cannot write `{path}`: {}",
+                out.stderr_text().trim()
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn stat(&self, path: &str, become_user: Option<&str>) -> Result<FileStat, ConnError> {
+        let p = quote(path);
+        let script = format!(
+            "if [ -L {p} ]; then printf 'link\\n%s\\n' \"$(readlink {p})\"; \
+             elif [ -d {p} ]; then printf 'directory\\n'; \
+             elif [ -f {p} ]; then printf 'file\\n'; \
+             elif [ -e {p} ]; then printf 'other\\n'; \
+             else printf 'absent\\n'; exit 0; fi; stat -c '%a %U %G' {p}"
+        );
+        let mut cmd = Command::new(script);
+        cmd.become_user = become_user.map(str::to_string);
+        let out = self.exec(&cmd).await?;
+        if out.rc != 0 {
+            return Err(ConnError::Failed(format!(
+                "cannot stat `{path}`: {}",
+                out.stderr_text().trim()
+            )));
+        }
+        let text = out.stdout_text();
+        let mut lines = text.lines();
+        let kind = match lines.next() {
+            Some("absent") => {
+                return Ok(FileStat {
+                    kind: FileKind::Absent,
+                    mode: 0,
+                    owner: String::new(),
+                    group: String::new(),
+                });
+            }
+            Some("link") => FileKind::Link(lines.next().unwrap_or("").to_string()),
+            Some("directory") => FileKind::Directory,
+            Some("file") => FileKind::File,
+            _ => FileKind::Other,
+        };
+        let meta = lines.next().unwrap_or("");
+        let mut parts = meta.split_whitespace();
+        let mode = parts.next().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0);
+        Ok(FileStat {
+            kind,
+            mode,
+            owner: parts.next().unwrap_or("").into(),
+            group: parts.next().unwrap_or("").into(),
+        })
+    }
+}
+
+/// Mode and ownership to apply to a written file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}

@@ -1,0 +1,184 @@
+//! User-facing errors: a message, an optional span rendered as file:line:col with a caret, and a help line.
+
+use crate::source::{Sources, Span};
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+use std::fmt::Write as _;
+
+/// How many diagnostics of one run are shown before the rest are summarised.
+pub const MAX_DIAGNOSTICS: usize = 50;
+
+/// One problem found in the user's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub span: Option<Span>,
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            message: message.into(),
+            span: None,
+            label: None,
+            help: None,
+        }
+    }
+
+    pub fn at(message: impl Into<String>, span: Span) -> Diagnostic {
+        Diagnostic::error(message).with_span(span)
+    }
+
+    pub fn with_span(mut self, span: Span) -> Diagnostic {
+        self.span = Some(span);
+        self
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Help suggesting the closest of `candidates` to `got`, if one is close enough.
+    pub fn suggest<'a>(self, got: &str, candidates: impl IntoIterator<Item = &'a str>) -> Diagnostic {
+        match closest(got, candidates) {
+            Some(best) => self.with_help(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+
+    /// Render in the rustc style: message, `--> file:line:col`, the line with a caret, help.
+    pub fn render(&self, sources: &Sources, color: bool) -> String {
+        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+        let mut group = Group::with_title(Level::ERROR.primary_title(self.message.as_str()));
+        // Only the lines around the span are handed to the renderer, which keeps rendering cheap
+        // for large files and lets the line numbers stay those of the file.
+        let file;
+        if let Some(span) = self.span {
+            file = sources.get(span.file);
+            let (line, _) = file.line_col(span.start as usize);
+            let line_start = file.offset_of(line, 1);
+            let end = (span.end as usize)
+                .max(span.start as usize + 1)
+                .min(file.line_end(span.start as usize).max(span.start as usize));
+            let line_end = file.line_end(span.start as usize);
+            let text = &file.text[line_start..line_end];
+            let mut start = span.start as usize - line_start;
+            let mut stop = end.saturating_sub(line_start).max(start);
+            if start >= text.len() {
+                start = text.len();
+                stop = text.len();
+            }
+            let path = file.path.display().to_string();
+            let mut annotation = AnnotationKind::Primary.span(start..stop.max(start));
+            if let Some(label) = &self.label {
+                annotation = annotation.label(label.as_str());
+            }
+            group = group.element(
+                Snippet::source(text.to_string())
+                    .line_start(line)
+                    .path(path)
+                    .annotation(annotation),
+            );
+        }
+        if let Some(help) = &self.help {
+            group = group.element(Level::HELP.message(help.as_str()));
+        }
+        renderer.render(&[group])
+    }
+}
+
+/// The candidate closest to `got`, if it is plausibly a typo of it: a small edit distance
+/// (transpositions count once) or a very similar spelling.
+pub fn closest<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (got.chars().count() / 3).max(1);
+    let mut best: Option<(usize, f64, &str)> = None;
+    for c in candidates {
+        if c == got {
+            continue;
+        }
+        let dist = strsim::damerau_levenshtein(got, c);
+        let sim = strsim::jaro_winkler(got, c);
+        if dist > limit && sim < 0.9 {
+            continue;
+        }
+        if best.is_none_or(|(d, s, _)| dist < d || (dist == d && sim > s)) {
+            best = Some((dist, sim, c));
+        }
+    }
+    best.map(|(_, _, c)| c)
+}
+
+/// A list of diagnostics collected while checking one run's input.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.items.extend(other.items);
+    }
+
+    /// Render all (up to the cap), followed by a summary line.
+    pub fn render(&self, sources: &Sources, color: bool) -> String {
+        let mut out = String::new();
+        for d in self.items.iter().take(MAX_DIAGNOSTICS) {
+            out.push_str(&d.render(sources, color));
+            out.push_str("\n\n");
+        }
+        if self.items.len() > MAX_DIAGNOSTICS {
+            let _ = writeln!(
+                out,
+                "... and {} more errors not shown\n",
+                self.items.len() - MAX_DIAGNOSTICS
+            );
+        }
+        let n = self.items.len();
+        let _ = writeln!(
+            out,
+            "error: aborting due to {} previous error{}; nothing was run",
+            if n == 1 { "a".to_string() } else { n.to_string() },
+            if n == 1 { "" } else { "s" }
+        );
+        out
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Diagnostics {
+        Diagnostics { items: vec![d] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_span() {
+        let sources = Sources::new();
+        let f = sources.add("play.yml", "- hosts: all\n  seral: 2\n".to_string());
+        let d =
+            Diagnostic::at("unknown key `seral` in play", Span::new(f, 15, 20)).suggest("seral", ["serial", "hosts"]);
+        let text = d.render(&sources, false);
+        assert_eq!(
+            text,
+            "error: unknown key `seral` in play\n --> play.yml:2:3\n  |\n2 |   seral: 2\n  |   ^^^^^\n  |\n  = help: did you mean `serial`?"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! The event stream of a run: every report (human, JSON, JUnit) is a view of these.
+
+use crate::modules::FileDiff;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Changed,
+    Skipped,
+    Failed,
+    Unreachable,
+}
+
+/// One host's (or one loop item's) result of one task.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostResult {
+    pub host: String,
+    /// `delegate_to` target, shown as `[app1 -> proxy1]`.
+    pub delegated_to: Option<String>,
+    pub status: Status,
+    /// `(item=...)` label for loop items.
+    pub item: Option<String>,
+    pub ignored: bool,
+    /// Whether the result is hidden (`no_log`).
+    pub censored: bool,
+    /// What the task produced, as registered (JSON).
+    pub result: serde_json::Value,
+    pub diffs: Vec<FileDiff>,
+    /// For `debug`: the value to show.
+    pub debug: Option<serde_json::Value>,
+    pub duration_ms: u64,
+    /// Check mode: a command that would have run.
+    pub would_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub ok: u32,
+    pub changed: u32,
+    pub unreachable: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub rescued: u32,
+    pub ignored: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    PlayStart {
+        name: String,
+        hosts: Vec<String>,
+    },
+    NoHostsMatched,
+    TaskStart {
+        name: String,
+        handler: bool,
+    },
+    /// One host's result; loop items come first as `item` results, then the task's total.
+    Host(Box<HostResult>),
+    Retry {
+        host: String,
+        task: String,
+        retries_left: u32,
+    },
+    NoMoreHosts,
+    Warning {
+        message: String,
+    },
+    Recap {
+        hosts: Vec<(String, Stats)>,
+    },
+}
+
+impl Event {
+    pub fn host(r: HostResult) -> Event {
+        Event::Host(Box::new(r))
+    }
+}

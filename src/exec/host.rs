@@ -1,0 +1,816 @@
+//! One task on one host: conditions, loops, argument rendering, the module run, retries,
+//! `changed_when`/`failed_when`, and the result as it is registered and reported.
+
+use super::events::{Event, HostResult, Status};
+use super::{HostOutcome, PlayCtx, Runner};
+use crate::inventory::VarMap;
+use crate::modules::{self, Args, Failure, ModuleResult};
+use crate::playbook::{Body, Task};
+use crate::source::Span;
+use crate::vars::{Scope, TemplateError, value_to_string};
+use crate::yaml::{Kind, Node};
+use minijinja::Value;
+use minijinja::value::ValueKind;
+use std::time::{Duration, Instant};
+
+const CENSORED: &str = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+pub(crate) fn scope(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> Value {
+    Scope::value(
+        r.vars.clone(),
+        ctx.vars.clone(),
+        host,
+        task.kw.vars.clone(),
+        VarMap::new(),
+    )
+}
+
+fn scope_with(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize, locals: VarMap) -> Value {
+    Scope::value(r.vars.clone(), ctx.vars.clone(), host, task.kw.vars.clone(), locals)
+}
+
+fn located(r: &Runner, span: Span, e: TemplateError) -> String {
+    let help = e.help.map(|h| format!("; {h}")).unwrap_or_default();
+    format!("{} (at {}){help}", e.message, r.sources.location(span))
+}
+
+/// Render a YAML value for this host: strings are templated, lists and mappings walked.
+fn render(r: &Runner, node: &Node, scope: &Value) -> Result<Value, String> {
+    match &node.kind {
+        Kind::Str(s) => r.vars.templar.render(s, scope).map_err(|e| located(r, node.span, e)),
+        Kind::Seq(items) => Ok(Value::from(
+            items
+                .iter()
+                .map(|i| render(r, i, scope))
+                .collect::<Result<Vec<_>, _>>()?,
+        )),
+        Kind::Map(pairs) => {
+            let mut out = Vec::new();
+            for (k, v) in pairs {
+                out.push((k.scalar_text().unwrap_or_default(), render(r, v, scope)?));
+            }
+            Ok(Value::from_pairs(out))
+        }
+        _ => Ok(node.to_value()),
+    }
+}
+
+/// A boolean keyword (`ignore_errors: true` or a template).
+pub(crate) fn flag(r: &Runner, node: &Node, scope: &Value) -> Result<bool, String> {
+    match &node.kind {
+        Kind::Bool(b) => Ok(*b),
+        _ => render(r, node, scope)
+            .map(|v| crate::vars::filters::ansible_bool(&v) || (v.kind() == ValueKind::Bool && v.is_true())),
+    }
+}
+
+/// All conditions true? Literal booleans and raw expressions, as `when:` takes them.
+fn conditions(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, String> {
+    for c in conds {
+        let ok = match &c.kind {
+            Kind::Bool(b) => *b,
+            Kind::Str(s) => r.vars.templar.eval_bool(s, scope).map_err(|e| located(r, c.span, e))?,
+            _ => true,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub(crate) fn display_name(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> String {
+    let raw = task.display_name();
+    if !crate::vars::is_template(&raw) {
+        return raw;
+    }
+    r.vars
+        .templar
+        .render_string(&raw, &scope(r, ctx, task, host))
+        .unwrap_or(raw)
+}
+
+fn to_json(m: &VarMap) -> serde_json::Value {
+    serde_json::to_value(Value::from_pairs(m.clone())).unwrap_or(serde_json::Value::Null)
+}
+
+struct Item {
+    label: Option<String>,
+    status: Status,
+    result: ModuleResult,
+    value: VarMap,
+    attempts_events: Vec<Event>,
+}
+
+pub(crate) async fn run(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> HostOutcome {
+    let host_name = r.vars.inventory.hosts[host].name.clone();
+    let start = Instant::now();
+    let base_scope = scope(r, ctx, task, host);
+    let no_log = task
+        .kw
+        .no_log
+        .as_ref()
+        .is_some_and(|n| flag(r, n, &base_scope).unwrap_or(true));
+    let ignore = task.kw.ignore_errors.as_ref().map(|n| flag(r, n, &base_scope));
+    let ignore_errors = matches!(ignore, Some(Ok(true)));
+    let Body::Module(call) = &task.body else {
+        unreachable_body()
+    };
+
+    let mut outcome = HostOutcome {
+        host,
+        events: Vec::new(),
+        status: Status::Ok,
+        ignored: false,
+        changed: false,
+        registered: None,
+        facts: VarMap::new(),
+        meta: None,
+    };
+    let fail = |outcome: &mut HostOutcome, msg: String| {
+        let mut res = ModuleResult::failed(msg);
+        res.changed = false;
+        outcome.status = Status::Failed;
+        outcome.ignored = ignore_errors;
+        outcome.registered = Some(res.to_value());
+    };
+
+    let delegate = match &task.kw.delegate_to {
+        None => Ok(None),
+        Some(n) => render(r, n, &base_scope).map(|v| Some(value_to_string(&v))),
+    };
+    let delegate = match delegate {
+        Ok(d) => d,
+        Err(msg) => {
+            fail(&mut outcome, msg);
+            return finish(r, outcome, &host_name, None, no_log, start, None);
+        }
+    };
+
+    if call.spec.name == "meta" {
+        let ok = match conditions(r, &task.kw.when, &base_scope) {
+            Ok(b) => b,
+            Err(msg) => {
+                fail(&mut outcome, msg);
+                return finish(r, outcome, &host_name, delegate, no_log, start, None);
+            }
+        };
+        if ok {
+            outcome.meta = call.free_form.as_ref().and_then(|n| n.as_str()).map(str::to_string);
+        }
+        outcome.status = if ok { Status::Ok } else { Status::Skipped };
+        return outcome;
+    }
+
+    // The loop's items, or one pass with no item.
+    let items: Option<Vec<Value>> = match &task.loop_ {
+        None => None,
+        Some(l) => match loop_items(r, l, &base_scope) {
+            Ok(items) => Some(items),
+            Err(msg) => {
+                fail(&mut outcome, msg);
+                return finish(r, outcome, &host_name, delegate, no_log, start, None);
+            }
+        },
+    };
+
+    let Some(items) = items else {
+        let item = run_item(
+            r,
+            ctx,
+            task,
+            host,
+            VarMap::new(),
+            delegate.as_deref(),
+            no_log,
+            ignore_errors,
+            &base_scope,
+        )
+        .await;
+        outcome.events.extend(item.attempts_events);
+        outcome.status = item.status;
+        outcome.changed = item.result.changed;
+        outcome.ignored = item.status == Status::Failed && ignore_errors;
+        outcome.facts = item.result.facts.clone();
+        let debug = debug_value(call.spec.name, &item.result);
+        let mut hr = host_result(
+            &host_name,
+            &delegate,
+            item.status,
+            &item.value,
+            &item.result,
+            no_log,
+            debug,
+        );
+        hr.ignored = outcome.ignored;
+        hr.duration_ms = start.elapsed().as_millis() as u64;
+        hr.would_run = r.opts.check_effective(task, &base_scope, r)
+            && matches!(call.spec.name, "command" | "shell")
+            && item.result.changed
+            && item.result.rc.is_none();
+        outcome.events.push(Event::Host(Box::new(hr)));
+        outcome.registered = Some(item.value);
+        return outcome;
+    };
+
+    let lc = &task.loop_control;
+    let total = items.len();
+    let mut results = Vec::new();
+    let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
+    let mut facts = VarMap::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let mut locals = VarMap::new();
+        locals.insert(lc.loop_var.clone(), item.clone());
+        locals.insert("ansible_loop_var".into(), Value::from(lc.loop_var.as_str()));
+        if let Some(iv) = &lc.index_var {
+            locals.insert(iv.clone(), Value::from(i));
+        }
+        let mut al = VarMap::new();
+        al.insert("index".into(), Value::from(i + 1));
+        al.insert("index0".into(), Value::from(i));
+        al.insert("first".into(), Value::from(i == 0));
+        al.insert("last".into(), Value::from(i + 1 == total));
+        al.insert("length".into(), Value::from(total));
+        locals.insert("ansible_loop".into(), Value::from_pairs(al));
+        let item_scope = scope_with(r, ctx, task, host, locals.clone());
+        let label = match &lc.label {
+            Some(n) => render(r, n, &item_scope)
+                .map(|v| value_to_string(&v))
+                .unwrap_or_else(|_| value_to_string(&item)),
+            None => value_to_string(&item),
+        };
+        let mut it = run_item(
+            r,
+            ctx,
+            task,
+            host,
+            locals,
+            delegate.as_deref(),
+            no_log,
+            ignore_errors,
+            &item_scope,
+        )
+        .await;
+        it.label = Some(label.clone());
+        outcome.events.append(&mut it.attempts_events);
+        any_changed |= it.result.changed;
+        any_failed |= it.status == Status::Failed;
+        all_skipped &= it.status == Status::Skipped;
+        facts.extend(it.result.facts.clone());
+        let mut v = it.value.clone();
+        v.insert(lc.loop_var.clone(), item);
+        v.insert("ansible_loop_var".into(), Value::from(lc.loop_var.as_str()));
+        let mut hr = host_result(
+            &host_name,
+            &delegate,
+            it.status,
+            &v,
+            &it.result,
+            no_log,
+            debug_value(call.spec.name, &it.result),
+        );
+        hr.item = Some(if no_log { "None".into() } else { label });
+        outcome.events.push(Event::Host(Box::new(hr)));
+        results.push(Value::from_pairs(v));
+        if let Some(p) = &lc.pause
+            && i + 1 < total
+        {
+            let secs = render(r, p, &base_scope)
+                .ok()
+                .and_then(|v| value_to_string(&v).parse::<f64>().ok())
+                .unwrap_or(0.0);
+            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+        }
+    }
+    let mut reg = VarMap::new();
+    reg.insert("changed".into(), Value::from(any_changed));
+    reg.insert("failed".into(), Value::from(any_failed));
+    reg.insert("skipped".into(), Value::from(all_skipped && total > 0));
+    reg.insert(
+        "msg".into(),
+        Value::from(if any_failed {
+            "One or more items failed"
+        } else if all_skipped {
+            "All items skipped"
+        } else {
+            "All items completed"
+        }),
+    );
+    reg.insert("results".into(), Value::from(results));
+    outcome.status = if any_failed {
+        Status::Failed
+    } else if all_skipped {
+        Status::Skipped
+    } else if any_changed {
+        Status::Changed
+    } else {
+        Status::Ok
+    };
+    outcome.changed = any_changed;
+    outcome.ignored = any_failed && ignore_errors;
+    outcome.facts = facts;
+    // The loop's summary line, shown by the report only when it adds something (all skipped,
+    // failed).
+    let summary = ModuleResult {
+        changed: any_changed,
+        failed: any_failed,
+        skipped: all_skipped,
+        ..ModuleResult::default()
+    };
+    let mut hr = host_result(&host_name, &delegate, outcome.status, &reg, &summary, no_log, None);
+    hr.ignored = outcome.ignored;
+    hr.item = None;
+    hr.duration_ms = start.elapsed().as_millis() as u64;
+    if total == 0 {
+        hr.status = Status::Skipped;
+        outcome.status = Status::Skipped;
+        reg.insert("skipped".into(), Value::from(true));
+        reg.insert("skipped_reason".into(), Value::from("No items in the list"));
+        hr.result = to_json(&reg);
+    }
+    outcome.events.push(Event::Host(Box::new(hr)));
+    outcome.registered = Some(reg);
+    outcome
+}
+
+fn unreachable_body() -> ! {
+    panic!("blocks are expanded by the scheduler before a task reaches a host")
+}
+
+fn finish(
+    r: &Runner,
+    mut o: HostOutcome,
+    host: &str,
+    delegate: Option<String>,
+    no_log: bool,
+    start: Instant,
+    _x: Option<()>,
+) -> HostOutcome {
+    let _ = r;
+    let reg = o.registered.clone().unwrap_or_default();
+    let res = ModuleResult {
+        failed: o.status == Status::Failed,
+        ..ModuleResult::default()
+    };
+    let mut hr = host_result(host, &delegate, o.status, &reg, &res, no_log, None);
+    hr.ignored = o.ignored;
+    hr.duration_ms = start.elapsed().as_millis() as u64;
+    o.events.push(Event::Host(Box::new(hr)));
+    o
+}
+
+fn debug_value(module: &str, res: &ModuleResult) -> Option<serde_json::Value> {
+    if module != "debug" || res.failed {
+        return None;
+    }
+    let m: VarMap = res.data.clone();
+    Some(to_json(&m))
+}
+
+fn host_result(
+    host: &str,
+    delegate: &Option<String>,
+    status: Status,
+    value: &VarMap,
+    res: &ModuleResult,
+    no_log: bool,
+    debug: Option<serde_json::Value>,
+) -> HostResult {
+    let mut shown = value.clone();
+    if no_log {
+        shown = VarMap::new();
+        shown.insert("censored".into(), Value::from(CENSORED));
+        shown.insert("changed".into(), Value::from(res.changed));
+    }
+    HostResult {
+        host: host.to_string(),
+        delegated_to: delegate.clone().filter(|d| d != host),
+        status,
+        item: None,
+        ignored: false,
+        censored: no_log,
+        result: to_json(&shown),
+        diffs: if no_log { Vec::new() } else { res.diffs.clone() },
+        debug: if no_log { None } else { debug },
+        duration_ms: 0,
+        would_run: false,
+    }
+}
+
+fn loop_items(r: &Runner, l: &crate::playbook::Loop, scope: &Value) -> Result<Vec<Value>, String> {
+    let v = render(r, &l.items, scope)?;
+    let mut items: Vec<Value> = if l.dict {
+        if v.kind() != ValueKind::Map {
+            return Err(format!(
+                "`with_dict` needs a mapping, got {} (at {})",
+                v.kind(),
+                r.sources.location(l.items.span)
+            ));
+        }
+        let mut out = Vec::new();
+        for k in v.try_iter().map_err(|e| e.to_string())? {
+            let val = v.get_item(&k).map_err(|e| e.to_string())?;
+            out.push(Value::from_pairs([("key".to_string(), k), ("value".to_string(), val)]));
+        }
+        out
+    } else {
+        match v.kind() {
+            ValueKind::Seq | ValueKind::Iterable => v.try_iter().map_err(|e| e.to_string())?.collect(),
+            ValueKind::None | ValueKind::Undefined => Vec::new(),
+            other => {
+                return Err(format!(
+                    "the loop needs a list, got {other} (at {}); use `dict2items` to loop over a mapping",
+                    r.sources.location(l.items.span)
+                ));
+            }
+        }
+    };
+    if l.flatten {
+        items = items
+            .into_iter()
+            .flat_map(|i| {
+                if i.kind() == ValueKind::Seq {
+                    i.try_iter().map(|it| it.collect()).unwrap_or_default()
+                } else {
+                    vec![i]
+                }
+            })
+            .collect();
+    }
+    Ok(items)
+}
+
+/// Run the module once (one loop item), with `until` retries and the result conditions.
+#[allow(clippy::too_many_arguments)]
+async fn run_item(
+    r: &Runner,
+    ctx: &PlayCtx<'_>,
+    task: &Task,
+    host: usize,
+    locals: VarMap,
+    delegate: Option<&str>,
+    no_log: bool,
+    ignore_errors: bool,
+    scope: &Value,
+) -> Item {
+    let _ = ignore_errors;
+    let host_name = r.vars.inventory.hosts[host].name.clone();
+    let mut item = Item {
+        label: None,
+        status: Status::Ok,
+        result: ModuleResult::ok(),
+        value: VarMap::new(),
+        attempts_events: Vec::new(),
+    };
+    let failed = |item: &mut Item, msg: String| {
+        item.result = ModuleResult::failed(msg);
+        item.status = Status::Failed;
+        item.value = item.result.to_value();
+    };
+    match conditions(r, &task.kw.when, scope) {
+        Ok(true) => {}
+        Ok(false) => {
+            let mut res = ModuleResult {
+                skipped: true,
+                ..ModuleResult::default()
+            };
+            res.data
+                .insert("skip_reason".into(), Value::from("Conditional result was False"));
+            item.value = res.to_value();
+            item.result = res;
+            item.status = Status::Skipped;
+            return item;
+        }
+        Err(msg) => {
+            failed(&mut item, msg);
+            return item;
+        }
+    }
+    let Body::Module(call) = &task.body else {
+        unreachable_body()
+    };
+
+    // Everything the module needs, rendered for this host.
+    let prepared = (|| -> Result<_, String> {
+        let free = match &call.free_form {
+            Some(n) => Some(value_to_string(&render(r, n, scope)?)),
+            None => None,
+        };
+        let mut raw = Vec::new();
+        for (k, n) in &call.args {
+            // `assert: that:` holds expressions the module evaluates itself.
+            let keep_raw = call.spec.name == "assert" && k == "that";
+            raw.push((k.clone(), if keep_raw { n.to_value() } else { render(r, n, scope)? }));
+        }
+        let args = Args::new(call.spec, free, raw);
+        let mut env = Vec::new();
+        for n in &task.kw.environment {
+            let v = render(r, n, scope)?;
+            if v.kind() != ValueKind::Map {
+                return Err(format!(
+                    "`environment` must be a mapping (at {})",
+                    r.sources.location(n.span)
+                ));
+            }
+            for k in v.try_iter().map_err(|e| e.to_string())? {
+                let val = v.get_item(&k).map_err(|e| e.to_string())?;
+                env.push((k.to_string(), value_to_string(&val)));
+            }
+        }
+        let check_mode = match &task.kw.check_mode {
+            Some(n) => flag(r, n, scope)?,
+            None => r.opts.check,
+        };
+        let diff = match &task.kw.diff {
+            Some(n) => flag(r, n, scope)?,
+            None => r.opts.diff,
+        };
+        let become_user = match &task.kw.r#become {
+            Some(n) if flag(r, n, scope)? => Some(match &task.kw.become_user {
+                Some(u) => value_to_string(&render(r, u, scope)?),
+                None => "root".to_string(),
+            }),
+            _ => None,
+        };
+        let timeout = match &task.kw.timeout {
+            Some(n) => {
+                let v = render(r, n, scope)?;
+                Some(Duration::from_secs(value_to_string(&v).parse::<u64>().map_err(
+                    |_| format!("`timeout` must be a number of seconds, got `{v}`"),
+                )?))
+            }
+            None => None,
+        };
+        let retries = match &task.retries {
+            Some(n) => value_to_string(&render(r, n, scope)?)
+                .parse::<u32>()
+                .map_err(|_| "`retries` must be a whole number".to_string())?,
+            None => 3,
+        };
+        let delay = match &task.delay {
+            Some(n) => value_to_string(&render(r, n, scope)?)
+                .parse::<f64>()
+                .map_err(|_| "`delay` must be a number of seconds".to_string())?,
+            None => 5.0,
+        };
+        Ok((args, env, check_mode, diff, become_user, timeout, retries, delay))
+    })();
+    let (args, env, check_mode, diff, become_user, timeout, retries, delay) = match prepared {
+        Ok(p) => p,
+        Err(msg) => {
+            failed(&mut item, msg);
+            return item;
+        }
+    };
+
+    // The connection goes to the delegate when there is one, with the delegate's own
+    // connection variables.
+    let conn_host = delegate.unwrap_or(&host_name);
+    let conn_vars_host = r.vars.inventory.host(conn_host).unwrap_or(host);
+    let conn_kind = match &task.kw.connection {
+        Some(n) => Some(value_to_string(&render(r, n, scope).unwrap_or_default())),
+        None => r.vars.inventory.hosts[conn_vars_host]
+            .vars
+            .get("ansible_connection")
+            .map(value_to_string),
+    };
+    let conn_kind = match (conn_kind, delegate) {
+        (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
+        (k, _) => k,
+    };
+    let conn = match r.connection(conn_host, conn_kind.as_deref()) {
+        Ok(c) => c,
+        Err(msg) => {
+            item.result = ModuleResult::failed(msg.clone());
+            item.status = Status::Unreachable;
+            let mut v = VarMap::new();
+            v.insert("unreachable".into(), Value::from(true));
+            v.insert("changed".into(), Value::from(false));
+            v.insert("msg".into(), Value::from(msg));
+            item.value = v;
+            return item;
+        }
+    };
+
+    let max_attempts = if task.until.is_some() { retries.max(1) + 1 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mctx = modules::Ctx {
+            conn: &conn,
+            check_mode,
+            diff,
+            become_user: become_user.clone(),
+            timeout,
+            env: env.clone(),
+            templar: &r.vars.templar,
+            scope,
+            playbook_dir: &r.playbook.dir,
+            sources: &r.sources,
+            template_files: &r.checked.template_files,
+            interactive: r.opts.interactive,
+        };
+        let (mut res, unreachable) = match modules::run(call.spec.name, &args, &mctx).await {
+            Ok(res) => (res, false),
+            Err(Failure::Failed(res)) => (*res, false),
+            Err(Failure::Unreachable(msg)) => (ModuleResult::failed(msg), true),
+        };
+        if unreachable {
+            let mut v = VarMap::new();
+            v.insert("unreachable".into(), Value::from(true));
+            v.insert("changed".into(), Value::from(false));
+            v.insert("msg".into(), Value::from(res.msg.clone().unwrap_or_default()));
+            item.value = v;
+            item.result = res;
+            item.status = Status::Unreachable;
+            return item;
+        }
+        if check_mode && res.changed && matches!(call.spec.name, "command" | "shell") {
+            res.data.insert("check_mode".into(), Value::from(true));
+        }
+        let mut value = res.to_value();
+        if task.until.is_some() {
+            value.insert("attempts".into(), Value::from(attempt));
+        }
+        // changed_when / failed_when / until see the result under its registered name.
+        let mut locals2 = locals.clone();
+        if let Some(reg) = &task.register {
+            locals2.insert(reg.clone(), Value::from_pairs(value.clone()));
+        }
+        let rscope = scope_with(r, ctx, task, host, locals2);
+        if let Some(cw) = &task.changed_when {
+            match conditions(r, cw, &rscope) {
+                Ok(b) => res.changed = b,
+                Err(msg) => {
+                    failed(&mut item, msg);
+                    return item;
+                }
+            }
+        }
+        if let Some(fw) = &task.failed_when {
+            match conditions_any(r, fw, &rscope) {
+                Ok(b) => {
+                    res.failed = b;
+                    if b && res.msg.is_none() {
+                        res.msg = Some("failed_when condition was true".into());
+                    }
+                }
+                Err(msg) => {
+                    failed(&mut item, msg);
+                    return item;
+                }
+            }
+        }
+        value.insert("changed".into(), Value::from(res.changed));
+        value.insert("failed".into(), Value::from(res.failed));
+        let done = match &task.until {
+            None => true,
+            Some(u) => match conditions(r, std::slice::from_ref(u), &rscope) {
+                Ok(b) => b,
+                Err(msg) => {
+                    failed(&mut item, msg);
+                    return item;
+                }
+            },
+        };
+        if done || attempt >= max_attempts {
+            if !done {
+                res.failed = true;
+                value.insert("failed".into(), Value::from(true));
+                value.insert(
+                    "msg".into(),
+                    Value::from(res.msg.clone().unwrap_or_else(|| "Retries exhausted".into())),
+                );
+            }
+            item.status = if res.failed {
+                Status::Failed
+            } else if res.skipped {
+                Status::Skipped
+            } else if res.changed {
+                Status::Changed
+            } else {
+                Status::Ok
+            };
+            item.value = value;
+            item.result = res;
+            let _ = no_log;
+            return item;
+        }
+        item.attempts_events.push(Event::Retry {
+            host: host_name.clone(),
+            task: task.display_name(),
+            retries_left: max_attempts - attempt,
+        });
+        tokio::time::sleep(Duration::from_secs_f64(delay.max(0.0))).await;
+    }
+}
+
+/// `failed_when` with a list is true if any condition is (Ansible ORs them).
+fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, String> {
+    for c in conds {
+        if conditions(r, std::slice::from_ref(c), scope)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `gather_facts: true`: a few facts read with one command.
+pub(crate) async fn gather(r: &Runner, ctx: &PlayCtx<'_>, host: usize) -> HostOutcome {
+    let _ = ctx;
+    let name = r.vars.inventory.hosts[host].name.clone();
+    let mut o = HostOutcome {
+        host,
+        events: Vec::new(),
+        status: Status::Ok,
+        ignored: false,
+        changed: false,
+        registered: None,
+        facts: VarMap::new(),
+        meta: None,
+    };
+    let kind = r.vars.inventory.hosts[host]
+        .vars
+        .get("ansible_connection")
+        .map(value_to_string);
+    let script = "hostname; uname -n; hostname -f 2>/dev/null || hostname; uname -m; uname -s; uname -r; \
+                  . /etc/os-release 2>/dev/null; echo \"${NAME:-unknown}\"; echo \"${VERSION_ID:-}\"; echo \"${ID_LIKE:-${ID:-}}\"; id -un";
+    let res = match r.connection(&name, kind.as_deref()) {
+        Ok(c) => c
+            .exec(&crate::connection::Command::new(script))
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(out) if out.rc == 0 => {
+            let text = out.stdout_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let get = |i: usize| Value::from(lines.get(i).copied().unwrap_or(""));
+            for (i, k) in [
+                "ansible_hostname",
+                "ansible_nodename",
+                "ansible_fqdn",
+                "ansible_architecture",
+                "ansible_system",
+                "ansible_kernel",
+                "ansible_distribution",
+                "ansible_distribution_version",
+                "ansible_os_family",
+                "ansible_user_id",
+            ]
+            .iter()
+            .enumerate()
+            {
+                o.facts.insert(k.to_string(), get(i));
+            }
+            let mut hr = host_result(
+                &name,
+                &None,
+                Status::Ok,
+                &VarMap::new(),
+                &ModuleResult::ok(),
+                false,
+                None,
+            );
+            hr.result = serde_json::json!({"changed": false});
+            o.events.push(Event::Host(Box::new(hr)));
+        }
+        Ok(out) => {
+            o.status = Status::Failed;
+            let res = ModuleResult::failed(format!("gathering facts failed: {}", out.stderr_text().trim()));
+            o.events.push(Event::host(host_result(
+                &name,
+                &None,
+                Status::Failed,
+                &res.to_value(),
+                &res,
+                false,
+                None,
+            )));
+        }
+        Err(msg) => {
+            o.status = Status::Unreachable;
+            let res = ModuleResult::failed(msg);
+            o.events.push(Event::host(host_result(
+                &name,
+                &None,
+                Status::Unreachable,
+                &res.to_value(),
+                &res,
+                false,
+                None,
+            )));
+        }
+    }
+    o
+}
+
+impl super::Options {
+    fn check_effective(&self, task: &Task, scope: &Value, r: &Runner) -> bool {
+        match &task.kw.check_mode {
+            Some(n) => flag(r, n, scope).unwrap_or(self.check),
+            None => self.check,
+        }
+    }
+}

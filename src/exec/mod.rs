@@ -1,0 +1,691 @@
+//! The scheduler: plays in `serial` batches, each task on every active host at once (up to
+//! `--forks`), blocks with rescue/always, handlers, and Ansible's failure policy.
+
+pub mod events;
+mod host;
+
+use crate::connection::{Connection, Local};
+use crate::inventory::VarMap;
+use crate::playbook::check::Checked;
+use crate::playbook::{Body, Play, Playbook, Task, serial_sizes};
+use crate::source::Sources;
+use crate::vars::{PlayVars, RunVars};
+use events::{Event, Stats, Status};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use minijinja::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// Facts `gather_facts: true` provides.
+pub const FACT_NAMES: &[&str] = &[
+    "ansible_hostname",
+    "ansible_nodename",
+    "ansible_fqdn",
+    "ansible_architecture",
+    "ansible_system",
+    "ansible_kernel",
+    "ansible_distribution",
+    "ansible_distribution_version",
+    "ansible_os_family",
+    "ansible_user_id",
+    "ansible_env",
+    "ansible_date_time",
+];
+
+/// Receives the run's events (the human, JSON and JUnit reports implement it).
+pub trait Reporter: Send {
+    fn event(&mut self, e: &Event);
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub check: bool,
+    pub diff: bool,
+    pub forks: usize,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub start_at_task: Option<String>,
+    pub force_handlers: bool,
+    pub interactive: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            check: false,
+            diff: false,
+            forks: 50,
+            tags: vec!["all".into()],
+            skip_tags: Vec::new(),
+            start_at_task: None,
+            force_handlers: false,
+            interactive: false,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub stats: Vec<(String, Stats)>,
+    pub any_failed: bool,
+    pub any_unreachable: bool,
+    pub interrupted: bool,
+}
+
+pub struct Runner {
+    sources: Sources,
+    playbook: Arc<Playbook>,
+    checked: Arc<Checked>,
+    vars: Arc<RunVars>,
+    opts: Options,
+    reporter: Mutex<Box<dyn Reporter>>,
+    stats: Mutex<HashMap<usize, Stats>>,
+    /// Hosts in the order they first appeared in the run, for the recap.
+    seen: Mutex<Vec<usize>>,
+    forks: Arc<Semaphore>,
+    started: AtomicBool,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Per host, within one play.
+#[derive(Debug, Default, Clone)]
+struct HostState {
+    failed: bool,
+    unreachable: bool,
+    ended: bool,
+    /// Handler names and `listen` topics notified and not yet run.
+    notified: Vec<String>,
+}
+
+pub(crate) struct PlayCtx<'a> {
+    play: &'a Play,
+    vars: Arc<PlayVars>,
+}
+
+/// What happened to one host for one task, applied by the scheduler in host order.
+pub(crate) struct HostOutcome {
+    pub host: usize,
+    /// Item results and retries, then the task's own result.
+    pub events: Vec<Event>,
+    pub status: Status,
+    pub ignored: bool,
+    pub changed: bool,
+    pub registered: Option<VarMap>,
+    pub facts: VarMap,
+    pub meta: Option<String>,
+}
+
+impl Runner {
+    pub fn new(
+        sources: Sources,
+        playbook: Arc<Playbook>,
+        checked: Checked,
+        vars: Arc<RunVars>,
+        opts: Options,
+        reporter: Box<dyn Reporter>,
+    ) -> Runner {
+        let started = opts.start_at_task.is_none();
+        Runner {
+            sources,
+            playbook,
+            checked: Arc::new(checked),
+            vars,
+            forks: Arc::new(Semaphore::new(opts.forks.max(1))),
+            opts,
+            reporter: Mutex::new(reporter),
+            stats: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Vec::new()),
+            started: AtomicBool::new(started),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A flag that stops the run at the next task boundary when set (SIGINT).
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancelled.clone()
+    }
+
+    fn emit(&self, e: Event) {
+        self.reporter.lock().unwrap_or_else(|p| p.into_inner()).event(&e);
+    }
+
+    fn stat(&self, host: usize, f: impl FnOnce(&mut Stats)) {
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if !seen.contains(&host) {
+                seen.push(host);
+            }
+        }
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        f(stats.entry(host).or_default());
+    }
+
+    pub async fn run(&self) -> Summary {
+        let mut summary = Summary::default();
+        for (i, play) in self.playbook.plays.iter().enumerate() {
+            if self.cancelled.load(Ordering::SeqCst) {
+                break;
+            }
+            let hosts = self.checked.play_hosts[i].clone();
+            let stop = self.run_play(play, hosts).await;
+            if stop {
+                break;
+            }
+        }
+        summary.interrupted = self.cancelled.load(Ordering::SeqCst);
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut order: Vec<usize> = seen;
+        order.sort_by(|a, b| {
+            self.vars.inventory.hosts[*a]
+                .name
+                .cmp(&self.vars.inventory.hosts[*b].name)
+        });
+        for h in order {
+            let s = stats.get(&h).copied().unwrap_or_default();
+            summary.any_failed |= s.failed > 0;
+            summary.any_unreachable |= s.unreachable > 0;
+            summary.stats.push((self.vars.inventory.hosts[h].name.clone(), s));
+        }
+        self.emit(Event::Recap {
+            hosts: summary.stats.clone(),
+        });
+        summary
+    }
+
+    /// Run one play; returns true if the whole run must stop.
+    async fn run_play(&self, play: &Play, hosts: Vec<usize>) -> bool {
+        let names = |hs: &[usize]| {
+            hs.iter()
+                .map(|h| self.vars.inventory.hosts[*h].name.clone())
+                .collect::<Vec<_>>()
+        };
+        if hosts.is_empty() {
+            self.emit(Event::PlayStart {
+                name: play.name.clone(),
+                hosts: Vec::new(),
+            });
+            self.emit(Event::NoHostsMatched);
+            return false;
+        }
+        let all_value = Value::from(names(&hosts));
+        let mut offset = 0;
+        for size in serial_sizes(&play.serial, hosts.len()) {
+            let batch: Vec<usize> = hosts[offset..offset + size].to_vec();
+            offset += size;
+            self.emit(Event::PlayStart {
+                name: play.name.clone(),
+                hosts: names(&batch),
+            });
+            let mut state: HashMap<usize, HostState> = batch.iter().map(|h| (*h, HostState::default())).collect();
+            let mut pvars = PlayVars {
+                vars: play.vars.clone(),
+                play_hosts_all: all_value.clone(),
+                play_batch: Value::from(names(&batch)),
+                check_mode: self.opts.check,
+            };
+            let mut abort = false;
+            if play.gather_facts {
+                let ctx = PlayCtx {
+                    play,
+                    vars: Arc::new(PlayVars {
+                        ..clone_play_vars(&pvars)
+                    }),
+                };
+                self.gather_facts(&ctx, &batch, &mut state).await;
+            }
+            for (section, tasks) in [
+                ("pre_tasks", &play.pre_tasks),
+                ("tasks", &play.tasks),
+                ("post_tasks", &play.post_tasks),
+            ] {
+                let _ = section;
+                let active = self.active(&state, &batch);
+                pvars.play_batch = Value::from(names(&active));
+                let ctx = PlayCtx {
+                    play,
+                    vars: Arc::new(clone_play_vars(&pvars)),
+                };
+                if self.run_list(&ctx, tasks, &mut state, &batch).await {
+                    abort = true;
+                }
+                self.flush_handlers(&ctx, &mut state, &batch).await;
+                if abort || self.cancelled.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+            let failed = batch.iter().filter(|h| state[h].failed || state[h].unreachable).count();
+            if self.cancelled.load(Ordering::SeqCst) {
+                return true;
+            }
+            if failed == batch.len() {
+                self.emit(Event::NoMoreHosts);
+                return true;
+            }
+            if abort {
+                return true;
+            }
+            if let Some(pct) = play.max_fail_percentage
+                && (failed as f64) * 100.0 / (batch.len() as f64) > pct
+            {
+                self.emit(Event::NoMoreHosts);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn active(&self, state: &HashMap<usize, HostState>, batch: &[usize]) -> Vec<usize> {
+        batch
+            .iter()
+            .copied()
+            .filter(|h| state.get(h).is_some_and(|s| !s.failed && !s.unreachable && !s.ended))
+            .collect()
+    }
+
+    /// Run tasks on the active hosts of the batch; returns true if the play must stop
+    /// (`any_errors_fatal`, `meta: end_play`).
+    fn run_list<'a>(
+        &'a self,
+        ctx: &'a PlayCtx<'a>,
+        tasks: &'a [Task],
+        state: &'a mut HashMap<usize, HostState>,
+        batch: &'a [usize],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            for task in tasks {
+                if self.cancelled.load(Ordering::SeqCst) {
+                    return true;
+                }
+                let active = self.active(state, batch);
+                if active.is_empty() {
+                    return false;
+                }
+                match &task.body {
+                    Body::Block { block, rescue, always } => {
+                        if !self.started.load(Ordering::SeqCst)
+                            && !contains_start(task, self.opts.start_at_task.as_deref())
+                        {
+                            continue;
+                        }
+                        let entered: Vec<usize> = active.clone();
+                        let mut stop = self.run_list(ctx, block, state, batch).await;
+                        let failed_in_block: Vec<usize> = entered
+                            .iter()
+                            .copied()
+                            .filter(|h| state[h].failed && !state[h].unreachable)
+                            .collect();
+                        if !stop && !rescue.is_empty() && !failed_in_block.is_empty() {
+                            self.rescue_stats(&failed_in_block);
+                            for h in &failed_in_block {
+                                if let Some(s) = state.get_mut(h) {
+                                    s.failed = false;
+                                }
+                            }
+                            let others: Vec<usize> = entered
+                                .iter()
+                                .copied()
+                                .filter(|h| !failed_in_block.contains(h))
+                                .collect();
+                            // Hosts that did not fail sit out the rescue section.
+                            let mut parked = Vec::new();
+                            for h in &others {
+                                if let Some(s) = state.get_mut(h)
+                                    && !s.ended
+                                    && !s.failed
+                                    && !s.unreachable
+                                {
+                                    s.ended = true;
+                                    parked.push(*h);
+                                }
+                            }
+                            stop = self.run_list(ctx, rescue, state, batch).await;
+                            for h in parked {
+                                if let Some(s) = state.get_mut(&h) {
+                                    s.ended = false;
+                                }
+                            }
+                        }
+                        if !always.is_empty() && !stop {
+                            // `always` runs on every host that entered the block, failed or not.
+                            let mut revived = Vec::new();
+                            for h in &entered {
+                                if let Some(s) = state.get_mut(h)
+                                    && s.failed
+                                    && !s.unreachable
+                                {
+                                    s.failed = false;
+                                    revived.push(*h);
+                                }
+                            }
+                            stop = self.run_list(ctx, always, state, batch).await;
+                            for h in revived {
+                                if let Some(s) = state.get_mut(&h) {
+                                    s.failed = true;
+                                }
+                            }
+                        }
+                        if stop {
+                            return true;
+                        }
+                    }
+                    Body::Module(m) => {
+                        if !self.started.load(Ordering::SeqCst) {
+                            if Some(task.display_name().as_str()) == self.opts.start_at_task.as_deref() {
+                                self.started.store(true, Ordering::SeqCst);
+                            } else {
+                                continue;
+                            }
+                        }
+                        if !self.tags_selected(&task.kw.tags) {
+                            continue;
+                        }
+                        if m.spec.name == "meta" {
+                            let action = m.free_form.as_ref().and_then(|n| n.as_str()).unwrap_or("noop");
+                            match action {
+                                "flush_handlers" => self.flush_handlers(ctx, state, batch).await,
+                                "end_play" => return true,
+                                "clear_host_errors" => {
+                                    for s in state.values_mut() {
+                                        s.failed = false;
+                                    }
+                                }
+                                "end_host" => {
+                                    let outs = self.run_task(ctx, task, &active, false).await;
+                                    for o in outs {
+                                        if o.meta.as_deref() == Some("end_host")
+                                            && let Some(s) = state.get_mut(&o.host)
+                                        {
+                                            s.ended = true;
+                                        }
+                                    }
+                                }
+                                _ => {}
+                            }
+                            continue;
+                        }
+                        let outs = self.run_task(ctx, task, &active, false).await;
+                        let mut fatal = false;
+                        for o in outs {
+                            let s = state.entry(o.host).or_default();
+                            match o.status {
+                                Status::Failed if !o.ignored => s.failed = true,
+                                Status::Unreachable => s.unreachable = true,
+                                _ => {}
+                            }
+                            if o.changed && (matches!(o.status, Status::Changed | Status::Ok) || o.ignored) {
+                                for (n, _) in &task.notify {
+                                    if !s.notified.contains(n) {
+                                        s.notified.push(n.clone());
+                                    }
+                                }
+                            }
+                            if (o.status == Status::Failed && !o.ignored) || o.status == Status::Unreachable {
+                                let scope = host::scope(self, ctx, task, o.host);
+                                let aef = ctx.play.any_errors_fatal
+                                    || task
+                                        .kw
+                                        .any_errors_fatal
+                                        .as_ref()
+                                        .is_some_and(|n| host::flag(self, n, &scope).unwrap_or(false));
+                                fatal |= aef;
+                            }
+                        }
+                        if fatal {
+                            // any_errors_fatal: every host of the batch stops here.
+                            for h in batch {
+                                if let Some(s) = state.get_mut(h)
+                                    && !s.failed
+                                    && !s.unreachable
+                                {
+                                    s.ended = true;
+                                }
+                            }
+                            return true;
+                        }
+                    }
+                }
+            }
+            false
+        })
+    }
+
+    fn tags_selected(&self, tags: &[String]) -> bool {
+        let has = |t: &str| tags.iter().any(|x| x == t);
+        let skip = &self.opts.skip_tags;
+        let only = &self.opts.tags;
+        if skip
+            .iter()
+            .any(|s| has(s) || (s == "tagged" && !tags.is_empty()) || (s == "untagged" && tags.is_empty()))
+        {
+            return false;
+        }
+        if has("always") {
+            return true;
+        }
+        let explicit = only.iter().any(|o| o != "all" && has(o));
+        if has("never") {
+            return explicit;
+        }
+        only.iter().any(|o| o == "all")
+            || explicit
+            || (only.iter().any(|o| o == "tagged") && !tags.is_empty())
+            || (only.iter().any(|o| o == "untagged") && tags.is_empty())
+    }
+
+    /// Run one module task on `hosts` and report each host's result in host order.
+    async fn run_task(&self, ctx: &PlayCtx<'_>, task: &Task, hosts: &[usize], handler: bool) -> Vec<HostOutcome> {
+        self.emit(Event::TaskStart {
+            name: host::display_name(self, ctx, task, hosts[0]),
+            handler,
+        });
+        let run_once = task.kw.run_once.as_ref().is_some_and(|n| {
+            let scope = host::scope(self, ctx, task, hosts[0]);
+            host::flag(self, n, &scope).unwrap_or(false)
+        });
+        let targets: Vec<usize> = if run_once { vec![hosts[0]] } else { hosts.to_vec() };
+        let mut pending: FuturesOrdered<_> = targets
+            .iter()
+            .map(|&h| async move {
+                let _permit = self.forks.acquire().await.ok();
+                host::run(self, ctx, task, h).await
+            })
+            .collect();
+        let mut outs = Vec::new();
+        while let Some(o) = pending.next().await {
+            self.record(task, &o);
+            outs.push(o);
+        }
+        if run_once && let Some(first) = outs.first() {
+            // The one result stands for every host of the batch, as in Ansible.
+            for &h in &hosts[1..] {
+                if let Some(reg) = &task.register
+                    && let Some(v) = &first.registered
+                {
+                    self.vars.set_fact(h, reg, Value::from_pairs(v.clone()));
+                }
+                for (k, v) in &first.facts {
+                    self.vars.set_fact(h, k, v.clone());
+                }
+            }
+            let copies: Vec<HostOutcome> = hosts[1..]
+                .iter()
+                .map(|&h| HostOutcome {
+                    host: h,
+                    events: Vec::new(),
+                    status: first.status,
+                    ignored: first.ignored,
+                    changed: first.changed,
+                    registered: None,
+                    facts: VarMap::new(),
+                    meta: first.meta.clone(),
+                })
+                .collect();
+            outs.extend(copies);
+        }
+        outs
+    }
+
+    /// Emit a host's events, count its stats, store what it registered.
+    fn record(&self, task: &Task, o: &HostOutcome) {
+        for e in &o.events {
+            self.emit(e.clone());
+        }
+        self.stat(o.host, |s| match o.status {
+            Status::Ok | Status::Changed => {
+                s.ok += 1;
+                if o.changed {
+                    s.changed += 1;
+                }
+            }
+            Status::Skipped => s.skipped += 1,
+            Status::Unreachable => s.unreachable += 1,
+            Status::Failed if o.ignored => {
+                s.ok += 1;
+                s.ignored += 1;
+                if o.changed {
+                    s.changed += 1;
+                }
+            }
+            Status::Failed => s.failed += 1,
+        });
+        if let Some(reg) = &task.register
+            && let Some(v) = &o.registered
+        {
+            self.vars.set_fact(o.host, reg, Value::from_pairs(v.clone()));
+        }
+        for (k, v) in &o.facts {
+            self.vars.set_fact(o.host, k, v.clone());
+        }
+    }
+
+    /// A failure inside a block with `rescue` counts as rescued, not failed.
+    fn rescue_stats(&self, hosts: &[usize]) {
+        for &h in hosts {
+            self.stat(h, |s| {
+                s.failed = s.failed.saturating_sub(1);
+                s.rescued += 1;
+            });
+        }
+    }
+
+    async fn flush_handlers(&self, ctx: &PlayCtx<'_>, state: &mut HashMap<usize, HostState>, batch: &[usize]) {
+        for handler in &ctx.play.handlers {
+            let name = handler.name.as_ref().and_then(|n| n.scalar_text());
+            let hosts: Vec<usize> = batch
+                .iter()
+                .copied()
+                .filter(|h| {
+                    let s = &state[h];
+                    let notified = s
+                        .notified
+                        .iter()
+                        .any(|n| Some(n) == name.as_ref() || handler.listen.contains(n));
+                    notified
+                        && !s.unreachable
+                        && !s.ended
+                        && (!s.failed || self.opts.force_handlers || ctx.play.force_handlers)
+                })
+                .collect();
+            if hosts.is_empty() {
+                continue;
+            }
+            let outs = self.run_task(ctx, handler, &hosts, true).await;
+            for o in outs {
+                let s = state.entry(o.host).or_default();
+                match o.status {
+                    Status::Failed if !o.ignored => s.failed = true,
+                    Status::Unreachable => s.unreachable = true,
+                    _ => {}
+                }
+                if o.changed {
+                    for (n, _) in &handler.notify {
+                        if !s.notified.contains(n) {
+                            s.notified.push(n.clone());
+                        }
+                    }
+                }
+            }
+            for h in &hosts {
+                if let Some(s) = state.get_mut(h) {
+                    s.notified
+                        .retain(|n| Some(n) != name.as_ref() && !handler.listen.contains(n));
+                }
+            }
+        }
+        for s in state.values_mut() {
+            s.notified.clear();
+        }
+    }
+
+    async fn gather_facts(&self, ctx: &PlayCtx<'_>, batch: &[usize], state: &mut HashMap<usize, HostState>) {
+        self.emit(Event::TaskStart {
+            name: "Gathering Facts".into(),
+            handler: false,
+        });
+        let mut pending: FuturesOrdered<_> = batch
+            .iter()
+            .map(|&h| async move {
+                let _permit = self.forks.acquire().await.ok();
+                host::gather(self, ctx, h).await
+            })
+            .collect();
+        while let Some(o) = pending.next().await {
+            if o.status == Status::Unreachable
+                && let Some(s) = state.get_mut(&o.host)
+            {
+                s.unreachable = true;
+            }
+            if o.status == Status::Failed
+                && let Some(s) = state.get_mut(&o.host)
+            {
+                s.failed = true;
+            }
+            for e in &o.events {
+                self.emit(e.clone());
+            }
+            self.stat(o.host, |s| match o.status {
+                Status::Unreachable => s.unreachable += 1,
+                Status::Failed => s.failed += 1,
+                _ => s.ok += 1,
+            });
+            for (k, v) in &o.facts {
+                self.vars.set_fact(o.host, k, v.clone());
+            }
+        }
+    }
+
+    /// The connection for a host: `local` when its `ansible_connection` (or the task's
+    /// `connection:`) says so.
+    pub(crate) fn connection(&self, host: &str, vars_connection: Option<&str>) -> Result<Connection, String> {
+        match vars_connection.unwrap_or("ssh") {
+            "local" => Ok(Connection::Local(Local)),
+            other => Err(format!(
+                "host `{host}` uses the `{other}` connection, which this build does not provide; set `ansible_connection=local`"
+            )),
+        }
+    }
+}
+
+fn clone_play_vars(p: &PlayVars) -> PlayVars {
+    PlayVars {
+        vars: p.vars.clone(),
+        play_hosts_all: p.play_hosts_all.clone(),
+        play_batch: p.play_batch.clone(),
+        check_mode: p.check_mode,
+    }
+}
+
+fn contains_start(task: &Task, name: Option<&str>) -> bool {
+    let mut found = false;
+    task.walk(&mut |t: &Task| {
+        if Some(t.display_name().as_str()) == name {
+            found = true;
+        }
+    });
+    found
+}

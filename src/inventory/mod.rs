@@ -1,0 +1,501 @@
+//! The inventory: hosts, groups and their variables, loaded from Ansible INI or YAML files
+//! plus `group_vars/` and `host_vars/`, and host patterns resolved against it.
+
+mod ini;
+pub use ini::valid_var_name;
+pub use vars_dirs::parse_vars_file;
+pub mod pattern;
+pub mod range;
+mod vars_dirs;
+mod yaml_inv;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::source::{Sources, Span};
+use crate::yaml::Node;
+use indexmap::IndexMap;
+use minijinja::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub type VarMap = IndexMap<String, Value>;
+
+#[derive(Debug)]
+pub struct Host {
+    pub name: String,
+    /// Where the host was first declared, if in a file.
+    pub span: Option<Span>,
+    /// Inventory-level variables, merged in Ansible's precedence order (group vars, group_vars/,
+    /// host vars, host_vars/).
+    pub vars: Arc<VarMap>,
+    /// `group_names`: the groups the host belongs to, sorted, without `all` and `ungrouped`.
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Group {
+    pub name: String,
+    pub span: Option<Span>,
+    /// Hosts declared directly in this group, in file order.
+    pub hosts: Vec<usize>,
+    pub children: Vec<String>,
+    pub vars: VarMap,
+    /// Longest path from `all`; sets the order in which group vars apply.
+    pub depth: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub hosts: Vec<Host>,
+    index: HashMap<String, usize>,
+    pub groups: IndexMap<String, Group>,
+    /// Every templated string found in inventory variables, checked before anything runs.
+    pub template_nodes: Vec<Node>,
+    /// The directory the inventory was read from (holds `group_vars/` and `host_vars/`).
+    pub dir: Option<PathBuf>,
+}
+
+impl Inventory {
+    pub fn host(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// All hosts of a group and its descendants, in Ansible's order (a group's own hosts first,
+    /// then its children's, breadth first, without repeats).
+    pub fn group_hosts(&self, group: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut seen_hosts = HashSet::new();
+        let mut seen_groups = HashSet::new();
+        let mut queue = std::collections::VecDeque::from([group.to_string()]);
+        while let Some(g) = queue.pop_front() {
+            if !seen_groups.insert(g.clone()) {
+                continue;
+            }
+            if let Some(grp) = self.groups.get(&g) {
+                for &h in &grp.hosts {
+                    if seen_hosts.insert(h) {
+                        out.push(h);
+                    }
+                }
+                queue.extend(grp.children.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// The implicit `localhost` Ansible provides when the inventory does not name it.
+    fn ensure_implicit_localhost(&mut self) -> usize {
+        if let Some(i) = self.host("localhost") {
+            return i;
+        }
+        let mut vars = VarMap::new();
+        vars.insert("ansible_connection".into(), Value::from("local"));
+        if let Some(all) = self.groups.get("all") {
+            for (k, v) in all.vars.iter().rev() {
+                vars.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+        self.hosts.push(Host {
+            name: "localhost".into(),
+            span: None,
+            vars: Arc::new(vars),
+            groups: vec![],
+        });
+        self.index.insert("localhost".into(), self.hosts.len() - 1);
+        self.hosts.len() - 1
+    }
+
+    /// `groups` as templates see it: every group name to its host names.
+    pub fn groups_value(&self) -> Value {
+        Value::from_pairs(self.groups.keys().map(|g| {
+            let names: Vec<Value> = self
+                .group_hosts(g)
+                .into_iter()
+                .map(|h| Value::from(self.hosts[h].name.as_str()))
+                .collect();
+            (g.clone(), Value::from(names))
+        }))
+    }
+}
+
+/// Where the inventory comes from: `-i prod` may name a file, a directory, `inventories/prod`,
+/// or a comma-separated host list (`-i web1,web2,`).
+pub fn resolve_path(arg: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(arg);
+    if p.exists() {
+        return Some(p);
+    }
+    let q = Path::new("inventories").join(arg);
+    if q.exists() {
+        return Some(q);
+    }
+    None
+}
+
+/// Load an inventory. `extra_vars_dirs` are searched for `group_vars/` and `host_vars/` after the
+/// inventory's own directory (the playbook's directory, in `roll play`).
+pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result<Inventory, Diagnostics> {
+    let mut b = Builder::default();
+    let inv_dir = match resolve_path(arg) {
+        Some(path) if path.is_dir() => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map_err(|e| Diagnostic::error(format!("cannot read inventory directory `{}`: {e}", path.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && !ignored_inventory_file(p))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Diagnostic::error(format!(
+                    "inventory directory `{}` holds no inventory file",
+                    path.display()
+                ))
+                .with_help("add a `hosts` (INI) or `hosts.yml` file to it")
+                .into());
+            }
+            for f in files {
+                load_file(sources, &f, &mut b);
+            }
+            Some(path)
+        }
+        Some(path) => {
+            load_file(sources, &path, &mut b);
+            Some(path.parent().map(Path::to_path_buf).unwrap_or_default())
+        }
+        None if arg.contains(',') => {
+            for name in arg.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                b.add_host(name, None, "ungrouped", Vec::new());
+            }
+            None
+        }
+        None => {
+            return Err(Diagnostic::error(format!("inventory `{arg}` not found"))
+                .with_help(format!("give a file or directory path, or create `inventories/{arg}`"))
+                .into());
+        }
+    };
+    let mut dirs: Vec<PathBuf> = inv_dir.iter().cloned().collect();
+    for d in extra_vars_dirs {
+        let same = dirs.iter().any(|x| same_dir(x, d));
+        if !same {
+            dirs.push(d.clone());
+        }
+    }
+    let mut inv = b.finish(sources, &dirs)?;
+    inv.dir = inv_dir;
+    Ok(inv)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn ignored_inventory_file(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with('.')
+        || name.ends_with('~')
+        || [".md", ".orig", ".ini.sample", ".retry", ".pyc", ".cfg"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        || name == "README"
+}
+
+fn load_file(sources: &Sources, path: &Path, b: &mut Builder) {
+    let file = match sources.load(path) {
+        Ok(f) => f,
+        Err(e) => {
+            b.diags.push(Diagnostic::error(format!(
+                "cannot read inventory file `{}`: {e}",
+                path.display()
+            )));
+            return;
+        }
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let text = sources.get(file);
+    let looks_yaml = matches!(ext, "yml" | "yaml" | "json")
+        || (ext.is_empty()
+            && text
+                .text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+                .is_some_and(|l| l == "---" || (l.ends_with(':') && !l.starts_with('[')) || l.starts_with("all:")));
+    if looks_yaml {
+        yaml_inv::parse(sources, file, b);
+    } else {
+        ini::parse(sources, file, b);
+    }
+}
+
+#[derive(Debug, Default)]
+struct RawGroup {
+    span: Option<Span>,
+    hosts: Vec<String>,
+    children: Vec<(String, Option<Span>)>,
+    vars: VarMap,
+}
+
+#[derive(Debug, Default)]
+struct RawHost {
+    span: Option<Span>,
+    vars: VarMap,
+}
+
+/// Collects what the INI and YAML parsers read, then checks and merges it.
+#[derive(Debug, Default)]
+pub(crate) struct Builder {
+    groups: IndexMap<String, RawGroup>,
+    hosts: IndexMap<String, RawHost>,
+    template_nodes: Vec<Node>,
+    pub(crate) diags: Diagnostics,
+}
+
+impl Builder {
+    fn group(&mut self, name: &str, span: Option<Span>) -> &mut RawGroup {
+        if !self.groups.contains_key("all") {
+            self.groups.insert("all".into(), RawGroup::default());
+            self.groups.insert("ungrouped".into(), RawGroup::default());
+        }
+        let g = self.groups.entry(name.to_string()).or_default();
+        if g.span.is_none() {
+            g.span = span;
+        }
+        g
+    }
+
+    fn add_host(&mut self, name: &str, span: Option<Span>, group: &str, vars: Vec<(String, Value)>) {
+        let h = self.hosts.entry(name.to_string()).or_default();
+        if h.span.is_none() {
+            h.span = span;
+        }
+        h.vars.extend(vars);
+        let g = self.group(group, None);
+        if !g.hosts.iter().any(|x| x == name) {
+            g.hosts.push(name.to_string());
+        }
+    }
+
+    fn add_child(&mut self, parent: &str, child: &str, span: Option<Span>) {
+        self.group(child, span);
+        let p = self.group(parent, None);
+        if !p.children.iter().any(|(c, _)| c == child) {
+            p.children.push((child.to_string(), span));
+        }
+    }
+
+    fn finish(mut self, sources: &Sources, vars_dirs: &[PathBuf]) -> Result<Inventory, Diagnostics> {
+        self.group("all", None);
+        // Every group that is nobody's child hangs under `all`; hosts in no group are `ungrouped`.
+        let child_names: HashSet<String> = self
+            .groups
+            .values()
+            .flat_map(|g| g.children.iter().map(|(c, _)| c.clone()))
+            .collect();
+        let roots: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|g| *g != "all" && !child_names.contains(*g))
+            .cloned()
+            .collect();
+        for r in roots {
+            self.add_child("all", &r, None);
+        }
+        self.check_cycles();
+        let grouped: HashSet<String> = self
+            .groups
+            .iter()
+            .filter(|(n, _)| *n != "all" && *n != "ungrouped")
+            .flat_map(|(_, g)| g.hosts.iter().cloned())
+            .collect();
+        let all_hosts = std::mem::take(&mut self.groups["all"].hosts);
+        for h in all_hosts {
+            if !grouped.contains(&h) {
+                self.add_host(&h, None, "ungrouped", Vec::new());
+            }
+        }
+        if !self.diags.is_empty() {
+            return Err(self.diags);
+        }
+
+        let mut inv = Inventory::default();
+        for (name, raw) in &self.hosts {
+            inv.index.insert(name.clone(), inv.hosts.len());
+            inv.hosts.push(Host {
+                name: name.clone(),
+                span: raw.span,
+                vars: Arc::default(),
+                groups: Vec::new(),
+            });
+        }
+        for (name, raw) in &self.groups {
+            let hosts = raw.hosts.iter().filter_map(|h| inv.index.get(h).copied()).collect();
+            inv.groups.insert(
+                name.clone(),
+                Group {
+                    name: name.clone(),
+                    span: raw.span,
+                    hosts,
+                    children: raw.children.iter().map(|(c, _)| c.clone()).collect(),
+                    vars: raw.vars.clone(),
+                    depth: 0,
+                },
+            );
+        }
+        compute_depths(&mut inv);
+
+        // group_names and the groups that apply to each host, in precedence order.
+        let mut host_groups: Vec<Vec<String>> = vec![Vec::new(); inv.hosts.len()];
+        let group_names: Vec<String> = inv.groups.keys().cloned().collect();
+        for g in &group_names {
+            for h in inv.group_hosts(g) {
+                host_groups[h].push(g.clone());
+            }
+        }
+        let mut dir_vars = vars_dirs::VarsDirs::load(sources, vars_dirs, &group_names, &self.hosts, &mut self.diags);
+        if !self.diags.is_empty() {
+            return Err(self.diags);
+        }
+        self.template_nodes.append(&mut dir_vars.template_nodes);
+        for (i, groups) in host_groups.iter_mut().enumerate() {
+            groups.sort_by(|a, b| {
+                let (ga, gb) = (&inv.groups[a], &inv.groups[b]);
+                (ga.depth, &ga.name).cmp(&(gb.depth, &gb.name))
+            });
+            let name = inv.hosts[i].name.clone();
+            let mut vars = VarMap::new();
+            for g in groups.iter() {
+                vars.extend(inv.groups[g].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            for layer in dir_vars.group_layers_for(groups) {
+                vars.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            vars.extend(self.hosts[&name].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            for layer in dir_vars.host_layers_for(&name) {
+                vars.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            inv.hosts[i].vars = Arc::new(vars);
+            inv.hosts[i].groups = groups
+                .iter()
+                .filter(|g| *g != "all" && *g != "ungrouped")
+                .cloned()
+                .collect();
+            inv.hosts[i].groups.sort();
+        }
+        inv.template_nodes = self.template_nodes;
+        Ok(inv)
+    }
+
+    fn check_cycles(&mut self) {
+        fn visit(
+            g: &str,
+            groups: &IndexMap<String, RawGroup>,
+            path: &mut Vec<String>,
+            done: &mut HashSet<String>,
+            out: &mut Option<(Vec<String>, Option<Span>)>,
+        ) {
+            if out.is_some() || done.contains(g) {
+                return;
+            }
+            path.push(g.to_string());
+            if let Some(grp) = groups.get(g) {
+                for (c, span) in &grp.children {
+                    if let Some(pos) = path.iter().position(|p| p == c) {
+                        let mut cycle = path[pos..].to_vec();
+                        cycle.push(c.clone());
+                        *out = Some((cycle, *span));
+                        return;
+                    }
+                    visit(c, groups, path, done, out);
+                }
+            }
+            path.pop();
+            done.insert(g.to_string());
+        }
+        let mut done = HashSet::new();
+        let mut found = None;
+        for g in self.groups.keys() {
+            visit(g, &self.groups, &mut Vec::new(), &mut done, &mut found);
+        }
+        if let Some((cycle, span)) = found {
+            let mut d = Diagnostic::error(format!(
+                "group `{}` is its own ancestor: {}",
+                cycle[0],
+                cycle.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" → ")
+            ))
+            .with_help("a group cannot be a child of one of its own children; remove one of these links");
+            d.span = span;
+            self.diags.push(d);
+        }
+    }
+}
+
+fn compute_depths(inv: &mut Inventory) {
+    // Longest distance from `all`: a child is always applied after its parents.
+    let names: Vec<String> = inv.groups.keys().cloned().collect();
+    let mut depth: HashMap<String, usize> = names.iter().map(|n| (n.clone(), 0)).collect();
+    for _ in 0..names.len() {
+        let mut changed = false;
+        for n in &names {
+            let d = depth[n];
+            for c in inv.groups[n].children.clone() {
+                if depth[&c] < d + 1 {
+                    depth.insert(c, d + 1);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (n, g) in inv.groups.iter_mut() {
+        g.depth = depth[n];
+    }
+}
+
+/// Parse an inventory variable value written in INI (`key=value`): numbers, `True`/`False`, JSON
+/// lists and mappings, and quoted strings are typed as Ansible types them; anything else is a string.
+pub(crate) fn ini_value(raw: &str) -> Value {
+    let t = raw.trim();
+    if (t.starts_with('"') && t.ends_with('"') && t.len() >= 2)
+        || (t.starts_with('\'') && t.ends_with('\'') && t.len() >= 2)
+    {
+        return Value::from(&t[1..t.len() - 1]);
+    }
+    match t {
+        "True" | "true" => return Value::from(true),
+        "False" | "false" => return Value::from(false),
+        "None" => return Value::from(()),
+        _ => {}
+    }
+    if let Ok(i) = t.parse::<i64>() {
+        return Value::from(i);
+    }
+    if t.contains('.')
+        && let Ok(f) = t.parse::<f64>()
+    {
+        return Value::from(f);
+    }
+    if (t.starts_with('[') || t.starts_with('{'))
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(t)
+    {
+        return crate::vars::from_serde(&v);
+    }
+    Value::from(t)
+}
+
+/// Register a parsed variable node for template checking if it holds a template.
+pub(crate) fn collect_templates(node: &Node, out: &mut Vec<Node>) {
+    match &node.kind {
+        crate::yaml::Kind::Str(s) if crate::vars::is_template(s) => out.push(node.clone()),
+        crate::yaml::Kind::Seq(items) => items.iter().for_each(|n| collect_templates(n, out)),
+        crate::yaml::Kind::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_templates(v, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+//! Host ranges in inventory names: `app[01:20]`, `db-[a:f]`, `web[1:9:2]`, several per name.
+
+/// Expand every `[start:end(:step)]` in `name`. Names without brackets expand to themselves.
+pub fn expand(name: &str) -> Result<Vec<String>, String> {
+    let Some(open) = name.find('[') else {
+        return Ok(vec![name.to_string()]);
+    };
+    let Some(close_rel) = name[open..].find(']') else {
+        return Err("unclosed `[` in host range".into());
+    };
+    let close = open + close_rel;
+    let (head, body, tail) = (&name[..open], &name[open + 1..close], &name[close + 1..]);
+    let parts: Vec<&str> = body.split(':').collect();
+    if parts.len() < 2 || parts.len() > 3 {
+        return Err(format!(
+            "host range `[{body}]` must look like `[start:end]` or `[start:end:step]`"
+        ));
+    }
+    let (start, end) = (parts[0], parts[1]);
+    let step: usize = match parts.get(2) {
+        None => 1,
+        Some(s) => match s.parse() {
+            Ok(0) | Err(_) => return Err(format!("host range step `{s}` must be a positive integer")),
+            Ok(n) => n,
+        },
+    };
+    let items: Vec<String> = if let (Ok(a), Ok(b)) = (start.parse::<u64>(), end.parse::<u64>()) {
+        if a > b {
+            return Err(format!("host range `[{body}]` starts after it ends"));
+        }
+        // A leading zero on the start pads every number to the width of the start.
+        let width = if start.len() > 1 && start.starts_with('0') {
+            start.len()
+        } else {
+            0
+        };
+        (a..=b).step_by(step).map(|n| format!("{n:0width$}")).collect()
+    } else if start.len() == 1
+        && end.len() == 1
+        && start.chars().all(|c| c.is_ascii_alphabetic())
+        && end.chars().all(|c| c.is_ascii_alphabetic())
+    {
+        let (a, b) = (start.as_bytes()[0], end.as_bytes()[0]);
+        if a > b {
+            return Err(format!("host range `[{body}]` starts after it ends"));
+        }
+        (a..=b).step_by(step).map(|c| (c as char).to_string()).collect()
+    } else {
+        return Err(format!(
+            "host range `[{body}]` must be two numbers (`[01:20]`) or two single letters (`[a:f]`)"
+        ));
+    };
+    let tails = expand(tail)?;
+    let mut out = Vec::with_capacity(items.len() * tails.len());
+    for item in &items {
+        for t in &tails {
+            out.push(format!("{head}{item}{t}"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn numeric_ranges_keep_zero_padding() {
+        assert_eq!(expand("app[01:03]").unwrap(), ["app01", "app02", "app03"]);
+        assert_eq!(expand("w[8:10]").unwrap(), ["w8", "w9", "w10"]);
+        assert_eq!(expand("w[1:5:2].x").unwrap(), ["w1.x", "w3.x", "w5.x"]);
+    }
+
+    #[test]
+    fn alpha_and_nested_ranges() {
+        assert_eq!(expand("db-[a:c]").unwrap(), ["db-a", "db-b", "db-c"]);
+        assert_eq!(expand("r[1:2]c[a:b]").unwrap(), ["r1ca", "r1cb", "r2ca", "r2cb"]);
+        assert_eq!(expand("plain").unwrap(), ["plain"]);
+    }
+
+    #[test]
+    fn bad_ranges_are_errors() {
+        assert_eq!(expand("a[3:1]").unwrap_err(), "host range `[3:1]` starts after it ends");
+        assert!(expand("a[1-3]").is_err());
+        assert!(expand("a[1:3").is_err());
+        assert!(expand("a[a:3]").is_err());
+        assert!(expand("a[1:3:0]").is_err());
+    }
+}

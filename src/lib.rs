@@ -1,0 +1,48 @@
+//! roll: Ansible-style rollouts of docker web apps behind nginx.
+//!
+//! The pipeline runs one way, each stage a function from one owned type to the next:
+//! `source` + `yaml` (load, spans) → `playbook` / `inventory` (parse) → `playbook::check`
+//! (every diagnostic, before any host is touched) → `vars` (precedence, templates) →
+//! `exec` (scheduler, per-host task loop, handlers, failure policy) over `connection`, running
+//! `modules` (check → apply) → `report` (human log, JSON Lines) from one event stream.
+
+pub mod cli;
+pub mod commands;
+pub mod connection;
+pub mod diagnostic;
+pub mod exec;
+pub mod exit;
+pub mod inventory;
+pub mod modules;
+pub mod playbook;
+pub mod report;
+pub mod settings;
+pub mod shell;
+pub mod source;
+pub mod vars;
+pub mod yaml;
+
+use clap::{CommandFactory, Parser};
+
+/// Parse the command line and run the subcommand; returns the process exit status.
+pub fn run() -> exit::Exit {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::Exit::InvalidInput
+            } else {
+                exit::Exit::Ok
+            };
+        }
+    };
+    match cli.command {
+        cli::Command::Play(a) => commands::play::run(a),
+        cli::Command::Inventory(a) => commands::inventory::run(a),
+        cli::Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut std::io::stdout());
+            exit::Exit::Ok
+        }
+    }
+}

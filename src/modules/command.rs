@@ -1,0 +1,138 @@
+//! `command` (no shell: words are quoted one by one) and `shell` (a script), with `chdir`,
+//! `creates`, `removes` and `stdin`.
+
+use super::{Action, Args, Ctx, Failure, ModuleResult, Plan};
+use crate::connection::Command;
+use crate::shell::quote;
+use minijinja::Value;
+use minijinja::value::ValueKind;
+
+/// A command ready to run.
+pub struct Run {
+    /// The shell script that runs it.
+    script: String,
+    /// What `cmd` shows in the result: the words for `command`, the script for `shell`.
+    shown: Value,
+    chdir: Option<String>,
+    stdin: Option<Vec<u8>>,
+    strip: bool,
+}
+
+pub async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let chdir = args.str("chdir")?;
+    let (script, shown) = if shell {
+        let body = match (&args.free, args.str("cmd")?) {
+            (Some(f), _) => f.clone(),
+            (None, Some(c)) => c,
+            (None, None) => return Err("no command given".to_string().into()),
+        };
+        let script = match args.str("executable")? {
+            Some(exe) => format!("{} -c {}", quote(&exe), quote(&body)),
+            None => body.clone(),
+        };
+        (script, Value::from(body))
+    } else {
+        let words: Vec<String> = if let Some(argv) = args.get("argv") {
+            if argv.kind() != ValueKind::Seq {
+                return Err("`argv` must be a list of words".to_string().into());
+            }
+            argv.try_iter()
+                .map_err(|e| e.to_string())?
+                .map(|w| crate::vars::value_to_string(&w))
+                .collect()
+        } else {
+            let line = match (&args.free, args.str("cmd")?) {
+                (Some(f), _) => f.clone(),
+                (None, Some(c)) => c,
+                (None, None) => return Err("no command given".to_string().into()),
+            };
+            crate::shell::split(&line).ok_or_else(|| format!("unterminated quote in command `{line}`"))?
+        };
+        if words.is_empty() {
+            return Err("no command given".to_string().into());
+        }
+        let script = format!("exec {}", crate::shell::join(&words));
+        (script, Value::from(words))
+    };
+
+    for (key, want_exists) in [("creates", true), ("removes", false)] {
+        let Some(path) = args.str(key)? else { continue };
+        let full = match (&chdir, path.starts_with('/')) {
+            (Some(d), false) => format!("{d}/{path}"),
+            _ => path.clone(),
+        };
+        let mut probe = Command::new(format!("test -e {}", quote(&full)));
+        probe.become_user = ctx.become_user.clone();
+        let exists = ctx.conn.exec(&probe).await?.rc == 0;
+        if exists == want_exists {
+            let why = if want_exists {
+                format!("{path} exists")
+            } else {
+                format!("{path} does not exist")
+            };
+            let mut r = ModuleResult::ok().with_msg(format!(
+                "Did not run command since '{path}' {}",
+                if want_exists { "exists" } else { "does not exist" }
+            ));
+            r.rc = Some(0);
+            r.stdout = Some(format!("skipped, since {why}"));
+            r.stderr = Some(String::new());
+            return Ok(Plan::Unchanged(r.with("cmd", shown)));
+        }
+    }
+
+    let stdin = args.str("stdin")?.map(|s| {
+        let mut b = s.into_bytes();
+        if args.bool("stdin_add_newline", true).unwrap_or(true) {
+            b.push(b'\n');
+        }
+        b
+    });
+    let preview = ModuleResult::changed()
+        .with_msg("command would run (check mode)")
+        .with("cmd", shown.clone());
+    let strip = args.bool("strip_empty_ends", true)?;
+    Ok(Plan::Change {
+        preview,
+        action: Action::Command(Run {
+            script,
+            shown,
+            chdir,
+            stdin,
+            strip,
+        }),
+    })
+}
+
+pub async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    let cmd = Command {
+        script: run.script,
+        stdin: run.stdin,
+        env: ctx.env.clone(),
+        chdir: run.chdir,
+        timeout: ctx.timeout,
+        become_user: ctx.become_user.clone(),
+    };
+    let start = std::time::Instant::now();
+    let out = ctx.conn.exec(&cmd).await?;
+    let delta = start.elapsed();
+    let text = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b).into_owned();
+        if run.strip {
+            s.trim_end_matches(['\n', '\r']).to_string()
+        } else {
+            s
+        }
+    };
+    let mut r = ModuleResult::changed()
+        .with("cmd", run.shown)
+        .with("delta", format!("{:.6}", delta.as_secs_f64()));
+    r.rc = Some(out.rc as i64);
+    r.stdout = Some(text(&out.stdout));
+    r.stderr = Some(text(&out.stderr));
+    if out.rc != 0 {
+        r.failed = true;
+        r.msg = Some("non-zero return code".into());
+    }
+    Ok(r)
+}

@@ -1,0 +1,441 @@
+//! `template`, `copy` and `file`: compare the wanted file or path state with the host's, then
+//! write atomically (temp file beside the destination, validate, rename) or change the path.
+
+use super::{Action, Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
+use crate::connection::{Command, FileAttrs, FileKind, FileStat};
+use crate::shell::quote;
+
+/// A file to write.
+pub struct Write {
+    dest: String,
+    content: Vec<u8>,
+    attrs: FileAttrs,
+    backup: bool,
+    validate: Option<String>,
+}
+
+/// A change to a path made by `file`.
+pub enum FileOp {
+    Mkdir {
+        path: String,
+        attrs: FileAttrs,
+        recurse: bool,
+    },
+    Remove {
+        path: String,
+    },
+    Touch {
+        path: String,
+        attrs: FileAttrs,
+    },
+    Link {
+        src: String,
+        path: String,
+        hard: bool,
+    },
+    Attrs {
+        path: String,
+        attrs: FileAttrs,
+        recurse: bool,
+    },
+}
+
+fn attrs(args: &Args) -> Result<FileAttrs, String> {
+    Ok(FileAttrs {
+        mode: args.mode("mode")?,
+        owner: args.str("owner")?,
+        group: args.str("group")?,
+    })
+}
+
+/// Attribute differences between what is there and what is wanted, as `key: before → after` lines.
+fn attr_changes(stat: &FileStat, want: &FileAttrs) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    if let Some(m) = want.mode
+        && m != stat.mode
+    {
+        out.push(("mode".into(), format!("{:04o}", stat.mode), format!("{m:04o}")));
+    }
+    if let Some(o) = &want.owner
+        && o != &stat.owner
+        && o.parse::<u32>().is_err()
+    {
+        out.push(("owner".into(), stat.owner.clone(), o.clone()));
+    }
+    if let Some(g) = &want.group
+        && g != &stat.group
+        && g.parse::<u32>().is_err()
+    {
+        out.push(("group".into(), stat.group.clone(), g.clone()));
+    }
+    out
+}
+
+fn attr_diff(path: &str, changes: &[(String, String, String)]) -> FileDiff {
+    FileDiff {
+        path: path.to_string(),
+        before: changes.iter().map(|(k, b, _)| format!("{k}: {b}\n")).collect(),
+        after: changes.iter().map(|(k, _, a)| format!("{k}: {a}\n")).collect(),
+    }
+}
+
+pub async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let src = args.req_str("src")?;
+    let dest = args.req_str("dest")?;
+    let path = crate::playbook::check::find_source(ctx.playbook_dir, &src, true)
+        .ok_or_else(|| format!("template `{src}` not found"))?;
+    let file = match ctx.template_files.get(&path) {
+        Some(id) => ctx.sources.get(*id),
+        None => {
+            let id = ctx
+                .sources
+                .load(&path)
+                .map_err(|e| format!("cannot read template `{src}`: {e}"))?;
+            ctx.sources.get(id)
+        }
+    };
+    let rendered = ctx.templar.render_string(&file.text, ctx.scope).map_err(|e| {
+        let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+        let help = e.help.map(|h| format!(" ({h})")).unwrap_or_default();
+        format!("{}{at}: {}{help}", file.path.display(), e.message)
+    })?;
+    plan_write(dest, rendered.into_bytes(), args, ctx).await
+}
+
+pub async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let mut dest = args.req_str("dest")?;
+    let content = match (args.get("content"), args.str("src")?) {
+        (Some(c), _) => {
+            let s = match c.kind() {
+                minijinja::value::ValueKind::String => c.as_str().unwrap_or("").to_string(),
+                _ => serde_json::to_string(c).map_err(|e| e.to_string())?,
+            };
+            s.into_bytes()
+        }
+        (None, Some(src)) => {
+            let path = crate::playbook::check::find_source(ctx.playbook_dir, &src, false)
+                .ok_or_else(|| format!("copy source `{src}` not found"))?;
+            if dest.ends_with('/') {
+                dest.push_str(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
+            }
+            std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+        }
+        (None, None) => return Err("give `content` or `src`".to_string().into()),
+    };
+    plan_write(dest, content, args, ctx).await
+}
+
+async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let want = attrs(args)?;
+    let stat = ctx.conn.stat(&dest, ctx.become_user.as_deref()).await?;
+    if stat.kind == FileKind::Directory {
+        return Err(format!("destination `{dest}` is a directory").into());
+    }
+    let current = match stat.kind {
+        FileKind::Absent => None,
+        _ => ctx.conn.read_file(&dest, ctx.become_user.as_deref()).await?,
+    };
+    let force = args.bool("force", true)?;
+    let base = ModuleResult::ok()
+        .with("dest", dest.as_str())
+        .with("size", content.len() as i64);
+    if current.is_some() && !force {
+        return Ok(Plan::Unchanged(base.with_msg("file exists and `force` is false")));
+    }
+    let same_content = current.as_deref() == Some(content.as_slice());
+    let changes = if current.is_some() {
+        attr_changes(&stat, &want)
+    } else {
+        Vec::new()
+    };
+    if same_content && changes.is_empty() {
+        return Ok(Plan::Unchanged(base));
+    }
+    let mut preview = base;
+    preview.changed = true;
+    if !same_content {
+        preview.diffs.push(FileDiff {
+            path: dest.clone(),
+            before: current
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
+            after: String::from_utf8_lossy(&content).into_owned(),
+        });
+    }
+    if !changes.is_empty() {
+        preview.diffs.push(attr_diff(&dest, &changes));
+    }
+    // When only attributes differ, the file is left in place and only they are changed.
+    if same_content {
+        return Ok(Plan::Change {
+            preview,
+            action: Action::File(FileOp::Attrs {
+                path: dest,
+                attrs: want,
+                recurse: false,
+            }),
+        });
+    }
+    let write = Write {
+        dest,
+        content,
+        attrs: want,
+        backup: args.bool("backup", false)?,
+        validate: args.str("validate")?,
+    };
+    Ok(Plan::Change {
+        preview,
+        action: Action::WriteFile(write),
+    })
+}
+
+pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    let p = quote(&w.dest);
+    let mut script = format!(
+        "umask 077\nd=$(dirname {p})\n[ -d \"$d\" ] || {{ echo \"directory $d does not exist\" >&2; exit 1; }}\n\
+         t=$(mktemp \"$d/.roll.XXXXXXXX\") || exit 1\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\" || exit 1\n"
+    );
+    match w.attrs.mode {
+        Some(m) => script.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n")),
+        None => script.push_str(&format!(
+            "if [ -e {p} ]; then chmod \"$(stat -c %a {p})\" \"$t\"; else chmod 644 \"$t\"; fi || exit 1\n"
+        )),
+    }
+    if let Some(o) = &w.attrs.owner {
+        script.push_str(&format!("chown {} \"$t\" || exit 1\n", quote(o)));
+    }
+    if let Some(g) = &w.attrs.group {
+        script.push_str(&format!("chgrp {} \"$t\" || exit 1\n", quote(g)));
+    }
+    if let Some(v) = &w.validate {
+        // `%s` is the candidate file; it is validated before it replaces anything.
+        let cmd = v.replace("%s", "\"$t\"");
+        script.push_str(&format!(
+            "( {cmd} ) >&2 || {{ echo \"validation failed: {}\" >&2; exit 5; }}\n",
+            v.replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")
+        ));
+    }
+    if w.backup {
+        script.push_str(&format!(
+            "if [ -e {p} ]; then b={p}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {p} \"$b\" || exit 1; echo \"$b\"; fi\n"
+        ));
+    }
+    script.push_str(&format!("mv -f \"$t\" {p} || exit 1\ntrap - EXIT\n"));
+    let mut cmd = Command::new(script);
+    cmd.stdin = Some(w.content.clone());
+    cmd.become_user = ctx.become_user.clone();
+    cmd.timeout = ctx.timeout;
+    let out = ctx.conn.exec(&cmd).await?;
+    if out.rc != 0 {
+        let mut r = ModuleResult::failed(if out.rc == 5 {
+            format!("failed to validate `{}`", w.dest)
+        } else {
+            format!("cannot write `{}`: {}", w.dest, out.stderr_text().trim())
+        });
+        r.stderr = Some(out.stderr_text().trim_end().to_string());
+        r.rc = Some(out.rc as i64);
+        return Err(Failure::Failed(Box::new(r)));
+    }
+    let mut r = ModuleResult::changed()
+        .with("dest", w.dest.as_str())
+        .with("size", w.content.len() as i64);
+    let backup = out.stdout_text().trim().to_string();
+    if !backup.is_empty() {
+        r = r.with("backup_file", backup);
+    }
+    Ok(r)
+}
+
+pub async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let path = args.req_str("path")?;
+    let want = attrs(args)?;
+    let stat = ctx.conn.stat(&path, ctx.become_user.as_deref()).await?;
+    let state = match args.str("state")? {
+        Some(s) => s,
+        None if stat.kind == FileKind::Directory => "directory".into(),
+        None => "file".into(),
+    };
+    let now = kind_name(&stat.kind);
+    let base = ModuleResult::ok()
+        .with("path", path.as_str())
+        .with("state", state.as_str());
+    let state_diff = |to: &str| FileDiff {
+        path: path.clone(),
+        before: format!("state: {now}\n"),
+        after: format!("state: {to}\n"),
+    };
+    let recurse = args.bool("recurse", false)?;
+    let change = |preview: ModuleResult, op: FileOp| {
+        Ok(Plan::Change {
+            preview,
+            action: Action::File(op),
+        })
+    };
+    match state.as_str() {
+        "absent" => {
+            if stat.kind == FileKind::Absent {
+                return Ok(Plan::Unchanged(base));
+            }
+            let mut p = base;
+            p.changed = true;
+            p.diffs.push(state_diff("absent"));
+            change(p, FileOp::Remove { path })
+        }
+        "directory" => match &stat.kind {
+            FileKind::Absent => {
+                let mut p = base;
+                p.changed = true;
+                p.diffs.push(state_diff("directory"));
+                change(
+                    p,
+                    FileOp::Mkdir {
+                        path,
+                        attrs: want,
+                        recurse,
+                    },
+                )
+            }
+            FileKind::Directory => attrs_plan(base, &path, &stat, want, recurse),
+            other => Err(format!("`{path}` exists and is a {}, not a directory", kind_name(other)).into()),
+        },
+        "file" => match &stat.kind {
+            FileKind::Absent => Err(format!("file `{path}` does not exist; use `state: touch` to create it").into()),
+            FileKind::Directory => Err(format!("`{path}` is a directory, not a file").into()),
+            _ => attrs_plan(base, &path, &stat, want, false),
+        },
+        "touch" => {
+            // Touch always changes the timestamps, as in Ansible.
+            let mut p = base;
+            p.changed = true;
+            if stat.kind == FileKind::Absent {
+                p.diffs.push(state_diff("file"));
+            }
+            change(p, FileOp::Touch { path, attrs: want })
+        }
+        "link" | "hard" => {
+            let src = args.req_str("src")?;
+            let hard = state == "hard";
+            let done = match &stat.kind {
+                FileKind::Link(target) => !hard && *target == src,
+                FileKind::File if hard => {
+                    let out = ctx
+                        .conn
+                        .exec(&Command::new(format!("[ {} -ef {} ]", quote(&path), quote(&src))))
+                        .await?;
+                    out.rc == 0
+                }
+                _ => false,
+            };
+            if done {
+                return Ok(Plan::Unchanged(base.with("src", src.as_str())));
+            }
+            if stat.kind == FileKind::Directory {
+                return Err(format!("`{path}` is a directory; refusing to replace it with a link").into());
+            }
+            let mut p = base.with("src", src.as_str());
+            p.changed = true;
+            p.diffs.push(FileDiff {
+                path: path.clone(),
+                before: match &stat.kind {
+                    FileKind::Link(t) => format!("link: {t}\n"),
+                    k => format!("state: {}\n", kind_name(k)),
+                },
+                after: if hard {
+                    format!("hard link: {src}\n")
+                } else {
+                    format!("link: {src}\n")
+                },
+            });
+            change(p, FileOp::Link { src, path, hard })
+        }
+        other => Err(format!("unknown state `{other}`").into()),
+    }
+}
+
+fn attrs_plan(
+    base: ModuleResult,
+    path: &str,
+    stat: &FileStat,
+    want: FileAttrs,
+    recurse: bool,
+) -> Result<Plan, Failure> {
+    let changes = attr_changes(stat, &want);
+    if changes.is_empty() && !recurse {
+        return Ok(Plan::Unchanged(base));
+    }
+    if changes.is_empty() {
+        return Ok(Plan::Unchanged(base));
+    }
+    let mut p = base;
+    p.changed = true;
+    p.diffs.push(attr_diff(path, &changes));
+    Ok(Plan::Change {
+        preview: p,
+        action: Action::File(FileOp::Attrs {
+            path: path.to_string(),
+            attrs: want,
+            recurse,
+        }),
+    })
+}
+
+fn kind_name(k: &FileKind) -> &'static str {
+    match k {
+        FileKind::Absent => "absent",
+        FileKind::File => "file",
+        FileKind::Directory => "directory",
+        FileKind::Link(_) => "link",
+        FileKind::Other => "special file",
+    }
+}
+
+fn attrs_script(path: &str, a: &FileAttrs, recurse: bool) -> String {
+    let r = if recurse { "-R " } else { "" };
+    let p = quote(path);
+    let mut s = String::new();
+    if let Some(m) = a.mode {
+        s.push_str(&format!("chmod {r}{m:o} {p} || exit 1\n"));
+    }
+    if let Some(o) = &a.owner {
+        s.push_str(&format!("chown {r}{} {p} || exit 1\n", quote(o)));
+    }
+    if let Some(g) = &a.group {
+        s.push_str(&format!("chgrp {r}{} {p} || exit 1\n", quote(g)));
+    }
+    s
+}
+
+pub async fn apply_file(op: FileOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    let (script, path) = match &op {
+        FileOp::Mkdir { path, attrs, recurse } => (
+            format!(
+                "mkdir -p {} || exit 1\n{}",
+                quote(path),
+                attrs_script(path, attrs, *recurse)
+            ),
+            path,
+        ),
+        FileOp::Remove { path } => (format!("rm -rf -- {}", quote(path)), path),
+        FileOp::Touch { path, attrs } => (
+            format!("touch {} || exit 1\n{}", quote(path), attrs_script(path, attrs, false)),
+            path,
+        ),
+        FileOp::Link { src, path, hard } => {
+            let flags = if *hard { "-f" } else { "-sfn" };
+            (format!("ln {flags} {} {}", quote(src), quote(path)), path)
+        }
+        FileOp::Attrs { path, attrs, recurse } => (attrs_script(path, attrs, *recurse), path),
+    };
+    let mut cmd = Command::new(script);
+    cmd.become_user = ctx.become_user.clone();
+    cmd.timeout = ctx.timeout;
+    let out = ctx.conn.exec(&cmd).await?;
+    if out.rc != 0 {
+        return Err(Failure::Failed(Box::new(ModuleResult::failed(format!(
+            "cannot change `{path}`: {}",
+            out.stderr_text().trim()
+        )))));
+    }
+    Ok(ModuleResult::changed().with("path", path.as_str()))
+}

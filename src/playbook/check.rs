@@ -1,0 +1,457 @@
+//! Semantic checks of a parsed playbook against its inventory, run before any host is touched:
+//! host patterns, handlers, template syntax, undefined variables, template and copy sources.
+
+use super::{Body, Play, Playbook, Task};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::inventory::{Inventory, pattern};
+use crate::source::{FileId, Sources, Span};
+use crate::vars::{Templar, is_template};
+use crate::yaml::{Kind, Node};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// What checking proved and later stages reuse.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Hosts of each play, after `--limit` (empty when the limit leaves none).
+    pub play_hosts: Vec<Vec<usize>>,
+    /// Template files read while checking, by resolved path.
+    pub template_files: HashMap<PathBuf, FileId>,
+}
+
+pub struct CheckInput<'a> {
+    pub sources: &'a Sources,
+    pub playbook: &'a Playbook,
+    pub inventory: &'a mut Inventory,
+    pub limit: Option<&'a str>,
+    pub extra_vars: &'a [String],
+    pub start_at_task: Option<&'a str>,
+}
+
+const MAGIC: &[&str] = &[
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "group_names",
+    "groups",
+    "hostvars",
+    "play_hosts",
+    "ansible_play_batch",
+    "ansible_play_hosts",
+    "ansible_play_hosts_all",
+    "ansible_check_mode",
+    "playbook_dir",
+    "inventory_dir",
+    "omit",
+    "ansible_loop",
+    "ansible_loop_var",
+    "ansible_facts",
+    "range",
+    "lookup",
+    "dict",
+    "namespace",
+    "loop",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+    "debug",
+    "environment",
+];
+
+pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
+    let CheckInput {
+        sources,
+        playbook,
+        inventory,
+        limit,
+        extra_vars,
+        start_at_task,
+    } = input;
+    let mut diags = Diagnostics::default();
+    let mut out = Checked::default();
+    let templar = Templar::new();
+
+    let limit_hosts: Option<HashSet<usize>> = match limit {
+        None => None,
+        Some(l) => match pattern::resolve(inventory, l) {
+            Ok(h) => Some(h.into_iter().collect()),
+            Err(msg) => {
+                diags.push(
+                    Diagnostic::error(format!("invalid `--limit`: {msg}"))
+                        .with_help("`roll inventory -i INV --graph` lists the groups and hosts"),
+                );
+                None
+            }
+        },
+    };
+
+    let mut known: HashSet<String> = MAGIC.iter().map(|s| s.to_string()).collect();
+    known.extend(extra_vars.iter().cloned());
+    for h in &inventory.hosts {
+        known.extend(h.vars.keys().cloned());
+    }
+    for play in &playbook.plays {
+        known.extend(play.vars.keys().cloned());
+        for (_, tasks) in play.sections() {
+            for t in tasks {
+                t.walk(&mut |t: &Task| {
+                    if let Some(r) = &t.register {
+                        known.insert(r.clone());
+                    }
+                    for l in &t.kw.vars {
+                        known.extend(l.keys().cloned());
+                    }
+                    known.insert(t.loop_control.loop_var.clone());
+                    if let Some(i) = &t.loop_control.index_var {
+                        known.insert(i.clone());
+                    }
+                    if let Body::Module(m) = &t.body
+                        && m.spec.name == "set_fact"
+                    {
+                        known.extend(m.args.iter().map(|(k, _)| k.clone()));
+                    }
+                });
+            }
+        }
+        if play.gather_facts {
+            for f in crate::exec::FACT_NAMES {
+                known.insert(f.to_string());
+            }
+        }
+    }
+    for n in &inventory.template_nodes {
+        check_node(sources, &templar, n, &known, false, &mut diags);
+    }
+
+    let mut start_found = start_at_task.is_none();
+    for play in &playbook.plays {
+        match pattern::resolve(inventory, &play.hosts) {
+            Ok(hosts) => {
+                let hosts = match &limit_hosts {
+                    Some(l) => hosts.into_iter().filter(|h| l.contains(h)).collect(),
+                    None => hosts,
+                };
+                out.play_hosts.push(hosts);
+            }
+            Err(msg) => {
+                diags.push(
+                    Diagnostic::at(format!("invalid `hosts` in play: {msg}"), play.hosts_span)
+                        .with_help("`roll inventory -i INV --graph` lists the groups and hosts"),
+                );
+                out.play_hosts.push(Vec::new());
+            }
+        }
+        for v in play.vars.values() {
+            let _ = v;
+        }
+        check_play(sources, &templar, play, playbook, &known, &mut out, &mut diags);
+        if let Some(name) = start_at_task {
+            for (_, tasks) in play.sections() {
+                for t in tasks {
+                    t.walk(&mut |t: &Task| {
+                        if t.display_name() == name {
+                            start_found = true;
+                        }
+                    });
+                }
+            }
+        }
+    }
+    if !start_found {
+        let mut names = Vec::new();
+        for play in &playbook.plays {
+            for (_, tasks) in play.sections() {
+                for t in tasks {
+                    t.walk(&mut |t: &Task| names.push(t.display_name()));
+                }
+            }
+        }
+        let name = start_at_task.unwrap_or("");
+        diags.push(
+            Diagnostic::error(format!("`--start-at-task`: no task is named `{name}`"))
+                .suggest(name, names.iter().map(String::as_str))
+                .or_help("`roll play PLAYBOOK --list-tasks` lists the task names"),
+        );
+    }
+    if diags.is_empty() { Ok(out) } else { Err(diags) }
+}
+
+fn check_play(
+    sources: &Sources,
+    templar: &Templar,
+    play: &Play,
+    playbook: &Playbook,
+    known: &HashSet<String>,
+    out: &mut Checked,
+    diags: &mut Diagnostics,
+) {
+    let mut handler_names: HashSet<String> = HashSet::new();
+    for h in &play.handlers {
+        if let Some(n) = &h.name {
+            handler_names.insert(n.scalar_text().unwrap_or_default());
+        }
+        handler_names.extend(h.listen.iter().cloned());
+    }
+    for v in play.vars.values() {
+        let _ = v;
+    }
+    for (_, tasks) in play.sections() {
+        for t in tasks {
+            t.walk(&mut |t: &Task| {
+                for (n, span) in &t.notify {
+                    if !handler_names.contains(n) {
+                        diags.push(
+                            Diagnostic::at(format!("`notify` names no handler: `{n}`"), *span)
+                                .suggest(n, handler_names.iter().map(String::as_str))
+                                .or_help("add a handler with this `name` or `listen` to the play's `handlers:`"),
+                        );
+                    }
+                }
+                check_task(sources, templar, t, playbook, known, out, diags);
+            });
+        }
+    }
+}
+
+fn check_task(
+    sources: &Sources,
+    templar: &Templar,
+    t: &Task,
+    playbook: &Playbook,
+    known: &HashSet<String>,
+    out: &mut Checked,
+    diags: &mut Diagnostics,
+) {
+    let nodes = |n: &Option<Node>| n.iter().cloned().collect::<Vec<_>>();
+    for n in nodes(&t.name) {
+        check_node(sources, templar, &n, known, false, diags);
+    }
+    for n in
+        t.kw.when
+            .iter()
+            .chain(t.changed_when.iter().flatten())
+            .chain(t.failed_when.iter().flatten())
+            .chain(t.until.iter())
+    {
+        check_node(sources, templar, n, known, true, diags);
+    }
+    for n in [
+        &t.retries,
+        &t.delay,
+        &t.kw.delegate_to,
+        &t.kw.ignore_errors,
+        &t.kw.run_once,
+        &t.kw.no_log,
+        &t.loop_control.label,
+        &t.loop_control.pause,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        check_node(sources, templar, n, known, false, diags);
+    }
+    for n in &t.kw.environment {
+        check_node(sources, templar, n, known, false, diags);
+    }
+    if let Some(l) = &t.loop_ {
+        check_node(sources, templar, &l.items, known, false, diags);
+    }
+    let Body::Module(m) = &t.body else { return };
+    if let Some(f) = &m.free_form {
+        check_node(sources, templar, f, known, false, diags);
+    }
+    for (name, node) in &m.args {
+        let as_expr = m.spec.name == "assert" && name == "that";
+        check_node(sources, templar, node, known, as_expr, diags);
+    }
+    if m.spec.name == "debug"
+        && let Some((_, v)) = m.args.iter().find(|(k, _)| k == "var")
+        && let Some(s) = v.as_str()
+    {
+        check_expr_str(sources, templar, s, v.span, known, diags);
+    }
+    let arg = |k: &str| m.args.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    if m.spec.name == "template"
+        && let Some(src) = arg("src")
+        && let Some(s) = src.as_str()
+        && !is_template(s)
+    {
+        match find_source(&playbook.dir, s, true) {
+            None => diags.push(
+                Diagnostic::at(format!("template `{s}` not found"), src.span).with_help(format!(
+                    "looked in `{}`, `{}` and the working directory",
+                    playbook.dir.join("templates").display(),
+                    playbook.dir.display()
+                )),
+            ),
+            Some(path) => {
+                if !out.template_files.contains_key(&path) {
+                    match sources.load(&path) {
+                        Ok(id) => {
+                            out.template_files.insert(path.clone(), id);
+                            check_template_file(sources, templar, id, known, diags);
+                        }
+                        Err(e) => diags.push(Diagnostic::at(format!("cannot read template `{s}`: {e}"), src.span)),
+                    }
+                }
+            }
+        }
+    }
+    if m.spec.name == "copy"
+        && let Some(src) = arg("src")
+        && let Some(s) = src.as_str()
+        && !is_template(s)
+        && find_source(&playbook.dir, s, false).is_none()
+    {
+        diags.push(
+            Diagnostic::at(format!("copy source `{s}` not found"), src.span).with_help(format!(
+                "looked in `{}`, `{}` and the working directory",
+                playbook.dir.join("files").display(),
+                playbook.dir.display()
+            )),
+        );
+    }
+}
+
+/// Where a `template`/`copy` source lives: `templates/` (or `files/`) beside the playbook, the
+/// playbook's directory, then the working directory.
+pub fn find_source(playbook_dir: &Path, src: &str, template: bool) -> Option<PathBuf> {
+    let p = Path::new(src);
+    if p.is_absolute() {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    let sub = if template { "templates" } else { "files" };
+    [playbook_dir.join(sub).join(p), playbook_dir.join(p), p.to_path_buf()]
+        .into_iter()
+        .find(|c| c.exists())
+}
+
+fn check_template_file(
+    sources: &Sources,
+    templar: &Templar,
+    id: FileId,
+    known: &HashSet<String>,
+    diags: &mut Diagnostics,
+) {
+    let file = sources.get(id);
+    if let Err(e) = templar.check(&file.text) {
+        let span = match (&e.range, e.line) {
+            (Some(r), _) => Span::new(id, r.start, r.end),
+            (None, Some(line)) => {
+                let s = file.offset_of(line, 1);
+                Span::new(id, s, file.line_end(s))
+            }
+            _ => Span::new(id, 0, 0),
+        };
+        diags.push(
+            Diagnostic::at(e.message, span)
+                .with_help("fix the template syntax; Jinja blocks are `{% ... %}` and expressions `{{ ... }}`"),
+        );
+        return;
+    }
+    for name in templar.undeclared(&file.text) {
+        if !known.contains(&name) {
+            let at = find_word(&file.text, &name).unwrap_or(0);
+            diags.push(undefined(&name, Span::new(id, at, at + name.len()), known));
+        }
+    }
+}
+
+fn undefined(name: &str, span: Span, known: &HashSet<String>) -> Diagnostic {
+    Diagnostic::at(format!("undefined variable `{name}`"), span)
+        .suggest(name, known.iter().map(String::as_str))
+        .or_help("define it in the inventory, group_vars, the play's `vars`, or with `-e`")
+}
+
+/// Check every templated string in a node: syntax, and variables that nothing defines.
+fn check_node(
+    sources: &Sources,
+    templar: &Templar,
+    node: &Node,
+    known: &HashSet<String>,
+    expr: bool,
+    diags: &mut Diagnostics,
+) {
+    match &node.kind {
+        Kind::Str(s) if expr => check_expr_str(sources, templar, s, node.span, known, diags),
+        Kind::Str(s) if is_template(s) => {
+            if let Err(e) = templar.check(s) {
+                diags.push(
+                    Diagnostic::at(e.message, node.span)
+                        .with_help("Jinja expressions are written `{{ name }}` and blocks `{% if x %}...{% endif %}`"),
+                );
+                return;
+            }
+            for name in templar.undeclared(s) {
+                if !known.contains(&name) {
+                    diags.push(undefined(&name, name_span(sources, node.span, &name), known));
+                }
+            }
+        }
+        Kind::Seq(items) => items
+            .iter()
+            .for_each(|i| check_node(sources, templar, i, known, expr, diags)),
+        Kind::Map(pairs) => pairs
+            .iter()
+            .for_each(|(_, v)| check_node(sources, templar, v, known, expr, diags)),
+        _ => {}
+    }
+}
+
+fn check_expr_str(
+    sources: &Sources,
+    templar: &Templar,
+    s: &str,
+    span: Span,
+    known: &HashSet<String>,
+    diags: &mut Diagnostics,
+) {
+    let e = s.trim();
+    let e = e.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(e);
+    if let Err(err) = templar.check_expr(e) {
+        diags.push(
+            Diagnostic::at(
+                format!(
+                    "invalid expression: {}",
+                    err.message.trim_start_matches("template syntax error: ")
+                ),
+                span,
+            )
+            .with_help("conditions are Jinja expressions without `{{ }}`, e.g. `result.rc == 0 and not skip`"),
+        );
+        return;
+    }
+    for name in templar.undeclared(&format!("{{{{ {e} }}}}")) {
+        if !known.contains(&name) {
+            diags.push(undefined(&name, name_span(sources, span, &name), known));
+        }
+    }
+}
+
+/// The span of `name` inside a scalar's text on its line, or the whole scalar.
+fn name_span(sources: &Sources, span: Span, name: &str) -> Span {
+    let file = sources.get(span.file);
+    let start = span.start as usize;
+    let end = file.line_end(start);
+    if let Some(i) = find_word(&file.text[start..end], name) {
+        return Span::new(span.file, start + i, start + i + name.len());
+    }
+    span
+}
+
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(i) = text[from..].find(word) {
+        let at = from + i;
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        if !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident) {
+            return Some(at);
+        }
+        from = at + word.len();
+    }
+    None
+}

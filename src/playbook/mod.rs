@@ -1,0 +1,175 @@
+//! Playbooks: the wire YAML turned into plays and tasks (keywords split from the module call),
+//! with every value keeping its span for later errors.
+
+pub mod check;
+mod parse;
+
+use crate::inventory::VarMap;
+use crate::modules::spec::ModuleSpec;
+use crate::source::Span;
+use crate::yaml::Node;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use parse::{load, parse_kv as parse_kv_pub, serial_sizes};
+
+#[derive(Debug)]
+pub struct Playbook {
+    pub path: PathBuf,
+    /// The playbook's directory: relative `src:` paths and `group_vars/` are looked up here.
+    pub dir: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+/// One entry of a `serial:` list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SerialStep {
+    Count(usize),
+    Percent(f64),
+}
+
+#[derive(Debug)]
+pub struct Play {
+    pub name: String,
+    pub span: Span,
+    pub hosts: String,
+    pub hosts_span: Span,
+    pub serial: Vec<SerialStep>,
+    pub max_fail_percentage: Option<f64>,
+    pub any_errors_fatal: bool,
+    pub force_handlers: bool,
+    pub gather_facts: bool,
+    pub vars: Arc<VarMap>,
+    pub pre_tasks: Vec<Task>,
+    pub tasks: Vec<Task>,
+    pub post_tasks: Vec<Task>,
+    pub handlers: Vec<Task>,
+    /// Keywords every task of the play inherits (tags, become, environment...).
+    pub inherit: Keywords,
+}
+
+/// Keywords a task inherits from its play and enclosing blocks.
+#[derive(Debug, Clone, Default)]
+pub struct Keywords {
+    pub tags: Vec<String>,
+    pub when: Vec<Node>,
+    pub vars: Vec<Arc<VarMap>>,
+    pub ignore_errors: Option<Node>,
+    pub no_log: Option<Node>,
+    pub check_mode: Option<Node>,
+    pub diff: Option<Node>,
+    pub environment: Vec<Node>,
+    pub delegate_to: Option<Node>,
+    pub run_once: Option<Node>,
+    pub r#become: Option<Node>,
+    pub become_user: Option<Node>,
+    pub timeout: Option<Node>,
+    pub any_errors_fatal: Option<Node>,
+    pub connection: Option<Node>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Module(ModuleCall),
+    Block {
+        block: Vec<Task>,
+        rescue: Vec<Task>,
+        always: Vec<Task>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ModuleCall {
+    pub spec: &'static ModuleSpec,
+    /// The module name as written (`ansible.builtin.command`).
+    pub written: String,
+    pub name_span: Span,
+    /// The bare string form (`command: ls -l`), if used.
+    pub free_form: Option<Node>,
+    /// Parameters, with `args:` merged in.
+    pub args: Vec<(String, Node)>,
+    /// For `set_fact`: whether the key is `cacheable`.
+    pub raw_map: Option<Node>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Loop {
+    pub items: Node,
+    /// `with_items` flattens one level of nested lists.
+    pub flatten: bool,
+    /// `with_dict` turns a mapping into `{key, value}` items.
+    pub dict: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoopControl {
+    pub loop_var: String,
+    pub index_var: Option<String>,
+    pub label: Option<Node>,
+    pub pause: Option<Node>,
+    pub extended: bool,
+}
+
+impl Default for LoopControl {
+    fn default() -> Self {
+        LoopControl {
+            loop_var: "item".into(),
+            index_var: None,
+            label: None,
+            pause: None,
+            extended: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: Option<Node>,
+    pub span: Span,
+    pub body: Body,
+    /// Own keywords merged with everything inherited from blocks and the play.
+    pub kw: Keywords,
+    pub register: Option<String>,
+    pub loop_: Option<Loop>,
+    pub loop_control: LoopControl,
+    pub until: Option<Node>,
+    pub retries: Option<Node>,
+    pub delay: Option<Node>,
+    pub notify: Vec<(String, Span)>,
+    pub listen: Vec<String>,
+    pub changed_when: Option<Vec<Node>>,
+    pub failed_when: Option<Vec<Node>>,
+}
+
+impl Task {
+    /// The name shown in `TASK [...]`: the task's name, or the module's name as Ansible shows it.
+    pub fn display_name(&self) -> String {
+        match (&self.name, &self.body) {
+            (Some(n), _) => n.scalar_text().unwrap_or_default(),
+            (None, Body::Module(m)) => m.written.clone(),
+            (None, Body::Block { .. }) => "block".into(),
+        }
+    }
+
+    /// Visit this task and every task nested in its blocks.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Task)) {
+        f(self);
+        if let Body::Block { block, rescue, always } = &self.body {
+            for t in block.iter().chain(rescue).chain(always) {
+                t.walk(f);
+            }
+        }
+    }
+}
+
+impl Play {
+    /// Every section's tasks, in run order, followed by the handlers.
+    pub fn sections(&self) -> [(&'static str, &[Task]); 4] {
+        [
+            ("pre_tasks", &self.pre_tasks),
+            ("tasks", &self.tasks),
+            ("post_tasks", &self.post_tasks),
+            ("handlers", &self.handlers),
+        ]
+    }
+}

@@ -1,0 +1,1134 @@
+//! YAML nodes → plays and tasks. Every problem becomes a diagnostic with a span; parsing goes on
+//! after an error so that all the problems of a file are reported together.
+
+use super::{Body, Keywords, Loop, LoopControl, ModuleCall, Play, Playbook, SerialStep, Task};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::inventory::VarMap;
+use crate::modules::spec::{self, FreeForm};
+use crate::source::Sources;
+use crate::yaml::{self, Kind, Node};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const PLAY_KEYS: &[&str] = &[
+    "name",
+    "hosts",
+    "serial",
+    "max_fail_percentage",
+    "any_errors_fatal",
+    "vars",
+    "vars_files",
+    "pre_tasks",
+    "tasks",
+    "post_tasks",
+    "handlers",
+    "tags",
+    "gather_facts",
+    "connection",
+    "become",
+    "become_user",
+    "become_method",
+    "remote_user",
+    "environment",
+    "ignore_errors",
+    "force_handlers",
+    "check_mode",
+    "diff",
+    "no_log",
+    "timeout",
+    "order",
+    "strategy",
+];
+
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "when",
+    "register",
+    "loop",
+    "loop_control",
+    "with_items",
+    "with_list",
+    "with_dict",
+    "until",
+    "retries",
+    "delay",
+    "notify",
+    "tags",
+    "delegate_to",
+    "run_once",
+    "ignore_errors",
+    "changed_when",
+    "failed_when",
+    "no_log",
+    "check_mode",
+    "diff",
+    "timeout",
+    "environment",
+    "vars",
+    "args",
+    "become",
+    "become_user",
+    "become_method",
+    "any_errors_fatal",
+    "connection",
+    "listen",
+];
+
+const BLOCK_KEYS: &[&str] = &[
+    "name",
+    "block",
+    "rescue",
+    "always",
+    "when",
+    "tags",
+    "vars",
+    "ignore_errors",
+    "no_log",
+    "check_mode",
+    "diff",
+    "environment",
+    "delegate_to",
+    "run_once",
+    "become",
+    "become_user",
+    "become_method",
+    "timeout",
+    "any_errors_fatal",
+    "connection",
+];
+
+/// Keys that Ansible has and roll does not, with what to do instead.
+fn unsupported(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "roles" | "import_role" | "include_role" => "roles are not supported; put the role's tasks in the play",
+        "import_tasks" | "include_tasks" => "task includes are not supported; put the tasks in the play",
+        "import_playbook" => "playbook imports are not supported; run the playbooks one after the other",
+        "local_action" => "use `delegate_to: localhost` instead",
+        "async" | "poll" => "asynchronous tasks are not supported; use `timeout:`",
+        _ => return None,
+    })
+}
+
+/// Load and parse a playbook file (and its `vars_files`).
+pub fn load(sources: &Sources, path: &Path) -> Result<Playbook, Diagnostics> {
+    let file = sources.load(path).map_err(|e| {
+        Diagnostics::from(
+            Diagnostic::error(format!("cannot read playbook `{}`: {e}", path.display()))
+                .with_help("give the path of a playbook file, as in `roll play playbooks/deploy.yml`"),
+        )
+    })?;
+    let root = yaml::parse(sources, file).map_err(Diagnostics::from)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let mut p = Parser {
+        sources,
+        dir: dir.clone(),
+        diags: Diagnostics::default(),
+    };
+    let plays = match &root.kind {
+        Kind::Seq(items) => items.iter().filter_map(|n| p.play(n)).collect(),
+        Kind::Null => {
+            p.diags.push(
+                Diagnostic::at("the playbook is empty", root.span)
+                    .with_help("a playbook is a list of plays: `- hosts: all`"),
+            );
+            Vec::new()
+        }
+        _ => {
+            p.diags.push(
+                Diagnostic::at(
+                    format!("a playbook must be a list of plays, found {}", root.type_name()),
+                    root.span,
+                )
+                .with_help("start each play with `- name:` or `- hosts:`"),
+            );
+            Vec::new()
+        }
+    };
+    if !p.diags.is_empty() {
+        return Err(p.diags);
+    }
+    Ok(Playbook {
+        path: path.to_path_buf(),
+        dir,
+        plays,
+    })
+}
+
+struct Parser<'a> {
+    sources: &'a Sources,
+    dir: PathBuf,
+    diags: Diagnostics,
+}
+
+impl Parser<'_> {
+    fn err(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn play(&mut self, node: &Node) -> Option<Play> {
+        let Some(pairs) = node.as_map() else {
+            self.err(
+                Diagnostic::at(
+                    format!("a play must be a mapping, found {}", node.type_name()),
+                    node.span,
+                )
+                .with_help("a play looks like `- hosts: app` followed by `tasks:`"),
+            );
+            return None;
+        };
+        let mut play = Play {
+            name: String::new(),
+            span: node.span,
+            hosts: String::new(),
+            hosts_span: node.span,
+            serial: Vec::new(),
+            max_fail_percentage: None,
+            any_errors_fatal: false,
+            force_handlers: false,
+            gather_facts: false,
+            vars: Arc::default(),
+            pre_tasks: Vec::new(),
+            tasks: Vec::new(),
+            post_tasks: Vec::new(),
+            handlers: Vec::new(),
+            inherit: Keywords::default(),
+        };
+        let mut vars = VarMap::new();
+        let mut have_hosts = false;
+        // Keywords first, so that tasks inherit them whatever the key order in the file.
+        for (k, v) in pairs {
+            let Some(key) = self.key(k) else { continue };
+            match key {
+                "name" => play.name = self.string(v, "the play's `name`").unwrap_or_default(),
+                "hosts" => {
+                    have_hosts = true;
+                    play.hosts_span = v.span;
+                    play.hosts = match &v.kind {
+                        Kind::Seq(items) => items
+                            .iter()
+                            .filter_map(|i| self.string(i, "a host pattern"))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        _ => self.string(v, "`hosts`").unwrap_or_default(),
+                    };
+                    if play.hosts.trim().is_empty() {
+                        self.err(
+                            Diagnostic::at("`hosts` is empty", v.span)
+                                .with_help("name a group, a host or a pattern such as `app:!app01`"),
+                        );
+                    }
+                }
+                "serial" => play.serial = self.serial(v),
+                "max_fail_percentage" => match v.kind {
+                    Kind::Int(i) if (0..=100).contains(&i) => play.max_fail_percentage = Some(i as f64),
+                    Kind::Float(f) if (0.0..=100.0).contains(&f) => play.max_fail_percentage = Some(f),
+                    _ => self.err(
+                        Diagnostic::at(
+                            format!(
+                                "`max_fail_percentage` must be a number from 0 to 100, found {}",
+                                describe(v)
+                            ),
+                            v.span,
+                        )
+                        .with_help("the play stops when more than this share of a batch's hosts has failed"),
+                    ),
+                },
+                "any_errors_fatal" => play.any_errors_fatal = self.bool(v, "any_errors_fatal").unwrap_or(false),
+                "force_handlers" => play.force_handlers = self.bool(v, "force_handlers").unwrap_or(false),
+                "gather_facts" => play.gather_facts = self.bool(v, "gather_facts").unwrap_or(false),
+                "vars" => self.vars_into(v, &mut vars),
+                "vars_files" => {
+                    for f in self.string_list(v, "`vars_files`") {
+                        self.vars_file(&f, &mut vars);
+                    }
+                }
+                "tags" => play.inherit.tags = self.tags(v),
+                "order" => {
+                    if v.as_str() != Some("inventory") {
+                        self.err(Diagnostic::at("only `order: inventory` is supported", v.span));
+                    }
+                }
+                "strategy" => {
+                    if v.as_str() != Some("linear") {
+                        self.err(
+                            Diagnostic::at("only the `linear` strategy is supported", v.span)
+                                .with_help("remove `strategy:`; roll runs each task on every host before the next"),
+                        );
+                    }
+                }
+                "pre_tasks" | "tasks" | "post_tasks" | "handlers" => {}
+                other => {
+                    if !self.shared_keyword(other, v, &mut play.inherit) {
+                        self.unknown_key(k, other, PLAY_KEYS, "play");
+                    }
+                }
+            }
+        }
+        if !have_hosts {
+            self.err(
+                Diagnostic::at("play has no `hosts`", node.span)
+                    .with_help("add `hosts: all`, a group name, or a pattern"),
+            );
+        }
+        play.vars = Arc::new(vars);
+        let inherit = play.inherit.clone();
+        for (k, v) in pairs {
+            let section = match k.as_str() {
+                Some(s @ ("pre_tasks" | "tasks" | "post_tasks" | "handlers")) => s,
+                _ => continue,
+            };
+            let tasks = self.task_list(v, &inherit, section == "handlers");
+            match section {
+                "pre_tasks" => play.pre_tasks = tasks,
+                "tasks" => play.tasks = tasks,
+                "post_tasks" => play.post_tasks = tasks,
+                _ => play.handlers = tasks,
+            }
+        }
+        if play.name.is_empty() {
+            play.name = play.hosts.clone();
+        }
+        Some(play)
+    }
+
+    fn key<'n>(&mut self, k: &'n Node) -> Option<&'n str> {
+        match k.as_str() {
+            Some(s) => Some(s),
+            None => {
+                self.err(Diagnostic::at(
+                    format!("keys must be strings, found {}", k.type_name()),
+                    k.span,
+                ));
+                None
+            }
+        }
+    }
+
+    fn unknown_key(&mut self, k: &Node, key: &str, allowed: &[&str], what: &str) {
+        let mut d = Diagnostic::at(format!("unknown key `{key}` in {what}"), k.span);
+        if let Some(hint) = unsupported(key) {
+            d = Diagnostic::at(format!("`{key}` is not supported"), k.span).with_help(hint);
+        } else {
+            d = d
+                .suggest(key, allowed.iter().copied())
+                .or_help(&format!("the keys of a {what} are {}", list(allowed)));
+        }
+        self.err(d);
+    }
+
+    /// Keywords that plays, blocks and tasks share. Returns false if `key` is not one.
+    fn shared_keyword(&mut self, key: &str, v: &Node, kw: &mut Keywords) -> bool {
+        match key {
+            "when" => kw.when.extend(self.conditions(v)),
+            "ignore_errors" => kw.ignore_errors = Some(self.flag(v, key)),
+            "no_log" => kw.no_log = Some(self.flag(v, key)),
+            "check_mode" => kw.check_mode = Some(self.flag(v, key)),
+            "diff" => kw.diff = Some(self.flag(v, key)),
+            "run_once" => kw.run_once = Some(self.flag(v, key)),
+            "any_errors_fatal" => kw.any_errors_fatal = Some(self.flag(v, key)),
+            "become" => kw.r#become = Some(self.flag(v, key)),
+            "become_user" => kw.become_user = Some(v.clone()),
+            "become_method" => {
+                if v.as_str() != Some("sudo") {
+                    self.err(Diagnostic::at("only `become_method: sudo` is supported", v.span));
+                }
+            }
+            "remote_user" => {}
+            "environment" => {
+                if !matches!(v.kind, Kind::Map(_)) && !v.as_str().is_some_and(crate::vars::is_template) {
+                    self.err(
+                        Diagnostic::at(
+                            format!("`environment` must be a mapping, found {}", v.type_name()),
+                            v.span,
+                        )
+                        .with_help("write `environment: { NAME: value }`"),
+                    );
+                } else {
+                    kw.environment.push(v.clone());
+                }
+            }
+            "delegate_to" => kw.delegate_to = Some(v.clone()),
+            "timeout" => {
+                match &v.kind {
+                    Kind::Int(i) if *i > 0 => {}
+                    Kind::Str(s) if crate::vars::is_template(s) => {}
+                    _ => self.err(
+                        Diagnostic::at(
+                            format!("`timeout` must be a whole number of seconds, found {}", describe(v)),
+                            v.span,
+                        )
+                        .with_help("write `timeout: 30`"),
+                    ),
+                }
+                kw.timeout = Some(v.clone());
+            }
+            "connection" => {
+                match v.as_str() {
+                    Some("local" | "ssh" | "smart") => {}
+                    Some(s) if crate::vars::is_template(s) => {}
+                    _ => self.err(
+                        Diagnostic::at(format!("unknown connection {}", describe(v)), v.span)
+                            .with_help("roll connects with `ssh` (the default) or `local`"),
+                    ),
+                }
+                kw.connection = Some(v.clone());
+            }
+            "tags" => {
+                let t = self.tags(v);
+                kw.tags.extend(t);
+            }
+            "vars" => {
+                let mut m = VarMap::new();
+                self.vars_into(v, &mut m);
+                kw.vars.push(Arc::new(m));
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn task_list(&mut self, node: &Node, inherit: &Keywords, handlers: bool) -> Vec<Task> {
+        match &node.kind {
+            Kind::Null => Vec::new(),
+            Kind::Seq(items) => items.iter().filter_map(|t| self.task(t, inherit, handlers)).collect(),
+            _ => {
+                self.err(
+                    Diagnostic::at(
+                        format!("expected a list of tasks, found {}", node.type_name()),
+                        node.span,
+                    )
+                    .with_help("start each task with `- name:`"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn task(&mut self, node: &Node, inherit: &Keywords, handler: bool) -> Option<Task> {
+        let Some(pairs) = node.as_map() else {
+            self.err(
+                Diagnostic::at(
+                    format!("a task must be a mapping, found {}", node.type_name()),
+                    node.span,
+                )
+                .with_help("a task looks like `- name: ...` followed by one module, e.g. `command: uptime`"),
+            );
+            return None;
+        };
+        if node.get("block").is_some() {
+            return self.block(node, pairs, inherit);
+        }
+        let mut task = Task {
+            name: None,
+            span: node.span,
+            body: Body::Block {
+                block: vec![],
+                rescue: vec![],
+                always: vec![],
+            },
+            kw: inherit.clone(),
+            register: None,
+            loop_: None,
+            loop_control: LoopControl::default(),
+            until: None,
+            retries: None,
+            delay: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            changed_when: None,
+            failed_when: None,
+        };
+        let mut module: Option<(&Node, &Node, &'static spec::ModuleSpec)> = None;
+        let mut args_node: Option<&Node> = None;
+        let mut loop_key: Option<&Node> = None;
+        for (k, v) in pairs {
+            let Some(key) = self.key(k) else { continue };
+            match key {
+                "name" => {
+                    if self.string(v, "the task's `name`").is_some() {
+                        task.name = Some(v.clone());
+                    }
+                }
+                "register" => match v.as_str() {
+                    Some(s) if crate::inventory::valid_var_name(s) => task.register = Some(s.to_string()),
+                    _ => self.err(
+                        Diagnostic::at(
+                            format!("`register` must be a variable name, found {}", describe(v)),
+                            v.span,
+                        )
+                        .with_help("variable names start with a letter or `_` and hold only letters, digits and `_`"),
+                    ),
+                },
+                "loop" | "with_items" | "with_list" | "with_dict" => {
+                    if let Some(prev) = loop_key {
+                        self.err(
+                            Diagnostic::at(
+                                format!("a task has one loop; `{key}` repeats `{}`", prev.as_str().unwrap_or("")),
+                                k.span,
+                            )
+                            .with_help("keep only one of `loop`, `with_items`, `with_list`, `with_dict`"),
+                        );
+                        continue;
+                    }
+                    loop_key = Some(k);
+                    match &v.kind {
+                        Kind::Seq(_) | Kind::Map(_) => {}
+                        Kind::Str(s) if crate::vars::is_template(s) => {}
+                        _ => {
+                            self.err(
+                                Diagnostic::at(
+                                    format!("`{key}` must be a list or a template, found {}", describe(v)),
+                                    v.span,
+                                )
+                                .with_help("write a YAML list, or `\"{{ my_list }}\"`"),
+                            );
+                            continue;
+                        }
+                    }
+                    task.loop_ = Some(Loop {
+                        items: v.clone(),
+                        flatten: key == "with_items",
+                        dict: key == "with_dict",
+                    });
+                }
+                "loop_control" => task.loop_control = self.loop_control(v),
+                "until" => task.until = self.conditions(v).into_iter().next(),
+                "retries" | "delay" => {
+                    match &v.kind {
+                        Kind::Int(i) if *i >= 0 => {}
+                        Kind::Str(s) if crate::vars::is_template(s) => {}
+                        _ => self.err(
+                            Diagnostic::at(format!("`{key}` must be a whole number, found {}", describe(v)), v.span)
+                                .with_help(if key == "delay" {
+                                    "`delay` is the number of seconds between attempts"
+                                } else {
+                                    "`retries` is how many times `until` is retried"
+                                }),
+                        ),
+                    }
+                    if key == "retries" {
+                        task.retries = Some(v.clone())
+                    } else {
+                        task.delay = Some(v.clone())
+                    }
+                }
+                "notify" => {
+                    let items = match &v.kind {
+                        Kind::Seq(items) => items.iter().collect::<Vec<_>>(),
+                        _ => vec![v],
+                    };
+                    for i in items {
+                        if let Some(s) = self.string(i, "a handler name in `notify`") {
+                            task.notify.push((s, i.span));
+                        }
+                    }
+                }
+                "listen" => {
+                    if !handler {
+                        self.err(
+                            Diagnostic::at("`listen` is only valid on handlers", k.span)
+                                .with_help("move this task under `handlers:`"),
+                        );
+                    }
+                    task.listen = self.string_list(v, "`listen`");
+                }
+                "changed_when" => task.changed_when = Some(self.conditions(v)),
+                "failed_when" => task.failed_when = Some(self.conditions(v)),
+                "args" => args_node = Some(v),
+                other => {
+                    if self.shared_keyword(other, v, &mut task.kw) {
+                        continue;
+                    }
+                    if let Some(spec) = spec::lookup(other) {
+                        if let Some((prev, _, _)) = module {
+                            self.err(
+                                Diagnostic::at(
+                                    format!(
+                                        "a task runs one module; found `{}` and `{other}`",
+                                        prev.as_str().unwrap_or("")
+                                    ),
+                                    k.span,
+                                )
+                                .with_help("split this into two tasks"),
+                            );
+                            continue;
+                        }
+                        module = Some((k, v, spec));
+                    } else if let Some(hint) = unsupported(other) {
+                        self.err(Diagnostic::at(format!("`{other}` is not supported"), k.span).with_help(hint));
+                    } else {
+                        let names: Vec<String> = spec::all_names()
+                            .chain(TASK_KEYS.iter().map(|s| s.to_string()))
+                            .collect();
+                        let d = Diagnostic::at(format!("unknown module or task keyword `{other}`"), k.span)
+                            .suggest(other, names.iter().map(String::as_str))
+                            .or_help("see `roll play --help` for the modules roll provides");
+                        self.err(d);
+                    }
+                }
+            }
+        }
+        let Some((mk, mv, spec)) = module else {
+            if self.diags.items.iter().any(|d| {
+                d.span
+                    .is_some_and(|s| s.start >= node.span.start && s.file == node.span.file)
+            }) {
+                return None;
+            }
+            self.err(
+                Diagnostic::at("task has no module", node.span)
+                    .with_help("add one module to the task, for example `command: uptime` or `debug: { msg: hi }`"),
+            );
+            return None;
+        };
+        task.body = Body::Module(self.module_call(mk, mv, spec, args_node)?);
+        Some(task)
+    }
+
+    fn block(&mut self, node: &Node, pairs: &[(Node, Node)], inherit: &Keywords) -> Option<Task> {
+        let mut kw = inherit.clone();
+        let mut name = None;
+        for (k, v) in pairs {
+            let Some(key) = self.key(k) else { continue };
+            match key {
+                "block" | "rescue" | "always" => {}
+                "name" => {
+                    if self.string(v, "the block's `name`").is_some() {
+                        name = Some(v.clone());
+                    }
+                }
+                other => {
+                    if !self.shared_keyword(other, v, &mut kw) {
+                        self.unknown_key(k, other, BLOCK_KEYS, "block");
+                    }
+                }
+            }
+        }
+        let section = |p: &mut Self, key: &str| node.get(key).map(|v| p.task_list(v, &kw, false)).unwrap_or_default();
+        let block = section(self, "block");
+        let rescue = section(self, "rescue");
+        let always = section(self, "always");
+        Some(Task {
+            name,
+            span: node.span,
+            body: Body::Block { block, rescue, always },
+            kw,
+            register: None,
+            loop_: None,
+            loop_control: LoopControl::default(),
+            until: None,
+            retries: None,
+            delay: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            changed_when: None,
+            failed_when: None,
+        })
+    }
+
+    fn module_call(
+        &mut self,
+        k: &Node,
+        v: &Node,
+        spec: &'static spec::ModuleSpec,
+        extra: Option<&Node>,
+    ) -> Option<ModuleCall> {
+        let written = k.as_str().unwrap_or(spec.name).to_string();
+        let mut call = ModuleCall {
+            spec,
+            written: written.clone(),
+            name_span: k.span,
+            free_form: None,
+            args: Vec::new(),
+            raw_map: None,
+        };
+        match &v.kind {
+            Kind::Null => {}
+            Kind::Map(pairs) => {
+                for (pk, pv) in pairs {
+                    let Some(name) = self.key(pk) else { continue };
+                    call.args.push((name.to_string(), pv.clone()));
+                }
+                call.raw_map = Some(v.clone());
+            }
+            Kind::Str(s) => match spec.free_form {
+                FreeForm::Yes => {
+                    // `command: chdir=/tmp ls -l`: known `key=value` words are parameters.
+                    let (params, rest) = split_kv_params(s, |k| spec.param(k).is_some());
+                    for (pk, pv) in params {
+                        call.args.push((
+                            pk,
+                            Node {
+                                kind: Kind::Str(pv),
+                                span: v.span,
+                            },
+                        ));
+                    }
+                    call.free_form = Some(Node {
+                        kind: Kind::Str(rest),
+                        span: v.span,
+                    });
+                }
+                FreeForm::No => {
+                    for (pk, pv) in parse_kv(s) {
+                        call.args.push((
+                            pk,
+                            Node {
+                                kind: yaml::plain_scalar(pv),
+                                span: v.span,
+                            },
+                        ));
+                    }
+                    if call.args.is_empty() {
+                        self.err(
+                            Diagnostic::at(format!("`{written}` takes parameters, not a bare string"), v.span)
+                                .with_help(format!("write `{written}:` followed by `key: value` lines")),
+                        );
+                        return None;
+                    }
+                }
+            },
+            _ => {
+                self.err(
+                    Diagnostic::at(
+                        format!(
+                            "the parameters of `{written}` must be a mapping, found {}",
+                            v.type_name()
+                        ),
+                        v.span,
+                    )
+                    .with_help("write `key: value` lines under the module name"),
+                );
+                return None;
+            }
+        }
+        if let Some(a) = extra {
+            match a.as_map() {
+                Some(pairs) => {
+                    for (pk, pv) in pairs {
+                        if let Some(name) = self.key(pk) {
+                            call.args.push((name.to_string(), pv.clone()));
+                        }
+                    }
+                }
+                None => self.err(Diagnostic::at(
+                    format!("`args` must be a mapping, found {}", a.type_name()),
+                    a.span,
+                )),
+            }
+        }
+        self.check_params(&call, v);
+        Some(call)
+    }
+
+    /// Unknown parameters, missing required ones, literal values outside their choices.
+    fn check_params(&mut self, call: &ModuleCall, v: &Node) {
+        let spec = call.spec;
+        if spec.name == "set_fact" {
+            for (name, node) in &call.args {
+                if name != "cacheable" && !crate::inventory::valid_var_name(name) {
+                    self.err(Diagnostic::at(
+                        format!("invalid variable name `{name}` in `set_fact`"),
+                        node.span,
+                    ));
+                }
+            }
+            if call.args.is_empty() {
+                self.err(
+                    Diagnostic::at("`set_fact` sets no variable", v.span)
+                        .with_help("write `set_fact: { name: value }`"),
+                );
+            }
+            return;
+        }
+        if spec.name == "meta" {
+            match call.free_form.as_ref().and_then(|n| n.as_str()) {
+                Some(a) if spec::META_ACTIONS.contains(&a) => {}
+                other => {
+                    let got = other.unwrap_or("");
+                    let d = Diagnostic::at(format!("unknown meta action `{got}`"), v.span)
+                        .suggest(got, spec::META_ACTIONS.iter().copied())
+                        .or_help(&format!("meta actions are {}", list(spec::META_ACTIONS)));
+                    self.err(d);
+                }
+            }
+            return;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        let key_span = |name: &str| {
+            call.raw_map
+                .as_ref()
+                .and_then(|m| m.as_map())
+                .and_then(|pairs| pairs.iter().find(|(k, _)| k.as_str() == Some(name)))
+                .map_or(v.span, |(k, _)| k.span)
+        };
+        for (name, node) in &call.args {
+            let Some(param) = spec.param(name) else {
+                let d = Diagnostic::at(
+                    format!("unknown parameter `{name}` for module `{}`", call.written),
+                    key_span(name),
+                )
+                .suggest(name, spec.param_names())
+                .or_help(&format!(
+                    "`{}` takes {}",
+                    spec.name,
+                    list(&spec.param_names().collect::<Vec<_>>())
+                ));
+                self.err(d);
+                continue;
+            };
+            seen.push(param.name);
+            if !param.choices.is_empty()
+                && let Some(s) = node.scalar_text()
+                && !crate::vars::is_template(&s)
+                && !param.choices.contains(&s.as_str())
+            {
+                let d = Diagnostic::at(
+                    format!("invalid value `{s}` for `{}` of module `{}`", param.name, call.written),
+                    node.span,
+                )
+                .suggest(&s, param.choices.iter().copied())
+                .or_help(&format!("`{}` is one of {}", param.name, list(param.choices)));
+                self.err(d);
+            }
+        }
+        for param in spec.params.iter().filter(|p| p.required) {
+            if !seen.contains(&param.name) {
+                self.err(
+                    Diagnostic::at(
+                        format!(
+                            "module `{}` is missing its required parameter `{}`",
+                            call.written, param.name
+                        ),
+                        call.name_span,
+                    )
+                    .with_help(format!("add `{}:` to the task", param.name)),
+                );
+            }
+        }
+        if !spec.one_of.is_empty()
+            && call.free_form.as_ref().is_none_or(|f| f.as_str() == Some(""))
+            && !spec.one_of.iter().any(|p| seen.contains(p))
+        {
+            let what = if spec.free_form == FreeForm::Yes {
+                format!("a command, as in `{}: uptime`, or {}", call.written, list(spec.one_of))
+            } else {
+                list(spec.one_of)
+            };
+            self.err(
+                Diagnostic::at(format!("module `{}` needs {what}", call.written), call.name_span)
+                    .with_help("give one of them"),
+            );
+        }
+        for (a, b) in spec.exclusive {
+            if seen.contains(a) && seen.contains(b) {
+                self.err(
+                    Diagnostic::at(
+                        format!("`{a}` and `{b}` cannot be used together in `{}`", call.written),
+                        key_span(b),
+                    )
+                    .with_help(format!("remove `{a}` or `{b}`")),
+                );
+            }
+        }
+    }
+
+    fn loop_control(&mut self, v: &Node) -> LoopControl {
+        let mut lc = LoopControl::default();
+        let Some(pairs) = v.as_map() else {
+            self.err(Diagnostic::at(
+                format!("`loop_control` must be a mapping, found {}", v.type_name()),
+                v.span,
+            ));
+            return lc;
+        };
+        for (k, val) in pairs {
+            let Some(key) = self.key(k) else { continue };
+            match key {
+                "loop_var" => match val.as_str() {
+                    Some(s) if crate::inventory::valid_var_name(s) => lc.loop_var = s.to_string(),
+                    _ => self.err(Diagnostic::at("`loop_var` must be a variable name", val.span)),
+                },
+                "index_var" => match val.as_str() {
+                    Some(s) if crate::inventory::valid_var_name(s) => lc.index_var = Some(s.to_string()),
+                    _ => self.err(Diagnostic::at("`index_var` must be a variable name", val.span)),
+                },
+                "label" => lc.label = Some(val.clone()),
+                "pause" => lc.pause = Some(val.clone()),
+                "extended" => lc.extended = self.bool(val, "extended").unwrap_or(false),
+                other => self.unknown_key(
+                    k,
+                    other,
+                    &["loop_var", "index_var", "label", "pause", "extended"],
+                    "loop_control",
+                ),
+            }
+        }
+        lc
+    }
+
+    fn serial(&mut self, v: &Node) -> Vec<super::SerialStep> {
+        let items: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) if !items.is_empty() => items.iter().collect(),
+            Kind::Seq(_) => {
+                self.err(
+                    Diagnostic::at("`serial` is an empty list", v.span)
+                        .with_help("write `serial: [1, \"25%\", \"100%\"]`"),
+                );
+                return Vec::new();
+            }
+            _ => vec![v],
+        };
+        let mut out = Vec::new();
+        for i in items {
+            let step = match &i.kind {
+                Kind::Int(n) if *n >= 1 => Some(SerialStep::Count(*n as usize)),
+                Kind::Str(s) => s
+                    .strip_suffix('%')
+                    .and_then(|p| p.trim().parse::<f64>().ok())
+                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .map(SerialStep::Percent)
+                    .or_else(|| {
+                        s.trim()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| *n >= 1)
+                            .map(SerialStep::Count)
+                    }),
+                _ => None,
+            };
+            match step {
+                Some(s) => out.push(s),
+                None => self.err(
+                    Diagnostic::at(format!("invalid `serial` value {}", describe(i)), i.span).with_help(
+                        "`serial` is a host count (`2`), a percentage (`\"25%\"`) or a list of them (`[1, \"50%\"]`)",
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn conditions(&mut self, v: &Node) -> Vec<Node> {
+        let items: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        let mut out = Vec::new();
+        for i in items {
+            match &i.kind {
+                Kind::Str(_) | Kind::Bool(_) => out.push(i.clone()),
+                _ => self.err(
+                    Diagnostic::at(
+                        format!(
+                            "a condition must be an expression or a boolean, found {}",
+                            i.type_name()
+                        ),
+                        i.span,
+                    )
+                    .with_help("write a Jinja expression without `{{ }}`, e.g. `when: result.rc == 0`"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn flag(&mut self, v: &Node, key: &str) -> Node {
+        match &v.kind {
+            Kind::Bool(_) => {}
+            Kind::Str(s) if crate::vars::is_template(s) => {}
+            _ => self.err(
+                Diagnostic::at(format!("`{key}` must be a boolean, found {}", describe(v)), v.span)
+                    .with_help(format!("write `{key}: true` or `{key}: false`")),
+            ),
+        }
+        v.clone()
+    }
+
+    fn bool(&mut self, v: &Node, key: &str) -> Option<bool> {
+        match v.kind {
+            Kind::Bool(b) => Some(b),
+            _ => {
+                self.err(
+                    Diagnostic::at(format!("`{key}` must be a boolean, found {}", describe(v)), v.span)
+                        .with_help(format!("write `{key}: true` or `{key}: false`")),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, v: &Node, what: &str) -> Option<String> {
+        match &v.kind {
+            Kind::Str(s) => Some(s.clone()),
+            Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => v.scalar_text(),
+            _ => {
+                self.err(Diagnostic::at(
+                    format!("{what} must be a string, found {}", v.type_name()),
+                    v.span,
+                ));
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, v: &Node, what: &str) -> Vec<String> {
+        match &v.kind {
+            Kind::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
+            Kind::Null => Vec::new(),
+            _ => self.string(v, what).into_iter().collect(),
+        }
+    }
+
+    fn tags(&mut self, v: &Node) -> Vec<String> {
+        self.string_list(v, "a tag")
+            .iter()
+            .flat_map(|s| {
+                s.split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn vars_into(&mut self, v: &Node, out: &mut VarMap) {
+        match &v.kind {
+            Kind::Null => {}
+            Kind::Map(pairs) => {
+                for (k, val) in pairs {
+                    match k.as_str() {
+                        Some(name) if crate::inventory::valid_var_name(name) => {
+                            out.insert(name.to_string(), val.to_value());
+                        }
+                        _ => self.err(
+                            Diagnostic::at(
+                                format!("invalid variable name `{}`", k.scalar_text().unwrap_or_default()),
+                                k.span,
+                            )
+                            .with_help(
+                                "variable names start with a letter or `_` and hold only letters, digits and `_`",
+                            ),
+                        ),
+                    }
+                }
+            }
+            _ => self.err(
+                Diagnostic::at(format!("`vars` must be a mapping, found {}", v.type_name()), v.span)
+                    .with_help("write one `name: value` per line under `vars:`"),
+            ),
+        }
+    }
+
+    fn vars_file(&mut self, name: &str, out: &mut VarMap) {
+        let path = self.dir.join(name);
+        match crate::inventory::parse_vars_file(self.sources, &path) {
+            Ok(pairs) => {
+                for (k, v) in pairs {
+                    out.insert(k, v.to_value());
+                }
+            }
+            Err(d) => self.err(d),
+        }
+    }
+}
+
+/// How a value reads in an error: strings quoted, others by type.
+pub(crate) fn describe(v: &Node) -> String {
+    match &v.kind {
+        Kind::Str(s) => format!("`{s}`"),
+        Kind::Int(i) => format!("`{i}`"),
+        Kind::Float(f) => format!("`{f}`"),
+        Kind::Bool(b) => format!("`{b}`"),
+        _ => v.type_name().to_string(),
+    }
+}
+
+pub(crate) fn list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("`{s}`")).collect();
+    match quoted.len() {
+        0 => "nothing".into(),
+        1 => quoted[0].clone(),
+        n => format!("{} or {}", quoted[..n - 1].join(", "), quoted[n - 1]),
+    }
+}
+
+/// `key=value key2="two words"` → pairs. Words without `=` are dropped.
+pub fn parse_kv(s: &str) -> Vec<(String, String)> {
+    crate::shell::split(s)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+/// Split leading and trailing `key=value` words whose key is a parameter off a command line.
+fn split_kv_params(s: &str, is_param: impl Fn(&str) -> bool) -> (Vec<(String, String)>, String) {
+    let mut params = Vec::new();
+    let mut rest: Vec<&str> = Vec::new();
+    for word in s.split(' ') {
+        if let Some((k, v)) = word.split_once('=')
+            && is_param(k)
+            && !v.starts_with(['"', '\''])
+        {
+            params.push((k.to_string(), v.to_string()));
+            continue;
+        }
+        rest.push(word);
+    }
+    (params, rest.join(" ").trim().to_string())
+}
+
+/// Sizes of the `serial` batches for `n` hosts: percentages round down (at least 1), the last
+/// entry repeats, and an empty `serial` is one batch of all hosts.
+pub fn serial_sizes(serial: &[SerialStep], n: usize) -> Vec<usize> {
+    if serial.is_empty() || n == 0 {
+        return if n == 0 { Vec::new() } else { vec![n] };
+    }
+    let mut out = Vec::new();
+    let mut left = n;
+    let mut i = 0;
+    while left > 0 {
+        let step = &serial[i.min(serial.len() - 1)];
+        let size = match step {
+            SerialStep::Count(c) => *c,
+            SerialStep::Percent(p) => ((n as f64) * p / 100.0).floor() as usize,
+        }
+        .max(1)
+        .min(left);
+        out.push(size);
+        left -= size;
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_batches_like_ansible() {
+        assert_eq!(serial_sizes(&[], 5), [5]);
+        assert_eq!(serial_sizes(&[SerialStep::Count(2)], 5), [2, 2, 1]);
+        assert_eq!(serial_sizes(&[SerialStep::Percent(30.0)], 10), [3, 3, 3, 1]);
+        assert_eq!(
+            serial_sizes(&[SerialStep::Count(1), SerialStep::Percent(50.0)], 10),
+            [1, 5, 4]
+        );
+        assert_eq!(serial_sizes(&[SerialStep::Percent(10.0)], 3), [1, 1, 1]);
+    }
+
+    #[test]
+    fn kv_words_split_from_free_form() {
+        let (p, rest) = split_kv_params("chdir=/tmp ls -l x=1", |k| k == "chdir");
+        assert_eq!(p, [("chdir".to_string(), "/tmp".to_string())]);
+        assert_eq!(rest, "ls -l x=1");
+        assert_eq!(parse_kv(r#"path=/x state=touch msg="a b""#).len(), 3);
+    }
+}

@@ -1,0 +1,236 @@
+//! The human log, in Ansible's words and layout (banners, `ok: [host]`, PLAY RECAP), so that
+//! existing log greps keep working.
+
+use crate::exec::Reporter;
+use crate::exec::events::{Event, HostResult, Stats, Status};
+use std::io::Write;
+
+pub struct Human<W: Write + Send> {
+    out: W,
+    color: bool,
+    verbose: u8,
+    diff: bool,
+    check: bool,
+}
+
+const WIDTH: usize = 80;
+
+impl<W: Write + Send> Human<W> {
+    pub fn new(out: W, color: bool, verbose: u8, diff: bool, check: bool) -> Self {
+        Human {
+            out,
+            color,
+            verbose,
+            diff,
+            check,
+        }
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn banner(&mut self, title: &str) {
+        let stars = WIDTH.saturating_sub(title.len() + 1).max(3);
+        let _ = writeln!(self.out, "\n{title} {}", "*".repeat(stars));
+    }
+
+    fn host_label(r: &HostResult) -> String {
+        match &r.delegated_to {
+            Some(d) => format!("[{} -> {}]", r.host, d),
+            None => format!("[{}]", r.host),
+        }
+    }
+
+    fn host(&mut self, r: &HostResult) {
+        if self.diff && !r.diffs.is_empty() && r.status != Status::Skipped {
+            for d in &r.diffs {
+                let _ = write!(self.out, "{}", d.render());
+            }
+        }
+        let label = Self::host_label(r);
+        let item = r.item.as_ref().map(|i| format!(" => (item={i})")).unwrap_or_default();
+        let compact = python_json(&sorted(&shown(&r.result)));
+        let line = match r.status {
+            Status::Ok | Status::Changed => {
+                let (word, code) = if r.status == Status::Changed {
+                    ("changed", "33")
+                } else {
+                    ("ok", "32")
+                };
+                let mut line = format!("{word}: {label}{item}");
+                if let Some(dbg) = &r.debug {
+                    line.push_str(&format!(" => {}", pretty(&sorted(dbg))));
+                } else if r.would_run {
+                    let cmd = r.result.get("cmd").map(cmd_text).unwrap_or_default();
+                    line.push_str(&format!(" => (would run) {cmd}"));
+                } else if self.verbose > 0 {
+                    line.push_str(&format!(" => {compact}"));
+                }
+                self.paint(&line, code)
+            }
+            Status::Skipped => {
+                if r.item.is_some() {
+                    self.paint(&format!("skipping: {label}{item} "), "36")
+                } else {
+                    self.paint(&format!("skipping: {label}"), "36")
+                }
+            }
+            Status::Failed if r.item.is_some() => self.paint(
+                &format!(
+                    "failed: {label} (item={}) => {compact}",
+                    r.item.as_deref().unwrap_or("")
+                ),
+                "31",
+            ),
+            Status::Failed => {
+                // A loop's failure was already shown item by item.
+                if r.result.get("results").is_some() {
+                    if r.ignored {
+                        let _ = writeln!(self.out, "{}", self.paint("...ignoring", "36"));
+                    }
+                    return;
+                }
+                self.paint(&format!("fatal: {label}: FAILED! => {compact}"), "31")
+            }
+            Status::Unreachable => self.paint(&format!("fatal: {label}: UNREACHABLE! => {compact}"), "31"),
+        };
+        // A loop's own summary line is shown only when every item was skipped.
+        if r.item.is_none() && r.result.get("results").is_some() && r.status != Status::Skipped {
+            return;
+        }
+        let _ = writeln!(self.out, "{line}");
+        if r.ignored && r.status == Status::Failed {
+            let _ = writeln!(self.out, "{}", self.paint("...ignoring", "36"));
+        }
+    }
+
+    fn recap(&mut self, hosts: &[(String, Stats)]) {
+        self.banner("PLAY RECAP");
+        for (h, s) in hosts {
+            let col = |name: &str, n: u32| format!("{name}={n:<4}");
+            let line = format!(
+                "{:<26} : {} {} {} {} {} {} {}",
+                h,
+                col("ok", s.ok),
+                col("changed", s.changed),
+                col("unreachable", s.unreachable),
+                col("failed", s.failed),
+                col("skipped", s.skipped),
+                col("rescued", s.rescued),
+                col("ignored", s.ignored)
+            );
+            let _ = writeln!(self.out, "{line}");
+        }
+        let _ = writeln!(self.out);
+    }
+}
+
+fn cmd_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Array(words) => {
+            let w: Vec<String> = words.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect();
+            crate::shell::join(&w)
+        }
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The result as Ansible shows it: without its own `failed`/`skipped` flags.
+fn shown(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    if let serde_json::Value::Object(m) = &mut v {
+        m.remove("failed");
+        if m.get("skipped") == Some(&serde_json::Value::Bool(false)) {
+            m.remove("skipped");
+        }
+    }
+    v
+}
+
+/// JSON with Python's `json.dumps` separators (`, ` and `: `), as Ansible prints it.
+fn python_json(v: &serde_json::Value) -> String {
+    struct Py;
+    impl serde_json::ser::Formatter for Py {
+        fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+            if first { Ok(()) } else { w.write_all(b", ") }
+        }
+        fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+            if first { Ok(()) } else { w.write_all(b", ") }
+        }
+        fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+            w.write_all(b": ")
+        }
+    }
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, Py);
+    let _ = serde::Serialize::serialize(v, &mut ser);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Keys sorted, as Ansible prints results.
+fn sorted(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    let _ = serde::Serialize::serialize(v, &mut ser);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+impl<W: Write + Send> Reporter for Human<W> {
+    fn event(&mut self, e: &Event) {
+        match e {
+            Event::PlayStart { name, .. } => {
+                let title = if self.check {
+                    format!("PLAY [{name}] [CHECK MODE]")
+                } else {
+                    format!("PLAY [{name}]")
+                };
+                self.banner(&title)
+            }
+            Event::NoHostsMatched => {
+                let _ = writeln!(self.out, "{}", self.paint("skipping: no hosts matched", "36"));
+            }
+            Event::TaskStart { name, handler } => {
+                let title = if *handler {
+                    format!("RUNNING HANDLER [{name}]")
+                } else {
+                    format!("TASK [{name}]")
+                };
+                self.banner(&title);
+            }
+            Event::Host(r) => self.host(r),
+            Event::Retry {
+                host,
+                task,
+                retries_left,
+            } => {
+                let _ = writeln!(
+                    self.out,
+                    "FAILED - RETRYING: [{host}]: {task} ({retries_left} retries left)."
+                );
+            }
+            Event::NoMoreHosts => self.banner("NO MORE HOSTS LEFT"),
+            Event::Warning { message } => eprintln!("[WARNING]: {message}"),
+            Event::Recap { hosts } => self.recap(hosts),
+        }
+        let _ = self.out.flush();
+    }
+}

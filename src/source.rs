@@ -1,0 +1,141 @@
+//! Source files loaded by roll (playbooks, inventories, vars files, templates) and byte spans into them.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Index of a file in the [`Sources`] table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId(pub u32);
+
+/// A byte range in one source file. Every identifier that came from a file keeps one,
+/// so a late error can still point at the line it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+        Span {
+            file,
+            start: start as u32,
+            end: end.max(start) as u32,
+        }
+    }
+}
+
+/// One loaded file and the offsets of its line starts.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// The path as it should be shown to the user (relative when it was given relative).
+    pub path: PathBuf,
+    pub text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    fn new(path: PathBuf, text: String) -> SourceFile {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        SourceFile {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let start = self.line_starts[line];
+        let col = self.text.get(start..offset).map_or(0, |s| s.chars().count());
+        (line + 1, col + 1)
+    }
+
+    /// Byte offset of a 1-based line and a 1-based column counted in characters.
+    pub fn offset_of(&self, line: usize, col: usize) -> usize {
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+            return self.text.len();
+        };
+        let rest = &self.text[start..];
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        let line_text = &rest[..line_end];
+        let byte_in_line = line_text
+            .char_indices()
+            .nth(col.saturating_sub(1))
+            .map_or(line_text.len(), |(i, _)| i);
+        start + byte_in_line
+    }
+
+    /// Byte offset of the end of the line holding `offset` (before the newline).
+    pub fn line_end(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i)
+    }
+}
+
+/// All files read during one run. Files are only added, never removed, so a [`FileId`] stays valid.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    files: Arc<RwLock<Vec<Arc<SourceFile>>>>,
+}
+
+impl Sources {
+    pub fn new() -> Sources {
+        Sources::default()
+    }
+
+    /// Add a file's text; returns its id.
+    pub fn add(&self, path: impl Into<PathBuf>, text: String) -> FileId {
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        files.push(Arc::new(SourceFile::new(path.into(), text)));
+        FileId((files.len() - 1) as u32)
+    }
+
+    /// Read a file from disk and add it.
+    pub fn load(&self, path: &Path) -> std::io::Result<FileId> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(self.add(display_path(path), text))
+    }
+
+    pub fn get(&self, id: FileId) -> Arc<SourceFile> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files[id.0 as usize].clone()
+    }
+
+    /// `file:line:col` of the start of a span.
+    pub fn location(&self, span: Span) -> String {
+        let file = self.get(span.file);
+        let (line, col) = file.line_col(span.start as usize);
+        format!("{}:{}:{}", file.path.display(), line, col)
+    }
+}
+
+/// A path as the user should see it: relative to the working directory when it lies below it.
+pub fn display_path(path: &Path) -> PathBuf {
+    if let Ok(cwd) = std::env::current_dir()
+        && let Ok(rel) = path.strip_prefix(&cwd)
+    {
+        return rel.to_path_buf();
+    }
+    path.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_round_trips() {
+        let f = SourceFile::new("x".into(), "ab\ncdé\nf".into());
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(3), (2, 1));
+        assert_eq!(f.offset_of(2, 3), 5);
+        assert_eq!(f.line_col(7), (2, 4));
+        assert_eq!(f.offset_of(3, 1), 8);
+        assert_eq!(f.line_end(3), 7);
+    }
+}

@@ -1,0 +1,279 @@
+//! The Ansible filters, tests and lookups that deploy playbooks use, on top of minijinja's builtins.
+
+use base64::Engine as _;
+use minijinja::value::{Kwargs, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State, Value};
+use regex::Regex;
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+fn to_json_value(v: &Value) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|e| invalid(format!("cannot convert to JSON: {e}")))
+}
+
+/// Ansible's truthiness for `| bool`: `yes`, `on`, `1`, `true` (any case) are true.
+pub fn ansible_bool(v: &Value) -> bool {
+    match v.kind() {
+        ValueKind::Bool => v.is_true(),
+        ValueKind::Number => v.as_i64().map_or_else(|| v.is_true(), |i| i == 1),
+        ValueKind::String => {
+            matches!(
+                v.as_str().unwrap_or("").trim().to_ascii_lowercase().as_str(),
+                "yes" | "on" | "1" | "true" | "y" | "t"
+            )
+        }
+        _ => false,
+    }
+}
+
+pub fn register(env: &mut Environment<'static>) {
+    env.add_filter("to_json", |v: Value| -> Result<String, Error> {
+        serde_json::to_string(&to_json_value(&v)?).map_err(|e| invalid(e.to_string()))
+    });
+    env.add_filter("to_nice_json", |v: Value, kw: Kwargs| -> Result<String, Error> {
+        let indent: usize = kw.get::<Option<usize>>("indent")?.unwrap_or(4);
+        kw.assert_all_used()?;
+        let value = to_json_value(&v)?;
+        let mut buf = Vec::new();
+        let ind = " ".repeat(indent);
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(ind.as_bytes());
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+        serde::Serialize::serialize(&value, &mut ser).map_err(|e| invalid(e.to_string()))?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    });
+    env.add_filter("from_json", |s: String| -> Result<Value, Error> {
+        let v: serde_json::Value = serde_json::from_str(&s).map_err(|e| invalid(format!("from_json: {e}")))?;
+        Ok(crate::vars::from_serde(&v))
+    });
+    let to_yaml = |v: Value| -> Result<String, Error> {
+        serde_yaml::to_string(&to_json_value(&v)?).map_err(|e| invalid(e.to_string()))
+    };
+    env.add_filter("to_yaml", to_yaml);
+    env.add_filter("to_nice_yaml", to_yaml);
+    env.add_filter("from_yaml", |s: String| -> Result<Value, Error> {
+        let v: serde_json::Value = serde_yaml::from_str(&s).map_err(|e| invalid(format!("from_yaml: {e}")))?;
+        Ok(crate::vars::from_serde(&v))
+    });
+    // Ansible's `bool` accepts yes/no/on/off; minijinja's would call every non-empty string true.
+    env.add_filter("bool", |v: Value| ansible_bool(&v));
+    env.add_filter(
+        "regex_replace",
+        |s: String, pat: String, rep: Option<String>, kw: Kwargs| -> Result<String, Error> {
+            let ignorecase: bool = kw.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
+            kw.assert_all_used()?;
+            let re = build_regex(&pat, ignorecase)?;
+            Ok(re
+                .replace_all(&s, python_replacement(&rep.unwrap_or_default()).as_str())
+                .into_owned())
+        },
+    );
+    env.add_filter(
+        "regex_search",
+        |s: String, pat: String, kw: Kwargs| -> Result<Value, Error> {
+            let ignorecase: bool = kw.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
+            kw.assert_all_used()?;
+            let re = build_regex(&pat, ignorecase)?;
+            Ok(re.find(&s).map_or(Value::from(()), |m| Value::from(m.as_str())))
+        },
+    );
+    env.add_filter("regex_findall", |s: String, pat: String| -> Result<Value, Error> {
+        let re = build_regex(&pat, false)?;
+        Ok(Value::from(
+            re.find_iter(&s).map(|m| m.as_str().to_string()).collect::<Vec<_>>(),
+        ))
+    });
+    env.add_filter("regex_escape", |s: String| regex::escape(&s));
+    env.add_filter("b64encode", |s: String| {
+        base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+    });
+    env.add_filter("b64decode", |s: String| -> Result<String, Error> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s.trim().as_bytes())
+            .map_err(|e| invalid(format!("b64decode: {e}")))?;
+        String::from_utf8(bytes).map_err(|_| invalid("b64decode: the decoded bytes are not UTF-8"))
+    });
+    env.add_filter("basename", |s: String| s.rsplit('/').next().unwrap_or("").to_string());
+    env.add_filter("dirname", |s: String| match s.rfind('/') {
+        Some(0) => "/".to_string(),
+        Some(i) => s[..i].to_string(),
+        None => String::new(),
+    });
+    env.add_filter("dict2items", |v: Value, kw: Kwargs| -> Result<Value, Error> {
+        let key_name: String = kw.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
+        let value_name: String = kw
+            .get::<Option<String>>("value_name")?
+            .unwrap_or_else(|| "value".into());
+        kw.assert_all_used()?;
+        if v.kind() != ValueKind::Map {
+            return Err(invalid(format!("dict2items expects a mapping, got {}", v.kind())));
+        }
+        let mut out = Vec::new();
+        for k in v.try_iter()? {
+            let val = v.get_item(&k)?;
+            out.push(Value::from_pairs([(key_name.clone(), k), (value_name.clone(), val)]));
+        }
+        Ok(Value::from(out))
+    });
+    env.add_filter("items2dict", |v: Value, kw: Kwargs| -> Result<Value, Error> {
+        let key_name: String = kw.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
+        let value_name: String = kw
+            .get::<Option<String>>("value_name")?
+            .unwrap_or_else(|| "value".into());
+        kw.assert_all_used()?;
+        let mut pairs = Vec::new();
+        for item in v.try_iter()? {
+            let k = item.get_attr(&key_name)?;
+            let val = item.get_attr(&value_name)?;
+            if k.is_undefined() {
+                return Err(invalid(format!("items2dict: an item has no `{key_name}`")));
+            }
+            pairs.push((k.to_string(), val));
+        }
+        Ok(Value::from_pairs(pairs))
+    });
+    env.add_filter("quote", |s: Value| crate::shell::quote(&s.to_string()));
+    env.add_filter(
+        "ternary",
+        |v: Value, yes: Value, no: Value| if v.is_true() { yes } else { no },
+    );
+    env.add_filter(
+        "combine",
+        |base: Value, rest: minijinja::value::Rest<Value>| -> Result<Value, Error> {
+            let mut map = indexmap::IndexMap::new();
+            for m in std::iter::once(base).chain(rest.0) {
+                if m.kind() != ValueKind::Map {
+                    return Err(invalid(format!("combine expects mappings, got {}", m.kind())));
+                }
+                for k in m.try_iter()? {
+                    let v = m.get_item(&k)?;
+                    map.insert(k.to_string(), v);
+                }
+            }
+            Ok(Value::from_pairs(map))
+        },
+    );
+    env.add_filter("flatten", |v: Value| -> Result<Value, Error> {
+        fn walk(v: Value, out: &mut Vec<Value>) -> Result<(), Error> {
+            if v.kind() == ValueKind::Seq {
+                for i in v.try_iter()? {
+                    walk(i, out)?;
+                }
+            } else {
+                out.push(v);
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(v, &mut out)?;
+        Ok(Value::from(out))
+    });
+    env.add_filter("mandatory", |v: Value| -> Result<Value, Error> {
+        if v.is_undefined() {
+            Err(Error::new(ErrorKind::UndefinedError, "mandatory variable not defined"))
+        } else {
+            Ok(v)
+        }
+    });
+
+    for (name, field, want) in [
+        ("succeeded", "failed", false),
+        ("success", "failed", false),
+        ("failed", "failed", true),
+        ("failure", "failed", true),
+        ("changed", "changed", true),
+        ("change", "changed", true),
+        ("skipped", "skipped", true),
+        ("skip", "skipped", true),
+    ] {
+        env.add_test(name, move |v: Value| -> Result<bool, Error> {
+            if v.kind() != ValueKind::Map {
+                return Err(invalid(format!("the `{name}` test expects a registered task result")));
+            }
+            Ok(v.get_attr(field)?.is_true() == want)
+        });
+    }
+    env.add_test("match", |s: String, pat: String| -> Result<bool, Error> {
+        Ok(build_regex(&format!("^(?:{pat})"), false)?.is_match(&s))
+    });
+    env.add_test("search", |s: String, pat: String| -> Result<bool, Error> {
+        Ok(build_regex(&pat, false)?.is_match(&s))
+    });
+    env.add_test("regex", |s: String, pat: String| -> Result<bool, Error> {
+        Ok(build_regex(&pat, false)?.is_match(&s))
+    });
+
+    env.add_function("lookup", lookup);
+}
+
+/// `lookup('env', 'NAME')` reads the controller's environment; other lookup plugins do not exist
+/// here, so that templates cannot read arbitrary controller files.
+fn lookup(_state: &State, kind: String, args: minijinja::value::Rest<String>) -> Result<Value, Error> {
+    match kind.as_str() {
+        "env" => {
+            let vals: Vec<Value> = args
+                .0
+                .iter()
+                .map(|n| Value::from(std::env::var(n).unwrap_or_default()))
+                .collect();
+            Ok(if vals.len() == 1 {
+                vals.into_iter().next().unwrap_or_default()
+            } else {
+                Value::from(vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+            })
+        }
+        other => Err(invalid(format!("unknown lookup plugin `{other}`; roll provides `env`"))),
+    }
+}
+
+fn build_regex(pat: &str, ignorecase: bool) -> Result<Regex, Error> {
+    regex::RegexBuilder::new(pat)
+        .case_insensitive(ignorecase)
+        .build()
+        .map_err(|e| invalid(format!("invalid regular expression `{pat}`: {e}")))
+}
+
+/// Python's `\1` and `\g<name>` replacement syntax to the regex crate's `${1}` / `${name}`.
+fn python_replacement(rep: &str) -> String {
+    let mut out = String::new();
+    let mut chars = rep.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    chars.next();
+                    out.push_str(&format!("${{{d}}}"));
+                }
+                Some('g') => {
+                    chars.next();
+                    if chars.peek() == Some(&'<') {
+                        chars.next();
+                        let name: String = chars.by_ref().take_while(|&c| c != '>').collect();
+                        out.push_str(&format!("${{{name}}}"));
+                    } else {
+                        out.push_str("\\g");
+                    }
+                }
+                Some('\\') => {
+                    chars.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_replacement;
+
+    #[test]
+    fn python_backrefs_translate() {
+        assert_eq!(python_replacement(r"\1-\g<name>$"), "${1}-${name}$$");
+    }
+}

@@ -1,0 +1,577 @@
+//! Variables and templating: the minijinja environment (strict undefined, Ansible filters),
+//! variable scopes in Ansible's precedence order, and lazy rendering of templated variables.
+
+pub mod filters;
+
+use crate::inventory::{Inventory, VarMap};
+use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Any serde value as a template value.
+pub fn from_serde<T: serde::Serialize>(v: &T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+/// True if a string holds template syntax and must be rendered before use.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// Ansible's `omit` placeholder: a module argument rendered to it is dropped.
+pub const OMIT: &str = "__omit_place_holder__roll__";
+
+/// A template failure, with the line inside the template when it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub message: String,
+    pub help: Option<String>,
+    /// 1-based line within the template source, for template files.
+    pub line: Option<usize>,
+    /// Byte range within the template source.
+    pub range: Option<std::ops::Range<usize>>,
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The template engine of one run.
+pub struct Templar {
+    env: Environment<'static>,
+}
+
+impl Default for Templar {
+    fn default() -> Self {
+        Templar::new()
+    }
+}
+
+impl Templar {
+    pub fn new() -> Templar {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Ansible keeps a file's trailing newline; jinja2 in Ansible runs with
+        // trim_blocks=True, which minijinja expresses in its syntax config.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        env.set_recursion_limit(200);
+        filters::register(&mut env);
+        Templar { env }
+    }
+
+    /// Check template syntax without rendering.
+    pub fn check(&self, source: &str) -> Result<(), TemplateError> {
+        self.env
+            .template_from_str(source)
+            .map(|_| ())
+            .map_err(|e| convert(e, source))
+    }
+
+    /// Check a bare expression (`when:`, `changed_when:`).
+    pub fn check_expr(&self, expr: &str) -> Result<(), TemplateError> {
+        self.env
+            .compile_expression(expr)
+            .map(|_| ())
+            .map_err(|e| convert(e, expr))
+    }
+
+    /// Render a string. A string that is exactly one `{{ expression }}` keeps the expression's
+    /// type (a list stays a list, a number a number), as Ansible does.
+    pub fn render(&self, source: &str, scope: &Value) -> Result<Value, TemplateError> {
+        if !is_template(source) {
+            return Ok(Value::from(source));
+        }
+        if let Some(expr) = single_expression(source) {
+            let compiled = self.env.compile_expression(expr).map_err(|e| convert(e, source))?;
+            let v = compiled
+                .eval(scope.clone())
+                .map_err(|e| self.explain(e, source, scope))?;
+            if v.is_undefined() {
+                return Err(self.explain(
+                    minijinja::Error::new(ErrorKind::UndefinedError, "undefined"),
+                    source,
+                    scope,
+                ));
+            }
+            return Ok(v);
+        }
+        let tmpl = self.env.template_from_str(source).map_err(|e| convert(e, source))?;
+        tmpl.render(scope.clone())
+            .map(Value::from)
+            .map_err(|e| self.explain(e, source, scope))
+    }
+
+    /// Render a string to text.
+    pub fn render_string(&self, source: &str, scope: &Value) -> Result<String, TemplateError> {
+        let v = self.render(source, scope)?;
+        Ok(value_to_string(&v))
+    }
+
+    /// Render every string inside a value (lists and mappings are walked).
+    pub fn render_deep(&self, v: &Value, scope: &Value) -> Result<Value, TemplateError> {
+        if !contains_template(v) {
+            return Ok(v.clone());
+        }
+        match v.kind() {
+            ValueKind::String => self.render(v.as_str().unwrap_or(""), scope),
+            ValueKind::Seq => {
+                let mut out = Vec::new();
+                for item in v.try_iter().map_err(|e| convert(e, ""))? {
+                    out.push(self.render_deep(&item, scope)?);
+                }
+                Ok(Value::from(out))
+            }
+            ValueKind::Map => {
+                let mut out = Vec::new();
+                for k in v.try_iter().map_err(|e| convert(e, ""))? {
+                    let item = v.get_item(&k).map_err(|e| convert(e, ""))?;
+                    out.push((k.to_string(), self.render_deep(&item, scope)?));
+                }
+                Ok(Value::from_pairs(out))
+            }
+            _ => Ok(v.clone()),
+        }
+    }
+
+    /// Top-level variable names a template reads without defining them itself.
+    pub fn undeclared(&self, source: &str) -> Vec<String> {
+        match self.env.template_from_str(source) {
+            Ok(t) => {
+                let mut v: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                v.sort();
+                v
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Evaluate a bare expression (`when:`), accepting a `{{ }}` wrapper as Ansible does.
+    pub fn eval(&self, expr: &str, scope: &Value) -> Result<Value, TemplateError> {
+        let e = single_expression(expr).unwrap_or(expr);
+        let compiled = self.env.compile_expression(e).map_err(|err| convert(err, expr))?;
+        compiled
+            .eval(scope.clone())
+            .map_err(|err| self.explain(err, expr, scope))
+    }
+
+    /// Evaluate a condition. Like Ansible, a string result is judged by `| bool`.
+    pub fn eval_bool(&self, expr: &str, scope: &Value) -> Result<bool, TemplateError> {
+        let v = self.eval(expr, scope)?;
+        Ok(match v.kind() {
+            ValueKind::String => filters::ansible_bool(&v),
+            ValueKind::Undefined => {
+                return Err(self.explain(
+                    minijinja::Error::new(ErrorKind::UndefinedError, "undefined"),
+                    expr,
+                    scope,
+                ));
+            }
+            _ => v.is_true(),
+        })
+    }
+
+    /// Turn an error into a message a user can act on. minijinja reports "undefined value"
+    /// without the name, so the template is searched for the variable that is missing.
+    fn explain(&self, err: minijinja::Error, source: &str, scope: &Value) -> TemplateError {
+        if let Some(nested) = scope.downcast_object_ref::<Scope>().and_then(Scope::take_error) {
+            return nested;
+        }
+        if err.kind() == ErrorKind::UndefinedError {
+            let src = single_expression(source)
+                .map(|e| format!("{{{{ {e} }}}}"))
+                .unwrap_or_else(|| source.to_string());
+            if let Ok(t) = self.env.template_from_str(&src) {
+                let mut paths: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+                paths.sort();
+                for path in paths {
+                    if let Some(mut te) = missing(scope, &path) {
+                        te.line = err.line();
+                        return te;
+                    }
+                }
+            }
+        }
+        convert(err, source)
+    }
+}
+
+/// The first part of a dotted path that does not resolve in `scope`, as an error.
+fn missing(scope: &Value, path: &str) -> Option<TemplateError> {
+    let mut parts = path.split('.');
+    let first = parts.next()?;
+    let mut cur = scope.get_attr(first).ok().filter(|v| !v.is_undefined());
+    if cur.is_none() {
+        let names: Vec<String> = scope
+            .downcast_object_ref::<Scope>()
+            .map(Scope::names)
+            .unwrap_or_default();
+        let help = crate::diagnostic::closest(first, names.iter().map(String::as_str))
+            .map(|c| format!("did you mean `{c}`?"))
+            .or_else(|| Some("define it in the inventory, group_vars, the play's `vars`, or with `-e`".into()));
+        return Some(TemplateError {
+            message: format!("undefined variable `{first}`"),
+            help,
+            line: None,
+            range: None,
+        });
+    }
+    let mut walked = first.to_string();
+    for p in parts {
+        let v = cur?;
+        let next = v.get_attr(p).ok().filter(|x| !x.is_undefined());
+        if next.is_none() {
+            let keys: Vec<String> = if v.kind() == ValueKind::Map {
+                v.try_iter()
+                    .map(|it| it.map(|k| k.to_string()).collect())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let help = crate::diagnostic::closest(p, keys.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{walked}.{c}`?"));
+            return Some(TemplateError {
+                message: format!("`{walked}` has no attribute `{p}`"),
+                help,
+                line: None,
+                range: None,
+            });
+        }
+        walked.push('.');
+        walked.push_str(p);
+        cur = next;
+    }
+    None
+}
+
+fn convert(e: minijinja::Error, source: &str) -> TemplateError {
+    let mut msg = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+    if e.kind() == ErrorKind::SyntaxError {
+        msg = format!("template syntax error: {msg}");
+    }
+    let range = e.range().filter(|r| r.end <= source.len());
+    TemplateError {
+        message: msg,
+        help: None,
+        line: e.line(),
+        range,
+    }
+}
+
+/// `"{{ expr }}"` (and nothing else) → `expr`.
+fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+pub fn contains_template(v: &Value) -> bool {
+    match v.kind() {
+        ValueKind::String => is_template(v.as_str().unwrap_or("")),
+        ValueKind::Seq | ValueKind::Map => {
+            if v.as_object()
+                .is_some_and(|o| !matches!(o.repr(), ObjectRepr::Seq | ObjectRepr::Map))
+            {
+                return false;
+            }
+            match v.kind() {
+                ValueKind::Seq => v.try_iter().is_ok_and(|mut it| it.any(|i| contains_template(&i))),
+                _ => v
+                    .try_iter()
+                    .is_ok_and(|mut it| it.any(|k| v.get_item(&k).is_ok_and(|i| contains_template(&i)))),
+            }
+        }
+        _ => false,
+    }
+}
+
+/// How a value reads in a command line or message: strings bare, `None` empty, the rest as JSON.
+pub fn value_to_string(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::String => v.as_str().unwrap_or("").to_string(),
+        ValueKind::None | ValueKind::Undefined => String::new(),
+        ValueKind::Bool => {
+            if v.is_true() {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
+        ValueKind::Seq | ValueKind::Map => serde_json::to_string(v).unwrap_or_else(|_| v.to_string()),
+        _ => v.to_string(),
+    }
+}
+
+/// Everything shared by the scopes of one run.
+pub struct RunVars {
+    pub templar: Templar,
+    pub inventory: Arc<Inventory>,
+    groups: Value,
+    pub extra: Arc<VarMap>,
+    /// Registered results and `set_fact`, per host, for the whole run.
+    facts: RwLock<Vec<Arc<VarMap>>>,
+    pub playbook_dir: String,
+    pub inventory_dir: String,
+}
+
+impl RunVars {
+    pub fn new(inventory: Arc<Inventory>, extra: VarMap, playbook_dir: String) -> Arc<RunVars> {
+        let groups = inventory.groups_value();
+        let facts = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
+        let inventory_dir = inventory
+            .dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        Arc::new(RunVars {
+            templar: Templar::new(),
+            inventory,
+            groups,
+            extra: Arc::new(extra),
+            facts,
+            playbook_dir,
+            inventory_dir,
+        })
+    }
+
+    pub fn facts(&self, host: usize) -> Arc<VarMap> {
+        self.facts.read().unwrap_or_else(|e| e.into_inner())[host].clone()
+    }
+
+    pub fn set_fact(&self, host: usize, key: &str, value: Value) {
+        let mut facts = self.facts.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(&mut facts[host]).insert(key.to_string(), value);
+    }
+}
+
+/// The play-level part of a scope.
+#[derive(Default)]
+pub struct PlayVars {
+    pub vars: Arc<VarMap>,
+    /// `ansible_play_hosts_all`: every host of the play.
+    pub play_hosts_all: Value,
+    /// `ansible_play_batch` / `play_hosts`: the hosts of the current `serial` batch that are still active.
+    pub play_batch: Value,
+    pub check_mode: bool,
+}
+
+/// Variables as one host sees them at one task, looked up lazily in precedence order.
+pub struct Scope {
+    run: Arc<RunVars>,
+    play: Arc<PlayVars>,
+    host: usize,
+    /// Block and task `vars`, lowest first.
+    layers: Vec<Arc<VarMap>>,
+    /// Loop variables (`item`, `ansible_loop`, `ansible_loop_var`), above everything but `-e`.
+    locals: VarMap,
+    facts: Arc<VarMap>,
+    depth: AtomicUsize,
+    error: Mutex<Option<TemplateError>>,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<vars of {}>", self.run.inventory.hosts[self.host].name)
+    }
+}
+
+impl Scope {
+    pub fn value(
+        run: Arc<RunVars>,
+        play: Arc<PlayVars>,
+        host: usize,
+        layers: Vec<Arc<VarMap>>,
+        locals: VarMap,
+    ) -> Value {
+        let facts = run.facts(host);
+        Value::from_object(Scope {
+            run,
+            play,
+            host,
+            layers,
+            locals,
+            facts,
+            depth: AtomicUsize::new(0),
+            error: Mutex::new(None),
+        })
+    }
+
+    fn take_error(&self) -> Option<TemplateError> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn magic(&self, key: &str) -> Option<Value> {
+        let host = &self.run.inventory.hosts[self.host];
+        Some(match key {
+            "inventory_hostname" => Value::from(host.name.as_str()),
+            "inventory_hostname_short" => Value::from(host.name.split('.').next().unwrap_or("")),
+            "group_names" => Value::from(host.groups.clone()),
+            "groups" => self.run.groups.clone(),
+            "hostvars" => Value::from_object(HostVars {
+                run: self.run.clone(),
+                play: self.play.clone(),
+            }),
+            "play_hosts" | "ansible_play_batch" | "ansible_play_hosts" => self.play.play_batch.clone(),
+            "ansible_play_hosts_all" => self.play.play_hosts_all.clone(),
+            "ansible_check_mode" => Value::from(self.play.check_mode),
+            "playbook_dir" => Value::from(self.run.playbook_dir.as_str()),
+            "inventory_dir" => Value::from(self.run.inventory_dir.as_str()),
+            "omit" => Value::from(OMIT),
+            _ => return None,
+        })
+    }
+
+    fn raw(&self, key: &str) -> Option<Value> {
+        if let Some(v) = self.magic(key) {
+            return Some(v);
+        }
+        if let Some(v) = self.run.extra.get(key) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.locals.get(key) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.facts.get(key) {
+            return Some(v.clone());
+        }
+        for layer in self.layers.iter().rev() {
+            if let Some(v) = layer.get(key) {
+                return Some(v.clone());
+            }
+        }
+        if let Some(v) = self.play.vars.get(key) {
+            return Some(v.clone());
+        }
+        self.run.inventory.hosts[self.host].vars.get(key).cloned()
+    }
+
+    /// Every variable name visible here (for suggestions).
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = [
+            "inventory_hostname",
+            "group_names",
+            "groups",
+            "hostvars",
+            "play_hosts",
+            "ansible_play_hosts",
+            "ansible_check_mode",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        out.extend(self.run.extra.keys().cloned());
+        out.extend(self.locals.keys().cloned());
+        out.extend(self.facts.keys().cloned());
+        for l in &self.layers {
+            out.extend(l.keys().cloned());
+        }
+        out.extend(self.play.vars.keys().cloned());
+        out.extend(self.run.inventory.hosts[self.host].vars.keys().cloned());
+        out
+    }
+}
+
+impl Object for Scope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        let v = self.raw(key)?;
+        if !contains_template(&v) {
+            return Some(v);
+        }
+        // Variables are templated when used, in the scope of the host using them, as in Ansible.
+        if self.depth.fetch_add(1, Ordering::SeqCst) > 40 {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(TemplateError {
+                message: format!("recursive loop detected in template of variable `{key}`"),
+                help: Some("a variable's template refers back to itself".into()),
+                line: None,
+                range: None,
+            });
+            return None;
+        }
+        let me = Value::from_dyn_object(self.clone());
+        let result = self.run.templar.render_deep(&v, &me);
+        self.depth.fetch_sub(1, Ordering::SeqCst);
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.is_none() {
+                    *slot = Some(TemplateError {
+                        message: format!("in variable `{key}`: {}", e.message),
+                        help: e.help,
+                        line: None,
+                        range: None,
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut names = self.names();
+        names.sort();
+        names.dedup();
+        Enumerator::Values(names.into_iter().map(Value::from).collect())
+    }
+}
+
+/// `hostvars`: every host's variables, as that host sees them in this play.
+struct HostVars {
+    run: Arc<RunVars>,
+    play: Arc<PlayVars>,
+}
+
+impl std::fmt::Debug for HostVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hostvars>")
+    }
+}
+
+impl Object for HostVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let host = self.run.inventory.host(key.as_str()?)?;
+        Some(Scope::value(
+            self.run.clone(),
+            self.play.clone(),
+            host,
+            Vec::new(),
+            VarMap::new(),
+        ))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.run
+                .inventory
+                .hosts
+                .iter()
+                .map(|h| Value::from(h.name.as_str()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+//! Unit tests for variable precedence, lazy templating and the Ansible filters.
+
+use super::*;
+use crate::inventory;
+use crate::source::Sources;
+
+fn run_vars(inv_text: &str, extra: &[(&str, Value)]) -> Arc<RunVars> {
+    let dir = std::env::temp_dir().join(format!("roll-vars-{}-{}", std::process::id(), inv_text.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hosts");
+    std::fs::write(&path, inv_text).unwrap();
+    let inv = inventory::load(&Sources::new(), path.to_str().unwrap(), &[]).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let extra: VarMap = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    RunVars::new(Arc::new(inv), extra, ".".into())
+}
+
+fn play(vars: &[(&str, Value)]) -> Arc<PlayVars> {
+    Arc::new(PlayVars {
+        vars: Arc::new(vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
+        play_hosts_all: Value::from(Vec::<Value>::new()),
+        play_batch: Value::from(Vec::<Value>::new()),
+        check_mode: false,
+    })
+}
+
+fn render(run: &Arc<RunVars>, p: Arc<PlayVars>, task: &[(&str, Value)], s: &str) -> Result<String, TemplateError> {
+    let layer: VarMap = task.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let scope = Scope::value(run.clone(), p, 0, vec![Arc::new(layer)], VarMap::new());
+    run.templar.render_string(s, &scope)
+}
+
+#[test]
+fn precedence_inventory_play_task_facts_extra() {
+    let run = run_vars(
+        "[app]\nh1 x=host\n[app:vars]\nx=group\ny=group\n",
+        &[("z", Value::from("extra"))],
+    );
+    assert_eq!(render(&run, play(&[]), &[], "{{ x }}{{ y }}").unwrap(), "hostgroup");
+    assert_eq!(
+        render(&run, play(&[("x", Value::from("play"))]), &[], "{{ x }}").unwrap(),
+        "play"
+    );
+    assert_eq!(
+        render(
+            &run,
+            play(&[("x", Value::from("play"))]),
+            &[("x", Value::from("task"))],
+            "{{ x }}"
+        )
+        .unwrap(),
+        "task"
+    );
+    run.set_fact(0, "x", Value::from("fact"));
+    assert_eq!(
+        render(&run, play(&[]), &[("x", Value::from("task"))], "{{ x }}").unwrap(),
+        "fact"
+    );
+    run.set_fact(0, "z", Value::from("fact"));
+    assert_eq!(
+        render(&run, play(&[("z", Value::from("play"))]), &[], "{{ z }}").unwrap(),
+        "extra"
+    );
+}
+
+#[test]
+fn variables_are_templated_lazily_in_the_host_scope() {
+    let run = run_vars("[app]\nh1 port=8080\n", &[]);
+    let p = play(&[
+        ("url", Value::from("http://{{ inventory_hostname }}:{{ port }}/")),
+        ("loop_a", Value::from("{{ loop_b }}")),
+        ("loop_b", Value::from("{{ loop_a }}")),
+    ]);
+    assert_eq!(render(&run, p.clone(), &[], "{{ url }}").unwrap(), "http://h1:8080/");
+    let err = render(&run, p, &[], "{{ loop_a }}").unwrap_err();
+    assert!(err.message.contains("recursive loop detected"), "{}", err.message);
+}
+
+#[test]
+fn undefined_variables_are_named_with_a_suggestion() {
+    let run = run_vars("[app]\nh1 release=1\n", &[]);
+    let err = render(&run, play(&[]), &[], "v{{ relase }}").unwrap_err();
+    assert_eq!(err.message, "undefined variable `relase`");
+    assert_eq!(err.help.as_deref(), Some("did you mean `release`?"));
+    let p = play(&[("colour", Value::from_pairs([("next", "green")]))]);
+    let err = render(&run, p, &[], "{{ colour.nxt }}").unwrap_err();
+    assert_eq!(err.message, "`colour` has no attribute `nxt`");
+    assert_eq!(err.help.as_deref(), Some("did you mean `colour.next`?"));
+}
+
+#[test]
+fn single_expressions_keep_their_type() {
+    let run = run_vars("[app]\nh1\nh2\n", &[]);
+    let scope = Scope::value(run.clone(), play(&[]), 0, vec![], VarMap::new());
+    let v = run.templar.render("{{ groups['app'] }}", &scope).unwrap();
+    assert_eq!(v.len(), Some(2));
+    let v = run.templar.render("{{ 40 + 2 }}", &scope).unwrap();
+    assert_eq!(v.as_i64(), Some(42));
+}
+
+#[test]
+fn ansible_filters() {
+    let run = run_vars("[app]\nh1\n", &[]);
+    let r = |s: &str| render(&run, play(&[("m", Value::from_pairs([("a", 1), ("b", 2)]))]), &[], s).unwrap();
+    assert_eq!(r("{{ 'yes' | bool }} {{ 'off' | bool }}"), "True False");
+    assert_eq!(
+        r("{{ 'web-01' | regex_replace('(\\\\w+)-(\\\\d+)', '\\\\2-\\\\1') }}"),
+        "01-web"
+    );
+    assert_eq!(r("{{ 'abc' | b64encode }} {{ 'YWJj' | b64decode }}"), "YWJj abc");
+    assert_eq!(
+        r("{{ '/etc/nginx/x.conf' | basename }} {{ '/etc/nginx/x.conf' | dirname }}"),
+        "x.conf /etc/nginx"
+    );
+    assert_eq!(r("{{ m | dict2items | map(attribute='key') | join(',') }}"), "a,b");
+    assert_eq!(r("{{ (m | dict2items | items2dict).b }}"), "2");
+    assert_eq!(r("{{ m | to_json }}"), r#"{"a":1,"b":2}"#);
+    assert_eq!(r("{{ ('{\"k\": [1]}' | from_json).k[0] }}"), "1");
+    assert_eq!(
+        r("{{ undefined_thing | default('d') }} {{ undefined_thing | d('e') }}"),
+        "d e"
+    );
+    assert_eq!(r("{{ [3, 1, 3] | unique | sort | join }}"), "13");
+    assert_eq!(r("{{ 'a b' | quote }}"), "'a b'");
+    assert_eq!(r("{{ 'x' | regex_search('y') is none }}"), "True");
+}
