@@ -55,6 +55,17 @@ impl Diagnostic {
 
     /// Render in the rustc style: message, `--> file:line:col`, the line with a caret, help.
     pub fn render(&self, sources: &Sources, color: bool) -> String {
+        if self.span.is_none() {
+            let mut out = if color {
+                format!("\x1b[1;31merror\x1b[0m\x1b[1m: {}\x1b[0m", self.message)
+            } else {
+                format!("error: {}", self.message)
+            };
+            if let Some(help) = &self.help {
+                out.push_str(&format!("\n  = help: {help}"));
+            }
+            return out;
+        }
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
         let mut group = Group::with_title(Level::ERROR.primary_title(self.message.as_str()));
         // Only the lines around the span are handed to the renderer, which keeps rendering cheap

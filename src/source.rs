@@ -116,6 +116,9 @@ impl Sources {
 
 /// A path as the user should see it: relative to the working directory when it lies below it.
 pub fn display_path(path: &Path) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix(".") {
+        return rest.to_path_buf();
+    }
     if let Ok(cwd) = std::env::current_dir()
         && let Ok(rel) = path.strip_prefix(&cwd)
     {

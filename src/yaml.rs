@@ -258,7 +258,11 @@ impl MarkedEventReceiver for Builder<'_> {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(mut pairs, _, merged, span, anchor)) = self.stack.pop() {
+                if let Some(Frame::Map(mut pairs, _, merged, mut span, anchor)) = self.stack.pop() {
+                    // A block mapping's event starts after its first key; point at that key.
+                    if let Some((k, _)) = pairs.first() {
+                        span = Span::new(self.file, k.span.start.min(span.start) as usize, k.span.end as usize);
+                    }
                     for (k, v) in merged {
                         if !pairs.iter().any(|(pk, _)| pk.kind == k.kind) {
                             pairs.push((k, v));

@@ -16,6 +16,8 @@ pub(super) fn parse(sources: &Sources, file: FileId, b: &mut Builder) {
     let src = sources.get(file);
     let mut section = Section::Hosts("ungrouped".into());
     let mut vars_sections: Vec<(String, Span)> = Vec::new();
+    // `[g:vars]` may come before `[g]`; the values apply once the whole file is read.
+    let mut pending_vars: Vec<(String, String, Value)> = Vec::new();
     let mut offset = 0;
     for raw_line in src.text.split_inclusive('\n') {
         let line_start = offset;
@@ -101,8 +103,7 @@ pub(super) fn parse(sources: &Sources, file: FileId, b: &mut Builder) {
                     b.diags.push(invalid_var_name(key, at(0, k.len())));
                     continue;
                 }
-                let value = ini_value(strip_comment(v));
-                b.group(group, None).vars.insert(key.to_string(), value);
+                pending_vars.push((group.clone(), key.to_string(), ini_value(strip_comment(v))));
             }
             Section::Children(group) => {
                 let child = strip_comment(trimmed).trim();
@@ -186,6 +187,11 @@ pub(super) fn parse(sources: &Sources, file: FileId, b: &mut Builder) {
                     ),
                 }
             }
+        }
+    }
+    for (group, key, value) in pending_vars {
+        if b.groups.contains_key(&group) {
+            b.group(&group, None).vars.insert(key, value);
         }
     }
     for (name, span) in vars_sections {

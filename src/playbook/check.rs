@@ -282,7 +282,7 @@ fn check_task(
             None => diags.push(
                 Diagnostic::at(format!("template `{s}` not found"), src.span).with_help(format!(
                     "looked in `{}`, `{}` and the working directory",
-                    playbook.dir.join("templates").display(),
+                    crate::source::display_path(&playbook.dir.join("templates")).display(),
                     playbook.dir.display()
                 )),
             ),
@@ -308,7 +308,7 @@ fn check_task(
         diags.push(
             Diagnostic::at(format!("copy source `{s}` not found"), src.span).with_help(format!(
                 "looked in `{}`, `{}` and the working directory",
-                playbook.dir.join("files").display(),
+                crate::source::display_path(&playbook.dir.join("files")).display(),
                 playbook.dir.display()
             )),
         );

@@ -216,7 +216,7 @@ impl Parser<'_> {
                             .join(","),
                         _ => self.string(v, "`hosts`").unwrap_or_default(),
                     };
-                    if play.hosts.trim().is_empty() {
+                    if play.hosts.trim().is_empty() && matches!(v.kind, Kind::Str(_) | Kind::Null | Kind::Seq(_)) {
                         self.err(
                             Diagnostic::at("`hosts` is empty", v.span)
                                 .with_help("name a group, a host or a pattern such as `app:!app01`"),

@@ -1,0 +1,81 @@
+//! Shared helpers for the integration tests: run the real `roll` binary, copy fixtures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn roll_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_roll"))
+}
+
+/// A `roll` command in `dir`, without colour and outside CI detection.
+pub fn roll(dir: &Path) -> Command {
+    let mut c = Command::new(roll_bin());
+    c.current_dir(dir).env("NO_COLOR", "1").env_remove("GITLAB_CI").env_remove("ROLL_INVENTORY");
+    c
+}
+
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    roll(dir).args(args).output().expect("run roll")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// The PLAY RECAP lines of a run, without trailing spaces.
+pub fn recap(out: &str) -> Vec<String> {
+    let mut lines = out.lines().skip_while(|l| !l.starts_with("PLAY RECAP"));
+    lines.next();
+    lines.filter(|l| !l.trim().is_empty()).map(|l| l.trim_end().to_string()).collect()
+}
+
+/// Every file under `dir` with its content, sorted, for before/after comparisons.
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>, u32)>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let mode = meta.permissions().mode();
+            if meta.is_dir() {
+                out.push((rel + "/", Vec::new(), mode));
+                walk(base, &p, out);
+            } else if meta.file_type().is_symlink() {
+                out.push((rel, std::fs::read_link(&p).unwrap().display().to_string().into_bytes(), mode));
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap(), mode));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
