@@ -360,6 +360,9 @@ fn finish(
 }
 
 fn debug_value(module: &str, res: &ModuleResult) -> Option<serde_json::Value> {
+    if module == "assert" && !res.failed {
+        return Some(serde_json::json!({"changed": false, "msg": res.msg.clone().unwrap_or_default()}));
+    }
     if module != "debug" || res.failed {
         return None;
     }
