@@ -24,7 +24,13 @@ fn recap_equals_ansible_on_first_and_second_run() {
     }
     // What the playbook wrote is what Ansible would have written.
     let conf = std::fs::read_to_string(base.path().join("app2/etc/app.conf")).unwrap();
-    assert_eq!(conf, "# managed by roll\nname = app2\nport = 8080\ngroups = app,web\npeer app1\npeer app2\npeer app3\n");
-    assert_eq!(std::fs::read_link(base.path().join("app1/current")).unwrap(), base.path().join("app1/etc"));
+    assert_eq!(
+        conf,
+        "# managed by roll\nname = app2\nport = 8080\ngroups = app,web\npeer app1\npeer app2\npeer app3\n"
+    );
+    assert_eq!(
+        std::fs::read_link(base.path().join("app1/current")).unwrap(),
+        base.path().join("app1/etc")
+    );
     assert!(base.path().join("app3/restarted").exists());
 }

@@ -13,15 +13,24 @@ use std::path::Path;
 fn every_invalid_input_is_reported_before_anything_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/diagnostics");
     let bless = std::env::var_os("ROLL_BLESS").is_some();
-    let mut cases: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
     cases.sort_by_key(|e| e.file_name());
-    assert!(cases.len() >= 30, "expected at least 30 diagnostic cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 30,
+        "expected at least 30 diagnostic cases, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in cases {
         let name = case.file_name().to_string_lossy().into_owned();
         let work = tempfile::tempdir().unwrap();
         common::copy_dir(&case.path(), work.path());
-        let cmd = std::fs::read_to_string(case.path().join("cmd")).unwrap_or_else(|_| "play playbook.yml -i hosts".into());
+        let cmd =
+            std::fs::read_to_string(case.path().join("cmd")).unwrap_or_else(|_| "play playbook.yml -i hosts".into());
         let args = split(cmd.trim());
         let out = common::roll(work.path()).args(&args).output().unwrap();
         let stderr = common::stderr(&out);
@@ -41,7 +50,9 @@ fn every_invalid_input_is_reported_before_anything_runs() {
             problems.push("a task ran".into());
         }
         if stderr != expected {
-            problems.push(format!("stderr differs.\n--- expected\n{expected}\n--- actual\n{stderr}"));
+            problems.push(format!(
+                "stderr differs.\n--- expected\n{expected}\n--- actual\n{stderr}"
+            ));
         }
         if !problems.is_empty() {
             failures.push(format!("[{name}] {}", problems.join("\n")));

@@ -385,7 +385,10 @@ impl Runner {
                             continue;
                         }
                         if m.spec.name == "meta" {
-                            self.emit(Event::TaskStart { name: task.display_name(), handler: false });
+                            self.emit(Event::TaskStart {
+                                name: task.display_name(),
+                                handler: false,
+                            });
                             let action = m.free_form.as_ref().and_then(|n| n.as_str()).unwrap_or("noop");
                             match action {
                                 "flush_handlers" => self.flush_handlers(ctx, state, batch).await,

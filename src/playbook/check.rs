@@ -352,8 +352,8 @@ fn check_template_file(
         return;
     }
     for name in templar.undeclared(&file.text) {
-        if !known.contains(&name) {
-            let at = find_word(&file.text, &name).unwrap_or(0);
+        if !known.contains(&name) && !guarded(&file.text, &name) {
+            let at = find_in_blocks(&file.text, &name).unwrap_or(0);
             diags.push(undefined(&name, Span::new(id, at, at + name.len()), known));
         }
     }
@@ -385,7 +385,7 @@ fn check_node(
                 return;
             }
             for name in templar.undeclared(s) {
-                if !known.contains(&name) {
+                if !known.contains(&name) && !guarded(s, &name) {
                     diags.push(undefined(&name, name_span(sources, node.span, &name), known));
                 }
             }
@@ -424,7 +424,7 @@ fn check_expr_str(
         return;
     }
     for name in templar.undeclared(&format!("{{{{ {e} }}}}")) {
-        if !known.contains(&name) {
+        if !known.contains(&name) && !guarded(e, &name) {
             diags.push(undefined(&name, name_span(sources, span, &name), known));
         }
     }
@@ -435,10 +435,42 @@ fn name_span(sources: &Sources, span: Span, name: &str) -> Span {
     let file = sources.get(span.file);
     let start = span.start as usize;
     let end = file.line_end(start);
-    if let Some(i) = find_word(&file.text[start..end], name) {
+    if let Some(i) = find_in_blocks(&file.text[start..end], name) {
         return Span::new(span.file, start + i, start + i + name.len());
     }
     span
+}
+
+/// Whether every use of `name` may be undefined on purpose: `name | default(...)`,
+/// `name is defined`. Such variables are not required to exist anywhere.
+fn guarded(text: &str, name: &str) -> bool {
+    let re = regex::Regex::new(&format!(
+        r"\b{}\b((\.\w+)|(\[[^\]]*\]))*\s*(\|\s*(default|d|mandatory)\b|is\s+(not\s+)?(defined|undefined)\b)",
+        regex::escape(name)
+    ));
+    re.is_ok_and(|re| re.is_match(text))
+}
+
+/// The first use of `word` inside `{{ }}` or `{% %}`, as a byte offset.
+fn find_in_blocks(text: &str, word: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(open) = text[from..].find(['{']).map(|i| from + i) {
+        let rest = &text[open..];
+        let close = if rest.starts_with("{{") {
+            rest.find("}}")
+        } else if rest.starts_with("{%") {
+            rest.find("%}")
+        } else {
+            from = open + 1;
+            continue;
+        };
+        let Some(close) = close else { break };
+        if let Some(i) = find_word(&rest[..close], word) {
+            return Some(open + i);
+        }
+        from = open + close;
+    }
+    find_word(text, word)
 }
 
 fn find_word(text: &str, word: &str) -> Option<usize> {

@@ -11,7 +11,10 @@ pub fn roll_bin() -> PathBuf {
 /// A `roll` command in `dir`, without colour and outside CI detection.
 pub fn roll(dir: &Path) -> Command {
     let mut c = Command::new(roll_bin());
-    c.current_dir(dir).env("NO_COLOR", "1").env_remove("GITLAB_CI").env_remove("ROLL_INVENTORY");
+    c.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("GITLAB_CI")
+        .env_remove("ROLL_INVENTORY");
     c
 }
 
@@ -51,7 +54,10 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 pub fn recap(out: &str) -> Vec<String> {
     let mut lines = out.lines().skip_while(|l| !l.starts_with("PLAY RECAP"));
     lines.next();
-    lines.filter(|l| !l.trim().is_empty()).map(|l| l.trim_end().to_string()).collect()
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim_end().to_string())
+        .collect()
 }
 
 /// Every file under `dir` with its content, sorted, for before/after comparisons.
@@ -69,7 +75,11 @@ pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
                 out.push((rel + "/", Vec::new(), mode));
                 walk(base, &p, out);
             } else if meta.file_type().is_symlink() {
-                out.push((rel, std::fs::read_link(&p).unwrap().display().to_string().into_bytes(), mode));
+                out.push((
+                    rel,
+                    std::fs::read_link(&p).unwrap().display().to_string().into_bytes(),
+                    mode,
+                ));
             } else {
                 out.push((rel, std::fs::read(&p).unwrap(), mode));
             }

@@ -1,0 +1,432 @@
+//! `roll play` end to end over the local connection: check/diff, idempotency, handlers,
+//! serial, loops, retries, tags, limits, listings, extra vars, exit codes and output streams.
+
+mod common;
+
+use common::{recap, run, stderr, stdout, write};
+use std::path::Path;
+
+const LOCAL: &str =
+    "[app]\napp1 ansible_connection=local\napp2 ansible_connection=local\napp3 ansible_connection=local\n";
+
+fn setup(playbook: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", LOCAL);
+    write(d.path(), "pb.yml", playbook);
+    d
+}
+
+fn play(d: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["play", "pb.yml", "-i", "hosts"];
+    args.extend_from_slice(extra);
+    run(d, &args)
+}
+
+const FILES: &str = r#"
+- hosts: app
+  vars: { root: "{{ playbook_dir }}/out/{{ inventory_hostname }}" }
+  tasks:
+    - file: { path: "{{ root }}", state: directory }
+    - template: { src: t.j2, dest: "{{ root }}/app.conf", mode: "0640" }
+    - copy: { content: "static\n", dest: "{{ root }}/static" }
+    - file: { src: app.conf, path: "{{ root }}/link", state: link }
+    - file: { path: "{{ root }}/gone", state: absent }
+    - command: echo hello
+"#;
+
+#[test]
+fn check_diff_changes_nothing_and_predicts_the_real_run() {
+    let d = setup(FILES);
+    write(
+        d.path(),
+        "templates/t.j2",
+        "host={{ inventory_hostname }}\nport={{ port | default(80) }}\n",
+    );
+    write(d.path(), "out/app1/app.conf", "host=app1\nport=1\n");
+    write(d.path(), "out/app1/gone", "old\n");
+    let before = common::tree(d.path());
+    let check = play(d.path(), &["--check", "--diff"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert_eq!(common::tree(d.path()), before, "--check changed files");
+    let check_out = stdout(&check);
+    assert!(
+        check_out.contains("changed: [app1] => (would run) echo hello"),
+        "{check_out}"
+    );
+    let real = play(d.path(), &["--diff"]);
+    assert_eq!(real.status.code(), Some(0));
+    let real_out = stdout(&real);
+    let diffs = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| {
+                l.starts_with("--- ")
+                    || l.starts_with("+++ ")
+                    || l.starts_with("@@")
+                    || l.starts_with('+')
+                    || l.starts_with('-')
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(!diffs(&check_out).is_empty());
+    assert_eq!(diffs(&check_out), diffs(&real_out));
+    assert!(
+        check_out.contains(&format!(
+            "--- before: {}/out/app1/app.conf",
+            d.path().canonicalize().unwrap().display()
+        )),
+        "{check_out}"
+    );
+    // The same recap counts: check mode counts what would change.
+    assert_eq!(recap(&check_out), recap(&real_out));
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out/app2/app.conf")).unwrap(),
+        "host=app2\nport=80\n"
+    );
+    assert!(!d.path().join("out/app1/gone").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.path().join("out/app3/app.conf"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o640);
+    // Second run: files converge, only the command changes.
+    let again = play(d.path(), &[]);
+    let r = recap(&stdout(&again));
+    assert!(r.iter().all(|l| l.contains("changed=1 ")), "{r:?}");
+}
+
+#[test]
+fn handlers_run_once_per_host_in_definition_order_and_not_on_failed_hosts() {
+    let d = setup(
+        r#"
+- hosts: app
+  tasks:
+    - command: "true"
+      notify: [second, first]
+    - command: "true"
+      notify: first
+    - fail: { msg: boom }
+      when: inventory_hostname == 'app2'
+  handlers:
+    - name: first
+      debug: { msg: "first on {{ inventory_hostname }}" }
+    - name: second
+      debug: { msg: second }
+      listen: topic
+"#,
+    );
+    let out = play(d.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let first = text.find("RUNNING HANDLER [first]").unwrap();
+    let second = text.find("RUNNING HANDLER [second]").unwrap();
+    assert!(first < second, "{text}");
+    assert_eq!(text.matches("RUNNING HANDLER [first]").count(), 1);
+    assert!(!text.contains("first on app2"), "{text}");
+    assert!(text.contains("first on app1") && text.contains("first on app3"));
+    let forced = play(d.path(), &["--force-handlers"]);
+    assert!(stdout(&forced).contains("first on app2"));
+}
+
+#[test]
+fn serial_batches_and_max_fail_percentage() {
+    let d = setup(
+        r#"
+- hosts: app
+  serial: [1, "50%"]
+  max_fail_percentage: 0
+  tasks:
+    - debug: { msg: "batch {{ ansible_play_batch | join(',') }}" }
+    - fail: { msg: stop }
+      when: inventory_hostname == 'app2'
+"#,
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text.contains("\"msg\": \"batch app1\""), "{text}");
+    assert!(text.contains("\"msg\": \"batch app2\""), "{text}");
+    // app2's batch failed past the threshold: app3's batch never starts.
+    assert!(!text.contains("app3"), "{text}");
+    assert_eq!(text.matches("PLAY [app]").count(), 2);
+}
+
+#[test]
+fn loops_register_until_and_conditions() {
+    let d = setup(
+        r#"
+- hosts: app1
+  tasks:
+    - shell: "echo {{ item.key }}={{ item.value }}"
+      with_dict: { a: 1, b: 2 }
+      register: pairs
+    - assert:
+        that:
+          - pairs.results | length == 2
+          - pairs.results[1].stdout == "b=2"
+          - pairs.changed
+    - shell: "n=$(cat {{ playbook_dir }}/count 2>/dev/null || echo 0); echo $((n+1)) > {{ playbook_dir }}/count; cat {{ playbook_dir }}/count"
+      register: counter
+      until: counter.stdout | int >= 3
+      retries: 5
+      delay: 0
+    - assert: { that: ["counter.attempts == 3"] }
+    - command: echo {{ item }}
+      loop: [1, 2, 3]
+      when: item != 2
+      register: filtered
+    - assert: { that: ["filtered.results | selectattr('skipped') | list | length == 1"] }
+    - command: "false"
+      register: bad
+      failed_when: false
+      changed_when: bad.rc == 1
+    - assert: { that: ["bad is changed", "bad is not failed"] }
+"#,
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches("FAILED - RETRYING: [app1]").count(), 2, "{text}");
+    assert!(text.contains("skipping: [app1] => (item=2) "), "{text}");
+}
+
+#[test]
+fn tags_limit_start_at_task_and_listings() {
+    let d = setup(
+        r#"
+- name: tagged
+  hosts: app
+  tasks:
+    - name: one
+      debug: { msg: one }
+      tags: [web]
+    - name: two
+      debug: { msg: two }
+    - name: three
+      debug: { msg: three }
+      tags: [never, debugonly]
+    - name: four
+      debug: { msg: four }
+      tags: always
+"#,
+    );
+    let names = |o: &std::process::Output| -> Vec<String> {
+        stdout(o)
+            .lines()
+            .filter(|l| l.starts_with("TASK ["))
+            .map(|l| l.split(']').next().unwrap()[6..].to_string())
+            .collect()
+    };
+    assert_eq!(names(&play(d.path(), &[])), ["one", "two", "four"]);
+    assert_eq!(names(&play(d.path(), &["--tags", "web"])), ["one", "four"]);
+    assert_eq!(names(&play(d.path(), &["--tags", "debugonly"])), ["three", "four"]);
+    assert_eq!(names(&play(d.path(), &["--skip-tags", "web,always"])), ["two"]);
+    assert_eq!(names(&play(d.path(), &["--start-at-task", "two"])), ["two", "four"]);
+    let limited = play(d.path(), &["--limit", "app[1:]"]);
+    assert_eq!(recap(&stdout(&limited)).len(), 2);
+    let listing = play(
+        d.path(),
+        &["--list-hosts", "--list-tasks", "--list-tags", "-l", "app1,app3"],
+    );
+    assert_eq!(
+        stdout(&listing),
+        "\nplaybook: pb.yml\n\n  play #1 (app): tagged\tTAGS: []\n    pattern: ['app']\n    hosts (2):\n      app1\n      app3\n    tasks:\n      one\tTAGS: [web]\n      two\tTAGS: []\n      three\tTAGS: [never, debugonly]\n      four\tTAGS: [always]\n      TASK TAGS: [always, debugonly, never, web]\n"
+    );
+    let syntax = play(d.path(), &["--syntax-check"]);
+    assert_eq!(
+        (syntax.status.code(), stdout(&syntax)),
+        (Some(0), "\nplaybook: pb.yml\n".to_string())
+    );
+}
+
+#[test]
+fn extra_vars_in_every_form_win_over_everything() {
+    let d = setup(
+        r#"
+- hosts: app1
+  vars: { a: play, b: play, c: play }
+  tasks:
+    - set_fact: { a: fact }
+    - debug: { msg: "{{ a }}-{{ b }}-{{ c }}" }
+"#,
+    );
+    write(d.path(), "extra.yml", "c: file\n");
+    let out = play(d.path(), &["-e", "a=kv", "-e", "{\"b\": \"json\"}", "-e", "@extra.yml"]);
+    assert!(stdout(&out).contains("\"msg\": \"kv-json-file\""), "{}", stdout(&out));
+}
+
+#[test]
+fn block_rescue_always_and_run_once_delegate() {
+    let d = setup(
+        r#"
+- hosts: app
+  tasks:
+    - block:
+        - command: "false"
+          when: inventory_hostname != 'app1'
+        - debug: { msg: not after failure }
+      rescue:
+        - debug: { msg: "rescued {{ inventory_hostname }}" }
+      always:
+        - debug: { msg: always }
+    - command: hostname
+      delegate_to: localhost
+      run_once: true
+      register: who
+    - assert: { that: ["who.rc == 0"] }
+"#,
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("[app1 -> localhost]"), "{text}");
+    let r = recap(&text);
+    assert!(
+        r[1].contains("rescued=1") && r[2].contains("rescued=1") && r[0].contains("rescued=0"),
+        "{r:?}"
+    );
+    assert!(r.iter().all(|l| l.contains("failed=0")));
+}
+
+#[test]
+fn failed_and_unreachable_hosts_set_exit_codes_and_others_go_on() {
+    let d = setup("- hosts: all\n  tasks:\n    - command: \"true\"\n    - debug: { msg: done }\n");
+    write(
+        d.path(),
+        "hosts",
+        "app1 ansible_connection=local\nghost ansible_connection=winrm\n",
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("fatal: [ghost]: UNREACHABLE!"), "{text}");
+    assert!(text.contains("ok: [app1] => {"), "{text}");
+    let failing = setup("- hosts: app1\n  tasks:\n    - command: \"false\"\n");
+    assert_eq!(play(failing.path(), &[]).status.code(), Some(2));
+}
+
+#[test]
+fn runtime_template_errors_point_at_the_yaml_value() {
+    let d = setup(
+        "- hosts: app1\n  vars:\n    conf: { port: 1 }\n  tasks:\n    - debug:\n        msg: \"{{ conf.prot }}\"\n",
+    );
+    let out = play(d.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out)
+            .contains("\"msg\": \"`conf` has no attribute `prot` (at pb.yml:6:14); did you mean `conf.port`?\""),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn json_events_go_to_stdout_and_stderr_stays_clean() {
+    let d = setup("- hosts: app1\n  tasks:\n    - command: echo hi\n");
+    let out = play(d.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["play_start", "task_start", "host", "recap"]);
+    assert_eq!(events[2]["result"]["stdout"], "hi");
+    assert!(events.iter().all(|e| e["v"] == 1));
+}
+
+#[test]
+fn wait_for_uri_and_pause_run_from_the_target() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in listener.incoming().take(4) {
+            let mut s = s.unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"up\": true}");
+        }
+    });
+    let d = setup(&format!(
+        r#"
+- hosts: app1
+  tasks:
+    - wait_for: {{ port: {port}, timeout: 5 }}
+    - uri: {{ url: "http://127.0.0.1:{port}/health", return_content: true }}
+      register: health
+    - assert: {{ that: ["health.status == 200", "health.json.up"] }}
+    - pause: {{ seconds: 0.2 }}
+    - pause: {{}}
+    - wait_for: {{ port: 1, timeout: 1 }}
+"#
+    ));
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("Timeout when waiting for 127.0.0.1:1"), "{text}");
+    assert!(recap(&text)[0].contains("ok=5"), "{text}");
+}
+
+#[test]
+fn inventory_list_graph_and_host_match_ansible_inventory() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "inv.ini",
+        "[app]\napp[1:2] ansible_port=2222\n[proxy]\np1\n[web:children]\napp\n[web:vars]\nx=1\n[all:vars]\ny=2\n",
+    );
+    let list = run(d.path(), &["inventory", "-i", "inv.ini", "--list"]);
+    let got: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let want = serde_json::json!({
+        "_meta": {"hostvars": {
+            "app1": {"ansible_port": 2222, "x": 1, "y": 2},
+            "app2": {"ansible_port": 2222, "x": 1, "y": 2},
+            "p1": {"y": 2}}},
+        "all": {"children": ["ungrouped", "proxy", "web"]},
+        "app": {"hosts": ["app1", "app2"]},
+        "proxy": {"hosts": ["p1"]},
+        "web": {"children": ["app"]}
+    });
+    assert_eq!(got, want);
+    let graph = run(d.path(), &["inventory", "-i", "inv.ini", "--graph"]);
+    assert_eq!(
+        stdout(&graph),
+        "@all:\n  |--@ungrouped:\n  |--@proxy:\n  |  |--p1\n  |--@web:\n  |  |--@app:\n  |  |  |--app1\n  |  |  |--app2\n"
+    );
+    let host = run(d.path(), &["inventory", "-i", "inv.ini", "--host", "app1"]);
+    assert_eq!(
+        stdout(&host),
+        "{\n    \"ansible_port\": 2222,\n    \"x\": 1,\n    \"y\": 2\n}\n"
+    );
+}
+
+#[test]
+fn completions_are_generated() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(d.path(), &["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("complete -F _roll"), "{}", stdout(&out));
+}
+
+#[test]
+fn shell_metacharacters_in_arguments_arrive_byte_exact() {
+    let d = setup(
+        r#"
+- hosts: app1
+  vars:
+    nasty: "it's \"quoted\" $(echo no) `echo no` ; rm -rf / # ünï ☃"
+  tasks:
+    - command: printf %s {{ nasty | quote }}
+      register: out
+    - copy: { content: "{{ nasty }}", dest: "{{ playbook_dir }}/nasty.txt" }
+    - assert: { that: ["out.stdout == nasty"] }
+"#,
+    );
+    let out = play(d.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("nasty.txt")).unwrap(),
+        "it's \"quoted\" $(echo no) `echo no` ; rm -rf / # ünï ☃"
+    );
+}
