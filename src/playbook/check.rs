@@ -281,7 +281,7 @@ fn check_task(
         match find_source(&playbook.dir, s, true) {
             None => diags.push(
                 Diagnostic::at(format!("template `{s}` not found"), src.span).with_help(format!(
-                    "looked in `{}`, `{}` and the working directory",
+                    "looked in `{}`, `{}`, `templates/` beside it and the working directory",
                     crate::source::display_path(&playbook.dir.join("templates")).display(),
                     playbook.dir.display()
                 )),
@@ -316,16 +316,24 @@ fn check_task(
 }
 
 /// Where a `template`/`copy` source lives: `templates/` (or `files/`) beside the playbook, the
-/// playbook's directory, then the working directory.
+/// playbook's directory, `templates/` (or `files/`) beside the playbook's directory (the
+/// repository layout with `playbooks/` and `templates/` side by side), then the working directory.
 pub fn find_source(playbook_dir: &Path, src: &str, template: bool) -> Option<PathBuf> {
     let p = Path::new(src);
     if p.is_absolute() {
         return p.is_file().then(|| p.to_path_buf());
     }
     let sub = if template { "templates" } else { "files" };
-    [playbook_dir.join(sub).join(p), playbook_dir.join(p), p.to_path_buf()]
-        .into_iter()
-        .find(|c| c.exists())
+    let sibling = playbook_dir.join("..").join(sub).join(p);
+    [
+        playbook_dir.join(sub).join(p),
+        playbook_dir.join(p),
+        sibling,
+        Path::new(sub).join(p),
+        p.to_path_buf(),
+    ]
+    .into_iter()
+    .find(|c| c.is_file())
 }
 
 fn check_template_file(

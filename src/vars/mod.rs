@@ -268,8 +268,7 @@ fn convert(e: minijinja::Error, source: &str) -> TemplateError {
 
 /// `"{{ expr }}"` (and nothing else) → `expr`.
 fn single_expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
         return None;
     }
@@ -280,9 +279,9 @@ pub fn contains_template(v: &Value) -> bool {
     match v.kind() {
         ValueKind::String => is_template(v.as_str().unwrap_or("")),
         ValueKind::Seq | ValueKind::Map => {
-            if v.as_object()
-                .is_some_and(|o| !matches!(o.repr(), ObjectRepr::Seq | ObjectRepr::Map))
-            {
+            // Scopes and `hostvars` render their own variables lazily; walking them here would
+            // recurse through every host's variables.
+            if v.downcast_object_ref::<Scope>().is_some() || v.downcast_object_ref::<HostVars>().is_some() {
                 return false;
             }
             match v.kind() {

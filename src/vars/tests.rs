@@ -124,3 +124,27 @@ fn ansible_filters() {
     assert_eq!(r("{{ 'a b' | quote }}"), "'a b'");
     assert_eq!(r("{{ 'x' | regex_search('y') is none }}"), "True");
 }
+
+#[test]
+fn hostvars_with_templated_variables_do_not_recurse() {
+    let run = run_vars("[app]\nh1 port=1\nh2 port=2\n", &[]);
+    let p = play(&[("url", Value::from("{{ inventory_hostname }}:{{ port }}"))]);
+    let out = render(
+        &run,
+        p,
+        &[],
+        "{% for h in groups['app'] %}{{ hostvars[h].url }} {% endfor %}",
+    )
+    .unwrap();
+    assert_eq!(out, "h1:1 h2:2 ");
+}
+
+#[test]
+fn a_trailing_newline_keeps_a_template_a_string() {
+    let run = run_vars("[app]\nh1 release=7\n", &[]);
+    let scope = Scope::value(run.clone(), play(&[]), 0, vec![], VarMap::new());
+    assert_eq!(
+        run.templar.render("{{ release }}\n", &scope).unwrap().as_str(),
+        Some("7\n")
+    );
+}
