@@ -281,9 +281,10 @@ fn check_task(
         match find_source(&playbook.dir, s, true) {
             None => diags.push(
                 Diagnostic::at(format!("template `{s}` not found"), src.span).with_help(format!(
-                    "looked in `{}`, `{}`, `templates/` beside it and the working directory",
+                    "looked in `{}`, `{}`, `{}` and the working directory",
                     crate::source::display_path(&playbook.dir.join("templates")).display(),
-                    playbook.dir.display()
+                    playbook.dir.display(),
+                    crate::source::display_path(&playbook.dir.join("../templates")).display(),
                 )),
             ),
             Some(path) => {
@@ -307,9 +308,10 @@ fn check_task(
     {
         diags.push(
             Diagnostic::at(format!("copy source `{s}` not found"), src.span).with_help(format!(
-                "looked in `{}`, `{}` and the working directory",
+                "looked in `{}`, `{}`, `{}` and the working directory",
                 crate::source::display_path(&playbook.dir.join("files")).display(),
-                playbook.dir.display()
+                playbook.dir.display(),
+                crate::source::display_path(&playbook.dir.join("../files")).display()
             )),
         );
     }
