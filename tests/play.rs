@@ -430,3 +430,50 @@ fn shell_metacharacters_in_arguments_arrive_byte_exact() {
         "it's \"quoted\" $(echo no) `echo no` ; rm -rf / # ünï ☃"
     );
 }
+
+#[test]
+fn no_log_timeout_environment_become_and_verbose() {
+    let d = setup(
+        r#"
+- hosts: app1
+  gather_facts: true
+  tasks:
+    - command: echo s3cr3t-value
+      no_log: true
+      register: hidden
+    - command: sleep 5
+      timeout: 1
+      ignore_errors: true
+    - shell: echo "$GREETING"
+      environment: { GREETING: "hello env" }
+      register: env_out
+    - command: id -un
+      become: true
+      register: who
+    - assert:
+        that:
+          - env_out.stdout == "hello env"
+          - who.stdout == ansible_user_id
+          - hidden.stdout == "s3cr3t-value"
+"#,
+    );
+    let out = play(d.path(), &["-v"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+    assert!(text.contains("the output has been hidden"), "{text}");
+    assert!(text.contains("command timed out after 1 s and was killed"), "{text}");
+    assert!(text.contains("\"stdout\": \"hello env\""), "-v shows results: {text}");
+    assert!(text.contains("TASK [Gathering Facts]"), "{text}");
+}
+
+#[test]
+fn any_errors_fatal_stops_every_host() {
+    let d = setup(
+        "- hosts: app\n  any_errors_fatal: true\n  tasks:\n    - fail: { msg: boom }\n      when: inventory_hostname == 'app2'\n    - debug: { msg: after }\n",
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text.contains("after"), "{text}");
+}

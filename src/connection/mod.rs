@@ -74,6 +74,20 @@ pub enum ConnError {
     Failed(String),
 }
 
+/// Whether `user` is the user this process runs as.
+pub fn is_local_user(user: &str) -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+    });
+    match uid.as_deref() {
+        Some("0") => user == "root" || user == "0",
+        Some(id) => user == id || std::env::var("USER").is_ok_and(|u| u == user),
+        None => false,
+    }
+}
+
 /// What `stat` found at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileKind {

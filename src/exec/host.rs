@@ -581,6 +581,9 @@ async fn run_item(
         (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
         (k, _) => k,
     };
+    // Becoming the user the connection already is needs no sudo (root on a local run).
+    let become_user =
+        become_user.filter(|u| !(conn_kind.as_deref() == Some("local") && crate::connection::is_local_user(u)));
     let conn = match r.connection(conn_host, conn_kind.as_deref()) {
         Ok(c) => c,
         Err(msg) => {
