@@ -85,6 +85,21 @@ pub struct PlayArgs {
     /// More detail (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// An ssh config file, passed to ssh as `-F` (otherwise ~/.ssh/config applies).
+    #[arg(long, env = "ROLL_SSH_CONFIG", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// A known_hosts file to check host keys against (for CI).
+    #[arg(long, env = "ROLL_KNOWN_HOSTS", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Accept the keys of hosts not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Seconds to wait for an ssh connection.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Seconds a command may run when its task sets no `timeout:`; then it is killed.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub command_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -72,6 +72,14 @@ impl Play {
                 start_at_task: a.start_at_task,
                 force_handlers: a.force_handlers,
                 interactive: out.interactive,
+                ssh: crate::connection::ssh::SshOptions {
+                    config: a.ssh_config,
+                    known_hosts: a.known_hosts,
+                    accept_new_host_keys: a.accept_new_host_keys,
+                    connect_timeout: std::time::Duration::from_secs(a.connect_timeout.max(1)),
+                    ..Default::default()
+                },
+                command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),
             },
             json: a.format == crate::cli::Format::Json,
             verbose: a.verbose,

@@ -2,6 +2,7 @@
 //! `exec`, so local runs, SSH and `become` share one code path.
 
 mod local;
+pub mod ssh;
 
 use crate::shell::quote;
 use std::time::Duration;
@@ -111,12 +112,14 @@ pub struct FileStat {
 #[derive(Debug, Clone)]
 pub enum Connection {
     Local(Local),
+    Ssh(ssh::Ssh),
 }
 
 impl Connection {
     pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
         match self {
             Connection::Local(l) => l.exec(cmd).await,
+            Connection::Ssh(s) => s.exec(cmd).await,
         }
     }
 
@@ -134,46 +137,6 @@ impl Connection {
                 out.stderr_text().trim()
             ))),
         }
-    }
-
-    /// Write a file atomically: content goes to a temp file beside the destination, gets its
-    /// mode and owner, and is renamed over the destination.
-    pub async fn write_file(
-        &self,
-        path: &str,
-        content: &[u8],
-        attrs: &FileAttrs,
-        become_user: Option<&str>,
-    ) -> Result<(), ConnError> {
-        let p = quote(path);
-        let mut script = format!(
-            "umask 077\nd=$(dirname {p})\nt=$(mktemp \"$d/.roll.XXXXXXXX\") || exit 1\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\" || exit 1\n"
-        );
-        match attrs.mode {
-            Some(m) => script.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n")),
-            // A new file gets the usual 0644; an existing one keeps its mode.
-            None => script.push_str(&format!(
-                "if [ -e {p} ]; then chmod \"$(stat -c %a {p})\" \"$t\"; else chmod 644 \"$t\"; fi || exit 1\n"
-            )),
-        }
-        if let Some(o) = &attrs.owner {
-            script.push_str(&format!("chown {} \"$t\" || exit 1\n", quote(o)));
-        }
-        if let Some(g) = &attrs.group {
-            script.push_str(&format!("chgrp {} \"$t\" || exit 1\n", quote(g)));
-        }
-        script.push_str(&format!("mv -f \"$t\" {p} || exit 1\ntrap - EXIT\n"));
-        let mut cmd = Command::new(script);
-        cmd.stdin = Some(content.to_vec());
-        cmd.become_user = become_user.map(str::to_string);
-        let out = self.exec(&cmd).await?;
-        if out.rc != 0 {
-            return Err(ConnError::Failed(format!(
-                "cannot write `{path}`: {}",
-                out.stderr_text().trim()
-            )));
-        }
-        Ok(())
     }
 
     pub async fn stat(&self, path: &str, become_user: Option<&str>) -> Result<FileStat, ConnError> {

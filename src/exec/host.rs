@@ -581,10 +581,18 @@ async fn run_item(
         (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
         (k, _) => k,
     };
-    // Becoming the user the connection already is needs no sudo (root on a local run).
-    let become_user =
-        become_user.filter(|u| !(conn_kind.as_deref() == Some("local") && crate::connection::is_local_user(u)));
-    let conn = match r.connection(conn_host, conn_kind.as_deref()) {
+    let conn_vars = r.vars.inventory.host(conn_host).map(|h| r.vars.inventory.hosts[h].vars.clone());
+    // Becoming the user the connection already is needs no sudo.
+    let remote_user = conn_vars
+        .as_ref()
+        .and_then(|v| v.get("ansible_user").or_else(|| v.get("user")))
+        .map(value_to_string);
+    let become_user = become_user.filter(|u| match conn_kind.as_deref() {
+        Some("local") => !crate::connection::is_local_user(u),
+        _ => remote_user.as_deref() != Some(u.as_str()),
+    });
+    let timeout = timeout.or(r.opts.command_timeout);
+    let conn = match r.connection(conn_host, conn_vars.as_deref(), conn_kind.as_deref()) {
         Ok(c) => c,
         Err(msg) => {
             item.result = ModuleResult::failed(msg.clone());
@@ -741,7 +749,8 @@ pub(crate) async fn gather(r: &Runner, ctx: &PlayCtx<'_>, host: usize) -> HostOu
         .map(value_to_string);
     let script = "hostname; uname -n; hostname -f 2>/dev/null || hostname; uname -m; uname -s; uname -r; \
                   . /etc/os-release 2>/dev/null; echo \"${NAME:-unknown}\"; echo \"${VERSION_ID:-}\"; echo \"${ID_LIKE:-${ID:-}}\"; id -un";
-    let res = match r.connection(&name, kind.as_deref()) {
+    let vars = r.vars.inventory.hosts[host].vars.clone();
+    let res = match r.connection(&name, Some(&vars), kind.as_deref()) {
         Ok(c) => c
             .exec(&crate::connection::Command::new(script))
             .await

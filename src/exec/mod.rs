@@ -4,6 +4,7 @@
 pub mod events;
 mod host;
 
+use crate::connection::ssh::{SshOptions, SshPool, Target};
 use crate::connection::{Connection, Local};
 use crate::inventory::VarMap;
 use crate::playbook::check::Checked;
@@ -50,6 +51,10 @@ pub struct Options {
     pub start_at_task: Option<String>,
     pub force_handlers: bool,
     pub interactive: bool,
+    pub ssh: SshOptions,
+    /// Timeout of a command that has no `timeout:` of its own, so a hung command never hangs
+    /// the run.
+    pub command_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -63,6 +68,8 @@ impl Default for Options {
             start_at_task: None,
             force_handlers: false,
             interactive: false,
+            ssh: SshOptions::default(),
+            command_timeout: Some(std::time::Duration::from_secs(1800)),
         }
     }
 }
@@ -89,6 +96,7 @@ pub struct Runner {
     forks: Arc<Semaphore>,
     started: AtomicBool,
     cancelled: Arc<AtomicBool>,
+    ssh: std::sync::OnceLock<Result<Arc<SshPool>, String>>,
 }
 
 /// Per host, within one play.
@@ -141,6 +149,7 @@ impl Runner {
             seen: Mutex::new(Vec::new()),
             started: AtomicBool::new(started),
             cancelled: Arc::new(AtomicBool::new(false)),
+            ssh: std::sync::OnceLock::new(),
         }
     }
 
@@ -177,6 +186,9 @@ impl Runner {
             }
         }
         summary.interrupted = self.cancelled.load(Ordering::SeqCst);
+        if let Some(Ok(pool)) = self.ssh.get() {
+            pool.close().await;
+        }
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut order: Vec<usize> = seen;
@@ -665,12 +677,22 @@ impl Runner {
 
     /// The connection for a host: `local` when its `ansible_connection` (or the task's
     /// `connection:`) says so.
-    pub(crate) fn connection(&self, host: &str, vars_connection: Option<&str>) -> Result<Connection, String> {
-        match vars_connection.unwrap_or("ssh") {
+    pub(crate) fn connection(
+        &self,
+        host: &str,
+        vars: Option<&VarMap>,
+        kind: Option<&str>,
+    ) -> Result<Connection, String> {
+        match kind.unwrap_or("ssh") {
             "local" => Ok(Connection::Local(Local)),
-            other => Err(format!(
-                "host `{host}` uses the `{other}` connection, which this build does not provide; set `ansible_connection=local`"
-            )),
+            "ssh" | "smart" | "paramiko" => {
+                let pool = self
+                    .ssh
+                    .get_or_init(|| SshPool::new(self.opts.ssh.clone()).map_err(|e| format!("cannot create the ssh control directory: {e}")))
+                    .clone()?;
+                Ok(Connection::Ssh(pool.connection(ssh_target(host, vars))))
+            }
+            other => Err(format!("host `{host}` uses the `{other}` connection; roll connects with `ssh` or `local`")),
         }
     }
 }
@@ -692,4 +714,20 @@ fn contains_start(task: &Task, name: Option<&str>) -> bool {
         }
     });
     found
+}
+
+/// Where to reach a host, from its connection variables (with or without the `ansible_` prefix).
+fn ssh_target(host: &str, vars: Option<&VarMap>) -> Target {
+    let get = |k: &str| {
+        vars.and_then(|v| v.get(&format!("ansible_{k}")).or_else(|| v.get(k)))
+            .map(crate::vars::value_to_string)
+            .filter(|s| !s.is_empty() && !crate::vars::is_template(s))
+    };
+    Target {
+        name: host.to_string(),
+        address: get("host").unwrap_or_else(|| host.to_string()),
+        port: get("port").and_then(|p| p.parse().ok()),
+        user: get("user").or_else(|| get("ssh_user")),
+        key: get("ssh_private_key_file").or_else(|| get("private_key_file")).map(std::path::PathBuf::from),
+    }
 }

@@ -1,0 +1,269 @@
+//! SSH through the system `ssh` client (the `openssh` crate, native multiplexing): one master
+//! connection per host, opened lazily with a cap on simultaneous starts, shared by every task,
+//! each command on its own channel over the control socket (no local process per command).
+
+use super::{Command, ConnError, Output};
+use crate::shell::quote;
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+/// Channels roll opens at once on one host: below OpenSSH's default `MaxSessions` (10), with one
+/// to spare for a person's own session.
+pub const CHANNELS_PER_HOST: usize = 8;
+
+/// How roll connects, from the command line and the environment.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// `-F FILE` for ssh; otherwise the user's own `~/.ssh/config` applies.
+    pub config: Option<PathBuf>,
+    /// A known_hosts file to use instead of the user's.
+    pub known_hosts: Option<PathBuf>,
+    /// Accept keys of hosts not yet in known_hosts (changed keys are still refused).
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    pub keepalive: Duration,
+    /// Master connections being opened at once.
+    pub max_starts: usize,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            config: None,
+            known_hosts: None,
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(15),
+            max_starts: 30,
+        }
+    }
+}
+
+/// Where one inventory host is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The inventory name, for messages.
+    pub name: String,
+    pub address: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub key: Option<PathBuf>,
+}
+
+struct Slot {
+    target: Target,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    channels: Semaphore,
+}
+
+/// Every SSH connection of a run.
+pub struct SshPool {
+    opts: SshOptions,
+    /// A private directory with a short path for the control sockets (socket paths are limited
+    /// to about 100 bytes).
+    control_dir: tempfile::TempDir,
+    starts: Semaphore,
+    slots: Mutex<HashMap<Target, Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for SshPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SshPool({})", self.control_dir.path().display())
+    }
+}
+
+impl SshPool {
+    pub fn new(opts: SshOptions) -> std::io::Result<Arc<SshPool>> {
+        let control_dir = tempfile::Builder::new().prefix("roll-").tempdir_in("/tmp")?;
+        Ok(Arc::new(SshPool { starts: Semaphore::new(opts.max_starts.max(1)), opts, control_dir, slots: Mutex::default() }))
+    }
+
+    /// The connection to a target (nothing is opened until the first command).
+    pub fn connection(self: &Arc<Self>, target: Target) -> Ssh {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = slots
+            .entry(target.clone())
+            .or_insert_with(|| {
+                Arc::new(Slot { target, session: tokio::sync::Mutex::new(None), channels: Semaphore::new(CHANNELS_PER_HOST) })
+            })
+            .clone();
+        Ssh { pool: self.clone(), slot }
+    }
+
+    /// Close every master connection.
+    pub async fn close(&self) {
+        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for slot in slots {
+            if let Some(s) = slot.session.lock().await.take()
+                && let Ok(s) = Arc::try_unwrap(s)
+            {
+                let _ = s.close().await;
+            }
+        }
+    }
+
+    async fn session(&self, slot: &Slot) -> Result<Arc<Session>, ConnError> {
+        let mut guard = slot.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            return Ok(s.clone());
+        }
+        let _start = self.starts.acquire().await.map_err(|_| ConnError::Unreachable("connection pool closed".into()))?;
+        let t = &slot.target;
+        let mut b = SessionBuilder::default();
+        b.known_hosts_check(if self.opts.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
+            .control_directory(self.control_dir.path())
+            .connect_timeout(self.opts.connect_timeout)
+            .server_alive_interval(self.opts.keepalive);
+        if let Some(p) = t.port {
+            b.port(p);
+        }
+        if let Some(u) = &t.user {
+            b.user(u.clone());
+        }
+        if let Some(k) = &t.key {
+            b.keyfile(k);
+        }
+        if let Some(c) = &self.opts.config {
+            b.config_file(c);
+        }
+        if let Some(k) = &self.opts.known_hosts {
+            b.user_known_hosts_file(k);
+        }
+        let session = b.connect_mux(&t.address).await.map_err(|e| unreachable(t, &e, &self.opts))?;
+        let session = Arc::new(session);
+        *guard = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Forget a broken master so that the next command opens a new one.
+    async fn drop_session(&self, slot: &Slot, broken: &Arc<Session>) {
+        let mut guard = slot.session.lock().await;
+        if guard.as_ref().is_some_and(|s| Arc::ptr_eq(s, broken)) {
+            *guard = None;
+        }
+    }
+}
+
+fn unreachable(t: &Target, e: &openssh::Error, opts: &SshOptions) -> ConnError {
+    let text = e.to_string();
+    let detail = match e {
+        openssh::Error::Connect(io) | openssh::Error::Master(io) => io.to_string(),
+        _ => text.clone(),
+    };
+    let at = match t.port {
+        Some(p) => format!("{}:{p}", t.address),
+        None => t.address.clone(),
+    };
+    if detail.contains("Host key verification failed") || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        let file = opts.known_hosts.as_ref().map_or("~/.ssh/known_hosts".to_string(), |p| p.display().to_string());
+        let scan = match t.port {
+            Some(p) => format!("ssh-keyscan -p {p} {}", t.address),
+            None => format!("ssh-keyscan {}", t.address),
+        };
+        return ConnError::Unreachable(format!(
+            "host key of `{}` ({at}) is unknown or does not match {file}; verify the key, then add it \
+             (`{scan} >> {file}`), or pass `--known-hosts FILE`; `--accept-new-host-keys` accepts keys of new hosts",
+            t.name
+        ));
+    }
+    ConnError::Unreachable(format!("cannot connect to `{}` ({at}) over ssh: {}", t.name, detail.trim()))
+}
+
+/// One host's connection: a handle on the pool's master for that host.
+#[derive(Clone)]
+pub struct Ssh {
+    pool: Arc<SshPool>,
+    slot: Arc<Slot>,
+}
+
+impl std::fmt::Debug for Ssh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ssh({})", self.slot.target.name)
+    }
+}
+
+impl Ssh {
+    pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
+        let _channel = self.slot.channels.acquire().await.map_err(|_| ConnError::Unreachable("closed".into()))?;
+        // The remote login shell runs `/bin/sh -c SCRIPT`; with a timeout, coreutils' `timeout`
+        // kills the command on the host itself, so nothing keeps running after roll gives up.
+        let mut line = format!("/bin/sh -c {}", quote(&cmd.wrapped()));
+        if let Some(t) = cmd.timeout {
+            line = format!("timeout -k 5 {} {line}", t.as_secs().max(1));
+        }
+        let mut retried = false;
+        loop {
+            let session = self.pool.session(&self.slot).await?;
+            match self.run(&session, &line, cmd).await {
+                Ok(out) => {
+                    if let Some(t) = cmd.timeout
+                        && (out.rc == 124 || out.rc == 137)
+                    {
+                        return Err(ConnError::Timeout(t.as_secs()));
+                    }
+                    return Ok(out);
+                }
+                Err(RunError::Timeout) => return Err(ConnError::Timeout(cmd.timeout.map_or(0, |t| t.as_secs()))),
+                Err(RunError::Connection(msg)) => {
+                    // The master died (killed, network blip): reconnect once, then give up.
+                    self.pool.drop_session(&self.slot, &session).await;
+                    if retried || session.check().await.is_ok() {
+                        return Err(ConnError::Unreachable(format!(
+                            "lost the ssh connection to `{}`: {msg}",
+                            self.slot.target.name
+                        )));
+                    }
+                    retried = true;
+                }
+                Err(RunError::Failed(msg)) => return Err(ConnError::Failed(msg)),
+            }
+        }
+    }
+
+    async fn run(&self, session: &Session, line: &str, cmd: &Command) -> Result<Output, RunError> {
+        let mut c = session.raw_command(line);
+        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().await.map_err(classify)?;
+        if let Some(data) = &cmd.stdin
+            && let Some(mut stdin) = child.stdin().take()
+        {
+            let data = data.clone();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&data).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let wait = child.wait_with_output();
+        let out = match cmd.timeout {
+            // The host kills the command at its timeout; this local deadline only catches a host
+            // that stopped answering altogether.
+            Some(t) => tokio::time::timeout(t + Duration::from_secs(15), wait).await.map_err(|_| RunError::Timeout)?,
+            None => wait.await,
+        }
+        .map_err(classify)?;
+        Ok(Output { rc: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+    }
+}
+
+enum RunError {
+    Connection(String),
+    Timeout,
+    Failed(String),
+}
+
+fn classify(e: openssh::Error) -> RunError {
+    match e {
+        openssh::Error::Disconnected
+        | openssh::Error::SshMux(_)
+        | openssh::Error::Master(_)
+        | openssh::Error::RemoteProcessTerminated
+        | openssh::Error::Connect(_) => RunError::Connection(e.to_string()),
+        other => RunError::Failed(other.to_string()),
+    }
+}
