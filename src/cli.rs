@@ -97,6 +97,10 @@ pub struct PlayArgs {
     /// Seconds to wait for an ssh connection.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub connect_timeout: u64,
+    /// Keep ssh master connections open this many seconds after the run and reuse them in the
+    /// next one (like Ansible's ControlPersist); 0 closes them at the end of the run.
+    #[arg(long, env = "ROLL_SSH_PERSIST", default_value_t = 0, value_name = "SECS")]
+    pub ssh_persist: u64,
     /// Seconds a command may run when its task sets no `timeout:`; then it is killed.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,

@@ -77,6 +77,7 @@ impl Play {
                     known_hosts: a.known_hosts,
                     accept_new_host_keys: a.accept_new_host_keys,
                     connect_timeout: std::time::Duration::from_secs(a.connect_timeout.max(1)),
+                    persist: (a.ssh_persist > 0).then(|| std::time::Duration::from_secs(a.ssh_persist)),
                     ..Default::default()
                 },
                 command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),

@@ -29,6 +29,9 @@ pub struct SshOptions {
     pub keepalive: Duration,
     /// Master connections being opened at once.
     pub max_starts: usize,
+    /// Keep masters open this long after the run, in a private per-user directory, and reuse
+    /// them in the next run (Ansible's ControlPersist). `None`: close them at the end of the run.
+    pub persist: Option<Duration>,
 }
 
 impl Default for SshOptions {
@@ -40,6 +43,7 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(15),
             max_starts: 30,
+            persist: None,
         }
     }
 }
@@ -95,8 +99,11 @@ impl SshPool {
         Ssh { pool: self.clone(), slot }
     }
 
-    /// Close every master connection.
+    /// Close every master connection (persistent masters stay, for the next run).
     pub async fn close(&self) {
+        if self.opts.persist.is_some() {
+            return;
+        }
         let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         for slot in slots {
             if let Some(s) = slot.session.lock().await.take()
@@ -134,10 +141,67 @@ impl SshPool {
         if let Some(k) = &self.opts.known_hosts {
             b.user_known_hosts_file(k);
         }
-        let session = b.connect_mux(&t.address).await.map_err(|e| unreachable(t, &e, &self.opts))?;
+        let session = match self.opts.persist {
+            Some(keep) => self.open_persistent(t, keep).await?,
+            None => b.connect_mux(&t.address).await.map_err(|e| unreachable(t, &error_text(&e), &self.opts))?,
+        };
         let session = Arc::new(session);
         *guard = Some(session.clone());
         Ok(session)
+    }
+
+    /// A master that outlives the run: its socket has a fixed name (per target and options) in
+    /// a private per-user directory, so the next run finds it. The `openssh` crate names its
+    /// sockets at random, so this master is started here and then resumed through the crate.
+    async fn open_persistent(&self, t: &Target, keep: Duration) -> Result<Session, ConnError> {
+        let dir = persist_dir().map_err(|e| ConnError::Unreachable(format!("cannot use the ssh control directory: {e}")))?;
+        let ctl = dir.join(format!("cm-{:016x}", self.target_key(t)));
+        if ctl.exists() {
+            let s = Session::resume_mux(ctl.clone().into_boxed_path(), None);
+            if s.check().await.is_ok() {
+                return Ok(s);
+            }
+            let _ = std::fs::remove_file(&ctl);
+        }
+        let log = ctl.with_extension("log");
+        let mut c = tokio::process::Command::new("ssh");
+        c.arg("-E").arg(&log).arg("-S").arg(&ctl).args(["-M", "-f", "-N"]);
+        c.arg("-o").arg(format!("ControlPersist={}s", keep.as_secs().max(1))).args(["-o", "BatchMode=yes"]);
+        let strict = if self.opts.accept_new_host_keys { "accept-new" } else { "yes" };
+        c.arg("-o").arg(format!("StrictHostKeyChecking={strict}"));
+        c.arg("-o").arg(format!("ConnectTimeout={}", self.opts.connect_timeout.as_secs().max(1)));
+        c.arg("-o").arg(format!("ServerAliveInterval={}", self.opts.keepalive.as_secs().max(1)));
+        if let Some(p) = t.port {
+            c.arg("-p").arg(p.to_string());
+        }
+        if let Some(u) = &t.user {
+            c.arg("-l").arg(u);
+        }
+        if let Some(k) = &t.key {
+            c.args(["-o", "IdentitiesOnly=yes", "-i"]).arg(k);
+        }
+        if let Some(f) = &self.opts.config {
+            c.arg("-F").arg(f);
+        }
+        if let Some(k) = &self.opts.known_hosts {
+            c.arg("-o").arg(format!("UserKnownHostsFile={}", k.display()));
+        }
+        c.arg("--").arg(&t.address).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let status = c.status().await.map_err(|e| ConnError::Unreachable(format!("cannot run ssh: {e}")))?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            return Err(unreachable(t, &text, &self.opts));
+        }
+        Ok(Session::resume_mux(ctl.into_boxed_path(), Some(log.into_boxed_path())))
+    }
+
+    /// Same target and same connection options → same master.
+    fn target_key(&self, t: &Target) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (t, &self.opts.config, &self.opts.known_hosts, self.opts.accept_new_host_keys).hash(&mut h);
+        h.finish()
     }
 
     /// Forget a broken master so that the next command opens a new one.
@@ -149,12 +213,35 @@ impl SshPool {
     }
 }
 
-fn unreachable(t: &Target, e: &openssh::Error, opts: &SshOptions) -> ConnError {
-    let text = e.to_string();
-    let detail = match e {
-        openssh::Error::Connect(io) | openssh::Error::Master(io) => io.to_string(),
-        _ => text.clone(),
+/// The private per-user directory of persistent control sockets.
+fn persist_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir());
+    let uid = std::fs::metadata("/proc/self")?.uid();
+    let dir = match base {
+        Some(b) => b.join("roll"),
+        None => PathBuf::from(format!("/tmp/roll-{uid}")),
     };
+    std::fs::create_dir_all(&dir)?;
+    let meta = std::fs::metadata(&dir)?;
+    // Another user's directory, or one others can write to, must not hold our sockets.
+    if meta.uid() != uid {
+        return Err(std::io::Error::other(format!("{} belongs to another user", dir.display())));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
+fn error_text(e: &openssh::Error) -> String {
+    match e {
+        openssh::Error::Connect(io) | openssh::Error::Master(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn unreachable(t: &Target, detail: &str, opts: &SshOptions) -> ConnError {
     let at = match t.port {
         Some(p) => format!("{}:{p}", t.address),
         None => t.address.clone(),

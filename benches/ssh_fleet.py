@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Benchmark: five tasks (`true`, `echo x`, `docker --version || true`, `cat /etc/hostname`,
+`date`) on every host of a loopback fleet of N hosts, for N = 10, 50 and 200.
+
+Measured in the same invocation, each as the median of several runs:
+  roll       `roll play` with the five tasks (forks = N); its peak RSS is reported too
+  warm-cm    plain ssh over warm ControlMaster connections to all hosts, in parallel, one ssh
+             exec per command (the usual hand-rolled baseline)
+  floor      the five commands joined into one ssh exec per host over the warm masters
+  pyinfra / ansible (optional, --tools): the same five commands from a venv installed from PyPI
+
+Usage: benches/ssh_fleet.py [--sizes 10,50,200] [--runs 5] [--roll target/release/roll] [--tools VENV]
+Targets (issue 3): at N = 50 roll <= 0.75 x warm-cm and <= 0.6 x pyinfra; at N = 200 zero
+failures and roll's peak RSS under 100 MiB.
+"""
+import argparse, asyncio, os, shutil, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CMDS = ["true", "echo x", "docker --version || true", "cat /etc/hostname", "date"]
+
+PLAYBOOK = """- hosts: fleet
+  gather_facts: false
+  tasks:
+""" + "".join(f"    - shell: {c!r}\n" for c in CMDS)
+
+def hosts_of(d):
+    out = []
+    for line in open(os.path.join(d, "hosts")):
+        if "ansible_host=" in line:
+            out.append(line.split("ansible_host=")[1].split()[0])
+    return out
+
+async def run_all(argvs):
+    """Run argv lists concurrently; each entry is a list of commands run in sequence. Returns failures."""
+    async def seq(cmds):
+        fails = 0
+        for argv in cmds:
+            p = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            if await p.wait() != 0:
+                fails += 1
+        return fails
+    return sum(await asyncio.gather(*(seq(c) for c in argvs)))
+
+def timed(fn, runs):
+    times, fails = [], 0
+    for _ in range(runs):
+        t = time.perf_counter()
+        fails += fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), fails
+
+def run_roll(roll, d, n):
+    p = subprocess.Popen([roll, "play", "bench.yml", "-i", "hosts", "--known-hosts", "known_hosts", "-f", str(n), "--ssh-persist", "300"],
+                         cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = None, None
+    _, status, usage = os.wait4(p.pid, 0)
+    out = p.stdout.read().decode()
+    run_roll.rss = max(getattr(run_roll, "rss", 0), usage.ru_maxrss / 1024)
+    code = os.waitstatus_to_exitcode(status)
+    failed = sum(1 for l in out.splitlines() if l.startswith(("fatal:", "failed:")))
+    return failed + (0 if code == 0 else 1)
+
+def bench(n, a):
+    d = tempfile.mkdtemp(prefix="roll-bench-")
+    try:
+        subprocess.run([os.path.join(ROOT, "scripts", "fleet"), "up", str(n), d, "--port", str(a.port)], check=True, stdout=subprocess.DEVNULL)
+        open(os.path.join(d, "bench.yml"), "w").write(PLAYBOOK)
+        addrs = hosts_of(d)
+        cfg = os.path.join(d, "ssh_config")
+        cm = ["-F", cfg, "-o", f"ControlPath={d}/cm-%h", "-o", "ControlMaster=auto", "-o", "ControlPersist=300"]
+        # Warm the masters (not timed), as the baseline's definition says.
+        asyncio.run(run_all([[["ssh", *cm, ad, "true"]] for ad in addrs]))
+        warm = lambda: asyncio.run(run_all([[["ssh", *cm, ad, c] for c in CMDS] for ad in addrs]))
+        floor = lambda: asyncio.run(run_all([[["ssh", *cm, ad, "; ".join(CMDS)]] for ad in addrs]))
+        run_roll.rss = 0
+        roll = lambda: run_roll(a.roll, d, n)
+        roll()  # warm the page cache and sshd, like the baselines' warm-up
+        results = {}
+        results["roll"] = timed(roll, a.runs)
+        results["warm-cm"] = timed(warm, a.runs)
+        results["floor"] = timed(floor, a.runs)
+        if a.tools:
+            results.update(tools(a, d, addrs, n))
+        asyncio.run(run_all([[["ssh", *cm, "-O", "exit", ad]] for ad in addrs]))
+        return results, run_roll.rss
+    finally:
+        subprocess.run([os.path.join(ROOT, "scripts", "fleet"), "down", d], stdout=subprocess.DEVNULL)
+        shutil.rmtree(d, ignore_errors=True)
+
+def tools(a, d, addrs, n):
+    out = {}
+    py = os.path.join(a.tools, "bin")
+    pyinfra = os.path.join(py, "pyinfra")
+    if os.path.exists(pyinfra):
+        inv = os.path.join(d, "pyinfra_inv.py")
+        with open(inv, "w") as f:
+            f.write("fleet = [" + ", ".join(f"({ad!r}, {{'ssh_port': {a.port}, 'ssh_user': 'root', 'ssh_key': {os.path.join(d, 'id_ed25519')!r}, 'ssh_known_hosts_file': {os.path.join(d, 'known_hosts')!r}}})" for ad in addrs) + "]\n")
+        with open(os.path.join(d, "pyinfra_deploy.py"), "w") as f:
+            f.write("from pyinfra.operations import server\n" + "".join(f"server.shell(name={c!r}, commands=[{c!r}])\n" for c in CMDS))
+        def run():
+            r = subprocess.run([pyinfra, "-y", "--parallel", str(n), inv, "pyinfra_deploy.py"], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return 0 if r.returncode == 0 else 1
+        out["pyinfra"] = timed(run, max(1, a.runs // 2))
+    ap = os.path.join(py, "ansible-playbook")
+    if os.path.exists(ap):
+        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_SSH_ARGS=f"-F {d}/ssh_config -o ControlMaster=auto -o ControlPersist=60s")
+        def run():
+            r = subprocess.run([ap, "-i", "hosts", "bench.yml", "-f", str(n), "-e", f"ansible_python_interpreter={sys.executable}"],
+                               cwd=d, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return 0 if r.returncode == 0 else 1
+        out["ansible"] = timed(run, max(1, a.runs // 2))
+    return out
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10,50,200")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--port", type=int, default=2300)
+    ap.add_argument("--roll", default=os.path.join(ROOT, "target", "release", "roll"))
+    ap.add_argument("--tools", help="a venv with pyinfra and/or ansible-core to compare against")
+    a = ap.parse_args()
+    a.roll = os.path.abspath(a.roll)
+    ok = True
+    for n in [int(x) for x in a.sizes.split(",")]:
+        res, rss = bench(n, a)
+        base = res["warm-cm"][0]
+        print(f"N={n}")
+        for k, (t, f) in res.items():
+            print(f"  {k:8s} median {t*1000:8.1f} ms  failures {f}  ratio to warm-cm {t/base:5.2f}")
+        print(f"  roll peak RSS {rss:.1f} MiB")
+        print(f"  roll / floor {res['roll'][0]/res['floor'][0]:.2f}")
+        if "pyinfra" in res:
+            print(f"  roll / pyinfra {res['roll'][0]/res['pyinfra'][0]:.2f}")
+        ok &= all(f == 0 for _, f in res.values())
+    sys.exit(0 if ok else 1)
+
+if __name__ == "__main__":
+    main()
