@@ -84,7 +84,12 @@ impl std::fmt::Debug for SshPool {
 impl SshPool {
     pub fn new(opts: SshOptions) -> std::io::Result<Arc<SshPool>> {
         let control_dir = tempfile::Builder::new().prefix("roll-").tempdir_in("/tmp")?;
-        Ok(Arc::new(SshPool { starts: Semaphore::new(opts.max_starts.max(1)), opts, control_dir, slots: Mutex::default() }))
+        Ok(Arc::new(SshPool {
+            starts: Semaphore::new(opts.max_starts.max(1)),
+            opts,
+            control_dir,
+            slots: Mutex::default(),
+        }))
     }
 
     /// The connection to a target (nothing is opened until the first command).
@@ -93,10 +98,17 @@ impl SshPool {
         let slot = slots
             .entry(target.clone())
             .or_insert_with(|| {
-                Arc::new(Slot { target, session: tokio::sync::Mutex::new(None), channels: Semaphore::new(CHANNELS_PER_HOST) })
+                Arc::new(Slot {
+                    target,
+                    session: tokio::sync::Mutex::new(None),
+                    channels: Semaphore::new(CHANNELS_PER_HOST),
+                })
             })
             .clone();
-        Ssh { pool: self.clone(), slot }
+        Ssh {
+            pool: self.clone(),
+            slot,
+        }
     }
 
     /// Close every master connection (persistent masters stay, for the next run).
@@ -104,7 +116,13 @@ impl SshPool {
         if self.opts.persist.is_some() {
             return;
         }
-        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         for slot in slots {
             if let Some(s) = slot.session.lock().await.take()
                 && let Ok(s) = Arc::try_unwrap(s)
@@ -119,13 +137,21 @@ impl SshPool {
         if let Some(s) = guard.as_ref() {
             return Ok(s.clone());
         }
-        let _start = self.starts.acquire().await.map_err(|_| ConnError::Unreachable("connection pool closed".into()))?;
+        let _start = self
+            .starts
+            .acquire()
+            .await
+            .map_err(|_| ConnError::Unreachable("connection pool closed".into()))?;
         let t = &slot.target;
         let mut b = SessionBuilder::default();
-        b.known_hosts_check(if self.opts.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
-            .control_directory(self.control_dir.path())
-            .connect_timeout(self.opts.connect_timeout)
-            .server_alive_interval(self.opts.keepalive);
+        b.known_hosts_check(if self.opts.accept_new_host_keys {
+            KnownHosts::Add
+        } else {
+            KnownHosts::Strict
+        })
+        .control_directory(self.control_dir.path())
+        .connect_timeout(self.opts.connect_timeout)
+        .server_alive_interval(self.opts.keepalive);
         if let Some(p) = t.port {
             b.port(p);
         }
@@ -143,7 +169,10 @@ impl SshPool {
         }
         let session = match self.opts.persist {
             Some(keep) => self.open_persistent(t, keep).await?,
-            None => b.connect_mux(&t.address).await.map_err(|e| unreachable(t, &error_text(&e), &self.opts))?,
+            None => b
+                .connect_mux(&t.address)
+                .await
+                .map_err(|e| unreachable(t, &error_text(&e), &self.opts))?,
         };
         let session = Arc::new(session);
         *guard = Some(session.clone());
@@ -154,7 +183,8 @@ impl SshPool {
     /// a private per-user directory, so the next run finds it. The `openssh` crate names its
     /// sockets at random, so this master is started here and then resumed through the crate.
     async fn open_persistent(&self, t: &Target, keep: Duration) -> Result<Session, ConnError> {
-        let dir = persist_dir().map_err(|e| ConnError::Unreachable(format!("cannot use the ssh control directory: {e}")))?;
+        let dir =
+            persist_dir().map_err(|e| ConnError::Unreachable(format!("cannot use the ssh control directory: {e}")))?;
         let ctl = dir.join(format!("cm-{:016x}", self.target_key(t)));
         if ctl.exists() {
             let s = Session::resume_mux(ctl.clone().into_boxed_path(), None);
@@ -166,11 +196,19 @@ impl SshPool {
         let log = ctl.with_extension("log");
         let mut c = tokio::process::Command::new("ssh");
         c.arg("-E").arg(&log).arg("-S").arg(&ctl).args(["-M", "-f", "-N"]);
-        c.arg("-o").arg(format!("ControlPersist={}s", keep.as_secs().max(1))).args(["-o", "BatchMode=yes"]);
-        let strict = if self.opts.accept_new_host_keys { "accept-new" } else { "yes" };
+        c.arg("-o")
+            .arg(format!("ControlPersist={}s", keep.as_secs().max(1)))
+            .args(["-o", "BatchMode=yes"]);
+        let strict = if self.opts.accept_new_host_keys {
+            "accept-new"
+        } else {
+            "yes"
+        };
         c.arg("-o").arg(format!("StrictHostKeyChecking={strict}"));
-        c.arg("-o").arg(format!("ConnectTimeout={}", self.opts.connect_timeout.as_secs().max(1)));
-        c.arg("-o").arg(format!("ServerAliveInterval={}", self.opts.keepalive.as_secs().max(1)));
+        c.arg("-o")
+            .arg(format!("ConnectTimeout={}", self.opts.connect_timeout.as_secs().max(1)));
+        c.arg("-o")
+            .arg(format!("ServerAliveInterval={}", self.opts.keepalive.as_secs().max(1)));
         if let Some(p) = t.port {
             c.arg("-p").arg(p.to_string());
         }
@@ -186,8 +224,15 @@ impl SshPool {
         if let Some(k) = &self.opts.known_hosts {
             c.arg("-o").arg(format!("UserKnownHostsFile={}", k.display()));
         }
-        c.arg("--").arg(&t.address).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        let status = c.status().await.map_err(|e| ConnError::Unreachable(format!("cannot run ssh: {e}")))?;
+        c.arg("--")
+            .arg(&t.address)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let status = c
+            .status()
+            .await
+            .map_err(|e| ConnError::Unreachable(format!("cannot run ssh: {e}")))?;
         if !status.success() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let _ = std::fs::remove_file(&log);
@@ -200,7 +245,13 @@ impl SshPool {
     fn target_key(&self, t: &Target) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (t, &self.opts.config, &self.opts.known_hosts, self.opts.accept_new_host_keys).hash(&mut h);
+        (
+            t,
+            &self.opts.config,
+            &self.opts.known_hosts,
+            self.opts.accept_new_host_keys,
+        )
+            .hash(&mut h);
         h.finish()
     }
 
@@ -216,7 +267,9 @@ impl SshPool {
 /// The private per-user directory of persistent control sockets.
 fn persist_dir() -> std::io::Result<PathBuf> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir());
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir());
     let uid = std::fs::metadata("/proc/self")?.uid();
     let dir = match base {
         Some(b) => b.join("roll"),
@@ -226,7 +279,10 @@ fn persist_dir() -> std::io::Result<PathBuf> {
     let meta = std::fs::metadata(&dir)?;
     // Another user's directory, or one others can write to, must not hold our sockets.
     if meta.uid() != uid {
-        return Err(std::io::Error::other(format!("{} belongs to another user", dir.display())));
+        return Err(std::io::Error::other(format!(
+            "{} belongs to another user",
+            dir.display()
+        )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
@@ -247,7 +303,10 @@ fn unreachable(t: &Target, detail: &str, opts: &SshOptions) -> ConnError {
         None => t.address.clone(),
     };
     if detail.contains("Host key verification failed") || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
-        let file = opts.known_hosts.as_ref().map_or("~/.ssh/known_hosts".to_string(), |p| p.display().to_string());
+        let file = opts
+            .known_hosts
+            .as_ref()
+            .map_or("~/.ssh/known_hosts".to_string(), |p| p.display().to_string());
         let scan = match t.port {
             Some(p) => format!("ssh-keyscan -p {p} {}", t.address),
             None => format!("ssh-keyscan {}", t.address),
@@ -258,7 +317,11 @@ fn unreachable(t: &Target, detail: &str, opts: &SshOptions) -> ConnError {
             t.name
         ));
     }
-    ConnError::Unreachable(format!("cannot connect to `{}` ({at}) over ssh: {}", t.name, detail.trim()))
+    ConnError::Unreachable(format!(
+        "cannot connect to `{}` ({at}) over ssh: {}",
+        t.name,
+        detail.trim()
+    ))
 }
 
 /// One host's connection: a handle on the pool's master for that host.
@@ -276,7 +339,12 @@ impl std::fmt::Debug for Ssh {
 
 impl Ssh {
     pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
-        let _channel = self.slot.channels.acquire().await.map_err(|_| ConnError::Unreachable("closed".into()))?;
+        let _channel = self
+            .slot
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| ConnError::Unreachable("closed".into()))?;
         // The remote login shell runs `/bin/sh -c SCRIPT`; with a timeout, coreutils' `timeout`
         // kills the command on the host itself, so nothing keeps running after roll gives up.
         let mut line = format!("/bin/sh -c {}", quote(&cmd.wrapped()));
@@ -314,7 +382,11 @@ impl Ssh {
 
     async fn run(&self, session: &Session, line: &str, cmd: &Command) -> Result<Output, RunError> {
         let mut c = session.raw_command(line);
-        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().await.map_err(classify)?;
         if let Some(data) = &cmd.stdin
@@ -330,11 +402,17 @@ impl Ssh {
         let out = match cmd.timeout {
             // The host kills the command at its timeout; this local deadline only catches a host
             // that stopped answering altogether.
-            Some(t) => tokio::time::timeout(t + Duration::from_secs(15), wait).await.map_err(|_| RunError::Timeout)?,
+            Some(t) => tokio::time::timeout(t + Duration::from_secs(15), wait)
+                .await
+                .map_err(|_| RunError::Timeout)?,
             None => wait.await,
         }
         .map_err(classify)?;
-        Ok(Output { rc: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+        Ok(Output {
+            rc: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
     }
 }
 

@@ -581,7 +581,11 @@ async fn run_item(
         (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
         (k, _) => k,
     };
-    let conn_vars = r.vars.inventory.host(conn_host).map(|h| r.vars.inventory.hosts[h].vars.clone());
+    let conn_vars = r
+        .vars
+        .inventory
+        .host(conn_host)
+        .map(|h| r.vars.inventory.hosts[h].vars.clone());
     // Becoming the user the connection already is needs no sudo.
     let remote_user = conn_vars
         .as_ref()

@@ -688,11 +688,16 @@ impl Runner {
             "ssh" | "smart" | "paramiko" => {
                 let pool = self
                     .ssh
-                    .get_or_init(|| SshPool::new(self.opts.ssh.clone()).map_err(|e| format!("cannot create the ssh control directory: {e}")))
+                    .get_or_init(|| {
+                        SshPool::new(self.opts.ssh.clone())
+                            .map_err(|e| format!("cannot create the ssh control directory: {e}"))
+                    })
                     .clone()?;
                 Ok(Connection::Ssh(pool.connection(ssh_target(host, vars))))
             }
-            other => Err(format!("host `{host}` uses the `{other}` connection; roll connects with `ssh` or `local`")),
+            other => Err(format!(
+                "host `{host}` uses the `{other}` connection; roll connects with `ssh` or `local`"
+            )),
         }
     }
 }
@@ -728,6 +733,8 @@ fn ssh_target(host: &str, vars: Option<&VarMap>) -> Target {
         address: get("host").unwrap_or_else(|| host.to_string()),
         port: get("port").and_then(|p| p.parse().ok()),
         user: get("user").or_else(|| get("ssh_user")),
-        key: get("ssh_private_key_file").or_else(|| get("private_key_file")).map(std::path::PathBuf::from),
+        key: get("ssh_private_key_file")
+            .or_else(|| get("private_key_file"))
+            .map(std::path::PathBuf::from),
     }
 }

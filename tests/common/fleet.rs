@@ -1,0 +1,83 @@
+//! A loopback fleet for tests: `scripts/fleet` started in a private directory on a free port and
+//! a private `127.x` network, stopped (exactly what it started) when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub net: String,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fleet")
+}
+
+impl Fleet {
+    /// Start `n` hosts named `{prefix}001`...; panics naming the package if sshd is missing.
+    pub fn up(n: usize, prefix: &str) -> Fleet {
+        assert!(
+            Path::new("/usr/sbin/sshd").exists(),
+            "these tests need OpenSSH's sshd: install the Debian package `openssh-server`"
+        );
+        let dir = tempfile::Builder::new().prefix("roll-fleet-").tempdir().unwrap();
+        // A free port, and a network of our own per fleet so parallel tests never collide.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let k = NEXT.fetch_add(1, Ordering::SeqCst);
+        let net = format!("127.{}", 100 + (std::process::id() * 7 + k * 13) % 150);
+        let out = Command::new(script())
+            .args([
+                "up",
+                &n.to_string(),
+                dir.path().to_str().unwrap(),
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["--net", &net, "--prefix", prefix])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fleet up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Fleet { dir, port, net }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn inventory(&self) -> String {
+        std::fs::read_to_string(self.path().join("hosts")).unwrap()
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.path().join("known_hosts")
+    }
+
+    /// The hosts die: sshd and every session it serves are killed.
+    pub fn kill(&self) {
+        let out = Command::new(script())
+            .args(["kill", self.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["down", self.path().to_str().unwrap()])
+            .output();
+    }
+}

@@ -1,0 +1,327 @@
+//! roll over real SSH: a loopback fleet of sshd processes (scripts/fleet), strict host keys,
+//! remote modules, check/diff, become, and faults produced for real (hosts dying before and
+//! during a play, a wrong host key, a hung command, a killed master connection).
+
+mod common;
+#[path = "common/fleet.rs"]
+mod fleet;
+
+use common::{recap, roll, stderr, stdout, write};
+use fleet::Fleet;
+use std::path::Path;
+use std::process::Output;
+
+/// Inventory text of a fleet with its group renamed.
+fn group(f: &Fleet, name: &str) -> String {
+    f.inventory()
+        .replace("[fleet]", &format!("[{name}]"))
+        .replace("[fleet:vars]", &format!("[{name}:vars]"))
+}
+
+fn play(dir: &Path, known_hosts: &Path, extra: &[&str]) -> Output {
+    let mut c = roll(dir);
+    c.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(known_hosts)
+        .args(extra);
+    c.output().unwrap()
+}
+
+const REMOTE: &str = r#"
+- hosts: app
+  serial: 2
+  vars:
+    root: "{{ base }}/{{ inventory_hostname }}"
+  tasks:
+    - file: { path: "{{ root }}/etc", state: directory, mode: "0750" }
+    - template: { src: app.j2, dest: "{{ root }}/etc/app.conf", mode: "0640" }
+      notify: restart
+    - copy: { content: "release={{ release }}\n", dest: "{{ root }}/etc/release" }
+    - file: { src: etc, path: "{{ root }}/current", state: link }
+    - shell: echo "$SSH_CONNECTION" | cut -d' ' -f3
+      register: addr
+      changed_when: false
+      check_mode: false
+    - assert: { that: ["addr.stdout == ansible_host"] }
+    - command: id -un
+      become: true
+      become_user: nobody
+      register: who
+      changed_when: false
+      check_mode: false
+    - assert: { that: ["who.stdout == 'nobody'"] }
+    - shell: echo "$SSH_CONNECTION" | cut -d' ' -f3
+      delegate_to: app001
+      run_once: true
+      register: first
+      changed_when: false
+      check_mode: false
+    - assert: { that: ["first.stdout == hostvars['app001'].ansible_host"] }
+  handlers:
+    - name: restart
+      copy: { content: "restarted\n", dest: "{{ root }}/restarted" }
+"#;
+
+#[test]
+fn modules_handlers_serial_become_delegate_and_check_diff_over_ssh() {
+    let f = Fleet::up(3, "app");
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("hosts-fs");
+    write(d.path(), "hosts", &group(&f, "app"));
+    write(d.path(), "pb.yml", REMOTE);
+    write(
+        d.path(),
+        "templates/app.j2",
+        "name={{ inventory_hostname }}\naddr={{ ansible_host }}\n",
+    );
+    let base_arg = format!("base={}", base.display());
+    std::fs::create_dir_all(&base).unwrap();
+    let before = common::tree(&base);
+    let check = play(
+        d.path(),
+        &f.known_hosts(),
+        &["--check", "--diff", "-e", &base_arg, "-e", "release=1"],
+    );
+    assert_eq!(check.status.code(), Some(0), "{}{}", stdout(&check), stderr(&check));
+    assert_eq!(common::tree(&base), before, "--check changed files over ssh");
+    let real = play(
+        d.path(),
+        &f.known_hosts(),
+        &["--diff", "-e", &base_arg, "-e", "release=1"],
+    );
+    let text = stdout(&real);
+    assert_eq!(real.status.code(), Some(0), "{text}{}", stderr(&real));
+    let diffs = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with(['+', '-', '@']))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(diffs(&stdout(&check)), diffs(&text));
+    assert_eq!(
+        text.matches("RUNNING HANDLER [restart]").count(),
+        2,
+        "one flush per serial batch: {text}"
+    );
+    assert!(
+        text.contains("[app001 -> app001]") || text.contains("ok: [app001]"),
+        "{text}"
+    );
+    let conf = std::fs::read_to_string(base.join("app002/etc/app.conf")).unwrap();
+    assert_eq!(conf, format!("name=app002\naddr={}.0.2\n", f.net));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(base.join("app003/etc/app.conf"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640
+    );
+    let again = play(d.path(), &f.known_hosts(), &["-e", &base_arg, "-e", "release=1"]);
+    for line in recap(&stdout(&again)) {
+        assert!(line.contains("changed=0 "), "second run changed something: {line}");
+    }
+}
+
+#[test]
+fn a_host_that_dies_before_or_during_the_play_is_unreachable_and_the_others_finish() {
+    let alive = Fleet::up(2, "app");
+    let doomed = Fleet::up(1, "db");
+    let gone = Fleet::up(1, "old");
+    gone.kill();
+    let d = tempfile::tempdir().unwrap();
+    let inv = format!(
+        "{}\n{}\n{}",
+        group(&alive, "app"),
+        group(&doomed, "db"),
+        group(&gone, "old")
+    );
+    write(d.path(), "hosts", &inv);
+    let kh = d.path().join("known_hosts");
+    let all_keys = [&alive, &doomed, &gone]
+        .iter()
+        .map(|f| std::fs::read_to_string(f.known_hosts()).unwrap())
+        .collect::<String>();
+    std::fs::write(&kh, all_keys).unwrap();
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - command: \"true\"\n    - command: sleep 3\n    - command: echo finished\n",
+    );
+    let child = roll(d.path())
+        .args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(&kh)
+        .args(["--connect-timeout", "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    doomed.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("fatal: [old001]: UNREACHABLE!"), "{text}");
+    assert!(text.contains("fatal: [db001]: UNREACHABLE!"), "{text}");
+    let r = recap(&text);
+    let line = |h: &str| r.iter().find(|l| l.starts_with(h)).unwrap().clone();
+    assert!(
+        line("app001").contains("ok=3 ") && line("app002").contains("unreachable=0"),
+        "{r:?}"
+    );
+    assert!(line("db001").contains("unreachable=1"), "{r:?}");
+    assert!(
+        line("old001").contains("ok=0 ") && line("old001").contains("unreachable=1"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_wrong_host_key_is_refused_with_a_way_out() {
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", &group(&f, "app"));
+    write(d.path(), "pb.yml", "- hosts: app\n  tasks:\n    - command: \"true\"\n");
+    // app001's key in known_hosts is some other host's key.
+    let other = d.path().join("other");
+    assert!(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let fake: Vec<String> = std::fs::read_to_string(f.known_hosts())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.contains(&format!("{}.0.1]", f.net)) {
+                format!(
+                    "{} {}",
+                    l.split(' ').next().unwrap(),
+                    other_pub.split(' ').take(2).collect::<Vec<_>>().join(" ")
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let kh = d.path().join("known_hosts");
+    std::fs::write(&kh, fake.join("\n") + "\n").unwrap();
+    let out = play(d.path(), &kh, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("fatal: [app001]: UNREACHABLE!"), "{text}");
+    assert!(text.contains("host key of `app001`"), "{text}");
+    assert!(text.contains("--accept-new-host-keys"), "{text}");
+    assert!(
+        recap(&text)
+            .iter()
+            .any(|l| l.starts_with("app002") && l.contains("ok=1 ")),
+        "{text}"
+    );
+    // An unknown host is refused too unless new keys are accepted explicitly.
+    let empty = d.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    assert_eq!(play(d.path(), &empty, &[]).status.code(), Some(4));
+    let accepted = play(d.path(), &empty, &["--accept-new-host-keys"]);
+    assert_eq!(accepted.status.code(), Some(0), "{}", stdout(&accepted));
+}
+
+#[test]
+fn a_hung_command_is_killed_on_the_host_and_a_killed_master_reconnects() {
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", &group(&f, "app"));
+    let marker = format!("roll-hang-{}", std::process::id());
+    write(
+        d.path(),
+        "pb.yml",
+        &format!(
+            "- hosts: app\n  tasks:\n    - shell: sleep 300 && echo {marker}\n      timeout: 2\n      ignore_errors: true\n    - pause: {{ seconds: 2 }}\n    - command: echo after\n      register: after\n    - assert: {{ that: [\"after.stdout == 'after'\"] }}\n"
+        ),
+    );
+    let child = roll(d.path())
+        .args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // During the pause, kill roll's ssh master processes for this fleet.
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let killed = kill_masters_of(&f);
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(killed, 2, "expected one master connection per host");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.matches("command timed out after 2 s and was killed").count(),
+        2,
+        "{text}"
+    );
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "the hung command still runs on the host");
+}
+
+/// Kill the local ssh processes connected to the fleet's port (roll's masters); returns how many.
+fn kill_masters_of(f: &Fleet) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-Htnp", "state", "established"])
+        .output()
+        .expect("ss (iproute2)");
+    let mut pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!(":{} ", f.port)) && l.contains("(\"ssh\""))
+        .filter_map(|l| {
+            l.split("pid=")
+                .nth(1)
+                .map(|p| p.split(',').next().unwrap_or("").to_string())
+        })
+        .collect();
+    pids.sort();
+    pids.dedup();
+    for p in &pids {
+        let _ = std::process::Command::new("kill").args(["-9", p]).status();
+    }
+    pids.len()
+}
+
+#[test]
+fn arbitrary_strings_cross_ssh_byte_exact() {
+    let f = Fleet::up(1, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", &group(&f, "app"));
+    let out_file = d.path().join("copied");
+    write(
+        d.path(),
+        "pb.yml",
+        &format!(
+            r#"
+- hosts: app
+  vars:
+    nasty: "it's \"q\" $(echo no) `echo no` ; | & > < * ? ~ \\ \n second line\ttab ünï ☃ 🚀"
+  tasks:
+    - command: printf %s {{{{ nasty | quote }}}}
+      register: a
+    - command:
+        argv: [printf, "%s", "{{{{ nasty }}}}"]
+      register: b
+    - shell: printf %s {{{{ nasty | quote }}}}
+      register: c
+    - copy: {{ content: "{{{{ nasty }}}}", dest: "{}" }}
+    - assert: {{ that: ["a.stdout == nasty", "b.stdout == nasty", "c.stdout == nasty"] }}
+"#,
+            out_file.display()
+        ),
+    );
+    let out = play(d.path(), &f.known_hosts(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read_to_string(out_file).unwrap(),
+        "it's \"q\" $(echo no) `echo no` ; | & > < * ? ~ \\ \n second line\ttab ünï ☃ 🚀"
+    );
+}
