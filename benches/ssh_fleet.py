@@ -3,7 +3,9 @@
 `date`) on every host of a loopback fleet of N hosts, for N = 10, 50 and 200.
 
 Measured in the same invocation, each as the median of several runs:
-  roll       `roll play` with the five tasks (forks = N); its peak RSS is reported too
+  roll       `roll play` with the five tasks (forks = N), a new ssh channel per command, over
+             masters kept from an untimed warm-up run (--ssh-persist); its peak RSS is reported
+  roll-sh    the same with one persistent remote shell per host (ROLL_SSH_TRANSPORT=shell)
   warm-cm    plain ssh over warm ControlMaster connections to all hosts, in parallel, one ssh
              exec per command (the usual hand-rolled baseline)
   floor      the five commands joined into one ssh exec per host over the warm masters
@@ -50,10 +52,10 @@ def timed(fn, runs):
         times.append(time.perf_counter() - t)
     return statistics.median(times), fails
 
-def run_roll(roll, d, n):
+def run_roll(roll, d, n, transport="exec"):
+    env = dict(os.environ, ROLL_SSH_TRANSPORT=transport)
     p = subprocess.Popen([roll, "play", "bench.yml", "-i", "hosts", "--known-hosts", "known_hosts", "-f", str(n), "--ssh-persist", "300"],
-                         cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, _ = None, None
+                         cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
     out = p.stdout.read().decode()
     run_roll.rss = max(getattr(run_roll, "rss", 0), usage.ru_maxrss / 1024)
@@ -75,18 +77,36 @@ def bench(n, a):
         floor = lambda: asyncio.run(run_all([[["ssh", *cm, ad, "; ".join(CMDS)]] for ad in addrs]))
         run_roll.rss = 0
         roll = lambda: run_roll(a.roll, d, n)
-        roll()  # warm the page cache and sshd, like the baselines' warm-up
+        roll_shell = lambda: run_roll(a.roll, d, n, "shell")
+        roll()  # open roll's persistent masters (not timed), like the baselines' warm-up
         results = {}
         results["roll"] = timed(roll, a.runs)
+        results["roll-sh"] = timed(roll_shell, a.runs)
         results["warm-cm"] = timed(warm, a.runs)
         results["floor"] = timed(floor, a.runs)
         if a.tools:
             results.update(tools(a, d, addrs, n))
         asyncio.run(run_all([[["ssh", *cm, "-O", "exit", ad]] for ad in addrs]))
+        close_roll_masters(d)
         return results, run_roll.rss
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "fleet"), "down", d], stdout=subprocess.DEVNULL)
         shutil.rmtree(d, ignore_errors=True)
+
+def close_roll_masters(d):
+    """Stop the masters roll kept with --ssh-persist for this fleet (they name its key file)."""
+    key = os.path.join(d, "id_ed25519")
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                args = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0] == b"ssh" and key.encode() in args and b"-M" in args:
+                try:
+                    os.kill(int(p), 15)
+                except ProcessLookupError:
+                    pass
 
 def tools(a, d, addrs, n):
     out = {}

@@ -33,6 +33,12 @@ pub enum Format {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SshTransport {
+    Exec,
+    Shell,
+}
+
 #[derive(Debug, Args)]
 pub struct PlayArgs {
     /// The playbook file.
@@ -101,6 +107,10 @@ pub struct PlayArgs {
     /// next one (like Ansible's ControlPersist); 0 closes them at the end of the run.
     #[arg(long, env = "ROLL_SSH_PERSIST", default_value_t = 0, value_name = "SECS")]
     pub ssh_persist: u64,
+    /// How commands travel over a host's ssh master: a new channel per command, or one
+    /// persistent remote shell per host.
+    #[arg(long, env = "ROLL_SSH_TRANSPORT", value_enum, default_value_t = SshTransport::Shell)]
+    pub ssh_transport: SshTransport,
     /// Seconds a command may run when its task sets no `timeout:`; then it is killed.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,

@@ -78,6 +78,10 @@ impl Play {
                     accept_new_host_keys: a.accept_new_host_keys,
                     connect_timeout: std::time::Duration::from_secs(a.connect_timeout.max(1)),
                     persist: (a.ssh_persist > 0).then(|| std::time::Duration::from_secs(a.ssh_persist)),
+                    transport: match a.ssh_transport {
+                        crate::cli::SshTransport::Exec => crate::connection::ssh::Transport::Exec,
+                        crate::cli::SshTransport::Shell => crate::connection::ssh::Transport::Shell,
+                    },
                     ..Default::default()
                 },
                 command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),

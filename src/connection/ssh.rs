@@ -32,6 +32,16 @@ pub struct SshOptions {
     /// Keep masters open this long after the run, in a private per-user directory, and reuse
     /// them in the next run (Ansible's ControlPersist). `None`: close them at the end of the run.
     pub persist: Option<Duration>,
+    pub transport: Transport,
+}
+
+/// How commands travel over a host's master connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A new exec channel per command.
+    Exec,
+    /// A persistent remote `/bin/sh` per host, commands framed on its stdin.
+    Shell,
 }
 
 impl Default for SshOptions {
@@ -44,6 +54,7 @@ impl Default for SshOptions {
             keepalive: Duration::from_secs(15),
             max_starts: 30,
             persist: None,
+            transport: Transport::Shell,
         }
     }
 }
@@ -63,6 +74,8 @@ struct Slot {
     target: Target,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     channels: Semaphore,
+    /// Idle remote shells (the `shell` transport).
+    shells: tokio::sync::Mutex<Vec<RemoteShell>>,
 }
 
 /// Every SSH connection of a run.
@@ -102,6 +115,7 @@ impl SshPool {
                     target,
                     session: tokio::sync::Mutex::new(None),
                     channels: Semaphore::new(CHANNELS_PER_HOST),
+                    shells: tokio::sync::Mutex::new(Vec::new()),
                 })
             })
             .clone();
@@ -345,8 +359,9 @@ impl Ssh {
             .acquire()
             .await
             .map_err(|_| ConnError::Unreachable("closed".into()))?;
-        // The remote login shell runs `/bin/sh -c SCRIPT`; with a timeout, coreutils' `timeout`
-        // kills the command on the host itself, so nothing keeps running after roll gives up.
+        // `/bin/sh -c SCRIPT` runs every command in a process of its own, so no state leaks from
+        // one task to the next; with a timeout, coreutils' `timeout` kills the command (and its
+        // process group) on the host itself, so nothing keeps running after roll gives up.
         let mut line = format!("/bin/sh -c {}", quote(&cmd.wrapped()));
         if let Some(t) = cmd.timeout {
             line = format!("timeout -k 5 {} {line}", t.as_secs().max(1));
@@ -354,7 +369,11 @@ impl Ssh {
         let mut retried = false;
         loop {
             let session = self.pool.session(&self.slot).await?;
-            match self.run(&session, &line, cmd).await {
+            let result = match self.pool.opts.transport {
+                Transport::Shell => self.run_in_shell(&session, &line, cmd).await,
+                Transport::Exec => self.run_on_channel(&session, &line, cmd).await,
+            };
+            match result {
                 Ok(out) => {
                     if let Some(t) = cmd.timeout
                         && (out.rc == 124 || out.rc == 137)
@@ -364,10 +383,12 @@ impl Ssh {
                     return Ok(out);
                 }
                 Err(RunError::Timeout) => return Err(ConnError::Timeout(cmd.timeout.map_or(0, |t| t.as_secs()))),
-                Err(RunError::Connection(msg)) => {
-                    // The master died (killed, network blip): reconnect once, then give up.
+                Err(RunError::Connection { started, msg }) => {
                     self.pool.drop_session(&self.slot, &session).await;
-                    if retried || session.check().await.is_ok() {
+                    // A command that never started is sent again once over a new master (the old
+                    // one was killed, or the network blinked); one that started may have acted, so
+                    // it is never repeated.
+                    if started || retried || session.check().await.is_ok() {
                         return Err(ConnError::Unreachable(format!(
                             "lost the ssh connection to `{}`: {msg}",
                             self.slot.target.name
@@ -380,7 +401,8 @@ impl Ssh {
         }
     }
 
-    async fn run(&self, session: &Session, line: &str, cmd: &Command) -> Result<Output, RunError> {
+    /// One exec channel per command.
+    async fn run_on_channel(&self, session: &Session, line: &str, cmd: &Command) -> Result<Output, RunError> {
         let mut c = session.raw_command(line);
         c.stdin(if cmd.stdin.is_some() {
             Stdio::piped()
@@ -388,7 +410,7 @@ impl Ssh {
             Stdio::null()
         });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().await.map_err(classify)?;
+        let mut child = c.spawn().await.map_err(|e| classify(e, false))?;
         if let Some(data) = &cmd.stdin
             && let Some(mut stdin) = child.stdin().take()
         {
@@ -407,28 +429,175 @@ impl Ssh {
                 .map_err(|_| RunError::Timeout)?,
             None => wait.await,
         }
-        .map_err(classify)?;
+        .map_err(|e| classify(e, true))?;
         Ok(Output {
             rc: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
             stderr: out.stderr,
         })
     }
+
+    /// A persistent `/bin/sh` per host (per concurrent command): each command is framed on its
+    /// stdin, and its exit code and the ends of its stdout and stderr are marked by a nonce.
+    async fn run_in_shell(&self, session: &Arc<Session>, line: &str, cmd: &Command) -> Result<Output, RunError> {
+        let idle = {
+            let mut idle = self.slot.shells.lock().await;
+            // Shells of a master that was replaced are gone with it.
+            idle.retain(|s| Arc::ptr_eq(&s.session, session));
+            idle.pop()
+        };
+        let mut shell = match idle {
+            Some(s) => s,
+            None => RemoteShell::start(session.clone()).await?,
+        };
+        let deadline = cmd.timeout.map(|t| t + Duration::from_secs(15));
+        let run = shell.run(line, cmd.stdin.as_deref());
+        let out = match deadline {
+            Some(d) => tokio::time::timeout(d, run).await.map_err(|_| RunError::Timeout)?,
+            None => run.await,
+        }?;
+        self.slot.shells.lock().await.push(shell);
+        Ok(out)
+    }
+}
+
+/// A long-lived remote `/bin/sh` reading framed commands.
+struct RemoteShell {
+    session: Arc<Session>,
+    _child: openssh::Child<Arc<Session>>,
+    stdin: openssh::ChildStdin,
+    stdout: openssh::ChildStdout,
+    stderr: openssh::ChildStderr,
+    /// Frames are marked with this shell's id and a counter, which no command output can guess.
+    id: String,
+    next: u64,
+}
+
+impl RemoteShell {
+    async fn start(session: Arc<Session>) -> Result<RemoteShell, RunError> {
+        let mut c = session.clone().arc_raw_command("exec /bin/sh");
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().await.map_err(|e| classify(e, false))?;
+        let broken = || RunError::Connection {
+            started: false,
+            msg: "the remote shell has no pipes".into(),
+        };
+        let stdin = child.stdin().take().ok_or_else(broken)?;
+        let stdout = child.stdout().take().ok_or_else(broken)?;
+        let stderr = child.stderr().take().ok_or_else(broken)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!("{:x}{nanos:x}", std::process::id());
+        Ok(RemoteShell {
+            session,
+            _child: child,
+            stdin,
+            stdout,
+            stderr,
+            id,
+            next: 0,
+        })
+    }
+
+    async fn run(&mut self, line: &str, input: Option<&[u8]>) -> Result<Output, RunError> {
+        use base64::Engine as _;
+        use tokio::io::AsyncReadExt;
+        self.next += 1;
+        let nonce = format!("{}_{}", self.id, self.next);
+        let mut frame = match input {
+            None => format!("{line} </dev/null\n"),
+            Some(data) => {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+                let mut body = String::with_capacity(b64.len() + b64.len() / 76 + 1);
+                for chunk in b64.as_bytes().chunks(76) {
+                    body.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+                    body.push('\n');
+                }
+                format!("base64 -d <<'__ROLL_IN_{nonce}__' | {line}\n{body}__ROLL_IN_{nonce}__\n")
+            }
+        };
+        frame.push_str(&format!(
+            "printf '\\n__ROLL_END_{nonce}_%d\\n' \"$?\"\nprintf '\\n__ROLL_ERR_{nonce}__\\n' >&2\n"
+        ));
+        let lost = |started: bool| {
+            move |e: std::io::Error| RunError::Connection {
+                started,
+                msg: e.to_string(),
+            }
+        };
+        self.stdin.write_all(frame.as_bytes()).await.map_err(lost(false))?;
+        self.stdin.flush().await.map_err(lost(false))?;
+        let end = format!("\n__ROLL_END_{nonce}_");
+        let err_end = format!("\n__ROLL_ERR_{nonce}__\n");
+        let read_out = async {
+            let mut buf = Vec::new();
+            loop {
+                if let Some(i) = find(&buf, end.as_bytes())
+                    && let Some(nl) = buf[i + end.len()..].iter().position(|&b| b == b'\n')
+                {
+                    let code = std::str::from_utf8(&buf[i + end.len()..i + end.len() + nl])
+                        .unwrap_or("")
+                        .parse::<i32>();
+                    buf.truncate(i);
+                    return Ok((buf, code.unwrap_or(-1)));
+                }
+                let mut chunk = [0u8; 16384];
+                let n = self.stdout.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the remote shell exited",
+                    ));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        };
+        let read_err = async {
+            let mut buf = Vec::new();
+            loop {
+                if let Some(i) = find(&buf, err_end.as_bytes()) {
+                    buf.truncate(i);
+                    return Ok(buf);
+                }
+                let mut chunk = [0u8; 16384];
+                let n = self.stderr.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the remote shell exited",
+                    ));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        };
+        let (out, err) = tokio::join!(read_out, read_err);
+        let (stdout, rc) = out.map_err(lost(true))?;
+        let stderr = err.map_err(lost(true))?;
+        Ok(Output { rc, stdout, stderr })
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 enum RunError {
-    Connection(String),
+    Connection { started: bool, msg: String },
     Timeout,
     Failed(String),
 }
 
-fn classify(e: openssh::Error) -> RunError {
+fn classify(e: openssh::Error, started: bool) -> RunError {
     match e {
         openssh::Error::Disconnected
         | openssh::Error::SshMux(_)
         | openssh::Error::Master(_)
         | openssh::Error::RemoteProcessTerminated
-        | openssh::Error::Connect(_) => RunError::Connection(e.to_string()),
+        | openssh::Error::Connect(_) => RunError::Connection {
+            started,
+            msg: e.to_string(),
+        },
         other => RunError::Failed(other.to_string()),
     }
 }
