@@ -3,9 +3,10 @@
 `date`) on every host of a loopback fleet of N hosts, for N = 10, 50 and 200.
 
 Measured in the same invocation, each as the median of several runs:
-  roll       `roll play` with the five tasks (forks = N), a new ssh channel per command, over
-             masters kept from an untimed warm-up run (--ssh-persist); its peak RSS is reported
-  roll-sh    the same with one persistent remote shell per host (ROLL_SSH_TRANSPORT=shell)
+  roll       `roll play` with the five tasks (forks = N) through one persistent remote shell per
+             host (the default transport), over masters kept from an untimed warm-up run
+             (--ssh-persist); its peak RSS is reported
+  roll-exec  the same with a new ssh exec channel per command (--ssh-transport exec)
   warm-cm    plain ssh over warm ControlMaster connections to all hosts, in parallel, one ssh
              exec per command (the usual hand-rolled baseline)
   floor      the five commands joined into one ssh exec per host over the warm masters
@@ -76,12 +77,12 @@ def bench(n, a):
         warm = lambda: asyncio.run(run_all([[["ssh", *cm, ad, c] for c in CMDS] for ad in addrs]))
         floor = lambda: asyncio.run(run_all([[["ssh", *cm, ad, "; ".join(CMDS)]] for ad in addrs]))
         run_roll.rss = 0
-        roll = lambda: run_roll(a.roll, d, n)
-        roll_shell = lambda: run_roll(a.roll, d, n, "shell")
+        roll = lambda: run_roll(a.roll, d, n, "shell")
+        roll_exec = lambda: run_roll(a.roll, d, n, "exec")
         roll()  # open roll's persistent masters (not timed), like the baselines' warm-up
         results = {}
         results["roll"] = timed(roll, a.runs)
-        results["roll-sh"] = timed(roll_shell, a.runs)
+        results["roll-exec"] = timed(roll_exec, a.runs)
         results["warm-cm"] = timed(warm, a.runs)
         results["floor"] = timed(floor, a.runs)
         if a.tools:
@@ -147,7 +148,7 @@ def main():
         base = res["warm-cm"][0]
         print(f"N={n}")
         for k, (t, f) in res.items():
-            print(f"  {k:8s} median {t*1000:8.1f} ms  failures {f}  ratio to warm-cm {t/base:5.2f}")
+            print(f"  {k:9s} median {t*1000:8.1f} ms  failures {f}  ratio to warm-cm {t/base:5.2f}")
         print(f"  roll peak RSS {rss:.1f} MiB")
         print(f"  roll / floor {res['roll'][0]/res['floor'][0]:.2f}")
         if "pyinfra" in res:
