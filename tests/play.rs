@@ -477,3 +477,29 @@ fn any_errors_fatal_stops_every_host() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!text.contains("after"), "{text}");
 }
+
+#[test]
+fn sigint_finishes_the_current_task_then_stops_with_130() {
+    let d = setup(
+        "- hosts: app1\n  tasks:\n    - pause: { seconds: 2 }\n    - copy: { content: x, dest: \"{{ playbook_dir }}/after\" }\n",
+    );
+    let child = common::roll(d.path())
+        .args(["play", "pb.yml", "-i", "hosts"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stdout(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(!d.path().join("after").exists(), "a task after the interrupt ran");
+    assert!(stdout(&out).contains("PLAY RECAP"), "the recap is still printed");
+}

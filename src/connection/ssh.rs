@@ -4,8 +4,9 @@
 
 use super::{Command, ConnError, Output};
 use crate::shell::quote;
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -138,10 +139,25 @@ impl SshPool {
             .cloned()
             .collect();
         for slot in slots {
-            if let Some(s) = slot.session.lock().await.take()
-                && let Ok(s) = Arc::try_unwrap(s)
-            {
-                let _ = s.close().await;
+            // Idle shells hold the session too; they go first.
+            slot.shells.lock().await.clear();
+            if let Some(s) = slot.session.lock().await.take() {
+                match Arc::try_unwrap(s) {
+                    Ok(s) => {
+                        let _ = s.close().await;
+                    }
+                    // Still shared (a command was abandoned): ask the master to exit.
+                    Err(s) => {
+                        let _ = tokio::process::Command::new("ssh")
+                            .arg("-S")
+                            .arg(s.control_socket())
+                            .args(["-O", "exit", "roll"])
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null())
+                            .status()
+                            .await;
+                    }
+                }
             }
         }
     }
@@ -165,7 +181,11 @@ impl SshPool {
         })
         .control_directory(self.control_dir.path())
         .connect_timeout(self.opts.connect_timeout)
-        .server_alive_interval(self.opts.keepalive);
+        .server_alive_interval(self.opts.keepalive)
+        // A safety net: should roll itself be killed, its masters exit once idle.
+        .control_persist(ControlPersist::IdleFor(
+            NonZeroUsize::new(300).unwrap_or(NonZeroUsize::MIN),
+        ));
         if let Some(p) = t.port {
             b.port(p);
         }

@@ -7,11 +7,11 @@ use crate::shell::quote;
 
 /// A file to write.
 pub struct Write {
-    dest: String,
-    content: Vec<u8>,
-    attrs: FileAttrs,
-    backup: bool,
-    validate: Option<String>,
+    pub(crate) dest: String,
+    pub(crate) content: Vec<u8>,
+    pub(crate) attrs: FileAttrs,
+    pub(crate) backup: bool,
+    pub(crate) validate: Option<String>,
 }
 
 /// A change to a path made by `file`.

@@ -3,7 +3,8 @@
 
 mod command;
 mod control;
-mod files;
+mod docker;
+pub(crate) mod files;
 mod probe;
 pub mod spec;
 
@@ -249,6 +250,7 @@ pub enum Action {
     WaitFor(probe::WaitFor),
     Uri(probe::Uri),
     Sleep(Duration),
+    Docker(docker::Action),
 }
 
 /// A failure while checking or applying: the host was unreachable, or the task failed.
@@ -289,6 +291,10 @@ pub async fn run(name: &str, args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult,
             if r.diffs.is_empty() {
                 r.diffs = preview.diffs;
             }
+            // What check found (names, resolved IDs) stays in the result unless apply knows better.
+            for (k, v) in preview.data {
+                r.data.entry(k).or_insert(v);
+            }
             Ok(r)
         }
         Plan::Probe { action, .. } => apply(action, ctx).await,
@@ -307,6 +313,12 @@ pub async fn check(name: &str, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failu
         "debug" => control::debug(args, ctx).map(Plan::Unchanged),
         "set_fact" => control::set_fact(args).map(Plan::Unchanged),
         "assert" => control::assert(args, ctx).map(Plan::Unchanged),
+        "docker_image" => docker::image::check(args, ctx).await,
+        "docker_container" => docker::container::check(args, ctx).await,
+        "docker_login" => docker::login::check(args, ctx).await,
+        "docker_network" => docker::network::check(args, ctx).await,
+        "docker_prune_releases" => docker::prune::check(args, ctx).await,
+        "docker_container_info" => docker::info::run(args, ctx).await.map(Plan::Unchanged),
         "fail" => Ok(Plan::Unchanged(ModuleResult::failed(
             args.str("msg")?
                 .unwrap_or_else(|| "Failed as requested from task".into()),
@@ -323,5 +335,6 @@ async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         Action::WaitFor(w) => probe::apply_wait_for(w, ctx).await,
         Action::Uri(u) => probe::apply_uri(u, ctx).await,
         Action::Sleep(d) => control::apply_sleep(d, ctx).await,
+        Action::Docker(a) => docker::apply(a, ctx).await,
     }
 }

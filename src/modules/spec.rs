@@ -77,6 +77,8 @@ impl ModuleSpec {
 }
 
 const BUILTIN: &[&str] = &["ansible.builtin", "ansible.legacy"];
+const DOCKER: &[&str] = &["community.docker"];
+const ROLL: &[&str] = &["roll"];
 
 pub static MODULES: &[ModuleSpec] = &[
     ModuleSpec {
@@ -240,6 +242,94 @@ pub static MODULES: &[ModuleSpec] = &[
         collections: BUILTIN,
         free_form: FreeForm::No,
         params: &[p("msg")],
+        one_of: &[],
+        exclusive: &[],
+    },
+    ModuleSpec {
+        name: "docker_image",
+        collections: DOCKER,
+        free_form: FreeForm::No,
+        params: &[
+            req("name"),
+            p("tag"),
+            choice("source", &["pull"]),
+            p("force_source"),
+            choice("state", &["present", "absent"]),
+        ],
+        one_of: &[],
+        exclusive: &[],
+    },
+    ModuleSpec {
+        name: "docker_container",
+        collections: DOCKER,
+        free_form: FreeForm::No,
+        params: &[
+            req("name"),
+            p("image"),
+            p("command"),
+            p("env"),
+            p("env_file"),
+            alias("ports", &["published_ports"]),
+            p("volumes"),
+            p("labels"),
+            p("networks"),
+            p("network_mode"),
+            p("restart_policy"),
+            p("healthcheck"),
+            p("stop_signal"),
+            p("stop_timeout"),
+            p("log_driver"),
+            p("log_options"),
+            choice("state", &["started", "stopped", "absent", "present"]),
+            p("recreate"),
+            p("pull"),
+            p("detach"),
+            p("cleanup"),
+            p("wait_healthy"),
+        ],
+        one_of: &[],
+        exclusive: &[("networks", "network_mode")],
+    },
+    ModuleSpec {
+        name: "docker_login",
+        collections: DOCKER,
+        free_form: FreeForm::No,
+        params: &[
+            alias("registry", &["registry_url"]),
+            p("username"),
+            p("password"),
+            p("reauthorize"),
+            choice("state", &["present", "absent"]),
+        ],
+        one_of: &[],
+        exclusive: &[],
+    },
+    ModuleSpec {
+        name: "docker_network",
+        collections: DOCKER,
+        free_form: FreeForm::No,
+        params: &[
+            req("name"),
+            p("driver"),
+            p("labels"),
+            choice("state", &["present", "absent"]),
+        ],
+        one_of: &[],
+        exclusive: &[],
+    },
+    ModuleSpec {
+        name: "docker_container_info",
+        collections: DOCKER,
+        free_form: FreeForm::No,
+        params: &[req("name")],
+        one_of: &[],
+        exclusive: &[],
+    },
+    ModuleSpec {
+        name: "docker_prune_releases",
+        collections: ROLL,
+        free_form: FreeForm::No,
+        params: &[req("app"), p("keep")],
         one_of: &[],
         exclusive: &[],
     },

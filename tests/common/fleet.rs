@@ -1,6 +1,8 @@
 //! A loopback fleet for tests: `scripts/fleet` started in a private directory on a free port and
 //! a private `127.x` network, stopped (exactly what it started) when dropped.
 
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
