@@ -43,6 +43,7 @@ fn setup(reg: &dockerfx::Registry, hosts: usize, prefix: &str, playbook: &str) -
 fn docker_modules_against_the_real_engine() {
     let _cleanup = Cleanup;
     let reg = registry();
+    images_are_pulled_by_tag_or_digest_and_removed(&reg);
     containers_start_stay_unchanged_and_are_replaced_when_a_value_changes(&reg);
     a_dry_run_of_a_new_image_tag_predicts_a_replacement_and_changes_nothing(&reg);
     a_container_that_never_becomes_healthy_fails_with_its_logs(&reg);
@@ -92,6 +93,59 @@ fn changed(out: &Output) -> Vec<u32> {
                 .unwrap()
         })
         .collect()
+}
+
+fn images_are_pulled_by_tag_or_digest_and_removed(reg: &dockerfx::Registry) {
+    let s = setup(
+        reg,
+        1,
+        "img",
+        r#"
+- hosts: app
+  tasks:
+    - community.docker.docker_image: { name: "{{ image }}", tag: "2" }
+      register: first
+    - community.docker.docker_image: { name: "{{ image }}", tag: "2" }
+      register: again
+    - community.docker.docker_image: { name: "{{ image }}", tag: "2", force_source: true }
+      register: forced
+    - community.docker.docker_image: { name: "{{ image }}:2", state: absent }
+      register: removed
+    - assert:
+        that:
+          - first.changed and first.id is match('sha256:')
+          - not again.changed
+          - not forced.changed
+          - removed.changed
+      when: not ansible_check_mode
+"#,
+    );
+    let dry = play(&s, &["--check"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stdout(&dry));
+    let present = docker(&["image", "inspect", &format!("{}:2", s.image)]);
+    assert!(!present.status.success(), "a dry run pulled the image");
+    let out = play(&s, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // By digest: the registry's manifest digest pins the image.
+    let digest = docker(&[
+        "manifest",
+        "inspect",
+        "--insecure",
+        "--verbose",
+        &format!("{}:1", s.image),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&digest.stdout).unwrap();
+    let pinned = format!("{}@{}", s.image, v["Descriptor"]["digest"].as_str().unwrap());
+    write(
+        s.dir.path(),
+        "pb.yml",
+        "- hosts: app\n  tasks:\n    - community.docker.docker_image: { name: \"{{ pinned }}\" }\n",
+    );
+    let by_digest = play(&s, &["-e", &format!("pinned={pinned}")]);
+    assert_eq!(by_digest.status.code(), Some(0), "{}", stdout(&by_digest));
+    assert_eq!(changed(&by_digest), [1]);
+    assert!(docker(&["image", "inspect", &pinned]).status.success());
+    docker(&["image", "rm", &pinned]);
 }
 
 const SERVICE: &str = r#"

@@ -117,16 +117,7 @@ pub(crate) async fn run(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize)
         unreachable_body()
     };
 
-    let mut outcome = HostOutcome {
-        host,
-        events: Vec::new(),
-        status: Status::Ok,
-        ignored: false,
-        changed: false,
-        registered: None,
-        facts: VarMap::new(),
-        meta: None,
-    };
+    let mut outcome = HostOutcome::new(host);
     let fail = |outcome: &mut HostOutcome, msg: String| {
         let mut res = ModuleResult::failed(msg);
         res.changed = false;
@@ -737,16 +728,7 @@ fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, Str
 pub(crate) async fn gather(r: &Runner, ctx: &PlayCtx<'_>, host: usize) -> HostOutcome {
     let _ = ctx;
     let name = r.vars.inventory.hosts[host].name.clone();
-    let mut o = HostOutcome {
-        host,
-        events: Vec::new(),
-        status: Status::Ok,
-        ignored: false,
-        changed: false,
-        registered: None,
-        facts: VarMap::new(),
-        meta: None,
-    };
+    let mut o = HostOutcome::new(host);
     let kind = r.vars.inventory.hosts[host]
         .vars
         .get("ansible_connection")
@@ -766,21 +748,7 @@ pub(crate) async fn gather(r: &Runner, ctx: &PlayCtx<'_>, host: usize) -> HostOu
             let text = out.stdout_text();
             let lines: Vec<&str> = text.lines().collect();
             let get = |i: usize| Value::from(lines.get(i).copied().unwrap_or(""));
-            for (i, k) in [
-                "ansible_hostname",
-                "ansible_nodename",
-                "ansible_fqdn",
-                "ansible_architecture",
-                "ansible_system",
-                "ansible_kernel",
-                "ansible_distribution",
-                "ansible_distribution_version",
-                "ansible_os_family",
-                "ansible_user_id",
-            ]
-            .iter()
-            .enumerate()
-            {
+            for (i, k) in super::FACT_NAMES.iter().enumerate() {
                 o.facts.insert(k.to_string(), get(i));
             }
             let mut hr = host_result(

@@ -32,8 +32,6 @@ pub const FACT_NAMES: &[&str] = &[
     "ansible_distribution_version",
     "ansible_os_family",
     "ansible_user_id",
-    "ansible_env",
-    "ansible_date_time",
 ];
 
 /// Receives the run's events (the human, JSON and JUnit reports implement it).
@@ -115,6 +113,7 @@ pub(crate) struct PlayCtx<'a> {
 }
 
 /// What happened to one host for one task, applied by the scheduler in host order.
+#[derive(Default)]
 pub(crate) struct HostOutcome {
     pub host: usize,
     /// Item results and retries, then the task's own result.
@@ -125,6 +124,15 @@ pub(crate) struct HostOutcome {
     pub registered: Option<VarMap>,
     pub facts: VarMap,
     pub meta: Option<String>,
+}
+
+impl HostOutcome {
+    pub fn new(host: usize) -> HostOutcome {
+        HostOutcome {
+            host,
+            ..HostOutcome::default()
+        }
+    }
 }
 
 impl Runner {

@@ -142,6 +142,26 @@ pub struct Task {
 }
 
 impl Task {
+    /// A task with its keywords and no per-task settings yet.
+    pub fn new(name: Option<Node>, span: crate::source::Span, body: Body, kw: Keywords) -> Task {
+        Task {
+            name,
+            span,
+            body,
+            kw,
+            register: None,
+            loop_: None,
+            loop_control: LoopControl::default(),
+            until: None,
+            retries: None,
+            delay: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            changed_when: None,
+            failed_when: None,
+        }
+    }
+
     /// The name shown in `TASK [...]`: the task's name, or the module's name as Ansible shows it.
     pub fn display_name(&self) -> String {
         match (&self.name, &self.body) {

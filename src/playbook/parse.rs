@@ -423,26 +423,16 @@ impl Parser<'_> {
         if node.get("block").is_some() {
             return self.block(node, pairs, inherit);
         }
-        let mut task = Task {
-            name: None,
-            span: node.span,
-            body: Body::Block {
+        let mut task = Task::new(
+            None,
+            node.span,
+            Body::Block {
                 block: vec![],
                 rescue: vec![],
                 always: vec![],
             },
-            kw: inherit.clone(),
-            register: None,
-            loop_: None,
-            loop_control: LoopControl::default(),
-            until: None,
-            retries: None,
-            delay: None,
-            notify: Vec::new(),
-            listen: Vec::new(),
-            changed_when: None,
-            failed_when: None,
-        };
+            inherit.clone(),
+        );
         let mut module: Option<(&Node, &Node, &'static spec::ModuleSpec)> = None;
         let mut args_node: Option<&Node> = None;
         let mut loop_key: Option<&Node> = None;
@@ -613,22 +603,7 @@ impl Parser<'_> {
         let block = section(self, "block");
         let rescue = section(self, "rescue");
         let always = section(self, "always");
-        Some(Task {
-            name,
-            span: node.span,
-            body: Body::Block { block, rescue, always },
-            kw,
-            register: None,
-            loop_: None,
-            loop_control: LoopControl::default(),
-            until: None,
-            retries: None,
-            delay: None,
-            notify: Vec::new(),
-            listen: Vec::new(),
-            changed_when: None,
-            failed_when: None,
-        })
+        Some(Task::new(name, node.span, Body::Block { block, rescue, always }, kw))
     }
 
     fn module_call(
