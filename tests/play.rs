@@ -483,23 +483,21 @@ fn sigint_finishes_the_current_task_then_stops_with_130() {
     let d = setup(
         "- hosts: app1\n  tasks:\n    - pause: { seconds: 2 }\n    - copy: { content: x, dest: \"{{ playbook_dir }}/after\" }\n",
     );
-    let child = common::roll(d.path())
-        .args(["play", "pb.yml", "-i", "hosts"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut cmd = common::roll(d.path());
+    cmd.args(["play", "pb.yml", "-i", "hosts"]);
+    let mut run = common::Watched::spawn(cmd);
+    run.wait_for("TASK [pause]");
+    std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(
         std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args(["-INT", &run.pid().to_string()])
             .status()
             .unwrap()
             .success()
     );
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stdout(&out));
-    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(130), "{out}");
+    assert!(err.contains("interrupted"), "{err}");
     assert!(!d.path().join("after").exists(), "a task after the interrupt ran");
-    assert!(stdout(&out).contains("PLAY RECAP"), "the recap is still printed");
+    assert!(out.contains("PLAY RECAP"), "the recap is still printed");
 }

@@ -148,18 +148,18 @@ fn a_host_that_dies_before_or_during_the_play_is_unreachable_and_the_others_fini
         "pb.yml",
         "- hosts: all\n  tasks:\n    - command: \"true\"\n    - command: sleep 3\n    - command: echo finished\n",
     );
-    let child = roll(d.path())
-        .args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+    let mut cmd = roll(d.path());
+    cmd.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
         .arg(&kh)
-        .args(["--connect-timeout", "3"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+        .args(["--connect-timeout", "3"]);
+    let mut run = common::Watched::spawn(cmd);
+    // While every host runs `sleep 3` (the second task), db001 dies.
+    run.wait_for("TASK [command]");
+    run.wait_for("TASK [command]");
+    std::thread::sleep(std::time::Duration::from_millis(500));
     doomed.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(4), "{text}");
+    let (code, text, _) = run.finish();
+    assert_eq!(code, Some(4), "{text}");
     assert!(text.contains("fatal: [old001]: UNREACHABLE!"), "{text}");
     assert!(text.contains("fatal: [db001]: UNREACHABLE!"), "{text}");
     let r = recap(&text);
@@ -242,19 +242,16 @@ fn a_hung_command_is_killed_on_the_host_and_a_killed_master_reconnects() {
             "- hosts: app\n  tasks:\n    - shell: sleep 300 && echo {marker}\n      timeout: 2\n      ignore_errors: true\n    - pause: {{ seconds: 2 }}\n    - command: echo after\n      register: after\n    - assert: {{ that: [\"after.stdout == 'after'\"] }}\n"
         ),
     );
-    let child = roll(d.path())
-        .args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
-        .arg(f.known_hosts())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = roll(d.path());
+    cmd.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts());
+    let mut run = common::Watched::spawn(cmd);
     // During the pause, kill roll's ssh master processes for this fleet.
-    std::thread::sleep(std::time::Duration::from_millis(3000));
+    run.wait_for("TASK [pause]");
     let killed = kill_masters_of(&f);
-    let out = child.wait_with_output().unwrap();
-    let text = stdout(&out);
+    let (code, text, _) = run.finish();
     assert_eq!(killed, 2, "expected one master connection per host");
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(code, Some(0), "{text}");
     assert_eq!(
         text.matches("command timed out after 2 s and was killed").count(),
         2,

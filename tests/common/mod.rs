@@ -89,3 +89,69 @@ pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
     out.sort();
     out
 }
+
+/// A running `roll` whose stdout is read line by line, so a test can act at a known point.
+pub struct Watched {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watched {
+    pub fn spawn(mut cmd: Command) -> Watched {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watched {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Block until a line containing `needle` is printed (or 60 s pass).
+    pub fn wait_for(&mut self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let hit = line.contains(needle);
+            self.seen.push(line);
+            if hit {
+                return;
+            }
+        }
+        panic!("roll never printed {needle:?}; it printed:\n{}", self.seen.join("\n"));
+    }
+
+    /// Wait for the end; returns the exit code, all of stdout and stderr.
+    pub fn finish(mut self) -> (Option<i32>, String, String) {
+        use std::io::Read;
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status.code(), self.seen.join("\n") + "\n", err)
+    }
+}
