@@ -3,8 +3,9 @@
 
 mod command;
 mod control;
-mod docker;
+pub(crate) mod docker;
 pub(crate) mod files;
+mod nginx_switch;
 mod probe;
 pub mod spec;
 
@@ -251,6 +252,7 @@ pub enum Action {
     Uri(probe::Uri),
     Sleep(Duration),
     Docker(docker::Action),
+    NginxSwitch(Box<nginx_switch::Apply>),
 }
 
 /// A failure while checking or applying: the host was unreachable, or the task failed.
@@ -266,6 +268,12 @@ impl From<ConnError> for Failure {
             ConnError::Unreachable(m) => Failure::Unreachable(m),
             other => Failure::Failed(Box::new(ModuleResult::failed(other.to_string()))),
         }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(msg: &str) -> Failure {
+        Failure::from(msg.to_string())
     }
 }
 
@@ -319,6 +327,7 @@ pub async fn check(name: &str, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failu
         "docker_network" => docker::network::check(args, ctx).await,
         "docker_prune_releases" => docker::prune::check(args, ctx).await,
         "docker_container_info" => docker::info::run(args, ctx).await.map(Plan::Unchanged),
+        "nginx_switch" => nginx_switch::check(args, ctx).await,
         "fail" => Ok(Plan::Unchanged(ModuleResult::failed(
             args.str("msg")?
                 .unwrap_or_else(|| "Failed as requested from task".into()),
@@ -336,5 +345,6 @@ async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         Action::Uri(u) => probe::apply_uri(u, ctx).await,
         Action::Sleep(d) => control::apply_sleep(d, ctx).await,
         Action::Docker(a) => docker::apply(a, ctx).await,
+        Action::NginxSwitch(a) => nginx_switch::apply(*a, ctx).await,
     }
 }

@@ -1,0 +1,519 @@
+//! `roll.nginx_switch`: move an app's nginx upstream from the live colour to the next one in
+//! batches, with a pause between batches so the old colour's idle database connections drain.
+//!
+//! Per batch: render the upstream template with every backend's colour, replace the live file
+//! atomically (validating the candidate with a `%s` command before, or the whole config after
+//! the swap and before any reload), reload nginx, wait until the new workers serve and the old
+//! ones have exited, check the gate through the proxy, record the state, pause. A failure
+//! restores the previous file (reloading if it had reloaded), records the state and fails: the
+//! proxy never points at an unchecked backend. The state (`STATE_DIR/APP.json`) tells a re-run
+//! where the switch stands, so it resumes with the next batch, and a finished switch is
+//! unchanged.
+
+use super::files::{Write, apply_write};
+use super::{Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
+use crate::connection::{Command, FileAttrs};
+use crate::shell::quote;
+use crate::vars::value_to_string;
+use minijinja::Value;
+use minijinja::value::ValueKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+struct Backend {
+    name: String,
+    address: String,
+    ports: BTreeMap<String, String>,
+}
+
+/// What is recorded on the proxy after every batch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub app: String,
+    /// The colour all backends serve when no switch is under way.
+    pub live: String,
+    /// The colour a switch under way moves to (`None` when settled).
+    pub target: Option<String>,
+    /// Each backend's current colour.
+    pub backends: BTreeMap<String, String>,
+    pub batches_done: usize,
+    pub batches_total: usize,
+    /// `switching`, `live`, or `failed: ...`.
+    pub status: String,
+    /// Unix seconds of the last change.
+    pub updated: u64,
+}
+
+pub struct Apply {
+    batches: Vec<Vec<String>>,
+    state: State,
+    to: String,
+    backends: Vec<Backend>,
+    template: String,
+    dest: String,
+    state_file: String,
+    validate: Option<String>,
+    reload: String,
+    pid_file: Option<String>,
+    gate: Option<(String, u16)>,
+    pause: Duration,
+}
+
+fn parse_backends(v: Option<&Value>) -> Result<Vec<Backend>, String> {
+    let v = v.ok_or("`backends` is required")?;
+    if v.kind() != ValueKind::Seq {
+        return Err("`backends` must be a list of `{ name, address, ports: { blue: PORT, green: PORT } }`".into());
+    }
+    let mut out = Vec::new();
+    for b in v.try_iter().map_err(|e| e.to_string())? {
+        let get = |k: &str| b.get_attr(k).ok().filter(|x| !x.is_undefined() && !x.is_none());
+        let name = get("name")
+            .map(|x| value_to_string(&x))
+            .ok_or("every backend needs a `name`")?;
+        let address = get("address")
+            .map(|x| value_to_string(&x))
+            .ok_or_else(|| format!("backend `{name}` needs an `address`"))?;
+        let ports_v = get("ports").ok_or_else(|| format!("backend `{name}` needs `ports` per colour"))?;
+        let mut ports = BTreeMap::new();
+        for k in ports_v.try_iter().map_err(|e| e.to_string())? {
+            let p = ports_v.get_item(&k).map_err(|e| e.to_string())?;
+            ports.insert(k.to_string(), value_to_string(&p));
+        }
+        out.push(Backend { name, address, ports });
+    }
+    Ok(out)
+}
+
+/// Batches of `names`: a count of batches, a batch size, or an Ansible `serial` list.
+fn batches_of(names: &[String], args: &Args) -> Result<Vec<Vec<String>>, String> {
+    let n = names.len();
+    let sizes: Vec<usize> = if let Some(count) = args.f64("batches")? {
+        let count = (count as usize).clamp(1, n.max(1));
+        (0..count).map(|i| n / count + usize::from(i < n % count)).collect()
+    } else if let Some(size) = args.f64("batch_size")? {
+        let size = (size as usize).max(1);
+        let mut v = vec![size; n / size];
+        if !n.is_multiple_of(size) {
+            v.push(n % size);
+        }
+        v
+    } else if let Some(serial) = args.get("serial") {
+        let steps: Vec<crate::playbook::SerialStep> = strings(serial)
+            .iter()
+            .map(|s| match s.strip_suffix('%') {
+                Some(p) => p
+                    .trim()
+                    .parse()
+                    .map(crate::playbook::SerialStep::Percent)
+                    .map_err(|_| format!("bad `serial` entry `{s}`")),
+                None => s
+                    .trim()
+                    .parse()
+                    .map(crate::playbook::SerialStep::Count)
+                    .map_err(|_| format!("bad `serial` entry `{s}`")),
+            })
+            .collect::<Result<_, _>>()?;
+        crate::playbook::serial_sizes(&steps, n)
+    } else {
+        vec![n]
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    for s in sizes.into_iter().filter(|s| *s > 0) {
+        out.push(names[i..(i + s).min(n)].to_vec());
+        i += s;
+    }
+    Ok(out)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    if v.kind() == ValueKind::Seq {
+        v.try_iter()
+            .map(|it| it.map(|x| value_to_string(&x)).collect())
+            .unwrap_or_default()
+    } else {
+        vec![value_to_string(v)]
+    }
+}
+
+fn other(colour: &str) -> String {
+    if colour == "blue" {
+        "green".into()
+    } else {
+        "blue".into()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn render(
+    ctx: &Ctx<'_>,
+    template: &str,
+    app: &str,
+    backends: &[Backend],
+    colours: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let list: Vec<Value> = backends
+        .iter()
+        .map(|b| {
+            let colour = colours.get(&b.name).cloned().unwrap_or_default();
+            let port = b.ports.get(&colour).cloned().unwrap_or_default();
+            Value::from_pairs([
+                ("name", Value::from(b.name.as_str())),
+                ("address", Value::from(b.address.as_str())),
+                ("port", Value::from(port)),
+                ("colour", Value::from(colour)),
+            ])
+        })
+        .collect();
+    let scope = minijinja::context! { backends => list, app => app, ..ctx.scope.clone() };
+    ctx.templar
+        .render_string(template, &scope)
+        .map_err(|e| format!("upstream template: {}", e.message))
+}
+
+async fn read_state(ctx: &Ctx<'_>, path: &str) -> Result<Option<State>, Failure> {
+    match ctx.conn.read_file(path, ctx.become_user.as_deref()).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("state file `{path}` is not valid: {e}").into()),
+    }
+}
+
+pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let app = args.req_str("app")?;
+    let to = args.req_str("to")?;
+    let backends = parse_backends(args.get("backends"))?;
+    for b in &backends {
+        if !b.ports.contains_key(&to) {
+            return Err(format!("backend `{}` has no port for colour `{to}`", b.name).into());
+        }
+    }
+    let src = args.req_str("template")?;
+    let path = crate::playbook::check::find_source(ctx.playbook_dir, &src, true)
+        .ok_or_else(|| format!("template `{src}` not found"))?;
+    let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let dest = args.req_str("dest")?;
+    let state_dir = args.str("state_dir")?.unwrap_or_else(|| "/var/lib/roll".into());
+    let state_file = format!("{}/{app}.json", state_dir.trim_end_matches('/'));
+    let previous = read_state(ctx, &state_file).await?;
+    let first_deploy = previous.is_none() && ctx.conn.read_file(&dest, ctx.become_user.as_deref()).await?.is_none();
+    let mut state = previous.unwrap_or_else(|| State {
+        app: app.clone(),
+        live: other(&to),
+        ..State::default()
+    });
+    let mut colours: BTreeMap<String, String> = BTreeMap::new();
+    for b in &backends {
+        colours.insert(
+            b.name.clone(),
+            state
+                .backends
+                .get(&b.name)
+                .cloned()
+                .unwrap_or_else(|| state.live.clone()),
+        );
+    }
+    state.backends = colours.clone();
+    let remaining: Vec<String> = backends
+        .iter()
+        .filter(|b| colours[&b.name] != to)
+        .map(|b| b.name.clone())
+        .collect();
+    let result = ModuleResult::ok()
+        .with("app", app.as_str())
+        .with("live", state.live.as_str())
+        .with("to", to.as_str());
+    if remaining.is_empty() {
+        return Ok(Plan::Unchanged(result.with("batches", 0)));
+    }
+    // With nothing behind the proxy yet there is nothing to drain: one batch.
+    let batches = if first_deploy {
+        vec![remaining.clone()]
+    } else {
+        batches_of(&remaining, args)?
+    };
+    let pause = match args.str("pause")? {
+        Some(p) => Duration::from_secs_f64(crate::modules::docker::parse_duration(&p)?),
+        None => Duration::ZERO,
+    };
+    let gate = match args.get("gate") {
+        None => None,
+        Some(g) => {
+            let url = g
+                .get_attr("url")
+                .ok()
+                .filter(|x| !x.is_undefined())
+                .map(|x| value_to_string(&x))
+                .ok_or("`gate` needs a `url`")?;
+            let status = g
+                .get_attr("status")
+                .ok()
+                .filter(|x| !x.is_undefined())
+                .map(|x| value_to_string(&x).parse::<u16>())
+                .transpose()
+                .map_err(|_| "`gate.status` must be an HTTP status".to_string())?
+                .unwrap_or(200);
+            Some((url, status))
+        }
+    };
+    // The plan: which backends move in which batch, when, and the first and final files.
+    let before = render(ctx, &template, &app, &backends, &colours)?;
+    let mut final_colours = colours.clone();
+    for n in &remaining {
+        final_colours.insert(n.clone(), to.clone());
+    }
+    let after = render(ctx, &template, &app, &backends, &final_colours)?;
+    let plan: Vec<Value> = batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            Value::from_pairs([
+                ("batch", Value::from(i + 1)),
+                ("offset_s", Value::from(pause.as_secs_f64() * i as f64)),
+                ("backends", Value::from(b.clone())),
+            ])
+        })
+        .collect();
+    let mut preview = result.with("plan", Value::from(plan)).with("batches", batches.len());
+    preview.changed = true;
+    preview.diffs.push(FileDiff {
+        path: dest.clone(),
+        before,
+        after,
+    });
+    let validate = args.str("validate")?;
+    let reload = args.str("reload")?.unwrap_or_else(|| "nginx -s reload".into());
+    let action = Apply {
+        batches,
+        state,
+        to,
+        backends,
+        template,
+        dest,
+        state_file,
+        validate,
+        reload,
+        pid_file: args.str("pid_file")?,
+        gate,
+        pause,
+    };
+    Ok(Plan::Change {
+        preview,
+        action: super::Action::NginxSwitch(Box::new(action)),
+    })
+}
+
+async fn sh(ctx: &Ctx<'_>, script: String) -> Result<crate::connection::Output, Failure> {
+    let mut c = Command::new(script);
+    c.become_user = ctx.become_user.clone();
+    c.timeout = Some(Duration::from_secs(120));
+    Ok(ctx.conn.exec(&c).await?)
+}
+
+async fn write(ctx: &Ctx<'_>, dest: &str, content: String, validate: Option<String>) -> Result<(), Failure> {
+    let w = Write {
+        dest: dest.to_string(),
+        content: content.into_bytes(),
+        attrs: FileAttrs::default(),
+        backup: false,
+        validate,
+    };
+    apply_write(w, ctx).await.map(|_| ())
+}
+
+async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> {
+    let dir = a.state_file.rsplit_once('/').map_or(".", |(d, _)| d).to_string();
+    let mk = sh(ctx, format!("mkdir -p {} && chmod 750 {}", quote(&dir), quote(&dir))).await?;
+    if mk.rc != 0 {
+        return Err(format!("cannot create `{dir}`: {}", mk.stderr_text().trim()).into());
+    }
+    let json = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
+    let w = Write {
+        dest: a.state_file.clone(),
+        content: json.into_bytes(),
+        attrs: FileAttrs {
+            mode: Some(0o640),
+            ..FileAttrs::default()
+        },
+        backup: false,
+        validate: None,
+    };
+    apply_write(w, ctx).await.map(|_| ())
+}
+
+/// Reload and wait until the workers that served before have exited and new ones serve.
+async fn reload(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
+    let script = match &a.pid_file {
+        Some(pid) => format!(
+            "m=$(cat {pid}) || exit 1\nold=$(pgrep -P \"$m\" | tr '\\n' ' ')\n{reload} || exit 1\n\
+             i=0; while [ $i -lt 300 ]; do\n  busy=0; for p in $old; do kill -0 \"$p\" 2>/dev/null && busy=1; done\n  \
+             new=$(pgrep -P \"$(cat {pid})\" | tr '\\n' ' ')\n  if [ $busy = 0 ] && [ -n \"$new\" ]; then exit 0; fi\n  sleep 0.02; i=$((i+1))\ndone\n\
+             echo 'old nginx workers did not exit within 6 s' >&2; exit 3",
+            pid = quote(pid),
+            reload = a.reload
+        ),
+        None => a.reload.clone(),
+    };
+    let out = sh(ctx, script).await.map_err(|f| match f {
+        Failure::Unreachable(m) => m,
+        Failure::Failed(r) => r.msg.unwrap_or_default(),
+    })?;
+    if out.rc != 0 {
+        return Err(format!("reload failed: {}", out.stderr_text().trim()));
+    }
+    Ok(())
+}
+
+async fn gate(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
+    let Some((url, status)) = &a.gate else { return Ok(()) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let out = sh(
+            ctx,
+            format!("curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {}", quote(url)),
+        )
+        .await
+        .map_err(|_| format!("gate {url}: the proxy host is unreachable"))?;
+        let code = out.stdout_text().trim().parse::<u16>().unwrap_or(0);
+        if code == *status {
+            return Ok(());
+        }
+        last = format!("gate {url} answered {code}, expected {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last)
+}
+
+pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    let mut state = a.state.clone();
+    // A new switch counts its batches from zero; a resumed one goes on counting.
+    if state.target.as_deref() != Some(a.to.as_str()) {
+        state.batches_done = 0;
+    }
+    state.target = Some(a.to.clone());
+    state.batches_total = state.batches_done + a.batches.len();
+    state.status = "switching".into();
+    let mut colours = state.backends.clone();
+    let (in_place_validate, after_swap_validate) = match &a.validate {
+        Some(v) if v.contains("%s") => (Some(v.clone()), None),
+        Some(v) => (None, Some(v.clone())),
+        None => (None, None),
+    };
+    let mut timeline = Vec::new();
+    let start = Instant::now();
+    for (k, batch) in a.batches.iter().enumerate() {
+        let previous = ctx
+            .conn
+            .read_file(&a.dest, ctx.become_user.as_deref())
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let mut next = colours.clone();
+        for n in batch {
+            next.insert(n.clone(), a.to.clone());
+        }
+        let content = render(ctx, &a.template, &state.app, &a.backends, &next)?;
+        let step = async {
+            write(ctx, &a.dest, content.clone(), in_place_validate.clone())
+                .await
+                .map_err(|f| fail_text(&f))?;
+            if let Some(v) = &after_swap_validate {
+                let out = sh(ctx, v.clone()).await.map_err(|f| fail_text(&f))?;
+                if out.rc != 0 {
+                    return Err((false, format!("validation failed: {}", out.stderr_text().trim())));
+                }
+            }
+            reload(ctx, &a).await.map_err(|e| (true, e))?;
+            gate(ctx, &a).await.map_err(|e| (true, e))
+        };
+        if let Err((reloaded, why)) = step.await {
+            // Back to the file that served before this batch; nginx reloads it if it had
+            // already loaded the new one.
+            if let Some(prev) = previous {
+                write(ctx, &a.dest, prev, None).await?;
+                if reloaded {
+                    let _ = reload(ctx, &a).await;
+                }
+            }
+            state.status = format!(
+                "failed: batch {} of {}: {why}",
+                state.batches_done + 1,
+                state.batches_total
+            );
+            state.updated = now();
+            record(ctx, &a, &state).await?;
+            let mut r = ModuleResult::failed(format!(
+                "switch of `{}` stopped at batch {}: {why}; the previous upstream is restored",
+                state.app,
+                k + 1
+            ));
+            r.data.insert("state".into(), crate::vars::from_serde(&state));
+            return Err(Failure::Failed(Box::new(r)));
+        }
+        colours = next;
+        state.backends = colours.clone();
+        state.batches_done += 1;
+        state.updated = now();
+        timeline.push(Value::from_pairs([
+            ("batch", Value::from(k + 1)),
+            ("at_s", Value::from(start.elapsed().as_secs_f64())),
+        ]));
+        if k + 1 == a.batches.len() {
+            state.live = a.to.clone();
+            state.target = None;
+            state.status = "live".into();
+        }
+        record(ctx, &a, &state).await?;
+        if k + 1 < a.batches.len() {
+            tokio::time::sleep(a.pause).await;
+        }
+    }
+    Ok(ModuleResult::changed()
+        .with("state", crate::vars::from_serde(&state))
+        .with("timeline", Value::from(timeline))
+        .with("live", state.live.as_str()))
+}
+
+fn fail_text(f: &Failure) -> (bool, String) {
+    match f {
+        Failure::Unreachable(m) => (false, m.clone()),
+        Failure::Failed(r) => (false, r.msg.clone().unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pairs: &[(&str, Value)]) -> Args {
+        Args {
+            free: None,
+            map: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        }
+    }
+
+    #[test]
+    fn batches_by_count_size_and_serial() {
+        let names: Vec<String> = (1..=7).map(|i| format!("a{i}")).collect();
+        let sizes = |a: Args| batches_of(&names, &a).unwrap().iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(args(&[("batches", Value::from(3))])), [3, 2, 2]);
+        assert_eq!(sizes(args(&[("batch_size", Value::from(3))])), [3, 3, 1]);
+        assert_eq!(
+            sizes(args(&[(
+                "serial",
+                Value::from(vec![Value::from(1), Value::from("50%")])
+            )])),
+            [1, 3, 3]
+        );
+        assert_eq!(sizes(args(&[])), [7]);
+        assert_eq!(sizes(args(&[("batches", Value::from(20))])), [1, 1, 1, 1, 1, 1, 1]);
+    }
+}

@@ -1,0 +1,276 @@
+//! `roll.nginx_switch` against a real nginx serving real traffic: backends are real processes
+//! of the demo app (blue and green on their own ports), nginx runs with a private prefix on
+//! loopback, and a client keeps sending requests through it during the whole switch.
+
+mod common;
+
+use common::{recap, stdout, write};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The demo app binary, built for the host (`cargo build -p roll-demo`).
+fn demo_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ok = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "roll-demo"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "cannot build the demo app");
+    root.join("target/debug/roll-demo")
+}
+
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Nginx {
+    prefix: PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("nginx")
+            .arg("-p")
+            .arg(&self.prefix)
+            .args(["-c", "nginx.conf", "-s", "stop"])
+            .output();
+    }
+}
+
+fn get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad response {out:?}"))?;
+    Ok((code, out.rsplit("\r\n\r\n").next().unwrap_or("").to_string()))
+}
+
+/// When a request was answered (seconds since the load began) and by which colour, or why not.
+type Answer = (f64, Result<String, String>);
+
+const PLAYBOOK: &str = r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: "{{ to }}"
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ dir }}/nginx/web-upstream.conf"
+        batches: 3
+        pause: 1s
+        validate: "nginx -t -q -p {{ dir }}/nginx -c nginx.conf"
+        reload: "nginx -s reload -p {{ dir }}/nginx -c nginx.conf"
+        pid_file: "{{ dir }}/nginx/nginx.pid"
+        gate: { url: "http://127.0.0.1:{{ proxy_port }}/health", status: 200 }
+        state_dir: "{{ dir }}/state"
+      register: switch
+"#;
+
+#[test]
+fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back() {
+    assert!(
+        Path::new("/usr/sbin/nginx").exists(),
+        "this test needs nginx: install the Debian package `nginx`"
+    );
+    let bin = demo_bin();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().canonicalize().unwrap();
+    let mut procs = Procs(Vec::new());
+    let mut backends = Vec::new();
+    for i in 1..=4 {
+        let (blue, green) = (free_port(), free_port());
+        for (colour, port) in [("blue", blue), ("green", green)] {
+            procs.0.push(
+                Command::new(&bin)
+                    .env("PORT", port.to_string())
+                    .env("COLOUR", colour)
+                    .env("RELEASE", "r")
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        backends.push(serde_json::json!({"name": format!("app{i}"), "address": "127.0.0.1", "ports": {"blue": blue, "green": green}}));
+    }
+    let proxy_port = free_port();
+    let ng = dir.join("nginx");
+    std::fs::create_dir_all(&ng).unwrap();
+    write(
+        &dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }}{{ ' bad-parameter' if broken | default(false) else '' }};\n{% endfor %}}\n",
+    );
+    // Before the switch, everything is blue.
+    let blue: String = backends
+        .iter()
+        .map(|b| format!("    server 127.0.0.1:{};\n", b["ports"]["blue"]))
+        .collect();
+    write(&ng, "web-upstream.conf", &format!("upstream web {{\n{blue}}}\n"));
+    write(
+        &ng,
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\npid {ng}/nginx.pid;\nerror_log {ng}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  include {ng}/web-upstream.conf;\n  server {{\n    listen 127.0.0.1:{proxy_port};\n    location / {{ proxy_pass http://web; }}\n  }}\n}}\n",
+            ng = ng.display()
+        ),
+    );
+    let started = Command::new("nginx")
+        .arg("-p")
+        .arg(&ng)
+        .args(["-c", "nginx.conf"])
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "nginx: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let _nginx = Nginx { prefix: ng.clone() };
+    let t0 = Instant::now();
+    while get(proxy_port, "/").is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nginx does not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
+    write(&dir, "pb.yml", PLAYBOOK);
+    let extra = serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port}).to_string();
+
+    // Load through nginx for the whole switch: every answer is recorded with its colour.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<Answer>>> = Arc::default();
+    let (stop2, seen2) = (stop.clone(), seen.clone());
+    let load = std::thread::spawn(move || {
+        let start = Instant::now();
+        while !stop2.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+            let r = match get(proxy_port, "/") {
+                Ok((200, body)) => Ok(body.split_whitespace().next().unwrap_or("").to_string()),
+                Ok((code, body)) => Err(format!("{code} {body}")),
+                Err(e) => Err(e),
+            };
+            seen2.lock().unwrap().push((start.elapsed().as_secs_f64(), r));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let out = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "to=green", "-v"])
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    let seen = seen.lock().unwrap();
+    let failed: Vec<_> = seen.iter().filter(|(_, r)| r.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        seen.len(),
+        failed.first()
+    );
+    // The green share steps up: blue only at first, green only at the end, both in between.
+    let colours: Vec<&str> = seen.iter().map(|(_, r)| r.as_deref().unwrap()).collect();
+    assert_eq!(colours[0], "blue");
+    assert!(
+        colours[colours.len() - 10..].iter().all(|c| *c == "green"),
+        "{colours:?}"
+    );
+    let end = seen.last().unwrap().0;
+    let share = |from: f64, to: f64| {
+        let w: Vec<&&str> = seen
+            .iter()
+            .zip(&colours)
+            .filter(|((t, _), _)| *t >= from && *t < to)
+            .map(|(_, c)| c)
+            .collect();
+        w.iter().filter(|c| ***c == "green").count() as f64 / w.len().max(1) as f64
+    };
+    let shares = [
+        share(0.0, end / 3.0),
+        share(end / 3.0, 2.0 * end / 3.0),
+        share(2.0 * end / 3.0, end + 1.0),
+    ];
+    assert!(
+        shares[0] < shares[1] && shares[1] < shares[2],
+        "the green share must step up: {shares:?}"
+    );
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state/web.json")).unwrap()).unwrap();
+    assert_eq!(state["live"], "green");
+    assert_eq!(state["status"], "live");
+    assert_eq!(state["batches_done"], 3);
+    assert!(state["backends"].as_object().unwrap().values().all(|c| c == "green"));
+    let (_, body) = get(proxy_port, "/").unwrap();
+    assert_eq!(body, "green r\n");
+    // The pauses are held: the three batches take at least two pauses.
+    let timeline: Vec<f64> = text
+        .split("\"at_s\": ")
+        .skip(1)
+        .map(|s| s.split([',', '}']).next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(timeline.len(), 3, "{text}");
+    assert!(timeline[2] - timeline[0] >= 2.0, "{timeline:?}");
+
+    // A re-run after success changes nothing.
+    let again = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "to=green"])
+        .output()
+        .unwrap();
+    assert!(recap(&stdout(&again))[0].contains("changed=0 "), "{}", stdout(&again));
+
+    // Back to blue with a template that fails validation: the previous file stays, traffic
+    // goes on, the run fails, and the state says where it stopped.
+    let before = std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap();
+    let bad = common::roll(&dir)
+        .args([
+            "play",
+            "pb.yml",
+            "-i",
+            "hosts",
+            "-e",
+            &extra,
+            "-e",
+            "to=blue",
+            "-e",
+            "{\"broken\": true}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stdout(&bad));
+    assert!(stdout(&bad).contains("validation failed"), "{}", stdout(&bad));
+    assert_eq!(std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(), before);
+    assert_eq!(get(proxy_port, "/").unwrap(), (200, "green r\n".to_string()));
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state/web.json")).unwrap()).unwrap();
+    assert!(
+        state["status"].as_str().unwrap().starts_with("failed: batch 1 of 3"),
+        "{state}"
+    );
+    drop(procs);
+}
