@@ -94,6 +94,165 @@ const PLAYBOOK: &str = r#"
       register: switch
 "#;
 
+/// Start `count` apps, each with a blue and a green process of the demo app.
+fn start_backends(bin: &Path, count: usize, procs: &mut Procs) -> Vec<serde_json::Value> {
+    let mut backends = Vec::new();
+    for i in 1..=count {
+        let (blue, green) = (free_port(), free_port());
+        for (colour, port) in [("blue", blue), ("green", green)] {
+            procs.0.push(
+                Command::new(bin)
+                    .env("PORT", port.to_string())
+                    .env("COLOUR", colour)
+                    .env("RELEASE", "r")
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        backends.push(serde_json::json!({"name": format!("app{i}"), "address": "127.0.0.1", "ports": {"blue": blue, "green": green}}));
+    }
+    backends
+}
+
+/// An nginx with its own prefix, listening on `port`, proxying to every backend's blue port.
+fn start_nginx(ng: &Path, port: u16, backends: &[serde_json::Value]) -> Nginx {
+    std::fs::create_dir_all(ng).unwrap();
+    let blue: String = backends
+        .iter()
+        .map(|b| format!("    server 127.0.0.1:{};\n", b["ports"]["blue"]))
+        .collect();
+    write(ng, "web-upstream.conf", &format!("upstream web {{\n{blue}}}\n"));
+    write(
+        ng,
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\npid {ng}/nginx.pid;\nerror_log {ng}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  include {ng}/web-upstream.conf;\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{ proxy_pass http://web; }}\n  }}\n}}\n",
+            ng = ng.display()
+        ),
+    );
+    let started = Command::new("nginx")
+        .arg("-p")
+        .arg(ng)
+        .args(["-c", "nginx.conf"])
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "nginx: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let t0 = Instant::now();
+    while get(port, "/").is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nginx does not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nginx {
+        prefix: ng.to_path_buf(),
+    }
+}
+
+const LOCKSTEP: &str = r#"
+- hosts: proxies
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: green
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ ng }}/web-upstream.conf"
+        batches: 3
+        validate: "{% if fault | default(false) and bad is defined %}! grep -q ':{{ bad }};' %s{% else %}nginx -t -q -p {{ ng }} -c nginx.conf{% endif %}"
+        reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
+        pid_file: "{{ ng }}/nginx.pid"
+        gate: { url: "http://127.0.0.1:{{ port }}/", status: 200 }
+        state_dir: "{{ ng }}/state"
+"#;
+
+#[test]
+fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
+    assert!(
+        Path::new("/usr/sbin/nginx").exists(),
+        "this test needs nginx: install the Debian package `nginx`"
+    );
+    let bin = demo_bin();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().canonicalize().unwrap();
+    let mut procs = Procs(Vec::new());
+    let backends = start_backends(&bin, 4, &mut procs);
+    let (p1, p2) = (free_port(), free_port());
+    let _n1 = start_nginx(&dir.join("ng1"), p1, &backends);
+    let _n2 = start_nginx(&dir.join("ng2"), p2, &backends);
+    write(
+        &dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+    );
+    // proxy2 refuses any file that sends app3 to green: batch 2 fails there.
+    let bad = backends[2]["ports"]["green"].clone();
+    write(
+        &dir,
+        "hosts",
+        &format!(
+            "[proxies]\nproxy1 ansible_connection=local ng={ng1} port={p1}\nproxy2 ansible_connection=local ng={ng2} port={p2} bad={bad}\n",
+            ng1 = dir.join("ng1").display(),
+            ng2 = dir.join("ng2").display()
+        ),
+    );
+    write(&dir, "pb.yml", LOCKSTEP);
+    let extra = serde_json::json!({"backend_list": backends}).to_string();
+    let failed = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "fault=true"])
+        .output()
+        .unwrap();
+    let text = stdout(&failed);
+    assert_eq!(failed.status.code(), Some(2), "{text}");
+    assert!(text.contains("another proxy failed this batch"), "{text}");
+    let green = |b: usize| format!(":{};", backends[b]["ports"]["green"]);
+    for ng in ["ng1", "ng2"] {
+        let conf = std::fs::read_to_string(dir.join(ng).join("web-upstream.conf")).unwrap();
+        assert!(
+            conf.contains(&green(0)) && conf.contains(&green(1)),
+            "{ng}: batch 1 stays switched: {conf}"
+        );
+        assert!(
+            !conf.contains(&green(2)) && !conf.contains(&green(3)),
+            "{ng}: batch 2 is undone: {conf}"
+        );
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(ng).join("state/web.json")).unwrap()).unwrap();
+        assert!(
+            state["status"].as_str().unwrap().starts_with("failed: batch 2 of 3"),
+            "{ng}: {state}"
+        );
+        assert_eq!(state["backends"]["app2"], "green");
+        assert_eq!(state["backends"]["app3"], "blue");
+    }
+    // Both proxies still serve; a re-run without the fault resumes at batch 2 and finishes.
+    assert_eq!(get(p1, "/").unwrap().0, 200);
+    assert_eq!(get(p2, "/").unwrap().0, 200);
+    let resumed = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra])
+        .output()
+        .unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", stdout(&resumed));
+    for (ng, port) in [("ng1", p1), ("ng2", p2)] {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(ng).join("state/web.json")).unwrap()).unwrap();
+        assert_eq!(
+            (
+                state["live"].as_str(),
+                state["status"].as_str(),
+                state["batches_done"].as_u64()
+            ),
+            (Some("green"), Some("live"), Some(3)),
+            "{ng}"
+        );
+        assert_eq!(get(port, "/").unwrap().1, "green r\n");
+    }
+    drop(procs);
+}
+
 #[test]
 fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back() {
     assert!(

@@ -102,7 +102,28 @@ struct Item {
     attempts_events: Vec<Event>,
 }
 
-pub(crate) async fn run(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> HostOutcome {
+pub(crate) async fn run(
+    r: &Runner,
+    ctx: &PlayCtx<'_>,
+    task: &Task,
+    host: usize,
+    lockstep: Option<&super::lockstep::Lockstep>,
+) -> HostOutcome {
+    let membership = lockstep.map(super::lockstep::Membership::new);
+    let out = run_host(r, ctx, task, host, lockstep).await;
+    if let Some(m) = membership {
+        m.finish(!matches!(out.status, Status::Failed | Status::Unreachable));
+    }
+    out
+}
+
+async fn run_host(
+    r: &Runner,
+    ctx: &PlayCtx<'_>,
+    task: &Task,
+    host: usize,
+    lockstep: Option<&super::lockstep::Lockstep>,
+) -> HostOutcome {
     let host_name = r.vars.inventory.hosts[host].name.clone();
     let start = Instant::now();
     let base_scope = scope(r, ctx, task, host);
@@ -176,6 +197,7 @@ pub(crate) async fn run(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize)
             no_log,
             ignore_errors,
             &base_scope,
+            lockstep,
         )
         .await;
         outcome.events.extend(item.attempts_events);
@@ -240,6 +262,7 @@ pub(crate) async fn run(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize)
             no_log,
             ignore_errors,
             &item_scope,
+            lockstep,
         )
         .await;
         it.label = Some(label.clone());
@@ -446,6 +469,7 @@ async fn run_item(
     no_log: bool,
     ignore_errors: bool,
     scope: &Value,
+    lockstep: Option<&super::lockstep::Lockstep>,
 ) -> Item {
     let _ = ignore_errors;
     let host_name = r.vars.inventory.hosts[host].name.clone();
@@ -618,6 +642,7 @@ async fn run_item(
             sources: &r.sources,
             template_files: &r.checked.template_files,
             interactive: r.opts.interactive,
+            lockstep,
         };
         let (mut res, unreachable) = match modules::run(call.spec.name, &args, &mctx).await {
             Ok(res) => (res, false),

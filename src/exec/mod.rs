@@ -3,6 +3,7 @@
 
 pub mod events;
 mod host;
+pub mod lockstep;
 
 use crate::connection::ssh::{SshOptions, SshPool, Target};
 use crate::connection::{Connection, Local};
@@ -512,11 +513,24 @@ impl Runner {
             host::flag(self, n, &scope).unwrap_or(false)
         });
         let targets: Vec<usize> = if run_once { vec![hosts[0]] } else { hosts.to_vec() };
+        // A lockstep task's hosts all run at once: a step waits for every one of them, so
+        // holding some behind `--forks` would never finish.
+        let lockstep = match &task.body {
+            Body::Module(m) if m.spec.lockstep => Some(Arc::new(lockstep::Lockstep::new(targets.len()))),
+            _ => None,
+        };
         let mut pending: FuturesOrdered<_> = targets
             .iter()
-            .map(|&h| async move {
-                let _permit = self.forks.acquire().await.ok();
-                host::run(self, ctx, task, h).await
+            .map(|&h| {
+                let lockstep = lockstep.clone();
+                async move {
+                    let _permit = if lockstep.is_none() {
+                        self.forks.acquire().await.ok()
+                    } else {
+                        None
+                    };
+                    host::run(self, ctx, task, h, lockstep.as_deref()).await
+                }
             })
             .collect();
         let mut outs = Vec::new();

@@ -35,6 +35,8 @@ pub struct Ctx<'a> {
     pub template_files: &'a HashMap<PathBuf, FileId>,
     /// Whether a person is at a terminal (`pause` without `seconds` waits for Enter only then).
     pub interactive: bool,
+    /// The hosts of a lockstep task (`ModuleSpec::lockstep`) step through batches together.
+    pub lockstep: Option<&'a crate::exec::lockstep::Lockstep>,
 }
 
 /// A module's rendered arguments.

@@ -8,7 +8,8 @@
 //! restores the previous file (reloading if it had reloaded), records the state and fails: the
 //! proxy never points at an unchecked backend. The state (`STATE_DIR/APP.json`) tells a re-run
 //! where the switch stands, so it resumes with the next batch, and a finished switch is
-//! unchanged.
+//! unchanged. The proxies of one task switch in lockstep: a batch counts only when every proxy
+//! made it, and when one fails (or becomes unreachable) all restore that batch.
 
 use super::files::{Write, apply_write};
 use super::{Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
@@ -434,7 +435,18 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             reload(ctx, &a).await.map_err(|e| (true, e))?;
             gate(ctx, &a).await.map_err(|e| (true, e))
         };
-        if let Err((reloaded, why)) = step.await {
+        let local = step.await;
+        // Every proxy learns whether all of them made this batch; one failure undoes it on all.
+        let all_ok = match ctx.lockstep {
+            Some(l) => l.step(local.is_ok()).await,
+            None => local.is_ok(),
+        };
+        let failure = match local {
+            Err(e) => Some(e),
+            Ok(()) if !all_ok => Some((true, "another proxy failed this batch".to_string())),
+            Ok(()) => None,
+        };
+        if let Some((reloaded, why)) = failure {
             // Back to the file that served before this batch; nginx reloads it if it had
             // already loaded the new one.
             if let Some(prev) = previous {

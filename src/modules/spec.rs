@@ -62,6 +62,8 @@ pub struct ModuleSpec {
     pub one_of: &'static [&'static str],
     /// Pairs that cannot be given together.
     pub exclusive: &'static [(&'static str, &'static str)],
+    /// The task's hosts move in lockstep (see `exec::lockstep`).
+    pub lockstep: bool,
 }
 
 impl ModuleSpec {
@@ -97,6 +99,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &["cmd", "argv"],
         exclusive: &[("cmd", "argv")],
+        lockstep: false,
     },
     ModuleSpec {
         name: "shell",
@@ -114,6 +117,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &["cmd"],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "template",
@@ -131,6 +135,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "copy",
@@ -149,6 +154,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &["src", "content"],
         exclusive: &[("src", "content")],
+        lockstep: false,
     },
     ModuleSpec {
         name: "file",
@@ -166,6 +172,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &["path"],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "wait_for",
@@ -185,6 +192,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &[],
         exclusive: &[("port", "path")],
+        lockstep: false,
     },
     ModuleSpec {
         name: "uri",
@@ -204,6 +212,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "pause",
@@ -212,6 +221,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[p("seconds"), p("minutes"), p("prompt")],
         one_of: &[],
         exclusive: &[("seconds", "minutes")],
+        lockstep: false,
     },
     ModuleSpec {
         name: "debug",
@@ -220,6 +230,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[p("msg"), p("var"), p("verbosity")],
         one_of: &[],
         exclusive: &[("msg", "var")],
+        lockstep: false,
     },
     ModuleSpec {
         name: "set_fact",
@@ -228,6 +239,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "assert",
@@ -236,6 +248,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[req("that"), alias("fail_msg", &["msg"]), p("success_msg"), p("quiet")],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "fail",
@@ -244,6 +257,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[p("msg")],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "docker_image",
@@ -258,6 +272,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "docker_container",
@@ -289,6 +304,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &[],
         exclusive: &[("networks", "network_mode")],
+        lockstep: false,
     },
     ModuleSpec {
         name: "docker_login",
@@ -303,6 +319,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "docker_network",
@@ -316,6 +333,7 @@ pub static MODULES: &[ModuleSpec] = &[
         ],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "docker_container_info",
@@ -324,6 +342,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[req("name")],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "docker_prune_releases",
@@ -332,6 +351,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[req("app"), p("keep")],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
     ModuleSpec {
         name: "nginx_switch",
@@ -359,6 +379,7 @@ pub static MODULES: &[ModuleSpec] = &[
             ("batches", "serial"),
             ("batch_size", "serial"),
         ],
+        lockstep: true,
     },
     ModuleSpec {
         name: "meta",
@@ -367,6 +388,7 @@ pub static MODULES: &[ModuleSpec] = &[
         params: &[],
         one_of: &[],
         exclusive: &[],
+        lockstep: false,
     },
 ];
 
