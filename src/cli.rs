@@ -17,6 +17,8 @@ pub enum Command {
     Play(PlayArgs),
     /// Show the inventory as ansible-inventory does.
     Inventory(InventoryArgs),
+    /// Show where each app's switch stands on the proxies: live colour, backends, last switch.
+    Status(StatusArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -31,6 +33,31 @@ pub enum Format {
     Human,
     /// JSON Lines: one event per line on stdout.
     Json,
+}
+
+/// How roll reaches hosts over SSH (shared by the subcommands that connect).
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// An ssh config file, passed to ssh as `-F` (otherwise ~/.ssh/config applies).
+    #[arg(long, env = "ROLL_SSH_CONFIG", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// A known_hosts file to check host keys against (for CI).
+    #[arg(long, env = "ROLL_KNOWN_HOSTS", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Accept the keys of hosts not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Seconds to wait for an ssh connection.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Keep ssh master connections open this many seconds after the run and reuse them in the
+    /// next one (like Ansible's ControlPersist); 0 closes them at the end of the run.
+    #[arg(long, env = "ROLL_SSH_PERSIST", default_value_t = 0, value_name = "SECS")]
+    pub ssh_persist: u64,
+    /// How commands travel over a host's ssh master: a new channel per command, or one
+    /// persistent remote shell per host.
+    #[arg(long, env = "ROLL_SSH_TRANSPORT", value_enum, default_value_t = SshTransport::Shell)]
+    pub ssh_transport: SshTransport,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,26 +118,8 @@ pub struct PlayArgs {
     /// More detail (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// An ssh config file, passed to ssh as `-F` (otherwise ~/.ssh/config applies).
-    #[arg(long, env = "ROLL_SSH_CONFIG", value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// A known_hosts file to check host keys against (for CI).
-    #[arg(long, env = "ROLL_KNOWN_HOSTS", value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// Accept the keys of hosts not yet in known_hosts (a changed key is still refused).
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// Seconds to wait for an ssh connection.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
-    pub connect_timeout: u64,
-    /// Keep ssh master connections open this many seconds after the run and reuse them in the
-    /// next one (like Ansible's ControlPersist); 0 closes them at the end of the run.
-    #[arg(long, env = "ROLL_SSH_PERSIST", default_value_t = 0, value_name = "SECS")]
-    pub ssh_persist: u64,
-    /// How commands travel over a host's ssh master: a new channel per command, or one
-    /// persistent remote shell per host.
-    #[arg(long, env = "ROLL_SSH_TRANSPORT", value_enum, default_value_t = SshTransport::Shell)]
-    pub ssh_transport: SshTransport,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Seconds a command may run when its task sets no `timeout:`; then it is killed.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,
@@ -134,4 +143,22 @@ pub struct InventoryArgs {
     /// Show variables in `--graph`.
     #[arg(long)]
     pub vars: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    #[arg(short, long, env = "ROLL_INVENTORY")]
+    pub inventory: String,
+    /// The proxy hosts to ask.
+    #[arg(long, default_value = "proxy", value_name = "PATTERN")]
+    pub hosts: String,
+    /// Where the switch keeps its state (a host's `roll_state_dir` variable wins).
+    #[arg(long, default_value = "/var/lib/roll", value_name = "DIR")]
+    pub state_dir: String,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    #[command(flatten)]
+    pub ssh: SshArgs,
 }

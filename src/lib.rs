@@ -40,6 +40,7 @@ pub fn run() -> exit::Exit {
     match cli.command {
         cli::Command::Play(a) => commands::play::run(a),
         cli::Command::Inventory(a) => commands::inventory::run(a),
+        cli::Command::Status(a) => commands::status::run(a),
         cli::Command::Completions { shell } => {
             clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut std::io::stdout());
             exit::Exit::Ok

@@ -72,18 +72,7 @@ impl Play {
                 start_at_task: a.start_at_task,
                 force_handlers: a.force_handlers,
                 interactive: out.interactive,
-                ssh: crate::connection::ssh::SshOptions {
-                    config: a.ssh_config,
-                    known_hosts: a.known_hosts,
-                    accept_new_host_keys: a.accept_new_host_keys,
-                    connect_timeout: std::time::Duration::from_secs(a.connect_timeout.max(1)),
-                    persist: (a.ssh_persist > 0).then(|| std::time::Duration::from_secs(a.ssh_persist)),
-                    transport: match a.ssh_transport {
-                        crate::cli::SshTransport::Exec => crate::connection::ssh::Transport::Exec,
-                        crate::cli::SshTransport::Shell => crate::connection::ssh::Transport::Shell,
-                    },
-                    ..Default::default()
-                },
+                ssh: ssh_options(a.ssh),
                 command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),
             },
             json: a.format == crate::cli::Format::Json,
@@ -159,4 +148,20 @@ pub fn parse_extra_vars(items: &[String], sources: &Sources) -> Result<VarMap, V
         }
     }
     if errs.is_empty() { Ok(vars) } else { Err(errs) }
+}
+
+/// SSH flags to connection options.
+pub fn ssh_options(a: crate::cli::SshArgs) -> crate::connection::ssh::SshOptions {
+    crate::connection::ssh::SshOptions {
+        config: a.ssh_config,
+        known_hosts: a.known_hosts,
+        accept_new_host_keys: a.accept_new_host_keys,
+        connect_timeout: std::time::Duration::from_secs(a.connect_timeout.max(1)),
+        persist: (a.ssh_persist > 0).then(|| std::time::Duration::from_secs(a.ssh_persist)),
+        transport: match a.ssh_transport {
+            crate::cli::SshTransport::Exec => crate::connection::ssh::Transport::Exec,
+            crate::cli::SshTransport::Shell => crate::connection::ssh::Transport::Shell,
+        },
+        ..Default::default()
+    }
 }

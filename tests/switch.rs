@@ -194,7 +194,7 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
         &dir,
         "hosts",
         &format!(
-            "[proxies]\nproxy1 ansible_connection=local ng={ng1} port={p1}\nproxy2 ansible_connection=local ng={ng2} port={p2} bad={bad}\n",
+            "[proxies]\nproxy1 ansible_connection=local ng={ng1} port={p1} roll_state_dir={ng1}/state\nproxy2 ansible_connection=local ng={ng2} port={p2} bad={bad} roll_state_dir={ng2}/state\n",
             ng1 = dir.join("ng1").display(),
             ng2 = dir.join("ng2").display()
         ),
@@ -228,6 +228,22 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
         assert_eq!(state["backends"]["app2"], "green");
         assert_eq!(state["backends"]["app3"], "blue");
     }
+    // `roll status` shows where the switch stopped, on both proxies.
+    let status = common::roll(&dir)
+        .args(["status", "-i", "hosts", "--hosts", "proxies"])
+        .output()
+        .unwrap();
+    let st = stdout(&status);
+    assert_eq!(status.status.code(), Some(0), "{st}{}", common::stderr(&status));
+    assert_eq!(st.matches("status: failed: batch 2 of 3").count(), 2, "{st}");
+    assert!(
+        st.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("web          proxy1           blue   1/3"),
+        "{st}"
+    );
+    assert!(st.contains("app1=green app2=green app3=blue app4=blue"), "{st}");
     // Both proxies still serve; a re-run without the fault resumes at batch 2 and finishes.
     assert_eq!(get(p1, "/").unwrap().0, 200);
     assert_eq!(get(p2, "/").unwrap().0, 200);
@@ -250,6 +266,19 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
         );
         assert_eq!(get(port, "/").unwrap().1, "green r\n");
     }
+    let status = common::roll(&dir)
+        .args(["status", "-i", "hosts", "--hosts", "proxies", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["live"] == "green" && s["status"] == "live"),
+        "{v}"
+    );
     drop(procs);
 }
 

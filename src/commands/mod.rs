@@ -2,3 +2,4 @@
 
 pub mod inventory;
 pub mod play;
+pub mod status;

@@ -744,7 +744,7 @@ fn contains_start(task: &Task, name: Option<&str>) -> bool {
 }
 
 /// Where to reach a host, from its connection variables (with or without the `ansible_` prefix).
-fn ssh_target(host: &str, vars: Option<&VarMap>) -> Target {
+pub fn ssh_target(host: &str, vars: Option<&VarMap>) -> Target {
     let get = |k: &str| {
         vars.and_then(|v| v.get(&format!("ansible_{k}")).or_else(|| v.get(k)))
             .map(crate::vars::value_to_string)

@@ -5,7 +5,7 @@ mod command;
 mod control;
 pub(crate) mod docker;
 pub(crate) mod files;
-mod nginx_switch;
+pub(crate) mod nginx_switch;
 mod probe;
 pub mod spec;
 

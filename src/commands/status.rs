@@ -1,0 +1,163 @@
+//! `roll status`: read every app's switch state from the proxy hosts and show it.
+
+use crate::connection::{Connection, Local, ssh::SshPool};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::exit::Exit;
+use crate::inventory::pattern;
+use crate::modules::nginx_switch::State;
+use crate::source::Sources;
+use crate::vars::value_to_string;
+use std::io::Write;
+
+pub fn run(args: crate::cli::StatusArgs) -> Exit {
+    let sources = Sources::new();
+    let color = crate::settings::Output::detect().color;
+    let mut inv = match crate::inventory::load(&sources, &args.inventory, &[]) {
+        Ok(i) => i,
+        Err(d) => {
+            eprint!("{}", d.render(&sources, color));
+            return Exit::InvalidInput;
+        }
+    };
+    let hosts = match pattern::resolve(&mut inv, &args.hosts) {
+        Ok(h) => h,
+        Err(msg) => {
+            let d = Diagnostic::error(format!("invalid `--hosts`: {msg}"))
+                .with_help("name the proxy group, e.g. `--hosts proxy`");
+            eprint!("{}", Diagnostics::from(d).render(&sources, color));
+            return Exit::InvalidInput;
+        }
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        eprintln!("error: cannot start the async runtime");
+        return Exit::Error;
+    };
+    let json = args.format == crate::cli::Format::Json;
+    let opts = crate::settings::ssh_options(args.ssh);
+    let (rows, failures) = rt.block_on(async {
+        let pool = match SshPool::new(opts) {
+            Ok(p) => p,
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    vec![format!("cannot create the ssh control directory: {e}")],
+                );
+            }
+        };
+        let mut rows = Vec::new();
+        let mut failures = Vec::new();
+        for h in hosts {
+            let host = &inv.hosts[h];
+            let conn = match host.vars.get("ansible_connection").map(value_to_string).as_deref() {
+                Some("local") => Connection::Local(Local),
+                _ => Connection::Ssh(pool.connection(crate::exec::ssh_target(&host.name, Some(&host.vars)))),
+            };
+            let dir = host
+                .vars
+                .get("roll_state_dir")
+                .map(value_to_string)
+                .unwrap_or_else(|| args.state_dir.clone());
+            match states(&conn, &dir).await {
+                Ok(list) => rows.extend(list.into_iter().map(|s| (host.name.clone(), s))),
+                Err(e) => failures.push(format!("{}: {e}", host.name)),
+            }
+        }
+        pool.close().await;
+        (rows, failures)
+    });
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(proxy, s)| {
+                let mut m = serde_json::to_value(s).unwrap_or_default();
+                if let Some(o) = m.as_object_mut() {
+                    o.insert("proxy".into(), proxy.clone().into());
+                }
+                m
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<16} {:<6} {:<8} {:<22} BACKENDS",
+            "APP", "PROXY", "LIVE", "BATCHES", "UPDATED (UTC)"
+        );
+        for (proxy, s) in &rows {
+            let backends: Vec<String> = s.backends.iter().map(|(b, c)| format!("{b}={c}")).collect();
+            let _ = writeln!(
+                out,
+                "{:<12} {:<16} {:<6} {:<8} {:<22} {}",
+                s.app,
+                proxy,
+                s.live,
+                format!("{}/{}", s.batches_done, s.batches_total),
+                utc(s.updated),
+                backends.join(" ")
+            );
+            if s.status != "live" {
+                let _ = writeln!(out, "{:<12} {:<16} status: {}", "", "", s.status);
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if failures.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Unreachable
+    }
+}
+
+async fn states(conn: &Connection, dir: &str) -> Result<Vec<State>, String> {
+    let listing = conn
+        .exec(&crate::connection::Command::new(format!(
+            "for f in {}/*.json; do [ -f \"$f\" ] && echo \"$f\"; done; true",
+            crate::shell::quote(dir)
+        )))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for path in listing.stdout_text().lines() {
+        let bytes = conn
+            .read_file(path, None)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let s: State = serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time (the civil-from-days algorithm).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_unix_time() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(1_795_443_725), "2026-11-23 14:22:05");
+    }
+}
