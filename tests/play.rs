@@ -501,3 +501,25 @@ fn sigint_finishes_the_current_task_then_stops_with_130() {
     assert!(!d.path().join("after").exists(), "a task after the interrupt ran");
     assert!(out.contains("PLAY RECAP"), "the recap is still printed");
 }
+
+#[test]
+fn shipped_playbooks_check_clean_against_the_example_inventories() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for pb in [
+        "playbooks/deploy.yml",
+        "playbooks/rollback.yml",
+        "playbooks/quickstart.yml",
+    ] {
+        for inv in ["staging", "prod", "local"] {
+            if pb.contains("quickstart") != (inv == "local") {
+                continue;
+            }
+            let out = run(root, &["play", pb, "-i", inv, "--syntax-check"]);
+            assert_eq!(out.status.code(), Some(0), "{pb} -i {inv}: {}", stderr(&out));
+        }
+    }
+    let hosts = run(root, &["play", "playbooks/deploy.yml", "-i", "prod", "--list-hosts"]);
+    let text = stdout(&hosts);
+    assert_eq!(text.matches("    hosts (20):").count(), 2, "{text}");
+    assert_eq!(text.matches("    hosts (2):").count(), 2, "{text}");
+}

@@ -62,13 +62,48 @@ pub struct Apply {
     pause: Duration,
 }
 
-fn parse_backends(v: Option<&Value>) -> Result<Vec<Backend>, String> {
+/// Backends are inventory host names (`"{{ groups['app'] }}"`: the address is the host's
+/// `ansible_host`, the ports come from `ports`), or mappings `{ name, address, ports }`.
+fn parse_backends(v: Option<&Value>, default_ports: Option<&Value>, scope: &Value) -> Result<Vec<Backend>, String> {
     let v = v.ok_or("`backends` is required")?;
     if v.kind() != ValueKind::Seq {
-        return Err("`backends` must be a list of `{ name, address, ports: { blue: PORT, green: PORT } }`".into());
+        return Err(
+            "`backends` must be a list of host names or of `{ name, address, ports: { blue: PORT, green: PORT } }`"
+                .into(),
+        );
     }
+    let ports_of = |pv: &Value| -> Result<BTreeMap<String, String>, String> {
+        let mut ports = BTreeMap::new();
+        for k in pv.try_iter().map_err(|e| e.to_string())? {
+            let p = pv.get_item(&k).map_err(|e| e.to_string())?;
+            ports.insert(k.to_string(), value_to_string(&p));
+        }
+        Ok(ports)
+    };
     let mut out = Vec::new();
     for b in v.try_iter().map_err(|e| e.to_string())? {
+        if b.kind() == ValueKind::String {
+            let name = value_to_string(&b);
+            let host = scope
+                .get_attr("hostvars")
+                .and_then(|h| h.get_item(&Value::from(name.as_str())))
+                .ok();
+            let address = host
+                .as_ref()
+                .and_then(|h| h.get_attr("ansible_host").ok())
+                .filter(|a| !a.is_undefined() && !a.is_none())
+                .map(|a| value_to_string(&a))
+                .unwrap_or_else(|| name.clone());
+            let pv = default_ports.ok_or_else(|| {
+                format!("backend `{name}` is a host name: give `ports: {{ blue: PORT, green: PORT }}`")
+            })?;
+            out.push(Backend {
+                name,
+                address,
+                ports: ports_of(pv)?,
+            });
+            continue;
+        }
         let get = |k: &str| b.get_attr(k).ok().filter(|x| !x.is_undefined() && !x.is_none());
         let name = get("name")
             .map(|x| value_to_string(&x))
@@ -76,13 +111,14 @@ fn parse_backends(v: Option<&Value>) -> Result<Vec<Backend>, String> {
         let address = get("address")
             .map(|x| value_to_string(&x))
             .ok_or_else(|| format!("backend `{name}` needs an `address`"))?;
-        let ports_v = get("ports").ok_or_else(|| format!("backend `{name}` needs `ports` per colour"))?;
-        let mut ports = BTreeMap::new();
-        for k in ports_v.try_iter().map_err(|e| e.to_string())? {
-            let p = ports_v.get_item(&k).map_err(|e| e.to_string())?;
-            ports.insert(k.to_string(), value_to_string(&p));
-        }
-        out.push(Backend { name, address, ports });
+        let pv = get("ports")
+            .or_else(|| default_ports.cloned())
+            .ok_or_else(|| format!("backend `{name}` needs `ports` per colour"))?;
+        out.push(Backend {
+            name,
+            address,
+            ports: ports_of(&pv)?,
+        });
     }
     Ok(out)
 }
@@ -191,7 +227,7 @@ async fn read_state(ctx: &Ctx<'_>, path: &str) -> Result<Option<State>, Failure>
 pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let app = args.req_str("app")?;
     let to = args.req_str("to")?;
-    let backends = parse_backends(args.get("backends"))?;
+    let backends = parse_backends(args.get("backends"), args.get("ports"), ctx.scope)?;
     for b in &backends {
         if !b.ports.contains_key(&to) {
             return Err(format!("backend `{}` has no port for colour `{to}`", b.name).into());

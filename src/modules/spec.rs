@@ -361,6 +361,7 @@ pub static MODULES: &[ModuleSpec] = &[
             req("app"),
             req("to"),
             req("backends"),
+            p("ports"),
             req("template"),
             req("dest"),
             p("batches"),

@@ -31,6 +31,7 @@ pub struct CheckInput<'a> {
 const MAGIC: &[&str] = &[
     "inventory_hostname",
     "inventory_hostname_short",
+    "ansible_host",
     "group_names",
     "groups",
     "hostvars",

@@ -452,7 +452,13 @@ impl Scope {
         if let Some(v) = self.play.vars.get(key) {
             return Some(v.clone());
         }
-        self.run.inventory.hosts[self.host].vars.get(key).cloned()
+        let host = &self.run.inventory.hosts[self.host];
+        match host.vars.get(key) {
+            Some(v) => Some(v.clone()),
+            // As in Ansible, a host's address is its name unless the inventory says otherwise.
+            None if key == "ansible_host" => Some(Value::from(host.name.as_str())),
+            None => None,
+        }
     }
 
     /// Every variable name visible here (for suggestions).
