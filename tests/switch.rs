@@ -462,3 +462,91 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
     );
     drop(procs);
 }
+
+#[test]
+fn sigint_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
+    assert!(
+        Path::new("/usr/sbin/nginx").exists(),
+        "this test needs nginx: install the Debian package `nginx`"
+    );
+    let bin = demo_bin();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().canonicalize().unwrap();
+    let mut procs = Procs(Vec::new());
+    let backends = start_backends(&bin, 3, &mut procs);
+    let port = free_port();
+    let ng = dir.join("ng");
+    let _n = start_nginx(&ng, port, &backends);
+    write(
+        &dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+    );
+    write(
+        &dir,
+        "hosts",
+        &format!("proxy1 ansible_connection=local ng={} port={port}\n", ng.display()),
+    );
+    write(
+        &dir,
+        "pb.yml",
+        r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: green
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ ng }}/web-upstream.conf"
+        batch_size: 1
+        pause: "{{ pause }}"
+        validate: "nginx -t -q -p {{ ng }} -c nginx.conf"
+        reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
+        pid_file: "{{ ng }}/nginx.pid"
+        state_dir: "{{ ng }}/state"
+"#,
+    );
+    let extra = serde_json::json!({"backend_list": backends}).to_string();
+    let mut cmd = common::roll(&dir);
+    cmd.args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "pause=5s"]);
+    let mut run = common::Watched::spawn(cmd);
+    run.wait_for("TASK [roll.nginx_switch]");
+    let state_file = ng.join("state/web.json");
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains("\"batches_done\": 1")) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "batch 1 never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &run.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out, _) = run.finish();
+    assert_eq!(code, Some(130), "{out}");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(state["status"], "interrupted after batch 1 of 3", "{state}");
+    assert_eq!(state["backends"]["app1"], "green");
+    assert_eq!(state["backends"]["app2"], "blue");
+    assert_eq!(get(port, "/").unwrap().0, 200);
+    // The re-run goes on from batch 2.
+    let again = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "pause=0s"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(
+        (
+            state["live"].as_str(),
+            state["status"].as_str(),
+            state["batches_done"].as_u64()
+        ),
+        (Some("green"), Some("live"), Some(3))
+    );
+    drop(procs);
+}

@@ -643,6 +643,7 @@ async fn run_item(
             template_files: &r.checked.template_files,
             interactive: r.opts.interactive,
             lockstep,
+            cancelled: &r.cancelled,
         };
         let (mut res, unreachable) = match modules::run(call.spec.name, &args, &mctx).await {
             Ok(res) => (res, false),

@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub interactive: bool,
     /// The hosts of a lockstep task (`ModuleSpec::lockstep`) step through batches together.
     pub lockstep: Option<&'a crate::exec::lockstep::Lockstep>,
+    /// Set when the run is interrupted (SIGINT): long modules stop at a safe point.
+    pub cancelled: &'a std::sync::atomic::AtomicBool,
 }
 
 /// A module's rendered arguments.

@@ -520,14 +520,43 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             state.status = "live".into();
         }
         record(ctx, &a, &state).await?;
-        if k + 1 < a.batches.len() {
-            tokio::time::sleep(a.pause).await;
+        if k + 1 < a.batches.len() && interruptible_pause(ctx, a.pause).await {
+            // Interrupted: this batch is done and recorded; a re-run goes on from the next.
+            state.status = format!(
+                "interrupted after batch {} of {}",
+                state.batches_done, state.batches_total
+            );
+            state.updated = now();
+            record(ctx, &a, &state).await?;
+            let mut r = ModuleResult::failed(format!(
+                "interrupted: `{}` stopped after batch {} of {}; re-run to go on",
+                state.app, state.batches_done, state.batches_total
+            ));
+            r.changed = true;
+            r.data.insert("state".into(), crate::vars::from_serde(&state));
+            return Err(Failure::Failed(Box::new(r)));
         }
     }
     Ok(ModuleResult::changed()
         .with("state", crate::vars::from_serde(&state))
         .with("timeline", Value::from(timeline))
         .with("live", state.live.as_str()))
+}
+
+/// Pause between batches; returns true if the run was interrupted meanwhile.
+async fn interruptible_pause(ctx: &Ctx<'_>, pause: Duration) -> bool {
+    use std::sync::atomic::Ordering;
+    let end = Instant::now() + pause;
+    loop {
+        if ctx.cancelled.load(Ordering::SeqCst) {
+            return true;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return ctx.cancelled.load(Ordering::SeqCst);
+        }
+        tokio::time::sleep(left.min(Duration::from_millis(50))).await;
+    }
 }
 
 fn fail_text(f: &Failure) -> (bool, String) {
