@@ -91,6 +91,11 @@ const PLAYBOOK: &str = r#"
         pid_file: "{{ dir }}/nginx/nginx.pid"
         gate: { url: "http://127.0.0.1:{{ proxy_port }}/health", status: 200 }
         state_dir: "{{ dir }}/state"
+        drain:
+          command: "n=$(cat {{ dir }}/conns); echo $((n-1)) > {{ dir }}/conns; echo connections: $n"
+          below: "{{ drain_below | default(2) }}"
+          interval: 50ms
+          timeout: "{{ drain_timeout | default('10s') }}"
       register: switch
 "#;
 
@@ -349,6 +354,8 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
     }
     write(&dir, "hosts", "proxy1 ansible_connection=local\n");
     write(&dir, "pb.yml", PLAYBOOK);
+    // The drain command counts down "connections" from 5; the drain ends below 2.
+    write(&dir, "conns", "5\n");
     let extra = serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port}).to_string();
 
     // Load through nginx for the whole switch: every answer is recorded with its colour.
@@ -417,6 +424,11 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
     assert!(state["backends"].as_object().unwrap().values().all(|c| c == "green"));
     let (_, body) = get(proxy_port, "/").unwrap();
     assert_eq!(body, "green r\n");
+    assert!(
+        text.contains("\"last\": 1"),
+        "the drain waits until the count is below 2: {text}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("conns")).unwrap().trim(), "0");
     // The pauses are held: the three batches take at least two pauses.
     let timeline: Vec<f64> = text
         .split("\"at_s\": ")
@@ -460,6 +472,19 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
         state["status"].as_str().unwrap().starts_with("failed: batch 1 of 3"),
         "{state}"
     );
+    // A drain that never gets below its bound fails the task after the switch, within its timeout.
+    let stuck = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "to=blue"])
+        .args(["-e", "{\"drain_below\": -100, \"drain_timeout\": \"500ms\"}"])
+        .output()
+        .unwrap();
+    assert_eq!(stuck.status.code(), Some(2), "{}", stdout(&stuck));
+    assert!(
+        stdout(&stuck).contains("but drain did not finish"),
+        "{}",
+        stdout(&stuck)
+    );
+    assert_eq!(get(proxy_port, "/").unwrap().1, "blue r\n");
     drop(procs);
 }
 

@@ -60,6 +60,108 @@ pub struct Apply {
     pid_file: Option<String>,
     gate: Option<(String, u16)>,
     pause: Duration,
+    drain: Option<Drain>,
+}
+
+/// After the last batch: hold a fixed time, or poll a command until the number it prints is
+/// below a bound (a database's connection count), within a timeout.
+#[derive(Debug, Clone)]
+struct Drain {
+    hold: Option<Duration>,
+    command: Option<String>,
+    below: f64,
+    timeout: Duration,
+    interval: Duration,
+}
+
+fn parse_drain(v: Option<&Value>) -> Result<Option<Drain>, String> {
+    let Some(v) = v else { return Ok(None) };
+    if v.kind() != ValueKind::Map {
+        return Err("`drain` is `{ hold: 60s }` or `{ command: CMD, below: N, timeout: 300s }`".into());
+    }
+    let get = |k: &str| {
+        v.get_attr(k)
+            .ok()
+            .filter(|x| !x.is_undefined() && !x.is_none())
+            .map(|x| value_to_string(&x))
+    };
+    let secs = |k: &str, d: f64| -> Result<Duration, String> {
+        Ok(Duration::from_secs_f64(match get(k) {
+            Some(s) => crate::modules::docker::parse_duration(&s)?,
+            None => d,
+        }))
+    };
+    let hold = get("hold")
+        .map(|h| crate::modules::docker::parse_duration(&h))
+        .transpose()?
+        .map(Duration::from_secs_f64);
+    let command = get("command");
+    if hold.is_none() && command.is_none() {
+        return Err("`drain` needs `hold` or `command`".into());
+    }
+    let below = match (&command, get("below")) {
+        (Some(_), Some(b)) => b
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`drain.below` must be a number, got `{b}`"))?,
+        (Some(_), None) => return Err("`drain.command` needs `below`: the number to wait under".into()),
+        (None, _) => 0.0,
+    };
+    Ok(Some(Drain {
+        hold,
+        command,
+        below,
+        timeout: secs("timeout", 300.0)?,
+        interval: secs("interval", 1.0)?,
+    }))
+}
+
+/// Returns what the drain observed, or why it did not finish.
+async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
+    let start = Instant::now();
+    if let Some(h) = d.hold
+        && interruptible_pause(ctx, h).await
+    {
+        return Err("interrupted during the drain hold".into());
+    }
+    let Some(cmd) = &d.command else {
+        return Ok(Value::from_pairs([(
+            "waited_s",
+            Value::from(start.elapsed().as_secs_f64()),
+        )]));
+    };
+    let deadline = Instant::now() + d.timeout;
+    loop {
+        let out = sh(ctx, cmd.clone()).await.map_err(|f| fail_text(&f).1)?;
+        let text = out.stdout_text();
+        let n = text.split_whitespace().last().and_then(|w| w.parse::<f64>().ok());
+        match n {
+            Some(n) if out.rc == 0 && n < d.below => {
+                return Ok(Value::from_pairs([
+                    ("waited_s", Value::from(start.elapsed().as_secs_f64())),
+                    ("last", Value::from(n)),
+                ]));
+            }
+            Some(n) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "drain did not finish: `{cmd}` still says {n} (not below {}) after {} s",
+                    d.below,
+                    d.timeout.as_secs()
+                ));
+            }
+            None if Instant::now() >= deadline => {
+                return Err(format!(
+                    "drain command `{cmd}` printed no number (exit {}): {}",
+                    out.rc,
+                    out.stderr_text().trim()
+                ));
+            }
+            _ => {}
+        }
+        if interruptible_pause(ctx, d.interval).await {
+            return Err("interrupted while draining".into());
+        }
+    }
 }
 
 /// Backends are inventory host names (`"{{ groups['app'] }}"`: the address is the host's
@@ -328,6 +430,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     });
     let validate = args.str("validate")?;
     let reload = args.str("reload")?.unwrap_or_else(|| "nginx -s reload".into());
+    let drain = parse_drain(args.get("drain"))?;
     let action = Apply {
         batches,
         state,
@@ -341,6 +444,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         pid_file: args.str("pid_file")?,
         gate,
         pause,
+        drain,
     };
     Ok(Plan::Change {
         preview,
@@ -537,7 +641,22 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             return Err(Failure::Failed(Box::new(r)));
         }
     }
+    // Traffic is all on the new colour; the old colour's connections drain before the run goes
+    // on (to stopping it).
+    let drained = match &a.drain {
+        None => Value::from(()),
+        Some(d) => match drain(ctx, d).await {
+            Ok(v) => v,
+            Err(why) => {
+                let mut r = ModuleResult::failed(format!("switched `{}` to {}, but {why}", state.app, a.to));
+                r.changed = true;
+                r.data.insert("state".into(), crate::vars::from_serde(&state));
+                return Err(Failure::Failed(Box::new(r)));
+            }
+        },
+    };
     Ok(ModuleResult::changed()
+        .with("drain", drained)
         .with("state", crate::vars::from_serde(&state))
         .with("timeline", Value::from(timeline))
         .with("live", state.live.as_str()))

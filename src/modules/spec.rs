@@ -372,6 +372,7 @@ pub static MODULES: &[ModuleSpec] = &[
             p("reload"),
             p("pid_file"),
             p("gate"),
+            p("drain"),
             p("state_dir"),
         ],
         one_of: &[],
