@@ -297,61 +297,15 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().canonicalize().unwrap();
     let mut procs = Procs(Vec::new());
-    let mut backends = Vec::new();
-    for i in 1..=4 {
-        let (blue, green) = (free_port(), free_port());
-        for (colour, port) in [("blue", blue), ("green", green)] {
-            procs.0.push(
-                Command::new(&bin)
-                    .env("PORT", port.to_string())
-                    .env("COLOUR", colour)
-                    .env("RELEASE", "r")
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            );
-        }
-        backends.push(serde_json::json!({"name": format!("app{i}"), "address": "127.0.0.1", "ports": {"blue": blue, "green": green}}));
-    }
+    let backends = start_backends(&bin, 4, &mut procs);
     let proxy_port = free_port();
     let ng = dir.join("nginx");
-    std::fs::create_dir_all(&ng).unwrap();
+    let _nginx = start_nginx(&ng, proxy_port, &backends);
     write(
         &dir,
         "upstream.j2",
         "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }}{{ ' bad-parameter' if broken | default(false) else '' }};\n{% endfor %}}\n",
     );
-    // Before the switch, everything is blue.
-    let blue: String = backends
-        .iter()
-        .map(|b| format!("    server 127.0.0.1:{};\n", b["ports"]["blue"]))
-        .collect();
-    write(&ng, "web-upstream.conf", &format!("upstream web {{\n{blue}}}\n"));
-    write(
-        &ng,
-        "nginx.conf",
-        &format!(
-            "worker_processes 1;\npid {ng}/nginx.pid;\nerror_log {ng}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  include {ng}/web-upstream.conf;\n  server {{\n    listen 127.0.0.1:{proxy_port};\n    location / {{ proxy_pass http://web; }}\n  }}\n}}\n",
-            ng = ng.display()
-        ),
-    );
-    let started = Command::new("nginx")
-        .arg("-p")
-        .arg(&ng)
-        .args(["-c", "nginx.conf"])
-        .output()
-        .unwrap();
-    assert!(
-        started.status.success(),
-        "nginx: {}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let _nginx = Nginx { prefix: ng.clone() };
-    let t0 = Instant::now();
-    while get(proxy_port, "/").is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "nginx does not answer");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     write(&dir, "hosts", "proxy1 ansible_connection=local\n");
     write(&dir, "pb.yml", PLAYBOOK);
     // The drain command counts down "connections" from 5; the drain ends below 2.
