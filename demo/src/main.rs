@@ -37,9 +37,12 @@ fn main() {
     let pool = std::env::var("DB_ADDR").ok().filter(|a| !a.is_empty()).map(|addr| {
         let size = env("DB_POOL", "4").parse().unwrap_or(4);
         let p = mysql::Pool::new(addr, env("DB_USER", "root"), env("DB_PASSWORD", ""), size);
-        // The whole pool is opened at start, as real app servers do: this is what doubles the
-        // database's connections when a new colour starts next to the old one.
-        p.fill();
+        // The pool opens whole with the first request (or at start with DB_POOL_EAGER=1), as
+        // app servers' pools do: this is what doubles the database's connections when all
+        // backends move to a new colour at once, while the old colour still holds its pools.
+        if env("DB_POOL_EAGER", "0") == "1" {
+            p.fill();
+        }
         p
     });
     let app = Arc::new(App {

@@ -12,6 +12,7 @@ pub struct Pool {
     password: String,
     size: usize,
     idle: Mutex<Vec<TcpStream>>,
+    opened: std::sync::Once,
 }
 
 impl Pool {
@@ -22,10 +23,11 @@ impl Pool {
             password,
             size: size.max(1),
             idle: Mutex::new(Vec::new()),
+            opened: std::sync::Once::new(),
         }
     }
 
-    /// Open every connection of the pool now.
+    /// Open every connection of the pool now (later calls only top it up).
     pub fn fill(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while idle.len() < self.size {
@@ -42,6 +44,7 @@ impl Pool {
     /// Use one pooled connection. A connection the server closed (its `wait_timeout`) is
     /// replaced by a new one, so an app that gets traffic keeps its pool.
     pub fn ping(&self) -> Result<(), String> {
+        self.opened.call_once(|| self.fill());
         let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match conn {
             Some(c) => c,
