@@ -264,7 +264,7 @@ fn a_hung_command_is_killed_on_the_host_and_a_killed_master_reconnects() {
     assert!(left.stdout.is_empty(), "the hung command still runs on the host");
 }
 
-/// Kill the local ssh processes connected to the fleet's port (roll's masters); returns how many.
+/// Kill the local ssh processes connected to this fleet (roll's masters); returns how many.
 fn kill_masters_of(f: &Fleet) -> usize {
     let out = std::process::Command::new("ss")
         .args(["-Htnp", "state", "established"])
@@ -272,7 +272,13 @@ fn kill_masters_of(f: &Fleet) -> usize {
         .expect("ss (iproute2)");
     let mut pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains(&format!(":{} ", f.port)) && l.contains("(\"ssh\""))
+        .filter(|l| {
+            // Only connections whose peer is one of this fleet's addresses and its port.
+            let peer = l.split_whitespace().rev().nth(1).unwrap_or("");
+            peer.starts_with(&format!("{}.", f.net))
+                && peer.ends_with(&format!(":{}", f.port))
+                && l.contains("((\"ssh\"")
+        })
         .filter_map(|l| {
             l.split("pid=")
                 .nth(1)
