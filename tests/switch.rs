@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{recap, stdout, write};
+use common::{free_port, recap, stdout, write};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -12,14 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The demo app binary, built for the host (`cargo build -p roll-demo`).
 fn demo_bin() -> PathBuf {
@@ -157,6 +149,35 @@ fn start_nginx(ng: &Path, port: u16, backends: &[serde_json::Value]) -> Nginx {
     }
 }
 
+/// What every switch test needs: nginx installed, a private directory, and `apps` demo apps
+/// each running a blue and a green process (stopped when the rig is dropped).
+struct Rig {
+    dir: PathBuf,
+    backends: Vec<serde_json::Value>,
+    _procs: Procs,
+    _tmp: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(apps: usize) -> Rig {
+        assert!(
+            Path::new("/usr/sbin/nginx").exists(),
+            "this test needs nginx: install the Debian package `nginx`"
+        );
+        let bin = demo_bin();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let mut procs = Procs(Vec::new());
+        let backends = start_backends(&bin, apps, &mut procs);
+        Rig {
+            dir,
+            backends,
+            _procs: procs,
+            _tmp: tmp,
+        }
+    }
+}
+
 const LOCKSTEP: &str = r#"
 - hosts: proxies
   tasks:
@@ -176,15 +197,8 @@ const LOCKSTEP: &str = r#"
 
 #[test]
 fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
-    assert!(
-        Path::new("/usr/sbin/nginx").exists(),
-        "this test needs nginx: install the Debian package `nginx`"
-    );
-    let bin = demo_bin();
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().canonicalize().unwrap();
-    let mut procs = Procs(Vec::new());
-    let backends = start_backends(&bin, 4, &mut procs);
+    let rig = Rig::new(4);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
     let (p1, p2) = (free_port(), free_port());
     let _n1 = start_nginx(&dir.join("ng1"), p1, &backends);
     let _n2 = start_nginx(&dir.join("ng2"), p2, &backends);
@@ -284,20 +298,12 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
             .all(|s| s["live"] == "green" && s["status"] == "live"),
         "{v}"
     );
-    drop(procs);
 }
 
 #[test]
 fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back() {
-    assert!(
-        Path::new("/usr/sbin/nginx").exists(),
-        "this test needs nginx: install the Debian package `nginx`"
-    );
-    let bin = demo_bin();
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().canonicalize().unwrap();
-    let mut procs = Procs(Vec::new());
-    let backends = start_backends(&bin, 4, &mut procs);
+    let rig = Rig::new(4);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
     let proxy_port = free_port();
     let ng = dir.join("nginx");
     let _nginx = start_nginx(&ng, proxy_port, &backends);
@@ -439,20 +445,12 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
         stdout(&stuck)
     );
     assert_eq!(get(proxy_port, "/").unwrap().1, "blue r\n");
-    drop(procs);
 }
 
 #[test]
 fn sigint_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
-    assert!(
-        Path::new("/usr/sbin/nginx").exists(),
-        "this test needs nginx: install the Debian package `nginx`"
-    );
-    let bin = demo_bin();
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().canonicalize().unwrap();
-    let mut procs = Procs(Vec::new());
-    let backends = start_backends(&bin, 3, &mut procs);
+    let rig = Rig::new(3);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
     let port = free_port();
     let ng = dir.join("ng");
     let _n = start_nginx(&ng, port, &backends);
@@ -527,5 +525,4 @@ fn sigint_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
         ),
         (Some("green"), Some("live"), Some(3))
     );
-    drop(procs);
 }

@@ -522,7 +522,6 @@ impl RemoteShell {
 
     async fn run(&mut self, line: &str, input: Option<&[u8]>) -> Result<Output, RunError> {
         use base64::Engine as _;
-        use tokio::io::AsyncReadExt;
         self.next += 1;
         let nonce = format!("{}_{}", self.id, self.next);
         let mut frame = match input {
@@ -549,47 +548,21 @@ impl RemoteShell {
         self.stdin.write_all(frame.as_bytes()).await.map_err(lost(false))?;
         self.stdin.flush().await.map_err(lost(false))?;
         let end = format!("\n__ROLL_END_{nonce}_");
-        let err_end = format!("\n__ROLL_ERR_{nonce}__\n");
+        let err_end = format!("\n__ROLL_ERR_{nonce}__");
         let read_out = async {
             let mut buf = Vec::new();
-            loop {
-                if let Some(i) = find(&buf, end.as_bytes())
-                    && let Some(nl) = buf[i + end.len()..].iter().position(|&b| b == b'\n')
-                {
-                    let code = std::str::from_utf8(&buf[i + end.len()..i + end.len() + nl])
-                        .unwrap_or("")
-                        .parse::<i32>();
-                    buf.truncate(i);
-                    return Ok((buf, code.unwrap_or(-1)));
-                }
-                let mut chunk = [0u8; 16384];
-                let n = self.stdout.read(&mut chunk).await?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the remote shell exited",
-                    ));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
+            let (at, line_end) = read_to_marker(&mut self.stdout, &mut buf, end.as_bytes()).await?;
+            let code = std::str::from_utf8(&buf[at + end.len()..line_end])
+                .unwrap_or("")
+                .parse::<i32>();
+            buf.truncate(at);
+            Ok::<_, std::io::Error>((buf, code.unwrap_or(-1)))
         };
         let read_err = async {
             let mut buf = Vec::new();
-            loop {
-                if let Some(i) = find(&buf, err_end.as_bytes()) {
-                    buf.truncate(i);
-                    return Ok(buf);
-                }
-                let mut chunk = [0u8; 16384];
-                let n = self.stderr.read(&mut chunk).await?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the remote shell exited",
-                    ));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
+            let (at, _) = read_to_marker(&mut self.stderr, &mut buf, err_end.as_bytes()).await?;
+            buf.truncate(at);
+            Ok::<_, std::io::Error>(buf)
         };
         let (out, err) = tokio::join!(read_out, read_err);
         let (stdout, rc) = out.map_err(lost(true))?;
@@ -598,8 +571,41 @@ impl RemoteShell {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Read until `marker` and the end of its line have arrived; returns where the marker starts
+/// and where its line ends. Only new bytes (and a marker's length before them) are searched, so
+/// a command's large output is scanned once.
+async fn read_to_marker<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    marker: &[u8],
+) -> std::io::Result<(usize, usize)> {
+    use tokio::io::AsyncReadExt;
+    let mut scanned: usize = 0;
+    let mut found: Option<usize> = None;
+    loop {
+        if found.is_none() {
+            let from = scanned.saturating_sub(marker.len());
+            found = buf[from..]
+                .windows(marker.len())
+                .position(|w| w == marker)
+                .map(|i| from + i);
+            scanned = buf.len();
+        }
+        if let Some(at) = found
+            && let Some(nl) = buf[at + marker.len()..].iter().position(|&b| b == b'\n')
+        {
+            return Ok((at, at + marker.len() + nl));
+        }
+        let mut chunk = [0u8; 16384];
+        let n = r.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the remote shell exited",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 enum RunError {

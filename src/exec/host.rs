@@ -155,7 +155,7 @@ async fn run_host(
         Ok(d) => d,
         Err(msg) => {
             fail(&mut outcome, msg);
-            return finish(r, outcome, &host_name, None, no_log, start, None);
+            return finish(outcome, &host_name, None, no_log, start);
         }
     };
 
@@ -164,7 +164,7 @@ async fn run_host(
             Ok(b) => b,
             Err(msg) => {
                 fail(&mut outcome, msg);
-                return finish(r, outcome, &host_name, delegate, no_log, start, None);
+                return finish(outcome, &host_name, delegate, no_log, start);
             }
         };
         if ok {
@@ -181,7 +181,7 @@ async fn run_host(
             Ok(items) => Some(items),
             Err(msg) => {
                 fail(&mut outcome, msg);
-                return finish(r, outcome, &host_name, delegate, no_log, start, None);
+                return finish(outcome, &host_name, delegate, no_log, start);
             }
         },
     };
@@ -194,8 +194,6 @@ async fn run_host(
             host,
             VarMap::new(),
             delegate.as_deref(),
-            no_log,
-            ignore_errors,
             &base_scope,
             lockstep,
         )
@@ -252,19 +250,7 @@ async fn run_host(
                 .unwrap_or_else(|_| value_to_string(&item)),
             None => value_to_string(&item),
         };
-        let mut it = run_item(
-            r,
-            ctx,
-            task,
-            host,
-            locals,
-            delegate.as_deref(),
-            no_log,
-            ignore_errors,
-            &item_scope,
-            lockstep,
-        )
-        .await;
+        let mut it = run_item(r, ctx, task, host, locals, delegate.as_deref(), &item_scope, lockstep).await;
         it.label = Some(label.clone());
         outcome.events.append(&mut it.attempts_events);
         any_changed |= it.result.changed;
@@ -351,16 +337,7 @@ fn unreachable_body() -> ! {
     panic!("blocks are expanded by the scheduler before a task reaches a host")
 }
 
-fn finish(
-    r: &Runner,
-    mut o: HostOutcome,
-    host: &str,
-    delegate: Option<String>,
-    no_log: bool,
-    start: Instant,
-    _x: Option<()>,
-) -> HostOutcome {
-    let _ = r;
+fn finish(mut o: HostOutcome, host: &str, delegate: Option<String>, no_log: bool, start: Instant) -> HostOutcome {
     let reg = o.registered.clone().unwrap_or_default();
     let res = ModuleResult {
         failed: o.status == Status::Failed,
@@ -466,12 +443,9 @@ async fn run_item(
     host: usize,
     locals: VarMap,
     delegate: Option<&str>,
-    no_log: bool,
-    ignore_errors: bool,
     scope: &Value,
     lockstep: Option<&super::lockstep::Lockstep>,
 ) -> Item {
-    let _ = ignore_errors;
     let host_name = r.vars.inventory.hosts[host].name.clone();
     let mut item = Item {
         label: None,
@@ -728,7 +702,6 @@ async fn run_item(
             };
             item.value = value;
             item.result = res;
-            let _ = no_log;
             return item;
         }
         item.attempts_events.push(Event::Retry {
@@ -751,8 +724,7 @@ fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, Str
 }
 
 /// `gather_facts: true`: a few facts read with one command.
-pub(crate) async fn gather(r: &Runner, ctx: &PlayCtx<'_>, host: usize) -> HostOutcome {
-    let _ = ctx;
+pub(crate) async fn gather(r: &Runner, host: usize) -> HostOutcome {
     let name = r.vars.inventory.hosts[host].name.clone();
     let mut o = HostOutcome::new(host);
     let kind = r.vars.inventory.hosts[host]

@@ -251,20 +251,9 @@ impl Runner {
             };
             let mut abort = false;
             if play.gather_facts {
-                let ctx = PlayCtx {
-                    play,
-                    vars: Arc::new(PlayVars {
-                        ..clone_play_vars(&pvars)
-                    }),
-                };
-                self.gather_facts(&ctx, &batch, &mut state).await;
+                self.gather_facts(&batch, &mut state).await;
             }
-            for (section, tasks) in [
-                ("pre_tasks", &play.pre_tasks),
-                ("tasks", &play.tasks),
-                ("post_tasks", &play.post_tasks),
-            ] {
-                let _ = section;
+            for tasks in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
                 let active = self.active(&state, &batch);
                 pvars.play_batch = Value::from(names(&active));
                 let ctx = PlayCtx {
@@ -660,7 +649,7 @@ impl Runner {
         }
     }
 
-    async fn gather_facts(&self, ctx: &PlayCtx<'_>, batch: &[usize], state: &mut HashMap<usize, HostState>) {
+    async fn gather_facts(&self, batch: &[usize], state: &mut HashMap<usize, HostState>) {
         self.emit(Event::TaskStart {
             name: "Gathering Facts".into(),
             handler: false,
@@ -669,7 +658,7 @@ impl Runner {
             .iter()
             .map(|&h| async move {
                 let _permit = self.forks.acquire().await.ok();
-                host::gather(self, ctx, h).await
+                host::gather(self, h).await
             })
             .collect();
         while let Some(o) = pending.next().await {

@@ -144,9 +144,6 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                 out.play_hosts.push(Vec::new());
             }
         }
-        for v in play.vars.values() {
-            let _ = v;
-        }
         check_play(sources, &templar, play, playbook, &known, &mut out, &mut diags);
         if let Some(name) = start_at_task {
             for (_, tasks) in play.sections() {
@@ -194,9 +191,6 @@ fn check_play(
             handler_names.insert(n.scalar_text().unwrap_or_default());
         }
         handler_names.extend(h.listen.iter().cloned());
-    }
-    for v in play.vars.values() {
-        let _ = v;
     }
     for (_, tasks) in play.sections() {
         for t in tasks {

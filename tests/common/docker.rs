@@ -49,11 +49,7 @@ pub fn registry() -> Registry {
             "these tests need a local registry: install the Debian package `docker-registry`"
         );
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::common::free_port();
         let up = Command::new(script("registry"))
             .args(["up", dir.path().to_str().unwrap(), &port.to_string()])
             .output()

@@ -28,11 +28,7 @@ impl Fleet {
         );
         let dir = tempfile::Builder::new().prefix("roll-fleet-").tempdir().unwrap();
         // A free port, and a network of our own per fleet so parallel tests never collide.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::common::free_port();
         let k = NEXT.fetch_add(1, Ordering::SeqCst);
         let net = format!("127.{}", 100 + (std::process::id() * 7 + k * 13) % 150);
         let out = Command::new(script())

@@ -4,6 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A port nothing listens on now (the OS's pick on 127.0.0.1).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn roll_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_roll"))
 }
