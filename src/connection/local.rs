@@ -41,7 +41,7 @@ impl Local {
                 Err(_) => {
                     // The whole process group goes, so children of the shell die too.
                     if let Some(pid) = pid {
-                        unsafe_kill_group(pid);
+                        kill_group(pid);
                     }
                     return Err(ConnError::Timeout(t.as_secs()));
                 }
@@ -56,10 +56,17 @@ impl Local {
     }
 }
 
-fn unsafe_kill_group(pid: u32) {
-    // `kill -KILL -PGID` through the kill binary keeps this crate free of unsafe code.
-    let _ = std::process::Command::new("kill")
-        .arg("-KILL")
-        .arg(format!("-{pid}"))
-        .status();
+/// SIGKILL to the process group the shell leads (`process_group(0)` made its pid the group id).
+fn kill_group(pid: u32) {
+    // Never through the `kill` binary: procps-ng 4.0.2 (Debian 12) was seen (under strace)
+    // turning `kill -KILL -PGID` into kill(-1, SIGKILL), which as root ends every process on
+    // the machine.
+    let Ok(pgid) = i32::try_from(pid) else { return };
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals exactly that process group; no memory
+        // is involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
 }
