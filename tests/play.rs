@@ -523,3 +523,63 @@ fn shipped_playbooks_check_clean_against_the_example_inventories() {
     assert_eq!(text.matches("    hosts (20):").count(), 2, "{text}");
     assert_eq!(text.matches("    hosts (2):").count(), 2, "{text}");
 }
+
+#[test]
+fn end_play_ends_only_its_play_and_only_when_its_condition_holds() {
+    let d = setup(
+        "- hosts: app\n  tasks:\n    - meta: end_play\n      when: stop_first | default(false)\n    - debug: { msg: first-play-ran }\n\
+         - hosts: app\n  tasks:\n    - meta: end_play\n      when: inventory_hostname == 'app2'\n    - debug: { msg: second-play-ran }\n\
+         - hosts: app\n  tasks:\n    - debug: { msg: third-play-ran }\n",
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("first-play-ran"),
+        "a false condition must not end the play: {text}"
+    );
+    assert!(
+        !text.contains("second-play-ran"),
+        "a condition true for one host ends the play: {text}"
+    );
+    assert!(
+        text.contains("third-play-ran"),
+        "end_play ends only its own play: {text}"
+    );
+    assert_eq!(
+        text.matches("TASK [meta]").count(),
+        2,
+        "each meta task is announced once: {text}"
+    );
+}
+
+#[test]
+fn delegate_to_is_rendered_for_each_loop_item() {
+    let d = setup(
+        "- hosts: app1\n  tasks:\n    - command: echo {{ item }}\n      delegate_to: \"{{ item }}\"\n      loop: [app2, app3]\n",
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("changed: [app1 -> app2] => (item=app2)"), "{text}");
+    assert!(text.contains("changed: [app1 -> app3] => (item=app3)"), "{text}");
+}
+
+#[test]
+fn any_errors_fatal_lets_a_rescue_run_first() {
+    let d = setup(
+        "- hosts: app\n  any_errors_fatal: true\n  tasks:\n    - block:\n        - fail: { msg: boom }\n          when: inventory_hostname == 'app2'\n      rescue:\n        - debug: { msg: \"rescued-{{ inventory_hostname }}\" }\n        - fail: { msg: still-failing }\n    - debug: { msg: after }\n",
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("rescued-app2"),
+        "the rescue runs before the run stops: {text}"
+    );
+    assert!(text.contains("still-failing"), "{text}");
+    assert!(
+        !text.contains("\"msg\": \"after\""),
+        "the failure in the rescue is fatal: {text}"
+    );
+}

@@ -117,6 +117,11 @@ pub(crate) async fn run(
     out
 }
 
+/// Whether a task's `when` holds for a host (a condition that cannot be evaluated does not).
+pub(super) fn condition_holds(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> bool {
+    conditions(r, &task.kw.when, &scope(r, ctx, task, host)).unwrap_or(false)
+}
+
 async fn run_host(
     r: &Runner,
     ctx: &PlayCtx<'_>,
@@ -147,9 +152,10 @@ async fn run_host(
         outcome.registered = Some(res.to_value());
     };
 
+    // With a loop, `delegate_to` is rendered per item (`delegate_to: "{{ item }}"`).
     let delegate = match &task.kw.delegate_to {
-        None => Ok(None),
-        Some(n) => render(r, n, &base_scope).map(|v| Some(value_to_string(&v))),
+        Some(n) if task.loop_.is_none() => render(r, n, &base_scope).map(|v| Some(value_to_string(&v))),
+        _ => Ok(None),
     };
     let delegate = match delegate {
         Ok(d) => d,
@@ -249,6 +255,16 @@ async fn run_host(
                 .map(|v| value_to_string(&v))
                 .unwrap_or_else(|_| value_to_string(&item)),
             None => value_to_string(&item),
+        };
+        let delegate = match &task.kw.delegate_to {
+            None => None,
+            Some(n) => match render(r, n, &item_scope) {
+                Ok(v) => Some(value_to_string(&v)),
+                Err(msg) => {
+                    fail(&mut outcome, msg);
+                    return finish(outcome, &host_name, None, no_log, start);
+                }
+            },
         };
         let mut it = run_item(r, ctx, task, host, locals, delegate.as_deref(), &item_scope, lockstep).await;
         it.label = Some(label.clone());

@@ -260,11 +260,10 @@ impl Runner {
                     play,
                     vars: Arc::new(clone_play_vars(&pvars)),
                 };
-                if self.run_list(&ctx, tasks, &mut state, &batch).await {
-                    abort = true;
-                }
+                let flow = self.run_list(&ctx, tasks, &mut state, &batch, false).await;
+                abort = flow == Flow::Abort;
                 self.flush_handlers(&ctx, &mut state, &batch).await;
-                if abort || self.cancelled.load(Ordering::SeqCst) {
+                if flow != Flow::Next || self.cancelled.load(Ordering::SeqCst) {
                     break;
                 }
             }
@@ -297,23 +296,25 @@ impl Runner {
             .collect()
     }
 
-    /// Run tasks on the active hosts of the batch; returns true if the play must stop
-    /// (`any_errors_fatal`, `meta: end_play`).
+    /// Run tasks on the active hosts of the batch; says whether the play goes on, ends
+    /// (`meta: end_play`) or the run stops (`any_errors_fatal`, interrupted). `rescuable`: a
+    /// `rescue` section catches failures here, so they are not fatal yet.
     fn run_list<'a>(
         &'a self,
         ctx: &'a PlayCtx<'a>,
         tasks: &'a [Task],
         state: &'a mut HashMap<usize, HostState>,
         batch: &'a [usize],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        rescuable: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Flow> + Send + 'a>> {
         Box::pin(async move {
             for task in tasks {
                 if self.cancelled.load(Ordering::SeqCst) {
-                    return true;
+                    return Flow::Abort;
                 }
                 let active = self.active(state, batch);
                 if active.is_empty() {
-                    return false;
+                    return Flow::Next;
                 }
                 match &task.body {
                     Body::Block { block, rescue, always } => {
@@ -323,13 +324,14 @@ impl Runner {
                             continue;
                         }
                         let entered: Vec<usize> = active.clone();
-                        let mut stop = self.run_list(ctx, block, state, batch).await;
+                        let catches = rescuable || !rescue.is_empty();
+                        let mut stop = self.run_list(ctx, block, state, batch, catches).await;
                         let failed_in_block: Vec<usize> = entered
                             .iter()
                             .copied()
                             .filter(|h| state[h].failed && !state[h].unreachable)
                             .collect();
-                        if !stop && !rescue.is_empty() && !failed_in_block.is_empty() {
+                        if stop == Flow::Next && !rescue.is_empty() && !failed_in_block.is_empty() {
                             self.rescue_stats(&failed_in_block);
                             for h in &failed_in_block {
                                 if let Some(s) = state.get_mut(h) {
@@ -353,14 +355,14 @@ impl Runner {
                                     parked.push(*h);
                                 }
                             }
-                            stop = self.run_list(ctx, rescue, state, batch).await;
+                            stop = self.run_list(ctx, rescue, state, batch, rescuable).await;
                             for h in parked {
                                 if let Some(s) = state.get_mut(&h) {
                                     s.ended = false;
                                 }
                             }
                         }
-                        if !always.is_empty() && !stop {
+                        if !always.is_empty() && stop == Flow::Next {
                             // `always` runs on every host that entered the block, failed or not.
                             let mut revived = Vec::new();
                             for h in &entered {
@@ -372,15 +374,15 @@ impl Runner {
                                     revived.push(*h);
                                 }
                             }
-                            stop = self.run_list(ctx, always, state, batch).await;
+                            stop = self.run_list(ctx, always, state, batch, rescuable).await;
                             for h in revived {
                                 if let Some(s) = state.get_mut(&h) {
                                     s.failed = true;
                                 }
                             }
                         }
-                        if stop {
-                            return true;
+                        if stop != Flow::Next {
+                            return stop;
                         }
                     }
                     Body::Module(m) => {
@@ -395,14 +397,21 @@ impl Runner {
                             continue;
                         }
                         if m.spec.name == "meta" {
-                            self.emit(Event::TaskStart {
-                                name: task.display_name(),
-                                handler: false,
-                            });
                             let action = m.free_form.as_ref().and_then(|n| n.as_str()).unwrap_or("noop");
+                            // `end_host` reports per host (run_task announces the task itself).
+                            if action != "end_host" {
+                                self.emit(Event::TaskStart {
+                                    name: task.display_name(),
+                                    handler: false,
+                                });
+                            }
                             match action {
                                 "flush_handlers" => self.flush_handlers(ctx, state, batch).await,
-                                "end_play" => return true,
+                                "end_play" if active.iter().any(|&h| host::condition_holds(self, ctx, task, h)) => {
+                                    // Ends the play for every host when its condition holds
+                                    // for any of them.
+                                    return Flow::EndPlay;
+                                }
                                 "clear_host_errors" => {
                                     for s in state.values_mut() {
                                         s.failed = false;
@@ -446,7 +455,7 @@ impl Runner {
                                         .any_errors_fatal
                                         .as_ref()
                                         .is_some_and(|n| host::flag(self, n, &scope).unwrap_or(false));
-                                fatal |= aef;
+                                fatal |= aef && !rescuable;
                             }
                         }
                         if fatal {
@@ -459,12 +468,12 @@ impl Runner {
                                     s.ended = true;
                                 }
                             }
-                            return true;
+                            return Flow::Abort;
                         }
                     }
                 }
             }
-            false
+            Flow::Next
         })
     }
 
@@ -711,6 +720,14 @@ impl Runner {
             )),
         }
     }
+}
+
+/// What a task list tells the play after it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Next,
+    EndPlay,
+    Abort,
 }
 
 fn clone_play_vars(p: &PlayVars) -> PlayVars {
