@@ -19,7 +19,18 @@ struct App {
     pool: Option<mysql::Pool>,
 }
 
+/// `docker stop` sends SIGTERM. As PID 1 of its container the app would ignore it (the kernel
+/// drops default-action signals for PID 1) and be killed only after docker's 10 s grace.
+extern "C" fn on_term(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(0) }
+}
+
 fn main() {
+    // SAFETY: installs a handler that only calls an async-signal-safe function.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+    }
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
     // `roll-demo migrate`: a one-off task, as a release's database migration would be.
     if std::env::args().nth(1).as_deref() == Some("migrate") {

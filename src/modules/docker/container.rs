@@ -138,6 +138,27 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             action: apply_action(simple(name, Op::Remove, None)),
         });
     }
+    // `state: stopped` with only a name stops the container as it is: there is no wanted
+    // configuration to compare it with (a deploy retiring the old colour says just this).
+    if state == "stopped"
+        && image_arg.is_none()
+        && let Some(cur) = &current
+    {
+        if !cur["State"]["Running"].as_bool().unwrap_or(false) {
+            return Ok(Plan::Unchanged(base.with("state", "stopped")));
+        }
+        let mut preview = base;
+        preview.changed = true;
+        preview.diffs.push(FileDiff {
+            path: format!("container {name}"),
+            before: state_line(cur),
+            after: "stopped\n".into(),
+        });
+        return Ok(Plan::Change {
+            preview,
+            action: apply_action(simple(name, Op::Stop, args.str("stop_timeout")?)),
+        });
+    }
     let (image, local_image) = match image_arg {
         Some(i) => (i, local_image),
         None => match &current {
@@ -146,6 +167,9 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 cur["Config"]["Image"].as_str().unwrap_or("").to_string(),
                 cur["Image"].as_str().map(str::to_string),
             ),
+            // Nothing to stop: a deploy's clean-up after a failed start says `stopped` for
+            // hosts where the container was never created.
+            None if state == "stopped" => return Ok(Plan::Unchanged(base.with("state", "absent"))),
             _ => return Err("`image` is required to create a container".to_string().into()),
         },
     };
