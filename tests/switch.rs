@@ -526,3 +526,99 @@ fn sigint_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
         (Some("green"), Some("live"), Some(3))
     );
 }
+
+#[test]
+fn a_dry_run_plans_the_fewest_batches_that_keep_the_database_under_its_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Six backends with pools of 10 (steady 60) plus 5 other connections, and a limit of 90:
+    // room for two new pools at a time, so three batches of two.
+    let backends: Vec<serde_json::Value> = (1..=6)
+        .map(|i| serde_json::json!({"name": format!("app{i}"), "address": "127.0.0.1", "ports": {"blue": 9000 + i, "green": 9100 + i}}))
+        .collect();
+    write(dir, "hosts", "proxy1 ansible_connection=local\n");
+    write(
+        dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+    );
+    write(dir, "web-upstream.conf", "upstream web { server 127.0.0.1:9001; }\n");
+    write(
+        dir,
+        "pb.yml",
+        r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: green
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ playbook_dir }}/web-upstream.conf"
+        batches: "{{ batches }}"
+        pause: 30s
+        database: { max_connections: "{{ limit }}", pool: 10, other: 5, wait_timeout: 20s }
+        state_dir: "{{ playbook_dir }}/state"
+"#,
+    );
+    let extra = serde_json::json!({ "backend_list": backends }).to_string();
+    let out = common::roll(dir)
+        .args([
+            "play",
+            "pb.yml",
+            "-i",
+            "hosts",
+            "--check",
+            "-e",
+            &extra,
+            "-e",
+            "batches=auto",
+            "-e",
+            "limit=90",
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains("    batch 1 at +0s: app1, app2  (expected database peak 85 of 90)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    batch 2 at +30s: app3, app4  (expected database peak 85 of 90)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    batch 3 at +60s: app5, app6  (expected database peak 85 of 90)"),
+        "{text}"
+    );
+    assert!(!dir.join("state").exists(), "a dry run records nothing");
+
+    // Two batches would overrun the limit: refused before anything changes, naming the peak.
+    let out = common::roll(dir)
+        .args([
+            "play",
+            "pb.yml",
+            "-i",
+            "hosts",
+            "-e",
+            &extra,
+            "-e",
+            "batches=2",
+            "-e",
+            "limit=90",
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("batch 1 of 2 would peak at 95 database connections, above max_connections 90"),
+        "{text}"
+    );
+    assert!(!dir.join("state").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("web-upstream.conf")).unwrap(),
+        "upstream web { server 127.0.0.1:9001; }\n"
+    );
+}

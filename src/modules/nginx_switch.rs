@@ -35,8 +35,14 @@ pub struct State {
     pub app: String,
     /// The colour all backends serve when no switch is under way.
     pub live: String,
+    /// The release the live colour serves (from the task's `release`, when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
     /// The colour a switch under way moves to (`None` when settled).
     pub target: Option<String>,
+    /// The release a switch under way moves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_release: Option<String>,
     /// Each backend's current colour.
     pub backends: BTreeMap<String, String>,
     pub batches_done: usize,
@@ -51,6 +57,7 @@ pub struct Apply {
     batches: Vec<Vec<String>>,
     state: State,
     to: String,
+    release: Option<String>,
     backends: Vec<Backend>,
     template: String,
     dest: String,
@@ -164,6 +171,105 @@ async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
     }
 }
 
+/// What the switch knows of the database behind the backends, for drain-aware planning.
+#[derive(Debug, Clone)]
+struct Database {
+    /// The database's connection limit (`max_connections`).
+    max_connections: u64,
+    /// Connections each backend's pool holds while it serves.
+    pool: u64,
+    /// Connections from anything else (admin, cron, other apps).
+    other: u64,
+    /// How long an idle connection lives (the database's `wait_timeout`); the pause by default.
+    wait_timeout: Duration,
+}
+
+fn parse_database(v: Option<&Value>, pause: Duration) -> Result<Option<Database>, String> {
+    let Some(v) = v else { return Ok(None) };
+    let form = "`database` is `{ max_connections: N, pool: N, other: N, wait_timeout: 10s }`";
+    if v.kind() != ValueKind::Map {
+        return Err(form.into());
+    }
+    let get = |k: &str| {
+        v.get_attr(k)
+            .ok()
+            .filter(|x| !x.is_undefined() && !x.is_none())
+            .map(|x| value_to_string(&x))
+    };
+    let count = |k: &str, required: bool| -> Result<u64, String> {
+        match get(k) {
+            Some(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("`database.{k}` must be a whole number, got `{s}`")),
+            None if required => Err(format!("`database.{k}` is required: {form}")),
+            None => Ok(0),
+        }
+    };
+    let wait_timeout = match get("wait_timeout") {
+        Some(w) => Duration::from_secs_f64(crate::modules::docker::parse_duration(&w)?),
+        None => pause,
+    };
+    Ok(Some(Database {
+        max_connections: count("max_connections", true)?,
+        pool: count("pool", true)?.max(1),
+        other: count("other", false)?,
+        wait_timeout,
+    }))
+}
+
+/// The expected database connections at each batch: every backend keeps its pool while it
+/// serves; a backend that moves opens its new colour's pool at once, while its old colour's
+/// pool stays until its idle connections time out (`wait_timeout` after the move). So a batch
+/// peaks at `other + n·pool + pool·(backends moved within the last wait_timeout)`.
+fn expected_peaks(sizes: &[usize], n: usize, db: &Database, pause: Duration) -> Vec<u64> {
+    let pool = db.pool;
+    (0..sizes.len())
+        .map(|i| {
+            let draining: usize = (0..=i)
+                .filter(|&j| pause.saturating_mul((i - j) as u32) < db.wait_timeout || j == i)
+                .map(|j| sizes[j])
+                .sum();
+            db.other + pool * n as u64 + pool * draining as u64
+        })
+        .collect()
+}
+
+/// The fewest batches whose expected peak stays within the limit.
+fn auto_batches(names: &[String], n: usize, db: &Database, pause: Duration) -> Result<Vec<Vec<String>>, String> {
+    for count in 1..=names.len().max(1) {
+        let batches = split_count(names, count);
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        if expected_peaks(&sizes, n, db, pause)
+            .iter()
+            .all(|p| *p <= db.max_connections)
+        {
+            return Ok(batches);
+        }
+    }
+    let one = expected_peaks(&[1], n, db, pause)[0];
+    Err(format!(
+        "no batching keeps the database within max_connections {}: even one backend at a time \
+         peaks at {one} ({} backends × pool {} + {} other + one new pool)",
+        db.max_connections, n, db.pool, db.other
+    ))
+}
+
+fn split_count(names: &[String], count: usize) -> Vec<Vec<String>> {
+    let n = names.len();
+    let count = count.clamp(1, n.max(1));
+    let mut out = Vec::new();
+    let mut i = 0;
+    for k in 0..count {
+        let s = n / count + usize::from(k < n % count);
+        if s > 0 {
+            out.push(names[i..i + s].to_vec());
+        }
+        i += s;
+    }
+    out
+}
+
 /// Backends are inventory host names (`"{{ groups['app'] }}"`: the address is the host's
 /// `ansible_host`, the ports come from `ports`), or mappings `{ name, address, ports }`.
 fn parse_backends(v: Option<&Value>, default_ports: Option<&Value>, scope: &Value) -> Result<Vec<Backend>, String> {
@@ -228,11 +334,26 @@ fn parse_backends(v: Option<&Value>, default_ports: Option<&Value>, scope: &Valu
 /// Batches of `names`: a count of batches, a batch size, or an Ansible `serial` list.
 fn batches_of(names: &[String], args: &Args) -> Result<Vec<Vec<String>>, String> {
     let n = names.len();
-    let sizes: Vec<usize> = if let Some(count) = args.f64("batches")? {
-        let count = (count as usize).clamp(1, n.max(1));
-        (0..count).map(|i| n / count + usize::from(i < n % count)).collect()
-    } else if let Some(size) = args.f64("batch_size")? {
-        let size = (size as usize).max(1);
+    if let Some(count) = args.f64("batches")? {
+        return Ok(split_count(names, count as usize));
+    }
+    let sizes: Vec<usize> = if let Some(size) = args.str("batch_size")? {
+        // A size, or a share of the backends (`25%`, never below one).
+        let size = match size.trim().strip_suffix('%') {
+            Some(p) => {
+                let p: f64 = p
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`batch_size` is a number or a percentage, got `{size}`"))?;
+                (n as f64 * p / 100.0) as usize
+            }
+            None => size
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("`batch_size` is a number or a percentage, got `{size}`"))?
+                as usize,
+        }
+        .max(1);
         let mut v = vec![size; n / size];
         if !n.is_multiple_of(size) {
             v.push(n % size);
@@ -373,16 +494,40 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     if remaining.is_empty() {
         return Ok(Plan::Unchanged(result.with("batches", 0)));
     }
-    // With nothing behind the proxy yet there is nothing to drain: one batch.
-    let batches = if first_deploy {
-        vec![remaining.clone()]
-    } else {
-        batches_of(&remaining, args)?
-    };
     let pause = match args.str("pause")? {
         Some(p) => Duration::from_secs_f64(crate::modules::docker::parse_duration(&p)?),
         None => Duration::ZERO,
     };
+    let database = parse_database(args.get("database"), pause)?;
+    let auto = args.str("batches")?.is_some_and(|b| b.trim() == "auto");
+    // With nothing behind the proxy yet there is nothing to drain: one batch.
+    let batches = if first_deploy {
+        vec![remaining.clone()]
+    } else if auto {
+        let db = database
+            .as_ref()
+            .ok_or("`batches: auto` needs `database: { max_connections: N, pool: N }` to plan by")?;
+        auto_batches(&remaining, backends.len(), db, pause)?
+    } else {
+        batches_of(&remaining, args)?
+    };
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    let peaks = match (&database, first_deploy) {
+        (Some(db), false) => Some(expected_peaks(&sizes, backends.len(), db, pause)),
+        _ => None,
+    };
+    if let (Some(db), Some(peaks)) = (&database, &peaks)
+        && let Some((k, peak)) = peaks.iter().enumerate().find(|(_, p)| **p > db.max_connections)
+    {
+        return Err(format!(
+            "batch {} of {} would peak at {peak} database connections, above max_connections {}; \
+             use more batches, or `batches: auto` to choose the fewest that fit",
+            k + 1,
+            batches.len(),
+            db.max_connections
+        )
+        .into());
+    }
     let gate = match args.get("gate") {
         None => None,
         Some(g) => {
@@ -414,11 +559,16 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            Value::from_pairs([
+            let mut pairs = vec![
                 ("batch", Value::from(i + 1)),
                 ("offset_s", Value::from(pause.as_secs_f64() * i as f64)),
                 ("backends", Value::from(b.clone())),
-            ])
+            ];
+            if let (Some(p), Some(db)) = (&peaks, &database) {
+                pairs.push(("expected_peak", Value::from(p[i])));
+                pairs.push(("max_connections", Value::from(db.max_connections)));
+            }
+            Value::from_pairs(pairs)
         })
         .collect();
     let mut preview = result.with("plan", Value::from(plan)).with("batches", batches.len());
@@ -435,6 +585,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         batches,
         state,
         to,
+        release: args.str("release")?,
         backends,
         template,
         dest,
@@ -541,6 +692,9 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         state.batches_done = 0;
     }
     state.target = Some(a.to.clone());
+    if a.release.is_some() {
+        state.target_release = a.release.clone();
+    }
     state.batches_total = state.batches_done + a.batches.len();
     state.status = "switching".into();
     let mut colours = state.backends.clone();
@@ -621,6 +775,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         if k + 1 == a.batches.len() {
             state.live = a.to.clone();
             state.target = None;
+            state.release = state.target_release.take().or(state.release.take());
             state.status = "live".into();
         }
         record(ctx, &a, &state).await?;
@@ -709,7 +864,48 @@ mod tests {
             )])),
             [1, 3, 3]
         );
+        assert_eq!(sizes(args(&[("batch_size", Value::from("30%"))])), [2, 2, 2, 1]);
+        assert_eq!(sizes(args(&[("batch_size", Value::from("1%"))])), [1, 1, 1, 1, 1, 1, 1]);
         assert_eq!(sizes(args(&[])), [7]);
         assert_eq!(sizes(args(&[("batches", Value::from(20))])), [1, 1, 1, 1, 1, 1, 1]);
+    }
+
+    fn db(max: u64, pool: u64, other: u64, wait: u64) -> Database {
+        Database {
+            max_connections: max,
+            pool,
+            other,
+            wait_timeout: Duration::from_secs(wait),
+        }
+    }
+
+    #[test]
+    fn expected_peaks_count_the_pools_still_draining() {
+        let pause = Duration::from_secs(10);
+        // 10 backends with pools of 8: steady 80 (+5 other). Moving 2 at a time with a pause at
+        // least the idle timeout, each batch adds only its own new pools.
+        assert_eq!(expected_peaks(&[2; 5], 10, &db(200, 8, 5, 10), pause), [101; 5]);
+        // All at once doubles the pools.
+        assert_eq!(expected_peaks(&[10], 10, &db(200, 8, 5, 10), pause), [165]);
+        // A pause shorter than the idle timeout: the previous batch's old pools still count.
+        assert_eq!(
+            expected_peaks(&[2; 5], 10, &db(200, 8, 0, 15), pause),
+            [96, 112, 112, 112, 112]
+        );
+    }
+
+    #[test]
+    fn auto_batches_are_the_fewest_that_fit_under_the_limit() {
+        let names: Vec<String> = (1..=10).map(|i| format!("a{i}")).collect();
+        let pause = Duration::from_secs(10);
+        let sizes =
+            |d: Database| auto_batches(&names, 10, &d, pause).map(|b| b.iter().map(Vec::len).collect::<Vec<_>>());
+        assert_eq!(sizes(db(200, 8, 0, 10)).unwrap(), [10]);
+        // Room for 2 new pools above the steady 80: five batches of two.
+        assert_eq!(sizes(db(96, 8, 0, 10)).unwrap(), [2, 2, 2, 2, 2]);
+        assert_eq!(sizes(db(100, 8, 0, 10)).unwrap(), [2, 2, 2, 2, 2]);
+        assert_eq!(sizes(db(104, 8, 0, 10)).unwrap(), [3, 3, 2, 2]);
+        let err = sizes(db(85, 8, 0, 10)).unwrap_err();
+        assert!(err.contains("even one backend at a time peaks at 88"), "{err}");
     }
 }

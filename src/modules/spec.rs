@@ -374,6 +374,8 @@ pub static MODULES: &[ModuleSpec] = &[
             p("gate"),
             p("drain"),
             p("state_dir"),
+            p("release"),
+            p("database"),
         ],
         one_of: &[],
         exclusive: &[

@@ -104,8 +104,35 @@ impl<W: Write + Send> Human<W> {
             return;
         }
         let _ = writeln!(self.out, "{line}");
+        if self.check && r.status == Status::Changed {
+            self.switch_plan(&r.result);
+        }
         if r.ignored && r.status == Status::Failed {
             let _ = writeln!(self.out, "{}", self.paint("...ignoring", "36"));
+        }
+    }
+
+    /// A dry run's batch plan (`roll.nginx_switch`): which backends move when, and the
+    /// expected database peak when the task knows the database.
+    fn switch_plan(&mut self, result: &serde_json::Value) {
+        let Some(plan) = result.get("plan").and_then(|p| p.as_array()) else {
+            return;
+        };
+        for b in plan {
+            let names: Vec<&str> = b["backends"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            let mut line = format!(
+                "    batch {} at +{}s: {}",
+                b["batch"],
+                b["offset_s"].as_f64().unwrap_or(0.0),
+                names.join(", ")
+            );
+            if let (Some(p), Some(m)) = (b["expected_peak"].as_u64(), b["max_connections"].as_u64()) {
+                line.push_str(&format!("  (expected database peak {p} of {m})"));
+            }
+            let _ = writeln!(self.out, "{line}");
         }
     }
 
