@@ -34,6 +34,9 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
     };
     let json = args.format == crate::cli::Format::Json;
     let opts = crate::settings::ssh_options(args.ssh);
+    // The state directory may be a template (`{{ sandbox_dir }}/state`): render it per host.
+    let run = crate::vars::RunVars::new(std::sync::Arc::new(inv), Default::default(), String::new());
+    let play = std::sync::Arc::new(crate::vars::PlayVars::default());
     let (rows, failures) = rt.block_on(async {
         let pool = match SshPool::new(opts) {
             Ok(p) => p,
@@ -47,16 +50,20 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
         let mut rows = Vec::new();
         let mut failures = Vec::new();
         for h in hosts {
-            let host = &inv.hosts[h];
+            let host = &run.inventory.hosts[h];
             let conn = match host.vars.get("ansible_connection").map(value_to_string).as_deref() {
                 Some("local") => Connection::Local(Local),
                 _ => Connection::Ssh(pool.connection(crate::exec::ssh_target(&host.name, Some(&host.vars)))),
             };
-            let dir = host
-                .vars
-                .get("roll_state_dir")
-                .map(value_to_string)
-                .unwrap_or_else(|| args.state_dir.clone());
+            let scope = crate::vars::Scope::value(run.clone(), play.clone(), h, Vec::new(), Default::default());
+            let dir = match scope.get_attr("roll_state_dir") {
+                Ok(v) if !v.is_undefined() => value_to_string(&v),
+                Ok(_) => args.state_dir.clone(),
+                Err(e) => {
+                    failures.push(format!("{}: `roll_state_dir`: {e}", host.name));
+                    continue;
+                }
+            };
             match states(&conn, &dir).await {
                 Ok(list) => rows.extend(list.into_iter().map(|s| (host.name.clone(), s))),
                 Err(e) => failures.push(format!("{}: {e}", host.name)),
@@ -81,17 +88,18 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
     } else {
         let _ = writeln!(
             out,
-            "{:<12} {:<16} {:<6} {:<8} {:<22} BACKENDS",
-            "APP", "PROXY", "LIVE", "BATCHES", "UPDATED (UTC)"
+            "{:<12} {:<16} {:<6} {:<14} {:<8} {:<22} BACKENDS",
+            "APP", "PROXY", "LIVE", "RELEASE", "BATCHES", "UPDATED (UTC)"
         );
         for (proxy, s) in &rows {
             let backends: Vec<String> = s.backends.iter().map(|(b, c)| format!("{b}={c}")).collect();
             let _ = writeln!(
                 out,
-                "{:<12} {:<16} {:<6} {:<8} {:<22} {}",
+                "{:<12} {:<16} {:<6} {:<14} {:<8} {:<22} {}",
                 s.app,
                 proxy,
                 s.live,
+                s.release.as_deref().unwrap_or("-"),
                 format!("{}/{}", s.batches_done, s.batches_total),
                 utc(s.updated),
                 backends.join(" ")
@@ -100,6 +108,9 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
                 let _ = writeln!(out, "{:<12} {:<16} status: {}", "", "", s.status);
             }
         }
+    }
+    if rows.is_empty() && failures.is_empty() && !json {
+        eprintln!("roll: no switch state on these hosts yet (nothing was deployed with roll.nginx_switch)");
     }
     for f in &failures {
         eprintln!("error: {f}");

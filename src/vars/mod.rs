@@ -331,7 +331,8 @@ impl RunVars {
         let inventory_dir = inventory
             .dir
             .as_ref()
-            .map(|d| d.display().to_string())
+            // Absolute, as in Ansible, so that paths built from it hold from any directory.
+            .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()).display().to_string())
             .unwrap_or_default();
         Arc::new(RunVars {
             templar: Templar::new(),
