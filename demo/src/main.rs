@@ -2,7 +2,7 @@
 //! `/health`, and, given a database address, keeps a pool of real MariaDB connections that it
 //! uses on every request. Built as a static binary for a `FROM scratch` image.
 //!
-//! Environment: `PORT` (8080), `COLOUR`, `RELEASE`, `HEALTH` (`ok`, or `fail` to never become
+//! Environment: `PORT` (8080), `BIND` (0.0.0.0), `COLOUR`, `RELEASE`, `HEALTH` (`ok`, or `fail` to never become
 //! healthy), and for the database `DB_ADDR` (host:port), `DB_USER`, `DB_PASSWORD`, `DB_POOL` (4).
 
 mod mysql;
@@ -62,7 +62,9 @@ fn main() {
         healthy: env("HEALTH", "ok") != "fail",
         pool,
     });
-    let listener = TcpListener::bind(format!("0.0.0.0:{port}")).unwrap_or_else(|e| {
+    // In a container the app listens on every address; tests on this machine set BIND=127.0.0.1.
+    let bind = env("BIND", "0.0.0.0");
+    let listener = TcpListener::bind(format!("{bind}:{port}")).unwrap_or_else(|e| {
         eprintln!("roll-demo: cannot listen on port {port}: {e}");
         std::process::exit(1)
     });

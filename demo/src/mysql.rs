@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ pub struct Pool {
     user: String,
     password: String,
     size: usize,
-    idle: Mutex<Vec<TcpStream>>,
+    /// Used in turn (first in, first out), so traffic keeps every connection of the pool
+    /// alive, as pools with a minimum of idle connections do.
+    idle: Mutex<VecDeque<TcpStream>>,
     opened: std::sync::Once,
 }
 
@@ -22,7 +25,7 @@ impl Pool {
             user,
             password,
             size: size.max(1),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             opened: std::sync::Once::new(),
         }
     }
@@ -32,7 +35,7 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while idle.len() < self.size {
             match connect(&self.addr, &self.user, &self.password) {
-                Ok(c) => idle.push(c),
+                Ok(c) => idle.push_back(c),
                 Err(e) => {
                     eprintln!("roll-demo: database {}: {e}", self.addr);
                     return;
@@ -45,7 +48,7 @@ impl Pool {
     /// replaced by a new one, so an app that gets traffic keeps its pool.
     pub fn ping(&self) -> Result<(), String> {
         self.opened.call_once(|| self.fill());
-        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let mut conn = match conn {
             Some(c) => c,
             None => connect(&self.addr, &self.user, &self.password)?,
@@ -56,7 +59,7 @@ impl Pool {
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.size {
-            idle.push(conn);
+            idle.push_back(conn);
         }
         Ok(())
     }

@@ -141,6 +141,7 @@ fn the_pool_opens_with_traffic_serves_requests_and_drains_through_wait_timeout()
     let bin = env!("CARGO_BIN_EXE_roll-demo");
     let mut app = Command::new(bin)
         .env("PORT", port.to_string())
+        .env("BIND", "127.0.0.1")
         .env("COLOUR", "green")
         .env("RELEASE", "7")
         .env("DB_ADDR", format!("127.0.0.1:{}", db.port))
