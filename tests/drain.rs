@@ -20,7 +20,16 @@ fn batches_with_pauses_keep_database_connections_near_steady_while_all_at_once_d
     let json = tmp.path().join("drain.json");
     let out = Command::new("python3")
         .arg(root.join("benches/drain.py"))
-        .args(["--backends", "10", "--pool", "4", "--wait-timeout", "2", "--batches", "10"])
+        .args([
+            "--backends",
+            "10",
+            "--pool",
+            "4",
+            "--wait-timeout",
+            "2",
+            "--batches",
+            "10",
+        ])
         .arg("--roll")
         .arg(common::roll_bin())
         .arg("--demo")

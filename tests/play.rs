@@ -505,18 +505,17 @@ fn sigint_finishes_the_current_task_then_stops_with_130() {
 #[test]
 fn shipped_playbooks_check_clean_against_the_example_inventories() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for pb in [
-        "playbooks/deploy.yml",
-        "playbooks/rollback.yml",
-        "playbooks/quickstart.yml",
+    for (pb, inv) in [
+        ("playbooks/deploy.yml", "staging"),
+        ("playbooks/deploy.yml", "prod"),
+        ("playbooks/deploy.yml", "sandbox"),
+        ("playbooks/rollback.yml", "staging"),
+        ("playbooks/rollback.yml", "prod"),
+        ("playbooks/rollback.yml", "sandbox"),
+        ("playbooks/sandbox.yml", "sandbox"),
     ] {
-        for inv in ["staging", "prod", "local"] {
-            if pb.contains("quickstart") != (inv == "local") {
-                continue;
-            }
-            let out = run(root, &["play", pb, "-i", inv, "--syntax-check"]);
-            assert_eq!(out.status.code(), Some(0), "{pb} -i {inv}: {}", stderr(&out));
-        }
+        let out = run(root, &["play", pb, "-i", inv, "--syntax-check"]);
+        assert_eq!(out.status.code(), Some(0), "{pb} -i {inv}: {}", stderr(&out));
     }
     let hosts = run(root, &["play", "playbooks/deploy.yml", "-i", "prod", "--list-hosts"]);
     let text = stdout(&hosts);

@@ -100,6 +100,7 @@ fn start_backends(bin: &Path, count: usize, procs: &mut Procs) -> Vec<serde_json
             procs.0.push(
                 Command::new(bin)
                     .env("PORT", port.to_string())
+                    .env("BIND", "127.0.0.1")
                     .env("COLOUR", colour)
                     .env("RELEASE", "r")
                     .stderr(Stdio::null())

@@ -1,9 +1,9 @@
 //! Just enough of the MariaDB/MySQL client protocol for a connection pool: the v10 handshake
 //! with `mysql_native_password`, and COM_PING on every use.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 

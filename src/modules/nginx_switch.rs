@@ -716,18 +716,30 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             next.insert(n.clone(), a.to.clone());
         }
         let content = render(ctx, &a.template, &state.app, &a.backends, &next)?;
+        // Where the batch's time goes on the proxy, for the timeline: write (with a `%s`
+        // validation), validation of the whole config, reload until the new workers serve, gate.
+        let mut spent = [Duration::ZERO; 4];
         let step = async {
+            let t = Instant::now();
             write(ctx, &a.dest, content.clone(), in_place_validate.clone())
                 .await
                 .map_err(|f| fail_text(&f))?;
+            spent[0] = t.elapsed();
             if let Some(v) = &after_swap_validate {
+                let t = Instant::now();
                 let out = sh(ctx, v.clone()).await.map_err(|f| fail_text(&f))?;
+                spent[1] = t.elapsed();
                 if out.rc != 0 {
                     return Err((false, format!("validation failed: {}", out.stderr_text().trim())));
                 }
             }
+            let t = Instant::now();
             reload(ctx, &a).await.map_err(|e| (true, e))?;
-            gate(ctx, &a).await.map_err(|e| (true, e))
+            spent[2] = t.elapsed();
+            let t = Instant::now();
+            let gated = gate(ctx, &a).await.map_err(|e| (true, e));
+            spent[3] = t.elapsed();
+            gated
         };
         let local = step.await;
         // Every proxy learns whether all of them made this batch; one failure undoes it on all.
@@ -768,10 +780,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         state.backends = colours.clone();
         state.batches_done += 1;
         state.updated = now();
-        timeline.push(Value::from_pairs([
-            ("batch", Value::from(k + 1)),
-            ("at_s", Value::from(start.elapsed().as_secs_f64())),
-        ]));
+        let switched_at = start.elapsed();
         if k + 1 == a.batches.len() {
             state.live = a.to.clone();
             state.target = None;
@@ -779,7 +788,22 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             state.status = "live".into();
         }
         record(ctx, &a, &state).await?;
-        if k + 1 < a.batches.len() && interruptible_pause(ctx, a.pause).await {
+        let ms = |d: Duration| Value::from((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
+        let mut entry = vec![
+            ("batch", Value::from(k + 1)),
+            ("at_s", Value::from(switched_at.as_secs_f64())),
+            ("write_ms", ms(spent[0])),
+            ("validate_ms", ms(spent[1])),
+            ("reload_ms", ms(spent[2])),
+            ("gate_ms", ms(spent[3])),
+        ];
+        let paused = Instant::now();
+        let interrupted = k + 1 < a.batches.len() && interruptible_pause(ctx, a.pause).await;
+        if k + 1 < a.batches.len() {
+            entry.push(("paused_s", Value::from(paused.elapsed().as_secs_f64())));
+        }
+        timeline.push(Value::from_pairs(entry));
+        if interrupted {
             // Interrupted: this batch is done and recorded; a re-run goes on from the next.
             state.status = format!(
                 "interrupted after batch {} of {}",
