@@ -41,7 +41,7 @@ fn setup(reg: &dockerfx::Registry, hosts: usize, prefix: &str, playbook: &str) -
 /// container, image and network labelled with this run removed at the end, pass or fail.
 #[test]
 fn docker_modules_against_the_real_engine() {
-    let _cleanup = Cleanup;
+    let _cleanup = Cleanup::new();
     let reg = registry();
     images_are_pulled_by_tag_or_digest_and_removed(&reg);
     containers_start_stay_unchanged_and_are_replaced_when_a_value_changes(&reg);

@@ -20,6 +20,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The rollout tests take their turn: each runs a fleet, containers and nginx under load, and
+/// their traffic shares are judged on a clock that two cores shared three ways would smear.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn text(out: &std::process::Output) -> String {
     format!("{}{}", stdout(out), common::stderr(out))
 }
@@ -49,6 +57,7 @@ fn watch_batches(sb: &Sandbox, clock: Instant, stop: Arc<AtomicBool>) -> std::th
 
 #[test]
 fn a_rollout_under_load_moves_traffic_batch_by_batch_with_no_failed_request_and_rolls_back() {
+    let _turn = serial();
     let sb = Sandbox::up(
         "zd",
         6,
@@ -155,6 +164,7 @@ fn a_rollout_under_load_moves_traffic_batch_by_batch_with_no_failed_request_and_
 
 #[test]
 fn a_release_that_never_becomes_healthy_switches_nothing_and_is_stopped() {
+    let _turn = serial();
     let sb = Sandbox::up("hg", 3, 1, serde_json::json!({ "health_timeout": "3s" }));
     let first = sb.play("deploy.yml", &["release=1"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
@@ -233,6 +243,7 @@ fn assert_consistent(sb: &Sandbox, k: usize) {
 
 #[test]
 fn a_failed_gate_restores_the_batch_on_every_proxy_a_rerun_resumes_and_a_dead_proxy_leaves_the_others_consistent() {
+    let _turn = serial();
     let failing = Arc::new(AtomicBool::new(false));
     let gate = gate_server(failing.clone());
     let sb = Sandbox::up(

@@ -260,7 +260,7 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
         st.lines()
             .nth(1)
             .unwrap()
-            .starts_with("web          proxy1           blue   1/3"),
+            .starts_with("web          proxy1           blue   -              1/3"),
         "{st}"
     );
     assert!(st.contains("app1=green app2=green app3=blue app4=blue"), "{st}");
@@ -622,4 +622,163 @@ fn a_dry_run_plans_the_fewest_batches_that_keep_the_database_under_its_limit() {
         std::fs::read_to_string(dir.join("web-upstream.conf")).unwrap(),
         "upstream web { server 127.0.0.1:9001; }\n"
     );
+}
+
+/// An nginx container (scripts/nginx-image) and its image, removed when dropped.
+struct NginxContainer {
+    name: String,
+    image: String,
+}
+
+impl Drop for NginxContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.name]).output();
+        let _ = Command::new("docker").args(["image", "rm", "-f", &self.image]).output();
+    }
+}
+
+#[test]
+fn nginx_in_a_container_is_reloaded_through_docker_and_validated_inside_it() {
+    let engine = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    assert!(
+        engine.as_ref().is_ok_and(|o| o.status.success()),
+        "this test needs a running Docker engine (Debian package docker.io)"
+    );
+    let rig = Rig::new(3);
+    let dir = rig.dir.clone();
+    let tag = format!("roll-nginx:test-{}", std::process::id());
+    let label = format!("roll.test=run-{}", std::process::id());
+    let built = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nginx-image"))
+        .arg(&tag)
+        .env("NGINX_IMAGE_LABELS", &label)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let ngx = NginxContainer {
+        name: format!("roll-nginx-{}", std::process::id()),
+        image: tag.clone(),
+    };
+    let proxy_port = free_port();
+    let blue: String = rig
+        .backends
+        .iter()
+        .map(|b| format!("    server 127.0.0.1:{};\n", b["ports"]["blue"]))
+        .collect();
+    write(&dir, "web-upstream.conf", &format!("upstream web {{\n{blue}}}\n"));
+    write(
+        &dir,
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\nerror_log stderr;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  include {d}/web-upstream.conf;\n  server {{\n    listen 127.0.0.1:{proxy_port};\n    location / {{ proxy_pass http://web; }}\n  }}\n}}\n",
+            d = dir.display()
+        ),
+    );
+    // Host networking: the container's nginx listens on loopback and reaches the backends there.
+    let run = Command::new("docker")
+        .args(["run", "-d", "--name", &ngx.name, "--label", &label, "--network", "host"])
+        .arg("-v")
+        .arg(format!("{d}:{d}", d = dir.display()))
+        .arg("-v")
+        .arg(format!("{}/nginx.conf:/etc/nginx/nginx.conf:ro", dir.display()))
+        .arg(&tag)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let t0 = Instant::now();
+    while !matches!(get(proxy_port, "/"), Ok((200, _))) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "nginx in its container does not answer"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
+    write(
+        &dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }}{{ ' bad-parameter' if broken | default(false) else '' }};\n{% endfor %}}\n",
+    );
+    write(
+        &dir,
+        "pb.yml",
+        r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: "{{ to }}"
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ playbook_dir }}/web-upstream.conf"
+        container: "{{ container }}"
+        batches: 3
+        pause: 500ms
+        gate: { url: "http://127.0.0.1:{{ proxy_port }}/health", status: 200 }
+        state_dir: "{{ playbook_dir }}/state"
+"#,
+    );
+    let extra =
+        serde_json::json!({"backend_list": rig.backends, "proxy_port": proxy_port, "container": ngx.name}).to_string();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<Answer>>> = Arc::default();
+    let (stop2, seen2) = (stop.clone(), seen.clone());
+    let load = std::thread::spawn(move || {
+        let start = Instant::now();
+        while !stop2.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+            let r = match get(proxy_port, "/") {
+                Ok((200, body)) => Ok(body.split_whitespace().next().unwrap_or("").to_string()),
+                Ok((code, body)) => Err(format!("{code} {body}")),
+                Err(e) => Err(e),
+            };
+            seen2.lock().unwrap().push((start.elapsed().as_secs_f64(), r));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let out = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "to=green"])
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), common::stderr(&out));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter().all(|(_, r)| r.is_ok()),
+        "a request failed during the switch"
+    );
+    assert_eq!(seen.first().unwrap().1.as_deref(), Ok("blue"));
+    assert_eq!(seen.last().unwrap().1.as_deref(), Ok("green"));
+    assert!(
+        seen.iter().any(|(_, r)| r.as_deref() == Ok("green")) && seen.iter().any(|(_, r)| r.as_deref() == Ok("blue"))
+    );
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state/web.json")).unwrap()).unwrap();
+    assert_eq!(
+        (state["live"].as_str(), state["batches_done"].as_u64()),
+        (Some("green"), Some(3))
+    );
+
+    // A config nginx rejects (checked inside the container) is never loaded: restored, still green.
+    let before = std::fs::read_to_string(dir.join("web-upstream.conf")).unwrap();
+    let bad = common::roll(&dir)
+        .args([
+            "play",
+            "pb.yml",
+            "-i",
+            "hosts",
+            "-e",
+            &extra,
+            "-e",
+            "to=blue",
+            "-e",
+            "broken=true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stdout(&bad));
+    assert!(stdout(&bad).contains("validation failed"), "{}", stdout(&bad));
+    assert_eq!(std::fs::read_to_string(dir.join("web-upstream.conf")).unwrap(), before);
+    assert_eq!(get(proxy_port, "/").unwrap().1.split_whitespace().next(), Some("green"));
 }

@@ -64,10 +64,18 @@ pub struct Apply {
     state_file: String,
     validate: Option<String>,
     reload: String,
-    pid_file: Option<String>,
+    /// How to find nginx's master process, to wait for its workers after a reload.
+    master: Option<Master>,
     gate: Option<(String, u16)>,
     pause: Duration,
     drain: Option<Drain>,
+}
+
+#[derive(Debug, Clone)]
+enum Master {
+    PidFile(String),
+    /// The container's PID 1 (nginx with `daemon off`), as a host pid.
+    Container(String),
 }
 
 /// After the last batch: hold a fixed time, or poll a command until the number it prints is
@@ -578,8 +586,24 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         before,
         after,
     });
-    let validate = args.str("validate")?;
-    let reload = args.str("reload")?.unwrap_or_else(|| "nginx -s reload".into());
+    // nginx in a container: HUP through docker, validate inside the container, and the master's
+    // host pid from docker, so the wait for new workers works the same.
+    let container = args.str("container")?;
+    let validate = match (&container, args.str("validate")?) {
+        (_, Some(v)) => Some(v),
+        (Some(c), None) => Some(format!("docker exec {} nginx -t -q", quote(c))),
+        (None, None) => None,
+    };
+    let reload = match (&container, args.str("reload")?) {
+        (_, Some(r)) => r,
+        (Some(c), None) => format!("docker kill -s HUP {}", quote(c)),
+        (None, None) => "nginx -s reload".into(),
+    };
+    let master = match (container, args.str("pid_file")?) {
+        (_, Some(p)) => Some(Master::PidFile(p)),
+        (Some(c), None) => Some(Master::Container(c)),
+        (None, None) => None,
+    };
     let drain = parse_drain(args.get("drain"))?;
     let action = Apply {
         batches,
@@ -592,7 +616,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         state_file,
         validate,
         reload,
-        pid_file: args.str("pid_file")?,
+        master,
         gate,
         pause,
         drain,
@@ -643,16 +667,21 @@ async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> 
 
 /// Reload and wait until the workers that served before have exited and new ones serve.
 async fn reload(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
-    let script = match &a.pid_file {
-        Some(pid) => format!(
-            "m=$(cat {pid}) || exit 1\nold=$(pgrep -P \"$m\" | tr '\\n' ' ')\n{reload} || exit 1\n\
+    let master = match &a.master {
+        Some(Master::PidFile(p)) => format!("cat {}", quote(p)),
+        Some(Master::Container(c)) => format!("docker inspect -f '{{{{.State.Pid}}}}' {}", quote(c)),
+        None => String::new(),
+    };
+    let script = if master.is_empty() {
+        a.reload.clone()
+    } else {
+        format!(
+            "m=$({master}) || exit 1\nold=$(pgrep -P \"$m\" | tr '\\n' ' ')\n{reload} || exit 1\n\
              i=0; while [ $i -lt 300 ]; do\n  busy=0; for p in $old; do kill -0 \"$p\" 2>/dev/null && busy=1; done\n  \
-             new=$(pgrep -P \"$(cat {pid})\" | tr '\\n' ' ')\n  if [ $busy = 0 ] && [ -n \"$new\" ]; then exit 0; fi\n  sleep 0.02; i=$((i+1))\ndone\n\
+             new=$(pgrep -P \"$m\" | tr '\\n' ' ')\n  if [ $busy = 0 ] && [ -n \"$new\" ]; then exit 0; fi\n  sleep 0.02; i=$((i+1))\ndone\n\
              echo 'old nginx workers did not exit within 6 s' >&2; exit 3",
-            pid = quote(pid),
             reload = a.reload
-        ),
-        None => a.reload.clone(),
+        )
     };
     let out = sh(ctx, script).await.map_err(|f| match f {
         Failure::Unreachable(m) => m,

@@ -376,6 +376,7 @@ pub static MODULES: &[ModuleSpec] = &[
             p("state_dir"),
             p("release"),
             p("database"),
+            p("container"),
         ],
         one_of: &[],
         exclusive: &[

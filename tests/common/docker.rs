@@ -3,6 +3,8 @@
 //! releases, and a guard that removes every container, image and network labelled with the
 //! run's id, also when a test fails.
 
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::Command;
 
@@ -32,8 +34,14 @@ pub fn run_label() -> String {
     format!("roll.test=run-{}", std::process::id())
 }
 
-/// The engine, the registry and `roll-demo` releases `1` and `2` in it.
+/// The engine, the registry and `roll-demo` releases `1` and `2` in it, labelled with the run.
 pub fn registry() -> Registry {
+    registry_labelled(&run_label())
+}
+
+/// The same, with the images labelled `label` (tests running side by side each use their own,
+/// so that one's clean-up never removes another's images).
+pub fn registry_labelled(label: &str) -> Registry {
     {
         let ok = Command::new("docker")
             .args(["info", "--format", "{{.ServerVersion}}"])
@@ -59,7 +67,7 @@ pub fn registry() -> Registry {
         let repo = format!("{addr}/roll-demo");
         let built = Command::new(script("demo-image"))
             .args([repo.as_str(), "1", "2"])
-            .env("DEMO_IMAGE_LABELS", run_label())
+            .env("DEMO_IMAGE_LABELS", label)
             .output()
             .unwrap();
         assert!(
@@ -78,12 +86,18 @@ pub fn registry() -> Registry {
     }
 }
 
-/// Removes what a test created (by the run label) when dropped.
-pub struct Cleanup;
+/// Removes what a test created (by its label, the run's by default) when dropped.
+pub struct Cleanup(pub String);
+
+impl Cleanup {
+    pub fn new() -> Cleanup {
+        Cleanup(run_label())
+    }
+}
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let label = format!("label={}", run_label());
+        let label = format!("label={}", self.0);
         let ids = docker(&["ps", "-aq", "--filter", &label]);
         let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
             .split_whitespace()

@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use crate::dockerfx::{Cleanup, Registry, registry, run_label};
+use crate::dockerfx::{Cleanup, Registry, registry_labelled, run_label};
 use crate::fleet::Fleet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -20,6 +20,7 @@ pub struct Sandbox {
     /// so that one proxy can die alone.
     pub fleets: Vec<Fleet>,
     pub registry: Registry,
+    label: String,
     _cleanup: Cleanup,
     _tmp: tempfile::TempDir,
 }
@@ -47,8 +48,11 @@ impl Sandbox {
             Path::new("/usr/sbin/nginx").exists(),
             "this test needs nginx: install the Debian package `nginx`"
         );
-        let registry = registry();
-        let cleanup = Cleanup;
+        // Each sandbox labels its images and containers on its own, so that tests running side
+        // by side never clean up each other's.
+        let label = format!("{}-{prefix}", run_label());
+        let registry = registry_labelled(&label);
+        let cleanup = Cleanup(label.clone());
         let tmp = tempfile::Builder::new().prefix("roll-sandbox-").tempdir().unwrap();
         let dir = tmp.path().canonicalize().unwrap();
         let mut fleets = vec![Fleet::up(apps + 1, prefix)];
@@ -90,7 +94,7 @@ impl Sandbox {
         // The sandbox's settings, pointed at this test's registry and labelled for clean-up.
         let mut all = serde_json::json!({
             "registry": registry.addr,
-            "extra_labels": { "roll.test": run_label().split_once('=').unwrap().1 },
+            "extra_labels": { "roll.test": label.split_once('=').unwrap().1 },
             "switch_pause": "1s",
             "drain_hold": "0s",
             "health_timeout": "20s",
@@ -106,6 +110,7 @@ impl Sandbox {
             proxies: proxy_hosts,
             fleets,
             registry,
+            label,
             _cleanup: cleanup,
             _tmp: tmp,
         };
@@ -187,7 +192,7 @@ impl Sandbox {
     /// Containers of this test: name → running.
     pub fn containers(&self) -> Vec<(String, bool)> {
         let out = Command::new("docker")
-            .args(["ps", "-a", "--filter", &format!("label={}", run_label())])
+            .args(["ps", "-a", "--filter", &format!("label={}", self.label)])
             .args(["--format", "{{.Names}} {{.State}}"])
             .output()
             .unwrap();
