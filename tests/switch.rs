@@ -449,7 +449,13 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
 }
 
 #[test]
-fn sigint_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
+fn sigint_or_sigterm_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
+    for signal in ["-INT", "-TERM"] {
+        interrupted_during_a_pause(signal);
+    }
+}
+
+fn interrupted_during_a_pause(signal: &str) {
     let rig = Rig::new(3);
     let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
     let port = free_port();
@@ -499,13 +505,13 @@ fn sigint_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         Command::new("kill")
-            .args(["-INT", &run.pid().to_string()])
+            .args([signal, &run.pid().to_string()])
             .status()
             .unwrap()
             .success()
     );
     let (code, out, _) = run.finish();
-    assert_eq!(code, Some(130), "{out}");
+    assert_eq!(code, Some(130), "{signal}: {out}");
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     assert_eq!(state["status"], "interrupted after batch 1 of 3", "{state}");
     assert_eq!(state["backends"]["app1"], "green");

@@ -59,12 +59,14 @@ pub fn run(args: crate::cli::PlayArgs) -> Exit {
     let summary = rt.block_on(async {
         let flag = runner.cancel_flag();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            // SIGTERM (a cancelled CI job, systemd) is treated as Ctrl-C: stop cleanly.
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            if interrupted(&mut term).await {
                 eprintln!(
                     "\n[roll] interrupted: finishing the current task, then stopping (press Ctrl-C again to abort)"
                 );
                 flag.store(true, Ordering::SeqCst);
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if interrupted(&mut term).await {
                     std::process::exit(Exit::Interrupted.code() as i32);
                 }
             }
@@ -183,5 +185,19 @@ fn list_task(t: &Task, out: &mut String) {
                 list_task(c, out);
             }
         }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; false if no signal can be received.
+async fn interrupted(term: &mut Option<tokio::signal::unix::Signal>) -> bool {
+    let sigterm = async {
+        match term {
+            Some(t) => t.recv().await.is_some(),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.is_ok(),
+        got = sigterm => got,
     }
 }
