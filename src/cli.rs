@@ -19,6 +19,8 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Show where each app's switch stands on the proxies: live colour, backends, last switch.
     Status(StatusArgs),
+    /// Show the deploy locks on the proxy hosts, or release one (`roll.deploy_lock`).
+    Lock(LockArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -123,6 +125,9 @@ pub struct PlayArgs {
     /// Seconds a command may run when its task sets no `timeout:`; then it is killed.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,
+    /// How long to wait for another rollout's deploy lock (`roll.deploy_lock`), e.g. `10m`.
+    #[arg(long, value_name = "DURATION")]
+    pub lock_wait: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +159,37 @@ pub struct StatusArgs {
     #[arg(long, default_value = "proxy", value_name = "PATTERN")]
     pub hosts: String,
     /// Where the switch keeps its state (a host's `roll_state_dir` variable wins).
+    #[arg(long, default_value = "/var/lib/roll", value_name = "DIR")]
+    pub state_dir: String,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockAction {
+    /// Who holds each app's lock, since when, until when.
+    Status,
+    /// Remove an app's lock, whoever holds it (recorded in the audit log).
+    Release,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[arg(value_enum)]
+    pub action: LockAction,
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    #[arg(short, long, env = "ROLL_INVENTORY")]
+    pub inventory: String,
+    /// The app whose lock to release (`status` shows every app).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// The proxy hosts to ask.
+    #[arg(long, default_value = "proxy", value_name = "PATTERN")]
+    pub hosts: String,
+    /// Where the locks are kept (a host's `roll_state_dir` variable wins).
     #[arg(long, default_value = "/var/lib/roll", value_name = "DIR")]
     pub state_dir: String,
     /// Output format on stdout.

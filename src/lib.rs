@@ -41,6 +41,7 @@ pub fn run() -> exit::Exit {
         cli::Command::Play(a) => commands::play::run(a),
         cli::Command::Inventory(a) => commands::inventory::run(a),
         cli::Command::Status(a) => commands::status::run(a),
+        cli::Command::Lock(a) => commands::lock::run(a),
         cli::Command::Completions { shell } => {
             clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut std::io::stdout());
             exit::Exit::Ok

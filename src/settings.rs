@@ -43,7 +43,11 @@ pub struct Play {
 
 impl Play {
     pub fn from_args(a: crate::cli::PlayArgs, sources: &Sources, out: &Output) -> Result<Play, Vec<Diagnostic>> {
-        let extra_vars = parse_extra_vars(&a.extra_vars, sources)?;
+        let mut extra_vars = parse_extra_vars(&a.extra_vars, sources)?;
+        // Every `roll.deploy_lock` task of the run waits this long for another rollout's lock.
+        if let Some(w) = &a.lock_wait {
+            extra_vars.insert("roll_lock_wait".into(), minijinja::Value::from(w.as_str()));
+        }
         let mut tags: Vec<String> = a
             .tags
             .into_iter()

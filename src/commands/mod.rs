@@ -1,5 +1,6 @@
 //! One file per subcommand: wiring only.
 
 pub mod inventory;
+pub mod lock;
 pub mod play;
 pub mod status;

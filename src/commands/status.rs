@@ -10,68 +10,17 @@ use crate::vars::value_to_string;
 use std::io::Write;
 
 pub fn run(args: crate::cli::StatusArgs) -> Exit {
-    let sources = Sources::new();
-    let color = crate::settings::Output::detect().color;
-    let mut inv = match crate::inventory::load(&sources, &args.inventory, &[]) {
-        Ok(i) => i,
-        Err(d) => {
-            eprint!("{}", d.render(&sources, color));
-            return Exit::InvalidInput;
-        }
-    };
-    let hosts = match pattern::resolve(&mut inv, &args.hosts) {
-        Ok(h) => h,
-        Err(msg) => {
-            let d = Diagnostic::error(format!("invalid `--hosts`: {msg}"))
-                .with_help("name the proxy group, e.g. `--hosts proxy`");
-            eprint!("{}", Diagnostics::from(d).render(&sources, color));
-            return Exit::InvalidInput;
-        }
-    };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        eprintln!("error: cannot start the async runtime");
-        return Exit::Error;
-    };
     let json = args.format == crate::cli::Format::Json;
-    let opts = crate::settings::ssh_options(args.ssh);
-    // The state directory may be a template (`{{ sandbox_dir }}/state`): render it per host.
-    let run = crate::vars::RunVars::new(std::sync::Arc::new(inv), Default::default(), String::new());
-    let play = std::sync::Arc::new(crate::vars::PlayVars::default());
-    let (rows, failures) = rt.block_on(async {
-        let pool = match SshPool::new(opts) {
-            Ok(p) => p,
-            Err(e) => {
-                return (
-                    Vec::new(),
-                    vec![format!("cannot create the ssh control directory: {e}")],
-                );
-            }
-        };
-        let mut rows = Vec::new();
-        let mut failures = Vec::new();
-        for h in hosts {
-            let host = &run.inventory.hosts[h];
-            let conn = match host.vars.get("ansible_connection").map(value_to_string).as_deref() {
-                Some("local") => Connection::Local(Local),
-                _ => Connection::Ssh(pool.connection(crate::exec::ssh_target(&host.name, Some(&host.vars)))),
-            };
-            let scope = crate::vars::Scope::value(run.clone(), play.clone(), h, Vec::new(), Default::default());
-            let dir = match scope.get_attr("roll_state_dir") {
-                Ok(v) if !v.is_undefined() => value_to_string(&v),
-                Ok(_) => args.state_dir.clone(),
-                Err(e) => {
-                    failures.push(format!("{}: `roll_state_dir`: {e}", host.name));
-                    continue;
-                }
-            };
-            match states(&conn, &dir).await {
-                Ok(list) => rows.extend(list.into_iter().map(|s| (host.name.clone(), s))),
-                Err(e) => failures.push(format!("{}: {e}", host.name)),
-            }
-        }
-        pool.close().await;
-        (rows, failures)
-    });
+    let (rows, failures) = match ask_proxies(
+        &args.inventory,
+        &args.hosts,
+        &args.state_dir,
+        args.ssh,
+        async |conn, dir| states(conn, dir).await,
+    ) {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
     let mut out = std::io::stdout().lock();
     if json {
         let v: Vec<serde_json::Value> = rows
@@ -122,6 +71,82 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
     }
 }
 
+/// What the proxies answered, per host name, and what failed.
+pub(crate) type Answers<T> = (Vec<(String, T)>, Vec<String>);
+
+/// Runs `ask` on each host of `hosts` (the proxies) with its state directory (the host's
+/// `roll_state_dir`, rendered in its scope, else `default_dir`): the rows per host, and what
+/// failed. Invalid input is reported here and returned as the exit code.
+pub(crate) fn ask_proxies<T>(
+    inventory: &str,
+    hosts: &str,
+    default_dir: &str,
+    ssh: crate::cli::SshArgs,
+    ask: impl AsyncFn(&Connection, &str) -> Result<Vec<T>, String>,
+) -> Result<Answers<T>, Exit> {
+    let sources = Sources::new();
+    let color = crate::settings::Output::detect().color;
+    let mut inv = match crate::inventory::load(&sources, inventory, &[]) {
+        Ok(i) => i,
+        Err(d) => {
+            eprint!("{}", d.render(&sources, color));
+            return Err(Exit::InvalidInput);
+        }
+    };
+    let hosts = match pattern::resolve(&mut inv, hosts) {
+        Ok(h) => h,
+        Err(msg) => {
+            let d = Diagnostic::error(format!("invalid `--hosts`: {msg}"))
+                .with_help("name the proxy group, e.g. `--hosts proxy`");
+            eprint!("{}", Diagnostics::from(d).render(&sources, color));
+            return Err(Exit::InvalidInput);
+        }
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        eprintln!("error: cannot start the async runtime");
+        return Err(Exit::Error);
+    };
+    let opts = crate::settings::ssh_options(ssh);
+    // The state directory may be a template (`{{ sandbox_dir }}/state`): render it per host.
+    let run = crate::vars::RunVars::new(std::sync::Arc::new(inv), Default::default(), String::new());
+    let play = std::sync::Arc::new(crate::vars::PlayVars::default());
+    Ok(rt.block_on(async {
+        let pool = match SshPool::new(opts) {
+            Ok(p) => p,
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    vec![format!("cannot create the ssh control directory: {e}")],
+                );
+            }
+        };
+        let mut rows = Vec::new();
+        let mut failures = Vec::new();
+        for h in hosts {
+            let host = &run.inventory.hosts[h];
+            let conn = match host.vars.get("ansible_connection").map(value_to_string).as_deref() {
+                Some("local") => Connection::Local(Local),
+                _ => Connection::Ssh(pool.connection(crate::exec::ssh_target(&host.name, Some(&host.vars)))),
+            };
+            let scope = crate::vars::Scope::value(run.clone(), play.clone(), h, Vec::new(), Default::default());
+            let dir = match scope.get_attr("roll_state_dir") {
+                Ok(v) if !v.is_undefined() => value_to_string(&v),
+                Ok(_) => default_dir.to_string(),
+                Err(e) => {
+                    failures.push(format!("{}: `roll_state_dir`: {e}", host.name));
+                    continue;
+                }
+            };
+            match ask(&conn, &dir).await {
+                Ok(list) => rows.extend(list.into_iter().map(|s| (host.name.clone(), s))),
+                Err(e) => failures.push(format!("{}: {e}", host.name)),
+            }
+        }
+        pool.close().await;
+        (rows, failures)
+    }))
+}
+
 async fn states(conn: &Connection, dir: &str) -> Result<Vec<State>, String> {
     let listing = conn
         .exec(&crate::connection::Command::new(format!(
@@ -144,7 +169,7 @@ async fn states(conn: &Connection, dir: &str) -> Result<Vec<State>, String> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time (the civil-from-days algorithm).
-fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     let z = days + 719_468;

@@ -195,6 +195,7 @@ impl Runner {
             }
         }
         summary.interrupted = self.cancelled.load(Ordering::SeqCst);
+        self.release_locks().await;
         if let Some(Ok(pool)) = self.ssh.get() {
             pool.close().await;
         }
@@ -691,6 +692,30 @@ impl Runner {
             });
             for (k, v) in &o.facts {
                 self.vars.set_fact(o.host, k, v.clone());
+            }
+        }
+    }
+
+    /// Deploy locks this run took are released when it ends, however it ended; a run that is
+    /// killed leaves its locks to expire.
+    async fn release_locks(&self) {
+        for held in crate::modules::deploy_lock::take_held() {
+            let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
+                continue;
+            };
+            let kind = host.vars.get("ansible_connection").map(crate::vars::value_to_string);
+            let Ok(conn) = self.connection(&host.name, Some(&host.vars), kind.as_deref()) else {
+                continue;
+            };
+            let script = crate::modules::deploy_lock::release_script(&held.dir, &held.app, false, "lock released");
+            let mut cmd = crate::connection::Command::new(script);
+            cmd.timeout = Some(std::time::Duration::from_secs(30));
+            cmd.become_user = held.become_user.clone();
+            if let Err(e) = conn.exec(&cmd).await {
+                eprintln!(
+                    "[roll] warning: could not release the deploy lock of `{}` on {}: {e}; it expires by itself",
+                    held.app, host.name
+                );
             }
         }
     }

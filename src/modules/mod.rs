@@ -3,6 +3,7 @@
 
 mod command;
 mod control;
+pub(crate) mod deploy_lock;
 pub(crate) mod docker;
 pub(crate) mod files;
 pub(crate) mod nginx_switch;
@@ -257,6 +258,7 @@ pub enum Action {
     Sleep(Duration),
     Docker(docker::Action),
     NginxSwitch(Box<nginx_switch::Apply>),
+    DeployLock(Box<deploy_lock::LockOp>),
 }
 
 /// A failure while checking or applying: the host was unreachable, or the task failed.
@@ -332,6 +334,7 @@ pub async fn check(name: &str, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failu
         "docker_prune_releases" => docker::prune::check(args, ctx).await,
         "docker_container_info" => docker::info::run(args, ctx).await.map(Plan::Unchanged),
         "nginx_switch" => nginx_switch::check(args, ctx).await,
+        "deploy_lock" => deploy_lock::check(args, ctx),
         "fail" => Ok(Plan::Unchanged(ModuleResult::failed(
             args.str("msg")?
                 .unwrap_or_else(|| "Failed as requested from task".into()),
@@ -350,5 +353,6 @@ async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         Action::Sleep(d) => control::apply_sleep(d, ctx).await,
         Action::Docker(a) => docker::apply(a, ctx).await,
         Action::NginxSwitch(a) => nginx_switch::apply(*a, ctx).await,
+        Action::DeployLock(op) => deploy_lock::apply(*op, ctx).await,
     }
 }

@@ -665,6 +665,14 @@ async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> 
     apply_write(w, ctx).await.map(|_| ())
 }
 
+/// One line in the proxy's audit log (beside the state): who, when, app, release, what. An
+/// audit line that cannot be written does not undo a batch that was made.
+async fn audit(ctx: &Ctx<'_>, a: &Apply, state: &State, step: &str) {
+    let dir = a.state_file.rsplit_once('/').map_or(".", |(d, _)| d);
+    let release = state.target_release.as_deref().or(state.release.as_deref());
+    let _ = sh(ctx, super::deploy_lock::audit_line(dir, &state.app, release, step)).await;
+}
+
 /// Reload and wait until the workers that served before have exited and new ones serve.
 async fn reload(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
     let master = match &a.master {
@@ -797,6 +805,13 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             );
             state.updated = now();
             record(ctx, &a, &state).await?;
+            audit(
+                ctx,
+                &a,
+                &state,
+                &format!("switch to {} stopped: {}", a.to, state.status),
+            )
+            .await;
             let mut r = ModuleResult::failed(format!(
                 "switch of `{}` stopped at batch {}: {why}; the previous upstream is restored",
                 state.app,
@@ -817,6 +832,19 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             state.status = "live".into();
         }
         record(ctx, &a, &state).await?;
+        audit(
+            ctx,
+            &a,
+            &state,
+            &format!(
+                "batch {} of {} to {}: {}",
+                state.batches_done,
+                state.batches_total,
+                a.to,
+                batch.join(",")
+            ),
+        )
+        .await;
         let ms = |d: Duration| Value::from((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
         let mut entry = vec![
             ("batch", Value::from(k + 1)),
@@ -840,6 +868,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             );
             state.updated = now();
             record(ctx, &a, &state).await?;
+            audit(ctx, &a, &state, &state.status).await;
             let mut r = ModuleResult::failed(format!(
                 "interrupted: `{}` stopped after batch {} of {}; re-run to go on",
                 state.app, state.batches_done, state.batches_total

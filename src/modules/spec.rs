@@ -354,6 +354,15 @@ pub static MODULES: &[ModuleSpec] = &[
         lockstep: false,
     },
     ModuleSpec {
+        name: "deploy_lock",
+        collections: ROLL,
+        free_form: FreeForm::No,
+        params: &[req("app"), p("state"), p("dir"), p("ttl"), p("wait"), p("release")],
+        one_of: &[],
+        exclusive: &[],
+        lockstep: false,
+    },
+    ModuleSpec {
         name: "nginx_switch",
         collections: ROLL,
         free_form: FreeForm::No,

@@ -552,13 +552,17 @@ pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
         (n, 1.0)
     } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (t, 1.0)
     };
     num.trim()
         .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
         .map(|n| n * mult)
-        .map_err(|_| format!("`{s}` is not a duration (write `60s`, `2m` or `500ms`)"))
+        .ok_or_else(|| format!("`{s}` is not a duration (write `60s`, `2m`, `1h` or `500ms`)"))
 }
 
 /// Where the env file of a container lives on the host: `$HOME/.roll/env/NAME.env`.

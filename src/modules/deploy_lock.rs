@@ -1,0 +1,290 @@
+//! `roll.deploy_lock`: one rollout at a time per app. The lock is a file on each proxy host
+//! (`DIR/APP.lock`, created with O_EXCL so two rollouts cannot both take it) naming its holder
+//! (user@host, or the CI job URL and pipeline), this run, when it was taken and when it expires,
+//! all in the host's clock. Another rollout waits (`wait`, `--lock-wait`) or fails naming the
+//! holder; an expired lock (a killed rollout's) is broken and the break is recorded; the run
+//! releases the locks it took when it ends, whatever happened. Every step goes to the host's
+//! audit log (`DIR/audit.log`): when, who, app, release, what.
+
+use super::{Args, Ctx, Failure, ModuleResult, Plan};
+use crate::connection::Command;
+use crate::shell::quote;
+use crate::vars::value_to_string;
+use serde::{Deserialize, Serialize};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// What the lock file says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lock {
+    pub app: String,
+    pub holder: String,
+    /// The run that holds it (a rollout re-taking its own lock is not blocked).
+    pub run: String,
+    /// Unix seconds, the proxy host's clock.
+    pub started: u64,
+    pub expires: u64,
+    #[serde(default)]
+    pub release: Option<String>,
+}
+
+pub enum LockOp {
+    Take(Take),
+    Release { dir: String, app: String },
+}
+
+pub struct Take {
+    app: String,
+    dir: String,
+    ttl: u64,
+    wait: Duration,
+    release: Option<String>,
+}
+
+/// A lock this process took, released when the run ends.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub host: String,
+    pub dir: String,
+    pub app: String,
+    pub become_user: Option<String>,
+}
+
+static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
+
+/// This run's id: the process and the time it started.
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{t:x}", std::process::id())
+    })
+}
+
+/// Who deploys: the CI job (GitLab's `CI_JOB_URL` and `CI_PIPELINE_ID`), else user@host.
+pub fn holder() -> String {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(url) = env("CI_JOB_URL") {
+        return match env("CI_PIPELINE_ID") {
+            Some(p) => format!("{url} (pipeline {p})"),
+            None => url,
+        };
+    }
+    let user = env("USER")
+        .or_else(|| env("LOGNAME"))
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| env("HOSTNAME"))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}")
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A shell line appending one audit record to `DIR/audit.log`.
+pub fn audit_line(dir: &str, app: &str, release: Option<&str>, step: &str) -> String {
+    format!(
+        "printf '%s %s app=%s release=%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {} {} {} {} >> {}/audit.log",
+        quote(&holder()),
+        quote(app),
+        quote(release.unwrap_or("-")),
+        quote(step),
+        quote(dir.trim_end_matches('/'))
+    )
+}
+
+fn lock_path(dir: &str, app: &str) -> String {
+    format!("{}/{app}.lock", dir.trim_end_matches('/'))
+}
+
+/// Removes the lock if this run holds it (or any holder's, with `force`), recording it.
+pub fn release_script(dir: &str, app: &str, force: bool, why: &str) -> String {
+    let f = quote(&lock_path(dir, app));
+    let ours = format!("grep -qF {} {f}", quote(&format!("\"run\":{}", json_str(run_id()))));
+    let cond = if force { "true".to_string() } else { ours };
+    format!(
+        "if [ -f {f} ] && {cond}; then rm -f {f} && {} && echo released; fi",
+        audit_line(dir, app, None, why)
+    )
+}
+
+/// The locks this process still holds, taken out of the registry.
+pub fn take_held() -> Vec<Held> {
+    std::mem::take(&mut *HELD.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+pub fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let app = args.req_str("app")?;
+    let dir = args.str("dir")?.unwrap_or_else(|| "/var/lib/roll".into());
+    let state = args.str("state")?.unwrap_or_else(|| "locked".into());
+    let dur = |s: &str| crate::modules::docker::parse_duration(s).map_err(Failure::from);
+    let ttl = dur(&args.str("ttl")?.unwrap_or_else(|| "1h".into()))?.max(1.0) as u64;
+    // `--lock-wait` reaches every lock task through the `roll_lock_wait` variable.
+    let wait = match args.str("wait")? {
+        Some(w) => w,
+        None => ctx
+            .scope
+            .get_attr("roll_lock_wait")
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_none())
+            .map(|v| value_to_string(&v))
+            .unwrap_or_else(|| "0s".into()),
+    };
+    let wait = Duration::from_secs_f64(dur(&wait)?);
+    let preview = ModuleResult::ok().with("app", app.as_str()).with("holder", holder());
+    match state.as_str() {
+        "locked" => Ok(Plan::Probe {
+            preview,
+            action: super::Action::DeployLock(Box::new(LockOp::Take(Take {
+                app,
+                dir,
+                ttl,
+                wait,
+                release: args.str("release")?,
+            }))),
+            // A dry run takes no lock: it changes nothing a rollout could trip over.
+            in_check: false,
+        }),
+        "unlocked" => Ok(Plan::Probe {
+            preview,
+            action: super::Action::DeployLock(Box::new(LockOp::Release { dir, app })),
+            in_check: false,
+        }),
+        other => Err(format!("`state` is `locked` or `unlocked`, got `{other}`").into()),
+    }
+}
+
+async fn sh(ctx: &Ctx<'_>, script: String, stdin: Option<Vec<u8>>) -> Result<crate::connection::Output, Failure> {
+    let mut c = Command::new(script);
+    c.stdin = stdin;
+    c.become_user = ctx.become_user.clone();
+    c.timeout = Some(Duration::from_secs(60));
+    Ok(ctx.conn.exec(&c).await?)
+}
+
+fn utc(secs: u64) -> String {
+    crate::commands::status::utc(secs)
+}
+
+pub async fn apply(op: LockOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    match op {
+        LockOp::Take(t) => take(t, ctx).await,
+        LockOp::Release { dir, app } => {
+            let out = sh(ctx, release_script(&dir, &app, false, "lock released"), None).await?;
+            if out.rc != 0 {
+                return Err(format!("cannot release the deploy lock: {}", out.stderr_text().trim()).into());
+            }
+            HELD.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|h| !(h.dir == dir && h.app == app));
+            Ok(ModuleResult::ok()
+                .with("app", app.as_str())
+                .with("released", out.stdout_text().contains("released")))
+        }
+    }
+}
+
+async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    let f = quote(&lock_path(&t.dir, &t.app));
+    let d = quote(t.dir.trim_end_matches('/'));
+    // Created with noclobber (O_EXCL): of two rollouts, exactly one creates it. The times are
+    // the host's, so a controller with a wrong clock cannot expire someone else's lock.
+    let take = format!(
+        "mkdir -p {d} && chmod 750 {d} || exit 1\nnow=$(date +%s)\n\
+         if (set -C; printf '{{\"app\":%s,\"holder\":%s,\"run\":%s,\"started\":%s,\"expires\":%s,\"release\":%s}}\\n' \
+         {app} {holder} {run} \"$now\" \"$((now + {ttl}))\" {release} > {f}) 2>/dev/null; then\n  chmod 640 {f}; {audit}; exit 0\nfi\n\
+         echo \"$now\"; cat {f}; exit 3",
+        app = quote(&json_str(&t.app)),
+        holder = quote(&json_str(&holder())),
+        run = quote(&json_str(run_id())),
+        ttl = t.ttl,
+        release = quote(&t.release.as_deref().map_or("null".to_string(), json_str)),
+        audit = audit_line(&t.dir, &t.app, t.release.as_deref(), "lock taken"),
+    );
+    let start = Instant::now();
+    let mut broke: Option<Lock> = None;
+    loop {
+        let out = sh(ctx, take.clone(), None).await?;
+        match out.rc {
+            0 => {
+                HELD.lock().unwrap_or_else(|e| e.into_inner()).push(Held {
+                    host: ctx
+                        .scope
+                        .get_attr("inventory_hostname")
+                        .map(|v| value_to_string(&v))
+                        .unwrap_or_default(),
+                    dir: t.dir.clone(),
+                    app: t.app.clone(),
+                    become_user: ctx.become_user.clone(),
+                });
+                let mut r = ModuleResult::ok()
+                    .with("app", t.app.as_str())
+                    .with("holder", holder())
+                    .with("waited_s", start.elapsed().as_secs_f64());
+                if let Some(b) = &broke {
+                    r = r.with("broke", crate::vars::from_serde(b));
+                }
+                return Ok(r);
+            }
+            3 => {}
+            _ => return Err(format!("cannot take the deploy lock {f}: {}", out.stderr_text().trim()).into()),
+        }
+        let text = out.stdout_text();
+        let (now, body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+        let now: u64 = now.trim().parse().unwrap_or(0);
+        let Ok(lock) = serde_json::from_str::<Lock>(body.trim()) else {
+            // Half-written or foreign: treat as held until it is old enough to break by hand.
+            return Err(format!(
+                "the deploy lock {f} cannot be read; if no rollout is running, remove it with `roll lock release`"
+            )
+            .into());
+        };
+        if lock.run == run_id() {
+            return Ok(ModuleResult::ok()
+                .with("app", t.app.as_str())
+                .with("holder", lock.holder));
+        }
+        if lock.expires <= now {
+            // A killed rollout's lock: break it (moving it aside, atomically; of two breakers
+            // one wins the rename) and say so in the audit log.
+            let step = format!(
+                "broke expired lock of {} (taken {}, expired {})",
+                lock.holder,
+                utc(lock.started),
+                utc(lock.expires)
+            );
+            let brk = format!(
+                "mv {f} {f}.broken-{now} 2>/dev/null && {}; true",
+                audit_line(&t.dir, &t.app, t.release.as_deref(), &step)
+            );
+            sh(ctx, brk, None).await?;
+            broke = Some(lock);
+            continue;
+        }
+        if start.elapsed() >= t.wait {
+            let mut r = ModuleResult::failed(format!(
+                "`{}` is being deployed by {} since {} UTC (lock expires {} UTC); wait for it with \
+                 --lock-wait DURATION, or if that rollout is gone, `roll lock release -i INVENTORY --app {}`",
+                t.app,
+                lock.holder,
+                utc(lock.started),
+                utc(lock.expires),
+                t.app
+            ));
+            r.data.insert("lock".into(), crate::vars::from_serde(&lock));
+            return Err(Failure::Failed(Box::new(r)));
+        }
+        let left = t.wait.saturating_sub(start.elapsed()).min(Duration::from_secs(1));
+        if ctx.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("interrupted while waiting for the deploy lock".into());
+        }
+        tokio::time::sleep(left).await;
+    }
+}
