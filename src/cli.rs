@@ -125,6 +125,10 @@ pub struct PlayArgs {
     /// Seconds a command may run when its task sets no `timeout:`; then it is killed.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,
+    /// Also write the run as a JUnit XML report (one testsuite per play, one testcase per task
+    /// and host), for CI.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// How long to wait for another rollout's deploy lock (`roll.deploy_lock`), e.g. `10m`.
     #[arg(long, value_name = "DURATION")]
     pub lock_wait: Option<String>,

@@ -34,6 +34,8 @@ pub struct Play {
     pub extra_vars: VarMap,
     pub opts: crate::exec::Options,
     pub json: bool,
+    /// `--junit FILE`: also write the run as a JUnit XML report.
+    pub junit: Option<PathBuf>,
     pub verbose: u8,
     pub list_hosts: bool,
     pub list_tasks: bool,
@@ -80,6 +82,7 @@ impl Play {
                 command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),
             },
             json: a.format == crate::cli::Format::Json,
+            junit: a.junit.clone(),
             verbose: a.verbose,
             list_hosts: a.list_hosts,
             list_tasks: a.list_tasks,

@@ -37,16 +37,26 @@ pub fn run(args: crate::cli::PlayArgs) -> Exit {
     let inv = Arc::new(inv);
     let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
     let vars = RunVars::new(inv, settings.extra_vars.clone(), playbook_dir);
-    let reporter: Box<dyn Reporter> = if settings.json {
+    let log: Box<dyn Reporter> = if settings.json {
         Box::new(crate::report::JsonLines::new(std::io::stdout()))
     } else {
-        Box::new(crate::report::Human::new(
-            std::io::stdout(),
-            out.color,
-            settings.verbose,
-            settings.opts.diff,
-            settings.opts.check,
-        ))
+        Box::new(
+            crate::report::Human::new(
+                std::io::stdout(),
+                out.color,
+                settings.verbose,
+                settings.opts.diff,
+                settings.opts.check,
+            )
+            .with_sections(std::env::var_os("GITLAB_CI").is_some()),
+        )
+    };
+    let reporter: Box<dyn Reporter> = match &settings.junit {
+        Some(path) => Box::new(crate::report::Tee(vec![
+            log,
+            Box::new(crate::report::Junit::new(path.clone())),
+        ])),
+        None => log,
     };
     let runner = Runner::new(sources, Arc::new(pb), checked, vars, settings.opts.clone(), reporter);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -11,6 +11,10 @@ pub struct Human<W: Write + Send> {
     verbose: u8,
     diff: bool,
     check: bool,
+    /// GitLab CI: each play (and `serial` batch) in a collapsible section.
+    sections: bool,
+    open_section: Option<String>,
+    next_section: usize,
 }
 
 const WIDTH: usize = 80;
@@ -23,7 +27,44 @@ impl<W: Write + Send> Human<W> {
             verbose,
             diff,
             check,
+            sections: false,
+            open_section: None,
+            next_section: 0,
         }
+    }
+
+    /// Mark plays as GitLab CI sections (`section_start` / `section_end` lines).
+    pub fn with_sections(mut self, on: bool) -> Self {
+        self.sections = on;
+        self
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// GitLab's section markers: `ESC[0K` erases the line, so the marker does not show.
+    fn end_section(&mut self) {
+        if let Some(id) = self.open_section.take() {
+            let _ = write!(self.out, "\x1b[0Ksection_end:{}:{id}\r\x1b[0K", Self::now());
+        }
+    }
+
+    fn start_section(&mut self, title: &str) {
+        if !self.sections {
+            return;
+        }
+        self.end_section();
+        self.next_section += 1;
+        let id = format!("roll_play_{}", self.next_section);
+        let _ = writeln!(
+            self.out,
+            "\x1b[0Ksection_start:{}:{id}[collapsed=false]\r\x1b[0K{title}",
+            Self::now()
+        );
+        self.open_section = Some(id);
     }
 
     fn paint(&self, text: &str, code: &str) -> String {
@@ -230,6 +271,7 @@ impl<W: Write + Send> Reporter for Human<W> {
                 } else {
                     format!("PLAY [{name}]")
                 };
+                self.start_section(&title);
                 self.banner(&title)
             }
             Event::NoHostsMatched => {
@@ -256,7 +298,10 @@ impl<W: Write + Send> Reporter for Human<W> {
             }
             Event::NoMoreHosts => self.banner("NO MORE HOSTS LEFT"),
             Event::Warning { message } => eprintln!("[WARNING]: {message}"),
-            Event::Recap { hosts } => self.recap(hosts),
+            Event::Recap { hosts } => {
+                self.end_section();
+                self.recap(hosts)
+            }
         }
         let _ = self.out.flush();
     }

@@ -1,7 +1,9 @@
-//! Views of the event stream: the Ansible-style human log and JSON Lines.
+//! Views of the event stream: the Ansible-style human log, JSON Lines, and JUnit XML.
 
 mod human;
 mod json;
+mod junit;
 
 pub use human::Human;
 pub use json::JsonLines;
+pub use junit::{Junit, Tee};
