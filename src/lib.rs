@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod modules;
 pub mod playbook;
 pub mod report;
+pub mod secrets;
 pub mod settings;
 pub mod shell;
 pub mod source;

@@ -9,9 +9,11 @@ pub struct Local;
 
 impl Local {
     pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
+        let (env, script) = cmd.split_env();
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(cmd.wrapped())
+            .arg(script)
+            .envs(env)
             .stdin(if cmd.stdin.is_some() {
                 Stdio::piped()
             } else {

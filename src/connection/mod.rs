@@ -30,6 +30,20 @@ impl Command {
     }
 
     /// The full script, with the working directory, environment and `become` applied.
+    /// The environment to set on the process and the script without it, so that values stay
+    /// out of argument lists (`ps`); under `become` sudo resets the environment, so the values
+    /// go into the script there.
+    pub fn split_env(&self) -> (Vec<(String, String)>, String) {
+        if self.become_user.is_some() || self.env.is_empty() {
+            return (Vec::new(), self.wrapped());
+        }
+        let bare = Command {
+            env: Vec::new(),
+            ..self.clone()
+        };
+        (self.env.clone(), bare.wrapped())
+    }
+
     pub fn wrapped(&self) -> String {
         let mut s = String::new();
         for (k, v) in &self.env {

@@ -382,10 +382,15 @@ impl Ssh {
         // `/bin/sh -c SCRIPT` runs every command in a process of its own, so no state leaks from
         // one task to the next; with a timeout, coreutils' `timeout` kills the command (and its
         // process group) on the host itself, so nothing keeps running after roll gives up.
-        let mut line = format!("/bin/sh -c {}", quote(&cmd.wrapped()));
+        // Environment values are assignments read by the shell that starts the command, not
+        // words of its argument list, so `ps` on the host does not show them.
+        let (env, script) = cmd.split_env();
+        let assign: String = env.iter().map(|(k, v)| format!("{k}={} ", quote(v))).collect();
+        let mut line = format!("/bin/sh -c {}", quote(&script));
         if let Some(t) = cmd.timeout {
             line = format!("timeout -k 5 {} {line}", t.as_secs().max(1));
         }
+        line = format!("{assign}{line}");
         let mut retried = false;
         loop {
             let session = self.pool.session(&self.slot).await?;

@@ -388,6 +388,13 @@ fn host_result(
 ) -> HostResult {
     let mut shown = value.clone();
     if no_log {
+        // What a no_log task printed is secret from here on, wherever it is shown again
+        // (`debug: var=result`).
+        for k in ["stdout", "stderr", "cmd"] {
+            if let Some(v) = value.get(k) {
+                crate::secrets::add_value(v);
+            }
+        }
         shown = VarMap::new();
         shown.insert("censored".into(), Value::from(CENSORED));
         shown.insert("changed".into(), Value::from(res.changed));
@@ -522,7 +529,17 @@ async fn run_item(
             }
             for k in v.try_iter().map_err(|e| e.to_string())? {
                 let val = v.get_item(&k).map_err(|e| e.to_string())?;
-                env.push((k.to_string(), value_to_string(&val)));
+                let name = k.to_string();
+                // The name goes into a shell line as is: only a plain identifier can.
+                let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !plain {
+                    return Err(format!(
+                        "`environment` variable name `{name}` is not a valid name (letters, digits, `_`) (at {})",
+                        r.sources.location(n.span)
+                    ));
+                }
+                env.push((name, value_to_string(&val)));
             }
         }
         let check_mode = match &task.kw.check_mode {

@@ -167,7 +167,9 @@ impl Runner {
         self.cancelled.clone()
     }
 
-    fn emit(&self, e: Event) {
+    fn emit(&self, mut e: Event) {
+        // The one way out to every report: secrets are masked here.
+        crate::secrets::mask_event(&mut e);
         self.reporter.lock().unwrap_or_else(|p| p.into_inner()).event(&e);
     }
 

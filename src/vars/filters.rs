@@ -215,7 +215,12 @@ fn lookup(_state: &State, kind: String, args: minijinja::value::Rest<String>) ->
             let vals: Vec<Value> = args
                 .0
                 .iter()
-                .map(|n| Value::from(std::env::var(n).unwrap_or_default()))
+                .map(|n| {
+                    // The controller's environment holds CI tokens and passwords: masked.
+                    let v = std::env::var(n).unwrap_or_default();
+                    crate::secrets::add(&v);
+                    Value::from(v)
+                })
                 .collect();
             Ok(if vals.len() == 1 {
                 vals.into_iter().next().unwrap_or_default()

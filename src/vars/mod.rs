@@ -462,6 +462,23 @@ impl Scope {
         }
     }
 
+    /// A variable named in `roll_secret_vars` is secret: its value is masked in every report.
+    fn note_secret(&self, key: &str, v: &Value) {
+        if key == "roll_secret_vars" {
+            return;
+        }
+        let Some(list) = self.raw("roll_secret_vars") else {
+            return;
+        };
+        let named = list
+            .try_iter()
+            .map(|mut it| it.any(|n| n.as_str() == Some(key)))
+            .unwrap_or(false);
+        if named {
+            crate::secrets::add_value(v);
+        }
+    }
+
     /// Every variable name visible here (for suggestions).
     pub fn names(&self) -> Vec<String> {
         let mut out: Vec<String> = [
@@ -497,6 +514,7 @@ impl Object for Scope {
         let key = key.as_str()?;
         let v = self.raw(key)?;
         if !contains_template(&v) {
+            self.note_secret(key, &v);
             return Some(v);
         }
         // Variables are templated when used, in the scope of the host using them, as in Ansible.
@@ -515,7 +533,10 @@ impl Object for Scope {
         let result = self.run.templar.render_deep(&v, &me);
         self.depth.fetch_sub(1, Ordering::SeqCst);
         match result {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                self.note_secret(key, &v);
+                Some(v)
+            }
             Err(e) => {
                 let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
                 if slot.is_none() {

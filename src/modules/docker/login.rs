@@ -39,6 +39,9 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         args.req_str("username")?
     };
     let password = if logout { None } else { Some(args.req_str("password")?) };
+    if let Some(p) = &password {
+        crate::secrets::add(p);
+    }
     let preview = ModuleResult::changed()
         .with("registry", registry.as_str())
         .with_msg(if logout {

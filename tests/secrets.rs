@@ -1,0 +1,120 @@
+//! Secrets stay secret: a value from the controller's environment, a variable named in
+//! `roll_secret_vars` and the output of a `no_log` task appear in none of roll's outputs
+//! (terminal log with diffs, JSON Lines, JUnit) nor in any process's argument list while the
+//! play runs over real SSH. (The registry password is covered by the docker tests.)
+
+mod common;
+#[path = "common/fleet.rs"]
+mod fleet;
+
+use common::{roll, stdout, write};
+use fleet::Fleet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const PLAYBOOK: &str = r#"
+- hosts: app
+  vars:
+    roll_secret_vars: [db_password]
+    db_password: "pw-{{ 'Zq9x' }}-marked-secret"
+  tasks:
+    - name: "Token {{ lookup('env', 'ROLL_TEST_TOKEN') }}"
+      debug: { msg: "token is {{ lookup('env', 'ROLL_TEST_TOKEN') }}" }
+    - name: Marked variable
+      debug: { msg: "db {{ db_password }}" }
+    - name: Into a file
+      copy:
+        content: "password={{ db_password }}\ntoken={{ lookup('env', 'ROLL_TEST_TOKEN') }}\n"
+        dest: "{{ out }}/app.env"
+        mode: "0600"
+    - name: Hidden
+      shell: echo hidden-output-value-42
+      no_log: true
+      register: hidden
+    - name: Shown again
+      debug: { var: hidden.stdout }
+    - name: Environment of a command, while ps looks
+      shell: "sleep 3; printf %s \"$TOKEN$DBPW\" | wc -c"
+      environment: { TOKEN: "{{ lookup('env', 'ROLL_TEST_TOKEN') }}", DBPW: "{{ db_password }}" }
+      register: lens
+    - assert: { that: ["lens.stdout | int == (lookup('env', 'ROLL_TEST_TOKEN') ~ db_password) | length"] }
+    - name: A failure that names the secret
+      fail: { msg: "cannot use {{ db_password }}" }
+      ignore_errors: true
+"#;
+
+#[test]
+fn secrets_appear_in_no_output_and_no_argument_list() {
+    let f = Fleet::up(1, "sec");
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(
+        dir,
+        "hosts",
+        &f.inventory()
+            .replace("[fleet]", "[app]")
+            .replace("[fleet:vars]", "[app:vars]"),
+    );
+    write(dir, "pb.yml", PLAYBOOK);
+    let out_dir = dir.join("remote");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let token = format!("tok-{}-{}", std::process::id(), "Hq7vN2");
+    let secrets = [token.as_str(), "pw-Zq9x-marked-secret", "hidden-output-value-42"];
+
+    // Watch every process's argument list while the plays run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let (stop2, seen2) = (stop.clone(), seen.clone());
+    let watcher = std::thread::spawn(move || {
+        let mut samples = 0;
+        while !stop2.load(Ordering::SeqCst) {
+            let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+            seen2.lock().unwrap().push_str(&String::from_utf8_lossy(&ps.stdout));
+            samples += 1;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        samples
+    });
+    let run = |extra: &[&str]| {
+        let mut c = roll(dir);
+        c.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+            .arg(f.known_hosts())
+            .args(["-e", &format!("out={}", out_dir.display())])
+            .args(extra)
+            .env("ROLL_TEST_TOKEN", &token);
+        c.output().unwrap()
+    };
+    let human = run(&["--diff", "-v", "--junit", "report.xml"]);
+    let json = run(&["--format", "json", "--check", "--diff"]);
+    stop.store(true, Ordering::SeqCst);
+    let samples = watcher.join().unwrap();
+    assert!(samples > 10, "ps was sampled too rarely: {samples}");
+
+    let human_text = format!("{}{}", stdout(&human), common::stderr(&human));
+    assert_eq!(human.status.code(), Some(0), "{human_text}");
+    let json_text = format!("{}{}", stdout(&json), common::stderr(&json));
+    let junit = std::fs::read_to_string(dir.join("report.xml")).unwrap();
+    let ps = seen.lock().unwrap().clone();
+    for (what, text) in [
+        ("log", &human_text),
+        ("json", &json_text),
+        ("junit", &junit),
+        ("ps", &ps),
+    ] {
+        for s in secrets {
+            assert!(!text.contains(s), "{what} shows the secret {s}:\n{text}");
+        }
+    }
+    // Masked where they would have been, and still used for real.
+    assert!(human_text.contains("TASK [Token ********]"), "{human_text}");
+    assert!(human_text.contains("\"msg\": \"db ********\""), "{human_text}");
+    assert!(
+        human_text.contains("+password=********"),
+        "the diff is masked: {human_text}"
+    );
+    assert!(human_text.contains("\"hidden.stdout\": \"********\""), "{human_text}");
+    assert!(human_text.contains("cannot use ********"), "{human_text}");
+    assert!(json_text.contains("********"), "{json_text}");
+    let file = std::fs::read_to_string(out_dir.join("app.env")).unwrap();
+    assert_eq!(file, format!("password=pw-Zq9x-marked-secret\ntoken={token}\n"));
+}
