@@ -21,6 +21,12 @@ pub enum Command {
     Status(StatusArgs),
     /// Show the deploy locks on the proxy hosts, or release one (`roll.deploy_lock`).
     Lock(LockArgs),
+    /// Dry-run a playbook and save what it would change, to apply exactly that later.
+    #[command(after_help = crate::exit::HELP)]
+    Plan(PlanArgs),
+    /// Run a saved plan, refused if the world moved since it was made.
+    #[command(after_help = crate::exit::HELP)]
+    Apply(ApplyArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -201,4 +207,28 @@ pub struct LockArgs {
     pub format: Format,
     #[command(flatten)]
     pub ssh: SshArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub play: PlayArgs,
+    /// Where to save the plan (JSON).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan saved by `roll plan -o FILE`.
+    pub plan: PathBuf,
+    /// Also write the run as a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// How long to wait for another rollout's deploy lock.
+    #[arg(long, value_name = "DURATION")]
+    pub lock_wait: Option<String>,
 }

@@ -16,6 +16,8 @@ pub enum Exit {
     InvalidInput,
     /// Stopped by SIGINT or SIGTERM.
     Interrupted,
+    /// `roll plan --detailed-exitcode`: the plan has changes.
+    Changes,
 }
 
 impl Exit {
@@ -27,6 +29,7 @@ impl Exit {
             Exit::Unreachable => 4,
             Exit::InvalidInput => 5,
             Exit::Interrupted => 130,
+            Exit::Changes => 2,
         }
     }
 }
@@ -43,4 +46,6 @@ pub const HELP: &str = "Exit codes:
   2    one or more hosts failed a task
   4    one or more hosts were unreachable (none failed)
   5    invalid input: playbook, inventory, template or options; nothing was run
-  130  interrupted (SIGINT/SIGTERM)";
+  130  interrupted (SIGINT/SIGTERM)
+`roll plan --detailed-exitcode`: 0 no changes, 2 changes, 1 an error.
+`roll apply`: 1 also when the plan is stale (the world moved since it was made).";

@@ -43,6 +43,8 @@ pub fn run() -> exit::Exit {
         cli::Command::Inventory(a) => commands::inventory::run(a),
         cli::Command::Status(a) => commands::status::run(a),
         cli::Command::Lock(a) => commands::lock::run(a),
+        cli::Command::Plan(a) => commands::plan::plan(a),
+        cli::Command::Apply(a) => commands::plan::apply(a),
         cli::Command::Completions { shell } => {
             clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut std::io::stdout());
             exit::Exit::Ok

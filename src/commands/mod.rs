@@ -2,5 +2,6 @@
 
 pub mod inventory;
 pub mod lock;
+pub mod plan;
 pub mod play;
 pub mod status;

@@ -13,6 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 pub fn run(args: crate::cli::PlayArgs) -> Exit {
+    run_with(args, None, false)
+}
+
+/// `roll play`, with one more view of the events (`roll plan` records them) and, when `quiet`,
+/// no log on stdout (`roll apply` checks the world against its plan without printing).
+pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool) -> Exit {
     let sources = Sources::new();
     let out = Output::detect();
     let settings = match Play::from_args(args, &sources, &out) {
@@ -37,7 +43,9 @@ pub fn run(args: crate::cli::PlayArgs) -> Exit {
     let inv = Arc::new(inv);
     let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
     let vars = RunVars::new(inv, settings.extra_vars.clone(), playbook_dir);
-    let log: Box<dyn Reporter> = if settings.json {
+    let log: Box<dyn Reporter> = if quiet {
+        Box::new(crate::report::JsonLines::new(std::io::sink()))
+    } else if settings.json {
         Box::new(crate::report::JsonLines::new(std::io::stdout()))
     } else {
         Box::new(
@@ -51,13 +59,12 @@ pub fn run(args: crate::cli::PlayArgs) -> Exit {
             .with_sections(std::env::var_os("GITLAB_CI").is_some()),
         )
     };
-    let reporter: Box<dyn Reporter> = match &settings.junit {
-        Some(path) => Box::new(crate::report::Tee(vec![
-            log,
-            Box::new(crate::report::Junit::new(path.clone())),
-        ])),
-        None => log,
-    };
+    let mut views = vec![log];
+    if let Some(path) = &settings.junit {
+        views.push(Box::new(crate::report::Junit::new(path.clone())));
+    }
+    views.extend(extra);
+    let reporter: Box<dyn Reporter> = Box::new(crate::report::Tee(views));
     let runner = Runner::new(sources, Arc::new(pb), checked, vars, settings.opts.clone(), reporter);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
