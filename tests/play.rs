@@ -79,6 +79,26 @@ fn check_diff_changes_nothing_and_predicts_the_real_run() {
     );
     // The same recap counts: check mode counts what would change.
     assert_eq!(recap(&check_out), recap(&real_out));
+    // Each change with its symbol, and the tally.
+    assert!(
+        check_out.contains(&format!(
+            "    + {}/out/app2/app.conf",
+            d.path().canonicalize().unwrap().display()
+        )),
+        "{check_out}"
+    );
+    assert!(
+        check_out.contains(&format!(
+            "    ~ {}/out/app1/app.conf",
+            d.path().canonicalize().unwrap().display()
+        )),
+        "{check_out}"
+    );
+    assert!(
+        check_out.contains("Dry run: 10 to add, 1 to change, 0 to replace, 1 to remove."),
+        "{check_out}"
+    );
+    assert!(!real_out.contains("Dry run:"), "{real_out}");
     assert_eq!(
         std::fs::read_to_string(d.path().join("out/app2/app.conf")).unwrap(),
         "host=app2\nport=80\n"

@@ -605,6 +605,11 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         (None, None) => None,
     };
     let drain = parse_drain(args.get("drain"))?;
+    // How long the switch is expected to take: the pauses between batches and the drain hold
+    // (the batches themselves take a fraction of a second each).
+    let hold = drain.as_ref().and_then(|d| d.hold).unwrap_or_default();
+    let expected = pause.as_secs_f64() * (batches.len().saturating_sub(1)) as f64 + hold.as_secs_f64();
+    preview.data.insert("expected_s".into(), Value::from(expected));
     let action = Apply {
         batches,
         state,

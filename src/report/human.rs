@@ -15,6 +15,24 @@ pub struct Human<W: Write + Send> {
     sections: bool,
     open_section: Option<String>,
     next_section: usize,
+    /// Check mode: the changes seen, by symbol, for the tally line.
+    tally: [usize; 4],
+}
+
+/// How a dry run shows a change: `+` start or create, `~` change, `-/+` replace, `-` stop or
+/// remove (Terraform's symbols).
+fn symbol(d: &crate::modules::FileDiff, replaced: bool) -> (&'static str, usize) {
+    let absent = |s: &str| s.is_empty() || s == "absent\n" || s == "state: absent\n";
+    let container = d.path.starts_with("container ");
+    if replaced {
+        ("-/+", 2)
+    } else if absent(&d.before) || (container && d.after == "running\n") {
+        ("+", 0)
+    } else if absent(&d.after) || (container && d.after == "stopped\n") {
+        ("-", 3)
+    } else {
+        ("~", 1)
+    }
 }
 
 const WIDTH: usize = 80;
@@ -30,6 +48,7 @@ impl<W: Write + Send> Human<W> {
             sections: false,
             open_section: None,
             next_section: 0,
+            tally: [0; 4],
         }
     }
 
@@ -146,6 +165,18 @@ impl<W: Write + Send> Human<W> {
         }
         let _ = writeln!(self.out, "{line}");
         if self.check && r.status == Status::Changed {
+            let replaced = r.result.get("replaced").and_then(|v| v.as_bool()).unwrap_or(false);
+            let mut shown: Vec<&str> = Vec::new();
+            for d in &r.diffs {
+                // A file whose content and mode both change is one change.
+                if shown.contains(&d.path.as_str()) {
+                    continue;
+                }
+                shown.push(&d.path);
+                let (sym, k) = symbol(d, replaced);
+                self.tally[k] += 1;
+                let _ = writeln!(self.out, "    {sym} {}", d.path);
+            }
             self.switch_plan(&r.result);
         }
         if r.ignored && r.status == Status::Failed {
@@ -174,6 +205,9 @@ impl<W: Write + Send> Human<W> {
                 line.push_str(&format!("  (expected database peak {p} of {m})"));
             }
             let _ = writeln!(self.out, "{line}");
+        }
+        if let Some(t) = result.get("expected_s").and_then(|v| v.as_f64()) {
+            let _ = writeln!(self.out, "    expected duration: {t}s ({} batches)", plan.len());
         }
     }
 
@@ -300,7 +334,14 @@ impl<W: Write + Send> Reporter for Human<W> {
             Event::Warning { message } => eprintln!("[WARNING]: {message}"),
             Event::Recap { hosts } => {
                 self.end_section();
-                self.recap(hosts)
+                self.recap(hosts);
+                if self.check {
+                    let [add, change, replace, remove] = self.tally;
+                    let _ = writeln!(
+                        self.out,
+                        "Dry run: {add} to add, {change} to change, {replace} to replace, {remove} to remove."
+                    );
+                }
             }
         }
         let _ = self.out.flush();

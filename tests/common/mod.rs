@@ -63,8 +63,9 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 pub fn recap(out: &str) -> Vec<String> {
     let mut lines = out.lines().skip_while(|l| !l.starts_with("PLAY RECAP"));
     lines.next();
+    // The host lines only (a dry run's tally line follows them).
     lines
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| l.contains(" : ok="))
         .map(|l| l.trim_end().to_string())
         .collect()
 }
