@@ -131,6 +131,9 @@ pub struct PlayArgs {
     /// Seconds a command may run when its task sets no `timeout:`; then it is killed.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub command_timeout: u64,
+    /// No progress bars (they show only on a terminal, and never under CI).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Also write the run as a JUnit XML report (one testsuite per play, one testcase per task
     /// and host), for CI.
     #[arg(long, value_name = "FILE")]

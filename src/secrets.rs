@@ -105,7 +105,7 @@ pub fn mask_event(e: &mut Event) {
             }
         }
         Event::Retry { task, .. } => mask_in_place(task),
-        Event::Warning { message } => mask_in_place(message),
+        Event::Warning { message } | Event::Progress { message, .. } => mask_in_place(message),
         Event::NoHostsMatched | Event::NoMoreHosts | Event::Recap { .. } => {}
     }
 }

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 pub struct Output {
     pub color: bool,
     pub interactive: bool,
+    /// Progress bars: stderr is a terminal, not CI.
+    pub progress: bool,
 }
 
 impl Output {
@@ -22,6 +24,7 @@ impl Output {
         Output {
             color: tty && !no_color && !ci,
             interactive: std::io::stdin().is_terminal() && !ci,
+            progress: std::io::stderr().is_terminal() && !ci,
         }
     }
 }
@@ -36,6 +39,8 @@ pub struct Play {
     pub json: bool,
     /// `--junit FILE`: also write the run as a JUnit XML report.
     pub junit: Option<PathBuf>,
+    /// `-q`: no progress bars.
+    pub quiet: bool,
     pub verbose: u8,
     pub list_hosts: bool,
     pub list_tasks: bool,
@@ -83,6 +88,7 @@ impl Play {
             },
             json: a.format == crate::cli::Format::Json,
             junit: a.junit.clone(),
+            quiet: a.quiet,
             verbose: a.verbose,
             list_hosts: a.list_hosts,
             list_tasks: a.list_tasks,

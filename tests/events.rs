@@ -38,6 +38,11 @@ enum Event {
         message: String,
         v: u32,
     },
+    Progress {
+        host: String,
+        message: String,
+        v: u32,
+    },
     Recap {
         hosts: Vec<(String, Stats)>,
         v: u32,
@@ -142,6 +147,7 @@ fn every_event_of_a_run_matches_the_documented_schema() {
             | Event::Retry { v, .. }
             | Event::NoMoreHosts { v }
             | Event::Warning { v, .. }
+            | Event::Progress { v, .. }
             | Event::Recap { v, .. } => {
                 assert_eq!(*v, 1);
                 format!("{e:?}").split([' ', '{']).next().unwrap().to_string()

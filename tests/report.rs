@@ -101,3 +101,71 @@ fn under_gitlab_ci_plays_are_collapsible_sections_without_colour() {
     let end = text.rfind("section_end:").unwrap();
     assert!(end < text.find("PLAY RECAP").unwrap());
 }
+
+/// `roll play` under a pseudo-terminal (`script` from util-linux), with its combined output.
+fn on_a_terminal(dir: &Path, args: &str) -> String {
+    let cmd = format!("{} {args}", common::roll_bin().display());
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("CI")
+        .env_remove("GITLAB_CI")
+        .output()
+        .expect("this test needs `script` (Debian package bsdutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_bars_show_on_a_terminal_only_and_never_split_a_log_line() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "hosts",
+        "[app]\napp1 ansible_connection=local\napp2 ansible_connection=local\n",
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- name: Slow\n  hosts: app\n  tasks:\n    - name: Wait a little\n      command: sleep 1\n",
+    );
+    let tty = on_a_terminal(d.path(), "play pb.yml -i hosts");
+    assert!(tty.contains("Wait a little"), "{tty:?}");
+    assert!(tty.contains("/2 hosts"), "no progress bar on a terminal: {tty:?}");
+    // Log lines stay whole: the bar is cleared before each one is written, so between the
+    // last line break (or carriage return) and the line there is nothing visible.
+    for line in ["changed: [app1]", "changed: [app2]"] {
+        let at = tty.find(line).unwrap_or_else(|| panic!("{line} missing: {tty:?}"));
+        let before = &tty[..at];
+        let tail = &before[before.rfind(['\n', '\r']).map_or(0, |i| i + 1)..];
+        let visible = strip_ansi(tail);
+        assert!(visible.is_empty(), "`{line}` does not start a line: {tail:?}");
+    }
+    let quiet = on_a_terminal(d.path(), "play pb.yml -i hosts -q");
+    assert!(!quiet.contains("/2 hosts"), "{quiet:?}");
+    // Not a terminal: no bar.
+    let piped = common::roll(d.path())
+        .args(["play", "pb.yml", "-i", "hosts"])
+        .output()
+        .unwrap();
+    assert!(!common::stderr(&piped).contains("hosts") && !stdout(&piped).contains("/2 hosts"));
+}
+
+/// `s` without ANSI CSI sequences (`ESC [ ... letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

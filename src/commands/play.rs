@@ -59,6 +59,12 @@ pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, qu
             .with_sections(std::env::var_os("GITLAB_CI").is_some()),
         )
     };
+    // The progress bar wraps the log so that it can clear itself around every line.
+    let log: Box<dyn Reporter> = if out.progress && !settings.quiet && !quiet && !settings.json {
+        Box::new(crate::report::Progress::new(log))
+    } else {
+        log
+    };
     let mut views = vec![log];
     if let Some(path) = &settings.junit {
         views.push(Box::new(crate::report::Junit::new(path.clone())));

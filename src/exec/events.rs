@@ -70,6 +70,11 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// How a long task is getting on (the switch: batch k of n, the pause counting down).
+    Progress {
+        host: String,
+        message: String,
+    },
     Recap {
         hosts: Vec<(String, Stats)>,
     },

@@ -636,6 +636,12 @@ async fn run_item(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let progress = |message: &str| {
+            r.emit(crate::exec::events::Event::Progress {
+                host: r.vars.inventory.hosts[host].name.clone(),
+                message: message.to_string(),
+            })
+        };
         let mctx = modules::Ctx {
             conn: &conn,
             check_mode,
@@ -651,6 +657,7 @@ async fn run_item(
             interactive: r.opts.interactive,
             lockstep,
             cancelled: &r.cancelled,
+            progress: &progress,
         };
         let (mut res, unreachable) = match modules::run(call.spec.name, &args, &mctx).await {
             Ok(res) => (res, false),

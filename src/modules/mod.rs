@@ -40,6 +40,8 @@ pub struct Ctx<'a> {
     pub lockstep: Option<&'a crate::exec::lockstep::Lockstep>,
     /// Set when the run is interrupted (SIGINT): long modules stop at a safe point.
     pub cancelled: &'a std::sync::atomic::AtomicBool,
+    /// Tells a person at a terminal how a long module is getting on (the switch's batches).
+    pub progress: &'a (dyn Fn(&str) + Send + Sync),
 }
 
 /// A module's rendered arguments.

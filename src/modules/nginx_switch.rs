@@ -135,7 +135,7 @@ fn parse_drain(v: Option<&Value>) -> Result<Option<Drain>, String> {
 async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
     let start = Instant::now();
     if let Some(h) = d.hold
-        && interruptible_pause(ctx, h).await
+        && interruptible_pause(ctx, h, "drain hold ends").await
     {
         return Err("interrupted during the drain hold".into());
     }
@@ -173,7 +173,7 @@ async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
             }
             _ => {}
         }
-        if interruptible_pause(ctx, d.interval).await {
+        if interruptible_pause(ctx, d.interval, "").await {
             return Err("interrupted while draining".into());
         }
     }
@@ -757,6 +757,14 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         for n in batch {
             next.insert(n.clone(), a.to.clone());
         }
+        (ctx.progress)(&format!(
+            "{}: batch {} of {} to {} ({})",
+            state.app,
+            state.batches_done + 1,
+            state.batches_total,
+            a.to,
+            batch.join(", ")
+        ));
         let content = render(ctx, &a.template, &state.app, &a.backends, &next)?;
         // Where the batch's time goes on the proxy, for the timeline: write (with a `%s`
         // validation), validation of the whole config, reload until the new workers serve, gate.
@@ -860,7 +868,14 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             ("gate_ms", ms(spent[3])),
         ];
         let paused = Instant::now();
-        let interrupted = k + 1 < a.batches.len() && interruptible_pause(ctx, a.pause).await;
+        let next = format!(
+            "{}: batch {} of {} done, batch {} in",
+            state.app,
+            state.batches_done,
+            state.batches_total,
+            state.batches_done + 1
+        );
+        let interrupted = k + 1 < a.batches.len() && interruptible_pause(ctx, a.pause, &next).await;
         if k + 1 < a.batches.len() {
             entry.push(("paused_s", Value::from(paused.elapsed().as_secs_f64())));
         }
@@ -904,15 +919,22 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         .with("live", state.live.as_str()))
 }
 
-/// Pause between batches; returns true if the run was interrupted meanwhile.
-async fn interruptible_pause(ctx: &Ctx<'_>, pause: Duration) -> bool {
+/// Pause between batches; returns true if the run was interrupted meanwhile. With `what`, the
+/// progress display counts down each second (`... batch 3 in 12s`).
+async fn interruptible_pause(ctx: &Ctx<'_>, pause: Duration, what: &str) -> bool {
     use std::sync::atomic::Ordering;
     let end = Instant::now() + pause;
+    let mut shown = u64::MAX;
     loop {
         if ctx.cancelled.load(Ordering::SeqCst) {
             return true;
         }
         let left = end.saturating_duration_since(Instant::now());
+        let secs = left.as_secs_f64().ceil() as u64;
+        if !what.is_empty() && secs != shown && secs > 0 {
+            shown = secs;
+            (ctx.progress)(&format!("{what} {secs}s"));
+        }
         if left.is_zero() {
             return ctx.cancelled.load(Ordering::SeqCst);
         }

@@ -332,6 +332,8 @@ impl<W: Write + Send> Reporter for Human<W> {
             }
             Event::NoMoreHosts => self.banner("NO MORE HOSTS LEFT"),
             Event::Warning { message } => eprintln!("[WARNING]: {message}"),
+            // For the progress bar only.
+            Event::Progress { .. } => return,
             Event::Recap { hosts } => {
                 self.end_section();
                 self.recap(hosts);

@@ -3,7 +3,9 @@
 mod human;
 mod json;
 mod junit;
+mod progress;
 
 pub use human::Human;
 pub use json::JsonLines;
 pub use junit::{Junit, Tee};
+pub use progress::Progress;
