@@ -106,7 +106,12 @@ pub fn mask_event(e: &mut Event) {
         }
         Event::Retry { task, .. } => mask_in_place(task),
         Event::Warning { message } | Event::Progress { message, .. } => mask_in_place(message),
-        Event::NoHostsMatched | Event::NoMoreHosts | Event::Recap { .. } => {}
+        Event::TaskEnd { name, .. } => mask_in_place(name),
+        Event::RunStart { .. }
+        | Event::RunEnd { .. }
+        | Event::NoHostsMatched
+        | Event::NoMoreHosts
+        | Event::Recap { .. } => {}
     }
 }
 

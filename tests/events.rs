@@ -11,6 +11,23 @@ use std::collections::BTreeMap;
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
 #[allow(dead_code)]
 enum Event {
+    RunStart {
+        playbook: String,
+        check: bool,
+        v: u32,
+    },
+    TaskEnd {
+        name: String,
+        duration_ms: u64,
+        v: u32,
+    },
+    RunEnd {
+        duration_ms: u64,
+        failed: bool,
+        unreachable: bool,
+        interrupted: bool,
+        v: u32,
+    },
     PlayStart {
         name: String,
         hosts: Vec<String>,
@@ -141,7 +158,10 @@ fn every_event_of_a_run_matches_the_documented_schema() {
     for line in text.lines() {
         let e: Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         let kind = match &e {
-            Event::PlayStart { v, .. }
+            Event::RunStart { v, .. }
+            | Event::TaskEnd { v, .. }
+            | Event::RunEnd { v, .. }
+            | Event::PlayStart { v, .. }
             | Event::NoHostsMatched { v }
             | Event::TaskStart { v, .. }
             | Event::Retry { v, .. }
@@ -159,7 +179,17 @@ fn every_event_of_a_run_matches_the_documented_schema() {
         };
         kinds.insert(kind);
     }
-    for k in ["PlayStart", "TaskStart", "Host", "Retry", "NoMoreHosts", "Recap"] {
+    for k in [
+        "RunStart",
+        "PlayStart",
+        "TaskStart",
+        "Host",
+        "TaskEnd",
+        "Retry",
+        "NoMoreHosts",
+        "Recap",
+        "RunEnd",
+    ] {
         assert!(kinds.contains(k), "no {k} event in:\n{text}");
     }
     assert!(text.contains("\"diffs\":[{\"path\""), "{text}");

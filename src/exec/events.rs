@@ -50,6 +50,11 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The run begins (after every check passed).
+    RunStart {
+        playbook: String,
+        check: bool,
+    },
     PlayStart {
         name: String,
         hosts: Vec<String>,
@@ -69,6 +74,18 @@ pub enum Event {
     NoMoreHosts,
     Warning {
         message: String,
+    },
+    /// Every host of the task has a result.
+    TaskEnd {
+        name: String,
+        duration_ms: u64,
+    },
+    /// The run is over (after the recap).
+    RunEnd {
+        duration_ms: u64,
+        failed: bool,
+        unreachable: bool,
+        interrupted: bool,
     },
     /// How a long task is getting on (the switch: batch k of n, the pause counting down).
     Progress {

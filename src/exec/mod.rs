@@ -186,6 +186,11 @@ impl Runner {
 
     pub async fn run(&self) -> Summary {
         let mut summary = Summary::default();
+        let started = std::time::Instant::now();
+        self.emit(Event::RunStart {
+            playbook: self.playbook.path.display().to_string(),
+            check: self.opts.check,
+        });
         for (i, play) in self.playbook.plays.iter().enumerate() {
             if self.cancelled.load(Ordering::SeqCst) {
                 break;
@@ -217,6 +222,12 @@ impl Runner {
         }
         self.emit(Event::Recap {
             hosts: summary.stats.clone(),
+        });
+        self.emit(Event::RunEnd {
+            duration_ms: started.elapsed().as_millis() as u64,
+            failed: summary.any_failed,
+            unreachable: summary.any_unreachable,
+            interrupted: summary.interrupted,
         });
         summary
     }
@@ -505,8 +516,10 @@ impl Runner {
 
     /// Run one module task on `hosts` and report each host's result in host order.
     async fn run_task(&self, ctx: &PlayCtx<'_>, task: &Task, hosts: &[usize], handler: bool) -> Vec<HostOutcome> {
+        let name = host::display_name(self, ctx, task, hosts[0]);
+        let started = std::time::Instant::now();
         self.emit(Event::TaskStart {
-            name: host::display_name(self, ctx, task, hosts[0]),
+            name: name.clone(),
             handler,
         });
         let run_once = task.kw.run_once.as_ref().is_some_and(|n| {
@@ -566,6 +579,10 @@ impl Runner {
                 .collect();
             outs.extend(copies);
         }
+        self.emit(Event::TaskEnd {
+            name,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
         outs
     }
 

@@ -332,8 +332,8 @@ impl<W: Write + Send> Reporter for Human<W> {
             }
             Event::NoMoreHosts => self.banner("NO MORE HOSTS LEFT"),
             Event::Warning { message } => eprintln!("[WARNING]: {message}"),
-            // For the progress bar only.
-            Event::Progress { .. } => return,
+            // For the progress bar and machine readers only.
+            Event::Progress { .. } | Event::RunStart { .. } | Event::TaskEnd { .. } | Event::RunEnd { .. } => return,
             Event::Recap { hosts } => {
                 self.end_section();
                 self.recap(hosts);
