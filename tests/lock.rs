@@ -114,6 +114,8 @@ fn a_second_rollout_fails_or_waits_and_never_interleaves() {
     assert_eq!(audit.matches("lock taken").count(), 2, "{audit}");
     assert_eq!(audit.matches("lock released").count(), 2, "{audit}");
     assert!(audit.contains("release=A lock taken"), "{audit}");
+    // Every task that changed the host during a rollout has its line.
+    assert_eq!(audit.matches("release=A changed: shell").count(), 2, "{audit}");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("state")).unwrap().permissions());
     assert_eq!(mode & 0o007, 0, "the state directory is not world-accessible");
 }

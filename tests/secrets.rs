@@ -1,7 +1,7 @@
 //! Secrets stay secret: a value from the controller's environment, a variable named in
 //! `roll_secret_vars` and the output of a `no_log` task appear in none of roll's outputs
-//! (terminal log with diffs, JSON Lines, JUnit) nor in any process's argument list while the
-//! play runs over real SSH. (The registry password is covered by the docker tests.)
+//! (terminal log with diffs, JSON Lines, JUnit, `roll plan` and its file) nor in any process's
+//! argument list while the play runs over real SSH. (The registry password is covered by the docker tests.)
 
 mod common;
 #[path = "common/fleet.rs"]
@@ -38,6 +38,7 @@ const PLAYBOOK: &str = r#"
       environment: { TOKEN: "{{ lookup('env', 'ROLL_TEST_TOKEN') }}", DBPW: "{{ db_password }}" }
       register: lens
     - assert: { that: ["lens.stdout | int == (lookup('env', 'ROLL_TEST_TOKEN') ~ db_password) | length"] }
+      when: not ansible_check_mode
     - name: A failure that names the secret
       fail: { msg: "cannot use {{ db_password }}" }
       ignore_errors: true
@@ -86,6 +87,16 @@ fn secrets_appear_in_no_output_and_no_argument_list() {
     };
     let human = run(&["--diff", "-v", "--junit", "report.xml"]);
     let json = run(&["--format", "json", "--check", "--diff"]);
+    let mut plan_cmd = roll(dir);
+    plan_cmd
+        .args(["plan", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts())
+        .args(["-e", &format!("out={}", out_dir.display()), "-o", "saved.plan"])
+        .env("ROLL_TEST_TOKEN", &token);
+    let plan = plan_cmd.output().unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    let plan_file = std::fs::read_to_string(dir.join("saved.plan")).unwrap();
+    let plan_out = stdout(&plan);
     stop.store(true, Ordering::SeqCst);
     let samples = watcher.join().unwrap();
     assert!(samples > 10, "ps was sampled too rarely: {samples}");
@@ -99,6 +110,8 @@ fn secrets_appear_in_no_output_and_no_argument_list() {
         ("log", &human_text),
         ("json", &json_text),
         ("junit", &junit),
+        ("plan output", &plan_out),
+        ("plan file", &plan_file),
         ("ps", &ps),
     ] {
         for s in secrets {

@@ -579,6 +579,17 @@ impl Runner {
                 .collect();
             outs.extend(copies);
         }
+        // A rollout (this run holds a deploy lock) leaves a line in the audit log of every host a
+        // task changed.
+        if !self.opts.check
+            && let Some((app, release)) = crate::modules::deploy_lock::holding()
+        {
+            let audits = outs
+                .iter()
+                .filter(|o| o.changed)
+                .map(|o| self.audit(ctx, task, o.host, &app, release.as_deref(), &name));
+            futures_util::future::join_all(audits).await;
+        }
         self.emit(Event::TaskEnd {
             name,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -713,6 +724,26 @@ impl Runner {
                 self.vars.set_fact(o.host, k, v.clone());
             }
         }
+    }
+
+    /// One audit line on a host (best effort: a host without a writable state directory just
+    /// does not get one).
+    async fn audit(&self, ctx: &PlayCtx<'_>, task: &Task, h: usize, app: &str, release: Option<&str>, step: &str) {
+        let host = &self.vars.inventory.hosts[h];
+        let dir = host::scope(self, ctx, task, h)
+            .get_attr("roll_state_dir")
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_none())
+            .map(|v| crate::vars::value_to_string(&v))
+            .unwrap_or_else(|| "/var/lib/roll".into());
+        let kind = host.vars.get("ansible_connection").map(crate::vars::value_to_string);
+        let Ok(conn) = self.connection(&host.name, Some(&host.vars), kind.as_deref()) else {
+            return;
+        };
+        let line = crate::modules::deploy_lock::audit_line(&dir, app, release, &format!("changed: {step}"));
+        let mut cmd = crate::connection::Command::new(format!("mkdir -p {d} && {line}", d = crate::shell::quote(&dir)));
+        cmd.timeout = Some(std::time::Duration::from_secs(30));
+        let _ = conn.exec(&cmd).await;
     }
 
     /// Deploy locks this run took are released when it ends, however it ended; a run that is

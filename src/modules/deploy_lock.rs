@@ -47,6 +47,7 @@ pub struct Held {
     pub host: String,
     pub dir: String,
     pub app: String,
+    pub release: Option<String>,
     pub become_user: Option<String>,
 }
 
@@ -95,7 +96,7 @@ pub fn audit_line(dir: &str, app: &str, release: Option<&str>, step: &str) -> St
         quote(&holder()),
         quote(app),
         quote(release.unwrap_or("-")),
-        quote(step),
+        quote(&crate::secrets::mask(step)),
         quote(dir.trim_end_matches('/'))
     )
 }
@@ -113,6 +114,14 @@ pub fn release_script(dir: &str, app: &str, force: bool, why: &str) -> String {
         "if [ -f {f} ] && {cond}; then rm -f {f} && {} && echo released; fi",
         audit_line(dir, app, None, why)
     )
+}
+
+/// The app and release of the rollout this run holds a lock for, if any.
+pub fn holding() -> Option<(String, Option<String>)> {
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .first()
+        .map(|h| (h.app.clone(), h.release.clone()))
 }
 
 /// The locks this process still holds, taken out of the registry.
@@ -222,6 +231,7 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                         .unwrap_or_default(),
                     dir: t.dir.clone(),
                     app: t.app.clone(),
+                    release: t.release.clone(),
                     become_user: ctx.become_user.clone(),
                 });
                 let mut r = ModuleResult::ok()
