@@ -350,8 +350,19 @@ fn json_events_go_to_stdout_and_stderr_stays_clean() {
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
     let events: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["play_start", "task_start", "host", "recap"]);
-    assert_eq!(events[2]["result"]["stdout"], "hi");
+    assert_eq!(
+        kinds,
+        [
+            "run_start",
+            "play_start",
+            "task_start",
+            "host",
+            "task_end",
+            "recap",
+            "run_end"
+        ]
+    );
+    assert_eq!(events[3]["result"]["stdout"], "hi");
     assert!(events.iter().all(|e| e["v"] == 1));
 }
 
