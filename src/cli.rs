@@ -134,6 +134,9 @@ pub struct PlayArgs {
     /// No progress bars (they show only on a terminal, and never under CI).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Colour in the log: `auto` (on a terminal, not under CI, unless NO_COLOR), `always`, `never`.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
     /// Also write the run as a JUnit XML report (one testsuite per play, one testcase per task
     /// and host), for CI.
     #[arg(long, value_name = "FILE")]
@@ -179,6 +182,14 @@ pub struct StatusArgs {
     pub format: Format,
     #[command(flatten)]
     pub ssh: SshArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorWhen {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

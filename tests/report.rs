@@ -97,6 +97,17 @@ fn under_gitlab_ci_plays_are_collapsible_sections_without_colour() {
         text.matches("\x1b[0K").count(),
         "{text:?}"
     );
+    // Colour only when forced.
+    let forced = common::roll(d.path())
+        .args(["play", "pb.yml", "-i", "hosts", "--color", "always"])
+        .env("GITLAB_CI", "true")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&forced).contains("\x1b[33mchanged: [app1]"),
+        "{:?}",
+        stdout(&forced)
+    );
     // The second section ends before the recap.
     let end = text.rfind("section_end:").unwrap();
     assert!(end < text.find("PLAY RECAP").unwrap());

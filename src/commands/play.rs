@@ -20,7 +20,12 @@ pub fn run(args: crate::cli::PlayArgs) -> Exit {
 /// no log on stdout (`roll apply` checks the world against its plan without printing).
 pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool) -> Exit {
     let sources = Sources::new();
-    let out = Output::detect();
+    let mut out = Output::detect();
+    match args.color {
+        crate::cli::ColorWhen::Always => out.color = true,
+        crate::cli::ColorWhen::Never => out.color = false,
+        crate::cli::ColorWhen::Auto => {}
+    }
     let settings = match Play::from_args(args, &sources, &out) {
         Ok(s) => s,
         Err(diags) => return invalid(&sources, Diagnostics { items: diags }, &out),
