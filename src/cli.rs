@@ -166,15 +166,16 @@ pub struct InventoryArgs {
     pub vars: bool,
 }
 
+/// Which proxy hosts to ask, and how (shared by `roll status` and `roll lock`).
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub struct ProxyArgs {
     /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
     #[arg(short, long, env = "ROLL_INVENTORY")]
     pub inventory: String,
     /// The proxy hosts to ask.
     #[arg(long, default_value = "proxy", value_name = "PATTERN")]
     pub hosts: String,
-    /// Where the switch keeps its state (a host's `roll_state_dir` variable wins).
+    /// Where the switch keeps its state and locks (a host's `roll_state_dir` variable wins).
     #[arg(long, default_value = "/var/lib/roll", value_name = "DIR")]
     pub state_dir: String,
     /// Output format on stdout.
@@ -182,6 +183,12 @@ pub struct StatusArgs {
     pub format: Format,
     #[command(flatten)]
     pub ssh: SshArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub proxies: ProxyArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -204,23 +211,11 @@ pub enum LockAction {
 pub struct LockArgs {
     #[arg(value_enum)]
     pub action: LockAction,
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
-    #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: String,
     /// The app whose lock to release (`status` shows every app).
     #[arg(long)]
     pub app: Option<String>,
-    /// The proxy hosts to ask.
-    #[arg(long, default_value = "proxy", value_name = "PATTERN")]
-    pub hosts: String,
-    /// Where the locks are kept (a host's `roll_state_dir` variable wins).
-    #[arg(long, default_value = "/var/lib/roll", value_name = "DIR")]
-    pub state_dir: String,
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
     #[command(flatten)]
-    pub ssh: SshArgs,
+    pub proxies: ProxyArgs,
 }
 
 #[derive(Debug, Args)]

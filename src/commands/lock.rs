@@ -1,6 +1,6 @@
 //! `roll lock status | release`: the deploy locks (`roll.deploy_lock`) on the proxy hosts.
 
-use super::status::{ask_proxies, utc};
+use super::status::{ask_proxies, report_failures, utc};
 use crate::cli::{Format, LockAction, LockArgs};
 use crate::connection::{Command, Connection};
 use crate::exit::Exit;
@@ -37,9 +37,8 @@ async fn locks(conn: &Connection, dir: &str) -> Result<Vec<(u64, Lock)>, String>
 
 fn status(args: LockArgs) -> Exit {
     let app = args.app.clone();
-    let (rows, failures) = match ask_proxies(&args.inventory, &args.hosts, &args.state_dir, args.ssh, async |c, d| {
-        locks(c, d).await
-    }) {
+    let json = args.proxies.format == Format::Json;
+    let (rows, failures) = match ask_proxies(args.proxies, async |c, d| locks(c, d).await) {
         Ok(r) => r,
         Err(e) => return e,
     };
@@ -48,7 +47,7 @@ fn status(args: LockArgs) -> Exit {
         .filter(|(_, (_, l))| app.as_ref().is_none_or(|a| *a == l.app))
         .collect();
     let mut out = std::io::stdout().lock();
-    if args.format == Format::Json {
+    if json {
         let v: Vec<serde_json::Value> = rows
             .iter()
             .map(|(proxy, (now, l))| {
@@ -82,14 +81,7 @@ fn status(args: LockArgs) -> Exit {
             );
         }
     }
-    for f in &failures {
-        eprintln!("error: {f}");
-    }
-    if failures.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Unreachable
-    }
+    report_failures(&failures)
 }
 
 fn release(args: LockArgs) -> Exit {
@@ -100,7 +92,7 @@ fn release(args: LockArgs) -> Exit {
         return Exit::InvalidInput;
     };
     let a = app.clone();
-    let (rows, failures) = match ask_proxies(&args.inventory, &args.hosts, &args.state_dir, args.ssh, async |c, d| {
+    let (rows, failures) = match ask_proxies(args.proxies, async |c, d| {
         let script = release_script(d, &a, true, "lock released by hand (roll lock release)");
         let out = c.exec(&Command::new(script)).await.map_err(|e| e.to_string())?;
         if out.rc != 0 {
@@ -118,12 +110,5 @@ fn release(args: LockArgs) -> Exit {
             eprintln!("no deploy lock of `{app}` on {proxy}");
         }
     }
-    for f in &failures {
-        eprintln!("error: {f}");
-    }
-    if failures.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Unreachable
-    }
+    report_failures(&failures)
 }

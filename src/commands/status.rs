@@ -10,14 +10,8 @@ use crate::vars::value_to_string;
 use std::io::Write;
 
 pub fn run(args: crate::cli::StatusArgs) -> Exit {
-    let json = args.format == crate::cli::Format::Json;
-    let (rows, failures) = match ask_proxies(
-        &args.inventory,
-        &args.hosts,
-        &args.state_dir,
-        args.ssh,
-        async |conn, dir| states(conn, dir).await,
-    ) {
+    let json = args.proxies.format == crate::cli::Format::Json;
+    let (rows, failures) = match ask_proxies(args.proxies, async |conn, dir| states(conn, dir).await) {
         Ok(r) => r,
         Err(exit) => return exit,
     };
@@ -61,7 +55,12 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
     if rows.is_empty() && failures.is_empty() && !json {
         eprintln!("roll: no switch state on these hosts yet (nothing was deployed with roll.nginx_switch)");
     }
-    for f in &failures {
+    report_failures(&failures)
+}
+
+/// Print the hosts that could not be asked; unreachable (4) if there were any.
+pub(crate) fn report_failures(failures: &[String]) -> Exit {
+    for f in failures {
         eprintln!("error: {f}");
     }
     if failures.is_empty() {
@@ -78,22 +77,26 @@ pub(crate) type Answers<T> = (Vec<(String, T)>, Vec<String>);
 /// `roll_state_dir`, rendered in its scope, else `default_dir`): the rows per host, and what
 /// failed. Invalid input is reported here and returned as the exit code.
 pub(crate) fn ask_proxies<T>(
-    inventory: &str,
-    hosts: &str,
-    default_dir: &str,
-    ssh: crate::cli::SshArgs,
+    proxies: crate::cli::ProxyArgs,
     ask: impl AsyncFn(&Connection, &str) -> Result<Vec<T>, String>,
 ) -> Result<Answers<T>, Exit> {
+    let crate::cli::ProxyArgs {
+        inventory,
+        hosts,
+        state_dir: default_dir,
+        ssh,
+        ..
+    } = proxies;
     let sources = Sources::new();
     let color = crate::settings::Output::detect().color;
-    let mut inv = match crate::inventory::load(&sources, inventory, &[]) {
+    let mut inv = match crate::inventory::load(&sources, &inventory, &[]) {
         Ok(i) => i,
         Err(d) => {
             eprint!("{}", d.render(&sources, color));
             return Err(Exit::InvalidInput);
         }
     };
-    let hosts = match pattern::resolve(&mut inv, hosts) {
+    let hosts = match pattern::resolve(&mut inv, &hosts) {
         Ok(h) => h,
         Err(msg) => {
             let d = Diagnostic::error(format!("invalid `--hosts`: {msg}"))
@@ -131,7 +134,7 @@ pub(crate) fn ask_proxies<T>(
             let scope = crate::vars::Scope::value(run.clone(), play.clone(), h, Vec::new(), Default::default());
             let dir = match scope.get_attr("roll_state_dir") {
                 Ok(v) if !v.is_undefined() => value_to_string(&v),
-                Ok(_) => default_dir.to_string(),
+                Ok(_) => default_dir.clone(),
                 Err(e) => {
                     failures.push(format!("{}: `roll_state_dir`: {e}", host.name));
                     continue;
