@@ -378,6 +378,8 @@ pub struct Scope {
     facts: Arc<VarMap>,
     depth: AtomicUsize,
     error: Mutex<Option<TemplateError>>,
+    /// `roll_secret_vars`, read once per scope: every variable lookup consults it.
+    secret_vars: std::sync::OnceLock<Vec<String>>,
 }
 
 impl std::fmt::Debug for Scope {
@@ -404,6 +406,7 @@ impl Scope {
             facts,
             depth: AtomicUsize::new(0),
             error: Mutex::new(None),
+            secret_vars: std::sync::OnceLock::new(),
         })
     }
 
@@ -464,17 +467,12 @@ impl Scope {
 
     /// A variable named in `roll_secret_vars` is secret: its value is masked in every report.
     fn note_secret(&self, key: &str, v: &Value) {
-        if key == "roll_secret_vars" {
-            return;
-        }
-        let Some(list) = self.raw("roll_secret_vars") else {
-            return;
-        };
-        let named = list
-            .try_iter()
-            .map(|mut it| it.any(|n| n.as_str() == Some(key)))
-            .unwrap_or(false);
-        if named {
+        let names = self.secret_vars.get_or_init(|| {
+            self.raw("roll_secret_vars")
+                .and_then(|list| list.try_iter().ok().map(|it| it.map(|n| value_to_string(&n)).collect()))
+                .unwrap_or_default()
+        });
+        if names.iter().any(|n| n == key) {
             crate::secrets::add_value(v);
         }
     }
