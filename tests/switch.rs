@@ -3,14 +3,13 @@
 //! loopback, and a client keeps sending requests through it during the whole switch.
 
 mod common;
+#[path = "common/load.rs"]
+mod load;
 
 use common::{free_port, recap, stdout, write};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use load::{Answer, Load};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The demo app binary, built for the host (`cargo build -p roll-demo`).
@@ -50,22 +49,22 @@ impl Drop for Nginx {
     }
 }
 
+/// GET through the proxy on loopback: the status and the (trimmed) body.
 fn get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad response {out:?}"))?;
-    Ok((code, out.rsplit("\r\n\r\n").next().unwrap_or("").to_string()))
+    load::get(&format!("127.0.0.1:{port}"), path)
 }
 
-/// When a request was answered (seconds since the load began) and by which colour, or why not.
-type Answer = (f64, Result<String, String>);
+/// Load through nginx on `port` for a whole switch (at most 60 s).
+fn load_on(port: u16) -> Load {
+    Load::start(&format!("127.0.0.1:{port}"), Instant::now(), 1, Duration::from_secs(60))
+}
+
+/// Each answer as the colour that gave it (the demo app answers "COLOUR RELEASE").
+fn colours(seen: Vec<Answer>) -> Vec<Answer> {
+    seen.into_iter()
+        .map(|(t, r)| (t, r.map(|b| b.split_whitespace().next().unwrap_or("").to_string())))
+        .collect()
+}
 
 const PLAYBOOK: &str = r#"
 - hosts: proxy1
@@ -284,7 +283,7 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
             (Some("green"), Some("live"), Some(3)),
             "{ng}"
         );
-        assert_eq!(get(port, "/").unwrap().1, "green r\n");
+        assert_eq!(get(port, "/").unwrap().1, "green r");
     }
     let status = common::roll(&dir)
         .args(["status", "-i", "hosts", "--hosts", "proxies", "--format", "json"])
@@ -320,30 +319,14 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
     let extra = serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port}).to_string();
 
     // Load through nginx for the whole switch: every answer is recorded with its colour.
-    let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<Answer>>> = Arc::default();
-    let (stop2, seen2) = (stop.clone(), seen.clone());
-    let load = std::thread::spawn(move || {
-        let start = Instant::now();
-        while !stop2.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
-            let r = match get(proxy_port, "/") {
-                Ok((200, body)) => Ok(body.split_whitespace().next().unwrap_or("").to_string()),
-                Ok((code, body)) => Err(format!("{code} {body}")),
-                Err(e) => Err(e),
-            };
-            seen2.lock().unwrap().push((start.elapsed().as_secs_f64(), r));
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
+    let load = load_on(proxy_port);
     let out = common::roll(&dir)
         .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "to=green", "-v"])
         .output()
         .unwrap();
-    stop.store(true, Ordering::SeqCst);
-    load.join().unwrap();
+    let seen = colours(load.stop());
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
-    let seen = seen.lock().unwrap();
     let failed: Vec<_> = seen.iter().filter(|(_, r)| r.is_err()).collect();
     assert!(
         failed.is_empty(),
@@ -384,7 +367,7 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
     assert_eq!(state["batches_done"], 3);
     assert!(state["backends"].as_object().unwrap().values().all(|c| c == "green"));
     let (_, body) = get(proxy_port, "/").unwrap();
-    assert_eq!(body, "green r\n");
+    assert_eq!(body, "green r");
     assert!(
         text.contains("\"last\": 1"),
         "the drain waits until the count is below 2: {text}"
@@ -427,7 +410,7 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
     assert_eq!(bad.status.code(), Some(2), "{}", stdout(&bad));
     assert!(stdout(&bad).contains("validation failed"), "{}", stdout(&bad));
     assert_eq!(std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(), before);
-    assert_eq!(get(proxy_port, "/").unwrap(), (200, "green r\n".to_string()));
+    assert_eq!(get(proxy_port, "/").unwrap(), (200, "green r".to_string()));
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state/web.json")).unwrap()).unwrap();
     assert!(
         state["status"].as_str().unwrap().starts_with("failed: batch 1 of 3"),
@@ -445,7 +428,7 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
         "{}",
         stdout(&stuck)
     );
-    assert_eq!(get(proxy_port, "/").unwrap().1, "blue r\n");
+    assert_eq!(get(proxy_port, "/").unwrap().1, "blue r");
 }
 
 #[test]
@@ -728,29 +711,13 @@ fn nginx_in_a_container_is_reloaded_through_docker_and_validated_inside_it() {
     let extra =
         serde_json::json!({"backend_list": rig.backends, "proxy_port": proxy_port, "container": ngx.name}).to_string();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<Answer>>> = Arc::default();
-    let (stop2, seen2) = (stop.clone(), seen.clone());
-    let load = std::thread::spawn(move || {
-        let start = Instant::now();
-        while !stop2.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
-            let r = match get(proxy_port, "/") {
-                Ok((200, body)) => Ok(body.split_whitespace().next().unwrap_or("").to_string()),
-                Ok((code, body)) => Err(format!("{code} {body}")),
-                Err(e) => Err(e),
-            };
-            seen2.lock().unwrap().push((start.elapsed().as_secs_f64(), r));
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
+    let load = load_on(proxy_port);
     let out = common::roll(&dir)
         .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "to=green"])
         .output()
         .unwrap();
-    stop.store(true, Ordering::SeqCst);
-    load.join().unwrap();
+    let seen = colours(load.stop());
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), common::stderr(&out));
-    let seen = seen.lock().unwrap();
     assert!(
         seen.iter().all(|(_, r)| r.is_ok()),
         "a request failed during the switch"
