@@ -18,16 +18,11 @@ flowing through nginx. Threads_connected is sampled every 100 ms.
 Prints the steady state and both peaks; --json writes them. Exits 1 if the batched peak is
 above 1.1 × steady + 2. Everything listens on 127.0.0.1 and stops at the end.
 """
-import argparse, http.client, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import argparse, http.client, json, os, shutil, subprocess, sys, tempfile, threading, time
+from benchlib import UPSTREAM_J2, free_port, start_backends, start_nginx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 def need(path, package):
     if not shutil.which(path) and not os.path.exists(path):
@@ -151,29 +146,13 @@ def main():
     procs, nginx_started, db = [], False, None
     try:
         db = Maria(d, a.wait_timeout)
-        backends = []
-        for i in range(1, a.backends + 1):
-            ports = {"blue": free_port(), "green": free_port()}
-            for colour, port in ports.items():
-                procs.append(subprocess.Popen([demo], stderr=subprocess.DEVNULL, env={
-                    "PORT": str(port), "BIND": "127.0.0.1", "COLOUR": colour, "RELEASE": "r",
-                    "DB_ADDR": f"127.0.0.1:{db.port}", "DB_USER": "app", "DB_PASSWORD": "app-pw",
-                    "DB_POOL": str(a.pool)}))
-            backends.append({"name": f"app{i}", "address": "127.0.0.1", "ports": ports})
+        backends = start_backends(demo, a.backends, procs, {
+            "DB_ADDR": f"127.0.0.1:{db.port}", "DB_USER": "app", "DB_PASSWORD": "app-pw", "DB_POOL": str(a.pool)})
         ng = os.path.join(d, "nginx")
-        os.makedirs(os.path.join(ng, "logs"))
-        proxy = free_port()
-        with open(os.path.join(ng, "web-upstream.conf"), "w") as f:
-            f.write("upstream web {\n" + "".join(f"    server 127.0.0.1:{b['ports']['blue']};\n" for b in backends) + "}\n")
-        with open(os.path.join(ng, "nginx.conf"), "w") as f:
-            f.write(f"worker_processes 1;\npid {ng}/nginx.pid;\nerror_log {ng}/logs/error.log;\n"
-                    f"events {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n"
-                    f"  include {ng}/web-upstream.conf;\n  server {{\n    listen 127.0.0.1:{proxy};\n"
-                    f"    location / {{ proxy_pass http://web; }}\n  }}\n}}\n")
-        subprocess.run(["nginx", "-p", ng, "-c", "nginx.conf"], check=True)
+        proxy = start_nginx(ng, backends)
         nginx_started = True
         with open(os.path.join(d, "upstream.j2"), "w") as f:
-            f.write("upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n")
+            f.write(UPSTREAM_J2)
         with open(os.path.join(d, "pb.yml"), "w") as f:
             f.write(PLAYBOOK)
         with open(os.path.join(d, "hosts"), "w") as f:

@@ -10,16 +10,11 @@ run opens its SSH connections (a CI job that keeps none). Baselines, in the same
 `ssh HOST cat FILE` per host, 50 at a time, over warm ControlMaster connections, and with new
 connections each (the floor of asking every host one thing). Target: under 2 s.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+from benchlib import UPSTREAM_J2, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 PLAYBOOK = """
 - name: App servers
@@ -72,7 +67,7 @@ def main():
             f.write("upstream web { server 127.0.0.1:8081; }\n")
         for name, text in (("pb.yml", PLAYBOOK),
                            ("app.conf.j2", "host={{ inventory_hostname }}\naddress={{ ansible_host }}\n"),
-                           ("upstream.j2", "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n")):
+                           ("upstream.j2", UPSTREAM_J2)):
             with open(os.path.join(d, name), "w") as f:
                 f.write(text)
         env = {**os.environ, "ROLL_SSH_CONFIG": os.path.join(fleet, "ssh_config"), "NO_COLOR": "1"}

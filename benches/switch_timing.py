@@ -11,16 +11,11 @@ exited, the gate through the proxy, and the measured pause. Baseline, in the sam
 same validate + reload + wait-for-old-workers done by hand with no roll around it.
 Pause target: within 5 % + 100 ms of the configured pause.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+from benchlib import UPSTREAM_J2, free_port, start_backends, start_nginx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 PLAYBOOK = """
 - hosts: proxy
@@ -56,26 +51,11 @@ def main():
     ng = os.path.join(d, "nginx")
     procs, fleet_up, nginx_up = [], False, False
     try:
-        backends = []
-        for i in range(1, a.backends + 1):
-            ports = {"blue": free_port(), "green": free_port()}
-            for colour, port in ports.items():
-                procs.append(subprocess.Popen([demo], stderr=subprocess.DEVNULL, env={
-                    "PORT": str(port), "BIND": "127.0.0.1", "COLOUR": colour}))
-            backends.append({"name": f"app{i}", "address": "127.0.0.1", "ports": ports})
-        os.makedirs(os.path.join(ng, "logs"))
-        proxy = free_port()
-        with open(os.path.join(ng, "web-upstream.conf"), "w") as f:
-            f.write("upstream web {\n" + "".join(f"    server 127.0.0.1:{b['ports']['blue']};\n" for b in backends) + "}\n")
-        with open(os.path.join(ng, "nginx.conf"), "w") as f:
-            f.write(f"worker_processes 1;\npid {ng}/nginx.pid;\nerror_log {ng}/logs/error.log;\n"
-                    f"events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n"
-                    f"  include {ng}/web-upstream.conf;\n  server {{\n    listen 127.0.0.1:{proxy};\n"
-                    f"    location / {{ proxy_pass http://web; }}\n  }}\n}}\n")
-        subprocess.run(["nginx", "-p", ng, "-c", "nginx.conf"], check=True)
+        backends = start_backends(demo, a.backends, procs)
+        proxy = start_nginx(ng, backends, connections=256)
         nginx_up = True
         version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
-        for name, text in (("upstream.j2", "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n"),
+        for name, text in (("upstream.j2", UPSTREAM_J2),
                            ("pb.yml", PLAYBOOK), ("local", "[proxy]\nproxy-local ansible_connection=local\n")):
             with open(os.path.join(d, name), "w") as f:
                 f.write(text)
