@@ -73,19 +73,21 @@ impl Diagnostic {
         let file;
         if let Some(span) = self.span {
             file = sources.get(span.file);
-            let (line, _) = file.line_col(span.start as usize);
+            // A span may start or end inside a multi-byte character (one byte past the start, or
+            // a parser's position in malformed input): widen it to whole characters.
+            let span_start = file.text.floor_char_boundary(span.start as usize);
+            let (line, _) = file.line_col(span_start);
             let line_start = file.offset_of(line, 1);
-            let end = (span.end as usize)
-                .max(span.start as usize + 1)
-                .min(file.line_end(span.start as usize).max(span.start as usize));
-            let line_end = file.line_end(span.start as usize);
+            let line_end = file.line_end(span_start);
+            let end = (span.end as usize).max(span_start + 1).min(line_end.max(span_start));
             let text = &file.text[line_start..line_end];
-            let mut start = span.start as usize - line_start;
+            let mut start = span_start - line_start;
             let mut stop = end.saturating_sub(line_start).max(start);
             if start >= text.len() {
                 start = text.len();
                 stop = text.len();
             }
+            let stop = text.ceil_char_boundary(stop);
             let path = file.path.display().to_string();
             let mut annotation = AnnotationKind::Primary.span(start..stop.max(start));
             if let Some(label) = &self.label {
@@ -191,5 +193,17 @@ mod tests {
             text,
             "error: unknown key `seral` in play\n --> play.yml:2:3\n  |\n2 |   seral: 2\n  |   ^^^^^\n  |\n  = help: did you mean `serial`?"
         );
+    }
+
+    #[test]
+    fn a_span_inside_a_multibyte_character_widens_to_it() {
+        // Found by the playbook fuzz target: a one-byte span on `ƀ` (two bytes) panicked.
+        let sources = Sources::new();
+        let f = sources.add("play.yml", "x: ƀ:\n".to_string());
+        for (start, end) in [(3, 4), (4, 5), (4, 4)] {
+            let text = Diagnostic::at("bad", Span::new(f, start, end)).render(&sources, false);
+            assert!(text.contains("1 | x: ƀ:"), "{text}");
+            assert!(text.contains('^'), "no caret in {text}");
+        }
     }
 }
