@@ -112,6 +112,7 @@ pub fn parse(sources: &Sources, file: FileId) -> Result<Node, Diagnostic> {
         src: &src,
         stack: Vec::new(),
         anchors: HashMap::new(),
+        aliased: 0,
         docs: Vec::new(),
         error: None,
     };
@@ -154,7 +155,11 @@ struct Builder<'a> {
     file: FileId,
     src: &'a crate::source::SourceFile,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes, with how many nodes each holds.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes copied by aliases so far: bounded, so that aliases of aliases (a "billion laughs"
+    /// document) end in a diagnostic instead of exhausting memory.
+    aliased: usize,
     docs: Vec<Node>,
     error: Option<Diagnostic>,
 }
@@ -166,7 +171,7 @@ impl Builder<'_> {
 
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), node_count(&node)));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -278,14 +283,46 @@ impl MarkedEventReceiver for Builder<'_> {
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
+                let null = Node {
                     kind: Kind::Null,
                     span: Span::new(self.file, start, start + 1),
-                });
+                };
+                let node = match self.anchors.get(&id) {
+                    Some((node, size)) if self.aliased + size <= MAX_ALIASED_NODES => {
+                        self.aliased += size;
+                        node.clone()
+                    }
+                    Some(_) => {
+                        if self.error.is_none() {
+                            self.error = Some(
+                                Diagnostic::at(
+                                    format!("the aliases in this file expand to more than {MAX_ALIASED_NODES} values"),
+                                    null.span,
+                                )
+                                .with_label("this alias goes over the limit")
+                                .with_help("aliases of aliases grow exponentially; repeat the values or use fewer levels of aliases"),
+                            );
+                        }
+                        null
+                    }
+                    None => null,
+                };
                 self.push_node(node, 0);
             }
             _ => {}
         }
+    }
+}
+
+/// More values than any playbook or inventory copies through aliases, far fewer than it takes
+/// to exhaust memory.
+const MAX_ALIASED_NODES: usize = 100_000;
+
+fn node_count(n: &Node) -> usize {
+    1 + match &n.kind {
+        Kind::Seq(items) => items.iter().map(node_count).sum(),
+        Kind::Map(pairs) => pairs.iter().map(|(k, v)| node_count(k) + node_count(v)).sum(),
+        _ => 0,
     }
 }
 
