@@ -1,7 +1,43 @@
 //! Host ranges in inventory names: `app[01:20]`, `db-[a:f]`, `web[1:9:2]`, several per name.
 
+/// More hosts than one inventory line should name: a bound typed with a digit too many must end
+/// in a diagnostic, not in millions of hosts (or an exhausted memory).
+pub const MAX_HOSTS: u64 = 100_000;
+
 /// Expand every `[start:end(:step)]` in `name`. Names without brackets expand to themselves.
 pub fn expand(name: &str) -> Result<Vec<String>, String> {
+    let n = count(name)?;
+    if n > MAX_HOSTS {
+        return Err(format!(
+            "host range `{name}` names {n} hosts, more than the limit of {MAX_HOSTS}; check its bounds"
+        ));
+    }
+    expand_unchecked(name)
+}
+
+/// How many names `name` expands to (saturating), without building them.
+fn count(name: &str) -> Result<u64, String> {
+    let Some(open) = name.find('[') else { return Ok(1) };
+    let Some(close_rel) = name[open..].find(']') else {
+        return Err("unclosed `[` in host range".into());
+    };
+    let body = &name[open + 1..open + close_rel];
+    let parts: Vec<&str> = body.split(':').collect();
+    let here = match (
+        parts.first().map(|s| s.parse::<u64>()),
+        parts.get(1).map(|s| s.parse::<u64>()),
+    ) {
+        (Some(Ok(a)), Some(Ok(b))) if a <= b => {
+            let step = parts.get(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(1).max(1);
+            (b - a) / step + 1
+        }
+        // Letters are at most 26; anything else is an error `expand_unchecked` reports.
+        _ => 1,
+    };
+    Ok(here.saturating_mul(count(&name[open + close_rel + 1..])?))
+}
+
+fn expand_unchecked(name: &str) -> Result<Vec<String>, String> {
     let Some(open) = name.find('[') else {
         return Ok(vec![name.to_string()]);
     };
@@ -50,7 +86,7 @@ pub fn expand(name: &str) -> Result<Vec<String>, String> {
             "host range `[{body}]` must be two numbers (`[01:20]`) or two single letters (`[a:f]`)"
         ));
     };
-    let tails = expand(tail)?;
+    let tails = expand_unchecked(tail)?;
     let mut out = Vec::with_capacity(items.len() * tails.len());
     for item in &items {
         for t in &tails {
@@ -85,5 +121,16 @@ mod tests {
         assert!(expand("a[1:3").is_err());
         assert!(expand("a[a:3]").is_err());
         assert!(expand("a[1:3:0]").is_err());
+    }
+
+    #[test]
+    fn huge_ranges_are_errors_not_millions_of_hosts() {
+        // Found by the inventory_ini fuzz target: `asp[008:51008451]` ran out of memory.
+        let e = expand("asp[008:51008451]").unwrap_err();
+        assert!(e.contains("names 51008444 hosts, more than the limit of 100000"), "{e}");
+        // Two ranges multiply.
+        assert!(expand("r[1:1000]n[1:1000]").unwrap_err().contains("1000000 hosts"));
+        assert_eq!(expand("n[1:100000]").unwrap().len(), 100_000);
+        assert_eq!(expand("n[0:99999999:1000]").unwrap().len(), 100_000);
     }
 }
