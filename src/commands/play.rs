@@ -77,14 +77,21 @@ pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, qu
     views.extend(extra);
     let reporter: Box<dyn Reporter> = Box::new(crate::report::Tee(views));
     let runner = Runner::new(sources, Arc::new(pb), checked, vars, settings.opts.clone(), reporter);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The hosts' tasks are polled inside the run's future, which is deep (and wide in debug
+    // builds): it runs on a worker with a stack of known size, not on the caller's thread, whose
+    // stack may be small when roll is used as a library.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return Exit::Error;
         }
     };
-    let summary = rt.block_on(async {
+    let run = rt.spawn(async move {
         let flag = runner.cancel_flag();
         tokio::spawn(async move {
             // SIGTERM (a cancelled CI job, systemd) is treated as Ctrl-C: stop cleanly.
@@ -101,6 +108,10 @@ pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, qu
         });
         runner.run().await
     });
+    let summary = match rt.block_on(run) {
+        Ok(summary) => summary,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     if summary.interrupted {
         Exit::Interrupted
     } else if summary.any_failed {
