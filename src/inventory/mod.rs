@@ -10,7 +10,7 @@ mod vars_dirs;
 mod yaml_inv;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::source::{Sources, Span};
+use crate::source::{FileId, Sources, Span};
 use crate::yaml::Node;
 use indexmap::IndexMap;
 use minijinja::Value;
@@ -185,6 +185,15 @@ pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result
     Ok(inv)
 }
 
+/// Parse an inventory from text (YAML when `path` ends in `.yml`/`.yaml`/`.json` or the text
+/// looks like YAML, else INI), with no `group_vars/` or `host_vars/`. The fuzz targets use it.
+pub fn parse_text(sources: &Sources, path: &Path, text: String) -> Result<Inventory, Diagnostics> {
+    let mut b = Builder::default();
+    let file = sources.add(path, text);
+    parse_file(sources, file, &mut b);
+    b.finish(sources, &[])
+}
+
 fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
@@ -213,8 +222,14 @@ fn load_file(sources: &Sources, path: &Path, b: &mut Builder) {
             return;
         }
     };
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    parse_file(sources, file, b);
+}
+
+/// Parse one inventory file already in `sources`: YAML by extension or by its first line, else
+/// INI.
+fn parse_file(sources: &Sources, file: FileId, b: &mut Builder) {
     let text = sources.get(file);
+    let ext = text.path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let looks_yaml = matches!(ext, "yml" | "yaml" | "json")
         || (ext.is_empty()
             && text

@@ -11,7 +11,7 @@ use crate::yaml::Node;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use parse::{load, parse_kv as parse_kv_pub, serial_sizes};
+pub use parse::{load, parse, parse_kv as parse_kv_pub, serial_sizes};
 
 #[derive(Debug)]
 pub struct Playbook {

@@ -5,7 +5,7 @@ use super::{Body, Keywords, Loop, LoopControl, ModuleCall, Play, Playbook, Seria
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::VarMap;
 use crate::modules::spec::{self, FreeForm};
-use crate::source::Sources;
+use crate::source::{FileId, Sources};
 use crate::yaml::{self, Kind, Node};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,6 +117,12 @@ pub fn load(sources: &Sources, path: &Path) -> Result<Playbook, Diagnostics> {
                 .with_help("give the path of a playbook file, as in `roll play playbooks/deploy.yml`"),
         )
     })?;
+    parse(sources, file, path)
+}
+
+/// Parse a playbook whose text is already in `sources` (as `file`); `path` places its
+/// `vars_files` and templates. `load` reads the file first; the fuzz targets call this directly.
+pub fn parse(sources: &Sources, file: FileId, path: &Path) -> Result<Playbook, Diagnostics> {
     let root = yaml::parse(sources, file).map_err(Diagnostics::from)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {

@@ -1,0 +1,4 @@
+//! Fuzz target: the INI inventory parser and patterns on what it parsed (body in `src/lib.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| roll_fuzz::inventory(data, "hosts"));

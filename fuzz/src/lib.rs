@@ -1,0 +1,111 @@
+//! The fuzz targets' bodies: each takes arbitrary bytes and drives one of roll's parsers or the
+//! template engine the way a run would. The libFuzzer targets in `fuzz_targets/` call them, and
+//! `tests/regressions.rs` replays every input a fuzzer ever found a problem with.
+
+use minijinja::Value;
+use roll::source::Sources;
+use roll::vars::{from_serde, Templar};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The playbook parser (YAML tree with spans, plays, tasks, module arguments) and the rendering
+/// of its diagnostics.
+pub fn playbook(data: &[u8]) {
+    // roll reads playbooks with read_to_string: text that is not UTF-8 never reaches the parser.
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let sources = Sources::new();
+    // A directory that does not exist: `vars_files` and templates named by the input resolve
+    // to nothing instead of to this machine's files.
+    let path = Path::new("/nonexistent/roll-fuzz/playbook.yml");
+    let file = sources.add(path, text.to_owned());
+    match roll::playbook::parse(&sources, file, path) {
+        Ok(pb) => {
+            for play in &pb.plays {
+                for (_, tasks) in play.sections() {
+                    for t in tasks {
+                        t.walk(&mut |t| {
+                            let _ = t.display_name();
+                        });
+                    }
+                }
+            }
+        }
+        Err(diags) => {
+            let _ = diags.render(&sources, true);
+        }
+    }
+}
+
+/// The INI (`hosts`) or YAML (`hosts.yml`) inventory parser, its diagnostics, and host patterns
+/// resolved against what it parsed.
+pub fn inventory(data: &[u8], file_name: &str) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let sources = Sources::new();
+    match roll::inventory::parse_text(&sources, Path::new(file_name), text.to_owned()) {
+        Ok(mut inv) => {
+            let _ = inv.groups_value();
+            for pattern in ["all", "ungrouped", "web:!db", "*1", "web[0:1]"] {
+                let _ = roll::inventory::pattern::resolve(&mut inv, pattern);
+            }
+        }
+        Err(diags) => {
+            let _ = diags.render(&sources, false);
+        }
+    }
+}
+
+const PATTERN_INVENTORY: &str = "\
+[web]
+web[01:04].example.com
+[db]
+db1 ansible_host=10.0.0.9
+[prod:children]
+web
+db
+";
+
+/// Host patterns (`a:b`, `a,b`, `!`, `&`, globs, `~regex`, `g[0:2]`) against a small fixed
+/// inventory, and host-name ranges (`web[01:20]`).
+pub fn pattern(data: &[u8]) {
+    let Ok(pattern) = std::str::from_utf8(data) else { return };
+    let sources = Sources::new();
+    let mut inv = roll::inventory::parse_text(&sources, Path::new("hosts"), PATTERN_INVENTORY.to_owned())
+        .expect("the fixed inventory parses");
+    let hosts = inv.hosts.len();
+    if let Ok(selected) = roll::inventory::pattern::resolve(&mut inv, pattern) {
+        assert!(
+            selected.iter().all(|&h| h < hosts),
+            "a pattern selected a host that does not exist"
+        );
+    }
+    let _ = roll::inventory::range::expand(pattern);
+}
+
+/// Template rendering with roll's environment (strict undefined, the Ansible filters), as a
+/// string template, as an expression and as a condition.
+pub fn template(data: &[u8]) {
+    static TEMPLAR: OnceLock<Templar> = OnceLock::new();
+    let Ok(source) = std::str::from_utf8(data) else { return };
+    let t = TEMPLAR.get_or_init(Templar::new);
+    let scope = scope();
+    let _ = t.check(source);
+    let _ = t.undeclared(source);
+    let _ = t.render_string(source, &scope);
+    let _ = t.eval(source, &scope);
+    let _ = t.eval_bool(source, &scope);
+}
+
+/// The variables a deploy's templates typically see.
+fn scope() -> Value {
+    use std::collections::BTreeMap;
+    let mut m: BTreeMap<&str, Value> = BTreeMap::new();
+    m.insert("release", Value::from("2026.11.2"));
+    m.insert("inventory_hostname", Value::from("web1"));
+    m.insert("ports", from_serde(&BTreeMap::from([("blue", 8081), ("green", 8082)])));
+    m.insert("groups", from_serde(&BTreeMap::from([("app", ["web1", "web2"])])));
+    m.insert(
+        "switch_state",
+        from_serde(&BTreeMap::from([("rc", "0"), ("stdout", "{\"live\": \"blue\"}")])),
+    );
+    from_serde(&m)
+}
