@@ -1,6 +1,7 @@
 //! Security properties that hold without any network: templates cannot read the controller's
 //! files, hostile inventory values cannot inject commands, and what roll writes for itself
-//! (state, locks, rendered files) is not readable or writable by everyone.
+//! (state, locks, rendered files, the temp files they are written through) is not readable or
+//! writable by everyone.
 
 mod common;
 
@@ -121,4 +122,67 @@ fn state_locks_and_audit_are_not_open_to_everyone() {
     );
     // A file roll writes is never world-writable (written through a 0600 temp file).
     assert_eq!(mode(&dir.join("rendered")) & 0o002, 0);
+}
+
+#[test]
+fn files_are_written_through_private_temp_files() {
+    // A file roll writes goes to a temp file beside its destination first, then is renamed; while
+    // it is being written, nobody else may read it. Watch the directory during a large copy.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+    std::fs::create_dir(dir.join("files")).unwrap();
+    std::fs::write(dir.join("files/big.bin"), vec![b'x'; 96 << 20]).unwrap();
+    std::fs::create_dir(dir.join("out")).unwrap();
+    std::fs::set_permissions(dir.join("out"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(
+        dir,
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - copy: { src: big.bin, dest: \"{{ playbook_dir }}/out/big.bin\", mode: \"0644\" }\n",
+    );
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (done, out) = (done.clone(), dir.join("out"));
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for e in std::fs::read_dir(&out).unwrap().filter_map(Result::ok) {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with(".roll.")
+                        && let Ok(m) = e.metadata()
+                    {
+                        seen.push((name, m.permissions().mode() & 0o777, m.len()));
+                    }
+                }
+            }
+            seen
+        })
+    };
+    let out = common::run(dir, &["play", "pb.yml", "-i", "hosts"]);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        !seen.is_empty(),
+        "the temp file was never seen; the copy was too quick to watch"
+    );
+    assert!(
+        seen.iter().any(|(_, m, len)| *m == 0o600 && *len < 96 << 20),
+        "never seen while written: {seen:?}"
+    );
+    // Only once complete does it take the mode asked for, just before it is renamed into place.
+    for (name, m, len) in &seen {
+        assert!(
+            m & 0o077 == 0 || *len == 96 << 20,
+            "temp file {name} had mode {m:o} at {len} bytes"
+        );
+    }
+    // Renamed into place with the mode asked for, and no temp file left behind.
+    assert_eq!(mode(&dir.join("out/big.bin")), 0o644);
+    let left: Vec<_> = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }

@@ -196,17 +196,19 @@ pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failur
         "umask 077\nd=$(dirname {p})\n[ -d \"$d\" ] || {{ echo \"directory $d does not exist\" >&2; exit 1; }}\n\
          t=$(mktemp \"$d/.roll.XXXXXXXX\") || exit 1\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\" || exit 1\n"
     );
-    match w.attrs.mode {
-        Some(m) => script.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n")),
-        None => script.push_str(&format!(
-            "if [ -e {p} ]; then chmod \"$(stat -c %a {p})\" \"$t\"; else chmod 644 \"$t\"; fi || exit 1\n"
-        )),
-    }
     if let Some(o) = &w.attrs.owner {
         script.push_str(&format!("chown {} \"$t\" || exit 1\n", quote(o)));
     }
     if let Some(g) = &w.attrs.group {
         script.push_str(&format!("chgrp {} \"$t\" || exit 1\n", quote(g)));
+    }
+    // The temp file stays 0600 until it is complete and owned as asked; chmod comes after chown,
+    // which would clear set-id bits.
+    match w.attrs.mode {
+        Some(m) => script.push_str(&format!("chmod {m:o} \"$t\" || exit 1\n")),
+        None => script.push_str(&format!(
+            "if [ -e {p} ]; then chmod \"$(stat -c %a {p})\" \"$t\"; else chmod 644 \"$t\"; fi || exit 1\n"
+        )),
     }
     if let Some(v) = &w.validate {
         // `%s` is the candidate file; it is validated before it replaces anything.
