@@ -176,6 +176,57 @@ fn a_host_that_dies_before_or_during_the_play_is_unreachable_and_the_others_fini
 }
 
 #[test]
+fn an_unreachable_host_in_a_rescued_block_still_stops_an_any_errors_fatal_play() {
+    // The deploy's shape: start the release in a block whose rescue undoes it, then switch.
+    // A host that cannot be reached is not rescued; under any_errors_fatal the run must still
+    // stop before the switch, or the proxy would point at a host that never started.
+    let alive = Fleet::up(1, "app");
+    let gone = Fleet::up(1, "gone");
+    gone.kill();
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "hosts",
+        &format!("{}\n{}", group(&alive, "app"), group(&gone, "gone")),
+    );
+    let kh = d.path().join("known_hosts");
+    let keys =
+        std::fs::read_to_string(alive.known_hosts()).unwrap() + &std::fs::read_to_string(gone.known_hosts()).unwrap();
+    std::fs::write(&kh, keys).unwrap();
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: app:gone
+  any_errors_fatal: true
+  tasks:
+    - block:
+        - command: echo started
+      rescue:
+        - command: echo rescued
+    - command: echo after the block
+- hosts: app
+  tasks:
+    - command: echo switched
+"#,
+    );
+    let out = play(d.path(), &kh, &["--connect-timeout", "3", "-v"]);
+    let text = stdout(&out) + &stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("fatal: [gone001]: UNREACHABLE!"), "{text}");
+    assert!(text.contains(r#""stdout": "started""#), "{text}");
+    assert!(
+        !text.contains(r#""stdout": "after the block""#),
+        "the play went on past the block: {text}"
+    );
+    assert!(!text.contains(r#""stdout": "switched""#), "the next play ran: {text}");
+    assert!(
+        !text.contains(r#""stdout": "rescued""#),
+        "an unreachable host was rescued: {text}"
+    );
+}
+
+#[test]
 fn a_wrong_host_key_is_refused_with_a_way_out() {
     let f = Fleet::up(2, "app");
     let d = tempfile::tempdir().unwrap();

@@ -398,6 +398,22 @@ impl Runner {
                         if stop != Flow::Next {
                             return stop;
                         }
+                        // An unreachable host is not rescued (as in Ansible), so a failure that
+                        // `rescuable` held back is still fatal under any_errors_fatal: once the
+                        // block is done, the run stops as it would have outside the block.
+                        if !rescuable && let Some(&lost) = entered.iter().find(|h| state[h].unreachable) {
+                            if self.errors_fatal(ctx, task, lost) {
+                                for h in batch {
+                                    if let Some(s) = state.get_mut(h)
+                                        && !s.failed
+                                        && !s.unreachable
+                                    {
+                                        s.ended = true;
+                                    }
+                                }
+                                return Flow::Abort;
+                            }
+                        }
                     }
                     Body::Module(m) => {
                         if !self.started.load(Ordering::SeqCst) {
@@ -462,14 +478,7 @@ impl Runner {
                                 }
                             }
                             if (o.status == Status::Failed && !o.ignored) || o.status == Status::Unreachable {
-                                let scope = host::scope(self, ctx, task, o.host);
-                                let aef = ctx.play.any_errors_fatal
-                                    || task
-                                        .kw
-                                        .any_errors_fatal
-                                        .as_ref()
-                                        .is_some_and(|n| host::flag(self, n, &scope).unwrap_or(false));
-                                fatal |= aef && !rescuable;
+                                fatal |= !rescuable && self.errors_fatal(ctx, task, o.host);
                             }
                         }
                         if fatal {
@@ -489,6 +498,16 @@ impl Runner {
             }
             Flow::Next
         })
+    }
+
+    /// Whether a failure of `host` in `task` stops the run: `any_errors_fatal` on the play or
+    /// on the task (or its block).
+    fn errors_fatal(&self, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> bool {
+        ctx.play.any_errors_fatal
+            || task.kw.any_errors_fatal.as_ref().is_some_and(|n| {
+                let scope = host::scope(self, ctx, task, host);
+                host::flag(self, n, &scope).unwrap_or(false)
+            })
     }
 
     fn tags_selected(&self, tags: &[String]) -> bool {
