@@ -248,7 +248,8 @@ fn parse_file(sources: &Sources, file: FileId, b: &mut Builder) {
 #[derive(Debug, Default)]
 struct RawGroup {
     span: Option<Span>,
-    hosts: Vec<String>,
+    /// In inventory order; a set, so that adding the hosts of a large range stays linear.
+    hosts: indexmap::IndexSet<String>,
     children: Vec<(String, Option<Span>)>,
     vars: VarMap,
 }
@@ -287,10 +288,7 @@ impl Builder {
             h.span = span;
         }
         h.vars.extend(vars);
-        let g = self.group(group, None);
-        if !g.hosts.iter().any(|x| x == name) {
-            g.hosts.push(name.to_string());
-        }
+        self.group(group, None).hosts.insert(name.to_string());
     }
 
     fn add_child(&mut self, parent: &str, child: &str, span: Option<Span>) {
