@@ -401,18 +401,19 @@ impl Runner {
                         // An unreachable host is not rescued (as in Ansible), so a failure that
                         // `rescuable` held back is still fatal under any_errors_fatal: once the
                         // block is done, the run stops as it would have outside the block.
-                        if !rescuable && let Some(&lost) = entered.iter().find(|h| state[h].unreachable) {
-                            if self.errors_fatal(ctx, task, lost) {
-                                for h in batch {
-                                    if let Some(s) = state.get_mut(h)
-                                        && !s.failed
-                                        && !s.unreachable
-                                    {
-                                        s.ended = true;
-                                    }
+                        if !rescuable
+                            && let Some(&lost) = entered.iter().find(|h| state[h].unreachable)
+                            && self.errors_fatal(ctx, task, lost)
+                        {
+                            for h in batch {
+                                if let Some(s) = state.get_mut(h)
+                                    && !s.failed
+                                    && !s.unreachable
+                                {
+                                    s.ended = true;
                                 }
-                                return Flow::Abort;
                             }
+                            return Flow::Abort;
                         }
                     }
                     Body::Module(m) => {
