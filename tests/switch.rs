@@ -81,6 +81,7 @@ const PLAYBOOK: &str = r#"
         reload: "nginx -s reload -p {{ dir }}/nginx -c nginx.conf"
         pid_file: "{{ dir }}/nginx/nginx.pid"
         gate: { url: "http://127.0.0.1:{{ proxy_port }}/health", status: 200 }
+        healthcheck: "{{ healthcheck | default(omit) }}"
         state_dir: "{{ dir }}/state"
         drain:
           command: "n=$(cat {{ dir }}/conns); echo $((n-1)) > {{ dir }}/conns; echo connections: $n"
@@ -429,6 +430,65 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
         stdout(&stuck)
     );
     assert_eq!(get(proxy_port, "/").unwrap().1, "blue r");
+}
+
+#[test]
+fn a_backend_not_serving_on_the_next_colour_stops_the_switch_before_its_batch() {
+    // app2's green process is dead. nginx would pass its share of requests on to the others, so
+    // the gate through the proxy still answers 200; the health check asks each backend itself.
+    let mut rig = Rig::new(3);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+    let green2 = &mut rig._procs.0[3];
+    green2.kill().unwrap();
+    green2.wait().unwrap();
+    let proxy_port = free_port();
+    let ng = dir.join("nginx");
+    let _nginx = start_nginx(&ng, proxy_port, &backends);
+    write(
+        &dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};  # {{ b.name }} {{ b.colour }}\n{% endfor %}}\n",
+    );
+    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
+    write(&dir, "pb.yml", PLAYBOOK);
+    write(&dir, "conns", "0\n");
+    let extra = serde_json::json!({
+        "backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": "green",
+        "healthcheck": {"path": "/health", "timeout": "1s"},
+    })
+    .to_string();
+    let load = load_on(proxy_port);
+    let out = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra])
+        .output()
+        .unwrap();
+    let seen = load.stop();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains("stopped at batch 2: not serving on green (expected 200 from /health): app2 ("),
+        "{text}"
+    );
+    // Batch 1 (app1) went live; app2 never entered the upstream on green; traffic never failed.
+    let upstream = std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap();
+    assert!(
+        upstream.contains("# app1 green") && upstream.contains("# app2 blue") && upstream.contains("# app3 blue"),
+        "{upstream}"
+    );
+    assert!(
+        seen.iter().all(|(_, r)| r.is_ok()),
+        "a request failed: {:?}",
+        seen.iter().find(|(_, r)| r.is_err())
+    );
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state/web.json")).unwrap()).unwrap();
+    assert!(
+        state["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: batch 2 of 3: not serving"),
+        "{state}"
+    );
+    assert_eq!(state["backends"]["app2"], "blue");
 }
 
 #[test]

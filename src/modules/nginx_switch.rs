@@ -67,8 +67,49 @@ pub struct Apply {
     /// How to find nginx's master process, to wait for its workers after a reload.
     master: Option<Master>,
     gate: Option<(String, u16)>,
+    healthcheck: Option<Healthcheck>,
     pause: Duration,
     drain: Option<Drain>,
+}
+
+/// Before a batch goes live, every backend that moves in it must answer on its new colour's
+/// port, asked from the proxy host. nginx passes a request that a dead backend refuses on to
+/// the others, so a gate through the proxy does not notice one backend down; this does.
+#[derive(Debug, Clone)]
+struct Healthcheck {
+    path: String,
+    status: u16,
+    timeout: Duration,
+}
+
+fn parse_healthcheck(v: Option<&Value>) -> Result<Option<Healthcheck>, String> {
+    let Some(v) = v else { return Ok(None) };
+    let usage = "`healthcheck` is a path (`/health`) or `{ path: /health, status: 200, timeout: 10s }`";
+    let get = |k: &str| {
+        v.get_attr(k)
+            .ok()
+            .filter(|x| !x.is_undefined() && !x.is_none())
+            .map(|x| value_to_string(&x))
+    };
+    let (path, status, timeout) = match v.kind() {
+        ValueKind::String => (value_to_string(v), None, None),
+        ValueKind::Map => (get("path").ok_or(usage)?, get("status"), get("timeout")),
+        _ => return Err(usage.into()),
+    };
+    if !path.starts_with('/') {
+        return Err(format!("`healthcheck.path` must start with `/`, got `{path}`"));
+    }
+    let status = match status {
+        None => 200,
+        Some(s) => s
+            .parse()
+            .map_err(|_| "`healthcheck.status` must be an HTTP status".to_string())?,
+    };
+    let timeout = match timeout {
+        None => Duration::from_secs(10),
+        Some(t) => Duration::from_secs_f64(crate::modules::docker::parse_duration(&t)?),
+    };
+    Ok(Some(Healthcheck { path, status, timeout }))
 }
 
 #[derive(Debug, Clone)]
@@ -623,6 +664,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         reload,
         master,
         gate,
+        healthcheck: parse_healthcheck(args.get("healthcheck"))?,
         pause,
         drain,
     };
@@ -727,6 +769,48 @@ async fn gate(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
     Err(last)
 }
 
+/// Ask every backend of `batch` for the health path on `to`'s port, from the proxy host, until
+/// all answer the expected status or the timeout passes.
+async fn healthcheck(ctx: &Ctx<'_>, a: &Apply, h: &Healthcheck, batch: &[String]) -> Result<(), String> {
+    let mut probes = Vec::new();
+    for b in a.backends.iter().filter(|b| batch.contains(&b.name)) {
+        let port = b
+            .ports
+            .get(&a.to)
+            .ok_or_else(|| format!("backend `{}` has no port for `{}`", b.name, a.to))?;
+        let host = if b.address.contains(':') {
+            format!("[{}]", b.address)
+        } else {
+            b.address.clone()
+        };
+        let url = format!("http://{host}:{port}{}", h.path);
+        probes.push(format!(
+            "c=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {u}); [ \"$c\" = {s} ] || echo {n}\" ({u}) answered $c\"",
+            u = quote(&url),
+            s = h.status,
+            n = quote(&b.name),
+        ));
+    }
+    let script = probes.join("\n");
+    let deadline = Instant::now() + h.timeout;
+    loop {
+        let out = sh(ctx, script.clone())
+            .await
+            .map_err(|_| "health check: the proxy host is unreachable".to_string())?;
+        let failing = out.stdout_text().trim().replace('\n', "; ");
+        if failing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "not serving on {} (expected {} from {}): {failing}",
+                a.to, h.status, h.path
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut state = a.state.clone();
     // A new switch counts its batches from zero; a resumed one goes on counting.
@@ -767,9 +851,15 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         ));
         let content = render(ctx, &a.template, &state.app, &a.backends, &next)?;
         // Where the batch's time goes on the proxy, for the timeline: write (with a `%s`
-        // validation), validation of the whole config, reload until the new workers serve, gate.
+        // validation), validation of the whole config, reload until the new workers serve, gate (with the backends' health
+        // checks before the write).
         let mut spent = [Duration::ZERO; 4];
         let step = async {
+            let t = Instant::now();
+            if let Some(h) = &a.healthcheck {
+                healthcheck(ctx, &a, h, batch).await.map_err(|e| (false, e))?;
+            }
+            spent[3] = t.elapsed();
             let t = Instant::now();
             write(ctx, &a.dest, content.clone(), in_place_validate.clone())
                 .await
@@ -788,7 +878,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             spent[2] = t.elapsed();
             let t = Instant::now();
             let gated = gate(ctx, &a).await.map_err(|e| (true, e));
-            spent[3] = t.elapsed();
+            spent[3] += t.elapsed();
             gated
         };
         let local = step.await;

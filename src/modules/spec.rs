@@ -381,6 +381,7 @@ pub static MODULES: &[ModuleSpec] = &[
             p("reload"),
             p("pid_file"),
             p("gate"),
+            p("healthcheck"),
             p("drain"),
             p("state_dir"),
             p("release"),
