@@ -227,6 +227,39 @@ fn an_unreachable_host_in_a_rescued_block_still_stops_an_any_errors_fatal_play()
 }
 
 #[test]
+fn a_play_on_more_hosts_than_the_soft_descriptor_limit_allows_still_runs() {
+    // Open connections hold about four descriptors per host; 40 hosts need more than a soft
+    // limit of 100. roll raises its soft limit to the hard one (1,024 is a common soft limit,
+    // and a 500-host play needs 2,000).
+    let f = Fleet::up(40, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", &group(&f, "app"));
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  tasks:\n    - command: \"true\"\n    - command: \"true\"\n",
+    );
+    let out = std::process::Command::new("sh")
+        .current_dir(d.path())
+        .env("NO_COLOR", "1")
+        .args(["-c", "ulimit -Sn 100 && exec \"$0\" \"$@\""])
+        .arg(common::roll_bin())
+        .args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts())
+        .output()
+        .unwrap();
+    let text = stdout(&out) + &stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(recap(&text).len(), 40, "{text}");
+    assert!(
+        recap(&text)
+            .iter()
+            .all(|l| l.contains("ok=2 ") && l.contains("unreachable=0")),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_wrong_host_key_is_refused_with_a_way_out() {
     let f = Fleet::up(2, "app");
     let d = tempfile::tempdir().unwrap();
