@@ -492,6 +492,54 @@ fn a_backend_not_serving_on_the_next_colour_stops_the_switch_before_its_batch() 
 }
 
 #[test]
+fn a_batch_left_pending_by_a_dead_run_is_redone() {
+    // A run that dies between writing the upstream and recording the batch (SIGKILL, the proxy
+    // gone) leaves the batch `pending` in the state: those backends may be on either colour.
+    let rig = Rig::new(2);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+    let proxy_port = free_port();
+    let ng = dir.join("nginx");
+    let _nginx = start_nginx(&ng, proxy_port, &backends);
+    write(
+        &dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};  # {{ b.name }} {{ b.colour }}\n{% endfor %}}\n",
+    );
+    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
+    write(&dir, "pb.yml", PLAYBOOK);
+    write(&dir, "conns", "0\n");
+    let run = |to: &str| {
+        let extra = serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": to});
+        common::roll(&dir)
+            .args(["play", "pb.yml", "-i", "hosts", "-e", &extra.to_string()])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run("green").status.code(), Some(0));
+    // What a run that died in batch 1 of a switch back to blue leaves: app1 on blue in the
+    // file, the state still saying green, app1 pending.
+    let upstream = ng.join("web-upstream.conf");
+    let green = std::fs::read_to_string(&upstream).unwrap();
+    let blue1 = format!("127.0.0.1:{};  # app1 blue", backends[0]["ports"]["blue"]);
+    let green1 = format!("127.0.0.1:{};  # app1 green", backends[0]["ports"]["green"]);
+    std::fs::write(&upstream, green.replace(&green1, &blue1)).unwrap();
+    let state_file = dir.join("state/web.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    state["pending"] = serde_json::json!(["app1"]);
+    state["target"] = serde_json::json!("blue");
+    state["status"] = serde_json::json!("switching");
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    // Going to green after all: app1 is not taken for green on the state's word.
+    let out = run("green");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(recap(&stdout(&out))[0].contains("changed=1 "), "{}", stdout(&out));
+    assert_eq!(std::fs::read_to_string(&upstream).unwrap(), green);
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert!(state.get("pending").is_none(), "{state}");
+    assert_eq!(state["status"], "live");
+}
+
+#[test]
 fn sigint_or_sigterm_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
     for signal in ["-INT", "-TERM"] {
         interrupted_during_a_pause(signal);

@@ -49,6 +49,11 @@ pub struct State {
     pub batches_total: usize,
     /// `switching`, `live`, or `failed: ...`.
     pub status: String,
+    /// The backends of a batch under way: recorded before the upstream file changes, so that a
+    /// run that dies mid-batch (killed, or the proxy gone) leaves a state saying which backends
+    /// may be on either colour; a re-run redoes the batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
     /// Unix seconds of the last change.
     pub updated: u64,
 }
@@ -531,9 +536,10 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         );
     }
     state.backends = colours.clone();
+    // A batch that a dead run left `pending` may be on either colour in the file: redo it.
     let remaining: Vec<String> = backends
         .iter()
-        .filter(|b| colours[&b.name] != to)
+        .filter(|b| colours[&b.name] != to || state.pending.contains(&b.name))
         .map(|b| b.name.clone())
         .collect();
     let result = ModuleResult::ok()
@@ -854,6 +860,9 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         // validation), validation of the whole config, reload until the new workers serve, gate (with the backends' health
         // checks before the write).
         let mut spent = [Duration::ZERO; 4];
+        state.pending = batch.clone();
+        state.updated = now();
+        record(ctx, &a, &state).await?;
         let step = async {
             let t = Instant::now();
             if let Some(h) = &a.healthcheck {
@@ -906,6 +915,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 state.batches_done + 1,
                 state.batches_total
             );
+            state.pending.clear();
             state.updated = now();
             record(ctx, &a, &state).await?;
             audit(
@@ -925,6 +935,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         }
         colours = next;
         state.backends = colours.clone();
+        state.pending.clear();
         state.batches_done += 1;
         state.updated = now();
         let switched_at = start.elapsed();
