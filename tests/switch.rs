@@ -529,6 +529,17 @@ fn a_batch_left_pending_by_a_dead_run_is_redone() {
     state["target"] = serde_json::json!("blue");
     state["status"] = serde_json::json!("switching");
     std::fs::write(&state_file, state.to_string()).unwrap();
+    let status = common::roll(&dir)
+        .args(["status", "-i", "hosts", "--hosts", "proxy1", "--state-dir"])
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&status).contains("batch under way when the run stopped: app1 (on either colour"),
+        "{}{}",
+        stdout(&status),
+        common::stderr(&status)
+    );
     // Going to green after all: app1 is not taken for green on the state's word.
     let out = run("green");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));

@@ -50,6 +50,15 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
             if s.status != "live" {
                 let _ = writeln!(out, "{:<12} {:<16} status: {}", "", "", s.status);
             }
+            if !s.pending.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:<16} batch under way when the run stopped: {} (on either colour; a re-run redoes it)",
+                    "",
+                    "",
+                    s.pending.join(", ")
+                );
+            }
         }
     }
     if rows.is_empty() && failures.is_empty() && !json {
