@@ -39,6 +39,12 @@ impl std::fmt::Display for TemplateError {
     }
 }
 
+/// The most one render may do, in minijinja's fuel (instructions, items iterated, values built;
+/// about 64 bytes each, so this also bounds its memory to ~640 MB). An upstream of thousands of
+/// backends takes a few hundred thousand; a loop in a loop over `range(100000)` would run for
+/// hours, and ends in an error instead.
+pub const TEMPLATE_FUEL: u64 = 10_000_000;
+
 /// The template engine of one run.
 pub struct Templar {
     env: Environment<'static>,
@@ -64,6 +70,7 @@ impl Templar {
             env.set_syntax(syntax);
         }
         env.set_recursion_limit(200);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         filters::register(&mut env);
         Templar { env }
     }
@@ -254,13 +261,17 @@ fn missing(scope: &Value, path: &str) -> Option<TemplateError> {
 
 fn convert(e: minijinja::Error, source: &str) -> TemplateError {
     let mut msg = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+    let mut help = None;
     if e.kind() == ErrorKind::SyntaxError {
         msg = format!("template syntax error: {msg}");
+    } else if e.kind() == ErrorKind::OutOfFuel {
+        msg = format!("the template does more than the {TEMPLATE_FUEL} steps a render may take");
+        help = Some("is there a loop inside a loop over a large range? render less, or split it".into());
     }
     let range = e.range().filter(|r| r.end <= source.len());
     TemplateError {
         message: msg,
-        help: None,
+        help,
         line: e.line(),
         range,
     }
