@@ -153,14 +153,15 @@ fn a_trailing_newline_keeps_a_template_a_string() {
 fn a_runaway_template_ends_in_an_error_not_a_hang() {
     let t = Templar::new();
     let scope = Value::from(());
-    // 10^10 iterations unbounded; with fuel, an error well within a second or two.
-    let start = std::time::Instant::now();
+    // 10^10 iterations unbounded (this test would not end); with fuel, an error.
     let e = t
-        .render_string("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}", &scope)
+        .render_string(
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+            &scope,
+        )
         .unwrap_err();
     assert!(e.message.contains("steps a render may take"), "{e:?}");
     assert!(e.help.as_deref().unwrap_or("").contains("loop inside a loop"), "{e:?}");
-    assert!(start.elapsed() < std::time::Duration::from_secs(60), "took {:?}", start.elapsed());
     // A large but sane render still works: an upstream of 5,000 backends.
     let upstream = "{% for i in range(5000) %}server 10.0.{{ i // 250 }}.{{ i % 250 }}:8081;\n{% endfor %}";
     assert_eq!(t.render_string(upstream, &scope).unwrap().lines().count(), 5000);
