@@ -405,15 +405,7 @@ impl Runner {
                             && let Some(&lost) = entered.iter().find(|h| state[h].unreachable)
                             && self.errors_fatal(ctx, task, lost)
                         {
-                            for h in batch {
-                                if let Some(s) = state.get_mut(h)
-                                    && !s.failed
-                                    && !s.unreachable
-                                {
-                                    s.ended = true;
-                                }
-                            }
-                            return Flow::Abort;
+                            return abort_batch(state, batch);
                         }
                     }
                     Body::Module(m) => {
@@ -483,16 +475,7 @@ impl Runner {
                             }
                         }
                         if fatal {
-                            // any_errors_fatal: every host of the batch stops here.
-                            for h in batch {
-                                if let Some(s) = state.get_mut(h)
-                                    && !s.failed
-                                    && !s.unreachable
-                                {
-                                    s.ended = true;
-                                }
-                            }
-                            return Flow::Abort;
+                            return abort_batch(state, batch);
                         }
                     }
                 }
@@ -860,4 +843,17 @@ pub fn ssh_target(host: &str, vars: Option<&VarMap>) -> Target {
             .or_else(|| get("private_key_file"))
             .map(std::path::PathBuf::from),
     }
+}
+
+/// any_errors_fatal: every host of the batch that is still going stops here, and so does the run.
+fn abort_batch(state: &mut HashMap<usize, HostState>, batch: &[usize]) -> Flow {
+    for h in batch {
+        if let Some(s) = state.get_mut(h)
+            && !s.failed
+            && !s.unreachable
+        {
+            s.ended = true;
+        }
+    }
+    Flow::Abort
 }
