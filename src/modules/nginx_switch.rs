@@ -756,23 +756,13 @@ async fn reload(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
 
 async fn gate(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
     let Some((url, status)) = &a.gate else { return Ok(()) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let out = sh(
-            ctx,
-            format!("curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {}", quote(url)),
-        )
+    let probe = http_probe(url, *status, &format!("gate {url}"));
+    poll(ctx, &probe, Duration::from_secs(10), Duration::from_millis(200))
         .await
-        .map_err(|_| format!("gate {url}: the proxy host is unreachable"))?;
-        let code = out.stdout_text().trim().parse::<u16>().unwrap_or(0);
-        if code == *status {
-            return Ok(());
-        }
-        last = format!("gate {url} answered {code}, expected {status}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(last)
+        .map_err(|e| match e {
+            Some(failing) => format!("{failing}, expected {status}"),
+            None => format!("gate {url}: the proxy host is unreachable"),
+        })
 }
 
 /// Ask every backend of `batch` for the health path on `to`'s port, from the proxy host, until
@@ -790,30 +780,43 @@ async fn healthcheck(ctx: &Ctx<'_>, a: &Apply, h: &Healthcheck, batch: &[String]
             b.address.clone()
         };
         let url = format!("http://{host}:{port}{}", h.path);
-        probes.push(format!(
-            "c=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {u}); [ \"$c\" = {s} ] || echo {n}\" ({u}) answered $c\"",
-            u = quote(&url),
-            s = h.status,
-            n = quote(&b.name),
-        ));
+        probes.push(http_probe(&url, h.status, &format!("{} ({url})", b.name)));
     }
-    let script = probes.join("\n");
-    let deadline = Instant::now() + h.timeout;
+    poll(ctx, &probes.join("\n"), h.timeout, Duration::from_millis(500))
+        .await
+        .map_err(|e| match e {
+            Some(failing) => format!(
+                "not serving on {} (expected {} from {}): {failing}",
+                a.to, h.status, h.path
+            ),
+            None => "health check: the proxy host is unreachable".to_string(),
+        })
+}
+
+/// A shell line, run on the proxy, that prints `what answered CODE` unless `url` answers
+/// `status`.
+fn http_probe(url: &str, status: u16, what: &str) -> String {
+    format!(
+        "c=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {u}); [ \"$c\" = {status} ] || echo {w}\" answered $c\"",
+        u = quote(url),
+        w = quote(what),
+    )
+}
+
+/// Run `probes` on the proxy until they print nothing, every `interval`, for at most `timeout`.
+/// Err(Some(what the last run printed)) on timeout, Err(None) when the proxy is unreachable.
+async fn poll(ctx: &Ctx<'_>, probes: &str, timeout: Duration, interval: Duration) -> Result<(), Option<String>> {
+    let deadline = Instant::now() + timeout;
     loop {
-        let out = sh(ctx, script.clone())
-            .await
-            .map_err(|_| "health check: the proxy host is unreachable".to_string())?;
+        let out = sh(ctx, probes.to_string()).await.map_err(|_| None)?;
         let failing = out.stdout_text().trim().replace('\n', "; ");
         if failing.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "not serving on {} (expected {} from {}): {failing}",
-                a.to, h.status, h.path
-            ));
+            return Err(Some(failing));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -857,8 +860,8 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         ));
         let content = render(ctx, &a.template, &state.app, &a.backends, &next)?;
         // Where the batch's time goes on the proxy, for the timeline: write (with a `%s`
-        // validation), validation of the whole config, reload until the new workers serve, gate (with the backends' health
-        // checks before the write).
+        // validation), validation of the whole config, reload until the new workers serve, gate
+        // (with the backends' health checks before the write).
         let mut spent = [Duration::ZERO; 4];
         state.pending = batch.clone();
         state.updated = now();
