@@ -5,39 +5,8 @@
 pub const MAX_HOSTS: u64 = 100_000;
 
 /// Expand every `[start:end(:step)]` in `name`. Names without brackets expand to themselves.
+/// More than `MAX_HOSTS` names is an error, found before they are built.
 pub fn expand(name: &str) -> Result<Vec<String>, String> {
-    let n = count(name)?;
-    if n > MAX_HOSTS {
-        return Err(format!(
-            "host range `{name}` names {n} hosts, more than the limit of {MAX_HOSTS}; check its bounds"
-        ));
-    }
-    expand_unchecked(name)
-}
-
-/// How many names `name` expands to (saturating), without building them.
-fn count(name: &str) -> Result<u64, String> {
-    let Some(open) = name.find('[') else { return Ok(1) };
-    let Some(close_rel) = name[open..].find(']') else {
-        return Err("unclosed `[` in host range".into());
-    };
-    let body = &name[open + 1..open + close_rel];
-    let parts: Vec<&str> = body.split(':').collect();
-    let here = match (
-        parts.first().map(|s| s.parse::<u64>()),
-        parts.get(1).map(|s| s.parse::<u64>()),
-    ) {
-        (Some(Ok(a)), Some(Ok(b))) if a <= b => {
-            let step = parts.get(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(1).max(1);
-            (b - a) / step + 1
-        }
-        // Letters are at most 26; anything else is an error `expand_unchecked` reports.
-        _ => 1,
-    };
-    Ok(here.saturating_mul(count(&name[open + close_rel + 1..])?))
-}
-
-fn expand_unchecked(name: &str) -> Result<Vec<String>, String> {
     let Some(open) = name.find('[') else {
         return Ok(vec![name.to_string()]);
     };
@@ -64,6 +33,10 @@ fn expand_unchecked(name: &str) -> Result<Vec<String>, String> {
         if a > b {
             return Err(format!("host range `[{body}]` starts after it ends"));
         }
+        let n = (b - a) / step as u64 + 1;
+        if n > MAX_HOSTS {
+            return Err(too_many(name, n));
+        }
         // A leading zero on the start pads every number to the width of the start.
         let width = if start.len() > 1 && start.starts_with('0') {
             start.len()
@@ -86,7 +59,11 @@ fn expand_unchecked(name: &str) -> Result<Vec<String>, String> {
             "host range `[{body}]` must be two numbers (`[01:20]`) or two single letters (`[a:f]`)"
         ));
     };
-    let tails = expand_unchecked(tail)?;
+    let tails = expand(tail)?;
+    let n = items.len() as u64 * tails.len() as u64;
+    if n > MAX_HOSTS {
+        return Err(too_many(name, n));
+    }
     let mut out = Vec::with_capacity(items.len() * tails.len());
     for item in &items {
         for t in &tails {
@@ -94,6 +71,10 @@ fn expand_unchecked(name: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+fn too_many(name: &str, n: u64) -> String {
+    format!("host range `{name}` names {n} hosts, more than the limit of {MAX_HOSTS}; check its bounds")
 }
 
 #[cfg(test)]
