@@ -36,32 +36,10 @@ struct Figures {
     masters_after: usize,
 }
 
-/// Resident KiB of every process that mentions `needle` (the ssh masters to the fleet).
+/// How many processes mention `needle` (the ssh masters to the fleet), and their resident KiB.
 fn masters(needle: &str) -> (usize, u64) {
-    let me = std::process::id().to_string();
-    let mut n = 0;
-    let mut kib = 0;
-    for e in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let name = e.file_name();
-        let Some(pid) = name.to_str() else { continue };
-        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if !String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle) {
-            continue;
-        }
-        n += 1;
-        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-        kib += status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    (n, kib)
+    let pids = resources::processes_mentioning(needle);
+    (pids.len(), pids.iter().map(|&p| resources::rss_kib_of(p)).sum())
 }
 
 fn play(fleet: &Fleet, root: &Path, limit: &str, forks: u32, check: bool) -> Figures {

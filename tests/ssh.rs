@@ -18,6 +18,17 @@ fn group(f: &Fleet, name: &str) -> String {
         .replace("[fleet:vars]", &format!("[{name}:vars]"))
 }
 
+/// One known_hosts file in `dir` for the hosts of several fleets.
+fn known_hosts_of(dir: &Path, fleets: &[&Fleet]) -> std::path::PathBuf {
+    let kh = dir.join("known_hosts");
+    let keys: String = fleets
+        .iter()
+        .map(|f| std::fs::read_to_string(f.known_hosts()).unwrap())
+        .collect();
+    std::fs::write(&kh, keys).unwrap();
+    kh
+}
+
 fn play(dir: &Path, known_hosts: &Path, extra: &[&str]) -> Output {
     let mut c = roll(dir);
     c.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
@@ -137,12 +148,7 @@ fn a_host_that_dies_before_or_during_the_play_is_unreachable_and_the_others_fini
         group(&gone, "old")
     );
     write(d.path(), "hosts", &inv);
-    let kh = d.path().join("known_hosts");
-    let all_keys = [&alive, &doomed, &gone]
-        .iter()
-        .map(|f| std::fs::read_to_string(f.known_hosts()).unwrap())
-        .collect::<String>();
-    std::fs::write(&kh, all_keys).unwrap();
+    let kh = known_hosts_of(d.path(), &[&alive, &doomed, &gone]);
     write(
         d.path(),
         "pb.yml",
@@ -189,10 +195,7 @@ fn an_unreachable_host_in_a_rescued_block_still_stops_an_any_errors_fatal_play()
         "hosts",
         &format!("{}\n{}", group(&alive, "app"), group(&gone, "gone")),
     );
-    let kh = d.path().join("known_hosts");
-    let keys =
-        std::fs::read_to_string(alive.known_hosts()).unwrap() + &std::fs::read_to_string(gone.known_hosts()).unwrap();
-    std::fs::write(&kh, keys).unwrap();
+    let kh = known_hosts_of(d.path(), &[&alive, &gone]);
     write(
         d.path(),
         "pb.yml",

@@ -179,6 +179,24 @@ impl Rig {
     }
 }
 
+/// An upstream template that labels each server with its backend and colour.
+const LABELLED_UPSTREAM: &str = "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};  # {{ b.name }} {{ b.colour }}\n{% endfor %}}\n";
+
+impl Rig {
+    /// One local proxy for PLAYBOOK: nginx on a free port in `DIR/nginx`, the upstream
+    /// template, the inventory, the playbook, and the drain's connection count.
+    fn one_proxy(&self, upstream_j2: &str, conns: u32) -> (u16, PathBuf, Nginx) {
+        let proxy_port = free_port();
+        let ng = self.dir.join("nginx");
+        let nginx = start_nginx(&ng, proxy_port, &self.backends);
+        write(&self.dir, "upstream.j2", upstream_j2);
+        write(&self.dir, "hosts", "proxy1 ansible_connection=local\n");
+        write(&self.dir, "pb.yml", PLAYBOOK);
+        write(&self.dir, "conns", &format!("{conns}\n"));
+        (proxy_port, ng, nginx)
+    }
+}
+
 const LOCKSTEP: &str = r#"
 - hosts: proxies
   tasks:
@@ -305,18 +323,11 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
 fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back() {
     let rig = Rig::new(4);
     let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
-    let proxy_port = free_port();
-    let ng = dir.join("nginx");
-    let _nginx = start_nginx(&ng, proxy_port, &backends);
-    write(
-        &dir,
-        "upstream.j2",
-        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }}{{ ' bad-parameter' if broken | default(false) else '' }};\n{% endfor %}}\n",
-    );
-    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
-    write(&dir, "pb.yml", PLAYBOOK);
     // The drain command counts down "connections" from 5; the drain ends below 2.
-    write(&dir, "conns", "5\n");
+    let (proxy_port, ng, _nginx) = rig.one_proxy(
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }}{{ ' bad-parameter' if broken | default(false) else '' }};\n{% endfor %}}\n",
+        5,
+    );
     let extra = serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port}).to_string();
 
     // Load through nginx for the whole switch: every answer is recorded with its colour.
@@ -441,17 +452,7 @@ fn a_backend_not_serving_on_the_next_colour_stops_the_switch_before_its_batch() 
     let green2 = &mut rig._procs.0[3];
     green2.kill().unwrap();
     green2.wait().unwrap();
-    let proxy_port = free_port();
-    let ng = dir.join("nginx");
-    let _nginx = start_nginx(&ng, proxy_port, &backends);
-    write(
-        &dir,
-        "upstream.j2",
-        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};  # {{ b.name }} {{ b.colour }}\n{% endfor %}}\n",
-    );
-    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
-    write(&dir, "pb.yml", PLAYBOOK);
-    write(&dir, "conns", "0\n");
+    let (proxy_port, ng, _nginx) = rig.one_proxy(LABELLED_UPSTREAM, 0);
     let extra = serde_json::json!({
         "backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": "green",
         "healthcheck": {"path": "/health", "timeout": "1s"},
@@ -497,17 +498,7 @@ fn a_batch_left_pending_by_a_dead_run_is_redone() {
     // gone) leaves the batch `pending` in the state: those backends may be on either colour.
     let rig = Rig::new(2);
     let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
-    let proxy_port = free_port();
-    let ng = dir.join("nginx");
-    let _nginx = start_nginx(&ng, proxy_port, &backends);
-    write(
-        &dir,
-        "upstream.j2",
-        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};  # {{ b.name }} {{ b.colour }}\n{% endfor %}}\n",
-    );
-    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
-    write(&dir, "pb.yml", PLAYBOOK);
-    write(&dir, "conns", "0\n");
+    let (proxy_port, ng, _nginx) = rig.one_proxy(LABELLED_UPSTREAM, 0);
     let run = |to: &str| {
         let extra = serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": to});
         common::roll(&dir)

@@ -13,18 +13,26 @@ pub struct Usage {
 /// This process's open descriptors and memory now.
 pub fn usage() -> Usage {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("/proc/self/status has no {key}"))
-    };
+    let kib = |key: &str| status_kib(&status, key).unwrap_or_else(|| panic!("/proc/self/status has no {key}"));
     Usage {
         fds: fd_count(),
         rss_kib: kib("VmRSS:"),
         peak_kib: kib("VmHWM:"),
     }
+}
+
+/// A `Key:   1234 kB` line of /proc/PID/status, in KiB.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The resident KiB of a process (0 once it is gone).
+pub fn rss_kib_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status_kib(&status, "VmRSS:").unwrap_or(0)
 }
 
 pub fn fd_count() -> usize {
@@ -48,18 +56,17 @@ pub fn reset_peak() {
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
 }
 
-/// How many processes have `needle` in their command line (other than this one).
-pub fn processes_mentioning(needle: &str) -> usize {
-    let me = std::process::id().to_string();
+/// The processes (other than this one) that have `needle` in their command line.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()) && n != me)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
         })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| String::from_utf8_lossy(c).replace('\0', " ").contains(needle))
-        .count()
+        .collect()
 }
