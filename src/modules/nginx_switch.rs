@@ -698,12 +698,18 @@ async fn write(ctx: &Ctx<'_>, dest: &str, content: String, validate: Option<Stri
     apply_write(w, ctx).await.map(|_| ())
 }
 
-async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> {
+/// The state's directory, private to roll's user and group; once per switch, before `record`.
+async fn state_dir(ctx: &Ctx<'_>, a: &Apply) -> Result<(), Failure> {
     let dir = a.state_file.rsplit_once('/').map_or(".", |(d, _)| d).to_string();
     let mk = sh(ctx, format!("mkdir -p {} && chmod 750 {}", quote(&dir), quote(&dir))).await?;
     if mk.rc != 0 {
         return Err(format!("cannot create `{dir}`: {}", mk.stderr_text().trim()).into());
     }
+    Ok(())
+}
+
+/// Write the state (its directory exists: `state_dir`).
+async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> {
     let json = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
     let w = Write {
         dest: a.state_file.clone(),
@@ -838,6 +844,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         Some(v) => (None, Some(v.clone())),
         None => (None, None),
     };
+    state_dir(ctx, &a).await?;
     let mut timeline = Vec::new();
     let start = Instant::now();
     for (k, batch) in a.batches.iter().enumerate() {
