@@ -82,7 +82,7 @@ fn play(fleet: &Fleet, root: &Path, limit: &str, forks: u32, check: bool) -> Fig
         })
     };
     let t = Instant::now();
-    let exit = roll::commands::play::run_with(args, None, true);
+    let exit = roll::commands::play::run_with(args, None, true).exit;
     let secs = t.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     let (masters_peak, masters_kib_peak) = sampler.join().unwrap();

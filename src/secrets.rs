@@ -1,11 +1,13 @@
-//! Secret values seen during a run, masked by value in everything roll reports. A value becomes
+//! The secret values of one run, masked by value in everything roll reports. A value becomes
 //! secret when it comes from the controller's environment (`lookup('env', ...)`), from a
 //! variable named in `roll_secret_vars`, from a registry password, or from the result of a
-//! `no_log` task. Every event passes through `mask_event` before any report (terminal, JSON
+//! `no_log` task. Every event passes through the run's mask before any report (terminal, JSON
 //! Lines, JUnit) sees it, so diffs, results, task names and messages are all covered.
 //! Values shorter than `MIN_LEN` are not masked: they would hide ordinary words and numbers.
+//!
+//! The list belongs to the run (roll is also a library): two runs in one process never see
+//! each other's secrets.
 
-use crate::exec::events::Event;
 use minijinja::Value;
 use minijinja::value::ValueKind;
 use std::borrow::Cow;
@@ -14,104 +16,85 @@ use std::sync::RwLock;
 pub const MASK: &str = "********";
 pub const MIN_LEN: usize = 6;
 
-/// Longest first, so that a secret containing another is masked whole.
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
-
-/// Remember a secret value (and each of its lines, for multi-line secrets shown line by line).
-pub fn add(s: &str) {
-    let mut parts: Vec<&str> = vec![s.trim()];
-    if s.contains('\n') {
-        parts.extend(s.lines().map(str::trim));
-    }
-    let mut list = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    for p in parts {
-        if p.chars().count() >= MIN_LEN && !list.iter().any(|x| x == p) {
-            list.push(p.to_string());
-        }
-    }
-    list.sort_by_key(|x| std::cmp::Reverse(x.len()));
+/// The secrets of one run. Longest first, so that a secret containing another is masked whole.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    list: RwLock<Vec<String>>,
 }
 
-/// Remember every string inside a value.
-pub fn add_value(v: &Value) {
-    match v.kind() {
-        ValueKind::String => add(v.as_str().unwrap_or_default()),
-        ValueKind::Seq | ValueKind::Map => {
-            if let Ok(iter) = v.try_iter() {
-                for k in iter {
-                    if v.kind() == ValueKind::Map {
-                        if let Ok(x) = v.get_item(&k) {
-                            add_value(&x);
+impl Secrets {
+    pub fn new() -> Secrets {
+        Secrets::default()
+    }
+
+    /// Remember a secret value (and each of its lines, for multi-line secrets shown line by line).
+    pub fn add(&self, s: &str) {
+        let mut parts: Vec<&str> = vec![s.trim()];
+        if s.contains('\n') {
+            parts.extend(s.lines().map(str::trim));
+        }
+        let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
+        for p in parts {
+            if p.chars().count() >= MIN_LEN && !list.iter().any(|x| x == p) {
+                list.push(p.to_string());
+            }
+        }
+        list.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    }
+
+    /// Remember every string inside a value.
+    pub fn add_value(&self, v: &Value) {
+        match v.kind() {
+            ValueKind::String => self.add(v.as_str().unwrap_or_default()),
+            ValueKind::Seq | ValueKind::Map => {
+                if let Ok(iter) = v.try_iter() {
+                    for k in iter {
+                        if v.kind() == ValueKind::Map {
+                            if let Ok(x) = v.get_item(&k) {
+                                self.add_value(&x);
+                            }
+                        } else {
+                            self.add_value(&k);
                         }
-                    } else {
-                        add_value(&k);
                     }
                 }
             }
-        }
-        _ => {}
-    }
-}
-
-/// `s` with every secret replaced by `MASK`.
-pub fn mask(s: &str) -> Cow<'_, str> {
-    let list = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    if list.is_empty() || !list.iter().any(|x| s.contains(x.as_str())) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = s.to_string();
-    for x in list.iter() {
-        if out.contains(x.as_str()) {
-            out = out.replace(x.as_str(), MASK);
+            _ => {}
         }
     }
-    Cow::Owned(out)
-}
 
-fn mask_in_place(s: &mut String) {
-    if let Cow::Owned(m) = mask(s) {
-        *s = m;
+    pub fn is_empty(&self) -> bool {
+        self.list.read().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
-}
 
-pub fn mask_json(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::String(s) => mask_in_place(s),
-        serde_json::Value::Array(a) => a.iter_mut().for_each(mask_json),
-        serde_json::Value::Object(o) => o.values_mut().for_each(mask_json),
-        _ => {}
-    }
-}
-
-/// Mask every text an event carries.
-pub fn mask_event(e: &mut Event) {
-    if SECRETS.read().unwrap_or_else(|e| e.into_inner()).is_empty() {
-        return;
-    }
-    match e {
-        Event::PlayStart { name, .. } | Event::TaskStart { name, .. } => mask_in_place(name),
-        Event::Host(r) => {
-            mask_json(&mut r.result);
-            if let Some(d) = &mut r.debug {
-                mask_json(d);
-            }
-            if let Some(i) = &mut r.item {
-                mask_in_place(i);
-            }
-            for d in &mut r.diffs {
-                mask_in_place(&mut d.path);
-                mask_in_place(&mut d.before);
-                mask_in_place(&mut d.after);
+    /// `s` with every secret replaced by `MASK`.
+    pub fn mask<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
+        if list.is_empty() || !list.iter().any(|x| s.contains(x.as_str())) {
+            return Cow::Borrowed(s);
+        }
+        let mut out = s.to_string();
+        for x in list.iter() {
+            if out.contains(x.as_str()) {
+                out = out.replace(x.as_str(), MASK);
             }
         }
-        Event::Retry { task, .. } => mask_in_place(task),
-        Event::Warning { message } | Event::Progress { message, .. } => mask_in_place(message),
-        Event::TaskEnd { name, .. } => mask_in_place(name),
-        Event::RunStart { .. }
-        | Event::RunEnd { .. }
-        | Event::NoHostsMatched
-        | Event::NoMoreHosts
-        | Event::Recap { .. } => {}
+        Cow::Owned(out)
+    }
+
+    pub fn mask_in_place(&self, s: &mut String) {
+        if let Cow::Owned(m) = self.mask(s) {
+            *s = m;
+        }
+    }
+
+    pub fn mask_json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => self.mask_in_place(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.mask_json(x)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.mask_json(x)),
+            _ => {}
+        }
     }
 }
 
@@ -121,13 +104,23 @@ mod tests {
 
     #[test]
     fn secrets_are_masked_whole_and_short_values_are_left_alone() {
-        add("tok-123456");
-        add("tok-123456-long");
-        add("abc");
-        assert_eq!(mask("a tok-123456-long b tok-123456"), format!("a {MASK} b {MASK}"));
-        assert_eq!(mask("abc stays"), "abc stays");
+        let s = Secrets::new();
+        s.add("tok-123456");
+        s.add("tok-123456-long");
+        s.add("abc");
+        assert_eq!(s.mask("a tok-123456-long b tok-123456"), format!("a {MASK} b {MASK}"));
+        assert_eq!(s.mask("abc stays"), "abc stays");
         let mut v = serde_json::json!({"cmd": ["echo", "tok-123456"], "rc": 0});
-        mask_json(&mut v);
+        s.mask_json(&mut v);
         assert_eq!(v["cmd"][1], MASK);
+    }
+
+    #[test]
+    fn two_runs_do_not_share_their_secrets() {
+        let (a, b) = (Secrets::new(), Secrets::new());
+        a.add("only-in-run-a");
+        assert_eq!(a.mask("x only-in-run-a"), format!("x {MASK}"));
+        assert_eq!(b.mask("x only-in-run-a"), "x only-in-run-a");
+        assert!(b.is_empty());
     }
 }

@@ -1,8 +1,8 @@
 //! CLI arguments and the environment turned into resolved settings; no clap types past here.
 
 use crate::diagnostic::Diagnostic;
-use crate::inventory::VarMap;
 use crate::source::Sources;
+use crate::values::VarMap;
 use crate::yaml::{self, Kind};
 use std::io::IsTerminal;
 use std::path::PathBuf;

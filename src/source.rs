@@ -127,6 +127,43 @@ pub fn display_path(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// Where a controller file named by a task is looked for (`templates/` or `files/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceDir {
+    Templates,
+    Files,
+}
+
+impl SourceDir {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceDir::Templates => "templates",
+            SourceDir::Files => "files",
+        }
+    }
+}
+
+/// Where a `template`/`copy` source lives: `templates/` (or `files/`) beside the playbook, the
+/// playbook's directory, `templates/` (or `files/`) beside the playbook's directory (the
+/// repository layout with `playbooks/` and `templates/` side by side), then the working directory.
+pub fn find_source(playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<PathBuf> {
+    let p = Path::new(src);
+    if p.is_absolute() {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    let sub = dir.name();
+    let sibling = playbook_dir.join("..").join(sub).join(p);
+    [
+        playbook_dir.join(sub).join(p),
+        playbook_dir.join(p),
+        sibling,
+        Path::new(sub).join(p),
+        p.to_path_buf(),
+    ]
+    .into_iter()
+    .find(|c| c.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

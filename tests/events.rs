@@ -78,6 +78,8 @@ struct Host {
     censored: bool,
     result: BTreeMap<String, serde_json::Value>,
     diffs: Vec<Diff>,
+    #[serde(default)]
+    guards: Vec<Guard>,
     debug: Option<serde_json::Value>,
     duration_ms: u64,
     would_run: bool,
@@ -99,6 +101,27 @@ enum Status {
 #[allow(dead_code)]
 struct Diff {
     path: String,
+    before: String,
+    after: String,
+    change: Change,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Change {
+    Create,
+    Update,
+    Replace,
+    Start,
+    Stop,
+    Remove,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Guard {
+    what: String,
     before: String,
     after: String,
 }

@@ -29,7 +29,7 @@ fn play(fleet: &Fleet, root: &Path, release: u32, extra: &[&str]) -> Exit {
     let Command::Play(args) = Cli::try_parse_from(argv).expect("valid arguments").command else {
         unreachable!("a play command")
     };
-    roll::commands::play::run_with(args, None, true)
+    roll::commands::play::run_with(args, None, true).exit
 }
 
 #[test]

@@ -4,7 +4,8 @@
 
 use minijinja::Value;
 use roll::source::Sources;
-use roll::vars::{from_serde, Templar};
+use roll::values::from_serde;
+use roll::vars::Templar;
 use std::path::Path;
 use std::sync::OnceLock;
 

@@ -2,8 +2,9 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::exit::Exit;
-use crate::inventory::{Inventory, VarMap};
+use crate::inventory::Inventory;
 use crate::source::Sources;
+use crate::values::VarMap;
 use serde_json::{Map, Value as Json};
 
 pub fn run(args: crate::cli::InventoryArgs) -> Exit {
@@ -131,7 +132,7 @@ fn graph(inv: &Inventory, group: &str, depth: usize, vars: bool, out: &mut Strin
                 out.push_str(&format!(
                     "{}{{{k} = {}}}\n",
                     pad(depth + 2),
-                    crate::vars::value_to_string(&hv[k])
+                    crate::values::value_to_string(&hv[k])
                 ));
             }
         }

@@ -1,10 +1,11 @@
 //! `roll lock status | release`: the deploy locks (`roll.deploy_lock`) on the proxy hosts.
 
-use super::status::{ask_proxies, report_failures, utc};
+use super::status::{ask_proxies, report_failures};
 use crate::cli::{Format, LockAction, LockArgs};
+use crate::clock::utc;
 use crate::connection::{Command, Connection};
 use crate::exit::Exit;
-use crate::modules::deploy_lock::{Lock, release_script};
+use crate::modules::deploy_lock::{Lock, Releaser, release_script};
 use crate::shell::quote;
 use std::io::Write;
 
@@ -93,7 +94,7 @@ fn release(args: LockArgs) -> Exit {
     };
     let a = app.clone();
     let (rows, failures) = match ask_proxies(args.proxies, async |c, d| {
-        let script = release_script(d, &a, true, "lock released by hand (roll lock release)");
+        let script = release_script(d, &a, Releaser::Anyone, "lock released by hand (roll lock release)");
         let out = c.exec(&Command::new(script)).await.map_err(|e| e.to_string())?;
         if out.rc != 0 {
             return Err(out.stderr_text().trim().to_string());

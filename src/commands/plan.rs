@@ -85,14 +85,12 @@ impl Reporter for Recorder {
                         after: short_hash(&d.after),
                     })
                     .collect();
-                // The switch's precondition: the colour each proxy is live on.
-                if let Some(live) = r.result.get("live").and_then(|v| v.as_str()) {
-                    touches.push(Touch {
-                        path: "live colour".into(),
-                        before: live.to_string(),
-                        after: r.result.get("to").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-                    });
-                }
+                // What the changes depend on (the colour each proxy is live on).
+                touches.extend(r.guards.iter().map(|g| Touch {
+                    path: g.what.clone(),
+                    before: g.before.clone(),
+                    after: g.after.clone(),
+                }));
                 self.steps.lock().unwrap_or_else(|e| e.into_inner()).push(Step {
                     play: self.play.clone(),
                     task: self.task.clone(),
@@ -139,7 +137,8 @@ pub fn plan(a: PlanArgs) -> Exit {
     play.diff = true;
     let args = play_args_of_plan();
     let (rec, steps) = recorder();
-    let exit = crate::commands::play::run_with(play, Some(rec), false);
+    let played = crate::commands::play::run_with(play, Some(rec), false);
+    let exit = played.exit;
     if !matches!(exit, Exit::Ok) {
         return if a.detailed_exitcode { Exit::Error } else { exit };
     }
@@ -152,7 +151,7 @@ pub fn plan(a: PlanArgs) -> Exit {
         .collect::<std::collections::BTreeSet<&str>>()
         .len();
     // Secret values may sit in `-e` arguments: they must not reach the file.
-    let masked: Vec<String> = args.iter().map(|x| crate::secrets::mask(x).into_owned()).collect();
+    let masked: Vec<String> = args.iter().map(|x| played.secrets.mask(x).into_owned()).collect();
     if masked != args {
         eprintln!(
             "error: the plan's arguments hold a secret value and cannot be saved\n  = help: pass secrets through the environment (`lookup('env', 'NAME')`), not `-e`"
@@ -283,7 +282,7 @@ pub fn apply(a: ApplyArgs) -> Exit {
         }
     };
     let (rec, steps) = recorder();
-    let exit = crate::commands::play::run_with(check, Some(rec), true);
+    let exit = crate::commands::play::run_with(check, Some(rec), true).exit;
     if !matches!(exit, Exit::Ok) {
         eprintln!("error: the dry run before applying failed; nothing was applied");
         return exit;
@@ -309,7 +308,7 @@ pub fn apply(a: ApplyArgs) -> Exit {
         extra.extend(["--lock-wait".to_string(), w.clone()]);
     }
     match parse_play(&plan.args, &extra) {
-        Ok(p) => crate::commands::play::run_with(p, None, false),
+        Ok(p) => crate::commands::play::run_with(p, None, false).exit,
         Err(e) => {
             eprintln!("error: {e}");
             Exit::InvalidInput

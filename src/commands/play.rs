@@ -5,6 +5,7 @@ use crate::exec::{Reporter, Runner};
 use crate::exit::Exit;
 use crate::inventory;
 use crate::playbook::{self, Body, Playbook, Task, check};
+use crate::secrets::Secrets;
 use crate::settings::{Output, Play};
 use crate::source::Sources;
 use crate::vars::RunVars;
@@ -13,12 +14,25 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 pub fn run(args: crate::cli::PlayArgs) -> Exit {
-    run_with(args, None, false)
+    run_with(args, None, false).exit
+}
+
+/// How a `roll play` ended, and the secrets its run found (for callers that write anything
+/// derived from its arguments, as `roll plan` does).
+pub struct Played {
+    pub exit: Exit,
+    pub secrets: Arc<Secrets>,
 }
 
 /// `roll play`, with one more view of the events (`roll plan` records them) and, when `quiet`,
 /// no log on stdout (`roll apply` checks the world against its plan without printing).
-pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool) -> Exit {
+pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool) -> Played {
+    let mut secrets = Arc::new(Secrets::new());
+    let exit = play(args, extra, quiet, &mut secrets);
+    Played { exit, secrets }
+}
+
+fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool, secrets: &mut Arc<Secrets>) -> Exit {
     let sources = Sources::new();
     let mut out = Output::detect();
     match args.color {
@@ -48,6 +62,7 @@ pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, qu
     let inv = Arc::new(inv);
     let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
     let vars = RunVars::new(inv, settings.extra_vars.clone(), playbook_dir);
+    *secrets = vars.templar.secrets().clone();
     let log: Box<dyn Reporter> = if quiet {
         Box::new(crate::report::JsonLines::new(std::io::sink()))
     } else if settings.json {
@@ -214,7 +229,7 @@ fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, 
 
 fn list_task(t: &Task, out: &mut String) {
     match &t.body {
-        Body::Module(_) => out.push_str(&format!(
+        Body::Module(_) | Body::Meta(_) => out.push_str(&format!(
             "      {}\tTAGS: [{}]\n",
             t.display_name(),
             t.kw.tags.join(", ")

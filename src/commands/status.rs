@@ -1,12 +1,12 @@
 //! `roll status`: read every app's switch state from the proxy hosts and show it.
 
-use crate::connection::{Connection, Local, ssh::SshPool};
+use crate::connection::{Connection, Connector};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::exit::Exit;
 use crate::inventory::pattern;
 use crate::modules::nginx_switch::State;
 use crate::source::Sources;
-use crate::vars::value_to_string;
+use crate::values::value_to_string;
 use std::io::Write;
 
 pub fn run(args: crate::cli::StatusArgs) -> Exit {
@@ -44,7 +44,7 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
                 s.live,
                 s.release.as_deref().unwrap_or("-"),
                 format!("{}/{}", s.batches_done, s.batches_total),
-                utc(s.updated),
+                crate::clock::utc(s.updated),
                 backends.join(" ")
             );
             if s.status != "live" {
@@ -123,22 +123,17 @@ pub(crate) fn ask_proxies<T>(
     let run = crate::vars::RunVars::new(std::sync::Arc::new(inv), Default::default(), String::new());
     let play = std::sync::Arc::new(crate::vars::PlayVars::default());
     Ok(rt.block_on(async {
-        let pool = match SshPool::new(opts) {
-            Ok(p) => p,
-            Err(e) => {
-                return (
-                    Vec::new(),
-                    vec![format!("cannot create the ssh control directory: {e}")],
-                );
-            }
-        };
+        let connector = Connector::new(opts);
         let mut rows = Vec::new();
         let mut failures = Vec::new();
         for h in hosts {
             let host = &run.inventory.hosts[h];
-            let conn = match host.vars.get("ansible_connection").map(value_to_string).as_deref() {
-                Some("local") => Connection::Local(Local),
-                _ => Connection::Ssh(pool.connection(crate::exec::ssh_target(&host.name, Some(&host.vars)))),
+            let conn = match connector.connect(&host.name, Some(&host.vars), None) {
+                Ok(c) => c,
+                Err(e) => {
+                    failures.push(format!("{}: {e}", host.name));
+                    continue;
+                }
             };
             let scope = crate::vars::Scope::value(run.clone(), play.clone(), h, Vec::new(), Default::default());
             let dir = match scope.get_attr("roll_state_dir") {
@@ -154,7 +149,7 @@ pub(crate) fn ask_proxies<T>(
                 Err(e) => failures.push(format!("{}: {e}", host.name)),
             }
         }
-        pool.close().await;
+        connector.close().await;
         (rows, failures)
     }))
 }
@@ -178,34 +173,4 @@ async fn states(conn: &Connection, dir: &str) -> Result<Vec<State>, String> {
         out.push(s);
     }
     Ok(out)
-}
-
-/// `YYYY-MM-DD HH:MM:SS` of a Unix time (the civil-from-days algorithm).
-pub(crate) fn utc(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_unix_time() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(1_795_443_725), "2026-11-23 14:22:05");
-    }
 }

@@ -9,6 +9,65 @@ use std::time::Duration;
 
 pub use local::Local;
 
+use crate::values::{VarMap, value_to_string};
+use ssh::{SshOptions, SshPool, Target};
+use std::sync::{Arc, OnceLock};
+
+/// The one place a host becomes a connection: `local` when its `ansible_connection` (or the
+/// task's `connection:`) says so, else SSH through one pool of masters, opened on first use.
+#[derive(Debug)]
+pub struct Connector {
+    opts: SshOptions,
+    pool: OnceLock<Result<Arc<SshPool>, String>>,
+}
+
+/// A host that cannot be connected to as its variables say.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot create the ssh control directory: {0}")]
+    ControlDir(String),
+    #[error("host `{host}` uses the `{kind}` connection; roll connects with `ssh` or `local`")]
+    UnsupportedKind { host: String, kind: String },
+}
+
+impl Connector {
+    pub fn new(opts: SshOptions) -> Connector {
+        Connector {
+            opts,
+            pool: OnceLock::new(),
+        }
+    }
+
+    /// The connection to `host`: `kind` when given (a task's `connection:`), else the host's
+    /// `ansible_connection`, else SSH to the address its variables name.
+    pub fn connect(&self, host: &str, vars: Option<&VarMap>, kind: Option<&str>) -> Result<Connection, ConnectError> {
+        let from_vars = || vars.and_then(|v| v.get("ansible_connection")).map(value_to_string);
+        let kind = kind.map(str::to_string).or_else(from_vars);
+        match kind.as_deref().unwrap_or("ssh") {
+            "local" => Ok(Connection::Local(Local)),
+            "ssh" | "smart" | "paramiko" => {
+                let pool = self
+                    .pool
+                    .get_or_init(|| SshPool::new(self.opts.clone()).map_err(|e| e.to_string()))
+                    .clone()
+                    .map_err(ConnectError::ControlDir)?;
+                Ok(Connection::Ssh(pool.connection(Target::from_vars(host, vars))))
+            }
+            other => Err(ConnectError::UnsupportedKind {
+                host: host.to_string(),
+                kind: other.to_string(),
+            }),
+        }
+    }
+
+    /// Close every master this connector opened (persistent masters stay, for the next run).
+    pub async fn close(&self) {
+        if let Some(Ok(pool)) = self.pool.get() {
+            pool.close().await;
+        }
+    }
+}
+
 /// A command to run on a host: a POSIX shell script and what surrounds it.
 #[derive(Debug, Clone, Default)]
 pub struct Command {

@@ -4,6 +4,7 @@
 
 use super::{Command, ConnError, Output};
 use crate::shell::quote;
+use crate::values::{VarMap, is_template, value_to_string};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -69,6 +70,27 @@ pub struct Target {
     pub port: Option<u16>,
     pub user: Option<String>,
     pub key: Option<PathBuf>,
+}
+
+impl Target {
+    /// Where to reach a host, from its connection variables (with or without the `ansible_`
+    /// prefix); the host's name is its address unless they say otherwise.
+    pub fn from_vars(host: &str, vars: Option<&VarMap>) -> Target {
+        let get = |k: &str| {
+            vars.and_then(|v| v.get(&format!("ansible_{k}")).or_else(|| v.get(k)))
+                .map(value_to_string)
+                .filter(|s| !s.is_empty() && !is_template(s))
+        };
+        Target {
+            name: host.to_string(),
+            address: get("host").unwrap_or_else(|| host.to_string()),
+            port: get("port").and_then(|p| p.parse().ok()),
+            user: get("user").or_else(|| get("ssh_user")),
+            key: get("ssh_private_key_file")
+                .or_else(|| get("private_key_file"))
+                .map(PathBuf::from),
+        }
+    }
 }
 
 struct Slot {

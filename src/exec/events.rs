@@ -1,6 +1,7 @@
 //! The event stream of a run: every report (human, JSON, JUnit) is a view of these.
 
-use crate::modules::FileDiff;
+use crate::modules::{FileDiff, Guard};
+use crate::secrets::Secrets;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -29,6 +30,9 @@ pub struct HostResult {
     /// What the task produced, as registered (JSON).
     pub result: serde_json::Value,
     pub diffs: Vec<FileDiff>,
+    /// What the change depends on (the switch's live colour), for saved plans.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<Guard>,
     /// For `debug`: the value to show.
     pub debug: Option<serde_json::Value>,
     pub duration_ms: u64,
@@ -100,5 +104,45 @@ pub enum Event {
 impl Event {
     pub fn host(r: HostResult) -> Event {
         Event::Host(Box::new(r))
+    }
+}
+
+impl Event {
+    /// Mask every text this event carries with the run's secrets.
+    pub fn mask(&mut self, secrets: &Secrets) {
+        if secrets.is_empty() {
+            return;
+        }
+        let m = |s: &mut String| secrets.mask_in_place(s);
+        match self {
+            Event::PlayStart { name, .. } | Event::TaskStart { name, .. } => m(name),
+            Event::Host(r) => {
+                secrets.mask_json(&mut r.result);
+                if let Some(d) = &mut r.debug {
+                    secrets.mask_json(d);
+                }
+                if let Some(i) = &mut r.item {
+                    m(i);
+                }
+                for d in &mut r.diffs {
+                    m(&mut d.path);
+                    m(&mut d.before);
+                    m(&mut d.after);
+                }
+                for g in &mut r.guards {
+                    m(&mut g.what);
+                    m(&mut g.before);
+                    m(&mut g.after);
+                }
+            }
+            Event::Retry { task, .. } => m(task),
+            Event::Warning { message } | Event::Progress { message, .. } => m(message),
+            Event::TaskEnd { name, .. } => m(name),
+            Event::RunStart { .. }
+            | Event::RunEnd { .. }
+            | Event::NoHostsMatched
+            | Event::NoMoreHosts
+            | Event::Recap { .. } => {}
+        }
     }
 }

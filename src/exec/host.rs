@@ -3,11 +3,14 @@
 
 use super::events::{Event, HostResult, Status};
 use super::{HostOutcome, PlayCtx, Runner};
-use crate::inventory::VarMap;
-use crate::modules::{self, Args, Failure, ModuleResult};
-use crate::playbook::{Body, Task};
+use crate::connection::Connection;
+use crate::modules::{self, Args, Capability, Failure, ModuleResult, ParamKind};
+use crate::playbook::{Body, ModuleCall, Task};
+use crate::secrets::Secrets;
 use crate::source::Span;
-use crate::vars::{Scope, TemplateError, value_to_string};
+use crate::values::VarMap;
+use crate::values::value_to_string;
+use crate::vars::{Scope, TemplateError};
 use crate::yaml::{Kind, Node};
 use minijinja::Value;
 use minijinja::value::ValueKind;
@@ -81,7 +84,7 @@ fn conditions(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, String>
 
 pub(crate) fn display_name(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> String {
     let raw = task.display_name();
-    if !crate::vars::is_template(&raw) {
+    if !crate::values::is_template(&raw) {
         return raw;
     }
     r.vars
@@ -102,14 +105,51 @@ struct Item {
     attempts_events: Vec<Event>,
 }
 
+impl Item {
+    fn new(status: Status, result: ModuleResult) -> Item {
+        Item {
+            label: None,
+            status,
+            value: result.to_value(),
+            result,
+            attempts_events: Vec::new(),
+        }
+    }
+
+    fn failed(msg: String) -> Item {
+        Item::new(Status::Failed, ModuleResult::failed(msg))
+    }
+
+    /// The host could not be reached: registered as `unreachable`, as Ansible does.
+    fn unreachable(msg: String) -> Item {
+        let mut v = VarMap::new();
+        v.insert("unreachable".into(), Value::from(true));
+        v.insert("changed".into(), Value::from(false));
+        v.insert("msg".into(), Value::from(msg.as_str()));
+        Item {
+            label: None,
+            status: Status::Unreachable,
+            result: ModuleResult::failed(msg),
+            value: v,
+            attempts_events: Vec::new(),
+        }
+    }
+
+    /// This item, after the retries already reported.
+    fn after(mut self, events: Vec<Event>) -> Item {
+        self.attempts_events = events;
+        self
+    }
+}
+
 pub(crate) async fn run(
     r: &Runner,
     ctx: &PlayCtx<'_>,
     task: &Task,
     host: usize,
-    lockstep: Option<&super::lockstep::Lockstep>,
+    lockstep: Option<&crate::modules::lockstep::Lockstep>,
 ) -> HostOutcome {
-    let membership = lockstep.map(super::lockstep::Membership::new);
+    let membership = lockstep.map(crate::modules::lockstep::Membership::new);
     let out = run_host(r, ctx, task, host, lockstep).await;
     if let Some(m) = membership {
         m.finish(!matches!(out.status, Status::Failed | Status::Unreachable));
@@ -127,7 +167,7 @@ async fn run_host(
     ctx: &PlayCtx<'_>,
     task: &Task,
     host: usize,
-    lockstep: Option<&super::lockstep::Lockstep>,
+    lockstep: Option<&crate::modules::lockstep::Lockstep>,
 ) -> HostOutcome {
     let host_name = r.vars.inventory.hosts[host].name.clone();
     let start = Instant::now();
@@ -139,9 +179,6 @@ async fn run_host(
         .is_some_and(|n| flag(r, n, &base_scope).unwrap_or(true));
     let ignore = task.kw.ignore_errors.as_ref().map(|n| flag(r, n, &base_scope));
     let ignore_errors = matches!(ignore, Some(Ok(true)));
-    let Body::Module(call) = &task.body else {
-        unreachable_body()
-    };
 
     let mut outcome = HostOutcome::new(host);
     let fail = |outcome: &mut HostOutcome, msg: String| {
@@ -161,23 +198,27 @@ async fn run_host(
         Ok(d) => d,
         Err(msg) => {
             fail(&mut outcome, msg);
-            return finish(outcome, &host_name, None, no_log, start);
+            return finish(&r.state.secrets, outcome, &host_name, None, no_log, start);
         }
     };
 
-    if call.spec.name == "meta" {
-        let ok = match conditions(r, &task.kw.when, &base_scope) {
-            Ok(b) => b,
-            Err(msg) => {
-                fail(&mut outcome, msg);
-                return finish(outcome, &host_name, delegate, no_log, start);
+    match &task.body {
+        Body::Module(_) => {}
+        Body::Meta(meta) => {
+            let ok = match conditions(r, &task.kw.when, &base_scope) {
+                Ok(b) => b,
+                Err(msg) => {
+                    fail(&mut outcome, msg);
+                    return finish(&r.state.secrets, outcome, &host_name, delegate, no_log, start);
+                }
+            };
+            if ok {
+                outcome.meta = Some(meta.action);
             }
-        };
-        if ok {
-            outcome.meta = call.free_form.as_ref().and_then(|n| n.as_str()).map(str::to_string);
+            outcome.status = if ok { Status::Ok } else { Status::Skipped };
+            return outcome;
         }
-        outcome.status = if ok { Status::Ok } else { Status::Skipped };
-        return outcome;
+        Body::Block { .. } => unreachable_body(),
     }
 
     // The loop's items, or one pass with no item.
@@ -187,7 +228,7 @@ async fn run_host(
             Ok(items) => Some(items),
             Err(msg) => {
                 fail(&mut outcome, msg);
-                return finish(outcome, &host_name, delegate, no_log, start);
+                return finish(&r.state.secrets, outcome, &host_name, delegate, no_log, start);
             }
         },
     };
@@ -209,22 +250,18 @@ async fn run_host(
         outcome.changed = item.result.changed;
         outcome.ignored = item.status == Status::Failed && ignore_errors;
         outcome.facts = item.result.facts.clone();
-        let debug = debug_value(call.spec.name, &item.result);
         let mut hr = host_result(
+            &r.state.secrets,
             &host_name,
             &delegate,
             item.status,
             &item.value,
             &item.result,
             no_log,
-            debug,
         );
         hr.ignored = outcome.ignored;
         hr.duration_ms = start.elapsed().as_millis() as u64;
-        hr.would_run = r.opts.check_effective(task, &base_scope, r)
-            && matches!(call.spec.name, "command" | "shell")
-            && item.result.changed
-            && item.result.rc.is_none();
+        hr.would_run = item.result.would_run;
         outcome.events.push(Event::Host(Box::new(hr)));
         outcome.registered = Some(item.value);
         return outcome;
@@ -262,7 +299,7 @@ async fn run_host(
                 Ok(v) => Some(value_to_string(&v)),
                 Err(msg) => {
                     fail(&mut outcome, msg);
-                    return finish(outcome, &host_name, None, no_log, start);
+                    return finish(&r.state.secrets, outcome, &host_name, None, no_log, start);
                 }
             },
         };
@@ -277,13 +314,13 @@ async fn run_host(
         v.insert(lc.loop_var.clone(), item);
         v.insert("ansible_loop_var".into(), Value::from(lc.loop_var.as_str()));
         let mut hr = host_result(
+            &r.state.secrets,
             &host_name,
             &delegate,
             it.status,
             &v,
             &it.result,
             no_log,
-            debug_value(call.spec.name, &it.result),
         );
         hr.item = Some(if no_log { "None".into() } else { label });
         outcome.events.push(Event::Host(Box::new(hr)));
@@ -333,7 +370,15 @@ async fn run_host(
         skipped: all_skipped,
         ..ModuleResult::default()
     };
-    let mut hr = host_result(&host_name, &delegate, outcome.status, &reg, &summary, no_log, None);
+    let mut hr = host_result(
+        &r.state.secrets,
+        &host_name,
+        &delegate,
+        outcome.status,
+        &reg,
+        &summary,
+        no_log,
+    );
     hr.ignored = outcome.ignored;
     hr.item = None;
     hr.duration_ms = start.elapsed().as_millis() as u64;
@@ -353,51 +398,53 @@ fn unreachable_body() -> ! {
     panic!("blocks are expanded by the scheduler before a task reaches a host")
 }
 
-fn finish(mut o: HostOutcome, host: &str, delegate: Option<String>, no_log: bool, start: Instant) -> HostOutcome {
+fn finish(
+    secrets: &Secrets,
+    mut o: HostOutcome,
+    host: &str,
+    delegate: Option<String>,
+    no_log: bool,
+    start: Instant,
+) -> HostOutcome {
     let reg = o.registered.clone().unwrap_or_default();
     let res = ModuleResult {
         failed: o.status == Status::Failed,
         ..ModuleResult::default()
     };
-    let mut hr = host_result(host, &delegate, o.status, &reg, &res, no_log, None);
+    let mut hr = host_result(secrets, host, &delegate, o.status, &reg, &res, no_log);
     hr.ignored = o.ignored;
     hr.duration_ms = start.elapsed().as_millis() as u64;
     o.events.push(Event::Host(Box::new(hr)));
     o
 }
 
-fn debug_value(module: &str, res: &ModuleResult) -> Option<serde_json::Value> {
-    if module == "assert" && !res.failed {
-        return Some(serde_json::json!({"changed": false, "msg": res.msg.clone().unwrap_or_default()}));
-    }
-    if module != "debug" || res.failed {
-        return None;
-    }
-    let m: VarMap = res.data.clone();
-    Some(to_json(&m))
+/// What the log shows of a result, when its module shows one (`debug`, `assert`) and it did
+/// not fail.
+fn shown(res: &ModuleResult) -> Option<serde_json::Value> {
+    res.display.clone().filter(|_| !res.failed)
 }
 
 fn host_result(
+    secrets: &Secrets,
     host: &str,
     delegate: &Option<String>,
     status: Status,
     value: &VarMap,
     res: &ModuleResult,
     no_log: bool,
-    debug: Option<serde_json::Value>,
 ) -> HostResult {
-    let mut shown = value.clone();
+    let mut visible = value.clone();
     if no_log {
         // What a no_log task printed is secret from here on, wherever it is shown again
         // (`debug: var=result`).
         for k in ["stdout", "stderr", "cmd"] {
             if let Some(v) = value.get(k) {
-                crate::secrets::add_value(v);
+                secrets.add_value(v);
             }
         }
-        shown = VarMap::new();
-        shown.insert("censored".into(), Value::from(CENSORED));
-        shown.insert("changed".into(), Value::from(res.changed));
+        visible = VarMap::new();
+        visible.insert("censored".into(), Value::from(CENSORED));
+        visible.insert("changed".into(), Value::from(res.changed));
     }
     HostResult {
         host: host.to_string(),
@@ -406,9 +453,10 @@ fn host_result(
         item: None,
         ignored: false,
         censored: no_log,
-        result: to_json(&shown),
+        result: to_json(&visible),
         diffs: if no_log { Vec::new() } else { res.diffs.clone() },
-        debug: if no_log { None } else { debug },
+        guards: res.guards.clone(),
+        debug: if no_log { None } else { shown(res) },
         duration_ms: 0,
         would_run: false,
     }
@@ -457,140 +505,134 @@ fn loop_items(r: &Runner, l: &crate::playbook::Loop, scope: &Value) -> Result<Ve
     Ok(items)
 }
 
-/// Run the module once (one loop item), with `until` retries and the result conditions.
-#[allow(clippy::too_many_arguments)]
-async fn run_item(
-    r: &Runner,
-    ctx: &PlayCtx<'_>,
-    task: &Task,
-    host: usize,
-    locals: VarMap,
-    delegate: Option<&str>,
-    scope: &Value,
-    lockstep: Option<&super::lockstep::Lockstep>,
-) -> Item {
-    let host_name = r.vars.inventory.hosts[host].name.clone();
-    let mut item = Item {
-        label: None,
-        status: Status::Ok,
-        result: ModuleResult::ok(),
-        value: VarMap::new(),
-        attempts_events: Vec::new(),
-    };
-    let failed = |item: &mut Item, msg: String| {
-        item.result = ModuleResult::failed(msg);
-        item.status = Status::Failed;
-        item.value = item.result.to_value();
-    };
-    match conditions(r, &task.kw.when, scope) {
-        Ok(true) => {}
-        Ok(false) => {
-            let mut res = ModuleResult {
-                skipped: true,
-                ..ModuleResult::default()
-            };
-            res.data
-                .insert("skip_reason".into(), Value::from("Conditional result was False"));
-            item.value = res.to_value();
-            item.result = res;
-            item.status = Status::Skipped;
-            return item;
-        }
-        Err(msg) => {
-            failed(&mut item, msg);
-            return item;
-        }
-    }
-    let Body::Module(call) = &task.body else {
-        unreachable_body()
-    };
+/// A task's keywords rendered for one host and loop item, in one step: what the module run
+/// needs, so that running it reads top to bottom (prepare, connect, attempt, record).
+struct Prepared {
+    args: Args,
+    env: Vec<(String, String)>,
+    check_mode: bool,
+    diff: bool,
+    become_user: Option<String>,
+    timeout: Option<Duration>,
+    /// How many times `until` retries, and how long it waits between attempts.
+    retries: u32,
+    delay: Duration,
+}
 
-    // Everything the module needs, rendered for this host.
-    let prepared = (|| -> Result<_, String> {
-        let free = match &call.free_form {
-            Some(n) => Some(value_to_string(&render(r, n, scope)?)),
-            None => None,
+/// Why a task could not start on a host.
+enum NotStarted {
+    Failed(String),
+    Unreachable(String),
+}
+
+/// Render the module's arguments and the task's run keywords for this host.
+fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<Prepared, String> {
+    let spec = call.spec();
+    let free = match &call.free_form {
+        Some(n) => Some(value_to_string(&render(r, n, scope)?)),
+        None => None,
+    };
+    let mut raw = Vec::new();
+    for (k, n) in &call.args {
+        // An expression the module evaluates itself (`assert: that:`) is passed unrendered.
+        let v = match spec.kind_of(k) {
+            ParamKind::Expression => n.to_value(),
+            _ => render(r, n, scope)?,
         };
-        let mut raw = Vec::new();
-        for (k, n) in &call.args {
-            // `assert: that:` holds expressions the module evaluates itself.
-            let keep_raw = call.spec.name == "assert" && k == "that";
-            raw.push((k.clone(), if keep_raw { n.to_value() } else { render(r, n, scope)? }));
+        raw.push((k.clone(), v));
+    }
+    let args = Args::new(spec, free, raw);
+    let mut env = Vec::new();
+    for n in &task.kw.environment {
+        let v = render(r, n, scope)?;
+        if v.kind() != ValueKind::Map {
+            return Err(format!(
+                "`environment` must be a mapping (at {})",
+                r.sources.location(n.span)
+            ));
         }
-        let args = Args::new(call.spec, free, raw);
-        let mut env = Vec::new();
-        for n in &task.kw.environment {
-            let v = render(r, n, scope)?;
-            if v.kind() != ValueKind::Map {
+        for k in v.try_iter().map_err(|e| e.to_string())? {
+            let val = v.get_item(&k).map_err(|e| e.to_string())?;
+            let name = k.to_string();
+            // The name goes into a shell line as is: only a plain identifier can.
+            let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain {
                 return Err(format!(
-                    "`environment` must be a mapping (at {})",
+                    "`environment` variable name `{name}` is not a valid name (letters, digits, `_`) (at {})",
                     r.sources.location(n.span)
                 ));
             }
-            for k in v.try_iter().map_err(|e| e.to_string())? {
-                let val = v.get_item(&k).map_err(|e| e.to_string())?;
-                let name = k.to_string();
-                // The name goes into a shell line as is: only a plain identifier can.
-                let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !plain {
-                    return Err(format!(
-                        "`environment` variable name `{name}` is not a valid name (letters, digits, `_`) (at {})",
-                        r.sources.location(n.span)
-                    ));
-                }
-                env.push((name, value_to_string(&val)));
-            }
+            env.push((name, value_to_string(&val)));
         }
-        let check_mode = match &task.kw.check_mode {
-            Some(n) => flag(r, n, scope)?,
-            None => r.opts.check,
-        };
-        let diff = match &task.kw.diff {
-            Some(n) => flag(r, n, scope)?,
-            None => r.opts.diff,
-        };
-        let become_user = match &task.kw.r#become {
-            Some(n) if flag(r, n, scope)? => Some(match &task.kw.become_user {
-                Some(u) => value_to_string(&render(r, u, scope)?),
-                None => "root".to_string(),
-            }),
-            _ => None,
-        };
-        let timeout = match &task.kw.timeout {
-            Some(n) => {
-                let v = render(r, n, scope)?;
-                Some(Duration::from_secs(value_to_string(&v).parse::<u64>().map_err(
-                    |_| format!("`timeout` must be a number of seconds, got `{v}`"),
-                )?))
-            }
-            None => None,
-        };
-        let retries = match &task.retries {
-            Some(n) => value_to_string(&render(r, n, scope)?)
-                .parse::<u32>()
-                .map_err(|_| "`retries` must be a whole number".to_string())?,
-            None => 3,
-        };
-        let delay = match &task.delay {
-            Some(n) => value_to_string(&render(r, n, scope)?)
-                .parse::<f64>()
-                .map_err(|_| "`delay` must be a number of seconds".to_string())?,
-            None => 5.0,
-        };
-        Ok((args, env, check_mode, diff, become_user, timeout, retries, delay))
-    })();
-    let (args, env, check_mode, diff, become_user, timeout, retries, delay) = match prepared {
-        Ok(p) => p,
-        Err(msg) => {
-            failed(&mut item, msg);
-            return item;
-        }
+    }
+    let check_mode = match &task.kw.check_mode {
+        Some(n) => flag(r, n, scope)?,
+        None => r.opts.check,
     };
+    let diff = match &task.kw.diff {
+        Some(n) => flag(r, n, scope)?,
+        None => r.opts.diff,
+    };
+    let become_user = match &task.kw.r#become {
+        Some(n) if flag(r, n, scope)? => Some(match &task.kw.become_user {
+            Some(u) => value_to_string(&render(r, u, scope)?),
+            None => "root".to_string(),
+        }),
+        _ => None,
+    };
+    let timeout = match &task.kw.timeout {
+        Some(n) => {
+            let v = render(r, n, scope)?;
+            Some(Duration::from_secs(value_to_string(&v).parse::<u64>().map_err(
+                |_| format!("`timeout` must be a number of seconds, got `{v}`"),
+            )?))
+        }
+        None => None,
+    };
+    let retries = match &task.retries {
+        Some(n) => value_to_string(&render(r, n, scope)?)
+            .parse::<u32>()
+            .map_err(|_| "`retries` must be a whole number".to_string())?,
+        None => 3,
+    };
+    let delay = match &task.delay {
+        Some(n) => value_to_string(&render(r, n, scope)?)
+            .parse::<f64>()
+            .ok()
+            .and_then(|d| crate::clock::seconds(d).ok())
+            .ok_or_else(|| "`delay` must be a number of seconds".to_string())?,
+        None => Duration::from_secs(5),
+    };
+    Ok(Prepared {
+        args,
+        env,
+        check_mode,
+        diff,
+        become_user,
+        timeout: timeout.or(r.opts.command_timeout),
+        retries,
+        delay,
+    })
+}
 
-    // The connection goes to the delegate when there is one, with the delegate's own
-    // connection variables.
-    let conn_host = delegate.unwrap_or(&host_name);
+/// The connection a task runs over: the delegate's when there is one (with the delegate's own
+/// connection variables), the controller for modules that run there, else the host's.
+/// `become` is dropped when the connection already is that user.
+fn connect(
+    r: &Runner,
+    task: &Task,
+    call: &ModuleCall,
+    host: usize,
+    delegate: Option<&str>,
+    scope: &Value,
+    become_user: &mut Option<String>,
+) -> Result<Connection, NotStarted> {
+    if call.spec().has(Capability::Controller) {
+        return Ok(Connection::Local(crate::connection::Local));
+    }
+    let host_name = &r.vars.inventory.hosts[host].name;
+    let conn_host = delegate.unwrap_or(host_name);
     let conn_vars_host = r.vars.inventory.host(conn_host).unwrap_or(host);
     let conn_kind = match &task.kw.connection {
         Some(n) => Some(value_to_string(&render(r, n, scope).unwrap_or_default())),
@@ -613,42 +655,91 @@ async fn run_item(
         .as_ref()
         .and_then(|v| v.get("ansible_user").or_else(|| v.get("user")))
         .map(value_to_string);
-    let become_user = become_user.filter(|u| match conn_kind.as_deref() {
+    *become_user = become_user.take().filter(|u| match conn_kind.as_deref() {
         Some("local") => !crate::connection::is_local_user(u),
         _ => remote_user.as_deref() != Some(u.as_str()),
     });
-    let timeout = timeout.or(r.opts.command_timeout);
-    let conn = match r.connection(conn_host, conn_vars.as_deref(), conn_kind.as_deref()) {
-        Ok(c) => c,
-        Err(msg) => {
-            item.result = ModuleResult::failed(msg.clone());
-            item.status = Status::Unreachable;
-            let mut v = VarMap::new();
-            v.insert("unreachable".into(), Value::from(true));
-            v.insert("changed".into(), Value::from(false));
-            v.insert("msg".into(), Value::from(msg));
-            item.value = v;
-            return item;
-        }
-    };
+    r.connector
+        .connect(conn_host, conn_vars.as_deref(), conn_kind.as_deref())
+        .map_err(|e| NotStarted::Unreachable(e.to_string()))
+}
 
-    let max_attempts = if task.until.is_some() { retries.max(1) + 1 } else { 1 };
+/// Run the module once (one loop item), with `until` retries and the result conditions.
+#[allow(clippy::too_many_arguments)]
+async fn run_item(
+    r: &Runner,
+    ctx: &PlayCtx<'_>,
+    task: &Task,
+    host: usize,
+    locals: VarMap,
+    delegate: Option<&str>,
+    scope: &Value,
+    lockstep: Option<&crate::modules::lockstep::Lockstep>,
+) -> Item {
+    let Body::Module(call) = &task.body else {
+        unreachable_body()
+    };
+    match conditions(r, &task.kw.when, scope) {
+        Ok(true) => {}
+        Ok(false) => {
+            let mut res = ModuleResult {
+                skipped: true,
+                ..ModuleResult::default()
+            };
+            res.data
+                .insert("skip_reason".into(), Value::from("Conditional result was False"));
+            return Item::new(Status::Skipped, res);
+        }
+        Err(msg) => return Item::failed(msg),
+    }
+    let started = prepare(r, task, call, scope)
+        .map_err(NotStarted::Failed)
+        .and_then(|mut p| {
+            let conn = connect(r, task, call, host, delegate, scope, &mut p.become_user)?;
+            Ok((p, conn))
+        });
+    match started {
+        Ok((prepared, conn)) => attempts(r, ctx, task, call, host, locals, scope, lockstep, prepared, conn).await,
+        Err(NotStarted::Failed(msg)) => Item::failed(msg),
+        Err(NotStarted::Unreachable(msg)) => Item::unreachable(msg),
+    }
+}
+
+/// The module's attempts: one, or with `until` as many as `retries` allows, each judged by
+/// `changed_when` and `failed_when` with the result under its registered name.
+#[allow(clippy::too_many_arguments)]
+async fn attempts(
+    r: &Runner,
+    ctx: &PlayCtx<'_>,
+    task: &Task,
+    call: &ModuleCall,
+    host: usize,
+    locals: VarMap,
+    scope: &Value,
+    lockstep: Option<&crate::modules::lockstep::Lockstep>,
+    p: Prepared,
+    conn: Connection,
+) -> Item {
+    let host_name = r.vars.inventory.hosts[host].name.clone();
+    let mut events = Vec::new();
+    let max_attempts = if task.until.is_some() { p.retries.max(1) + 1 } else { 1 };
     let mut attempt = 0;
     loop {
         attempt += 1;
         let progress = |message: &str| {
-            r.emit(crate::exec::events::Event::Progress {
-                host: r.vars.inventory.hosts[host].name.clone(),
+            r.emit(Event::Progress {
+                host: host_name.clone(),
                 message: message.to_string(),
             })
         };
         let mctx = modules::Ctx {
             conn: &conn,
-            check_mode,
-            diff,
-            become_user: become_user.clone(),
-            timeout,
-            env: env.clone(),
+            run: &r.state,
+            check_mode: p.check_mode,
+            diff: p.diff,
+            become_user: p.become_user.clone(),
+            timeout: p.timeout,
+            env: p.env.clone(),
             templar: &r.vars.templar,
             scope,
             playbook_dir: &r.playbook.dir,
@@ -659,24 +750,11 @@ async fn run_item(
             cancelled: &r.cancelled,
             progress: &progress,
         };
-        let (mut res, unreachable) = match modules::run(call.spec.name, &args, &mctx).await {
-            Ok(res) => (res, false),
-            Err(Failure::Failed(res)) => (*res, false),
-            Err(Failure::Unreachable(msg)) => (ModuleResult::failed(msg), true),
+        let mut res = match modules::run(call.module, &p.args, &mctx).await {
+            Ok(res) => res,
+            Err(Failure::Failed(res)) => *res,
+            Err(Failure::Unreachable(msg)) => return Item::unreachable(msg),
         };
-        if unreachable {
-            let mut v = VarMap::new();
-            v.insert("unreachable".into(), Value::from(true));
-            v.insert("changed".into(), Value::from(false));
-            v.insert("msg".into(), Value::from(res.msg.clone().unwrap_or_default()));
-            item.value = v;
-            item.result = res;
-            item.status = Status::Unreachable;
-            return item;
-        }
-        if check_mode && res.changed && matches!(call.spec.name, "command" | "shell") {
-            res.data.insert("check_mode".into(), Value::from(true));
-        }
         let mut value = res.to_value();
         if task.until.is_some() {
             value.insert("attempts".into(), Value::from(attempt));
@@ -690,10 +768,7 @@ async fn run_item(
         if let Some(cw) = &task.changed_when {
             match conditions(r, cw, &rscope) {
                 Ok(b) => res.changed = b,
-                Err(msg) => {
-                    failed(&mut item, msg);
-                    return item;
-                }
+                Err(msg) => return Item::failed(msg).after(events),
             }
         }
         if let Some(fw) = &task.failed_when {
@@ -704,10 +779,7 @@ async fn run_item(
                         res.msg = Some("failed_when condition was true".into());
                     }
                 }
-                Err(msg) => {
-                    failed(&mut item, msg);
-                    return item;
-                }
+                Err(msg) => return Item::failed(msg).after(events),
             }
         }
         value.insert("changed".into(), Value::from(res.changed));
@@ -716,10 +788,7 @@ async fn run_item(
             None => true,
             Some(u) => match conditions(r, std::slice::from_ref(u), &rscope) {
                 Ok(b) => b,
-                Err(msg) => {
-                    failed(&mut item, msg);
-                    return item;
-                }
+                Err(msg) => return Item::failed(msg).after(events),
             },
         };
         if done || attempt >= max_attempts {
@@ -731,7 +800,7 @@ async fn run_item(
                     Value::from(res.msg.clone().unwrap_or_else(|| "Retries exhausted".into())),
                 );
             }
-            item.status = if res.failed {
+            let status = if res.failed {
                 Status::Failed
             } else if res.skipped {
                 Status::Skipped
@@ -740,16 +809,20 @@ async fn run_item(
             } else {
                 Status::Ok
             };
-            item.value = value;
-            item.result = res;
-            return item;
+            return Item {
+                label: None,
+                status,
+                result: res,
+                value,
+                attempts_events: events,
+            };
         }
-        item.attempts_events.push(Event::Retry {
+        events.push(Event::Retry {
             host: host_name.clone(),
             task: task.display_name(),
             retries_left: max_attempts - attempt,
         });
-        tokio::time::sleep(Duration::from_secs_f64(delay.max(0.0))).await;
+        tokio::time::sleep(p.delay).await;
     }
 }
 
@@ -767,36 +840,25 @@ fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, Str
 pub(crate) async fn gather(r: &Runner, host: usize) -> HostOutcome {
     let name = r.vars.inventory.hosts[host].name.clone();
     let mut o = HostOutcome::new(host);
-    let kind = r.vars.inventory.hosts[host]
-        .vars
-        .get("ansible_connection")
-        .map(value_to_string);
-    let script = "hostname; uname -n; hostname -f 2>/dev/null || hostname; uname -m; uname -s; uname -r; \
-                  . /etc/os-release 2>/dev/null; echo \"${NAME:-unknown}\"; echo \"${VERSION_ID:-}\"; echo \"${ID_LIKE:-${ID:-}}\"; id -un";
     let vars = r.vars.inventory.hosts[host].vars.clone();
-    let res = match r.connection(&name, Some(&vars), kind.as_deref()) {
+    let res = match r.connector.connect(&name, Some(&vars), None) {
         Ok(c) => c
-            .exec(&crate::connection::Command::new(script))
+            .exec(&crate::connection::Command::new(modules::facts::SCRIPT))
             .await
             .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     match res {
         Ok(out) if out.rc == 0 => {
-            let text = out.stdout_text();
-            let lines: Vec<&str> = text.lines().collect();
-            let get = |i: usize| Value::from(lines.get(i).copied().unwrap_or(""));
-            for (i, k) in super::FACT_NAMES.iter().enumerate() {
-                o.facts.insert(k.to_string(), get(i));
-            }
+            o.facts = modules::facts::parse(&out.stdout_text());
             let mut hr = host_result(
+                &r.state.secrets,
                 &name,
                 &None,
                 Status::Ok,
                 &VarMap::new(),
                 &ModuleResult::ok(),
                 false,
-                None,
             );
             hr.result = serde_json::json!({"changed": false});
             o.events.push(Event::Host(Box::new(hr)));
@@ -805,37 +867,28 @@ pub(crate) async fn gather(r: &Runner, host: usize) -> HostOutcome {
             o.status = Status::Failed;
             let res = ModuleResult::failed(format!("gathering facts failed: {}", out.stderr_text().trim()));
             o.events.push(Event::host(host_result(
+                &r.state.secrets,
                 &name,
                 &None,
                 Status::Failed,
                 &res.to_value(),
                 &res,
                 false,
-                None,
             )));
         }
         Err(msg) => {
             o.status = Status::Unreachable;
             let res = ModuleResult::failed(msg);
             o.events.push(Event::host(host_result(
+                &r.state.secrets,
                 &name,
                 &None,
                 Status::Unreachable,
                 &res.to_value(),
                 &res,
                 false,
-                None,
             )));
         }
     }
     o
-}
-
-impl super::Options {
-    fn check_effective(&self, task: &Task, scope: &Value, r: &Runner) -> bool {
-        match &task.kw.check_mode {
-            Some(n) => flag(r, n, scope).unwrap_or(self.check),
-            None => self.check,
-        }
-    }
 }

@@ -3,14 +3,18 @@
 
 pub mod events;
 mod host;
-pub mod lockstep;
 
-use crate::connection::ssh::{SshOptions, SshPool, Target};
-use crate::connection::{Connection, Local};
-use crate::inventory::VarMap;
+use crate::batches::serial_sizes;
+use crate::connection::Connector;
+use crate::connection::ssh::SshOptions;
+use crate::modules::Capability;
+use crate::modules::RunState;
+use crate::modules::deploy_lock::{Releaser, release_script};
+use crate::modules::lockstep::Lockstep;
 use crate::playbook::check::Checked;
-use crate::playbook::{Body, Play, Playbook, Task, serial_sizes};
+use crate::playbook::{Body, MetaAction, Play, Playbook, Task};
 use crate::source::Sources;
+use crate::values::VarMap;
 use crate::vars::{PlayVars, RunVars};
 use events::{Event, Stats, Status};
 use futures_util::StreamExt;
@@ -20,20 +24,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
-
-/// Facts `gather_facts: true` provides.
-pub const FACT_NAMES: &[&str] = &[
-    "ansible_hostname",
-    "ansible_nodename",
-    "ansible_fqdn",
-    "ansible_architecture",
-    "ansible_system",
-    "ansible_kernel",
-    "ansible_distribution",
-    "ansible_distribution_version",
-    "ansible_os_family",
-    "ansible_user_id",
-];
 
 /// Receives the run's events (the human, JSON and JUnit reports implement it).
 pub trait Reporter: Send {
@@ -95,7 +85,9 @@ pub struct Runner {
     forks: Arc<Semaphore>,
     started: AtomicBool,
     cancelled: Arc<AtomicBool>,
-    ssh: std::sync::OnceLock<Result<Arc<SshPool>, String>>,
+    connector: Connector,
+    /// The run's secrets and deploy locks.
+    state: RunState,
 }
 
 /// Per host, within one play.
@@ -124,7 +116,7 @@ pub(crate) struct HostOutcome {
     pub changed: bool,
     pub registered: Option<VarMap>,
     pub facts: VarMap,
-    pub meta: Option<String>,
+    pub meta: Option<MetaAction>,
 }
 
 impl HostOutcome {
@@ -146,19 +138,21 @@ impl Runner {
         reporter: Box<dyn Reporter>,
     ) -> Runner {
         let started = opts.start_at_task.is_none();
+        let state = RunState::new(vars.templar.secrets().clone());
         Runner {
             sources,
             playbook,
             checked: Arc::new(checked),
             vars,
             forks: Arc::new(Semaphore::new(opts.forks.max(1))),
+            connector: Connector::new(opts.ssh.clone()),
+            state,
             opts,
             reporter: Mutex::new(reporter),
             stats: Mutex::new(HashMap::new()),
             seen: Mutex::new(Vec::new()),
             started: AtomicBool::new(started),
             cancelled: Arc::new(AtomicBool::new(false)),
-            ssh: std::sync::OnceLock::new(),
         }
     }
 
@@ -169,7 +163,7 @@ impl Runner {
 
     fn emit(&self, mut e: Event) {
         // The one way out to every report: secrets are masked here.
-        crate::secrets::mask_event(&mut e);
+        e.mask(&self.state.secrets);
         self.reporter.lock().unwrap_or_else(|p| p.into_inner()).event(&e);
     }
 
@@ -203,9 +197,7 @@ impl Runner {
         }
         summary.interrupted = self.cancelled.load(Ordering::SeqCst);
         self.release_locks().await;
-        if let Some(Ok(pool)) = self.ssh.get() {
-            pool.close().await;
-        }
+        self.connector.close().await;
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut order: Vec<usize> = seen;
@@ -408,7 +400,7 @@ impl Runner {
                             return abort_batch(state, batch);
                         }
                     }
-                    Body::Module(m) => {
+                    Body::Module(_) | Body::Meta(_) => {
                         if !self.started.load(Ordering::SeqCst) {
                             if Some(task.display_name().as_str()) == self.opts.start_at_task.as_deref() {
                                 self.started.store(true, Ordering::SeqCst);
@@ -419,38 +411,39 @@ impl Runner {
                         if !self.tags_selected(&task.kw.tags) {
                             continue;
                         }
-                        if m.spec.name == "meta" {
-                            let action = m.free_form.as_ref().and_then(|n| n.as_str()).unwrap_or("noop");
+                        if let Body::Meta(meta) = &task.body {
                             // `end_host` reports per host (run_task announces the task itself).
-                            if action != "end_host" {
+                            if meta.action != MetaAction::EndHost {
                                 self.emit(Event::TaskStart {
                                     name: task.display_name(),
                                     handler: false,
                                 });
                             }
-                            match action {
-                                "flush_handlers" => self.flush_handlers(ctx, state, batch).await,
-                                "end_play" if active.iter().any(|&h| host::condition_holds(self, ctx, task, h)) => {
+                            match meta.action {
+                                MetaAction::FlushHandlers => self.flush_handlers(ctx, state, batch).await,
+                                MetaAction::EndPlay
+                                    if active.iter().any(|&h| host::condition_holds(self, ctx, task, h)) =>
+                                {
                                     // Ends the play for every host when its condition holds
                                     // for any of them.
                                     return Flow::EndPlay;
                                 }
-                                "clear_host_errors" => {
+                                MetaAction::ClearHostErrors => {
                                     for s in state.values_mut() {
                                         s.failed = false;
                                     }
                                 }
-                                "end_host" => {
+                                MetaAction::EndHost => {
                                     let outs = self.run_task(ctx, task, &active, false).await;
                                     for o in outs {
-                                        if o.meta.as_deref() == Some("end_host")
+                                        if o.meta == Some(MetaAction::EndHost)
                                             && let Some(s) = state.get_mut(&o.host)
                                         {
                                             s.ended = true;
                                         }
                                     }
                                 }
-                                _ => {}
+                                MetaAction::EndPlay | MetaAction::Noop => {}
                             }
                             continue;
                         }
@@ -533,7 +526,7 @@ impl Runner {
         // A lockstep task's hosts all run at once: a step waits for every one of them, so
         // holding some behind `--forks` would never finish.
         let lockstep = match &task.body {
-            Body::Module(m) if m.spec.lockstep => Some(Arc::new(lockstep::Lockstep::new(targets.len()))),
+            Body::Module(m) if m.spec().has(Capability::Lockstep) => Some(Arc::new(Lockstep::new(targets.len()))),
             _ => None,
         };
         let mut pending: FuturesOrdered<_> = targets
@@ -577,7 +570,7 @@ impl Runner {
                     changed: first.changed,
                     registered: None,
                     facts: VarMap::new(),
-                    meta: first.meta.clone(),
+                    meta: first.meta,
                 })
                 .collect();
             outs.extend(copies);
@@ -585,7 +578,7 @@ impl Runner {
         // A rollout (this run holds a deploy lock) leaves a line in the audit log of every host a
         // task changed.
         if !self.opts.check
-            && let Some((app, release)) = crate::modules::deploy_lock::holding()
+            && let Some((app, release)) = self.state.locks.holding()
         {
             let audits = outs
                 .iter()
@@ -737,13 +730,13 @@ impl Runner {
             .get_attr("roll_state_dir")
             .ok()
             .filter(|v| !v.is_undefined() && !v.is_none())
-            .map(|v| crate::vars::value_to_string(&v))
+            .map(|v| crate::values::value_to_string(&v))
             .unwrap_or_else(|| "/var/lib/roll".into());
-        let kind = host.vars.get("ansible_connection").map(crate::vars::value_to_string);
-        let Ok(conn) = self.connection(&host.name, Some(&host.vars), kind.as_deref()) else {
+        let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
             return;
         };
-        let line = crate::modules::deploy_lock::audit_line(&dir, app, release, &format!("changed: {step}"));
+        let step = format!("changed: {step}");
+        let line = crate::modules::deploy_lock::audit_line(&dir, app, release, &self.state.secrets.mask(&step));
         let mut cmd = crate::connection::Command::new(format!("mkdir -p {d} && {line}", d = crate::shell::quote(&dir)));
         cmd.timeout = Some(std::time::Duration::from_secs(30));
         let _ = conn.exec(&cmd).await;
@@ -752,50 +745,26 @@ impl Runner {
     /// Deploy locks this run took are released when it ends, however it ended; a run that is
     /// killed leaves its locks to expire.
     async fn release_locks(&self) {
-        for held in crate::modules::deploy_lock::take_held() {
+        for held in self.state.locks.take() {
             let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
                 continue;
             };
-            let kind = host.vars.get("ansible_connection").map(crate::vars::value_to_string);
-            let Ok(conn) = self.connection(&host.name, Some(&host.vars), kind.as_deref()) else {
+            let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
                 continue;
             };
-            let script = crate::modules::deploy_lock::release_script(&held.dir, &held.app, false, "lock released");
+            let by = Releaser::Run(self.state.locks.run_id());
+            let script = release_script(&held.dir, &held.app, by, "lock released");
             let mut cmd = crate::connection::Command::new(script);
             cmd.timeout = Some(std::time::Duration::from_secs(30));
             cmd.become_user = held.become_user.clone();
             if let Err(e) = conn.exec(&cmd).await {
-                eprintln!(
-                    "[roll] warning: could not release the deploy lock of `{}` on {}: {e}; it expires by itself",
-                    held.app, host.name
-                );
+                self.emit(Event::Warning {
+                    message: format!(
+                        "could not release the deploy lock of `{}` on {}: {e}; it expires by itself",
+                        held.app, host.name
+                    ),
+                });
             }
-        }
-    }
-
-    /// The connection for a host: `local` when its `ansible_connection` (or the task's
-    /// `connection:`) says so.
-    pub(crate) fn connection(
-        &self,
-        host: &str,
-        vars: Option<&VarMap>,
-        kind: Option<&str>,
-    ) -> Result<Connection, String> {
-        match kind.unwrap_or("ssh") {
-            "local" => Ok(Connection::Local(Local)),
-            "ssh" | "smart" | "paramiko" => {
-                let pool = self
-                    .ssh
-                    .get_or_init(|| {
-                        SshPool::new(self.opts.ssh.clone())
-                            .map_err(|e| format!("cannot create the ssh control directory: {e}"))
-                    })
-                    .clone()?;
-                Ok(Connection::Ssh(pool.connection(ssh_target(host, vars))))
-            }
-            other => Err(format!(
-                "host `{host}` uses the `{other}` connection; roll connects with `ssh` or `local`"
-            )),
         }
     }
 }
@@ -825,24 +794,6 @@ fn contains_start(task: &Task, name: Option<&str>) -> bool {
         }
     });
     found
-}
-
-/// Where to reach a host, from its connection variables (with or without the `ansible_` prefix).
-pub fn ssh_target(host: &str, vars: Option<&VarMap>) -> Target {
-    let get = |k: &str| {
-        vars.and_then(|v| v.get(&format!("ansible_{k}")).or_else(|| v.get(k)))
-            .map(crate::vars::value_to_string)
-            .filter(|s| !s.is_empty() && !crate::vars::is_template(s))
-    };
-    Target {
-        name: host.to_string(),
-        address: get("host").unwrap_or_else(|| host.to_string()),
-        port: get("port").and_then(|p| p.parse().ok()),
-        user: get("user").or_else(|| get("ssh_user")),
-        key: get("ssh_private_key_file")
-            .or_else(|| get("private_key_file"))
-            .map(std::path::PathBuf::from),
-    }
 }
 
 /// any_errors_fatal: every host of the batch that is still going stops here, and so does the run.

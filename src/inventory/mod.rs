@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub type VarMap = IndexMap<String, Value>;
+use crate::values::VarMap;
 
 #[derive(Debug)]
 pub struct Host {
@@ -495,7 +495,7 @@ pub(crate) fn ini_value(raw: &str) -> Value {
     if (t.starts_with('[') || t.starts_with('{'))
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(t)
     {
-        return crate::vars::from_serde(&v);
+        return crate::values::from_serde(&v);
     }
     Value::from(t)
 }
@@ -503,7 +503,7 @@ pub(crate) fn ini_value(raw: &str) -> Value {
 /// Register a parsed variable node for template checking if it holds a template.
 pub(crate) fn collect_templates(node: &Node, out: &mut Vec<Node>) {
     match &node.kind {
-        crate::yaml::Kind::Str(s) if crate::vars::is_template(s) => out.push(node.clone()),
+        crate::yaml::Kind::Str(s) if crate::values::is_template(s) => out.push(node.clone()),
         crate::yaml::Kind::Seq(items) => items.iter().for_each(|n| collect_templates(n, out)),
         crate::yaml::Kind::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_templates(v, out)),
         _ => {}

@@ -1,11 +1,75 @@
 //! `command` (no shell: words are quoted one by one) and `shell` (a script), with `chdir`,
 //! `creates`, `removes` and `stdin`.
 
-use super::{Action, Args, Ctx, Failure, ModuleResult, Plan};
-use crate::connection::Command;
+use super::spec::{BUILTIN, Capability, FreeForm, ModuleSpec, p};
+use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
+use crate::connection::Command as RemoteCommand;
 use crate::shell::quote;
 use minijinja::Value;
 use minijinja::value::ValueKind;
+
+const COMMON: &[Capability] = &[Capability::WouldRunInCheck];
+
+/// `command`: the words run without a shell.
+pub struct Command;
+
+static COMMAND: ModuleSpec = ModuleSpec {
+    free_form: FreeForm::Yes,
+    params: &[
+        p("cmd"),
+        p("argv"),
+        p("chdir"),
+        p("creates"),
+        p("removes"),
+        p("stdin"),
+        p("stdin_add_newline"),
+        p("strip_empty_ends"),
+    ],
+    one_of: &["cmd", "argv"],
+    exclusive: &[("cmd", "argv")],
+    capabilities: COMMON,
+    ..ModuleSpec::new("command", BUILTIN)
+};
+
+impl Module for Command {
+    fn spec(&self) -> &'static ModuleSpec {
+        &COMMAND
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(false, args, ctx))
+    }
+}
+
+/// `shell`: a script run by the shell.
+pub struct Shell;
+
+static SHELL: ModuleSpec = ModuleSpec {
+    free_form: FreeForm::Yes,
+    params: &[
+        p("cmd"),
+        p("chdir"),
+        p("creates"),
+        p("removes"),
+        p("executable"),
+        p("stdin"),
+        p("stdin_add_newline"),
+        p("strip_empty_ends"),
+    ],
+    one_of: &["cmd"],
+    capabilities: COMMON,
+    ..ModuleSpec::new("shell", BUILTIN)
+};
+
+impl Module for Shell {
+    fn spec(&self) -> &'static ModuleSpec {
+        &SHELL
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(true, args, ctx))
+    }
+}
 
 /// A command ready to run.
 pub struct Run {
@@ -18,7 +82,7 @@ pub struct Run {
     strip: bool,
 }
 
-pub async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let chdir = args.str("chdir")?;
     let (script, shown) = if shell {
         let body = match (&args.free, args.str("cmd")?) {
@@ -38,7 +102,7 @@ pub async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Fail
             }
             argv.try_iter()
                 .map_err(|e| e.to_string())?
-                .map(|w| crate::vars::value_to_string(&w))
+                .map(|w| crate::values::value_to_string(&w))
                 .collect()
         } else {
             let line = match (&args.free, args.str("cmd")?) {
@@ -61,7 +125,7 @@ pub async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Fail
             (Some(d), false) => format!("{d}/{path}"),
             _ => path.clone(),
         };
-        let mut probe = Command::new(format!("test -e {}", quote(&full)));
+        let mut probe = RemoteCommand::new(format!("test -e {}", quote(&full)));
         probe.become_user = ctx.become_user.clone();
         let exists = ctx.conn.exec(&probe).await?.rc == 0;
         if exists == want_exists {
@@ -94,7 +158,7 @@ pub async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Fail
     let strip = args.bool("strip_empty_ends", true)?;
     Ok(Plan::Change {
         preview,
-        action: Action::Command(Run {
+        action: Box::new(Run {
             script,
             shown,
             chdir,
@@ -104,8 +168,10 @@ pub async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Fail
     })
 }
 
-pub async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
-    let cmd = Command {
+apply_by!(Run, apply);
+
+async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    let cmd = RemoteCommand {
         script: run.script,
         stdin: run.stdin,
         env: ctx.env.clone(),

@@ -6,12 +6,14 @@
 //! releases the locks it took when it ends, whatever happened. Every step goes to the host's
 //! audit log (`DIR/audit.log`): when, who, app, release, what.
 
-use super::{Args, Ctx, Failure, ModuleResult, Plan};
+use super::spec::{ModuleSpec, ROLL, p, req};
+use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
+use crate::clock::utc;
 use crate::connection::Command;
 use crate::shell::quote;
-use crate::vars::value_to_string;
+use crate::values::value_to_string;
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// What the lock file says.
@@ -41,7 +43,25 @@ pub struct Take {
     release: Option<String>,
 }
 
-/// A lock this process took, released when the run ends.
+/// `roll.deploy_lock`: one rollout of an app at a time, held on the proxies.
+pub struct DeployLock;
+
+static DEPLOY_LOCK: ModuleSpec = ModuleSpec {
+    params: &[req("app"), p("state"), p("dir"), p("ttl"), p("wait"), p("release")],
+    ..ModuleSpec::new("deploy_lock", ROLL)
+};
+
+impl Module for DeployLock {
+    fn spec(&self) -> &'static ModuleSpec {
+        &DEPLOY_LOCK
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(std::future::ready(check(args, ctx)))
+    }
+}
+
+/// A lock this run took, released when the run ends.
 #[derive(Debug, Clone)]
 pub struct Held {
     pub host: String,
@@ -51,17 +71,53 @@ pub struct Held {
     pub become_user: Option<String>,
 }
 
-static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
+/// The deploy locks one run holds, under the run's own id (written into each lock file, so a
+/// run only ever releases its own). Part of the run's state, never a process static: two runs
+/// in one process (roll as a library) hold and release their locks apart.
+#[derive(Debug)]
+pub struct Locks {
+    run_id: String,
+    held: Mutex<Vec<Held>>,
+}
 
-/// This run's id: the process and the time it started.
-pub fn run_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
+impl Default for Locks {
+    fn default() -> Self {
+        Locks::new()
+    }
+}
+
+impl Locks {
+    pub fn new() -> Locks {
+        // The process, the time, and a count: unique for every run of every process.
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        format!("{}-{t:x}", std::process::id())
-    })
+        Locks {
+            run_id: format!("{}-{t:x}-{n}", std::process::id()),
+            held: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// This run's id, as lock files record it.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The app and release of the rollout this run holds a lock for, if any.
+    pub fn holding(&self) -> Option<(String, Option<String>)> {
+        self.list().first().map(|h| (h.app.clone(), h.release.clone()))
+    }
+
+    /// The locks this run still holds, taken out of the list.
+    pub fn take(&self) -> Vec<Held> {
+        std::mem::take(&mut *self.list())
+    }
 }
 
 /// Who deploys: the CI job (GitLab's `CI_JOB_URL` and `CI_PIPELINE_ID`), else user@host.
@@ -89,14 +145,15 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// A shell line appending one audit record to `DIR/audit.log`.
+/// A shell line appending one audit record to `DIR/audit.log` (`step` is written as given:
+/// callers mask it).
 pub fn audit_line(dir: &str, app: &str, release: Option<&str>, step: &str) -> String {
     format!(
         "printf '%s %s app=%s release=%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {} {} {} {} >> {}/audit.log",
         quote(&holder()),
         quote(app),
         quote(release.unwrap_or("-")),
-        quote(&crate::secrets::mask(step)),
+        quote(step),
         quote(dir.trim_end_matches('/'))
     )
 }
@@ -105,36 +162,32 @@ fn lock_path(dir: &str, app: &str) -> String {
     format!("{}/{app}.lock", dir.trim_end_matches('/'))
 }
 
-/// Removes the lock if this run holds it (or any holder's, with `force`), recording it.
-pub fn release_script(dir: &str, app: &str, force: bool, why: &str) -> String {
+/// Who may release a lock: the run that holds it, or anyone (`roll lock release`).
+#[derive(Debug, Clone, Copy)]
+pub enum Releaser<'a> {
+    Run(&'a str),
+    Anyone,
+}
+
+/// Removes the lock if `by` may (recording it in the audit log).
+pub fn release_script(dir: &str, app: &str, by: Releaser<'_>, why: &str) -> String {
     let f = quote(&lock_path(dir, app));
-    let ours = format!("grep -qF {} {f}", quote(&format!("\"run\":{}", json_str(run_id()))));
-    let cond = if force { "true".to_string() } else { ours };
+    let cond = match by {
+        Releaser::Run(id) => format!("grep -qF {} {f}", quote(&format!("\"run\":{}", json_str(id)))),
+        Releaser::Anyone => "true".to_string(),
+    };
     format!(
         "if [ -f {f} ] && {cond}; then rm -f {f} && {} && echo released; fi",
         audit_line(dir, app, None, why)
     )
 }
 
-/// The app and release of the rollout this run holds a lock for, if any.
-pub fn holding() -> Option<(String, Option<String>)> {
-    HELD.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .first()
-        .map(|h| (h.app.clone(), h.release.clone()))
-}
-
-/// The locks this process still holds, taken out of the registry.
-pub fn take_held() -> Vec<Held> {
-    std::mem::take(&mut *HELD.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-pub fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let app = args.req_str("app")?;
     let dir = args.str("dir")?.unwrap_or_else(|| "/var/lib/roll".into());
     let state = args.str("state")?.unwrap_or_else(|| "locked".into());
-    let dur = |s: &str| crate::modules::docker::parse_duration(s).map_err(Failure::from);
-    let ttl = dur(&args.str("ttl")?.unwrap_or_else(|| "1h".into()))?.max(1.0) as u64;
+    let dur = |s: &str| crate::clock::parse_duration(s).map_err(Failure::from);
+    let ttl = dur(&args.str("ttl")?.unwrap_or_else(|| "1h".into()))?.as_secs().max(1);
     // `--lock-wait` reaches every lock task through the `roll_lock_wait` variable.
     let wait = match args.str("wait")? {
         Some(w) => w,
@@ -146,24 +199,24 @@ pub fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             .map(|v| value_to_string(&v))
             .unwrap_or_else(|| "0s".into()),
     };
-    let wait = Duration::from_secs_f64(dur(&wait)?);
+    let wait = dur(&wait)?;
     let preview = ModuleResult::ok().with("app", app.as_str()).with("holder", holder());
     match state.as_str() {
         "locked" => Ok(Plan::Probe {
             preview,
-            action: super::Action::DeployLock(Box::new(LockOp::Take(Take {
+            action: Box::new(LockOp::Take(Take {
                 app,
                 dir,
                 ttl,
                 wait,
                 release: args.str("release")?,
-            }))),
+            })),
             // A dry run takes no lock: it changes nothing a rollout could trip over.
             in_check: false,
         }),
         "unlocked" => Ok(Plan::Probe {
             preview,
-            action: super::Action::DeployLock(Box::new(LockOp::Release { dir, app })),
+            action: Box::new(LockOp::Release { dir, app }),
             in_check: false,
         }),
         other => Err(format!("`state` is `locked` or `unlocked`, got `{other}`").into()),
@@ -178,21 +231,18 @@ async fn sh(ctx: &Ctx<'_>, script: String, stdin: Option<Vec<u8>>) -> Result<cra
     Ok(ctx.conn.exec(&c).await?)
 }
 
-fn utc(secs: u64) -> String {
-    crate::commands::status::utc(secs)
-}
+apply_by!(LockOp, apply);
 
-pub async fn apply(op: LockOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+async fn apply(op: LockOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     match op {
         LockOp::Take(t) => take(t, ctx).await,
         LockOp::Release { dir, app } => {
-            let out = sh(ctx, release_script(&dir, &app, false, "lock released"), None).await?;
+            let by = Releaser::Run(ctx.run.locks.run_id());
+            let out = sh(ctx, release_script(&dir, &app, by, "lock released"), None).await?;
             if out.rc != 0 {
                 return Err(format!("cannot release the deploy lock: {}", out.stderr_text().trim()).into());
             }
-            HELD.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|h| !(h.dir == dir && h.app == app));
+            ctx.run.locks.list().retain(|h| !(h.dir == dir && h.app == app));
             Ok(ModuleResult::ok()
                 .with("app", app.as_str())
                 .with("released", out.stdout_text().contains("released")))
@@ -212,7 +262,7 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
          echo \"$now\"; cat {f}; exit 3",
         app = quote(&json_str(&t.app)),
         holder = quote(&json_str(&holder())),
-        run = quote(&json_str(run_id())),
+        run = quote(&json_str(ctx.run.locks.run_id())),
         ttl = t.ttl,
         release = quote(&t.release.as_deref().map_or("null".to_string(), json_str)),
         audit = audit_line(&t.dir, &t.app, t.release.as_deref(), "lock taken"),
@@ -223,7 +273,7 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         let out = sh(ctx, take.clone(), None).await?;
         match out.rc {
             0 => {
-                HELD.lock().unwrap_or_else(|e| e.into_inner()).push(Held {
+                ctx.run.locks.list().push(Held {
                     host: ctx
                         .scope
                         .get_attr("inventory_hostname")
@@ -239,7 +289,7 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                     .with("holder", holder())
                     .with("waited_s", start.elapsed().as_secs_f64());
                 if let Some(b) = &broke {
-                    r = r.with("broke", crate::vars::from_serde(b));
+                    r = r.with("broke", crate::values::from_serde(b));
                 }
                 return Ok(r);
             }
@@ -256,7 +306,7 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             )
             .into());
         };
-        if lock.run == run_id() {
+        if lock.run == ctx.run.locks.run_id() {
             return Ok(ModuleResult::ok()
                 .with("app", t.app.as_str())
                 .with("holder", lock.holder));
@@ -288,7 +338,7 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 utc(lock.expires),
                 t.app
             ));
-            r.data.insert("lock".into(), crate::vars::from_serde(&lock));
+            r.data.insert("lock".into(), crate::values::from_serde(&lock));
             return Err(Failure::Failed(Box::new(r)));
         }
         let left = t.wait.saturating_sub(start.elapsed()).min(Duration::from_secs(1));

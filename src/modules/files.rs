@@ -1,9 +1,95 @@
 //! `template`, `copy` and `file`: compare the wanted file or path state with the host's, then
 //! write atomically (temp file beside the destination, validate, rename) or change the path.
 
-use super::{Action, Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
+use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
+use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
 use crate::connection::{Command, FileAttrs, FileKind, FileStat};
 use crate::shell::quote;
+
+/// `template`: a file rendered from a Jinja template on the controller.
+pub struct Template;
+
+static TEMPLATE: ModuleSpec = ModuleSpec {
+    params: &[
+        req("src").kind(ParamKind::TemplateFile),
+        req("dest"),
+        p("mode"),
+        p("owner"),
+        p("group"),
+        p("backup"),
+        p("validate"),
+        p("force"),
+    ],
+    ..ModuleSpec::new("template", BUILTIN)
+};
+
+impl Module for Template {
+    fn spec(&self) -> &'static ModuleSpec {
+        &TEMPLATE
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check_template(args, ctx))
+    }
+}
+
+/// `copy`: a file from the controller, or given content.
+pub struct Copy;
+
+static COPY: ModuleSpec = ModuleSpec {
+    params: &[
+        p("src").kind(ParamKind::ControllerFile),
+        p("content"),
+        req("dest"),
+        p("mode"),
+        p("owner"),
+        p("group"),
+        p("backup"),
+        p("validate"),
+        p("force"),
+    ],
+    one_of: &["src", "content"],
+    exclusive: &[("src", "content")],
+    ..ModuleSpec::new("copy", BUILTIN)
+};
+
+impl Module for Copy {
+    fn spec(&self) -> &'static ModuleSpec {
+        &COPY
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check_copy(args, ctx))
+    }
+}
+
+/// `file`: a path's state (directory, absent, touched, link) and attributes.
+pub struct File;
+
+static FILE: ModuleSpec = ModuleSpec {
+    params: &[
+        p("path").aliases(&["dest", "name"]),
+        p("state").choices(&["file", "directory", "absent", "touch", "link", "hard"]),
+        p("src"),
+        p("mode"),
+        p("owner"),
+        p("group"),
+        p("recurse"),
+        p("force"),
+    ],
+    one_of: &["path"],
+    ..ModuleSpec::new("file", BUILTIN)
+};
+
+impl Module for File {
+    fn spec(&self) -> &'static ModuleSpec {
+        &FILE
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check_file(args, ctx))
+    }
+}
 
 /// A file to write.
 pub struct Write {
@@ -76,13 +162,14 @@ fn attr_diff(path: &str, changes: &[(String, String, String)]) -> FileDiff {
         path: path.to_string(),
         before: changes.iter().map(|(k, b, _)| format!("{k}: {b}\n")).collect(),
         after: changes.iter().map(|(k, _, a)| format!("{k}: {a}\n")).collect(),
+        change: Change::Update,
     }
 }
 
-pub async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let src = args.req_str("src")?;
     let dest = args.req_str("dest")?;
-    let path = crate::playbook::check::find_source(ctx.playbook_dir, &src, true)
+    let path = crate::source::find_source(ctx.playbook_dir, &src, crate::source::SourceDir::Templates)
         .ok_or_else(|| format!("template `{src}` not found"))?;
     let file = match ctx.template_files.get(&path) {
         Some(id) => ctx.sources.get(*id),
@@ -102,7 +189,7 @@ pub async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure>
     plan_write(dest, rendered.into_bytes(), args, ctx).await
 }
 
-pub async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let mut dest = args.req_str("dest")?;
     let content = match (args.get("content"), args.str("src")?) {
         (Some(c), _) => {
@@ -113,7 +200,7 @@ pub async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             s.into_bytes()
         }
         (None, Some(src)) => {
-            let path = crate::playbook::check::find_source(ctx.playbook_dir, &src, false)
+            let path = crate::source::find_source(ctx.playbook_dir, &src, crate::source::SourceDir::Files)
                 .ok_or_else(|| format!("copy source `{src}` not found"))?;
             if dest.ends_with('/') {
                 dest.push_str(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
@@ -161,6 +248,11 @@ async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) 
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default(),
             after: String::from_utf8_lossy(&content).into_owned(),
+            change: if current.is_some() {
+                Change::Update
+            } else {
+                Change::Create
+            },
         });
     }
     if !changes.is_empty() {
@@ -170,7 +262,7 @@ async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) 
     if same_content {
         return Ok(Plan::Change {
             preview,
-            action: Action::File(FileOp::Attrs {
+            action: Box::new(FileOp::Attrs {
                 path: dest,
                 attrs: want,
                 recurse: false,
@@ -186,9 +278,12 @@ async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) 
     };
     Ok(Plan::Change {
         preview,
-        action: Action::WriteFile(write),
+        action: Box::new(write),
     })
 }
+
+apply_by!(Write, apply_write);
+apply_by!(FileOp, apply_file);
 
 pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let p = quote(&w.dest);
@@ -249,7 +344,7 @@ pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failur
     Ok(r)
 }
 
-pub async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let path = args.req_str("path")?;
     let want = attrs(args)?;
     let stat = ctx.conn.stat(&path, ctx.become_user.as_deref()).await?;
@@ -266,12 +361,17 @@ pub async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         path: path.clone(),
         before: format!("state: {now}\n"),
         after: format!("state: {to}\n"),
+        change: match (stat.kind == FileKind::Absent, to) {
+            (true, _) => Change::Create,
+            (false, "absent") => Change::Remove,
+            _ => Change::Update,
+        },
     };
     let recurse = args.bool("recurse", false)?;
     let change = |preview: ModuleResult, op: FileOp| {
         Ok(Plan::Change {
             preview,
-            action: Action::File(op),
+            action: Box::new(op),
         })
     };
     match state.as_str() {
@@ -348,6 +448,11 @@ pub async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 } else {
                     format!("link: {src}\n")
                 },
+                change: if stat.kind == FileKind::Absent {
+                    Change::Create
+                } else {
+                    Change::Update
+                },
             });
             change(p, FileOp::Link { src, path, hard })
         }
@@ -374,7 +479,7 @@ fn attrs_plan(
     p.diffs.push(attr_diff(path, &changes));
     Ok(Plan::Change {
         preview: p,
-        action: Action::File(FileOp::Attrs {
+        action: Box::new(FileOp::Attrs {
             path: path.to_string(),
             attrs: want,
             recurse,
@@ -408,7 +513,7 @@ fn attrs_script(path: &str, a: &FileAttrs, recurse: bool) -> String {
     s
 }
 
-pub async fn apply_file(op: FileOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+async fn apply_file(op: FileOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let (script, path) = match &op {
         FileOp::Mkdir { path, attrs, recurse } => (
             format!(

@@ -1,29 +1,75 @@
-//! Modules: each answers "what would change?" (`check` → [`Plan`]) before acting, and `apply`
-//! acts on exactly that answer. Dry run is `check` alone.
+//! Modules: each is a type behind the [`Module`] trait that describes itself ([`ModuleSpec`])
+//! and answers "what would change?" (`check` → [`Plan`]) before acting; `apply` acts on exactly
+//! that answer. Dry run is `check` alone. Every module is listed once, in [`registry`].
+
+/// `impl Apply for T` by an async `fn(T, &Ctx) -> Result<ModuleResult, Failure>` that carries
+/// out the planned work.
+macro_rules! apply_by {
+    ($t:ty, $f:path) => {
+        impl $crate::modules::Apply for $t {
+            fn apply<'a>(
+                self: Box<Self>,
+                ctx: &'a $crate::modules::Ctx<'a>,
+            ) -> $crate::modules::Step<'a, $crate::modules::ModuleResult> {
+                Box::pin($f(*self, ctx))
+            }
+        }
+    };
+}
 
 mod command;
 mod control;
 pub(crate) mod deploy_lock;
 pub(crate) mod docker;
+pub mod facts;
 pub(crate) mod files;
+pub mod lockstep;
 pub(crate) mod nginx_switch;
+mod ping;
 mod probe;
+pub mod registry;
 pub mod spec;
 
+pub use spec::{Capability, ModuleSpec, ParamKind};
+
 use crate::connection::{ConnError, Connection};
-use crate::inventory::VarMap;
+use crate::secrets::Secrets;
 use crate::source::{FileId, Sources};
-use crate::vars::{OMIT, Templar, value_to_string};
+use crate::values::VarMap;
+use crate::values::value_to_string;
+use crate::vars::{OMIT, Templar};
 use indexmap::IndexMap;
 use minijinja::Value;
 use minijinja::value::ValueKind;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What one run owns that its modules reach: the secrets every report masks and the deploy
+/// locks it holds (released when the run ends). It lives in the run, never in a process
+/// static: roll is also a library, and two runs in one process must not see each other's.
+#[derive(Debug)]
+pub struct RunState {
+    pub secrets: Arc<Secrets>,
+    pub locks: deploy_lock::Locks,
+}
+
+impl RunState {
+    pub fn new(secrets: Arc<Secrets>) -> RunState {
+        RunState {
+            secrets,
+            locks: deploy_lock::Locks::new(),
+        }
+    }
+}
 
 /// Everything a module may use on one host for one task.
 pub struct Ctx<'a> {
     pub conn: &'a Connection,
+    pub run: &'a RunState,
     pub check_mode: bool,
     pub diff: bool,
     pub become_user: Option<String>,
@@ -37,7 +83,7 @@ pub struct Ctx<'a> {
     /// Whether a person is at a terminal (`pause` without `seconds` waits for Enter only then).
     pub interactive: bool,
     /// The hosts of a lockstep task (`ModuleSpec::lockstep`) step through batches together.
-    pub lockstep: Option<&'a crate::exec::lockstep::Lockstep>,
+    pub lockstep: Option<&'a lockstep::Lockstep>,
     /// Set when the run is interrupted (SIGINT): long modules stop at a safe point.
     pub cancelled: &'a std::sync::atomic::AtomicBool,
     /// Tells a person at a terminal how a long module is getting on (the switch's batches).
@@ -132,10 +178,33 @@ impl Args {
     }
 }
 
+/// What a change does to the thing it names. The module that plans a change says which, so
+/// reports and the plan tally pick symbols from it, never from the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Create,
+    Update,
+    Replace,
+    Start,
+    Stop,
+    Remove,
+}
+
 /// A unified diff of one file (or of one path's state).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileDiff {
     pub path: String,
+    pub before: String,
+    pub after: String,
+    pub change: Change,
+}
+
+/// A value a planned change depends on (the live colour a switch starts from): a saved plan
+/// is stale when it is no longer `before`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Guard {
+    pub what: String,
     pub before: String,
     pub after: String,
 }
@@ -171,6 +240,13 @@ pub struct ModuleResult {
     pub data: VarMap,
     /// Variables to set on the host (`set_fact`).
     pub facts: VarMap,
+    /// What the log shows for this result (`debug`'s value, `assert`'s message), if the module
+    /// shows one.
+    pub display: Option<serde_json::Value>,
+    /// Check mode: the module would have run (`Capability::WouldRunInCheck`).
+    pub would_run: bool,
+    /// What the change depends on, for saved plans.
+    pub guards: Vec<Guard>,
 }
 
 impl ModuleResult {
@@ -229,10 +305,34 @@ impl ModuleResult {
             m.insert("ansible_facts".into(), Value::from_pairs(self.facts.clone()));
         }
         if !self.diffs.is_empty() {
-            m.insert("diff".into(), crate::vars::from_serde(&self.diffs));
+            m.insert("diff".into(), crate::values::from_serde(&self.diffs));
         }
         m
     }
+}
+
+/// A boxed future of a module step (`check` or `apply`).
+pub type Step<'a, T> = Pin<Box<dyn Future<Output = Result<T, Failure>> + Send + 'a>>;
+
+/// A module: what it is ([`ModuleSpec`]: names, parameters, capabilities) and what it would
+/// change on a host. Adding one is a file with a type implementing this, and its line in
+/// [`registry::MODULES`].
+pub trait Module: Send + Sync {
+    fn spec(&self) -> &'static ModuleSpec;
+
+    /// What would change, without changing anything.
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan>;
+}
+
+impl std::fmt::Debug for dyn Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "module `{}`", self.spec().name)
+    }
+}
+
+/// The exact work `apply` does, as `check` planned it.
+pub trait Apply: Send {
+    fn apply<'a>(self: Box<Self>, ctx: &'a Ctx<'a>) -> Step<'a, ModuleResult>;
 }
 
 /// What `check` found.
@@ -240,27 +340,17 @@ pub enum Plan {
     /// Nothing to do; this is the result.
     Unchanged(ModuleResult),
     /// A change: `preview` is reported in check mode, `action` is what `apply` does.
-    Change { preview: ModuleResult, action: Action },
+    Change {
+        preview: ModuleResult,
+        action: Box<dyn Apply>,
+    },
     /// No change to the host, but work to do (wait, request, sleep). `in_check` says whether it
     /// also runs in check mode.
     Probe {
         preview: ModuleResult,
-        action: Action,
+        action: Box<dyn Apply>,
         in_check: bool,
     },
-}
-
-/// The exact work `apply` does.
-pub enum Action {
-    Command(command::Run),
-    WriteFile(files::Write),
-    File(files::FileOp),
-    WaitFor(probe::WaitFor),
-    Uri(probe::Uri),
-    Sleep(Duration),
-    Docker(docker::Action),
-    NginxSwitch(Box<nginx_switch::Apply>),
-    DeployLock(Box<deploy_lock::LockOp>),
 }
 
 /// A failure while checking or applying: the host was unreachable, or the task failed.
@@ -292,20 +382,28 @@ impl From<String> for Failure {
 }
 
 /// Check, then (unless in check mode or nothing changes) apply exactly what was checked.
-pub async fn run(name: &str, args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
-    let plan = check(name, args, ctx).await?;
-    match plan {
+pub async fn run(module: &dyn Module, args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    match module.check(args, ctx).await? {
         Plan::Unchanged(r) => Ok(r),
-        Plan::Change { preview, .. } if ctx.check_mode => Ok(preview),
+        Plan::Change { mut preview, .. } if ctx.check_mode => {
+            if module.spec().has(Capability::WouldRunInCheck) {
+                preview.would_run = true;
+                preview.data.insert("check_mode".into(), Value::from(true));
+            }
+            Ok(preview)
+        }
         Plan::Probe {
             preview,
             in_check: false,
             ..
         } if ctx.check_mode => Ok(preview),
         Plan::Change { action, preview } => {
-            let mut r = apply(action, ctx).await?;
+            let mut r = action.apply(ctx).await?;
             if r.diffs.is_empty() {
                 r.diffs = preview.diffs;
+            }
+            if r.guards.is_empty() {
+                r.guards = preview.guards;
             }
             // What check found (names, resolved IDs) stays in the result unless apply knows better.
             for (k, v) in preview.data {
@@ -313,48 +411,6 @@ pub async fn run(name: &str, args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult,
             }
             Ok(r)
         }
-        Plan::Probe { action, .. } => apply(action, ctx).await,
-    }
-}
-
-pub async fn check(name: &str, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
-    match name {
-        "command" | "shell" => command::check(name == "shell", args, ctx).await,
-        "template" => files::check_template(args, ctx).await,
-        "copy" => files::check_copy(args, ctx).await,
-        "file" => files::check_file(args, ctx).await,
-        "wait_for" => probe::check_wait_for(args),
-        "uri" => probe::check_uri(args),
-        "pause" => control::check_pause(args, ctx),
-        "debug" => control::debug(args, ctx).map(Plan::Unchanged),
-        "set_fact" => control::set_fact(args).map(Plan::Unchanged),
-        "assert" => control::assert(args, ctx).map(Plan::Unchanged),
-        "docker_image" => docker::image::check(args, ctx).await,
-        "docker_container" => docker::container::check(args, ctx).await,
-        "docker_login" => docker::login::check(args, ctx).await,
-        "docker_network" => docker::network::check(args, ctx).await,
-        "docker_prune_releases" => docker::prune::check(args, ctx).await,
-        "docker_container_info" => docker::info::run(args, ctx).await.map(Plan::Unchanged),
-        "nginx_switch" => nginx_switch::check(args, ctx).await,
-        "deploy_lock" => deploy_lock::check(args, ctx),
-        "fail" => Ok(Plan::Unchanged(ModuleResult::failed(
-            args.str("msg")?
-                .unwrap_or_else(|| "Failed as requested from task".into()),
-        ))),
-        other => Err(format!("module `{other}` cannot run here").into()),
-    }
-}
-
-async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
-    match action {
-        Action::Command(r) => command::apply(r, ctx).await,
-        Action::WriteFile(w) => files::apply_write(w, ctx).await,
-        Action::File(op) => files::apply_file(op, ctx).await,
-        Action::WaitFor(w) => probe::apply_wait_for(w, ctx).await,
-        Action::Uri(u) => probe::apply_uri(u, ctx).await,
-        Action::Sleep(d) => control::apply_sleep(d, ctx).await,
-        Action::Docker(a) => docker::apply(a, ctx).await,
-        Action::NginxSwitch(a) => nginx_switch::apply(*a, ctx).await,
-        Action::DeployLock(op) => deploy_lock::apply(*op, ctx).await,
+        Plan::Probe { action, .. } => action.apply(ctx).await,
     }
 }

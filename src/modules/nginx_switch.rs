@@ -12,15 +12,62 @@
 //! made it, and when one fails (or becomes unreachable) all restore that batch.
 
 use super::files::{Write, apply_write};
-use super::{Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
+use super::spec::{Capability, ModuleSpec, ROLL, p, req};
+use super::{Args, Change, Ctx, Failure, FileDiff, Guard, Module, ModuleResult, Plan, Step};
+use crate::batches::{SerialStep, serial_sizes};
 use crate::connection::{Command, FileAttrs};
 use crate::shell::quote;
-use crate::vars::value_to_string;
+use crate::values::value_to_string;
 use minijinja::Value;
 use minijinja::value::ValueKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// `roll.nginx_switch`: the batched switch of an app's upstream to the next colour.
+pub struct NginxSwitch;
+
+static NGINX_SWITCH: ModuleSpec = ModuleSpec {
+    params: &[
+        req("app"),
+        req("to"),
+        req("backends"),
+        p("ports"),
+        req("template"),
+        req("dest"),
+        p("batches"),
+        p("batch_size"),
+        p("serial"),
+        p("pause"),
+        p("validate"),
+        p("reload"),
+        p("pid_file"),
+        p("gate"),
+        p("healthcheck"),
+        p("drain"),
+        p("state_dir"),
+        p("release"),
+        p("database"),
+        p("container"),
+    ],
+    exclusive: &[
+        ("batches", "batch_size"),
+        ("batches", "serial"),
+        ("batch_size", "serial"),
+    ],
+    capabilities: &[Capability::Lockstep],
+    ..ModuleSpec::new("nginx_switch", ROLL)
+};
+
+impl Module for NginxSwitch {
+    fn spec(&self) -> &'static ModuleSpec {
+        &NGINX_SWITCH
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(args, ctx))
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Backend {
@@ -112,7 +159,7 @@ fn parse_healthcheck(v: Option<&Value>) -> Result<Option<Healthcheck>, String> {
     };
     let timeout = match timeout {
         None => Duration::from_secs(10),
-        Some(t) => Duration::from_secs_f64(crate::modules::docker::parse_duration(&t)?),
+        Some(t) => crate::clock::parse_duration(&t)?,
     };
     Ok(Some(Healthcheck { path, status, timeout }))
 }
@@ -147,15 +194,12 @@ fn parse_drain(v: Option<&Value>) -> Result<Option<Drain>, String> {
             .map(|x| value_to_string(&x))
     };
     let secs = |k: &str, d: f64| -> Result<Duration, String> {
-        Ok(Duration::from_secs_f64(match get(k) {
-            Some(s) => crate::modules::docker::parse_duration(&s)?,
-            None => d,
-        }))
+        match get(k) {
+            Some(s) => crate::clock::parse_duration(&s),
+            None => Ok(Duration::from_secs_f64(d)),
+        }
     };
-    let hold = get("hold")
-        .map(|h| crate::modules::docker::parse_duration(&h))
-        .transpose()?
-        .map(Duration::from_secs_f64);
+    let hold = get("hold").map(|h| crate::clock::parse_duration(&h)).transpose()?;
     let command = get("command");
     if hold.is_none() && command.is_none() {
         return Err("`drain` needs `hold` or `command`".into());
@@ -261,7 +305,7 @@ fn parse_database(v: Option<&Value>, pause: Duration) -> Result<Option<Database>
         }
     };
     let wait_timeout = match get("wait_timeout") {
-        Some(w) => Duration::from_secs_f64(crate::modules::docker::parse_duration(&w)?),
+        Some(w) => crate::clock::parse_duration(&w)?,
         None => pause,
     };
     Ok(Some(Database {
@@ -389,57 +433,37 @@ fn parse_backends(v: Option<&Value>, default_ports: Option<&Value>, scope: &Valu
 fn batches_of(names: &[String], args: &Args) -> Result<Vec<Vec<String>>, String> {
     let n = names.len();
     if let Some(count) = args.f64("batches")? {
+        if !(count >= 1.0 && count.fract() == 0.0) {
+            return Err(format!(
+                "`batches` is a whole number of at least 1 (or `auto`), got `{count}`"
+            ));
+        }
         return Ok(split_count(names, count as usize));
     }
-    let sizes: Vec<usize> = if let Some(size) = args.str("batch_size")? {
-        // A size, or a share of the backends (`25%`, never below one).
-        let size = match size.trim().strip_suffix('%') {
-            Some(p) => {
-                let p: f64 = p
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("`batch_size` is a number or a percentage, got `{size}`"))?;
-                (n as f64 * p / 100.0) as usize
-            }
-            None => size
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| format!("`batch_size` is a number or a percentage, got `{size}`"))?
-                as usize,
-        }
-        .max(1);
-        let mut v = vec![size; n / size];
-        if !n.is_multiple_of(size) {
-            v.push(n % size);
-        }
-        v
-    } else if let Some(serial) = args.get("serial") {
-        let steps: Vec<crate::playbook::SerialStep> = strings(serial)
-            .iter()
-            .map(|s| match s.strip_suffix('%') {
-                Some(p) => p
-                    .trim()
-                    .parse()
-                    .map(crate::playbook::SerialStep::Percent)
-                    .map_err(|_| format!("bad `serial` entry `{s}`")),
-                None => s
-                    .trim()
-                    .parse()
-                    .map(crate::playbook::SerialStep::Count)
-                    .map_err(|_| format!("bad `serial` entry `{s}`")),
-            })
-            .collect::<Result<_, _>>()?;
-        crate::playbook::serial_sizes(&steps, n)
-    } else {
-        vec![n]
+    // `batch_size` is one `serial` step, repeated; `serial` is Ansible's list.
+    let (key, entries) = match (args.str("batch_size")?, args.get("serial")) {
+        (Some(size), _) => ("batch_size", vec![size]),
+        (None, Some(serial)) => ("serial", strings(serial)),
+        (None, None) => return Ok(vec![names.to_vec()]),
     };
-    let mut out = Vec::new();
-    let mut i = 0;
-    for s in sizes.into_iter().filter(|s| *s > 0) {
-        out.push(names[i..(i + s).min(n)].to_vec());
-        i += s;
+    let steps = entries
+        .iter()
+        .map(|e| {
+            SerialStep::parse(e).ok_or_else(|| {
+                format!(
+                    "invalid `{key}` entry `{e}`: `{key}` is {}",
+                    crate::batches::SERIAL_HELP
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.is_empty() {
+        return Err(format!(
+            "`{key}` is an empty list: it is {}",
+            crate::batches::SERIAL_HELP
+        ));
     }
-    Ok(out)
+    Ok(crate::batches::split(names, &serial_sizes(&steps, n)))
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -501,7 +525,7 @@ async fn read_state(ctx: &Ctx<'_>, path: &str) -> Result<Option<State>, Failure>
     }
 }
 
-pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let app = args.req_str("app")?;
     let to = args.req_str("to")?;
     let backends = parse_backends(args.get("backends"), args.get("ports"), ctx.scope)?;
@@ -511,7 +535,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         }
     }
     let src = args.req_str("template")?;
-    let path = crate::playbook::check::find_source(ctx.playbook_dir, &src, true)
+    let path = crate::source::find_source(ctx.playbook_dir, &src, crate::source::SourceDir::Templates)
         .ok_or_else(|| format!("template `{src}` not found"))?;
     let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let dest = args.req_str("dest")?;
@@ -542,15 +566,21 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .filter(|b| colours[&b.name] != to || state.pending.contains(&b.name))
         .map(|b| b.name.clone())
         .collect();
-    let result = ModuleResult::ok()
+    let mut result = ModuleResult::ok()
         .with("app", app.as_str())
         .with("live", state.live.as_str())
         .with("to", to.as_str());
+    // A saved plan holds only while the proxy is still live on the colour it was made from.
+    result.guards.push(Guard {
+        what: "live colour".into(),
+        before: state.live.clone(),
+        after: to.clone(),
+    });
     if remaining.is_empty() {
         return Ok(Plan::Unchanged(result.with("batches", 0)));
     }
     let pause = match args.str("pause")? {
-        Some(p) => Duration::from_secs_f64(crate::modules::docker::parse_duration(&p)?),
+        Some(p) => crate::clock::parse_duration(&p)?,
         None => Duration::ZERO,
     };
     let database = parse_database(args.get("database"), pause)?;
@@ -632,7 +662,9 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         path: dest.clone(),
         before,
         after,
+        change: Change::Update,
     });
+
     // nginx in a container: HUP through docker, validate inside the container, and the master's
     // host pid from docker, so the wait for new workers works the same.
     let container = args.str("container")?;
@@ -676,7 +708,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     };
     Ok(Plan::Change {
         preview,
-        action: super::Action::NginxSwitch(Box::new(action)),
+        action: Box::new(action),
     })
 }
 
@@ -729,7 +761,8 @@ async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> 
 async fn audit(ctx: &Ctx<'_>, a: &Apply, state: &State, step: &str) {
     let dir = a.state_file.rsplit_once('/').map_or(".", |(d, _)| d);
     let release = state.target_release.as_deref().or(state.release.as_deref());
-    let _ = sh(ctx, super::deploy_lock::audit_line(dir, &state.app, release, step)).await;
+    let step = ctx.run.secrets.mask(step);
+    let _ = sh(ctx, super::deploy_lock::audit_line(dir, &state.app, release, &step)).await;
 }
 
 /// Reload and wait until the workers that served before have exited and new ones serve.
@@ -826,7 +859,9 @@ async fn poll(ctx: &Ctx<'_>, probes: &str, timeout: Duration, interval: Duration
     }
 }
 
-pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+apply_by!(Apply, apply);
+
+async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut state = a.state.clone();
     // A new switch counts its batches from zero; a resumed one goes on counting.
     if state.target.as_deref() != Some(a.to.as_str()) {
@@ -940,7 +975,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 state.app,
                 k + 1
             ));
-            r.data.insert("state".into(), crate::vars::from_serde(&state));
+            r.data.insert("state".into(), crate::values::from_serde(&state));
             return Err(Failure::Failed(Box::new(r)));
         }
         colours = next;
@@ -1005,7 +1040,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 state.app, state.batches_done, state.batches_total
             ));
             r.changed = true;
-            r.data.insert("state".into(), crate::vars::from_serde(&state));
+            r.data.insert("state".into(), crate::values::from_serde(&state));
             return Err(Failure::Failed(Box::new(r)));
         }
     }
@@ -1018,14 +1053,14 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             Err(why) => {
                 let mut r = ModuleResult::failed(format!("switched `{}` to {}, but {why}", state.app, a.to));
                 r.changed = true;
-                r.data.insert("state".into(), crate::vars::from_serde(&state));
+                r.data.insert("state".into(), crate::values::from_serde(&state));
                 return Err(Failure::Failed(Box::new(r)));
             }
         },
     };
     Ok(ModuleResult::changed()
         .with("drain", drained)
-        .with("state", crate::vars::from_serde(&state))
+        .with("state", crate::values::from_serde(&state))
         .with("timeline", Value::from(timeline))
         .with("live", state.live.as_str()))
 }
@@ -1088,6 +1123,19 @@ mod tests {
         assert_eq!(sizes(args(&[("batch_size", Value::from("1%"))])), [1, 1, 1, 1, 1, 1, 1]);
         assert_eq!(sizes(args(&[])), [7]);
         assert_eq!(sizes(args(&[("batches", Value::from(20))])), [1, 1, 1, 1, 1, 1, 1]);
+        for (k, bad) in [
+            ("batches", Value::from(0)),
+            ("batches", Value::from(-3)),
+            ("batches", Value::from(f64::NAN)),
+            ("batch_size", Value::from("-50%")),
+            ("batch_size", Value::from(0)),
+            ("serial", Value::from(vec![Value::from(0)])),
+        ] {
+            assert!(
+                batches_of(&names, &args(&[(k, bad.clone())])).is_err(),
+                "{k}: {bad} accepted"
+            );
+        }
     }
 
     fn db(max: u64, pool: u64, other: u64, wait: u64) -> Database {

@@ -1,13 +1,77 @@
 //! `wait_for` and `uri`: work done from the target host that changes nothing on it. Like
 //! Ansible, `uri` makes its request from the target, with `curl`, which must be installed there.
 
-use super::{Action, Args, Ctx, Failure, ModuleResult, Plan};
+use super::spec::{BUILTIN, ModuleSpec, p, req};
+use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::connection::Command;
 use crate::shell::quote;
 use minijinja::value::ValueKind;
+use std::future::ready;
 use std::time::{Duration, Instant};
 
-pub struct WaitFor {
+/// `wait_for`: wait, from the host, for a port or a path (or until they go away).
+pub struct WaitFor;
+
+static WAIT_FOR: ModuleSpec = ModuleSpec {
+    params: &[
+        p("host"),
+        p("port"),
+        p("path"),
+        p("state").choices(&["started", "stopped", "present", "absent", "drained"]),
+        p("timeout"),
+        p("delay"),
+        p("sleep"),
+        p("connect_timeout"),
+        p("search_regex"),
+        p("msg"),
+    ],
+    exclusive: &[("port", "path")],
+    ..ModuleSpec::new("wait_for", BUILTIN)
+};
+
+impl Module for WaitFor {
+    fn spec(&self) -> &'static ModuleSpec {
+        &WAIT_FOR
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, _ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(ready(check_wait_for(args)))
+    }
+}
+
+/// `uri`: an HTTP request made from the host, with `curl`.
+pub struct Uri;
+
+static URI: ModuleSpec = ModuleSpec {
+    params: &[
+        req("url"),
+        p("method").choices(&["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        p("status_code"),
+        p("return_content"),
+        p("timeout"),
+        p("body"),
+        p("body_format").choices(&["raw", "json"]),
+        p("headers"),
+        p("validate_certs"),
+        p("follow_redirects"),
+    ],
+    ..ModuleSpec::new("uri", BUILTIN)
+};
+
+impl Module for Uri {
+    fn spec(&self) -> &'static ModuleSpec {
+        &URI
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, _ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(ready(check_uri(args)))
+    }
+}
+
+apply_by!(Wait, apply_wait_for);
+apply_by!(Request, apply_uri);
+
+pub struct Wait {
     probe: Option<String>,
     /// Whether the probe succeeding is what is waited for (`started`, `present`) or its failing.
     want_success: bool,
@@ -18,11 +82,11 @@ pub struct WaitFor {
     msg: Option<String>,
 }
 
-pub fn check_wait_for(args: &Args) -> Result<Plan, Failure> {
+fn check_wait_for(args: &Args) -> Result<Plan, Failure> {
     let host = args.str("host")?.unwrap_or_else(|| "127.0.0.1".into());
     let state = args.str("state")?.unwrap_or_else(|| "started".into());
     let secs = |k: &str, d: f64| -> Result<Duration, String> {
-        Ok(Duration::from_secs_f64(args.f64(k)?.unwrap_or(d).max(0.0)))
+        crate::clock::seconds(args.f64(k)?.unwrap_or(d)).map_err(|e| format!("`{k}`: {e}"))
     };
     let connect = args.f64("connect_timeout")?.unwrap_or(5.0).max(1.0) as u64;
     let (probe, what) = match (args.str("port")?, args.str("path")?) {
@@ -48,7 +112,7 @@ pub fn check_wait_for(args: &Args) -> Result<Plan, Failure> {
         (None, None) => (None, String::new()),
     };
     let want_success = matches!(state.as_str(), "started" | "present");
-    let w = WaitFor {
+    let w = Wait {
         probe,
         want_success,
         what: what.clone(),
@@ -64,12 +128,12 @@ pub fn check_wait_for(args: &Args) -> Result<Plan, Failure> {
     preview.skipped = true;
     Ok(Plan::Probe {
         preview,
-        action: Action::WaitFor(w),
+        action: Box::new(w),
         in_check: false,
     })
 }
 
-pub async fn apply_wait_for(w: WaitFor, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+async fn apply_wait_for(w: Wait, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let start = Instant::now();
     tokio::time::sleep(w.delay).await;
     let Some(probe) = &w.probe else {
@@ -98,7 +162,7 @@ pub async fn apply_wait_for(w: WaitFor, ctx: &Ctx<'_>) -> Result<ModuleResult, F
     }
 }
 
-pub struct Uri {
+pub struct Request {
     url: String,
     script: String,
     body: Option<Vec<u8>>,
@@ -106,7 +170,7 @@ pub struct Uri {
     return_content: bool,
 }
 
-pub fn check_uri(args: &Args) -> Result<Plan, Failure> {
+fn check_uri(args: &Args) -> Result<Plan, Failure> {
     let url = args.req_str("url")?;
     let method = args.str("method")?.unwrap_or_else(|| "GET".into()).to_uppercase();
     let timeout = args.f64("timeout")?.unwrap_or(30.0);
@@ -134,7 +198,7 @@ pub fn check_uri(args: &Args) -> Result<Plan, Failure> {
         for k in h.try_iter().map_err(|e| e.to_string())? {
             let v = h.get_item(&k).map_err(|e| e.to_string())?;
             words.push("-H".into());
-            words.push(format!("{k}: {}", crate::vars::value_to_string(&v)));
+            words.push(format!("{k}: {}", crate::values::value_to_string(&v)));
         }
     }
     let json = args.str("body_format")?.as_deref() == Some("json");
@@ -145,7 +209,7 @@ pub fn check_uri(args: &Args) -> Result<Plan, Failure> {
             words.push("Content-Type: application/json".into());
             Some(serde_json::to_vec(b).map_err(|e| e.to_string())?)
         }
-        Some(b) => Some(crate::vars::value_to_string(b).into_bytes()),
+        Some(b) => Some(crate::values::value_to_string(b).into_bytes()),
     };
     if body.is_some() {
         words.push("--data-binary".into());
@@ -165,20 +229,20 @@ pub fn check_uri(args: &Args) -> Result<Plan, Failure> {
             .try_iter()
             .map_err(|e| e.to_string())?
             .map(|x| {
-                crate::vars::value_to_string(&x)
+                crate::values::value_to_string(&x)
                     .parse::<i64>()
                     .map_err(|_| format!("`status_code` must hold numbers, got `{x}`"))
             })
             .collect::<Result<_, _>>()?,
         Some(v) => vec![
-            crate::vars::value_to_string(v)
+            crate::values::value_to_string(v)
                 .parse::<i64>()
                 .map_err(|_| format!("`status_code` must be a number, got `{v}`"))?,
         ],
     };
     let mut preview = ModuleResult::ok().with_msg(format!("would request {method} {url}"));
     preview.skipped = true;
-    let uri = Uri {
+    let uri = Request {
         url,
         script,
         body,
@@ -187,12 +251,12 @@ pub fn check_uri(args: &Args) -> Result<Plan, Failure> {
     };
     Ok(Plan::Probe {
         preview,
-        action: Action::Uri(uri),
+        action: Box::new(uri),
         in_check: false,
     })
 }
 
-pub async fn apply_uri(u: Uri, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+async fn apply_uri(u: Request, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut cmd = Command::new(u.script);
     cmd.stdin = u.body;
     cmd.become_user = ctx.become_user.clone();
@@ -207,7 +271,7 @@ pub async fn apply_uri(u: Uri, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut r = ModuleResult::ok().with("url", u.url.as_str()).with("status", code);
     if u.return_content {
         if let Ok(j) = serde_json::from_str::<serde_json::Value>(&content) {
-            r = r.with("json", crate::vars::from_serde(&j));
+            r = r.with("json", crate::values::from_serde(&j));
         }
         r = r.with("content", content.clone());
     }

@@ -4,11 +4,13 @@
 use super::{Body, Play, Playbook, Task};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::{Inventory, pattern};
-use crate::source::{FileId, Sources, Span};
-use crate::vars::{Templar, is_template};
+use crate::modules::{Capability, ParamKind};
+use crate::source::{FileId, SourceDir, Sources, Span, find_source};
+use crate::values::is_template;
+use crate::vars::Templar;
 use crate::yaml::{Kind, Node};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What checking proved and later stages reuse.
 #[derive(Debug, Default)]
@@ -109,7 +111,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                         known.insert(i.clone());
                     }
                     if let Body::Module(m) = &t.body
-                        && m.spec.name == "set_fact"
+                        && m.spec().has(Capability::SetsFacts)
                     {
                         known.extend(m.args.iter().map(|(k, _)| k.clone()));
                     }
@@ -117,7 +119,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
             }
         }
         if play.gather_facts {
-            for f in crate::exec::FACT_NAMES {
+            for f in crate::modules::facts::FACT_NAMES {
                 known.insert(f.to_string());
             }
         }
@@ -257,80 +259,56 @@ fn check_task(
     if let Some(f) = &m.free_form {
         check_node(sources, templar, f, known, false, diags);
     }
+    let spec = m.spec();
     for (name, node) in &m.args {
-        let as_expr = m.spec.name == "assert" && name == "that";
-        check_node(sources, templar, node, known, as_expr, diags);
-    }
-    if m.spec.name == "debug"
-        && let Some((_, v)) = m.args.iter().find(|(k, _)| k == "var")
-        && let Some(s) = v.as_str()
-    {
-        check_expr_str(sources, templar, s, v.span, known, diags);
-    }
-    let arg = |k: &str| m.args.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-    if m.spec.name == "template"
-        && let Some(src) = arg("src")
-        && let Some(s) = src.as_str()
-        && !is_template(s)
-    {
-        match find_source(&playbook.dir, s, true) {
-            None => diags.push(
-                Diagnostic::at(format!("template `{s}` not found"), src.span).with_help(format!(
-                    "looked in `{}`, `{}`, `{}` and the working directory",
-                    crate::source::display_path(&playbook.dir.join("templates")).display(),
-                    playbook.dir.display(),
-                    crate::source::display_path(&playbook.dir.join("../templates")).display(),
+        let kind = spec.kind_of(name);
+        check_node(sources, templar, node, known, kind == ParamKind::Expression, diags);
+        let Some(s) = node.as_str() else { continue };
+        match kind {
+            ParamKind::Variable => check_expr_str(sources, templar, s, node.span, known, diags),
+            ParamKind::TemplateFile if !is_template(s) => match find_source(&playbook.dir, s, SourceDir::Templates) {
+                None => diags.push(not_found(
+                    format!("template `{s}` not found"),
+                    node.span,
+                    playbook,
+                    SourceDir::Templates,
                 )),
-            ),
-            Some(path) => {
-                if !out.template_files.contains_key(&path) {
-                    match sources.load(&path) {
-                        Ok(id) => {
-                            out.template_files.insert(path.clone(), id);
-                            check_template_file(sources, templar, id, known, diags);
+                Some(path) => {
+                    if !out.template_files.contains_key(&path) {
+                        match sources.load(&path) {
+                            Ok(id) => {
+                                out.template_files.insert(path.clone(), id);
+                                check_template_file(sources, templar, id, known, diags);
+                            }
+                            Err(e) => diags.push(Diagnostic::at(format!("cannot read template `{s}`: {e}"), node.span)),
                         }
-                        Err(e) => diags.push(Diagnostic::at(format!("cannot read template `{s}`: {e}"), src.span)),
                     }
                 }
+            },
+            ParamKind::ControllerFile
+                if !is_template(s) && find_source(&playbook.dir, s, SourceDir::Files).is_none() =>
+            {
+                diags.push(not_found(
+                    format!("{} source `{s}` not found", spec.name),
+                    node.span,
+                    playbook,
+                    SourceDir::Files,
+                ))
             }
+            _ => {}
         }
-    }
-    if m.spec.name == "copy"
-        && let Some(src) = arg("src")
-        && let Some(s) = src.as_str()
-        && !is_template(s)
-        && find_source(&playbook.dir, s, false).is_none()
-    {
-        diags.push(
-            Diagnostic::at(format!("copy source `{s}` not found"), src.span).with_help(format!(
-                "looked in `{}`, `{}`, `{}` and the working directory",
-                crate::source::display_path(&playbook.dir.join("files")).display(),
-                playbook.dir.display(),
-                crate::source::display_path(&playbook.dir.join("../files")).display()
-            )),
-        );
     }
 }
 
-/// Where a `template`/`copy` source lives: `templates/` (or `files/`) beside the playbook, the
-/// playbook's directory, `templates/` (or `files/`) beside the playbook's directory (the
-/// repository layout with `playbooks/` and `templates/` side by side), then the working directory.
-pub fn find_source(playbook_dir: &Path, src: &str, template: bool) -> Option<PathBuf> {
-    let p = Path::new(src);
-    if p.is_absolute() {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    let sub = if template { "templates" } else { "files" };
-    let sibling = playbook_dir.join("..").join(sub).join(p);
-    [
-        playbook_dir.join(sub).join(p),
-        playbook_dir.join(p),
-        sibling,
-        Path::new(sub).join(p),
-        p.to_path_buf(),
-    ]
-    .into_iter()
-    .find(|c| c.is_file())
+/// A controller file that is not where a task's file is looked for.
+fn not_found(message: String, span: Span, playbook: &Playbook, dir: SourceDir) -> Diagnostic {
+    let sub = dir.name();
+    Diagnostic::at(message, span).with_help(format!(
+        "looked in `{}`, `{}`, `{}` and the working directory",
+        crate::source::display_path(&playbook.dir.join(sub)).display(),
+        playbook.dir.display(),
+        crate::source::display_path(&playbook.dir.join("..").join(sub)).display(),
+    ))
 }
 
 fn check_template_file(

@@ -4,14 +4,14 @@
 pub mod check;
 mod parse;
 
-use crate::inventory::VarMap;
-use crate::modules::spec::ModuleSpec;
+use crate::modules::{Module, ModuleSpec};
 use crate::source::Span;
+use crate::values::VarMap;
 use crate::yaml::Node;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use parse::{load, parse, parse_kv as parse_kv_pub, serial_sizes};
+pub use parse::{load, parse, parse_kv as parse_kv_pub};
 
 #[derive(Debug)]
 pub struct Playbook {
@@ -21,20 +21,13 @@ pub struct Playbook {
     pub plays: Vec<Play>,
 }
 
-/// One entry of a `serial:` list.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SerialStep {
-    Count(usize),
-    Percent(f64),
-}
-
 #[derive(Debug)]
 pub struct Play {
     pub name: String,
     pub span: Span,
     pub hosts: String,
     pub hosts_span: Span,
-    pub serial: Vec<SerialStep>,
+    pub serial: Vec<crate::batches::SerialStep>,
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
     pub force_handlers: bool,
@@ -71,6 +64,8 @@ pub struct Keywords {
 #[derive(Debug, Clone)]
 pub enum Body {
     Module(ModuleCall),
+    /// `meta:`: an instruction to the scheduler, decided at parse time.
+    Meta(Meta),
     Block {
         block: Vec<Task>,
         rescue: Vec<Task>,
@@ -78,9 +73,60 @@ pub enum Body {
     },
 }
 
+/// A `meta:` task.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub action: MetaAction,
+    /// The key as written (`meta`, `ansible.builtin.meta`).
+    pub written: String,
+}
+
+impl Meta {
+    /// The names `meta` is written as.
+    pub const NAMES: &[&str] = &["meta", "ansible.builtin.meta", "ansible.legacy.meta"];
+
+    pub fn is_named(key: &str) -> bool {
+        Meta::NAMES.contains(&key)
+    }
+}
+
+/// The `meta:` actions roll carries out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaAction {
+    FlushHandlers,
+    Noop,
+    EndPlay,
+    EndHost,
+    ClearHostErrors,
+}
+
+impl MetaAction {
+    pub const ALL: &[MetaAction] = &[
+        MetaAction::FlushHandlers,
+        MetaAction::Noop,
+        MetaAction::EndPlay,
+        MetaAction::EndHost,
+        MetaAction::ClearHostErrors,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaAction::FlushHandlers => "flush_handlers",
+            MetaAction::Noop => "noop",
+            MetaAction::EndPlay => "end_play",
+            MetaAction::EndHost => "end_host",
+            MetaAction::ClearHostErrors => "clear_host_errors",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MetaAction> {
+        MetaAction::ALL.iter().copied().find(|a| a.name() == s)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ModuleCall {
-    pub spec: &'static ModuleSpec,
+    pub module: &'static dyn Module,
     /// The module name as written (`ansible.builtin.command`).
     pub written: String,
     pub name_span: Span,
@@ -88,8 +134,14 @@ pub struct ModuleCall {
     pub free_form: Option<Node>,
     /// Parameters, with `args:` merged in.
     pub args: Vec<(String, Node)>,
-    /// For `set_fact`: whether the key is `cacheable`.
+    /// The parameters as written, for the spans of their keys.
     pub raw_map: Option<Node>,
+}
+
+impl ModuleCall {
+    pub fn spec(&self) -> &'static ModuleSpec {
+        self.module.spec()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +219,7 @@ impl Task {
         match (&self.name, &self.body) {
             (Some(n), _) => n.scalar_text().unwrap_or_default(),
             (None, Body::Module(m)) => m.written.clone(),
+            (None, Body::Meta(m)) => m.written.clone(),
             (None, Body::Block { .. }) => "block".into(),
         }
     }

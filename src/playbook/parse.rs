@@ -1,11 +1,13 @@
 //! YAML nodes → plays and tasks. Every problem becomes a diagnostic with a span; parsing goes on
 //! after an error so that all the problems of a file are reported together.
 
-use super::{Body, Keywords, Loop, LoopControl, ModuleCall, Play, Playbook, SerialStep, Task};
+use super::{Body, Keywords, Loop, LoopControl, Meta, MetaAction, ModuleCall, Play, Playbook, Task};
+use crate::batches::SerialStep;
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::inventory::VarMap;
-use crate::modules::spec::{self, FreeForm};
+use crate::modules::spec::{Capability, FreeForm};
+use crate::modules::{Module, registry};
 use crate::source::{FileId, Sources};
+use crate::values::VarMap;
 use crate::yaml::{self, Kind, Node};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,6 +98,12 @@ const BLOCK_KEYS: &[&str] = &[
     "any_errors_fatal",
     "connection",
 ];
+
+/// What a task's action key names: a module, or `meta` (decided here, not a module).
+enum Action {
+    Module(&'static dyn Module),
+    Meta,
+}
 
 /// Keys that Ansible has and roll does not, with what to do instead.
 fn unsupported(key: &str) -> Option<&'static str> {
@@ -346,7 +354,7 @@ impl Parser<'_> {
             }
             "remote_user" => {}
             "environment" => {
-                if !matches!(v.kind, Kind::Map(_)) && !v.as_str().is_some_and(crate::vars::is_template) {
+                if !matches!(v.kind, Kind::Map(_)) && !v.as_str().is_some_and(crate::values::is_template) {
                     self.err(
                         Diagnostic::at(
                             format!("`environment` must be a mapping, found {}", v.type_name()),
@@ -362,7 +370,7 @@ impl Parser<'_> {
             "timeout" => {
                 match &v.kind {
                     Kind::Int(i) if *i > 0 => {}
-                    Kind::Str(s) if crate::vars::is_template(s) => {}
+                    Kind::Str(s) if crate::values::is_template(s) => {}
                     _ => self.err(
                         Diagnostic::at(
                             format!("`timeout` must be a whole number of seconds, found {}", describe(v)),
@@ -376,7 +384,7 @@ impl Parser<'_> {
             "connection" => {
                 match v.as_str() {
                     Some("local" | "ssh" | "smart") => {}
-                    Some(s) if crate::vars::is_template(s) => {}
+                    Some(s) if crate::values::is_template(s) => {}
                     _ => self.err(
                         Diagnostic::at(format!("unknown connection {}", describe(v)), v.span)
                             .with_help("roll connects with `ssh` (the default) or `local`"),
@@ -439,7 +447,7 @@ impl Parser<'_> {
             },
             inherit.clone(),
         );
-        let mut module: Option<(&Node, &Node, &'static spec::ModuleSpec)> = None;
+        let mut module: Option<(&Node, &Node, Action)> = None;
         let mut args_node: Option<&Node> = None;
         let mut loop_key: Option<&Node> = None;
         for (k, v) in pairs {
@@ -474,7 +482,7 @@ impl Parser<'_> {
                     loop_key = Some(k);
                     match &v.kind {
                         Kind::Seq(_) | Kind::Map(_) => {}
-                        Kind::Str(s) if crate::vars::is_template(s) => {}
+                        Kind::Str(s) if crate::values::is_template(s) => {}
                         _ => {
                             self.err(
                                 Diagnostic::at(
@@ -497,7 +505,7 @@ impl Parser<'_> {
                 "retries" | "delay" => {
                     match &v.kind {
                         Kind::Int(i) if *i >= 0 => {}
-                        Kind::Str(s) if crate::vars::is_template(s) => {}
+                        Kind::Str(s) if crate::values::is_template(s) => {}
                         _ => self.err(
                             Diagnostic::at(format!("`{key}` must be a whole number, found {}", describe(v)), v.span)
                                 .with_help(if key == "delay" {
@@ -540,7 +548,11 @@ impl Parser<'_> {
                     if self.shared_keyword(other, v, &mut task.kw) {
                         continue;
                     }
-                    if let Some(spec) = spec::lookup(other) {
+                    let action = match registry::lookup(other) {
+                        Some(m) => Some(Action::Module(m)),
+                        None => Meta::is_named(other).then_some(Action::Meta),
+                    };
+                    if let Some(action) = action {
                         if let Some((prev, _, _)) = module {
                             self.err(
                                 Diagnostic::at(
@@ -554,11 +566,12 @@ impl Parser<'_> {
                             );
                             continue;
                         }
-                        module = Some((k, v, spec));
+                        module = Some((k, v, action));
                     } else if let Some(hint) = unsupported(other) {
                         self.err(Diagnostic::at(format!("`{other}` is not supported"), k.span).with_help(hint));
                     } else {
-                        let names: Vec<String> = spec::all_names()
+                        let names: Vec<String> = registry::all_names()
+                            .chain(Meta::NAMES.iter().map(|s| s.to_string()))
                             .chain(TASK_KEYS.iter().map(|s| s.to_string()))
                             .collect();
                         let d = Diagnostic::at(format!("unknown module or task keyword `{other}`"), k.span)
@@ -569,7 +582,7 @@ impl Parser<'_> {
                 }
             }
         }
-        let Some((mk, mv, spec)) = module else {
+        let Some((mk, mv, action)) = module else {
             if self.diags.items.iter().any(|d| {
                 d.span
                     .is_some_and(|s| s.start >= node.span.start && s.file == node.span.file)
@@ -582,8 +595,30 @@ impl Parser<'_> {
             );
             return None;
         };
-        task.body = Body::Module(self.module_call(mk, mv, spec, args_node)?);
+        task.body = match action {
+            Action::Module(m) => Body::Module(self.module_call(mk, mv, m, args_node)?),
+            Action::Meta => Body::Meta(self.meta(mk, mv)?),
+        };
         Some(task)
+    }
+
+    /// `meta: ACTION`: an instruction to the scheduler, not a module.
+    fn meta(&mut self, k: &Node, v: &Node) -> Option<Meta> {
+        let got = v.as_str().map(str::trim).unwrap_or("");
+        match MetaAction::parse(got) {
+            Some(action) => Some(Meta {
+                action,
+                written: k.as_str().unwrap_or("meta").to_string(),
+            }),
+            None => {
+                let names: Vec<&str> = MetaAction::ALL.iter().map(|a| a.name()).collect();
+                let d = Diagnostic::at(format!("unknown meta action `{got}`"), v.span)
+                    .suggest(got, names.iter().copied())
+                    .or_help(&format!("meta actions are {}", list(&names)));
+                self.err(d);
+                None
+            }
+        }
     }
 
     fn block(&mut self, node: &Node, pairs: &[(Node, Node)], inherit: &Keywords) -> Option<Task> {
@@ -616,12 +651,13 @@ impl Parser<'_> {
         &mut self,
         k: &Node,
         v: &Node,
-        spec: &'static spec::ModuleSpec,
+        module: &'static dyn Module,
         extra: Option<&Node>,
     ) -> Option<ModuleCall> {
+        let spec = module.spec();
         let written = k.as_str().unwrap_or(spec.name).to_string();
         let mut call = ModuleCall {
-            spec,
+            module,
             written: written.clone(),
             name_span: k.span,
             free_form: None,
@@ -709,34 +745,21 @@ impl Parser<'_> {
 
     /// Unknown parameters, missing required ones, literal values outside their choices.
     fn check_params(&mut self, call: &ModuleCall, v: &Node) {
-        let spec = call.spec;
-        if spec.name == "set_fact" {
+        let spec = call.spec();
+        if spec.has(Capability::SetsFacts) {
             for (name, node) in &call.args {
                 if name != "cacheable" && !crate::inventory::valid_var_name(name) {
                     self.err(Diagnostic::at(
-                        format!("invalid variable name `{name}` in `set_fact`"),
+                        format!("invalid variable name `{name}` in `{}`", spec.name),
                         node.span,
                     ));
                 }
             }
             if call.args.is_empty() {
                 self.err(
-                    Diagnostic::at("`set_fact` sets no variable", v.span)
-                        .with_help("write `set_fact: { name: value }`"),
+                    Diagnostic::at(format!("`{}` sets no variable", spec.name), v.span)
+                        .with_help(format!("write `{}: {{ name: value }}`", spec.name)),
                 );
-            }
-            return;
-        }
-        if spec.name == "meta" {
-            match call.free_form.as_ref().and_then(|n| n.as_str()) {
-                Some(a) if spec::META_ACTIONS.contains(&a) => {}
-                other => {
-                    let got = other.unwrap_or("");
-                    let d = Diagnostic::at(format!("unknown meta action `{got}`"), v.span)
-                        .suggest(got, spec::META_ACTIONS.iter().copied())
-                        .or_help(&format!("meta actions are {}", list(spec::META_ACTIONS)));
-                    self.err(d);
-                }
             }
             return;
         }
@@ -766,7 +789,7 @@ impl Parser<'_> {
             seen.push(param.name);
             if !param.choices.is_empty()
                 && let Some(s) = node.scalar_text()
-                && !crate::vars::is_template(&s)
+                && !crate::values::is_template(&s)
                 && !param.choices.contains(&s.as_str())
             {
                 let d = Diagnostic::at(
@@ -853,7 +876,7 @@ impl Parser<'_> {
         lc
     }
 
-    fn serial(&mut self, v: &Node) -> Vec<super::SerialStep> {
+    fn serial(&mut self, v: &Node) -> Vec<SerialStep> {
         let items: Vec<&Node> = match &v.kind {
             Kind::Seq(items) if !items.is_empty() => items.iter().collect(),
             Kind::Seq(_) => {
@@ -869,26 +892,14 @@ impl Parser<'_> {
         for i in items {
             let step = match &i.kind {
                 Kind::Int(n) if *n >= 1 => Some(SerialStep::Count(*n as usize)),
-                Kind::Str(s) => s
-                    .strip_suffix('%')
-                    .and_then(|p| p.trim().parse::<f64>().ok())
-                    .filter(|p| *p > 0.0 && *p <= 100.0)
-                    .map(SerialStep::Percent)
-                    .or_else(|| {
-                        s.trim()
-                            .parse::<usize>()
-                            .ok()
-                            .filter(|n| *n >= 1)
-                            .map(SerialStep::Count)
-                    }),
+                Kind::Str(s) => SerialStep::parse(s),
                 _ => None,
             };
             match step {
                 Some(s) => out.push(s),
                 None => self.err(
-                    Diagnostic::at(format!("invalid `serial` value {}", describe(i)), i.span).with_help(
-                        "`serial` is a host count (`2`), a percentage (`\"25%\"`) or a list of them (`[1, \"50%\"]`)",
-                    ),
+                    Diagnostic::at(format!("invalid `serial` value {}", describe(i)), i.span)
+                        .with_help(format!("`serial` is {}", crate::batches::SERIAL_HELP)),
                 ),
             }
         }
@@ -922,7 +933,7 @@ impl Parser<'_> {
     fn flag(&mut self, v: &Node, key: &str) -> Node {
         match &v.kind {
             Kind::Bool(_) => {}
-            Kind::Str(s) if crate::vars::is_template(s) => {}
+            Kind::Str(s) if crate::values::is_template(s) => {}
             _ => self.err(
                 Diagnostic::at(format!("`{key}` must be a boolean, found {}", describe(v)), v.span)
                     .with_help(format!("write `{key}: true` or `{key}: false`")),
@@ -1065,45 +1076,9 @@ fn split_kv_params(s: &str, is_param: impl Fn(&str) -> bool) -> (Vec<(String, St
     (params, rest.join(" ").trim().to_string())
 }
 
-/// Sizes of the `serial` batches for `n` hosts: percentages round down (at least 1), the last
-/// entry repeats, and an empty `serial` is one batch of all hosts.
-pub fn serial_sizes(serial: &[SerialStep], n: usize) -> Vec<usize> {
-    if serial.is_empty() || n == 0 {
-        return if n == 0 { Vec::new() } else { vec![n] };
-    }
-    let mut out = Vec::new();
-    let mut left = n;
-    let mut i = 0;
-    while left > 0 {
-        let step = &serial[i.min(serial.len() - 1)];
-        let size = match step {
-            SerialStep::Count(c) => *c,
-            SerialStep::Percent(p) => ((n as f64) * p / 100.0).floor() as usize,
-        }
-        .max(1)
-        .min(left);
-        out.push(size);
-        left -= size;
-        i += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_batches_like_ansible() {
-        assert_eq!(serial_sizes(&[], 5), [5]);
-        assert_eq!(serial_sizes(&[SerialStep::Count(2)], 5), [2, 2, 1]);
-        assert_eq!(serial_sizes(&[SerialStep::Percent(30.0)], 10), [3, 3, 3, 1]);
-        assert_eq!(
-            serial_sizes(&[SerialStep::Count(1), SerialStep::Percent(50.0)], 10),
-            [1, 5, 4]
-        );
-        assert_eq!(serial_sizes(&[SerialStep::Percent(10.0)], 3), [1, 1, 1]);
-    }
 
     #[test]
     fn kv_words_split_from_free_form() {

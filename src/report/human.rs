@@ -3,6 +3,7 @@
 
 use crate::exec::Reporter;
 use crate::exec::events::{Event, HostResult, Stats, Status};
+use crate::modules::Change;
 use std::io::Write;
 
 pub struct Human<W: Write + Send> {
@@ -20,18 +21,13 @@ pub struct Human<W: Write + Send> {
 }
 
 /// How a dry run shows a change: `+` start or create, `~` change, `-/+` replace, `-` stop or
-/// remove (Terraform's symbols).
-fn symbol(d: &crate::modules::FileDiff, replaced: bool) -> (&'static str, usize) {
-    let absent = |s: &str| s.is_empty() || s == "absent\n" || s == "state: absent\n";
-    let container = d.path.starts_with("container ");
-    if replaced {
-        ("-/+", 2)
-    } else if absent(&d.before) || (container && d.after == "running\n") {
-        ("+", 0)
-    } else if absent(&d.after) || (container && d.after == "stopped\n") {
-        ("-", 3)
-    } else {
-        ("~", 1)
+/// remove (Terraform's symbols), with the tally bucket it counts in.
+fn symbol(change: Change) -> (&'static str, usize) {
+    match change {
+        Change::Create | Change::Start => ("+", 0),
+        Change::Update => ("~", 1),
+        Change::Replace => ("-/+", 2),
+        Change::Stop | Change::Remove => ("-", 3),
     }
 }
 
@@ -165,7 +161,6 @@ impl<W: Write + Send> Human<W> {
         }
         let _ = writeln!(self.out, "{line}");
         if self.check && r.status == Status::Changed {
-            let replaced = r.result.get("replaced").and_then(|v| v.as_bool()).unwrap_or(false);
             let mut shown: Vec<&str> = Vec::new();
             for d in &r.diffs {
                 // A file whose content and mode both change is one change.
@@ -173,7 +168,7 @@ impl<W: Write + Send> Human<W> {
                     continue;
                 }
                 shown.push(&d.path);
-                let (sym, k) = symbol(d, replaced);
+                let (sym, k) = symbol(d.change);
                 self.tally[k] += 1;
                 let _ = writeln!(self.out, "    {sym} {}", d.path);
             }

@@ -1,9 +1,11 @@
 //! The Ansible filters, tests and lookups that deploy playbooks use, on top of minijinja's builtins.
 
+use crate::secrets::Secrets;
 use base64::Engine as _;
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 use regex::Regex;
+use std::sync::Arc;
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -28,7 +30,7 @@ pub fn ansible_bool(v: &Value) -> bool {
     }
 }
 
-pub fn register(env: &mut Environment<'static>) {
+pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     env.add_filter("to_json", |v: Value| -> Result<String, Error> {
         serde_json::to_string(&to_json_value(&v)?).map_err(|e| invalid(e.to_string()))
     });
@@ -45,7 +47,7 @@ pub fn register(env: &mut Environment<'static>) {
     });
     env.add_filter("from_json", |s: String| -> Result<Value, Error> {
         let v: serde_json::Value = serde_json::from_str(&s).map_err(|e| invalid(format!("from_json: {e}")))?;
-        Ok(crate::vars::from_serde(&v))
+        Ok(crate::values::from_serde(&v))
     });
     let to_yaml = |v: Value| -> Result<String, Error> {
         serde_yaml::to_string(&to_json_value(&v)?).map_err(|e| invalid(e.to_string()))
@@ -54,7 +56,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("to_nice_yaml", to_yaml);
     env.add_filter("from_yaml", |s: String| -> Result<Value, Error> {
         let v: serde_json::Value = serde_yaml::from_str(&s).map_err(|e| invalid(format!("from_yaml: {e}")))?;
-        Ok(crate::vars::from_serde(&v))
+        Ok(crate::values::from_serde(&v))
     });
     // Ansible's `bool` accepts yes/no/on/off; minijinja's would call every non-empty string true.
     env.add_filter("bool", |v: Value| ansible_bool(&v));
@@ -204,12 +206,20 @@ pub fn register(env: &mut Environment<'static>) {
         Ok(build_regex(&pat, false)?.is_match(&s))
     });
 
-    env.add_function("lookup", lookup);
+    env.add_function(
+        "lookup",
+        move |state: &State, kind: String, args: minijinja::value::Rest<String>| lookup(&secrets, state, kind, args),
+    );
 }
 
 /// `lookup('env', 'NAME')` reads the controller's environment; other lookup plugins do not exist
 /// here, so that templates cannot read arbitrary controller files.
-fn lookup(_state: &State, kind: String, args: minijinja::value::Rest<String>) -> Result<Value, Error> {
+fn lookup(
+    secrets: &Secrets,
+    _state: &State,
+    kind: String,
+    args: minijinja::value::Rest<String>,
+) -> Result<Value, Error> {
     match kind.as_str() {
         "env" => {
             let vals: Vec<Value> = args
@@ -218,7 +228,7 @@ fn lookup(_state: &State, kind: String, args: minijinja::value::Rest<String>) ->
                 .map(|n| {
                     // The controller's environment holds CI tokens and passwords: masked.
                     let v = std::env::var(n).unwrap_or_default();
-                    crate::secrets::add(&v);
+                    secrets.add(&v);
                     Value::from(v)
                 })
                 .collect();

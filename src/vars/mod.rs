@@ -3,21 +3,13 @@
 
 pub mod filters;
 
-use crate::inventory::{Inventory, VarMap};
+use crate::inventory::Inventory;
+use crate::secrets::Secrets;
+use crate::values::{VarMap, is_template, value_to_string};
 use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// Any serde value as a template value.
-pub fn from_serde<T: serde::Serialize>(v: &T) -> Value {
-    Value::from(minijinja::value::Serde(v))
-}
-
-/// True if a string holds template syntax and must be rendered before use.
-pub fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%") || s.contains("{#")
-}
 
 /// Ansible's `omit` placeholder: a module argument rendered to it is dropped.
 pub const OMIT: &str = "__omit_place_holder__roll__";
@@ -45,9 +37,10 @@ impl std::fmt::Display for TemplateError {
 /// hours, and ends in an error instead.
 pub const TEMPLATE_FUEL: u64 = 10_000_000;
 
-/// The template engine of one run.
+/// The template engine of one run, and the run's secrets that its lookups find.
 pub struct Templar {
     env: Environment<'static>,
+    secrets: Arc<Secrets>,
 }
 
 impl Default for Templar {
@@ -71,8 +64,14 @@ impl Templar {
         }
         env.set_recursion_limit(200);
         env.set_fuel(Some(TEMPLATE_FUEL));
-        filters::register(&mut env);
-        Templar { env }
+        let secrets = Arc::new(Secrets::new());
+        filters::register(&mut env, secrets.clone());
+        Templar { env, secrets }
+    }
+
+    /// The secrets of the run this engine renders for: every report masks them.
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
     }
 
     /// Check template syntax without rendering.
@@ -306,23 +305,6 @@ pub fn contains_template(v: &Value) -> bool {
     }
 }
 
-/// How a value reads in a command line or message: strings bare, `None` empty, the rest as JSON.
-pub fn value_to_string(v: &Value) -> String {
-    match v.kind() {
-        ValueKind::String => v.as_str().unwrap_or("").to_string(),
-        ValueKind::None | ValueKind::Undefined => String::new(),
-        ValueKind::Bool => {
-            if v.is_true() {
-                "True".into()
-            } else {
-                "False".into()
-            }
-        }
-        ValueKind::Seq | ValueKind::Map => serde_json::to_string(v).unwrap_or_else(|_| v.to_string()),
-        _ => v.to_string(),
-    }
-}
-
 /// Everything shared by the scopes of one run.
 pub struct RunVars {
     pub templar: Templar,
@@ -484,7 +466,7 @@ impl Scope {
                 .unwrap_or_default()
         });
         if names.iter().any(|n| n == key) {
-            crate::secrets::add_value(v);
+            self.run.templar.secrets.add_value(v);
         }
     }
 

@@ -8,14 +8,57 @@
 use super::{Action, docker, docker_raw, inspect, tail};
 use crate::connection::FileAttrs;
 use crate::modules::files::Write;
-use crate::modules::{Action as ModAction, Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
-use crate::vars::value_to_string;
+use crate::modules::spec::{DOCKER, ModuleSpec, p, req};
+use crate::modules::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
+use crate::values::value_to_string;
 use minijinja::Value;
 use minijinja::value::ValueKind;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// `docker_container`: a container running, stopped or absent.
+pub struct DockerContainer;
+
+static DOCKER_CONTAINER: ModuleSpec = ModuleSpec {
+    params: &[
+        req("name"),
+        p("image"),
+        p("command"),
+        p("env"),
+        p("env_file"),
+        p("ports").aliases(&["published_ports"]),
+        p("volumes"),
+        p("labels"),
+        p("networks"),
+        p("network_mode"),
+        p("restart_policy"),
+        p("healthcheck"),
+        p("stop_signal"),
+        p("stop_timeout"),
+        p("log_driver"),
+        p("log_options"),
+        p("state").choices(&["started", "stopped", "absent", "present"]),
+        p("recreate"),
+        p("pull"),
+        p("detach"),
+        p("cleanup"),
+        p("wait_healthy"),
+    ],
+    exclusive: &[("networks", "network_mode")],
+    ..ModuleSpec::new("docker_container", DOCKER)
+};
+
+impl Module for DockerContainer {
+    fn spec(&self) -> &'static ModuleSpec {
+        &DOCKER_CONTAINER
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(args, ctx))
+    }
+}
 
 pub const HASH_LABEL: &str = "roll.config-hash";
 pub const CONFIG_LABEL: &str = "roll.config";
@@ -107,7 +150,7 @@ fn env_file_content(env: &BTreeMap<String, String>, from_file: &str) -> Result<V
     Ok(out.into_bytes())
 }
 
-pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let name = args.req_str("name")?;
     let state = args.str("state")?.unwrap_or_else(|| "started".into());
     let base = ModuleResult::ok().with("name", name.as_str());
@@ -132,6 +175,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             path: format!("container {name}"),
             before: state_line(&cur),
             after: "absent\n".into(),
+            change: Change::Remove,
         });
         return Ok(Plan::Change {
             preview,
@@ -153,6 +197,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             path: format!("container {name}"),
             before: state_line(cur),
             after: "stopped\n".into(),
+            change: Change::Stop,
         });
         return Ok(Plan::Change {
             preview,
@@ -183,7 +228,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let env_file_text = match args.str("env_file")? {
         None => String::new(),
         Some(f) => {
-            let path = crate::playbook::check::find_source(ctx.playbook_dir, &f, false)
+            let path = crate::source::find_source(ctx.playbook_dir, &f, crate::source::SourceDir::Files)
                 .ok_or_else(|| format!("env file `{f}` not found"))?;
             std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
         }
@@ -330,17 +375,14 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 .ok()
                 .filter(|x| !x.is_undefined())
                 .map(|x| value_to_string(&x));
-            let secs = v
+            let timeout = v
                 .get_attr("timeout")
                 .ok()
                 .filter(|x| !x.is_undefined())
-                .map(|x| parse_secs(&value_to_string(&x)))
+                .map(|x| crate::clock::parse_duration(&value_to_string(&x)))
                 .transpose()?
-                .unwrap_or(60.0);
-            Some(Health {
-                http,
-                timeout: Duration::from_secs_f64(secs),
-            })
+                .unwrap_or(Duration::from_secs(60));
+            Some(Health { http, timeout })
         }
         Some(_) => {
             return Err(
@@ -425,6 +467,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 } else {
                     "stopped\n".into()
                 },
+                change: if op == Op::Start { Change::Start } else { Change::Stop },
             });
             Ok(Plan::Change {
                 preview,
@@ -445,6 +488,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 path: format!("container {name}"),
                 before: fields(&before, &config, true),
                 after: fields(&before, &config, false),
+                change: Change::Replace,
             });
             Ok(Plan::Change {
                 preview,
@@ -459,6 +503,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 path: format!("container {name}"),
                 before: "absent\n".into(),
                 after: fields(&Json::Null, &config, false),
+                change: Change::Create,
             });
             Ok(Plan::Change {
                 preview,
@@ -468,8 +513,8 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     }
 }
 
-fn apply_action(a: Apply) -> ModAction {
-    ModAction::Docker(Action::Container(Box::new(a)))
+fn apply_action(a: Apply) -> Box<dyn crate::modules::Apply> {
+    Box::new(Action::Container(Box::new(a)))
 }
 
 fn simple(name: String, op: Op, stop_timeout: Option<String>) -> Apply {
@@ -542,27 +587,6 @@ fn fields(before: &Json, after: &Json, old: bool) -> String {
         out.push_str(&format!("{k}: {shown}\n"));
     }
     out
-}
-
-pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    num.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .map(|n| n * mult)
-        .ok_or_else(|| format!("`{s}` is not a duration (write `60s`, `2m`, `1h` or `500ms`)"))
 }
 
 /// Where the env file of a container lives on the host: `$HOME/.roll/env/NAME.env`.
@@ -777,13 +801,5 @@ mod tests {
             fields(&before, &after, false),
             "image: \"web:2\"\nenv: new values (SECRET)\n"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_secs("60s").unwrap(), 60.0);
-        assert_eq!(parse_secs("2m").unwrap(), 120.0);
-        assert_eq!(parse_secs("500ms").unwrap(), 0.5);
-        assert!(parse_secs("soon").is_err());
     }
 }

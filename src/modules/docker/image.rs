@@ -2,7 +2,32 @@
 //! or absent on the host. In check mode the registry is asked without pulling.
 
 use super::{Action, resolve_image};
-use crate::modules::{Action as ModAction, Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
+use crate::modules::spec::{DOCKER, ModuleSpec, p, req};
+use crate::modules::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
+
+/// `docker_image`: an image present or absent.
+pub struct DockerImage;
+
+static DOCKER_IMAGE: ModuleSpec = ModuleSpec {
+    params: &[
+        req("name"),
+        p("tag"),
+        p("source").choices(&["pull"]),
+        p("force_source"),
+        p("state").choices(&["present", "absent"]),
+    ],
+    ..ModuleSpec::new("docker_image", DOCKER)
+};
+
+impl Module for DockerImage {
+    fn spec(&self) -> &'static ModuleSpec {
+        &DOCKER_IMAGE
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(args, ctx))
+    }
+}
 
 /// `name` with `tag` appended unless `name` already carries a tag or digest.
 pub(crate) fn reference(args: &Args) -> Result<String, String> {
@@ -14,7 +39,7 @@ pub(crate) fn reference(args: &Args) -> Result<String, String> {
     })
 }
 
-pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let image = reference(args)?;
     let state = args.str("state")?.unwrap_or_else(|| "present".into());
     if state == "absent" {
@@ -27,10 +52,11 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             path: format!("image {image}"),
             before: "present\n".into(),
             after: "absent\n".into(),
+            change: Change::Remove,
         });
         return Ok(Plan::Change {
             preview,
-            action: ModAction::Docker(Action::RemoveImage { image }),
+            action: Box::new(Action::RemoveImage { image }),
         });
     }
     let force = args.bool("force_source", false)?;
@@ -49,11 +75,16 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     preview.msg = Some(format!("would pull {image}"));
     preview.diffs.push(FileDiff {
         path: format!("image {image}"),
+        change: if before == "absent\n" {
+            Change::Create
+        } else {
+            Change::Update
+        },
         before,
         after: format!("id: {id}\n"),
     });
     Ok(Plan::Change {
         preview,
-        action: ModAction::Docker(Action::Pull { image }),
+        action: Box::new(Action::Pull { image }),
     })
 }

@@ -2,7 +2,32 @@
 //! --password-stdin` on stdin, never on a command line.
 
 use super::Action;
-use crate::modules::{Action as ModAction, Args, Ctx, Failure, ModuleResult, Plan};
+use crate::modules::spec::{DOCKER, ModuleSpec, p};
+use crate::modules::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
+
+/// `docker_login`: the host logged in to a registry.
+pub struct DockerLogin;
+
+static DOCKER_LOGIN: ModuleSpec = ModuleSpec {
+    params: &[
+        p("registry").aliases(&["registry_url"]),
+        p("username"),
+        p("password"),
+        p("reauthorize"),
+        p("state").choices(&["present", "absent"]),
+    ],
+    ..ModuleSpec::new("docker_login", DOCKER)
+};
+
+impl Module for DockerLogin {
+    fn spec(&self) -> &'static ModuleSpec {
+        &DOCKER_LOGIN
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(args, ctx))
+    }
+}
 
 pub struct Apply {
     registry: String,
@@ -23,7 +48,7 @@ async fn logged_in(ctx: &Ctx<'_>, registry: &str) -> Result<bool, Failure> {
     Ok(v["auths"].get(registry).is_some())
 }
 
-pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let registry = args
         .str("registry")?
         .unwrap_or_else(|| "https://index.docker.io/v1/".into());
@@ -40,7 +65,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     };
     let password = if logout { None } else { Some(args.req_str("password")?) };
     if let Some(p) = &password {
-        crate::secrets::add(p);
+        ctx.run.secrets.add(p);
     }
     let preview = ModuleResult::changed()
         .with("registry", registry.as_str())
@@ -51,7 +76,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         });
     Ok(Plan::Change {
         preview,
-        action: ModAction::Docker(Action::Login(Apply {
+        action: Box::new(Action::Login(Apply {
             registry,
             username,
             password,

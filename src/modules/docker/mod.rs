@@ -13,8 +13,6 @@ use super::{Ctx, Failure, ModuleResult};
 use crate::connection::Command;
 use crate::shell::join;
 
-pub(crate) use container::parse_secs as parse_duration;
-
 /// Run `docker ARGS...` (words quoted) and return stdout, or fail with the command and stderr.
 pub(crate) async fn docker(ctx: &Ctx<'_>, args: &[&str], stdin: Option<Vec<u8>>) -> Result<String, Failure> {
     let out = docker_raw(ctx, args, stdin).await?;
@@ -178,7 +176,9 @@ pub enum Action {
     Prune(prune::Apply),
 }
 
-pub(crate) async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+apply_by!(Action, apply);
+
+async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     match action {
         Action::Pull { image } => {
             pull(ctx, &image).await?;

@@ -1,15 +1,39 @@
 //! `docker_network` (`community.docker.docker_network`): a network present or absent.
 
 use super::Action;
-use crate::modules::{Action as ModAction, Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
+use crate::modules::spec::{DOCKER, ModuleSpec, p, req};
+use crate::modules::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
 use minijinja::value::ValueKind;
+
+/// `docker_network`: a network present or absent.
+pub struct DockerNetwork;
+
+static DOCKER_NETWORK: ModuleSpec = ModuleSpec {
+    params: &[
+        req("name"),
+        p("driver"),
+        p("labels"),
+        p("state").choices(&["present", "absent"]),
+    ],
+    ..ModuleSpec::new("docker_network", DOCKER)
+};
+
+impl Module for DockerNetwork {
+    fn spec(&self) -> &'static ModuleSpec {
+        &DOCKER_NETWORK
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(args, ctx))
+    }
+}
 
 pub struct Apply {
     name: String,
     create: Option<Vec<String>>,
 }
 
-pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let name = args.req_str("name")?;
     let absent = args.str("state")?.as_deref() == Some("absent");
     let exists = super::inspect(ctx, "network", &name).await?.is_some();
@@ -28,7 +52,7 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             }
             for k in l.try_iter().map_err(|e| e.to_string())? {
                 let v = l.get_item(&k).map_err(|e| e.to_string())?;
-                words.extend(["--label".into(), format!("{k}={}", crate::vars::value_to_string(&v))]);
+                words.extend(["--label".into(), format!("{k}={}", crate::values::value_to_string(&v))]);
             }
         }
         words.push(name.clone());
@@ -44,10 +68,11 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         path: format!("network {name}"),
         before: b.into(),
         after: a.into(),
+        change: if absent { Change::Remove } else { Change::Create },
     });
     Ok(Plan::Change {
         preview,
-        action: ModAction::Docker(Action::Network(Apply { name, create })),
+        action: Box::new(Action::Network(Apply { name, create })),
     })
 }
 

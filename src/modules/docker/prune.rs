@@ -3,8 +3,27 @@
 //! stopped containers and their images. Running containers are never removed.
 
 use super::{Action, docker, docker_raw};
-use crate::modules::{Action as ModAction, Args, Ctx, Failure, FileDiff, ModuleResult, Plan};
+use crate::modules::spec::{ModuleSpec, ROLL, p, req};
+use crate::modules::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
 use minijinja::Value;
+
+/// `docker_prune_releases`: old releases of an app removed.
+pub struct DockerPruneReleases;
+
+static DOCKER_PRUNE_RELEASES: ModuleSpec = ModuleSpec {
+    params: &[req("app"), p("keep")],
+    ..ModuleSpec::new("docker_prune_releases", ROLL)
+};
+
+impl Module for DockerPruneReleases {
+    fn spec(&self) -> &'static ModuleSpec {
+        &DOCKER_PRUNE_RELEASES
+    }
+
+    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
+        Box::pin(check(args, ctx))
+    }
+}
 
 pub struct Apply {
     containers: Vec<String>,
@@ -20,7 +39,7 @@ struct Found {
     image: String,
 }
 
-pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let app = args.req_str("app")?;
     let keep = args.f64("keep")?.unwrap_or(3.0).max(1.0) as usize;
     let filter = format!("label=roll.app={app}");
@@ -87,11 +106,12 @@ pub async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         path: format!("releases of {app}"),
         before: names.iter().map(|n| format!("{n}\n")).collect(),
         after: String::new(),
+        change: Change::Remove,
     });
     let containers = old.iter().map(|f| f.id.clone()).collect();
     Ok(Plan::Change {
         preview,
-        action: ModAction::Docker(Action::Prune(Apply { containers, images })),
+        action: Box::new(Action::Prune(Apply { containers, images })),
     })
 }
 

@@ -1,0 +1,66 @@
+//! The one list of modules roll runs. A module is a file of `src/modules/` with a type that
+//! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
+//! any of its names) and ask its spec, never its name.
+
+use super::{Module, command, control, deploy_lock, docker, files, nginx_switch, ping, probe};
+
+pub static MODULES: &[&dyn Module] = &[
+    &command::Command,
+    &command::Shell,
+    &files::Template,
+    &files::Copy,
+    &files::File,
+    &probe::WaitFor,
+    &probe::Uri,
+    &control::Pause,
+    &control::Debug,
+    &control::SetFact,
+    &control::Assert,
+    &control::Fail,
+    &ping::Ping,
+    &docker::image::DockerImage,
+    &docker::container::DockerContainer,
+    &docker::login::DockerLogin,
+    &docker::network::DockerNetwork,
+    &docker::info::DockerContainerInfo,
+    &docker::prune::DockerPruneReleases,
+    &deploy_lock::DeployLock,
+    &nginx_switch::NginxSwitch,
+];
+
+/// The module a task names, by its short or qualified name (`command`,
+/// `ansible.builtin.command`, `community.docker.docker_container`, `roll.nginx_switch`).
+pub fn lookup(name: &str) -> Option<&'static dyn Module> {
+    MODULES.iter().copied().find(|m| m.spec().is_named(name))
+}
+
+/// Every name a module can be written as, for suggestions.
+pub fn all_names() -> impl Iterator<Item = String> {
+    MODULES.iter().flat_map(|m| {
+        let s = m.spec();
+        std::iter::once(s.name.to_string()).chain(s.collections.iter().map(move |c| format!("{c}.{}", s.name)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_is_found_by_each_of_its_names_and_listed_once() {
+        for m in MODULES {
+            let s = m.spec();
+            assert!(std::ptr::eq(lookup(s.name).unwrap().spec(), s), "{}", s.name);
+            for c in s.collections {
+                assert!(std::ptr::eq(lookup(&format!("{c}.{}", s.name)).unwrap().spec(), s));
+            }
+        }
+        let mut names: Vec<&str> = MODULES.iter().map(|m| m.spec().name).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a module is listed twice");
+        assert!(lookup("community.docker.command").is_none());
+        assert!(lookup("nope").is_none());
+    }
+}
