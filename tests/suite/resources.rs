@@ -2,11 +2,9 @@
 //! no descriptors, no memory and no ssh master processes. (The 500-host figures are
 //! benches/fleet_scale.rs.) The only test of its binary, so no other test's descriptors count.
 
-mod common;
-#[path = "common/fleet.rs"]
-mod fleet;
-#[path = "common/resources.rs"]
-mod resources;
+use crate::common;
+use crate::common::fleet;
+use crate::common::resources;
 
 use clap::Parser;
 use fleet::Fleet;
