@@ -17,5 +17,6 @@ mod resources;
 mod rollout;
 mod secrets;
 mod security;
+mod snapshots;
 mod ssh;
 mod switch;
