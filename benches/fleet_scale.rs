@@ -7,15 +7,12 @@
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs on 20 hosts, as a check.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/suite/common/mod.rs"]
 mod common;
-#[path = "../tests/common/fleet.rs"]
-mod fleet;
-#[path = "../tests/common/resources.rs"]
-mod resources;
 
 use clap::Parser;
-use fleet::Fleet;
+use common::fleet::Fleet;
+use common::resources;
 use roll::cli::{Cli, Command};
 use roll::exit::Exit;
 use std::path::Path;
@@ -143,7 +140,7 @@ fn main() {
         baseline = (hosts / 10).max(1);
     }
     // The process-wide socket pair of tokio's signal driver, before any baseline (see
-    // tests/resources.rs).
+    // tests/suite/resources.rs).
     let _signal = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) })

@@ -4,6 +4,7 @@ mod human;
 mod json;
 mod junit;
 mod progress;
+mod tests;
 
 pub use human::Human;
 pub use json::JsonLines;

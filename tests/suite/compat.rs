@@ -2,7 +2,7 @@
 //! unchanged, and its PLAY RECAP equals the one ansible-playbook (ansible-core 2.19.14) printed
 //! for the same playbook and inventory, on the first run and on the second (idempotent) run.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,9 +2,8 @@
 //! remote modules, check/diff, become, and faults produced for real (hosts dying before and
 //! during a play, a wrong host key, a hung command, a killed master connection).
 
-mod common;
-#[path = "common/fleet.rs"]
-mod fleet;
+use crate::common;
+use crate::common::fleet;
 
 use common::{recap, roll, stderr, stdout, write};
 use fleet::Fleet;

@@ -5,7 +5,7 @@
 //! optional `cmd` (default `play playbook.yml -i hosts`) and `expected.stderr`. Run with
 //! `ROLL_BLESS=1` to write `expected.stderr` from the current output, then review the diff.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

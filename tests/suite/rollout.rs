@@ -2,15 +2,9 @@
 //! `rollback.yml` over real SSH (a loopback sshd fleet), app containers in the real Docker engine
 //! pulled from a local registry, real nginx proxies, and continuous HTTP load through them.
 
-mod common;
-#[path = "common/docker.rs"]
-mod dockerfx;
-#[path = "common/fleet.rs"]
-mod fleet;
-#[path = "common/load.rs"]
-mod load;
-#[path = "common/sandbox.rs"]
-mod sandbox;
+use crate::common;
+use crate::common::load;
+use crate::common::sandbox;
 
 use common::{recap, stdout};
 use load::{Load, share};

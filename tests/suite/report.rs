@@ -1,7 +1,7 @@
 //! Reports for CI: `--junit FILE` validated with xmllint against a JUnit schema
 //! (`tests/junit/junit.xsd`), and GitLab CI's collapsible sections with no colour escapes.
 
-mod common;
+use crate::common;
 
 use common::{stdout, write};
 use std::path::Path;

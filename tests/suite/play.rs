@@ -1,7 +1,7 @@
 //! `roll play` end to end over the local connection: check/diff, idempotency, handlers,
 //! serial, loops, retries, tags, limits, listings, extra vars, exit codes and output streams.
 
-mod common;
+use crate::common;
 
 use common::{recap, run, stderr, stdout, write};
 use std::path::Path;

@@ -1,12 +1,11 @@
 //! roll used as a library: ten consecutive plays in one process against a loopback fleet leak
 //! no descriptors, no memory and no ssh master processes. (The 500-host figures are
-//! benches/fleet_scale.rs.) The only test of its binary, so no other test's descriptors count.
+//! benches/fleet_scale.rs.) It measures in a process of its own, where no other test's descriptors
+//! count: the suite's binary run again with only this test.
 
-mod common;
-#[path = "common/fleet.rs"]
-mod fleet;
-#[path = "common/resources.rs"]
-mod resources;
+use crate::common;
+use crate::common::fleet;
+use crate::common::resources;
 
 use clap::Parser;
 use fleet::Fleet;
@@ -32,8 +31,27 @@ fn play(fleet: &Fleet, root: &Path, release: u32, extra: &[&str]) -> Exit {
     roll::commands::play::run_with(args, None, true).exit
 }
 
+/// Set in the process that runs the measurement alone.
+const ALONE: &str = "ROLL_TEST_ALONE";
+
 #[test]
 fn ten_plays_in_one_process_leak_nothing() {
+    // The suite's other tests run on threads of this process and open descriptors of their own.
+    if std::env::var_os(ALONE).is_none() {
+        let name = "resources::ten_plays_in_one_process_leak_nothing";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1", "--nocapture"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", common::stdout(&out), common::stderr(&out));
+        assert!(out.status.success(), "{name} failed alone:\n{text}");
+        assert!(
+            text.contains("test result: ok. 1 passed"),
+            "{name} did not run alone:\n{text}"
+        );
+        return;
+    }
     let fleet = Fleet::up(12, "res");
     let root = tempfile::tempdir().unwrap();
     // tokio's signal driver keeps one socket pair for the life of the process, made by the first

@@ -3,11 +3,9 @@
 //! without pulling or touching the engine, health failures with logs, retention, one-off
 //! containers, networks, login, and secrets kept out of every output and argument list.
 
-mod common;
-#[path = "common/docker.rs"]
-mod dockerfx;
-#[path = "common/fleet.rs"]
-mod fleet;
+use crate::common;
+use crate::common::docker as dockerfx;
+use crate::common::fleet;
 
 use common::{recap, roll, stdout, write};
 use dockerfx::{Cleanup, docker, registry, run_label};

@@ -5,8 +5,8 @@
 
 #![allow(dead_code)]
 
-use crate::dockerfx::{Cleanup, Registry, registry_labelled, run_label};
-use crate::fleet::Fleet;
+use super::docker::{Cleanup, Registry, registry_labelled, run_label};
+use super::fleet::Fleet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! rollouts started together never interleave, a killed rollout's lock expires and is broken
 //! with a record, and every step lands in the audit log. Real roll processes, local connection.
 
-mod common;
+use crate::common;
 
 use common::{Watched, stdout, write};
 use std::path::Path;

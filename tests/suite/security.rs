@@ -3,7 +3,7 @@
 //! (state, locks, rendered files, the temp files they are written through) is not readable or
 //! writable by everyone.
 
-mod common;
+use crate::common;
 
 use common::{stdout, write};
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,12 @@
 //! Shared helpers for the integration tests: run the real `roll` binary, copy fixtures.
 #![allow(dead_code)]
 
+pub mod docker;
+pub mod fleet;
+pub mod load;
+pub mod resources;
+pub mod sandbox;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,9 +2,8 @@
 //! of the demo app (blue and green on their own ports), nginx runs with a private prefix on
 //! loopback, and a client keeps sending requests through it during the whole switch.
 
-mod common;
-#[path = "common/load.rs"]
-mod load;
+use crate::common;
+use crate::common::load;
 
 use common::{free_port, recap, stdout, write};
 use load::{Answer, Load};

@@ -2,7 +2,7 @@
 //! `wait_timeout`, the demo app's blue and green pools behind a real nginx under load, and
 //! roll's batched switch against an all-at-once switch in the same run.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

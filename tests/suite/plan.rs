@@ -2,9 +2,8 @@
 //! exactly the planned changes, a plan the world moved away from is refused naming what moved,
 //! `--detailed-exitcode` says whether anything would change, and no secret reaches the file.
 
-mod common;
-#[path = "common/fleet.rs"]
-mod fleet;
+use crate::common;
+use crate::common::fleet;
 
 use common::{recap, roll, stdout, write};
 use fleet::Fleet;

@@ -3,9 +3,8 @@
 //! (terminal log with diffs, JSON Lines, JUnit, `roll plan` and its file) nor in any process's
 //! argument list while the play runs over real SSH. (The registry password is covered by the docker tests.)
 
-mod common;
-#[path = "common/fleet.rs"]
-mod fleet;
+use crate::common;
+use crate::common::fleet;
 
 use common::{roll, stdout, write};
 use fleet::Fleet;

@@ -1,7 +1,7 @@
 //! `--format json` against its documented schema (docs/events.md): every line of a run that
 //! exercises each event kind deserializes into strict structs that refuse unknown fields.
 
-mod common;
+use crate::common;
 
 use common::{stdout, write};
 use serde::Deserialize;

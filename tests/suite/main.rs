@@ -1,0 +1,22 @@
+//! The integration tests, one test binary: one module per area, sharing `common`. Filter by
+//! module, e.g. `cargo test --test suite play::`; fixtures live beside this directory in
+//! `tests/<area>/`.
+
+mod common;
+
+mod compat;
+mod diagnostics;
+mod docker;
+mod drain;
+mod events;
+mod lock;
+mod plan;
+mod play;
+mod report;
+mod resources;
+mod rollout;
+mod secrets;
+mod security;
+mod snapshots;
+mod ssh;
+mod switch;
