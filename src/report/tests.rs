@@ -4,7 +4,7 @@
 use super::{Human, JsonLines, Junit, Tee};
 use crate::exec::Reporter;
 use crate::exec::events::{Event, HostResult, Stats, Status};
-use crate::modules::FileDiff;
+use crate::modules::{Change, FileDiff};
 use serde_json::json;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,7 @@ fn result(host: &str, status: Status) -> HostResult {
         censored: false,
         result: json!({"changed": status == Status::Changed, "failed": status == Status::Failed}),
         diffs: Vec::new(),
+        guards: Vec::new(),
         debug: None,
         duration_ms: 7,
         would_run: false,
@@ -269,12 +270,14 @@ fn diff_mode_prints_the_diff_before_the_result_and_check_mode_tallies_changes() 
         path: "/etc/app.conf".into(),
         before: String::new(),
         after: "port=1\n".into(),
+        change: Change::Create,
     }];
     let mut changed = result("app2", Status::Changed);
     changed.diffs = vec![FileDiff {
         path: "/etc/app.conf".into(),
         before: "port=1\n".into(),
         after: "port=2\n".into(),
+        change: Change::Update,
     }];
     let mut skipped = result("app3", Status::Skipped);
     skipped.diffs = changed.diffs.clone();
@@ -301,6 +304,40 @@ fn diff_mode_prints_the_diff_before_the_result_and_check_mode_tallies_changes() 
              Dry run: 1 to add, 1 to change, 0 to replace, 0 to remove.\n",
             "*".repeat(69)
         )
+    );
+}
+
+#[test]
+fn a_dry_run_shows_each_change_kind_by_its_symbol_and_tallies_it() {
+    let kinds = [
+        Change::Create,
+        Change::Start,
+        Change::Update,
+        Change::Replace,
+        Change::Stop,
+        Change::Remove,
+    ];
+    let mut r = result("app1", Status::Changed);
+    r.diffs = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &change)| FileDiff {
+            path: format!("thing {i}"),
+            before: "a\n".into(),
+            after: "b\n".into(),
+            change,
+        })
+        .collect();
+    let text = human_with(true, false, 0, &[host(r), Event::Recap { hosts: Vec::new() }]);
+    assert!(
+        text.starts_with(
+            "changed: [app1]\n    + thing 0\n    + thing 1\n    ~ thing 2\n    -/+ thing 3\n    - thing 4\n    - thing 5\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Dry run: 2 to add, 1 to change, 1 to replace, 2 to remove.\n"),
+        "{text}"
     );
 }
 
