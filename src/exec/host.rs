@@ -32,13 +32,47 @@ fn scope_with(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize, locals: V
     Scope::value(r.vars.clone(), ctx.vars.clone(), host, task.kw.vars.clone(), locals)
 }
 
-fn located(r: &Runner, span: Span, e: TemplateError) -> String {
-    let help = e.help.map(|h| format!("; {h}")).unwrap_or_default();
-    format!("{} (at {}){help}", e.message, r.sources.location(span))
+/// Why a task failed on a host outside its module: a keyword or argument that did not render
+/// or is not what it must be. Each names where in the playbook, as `file:line:col`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum TaskError {
+    #[error("{message} (at {at}){help}")]
+    Template { message: String, help: String, at: String },
+    #[error("`environment` must be a mapping (at {at})")]
+    EnvironmentNotAMapping { at: String },
+    #[error("`environment` variable name `{name}` is not a valid name (letters, digits, `_`) (at {at})")]
+    EnvironmentName { name: String, at: String },
+    #[error("`timeout` must be a number of seconds, got `{0}`")]
+    Timeout(String),
+    #[error("`retries` must be a whole number")]
+    Retries,
+    #[error("`delay` must be a number of seconds")]
+    Delay,
+    #[error("`with_dict` needs a mapping, got {kind} (at {at})")]
+    DictNotAMapping { kind: String, at: String },
+    #[error("the loop needs a list, got {kind} (at {at}); use `dict2items` to loop over a mapping")]
+    LoopNotAList { kind: String, at: String },
+    /// A rendered value that cannot be walked as its kind says.
+    #[error("{0}")]
+    Value(String),
+}
+
+impl From<minijinja::Error> for TaskError {
+    fn from(e: minijinja::Error) -> TaskError {
+        TaskError::Value(e.to_string())
+    }
+}
+
+fn located(r: &Runner, span: Span, e: TemplateError) -> TaskError {
+    TaskError::Template {
+        message: e.message,
+        help: e.help.map(|h| format!("; {h}")).unwrap_or_default(),
+        at: r.sources.location(span),
+    }
 }
 
 /// Render a YAML value for this host: strings are templated, lists and mappings walked.
-fn render(r: &Runner, node: &Node, scope: &Value) -> Result<Value, String> {
+fn render(r: &Runner, node: &Node, scope: &Value) -> Result<Value, TaskError> {
     match &node.kind {
         Kind::Str(s) => r.vars.templar.render(s, scope).map_err(|e| located(r, node.span, e)),
         Kind::Seq(items) => Ok(Value::from(
@@ -59,7 +93,7 @@ fn render(r: &Runner, node: &Node, scope: &Value) -> Result<Value, String> {
 }
 
 /// A boolean keyword (`ignore_errors: true` or a template).
-pub(crate) fn flag(r: &Runner, node: &Node, scope: &Value) -> Result<bool, String> {
+pub(crate) fn flag(r: &Runner, node: &Node, scope: &Value) -> Result<bool, TaskError> {
     match &node.kind {
         Kind::Bool(b) => Ok(*b),
         _ => render(r, node, scope)
@@ -68,7 +102,7 @@ pub(crate) fn flag(r: &Runner, node: &Node, scope: &Value) -> Result<bool, Strin
 }
 
 /// All conditions true? Literal booleans and raw expressions, as `when:` takes them.
-fn conditions(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, String> {
+fn conditions(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, TaskError> {
     for c in conds {
         let ok = match &c.kind {
             Kind::Bool(b) => *b,
@@ -196,8 +230,8 @@ async fn run_host(
     };
     let delegate = match delegate {
         Ok(d) => d,
-        Err(msg) => {
-            fail(&mut outcome, msg);
+        Err(e) => {
+            fail(&mut outcome, e.to_string());
             return finish(&r.state.secrets, outcome, &host_name, None, no_log, start);
         }
     };
@@ -207,8 +241,8 @@ async fn run_host(
         Body::Meta(meta) => {
             let ok = match conditions(r, &task.kw.when, &base_scope) {
                 Ok(b) => b,
-                Err(msg) => {
-                    fail(&mut outcome, msg);
+                Err(e) => {
+                    fail(&mut outcome, e.to_string());
                     return finish(&r.state.secrets, outcome, &host_name, delegate, no_log, start);
                 }
             };
@@ -226,8 +260,8 @@ async fn run_host(
         None => None,
         Some(l) => match loop_items(r, l, &base_scope) {
             Ok(items) => Some(items),
-            Err(msg) => {
-                fail(&mut outcome, msg);
+            Err(e) => {
+                fail(&mut outcome, e.to_string());
                 return finish(&r.state.secrets, outcome, &host_name, delegate, no_log, start);
             }
         },
@@ -297,8 +331,8 @@ async fn run_host(
             None => None,
             Some(n) => match render(r, n, &item_scope) {
                 Ok(v) => Some(value_to_string(&v)),
-                Err(msg) => {
-                    fail(&mut outcome, msg);
+                Err(e) => {
+                    fail(&mut outcome, e.to_string());
                     return finish(&r.state.secrets, outcome, &host_name, None, no_log, start);
                 }
             },
@@ -462,31 +496,30 @@ fn host_result(
     }
 }
 
-fn loop_items(r: &Runner, l: &crate::playbook::Loop, scope: &Value) -> Result<Vec<Value>, String> {
+fn loop_items(r: &Runner, l: &crate::playbook::Loop, scope: &Value) -> Result<Vec<Value>, TaskError> {
     let v = render(r, &l.items, scope)?;
     let mut items: Vec<Value> = if l.dict {
         if v.kind() != ValueKind::Map {
-            return Err(format!(
-                "`with_dict` needs a mapping, got {} (at {})",
-                v.kind(),
-                r.sources.location(l.items.span)
-            ));
+            return Err(TaskError::DictNotAMapping {
+                kind: v.kind().to_string(),
+                at: r.sources.location(l.items.span),
+            });
         }
         let mut out = Vec::new();
-        for k in v.try_iter().map_err(|e| e.to_string())? {
-            let val = v.get_item(&k).map_err(|e| e.to_string())?;
+        for k in v.try_iter()? {
+            let val = v.get_item(&k)?;
             out.push(Value::from_pairs([("key".to_string(), k), ("value".to_string(), val)]));
         }
         out
     } else {
         match v.kind() {
-            ValueKind::Seq | ValueKind::Iterable => v.try_iter().map_err(|e| e.to_string())?.collect(),
+            ValueKind::Seq | ValueKind::Iterable => v.try_iter()?.collect(),
             ValueKind::None | ValueKind::Undefined => Vec::new(),
             other => {
-                return Err(format!(
-                    "the loop needs a list, got {other} (at {}); use `dict2items` to loop over a mapping",
-                    r.sources.location(l.items.span)
-                ));
+                return Err(TaskError::LoopNotAList {
+                    kind: other.to_string(),
+                    at: r.sources.location(l.items.span),
+                });
             }
         }
     };
@@ -526,7 +559,7 @@ enum NotStarted {
 }
 
 /// Render the module's arguments and the task's run keywords for this host.
-fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<Prepared, String> {
+fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<Prepared, TaskError> {
     let spec = call.spec();
     let free = match &call.free_form {
         Some(n) => Some(value_to_string(&render(r, n, scope)?)),
@@ -546,22 +579,21 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
     for n in &task.kw.environment {
         let v = render(r, n, scope)?;
         if v.kind() != ValueKind::Map {
-            return Err(format!(
-                "`environment` must be a mapping (at {})",
-                r.sources.location(n.span)
-            ));
+            return Err(TaskError::EnvironmentNotAMapping {
+                at: r.sources.location(n.span),
+            });
         }
-        for k in v.try_iter().map_err(|e| e.to_string())? {
-            let val = v.get_item(&k).map_err(|e| e.to_string())?;
+        for k in v.try_iter()? {
+            let val = v.get_item(&k)?;
             let name = k.to_string();
             // The name goes into a shell line as is: only a plain identifier can.
             let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !plain {
-                return Err(format!(
-                    "`environment` variable name `{name}` is not a valid name (letters, digits, `_`) (at {})",
-                    r.sources.location(n.span)
-                ));
+                return Err(TaskError::EnvironmentName {
+                    name,
+                    at: r.sources.location(n.span),
+                });
             }
             env.push((name, value_to_string(&val)));
         }
@@ -584,16 +616,18 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
     let timeout = match &task.kw.timeout {
         Some(n) => {
             let v = render(r, n, scope)?;
-            Some(Duration::from_secs(value_to_string(&v).parse::<u64>().map_err(
-                |_| format!("`timeout` must be a number of seconds, got `{v}`"),
-            )?))
+            Some(Duration::from_secs(
+                value_to_string(&v)
+                    .parse::<u64>()
+                    .map_err(|_| TaskError::Timeout(v.to_string()))?,
+            ))
         }
         None => None,
     };
     let retries = match &task.retries {
         Some(n) => value_to_string(&render(r, n, scope)?)
             .parse::<u32>()
-            .map_err(|_| "`retries` must be a whole number".to_string())?,
+            .map_err(|_| TaskError::Retries)?,
         None => 3,
     };
     let delay = match &task.delay {
@@ -601,7 +635,7 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
             .parse::<f64>()
             .ok()
             .and_then(|d| crate::clock::seconds(d).ok())
-            .ok_or_else(|| "`delay` must be a number of seconds".to_string())?,
+            .ok_or(TaskError::Delay)?,
         None => Duration::from_secs(5),
     };
     Ok(Prepared {
@@ -690,10 +724,10 @@ async fn run_item(
                 .insert("skip_reason".into(), Value::from("Conditional result was False"));
             return Item::new(Status::Skipped, res);
         }
-        Err(msg) => return Item::failed(msg),
+        Err(e) => return Item::failed(e.to_string()),
     }
     let started = prepare(r, task, call, scope)
-        .map_err(NotStarted::Failed)
+        .map_err(|e| NotStarted::Failed(e.to_string()))
         .and_then(|mut p| {
             let conn = connect(r, task, call, host, delegate, scope, &mut p.become_user)?;
             Ok((p, conn))
@@ -768,7 +802,7 @@ async fn attempts(
         if let Some(cw) = &task.changed_when {
             match conditions(r, cw, &rscope) {
                 Ok(b) => res.changed = b,
-                Err(msg) => return Item::failed(msg).after(events),
+                Err(e) => return Item::failed(e.to_string()).after(events),
             }
         }
         if let Some(fw) = &task.failed_when {
@@ -779,7 +813,7 @@ async fn attempts(
                         res.msg = Some("failed_when condition was true".into());
                     }
                 }
-                Err(msg) => return Item::failed(msg).after(events),
+                Err(e) => return Item::failed(e.to_string()).after(events),
             }
         }
         value.insert("changed".into(), Value::from(res.changed));
@@ -788,7 +822,7 @@ async fn attempts(
             None => true,
             Some(u) => match conditions(r, std::slice::from_ref(u), &rscope) {
                 Ok(b) => b,
-                Err(msg) => return Item::failed(msg).after(events),
+                Err(e) => return Item::failed(e.to_string()).after(events),
             },
         };
         if done || attempt >= max_attempts {
@@ -827,7 +861,7 @@ async fn attempts(
 }
 
 /// `failed_when` with a list is true if any condition is (Ansible ORs them).
-fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, String> {
+fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, TaskError> {
     for c in conds {
         if conditions(r, std::slice::from_ref(c), scope)? {
             return Ok(true);

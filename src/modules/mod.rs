@@ -97,8 +97,35 @@ pub struct Args {
     pub map: IndexMap<String, Value>,
 }
 
-/// An argument of the wrong type or value, reported as the task's failure.
-pub type ArgResult<T> = Result<T, String>;
+/// A module argument missing, or of the wrong type or value: the task fails with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("missing required parameter `{0}`")]
+    Missing(String),
+    #[error("`{param}` must be a string, got {kind}")]
+    NotAString { param: String, kind: String },
+    #[error("`{param}` must be a boolean, got `{got}`")]
+    NotABool { param: String, got: String },
+    #[error("`{param}` must be a number, got `{got}`")]
+    NotANumber { param: String, got: String },
+    #[error("`{param}` must be an octal mode such as \"0644\", got `{got}`")]
+    NotAMode { param: String, got: String },
+}
+
+pub type ArgResult<T> = Result<T, ArgError>;
+
+impl From<ArgError> for Failure {
+    fn from(e: ArgError) -> Failure {
+        Failure::from(e.to_string())
+    }
+}
+
+/// Module helpers that report a message (`Result<_, String>`) pass argument errors on as theirs.
+impl From<ArgError> for String {
+    fn from(e: ArgError) -> String {
+        e.to_string()
+    }
+}
 
 impl Args {
     /// Build from rendered values, mapping aliases to parameter names and dropping `omit`.
@@ -126,13 +153,16 @@ impl Args {
             None => Ok(None),
             Some(v) => match v.kind() {
                 ValueKind::String | ValueKind::Number | ValueKind::Bool => Ok(Some(value_to_string(v))),
-                _ => Err(format!("`{k}` must be a string, got {}", v.kind())),
+                _ => Err(ArgError::NotAString {
+                    param: k.to_string(),
+                    kind: v.kind().to_string(),
+                }),
             },
         }
     }
 
     pub fn req_str(&self, k: &str) -> ArgResult<String> {
-        self.str(k)?.ok_or_else(|| format!("missing required parameter `{k}`"))
+        self.str(k)?.ok_or_else(|| ArgError::Missing(k.to_string()))
     }
 
     pub fn bool(&self, k: &str, default: bool) -> ArgResult<bool> {
@@ -142,7 +172,10 @@ impl Args {
             Some(v) => match value_to_string(v).to_ascii_lowercase().as_str() {
                 "yes" | "true" | "on" | "1" | "y" => Ok(true),
                 "no" | "false" | "off" | "0" | "n" => Ok(false),
-                other => Err(format!("`{k}` must be a boolean, got `{other}`")),
+                other => Err(ArgError::NotABool {
+                    param: k.to_string(),
+                    got: other.to_string(),
+                }),
             },
         }
     }
@@ -154,7 +187,10 @@ impl Args {
                 .trim()
                 .parse::<f64>()
                 .map(Some)
-                .map_err(|_| format!("`{k}` must be a number, got `{v}`")),
+                .map_err(|_| ArgError::NotANumber {
+                    param: k.to_string(),
+                    got: v.to_string(),
+                }),
         }
     }
 
@@ -163,8 +199,16 @@ impl Args {
         match self.get(k) {
             None => Ok(None),
             Some(v) if v.kind() == ValueKind::Number => {
-                let n = v.as_i64().ok_or_else(|| format!("`{k}` must be an octal mode"))?;
-                Ok(Some(n as u32))
+                let not_a_mode = || ArgError::NotAMode {
+                    param: k.to_string(),
+                    got: v.to_string(),
+                };
+                let n = v.as_i64().ok_or_else(not_a_mode)?;
+                u32::try_from(n)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .map(Some)
+                    .ok_or_else(not_a_mode)
             }
             Some(v) => {
                 let s = value_to_string(v);
@@ -172,7 +216,10 @@ impl Args {
                     .ok()
                     .filter(|m| *m <= 0o7777)
                     .map(Some)
-                    .ok_or_else(|| format!("`{k}` must be an octal mode such as \"0644\", got `{s}`"))
+                    .ok_or_else(|| ArgError::NotAMode {
+                        param: k.to_string(),
+                        got: s.clone(),
+                    })
             }
         }
     }

@@ -237,7 +237,7 @@ async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
     };
     let deadline = Instant::now() + d.timeout;
     loop {
-        let out = sh(ctx, cmd.clone()).await.map_err(|f| fail_text(&f).1)?;
+        let out = sh(ctx, cmd.clone()).await.map_err(|f| failure_text(&f))?;
         let text = out.stdout_text();
         let n = text.split_whitespace().last().and_then(|w| w.parse::<f64>().ok());
         match n {
@@ -911,27 +911,29 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         let step = async {
             let t = Instant::now();
             if let Some(h) = &a.healthcheck {
-                healthcheck(ctx, &a, h, batch).await.map_err(|e| (false, e))?;
+                healthcheck(ctx, &a, h, batch).await.map_err(BatchError::Healthcheck)?;
             }
             spent[3] = t.elapsed();
             let t = Instant::now();
             write(ctx, &a.dest, content.clone(), in_place_validate.clone())
                 .await
-                .map_err(|f| fail_text(&f))?;
+                .map_err(|f| BatchError::Write(failure_text(&f)))?;
             spent[0] = t.elapsed();
             if let Some(v) = &after_swap_validate {
                 let t = Instant::now();
-                let out = sh(ctx, v.clone()).await.map_err(|f| fail_text(&f))?;
+                let out = sh(ctx, v.clone())
+                    .await
+                    .map_err(|f| BatchError::Write(failure_text(&f)))?;
                 spent[1] = t.elapsed();
                 if out.rc != 0 {
-                    return Err((false, format!("validation failed: {}", out.stderr_text().trim())));
+                    return Err(BatchError::Validate(out.stderr_text().trim().to_string()));
                 }
             }
             let t = Instant::now();
-            reload(ctx, &a).await.map_err(|e| (true, e))?;
+            reload(ctx, &a).await.map_err(BatchError::Reload)?;
             spent[2] = t.elapsed();
             let t = Instant::now();
-            let gated = gate(ctx, &a).await.map_err(|e| (true, e));
+            let gated = gate(ctx, &a).await.map_err(BatchError::Gate);
             spent[3] += t.elapsed();
             gated
         };
@@ -943,15 +945,15 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         };
         let failure = match local {
             Err(e) => Some(e),
-            Ok(()) if !all_ok => Some((true, "another proxy failed this batch".to_string())),
+            Ok(()) if !all_ok => Some(BatchError::OtherProxy),
             Ok(()) => None,
         };
-        if let Some((reloaded, why)) = failure {
+        if let Some(why) = failure {
             // Back to the file that served before this batch; nginx reloads it if it had
             // already loaded the new one.
             if let Some(prev) = previous {
                 write(ctx, &a.dest, prev, None).await?;
-                if reloaded {
+                if why.reloaded() {
                     let _ = reload(ctx, &a).await;
                 }
             }
@@ -1088,10 +1090,39 @@ async fn interruptible_pause(ctx: &Ctx<'_>, pause: Duration, what: &str) -> bool
     }
 }
 
-fn fail_text(f: &Failure) -> (bool, String) {
+/// Why a batch did not go live on a proxy.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    /// A backend did not answer on its new colour (before anything was written).
+    #[error("{0}")]
+    Healthcheck(String),
+    #[error("{0}")]
+    Write(String),
+    #[error("validation failed: {0}")]
+    Validate(String),
+    #[error("{0}")]
+    Reload(String),
+    #[error("{0}")]
+    Gate(String),
+    #[error("another proxy failed this batch")]
+    OtherProxy,
+}
+
+impl BatchError {
+    /// Whether nginx may have loaded the batch's file, so that putting the previous one back
+    /// needs a reload.
+    fn reloaded(&self) -> bool {
+        matches!(
+            self,
+            BatchError::Reload(_) | BatchError::Gate(_) | BatchError::OtherProxy
+        )
+    }
+}
+
+fn failure_text(f: &Failure) -> String {
     match f {
-        Failure::Unreachable(m) => (false, m.clone()),
-        Failure::Failed(r) => (false, r.msg.clone().unwrap_or_default()),
+        Failure::Unreachable(m) => m.clone(),
+        Failure::Failed(r) => r.msg.clone().unwrap_or_default(),
     }
 }
 
