@@ -613,3 +613,37 @@ fn any_errors_fatal_lets_a_rescue_run_first() {
         "the failure in the rescue is fatal: {text}"
     );
 }
+
+#[test]
+fn ping_answers_through_the_hosts_connection_and_debug_needs_none() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "hosts",
+        "[app]\napp1 ansible_connection=local\napp2 ansible_connection=winrm\n",
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: app
+  gather_facts: false
+  tasks:
+    - debug: { msg: "before {{ inventory_hostname }}" }
+    - ansible.builtin.ping: { data: hello }
+      register: p
+    - debug: { msg: "{{ p.ping }}" }
+"#,
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}{}", stderr(&out));
+    // debug runs on the controller, so a host roll cannot connect to still shows it.
+    assert!(text.contains("\"msg\": \"before app2\""), "{text}");
+    assert!(text.contains("fatal: [app2]: UNREACHABLE!"), "{text}");
+    assert!(text.contains("`winrm` connection"), "{text}");
+    assert!(text.contains("\"msg\": \"hello\""), "{text}");
+    let rows = recap(&text);
+    assert!(rows[0].starts_with("app1") && rows[0].contains("ok=3 "), "{rows:?}");
+    assert!(rows[1].starts_with("app2") && rows[1].contains("unreachable=1"), "{rows:?}");
+}
