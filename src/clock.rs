@@ -36,7 +36,7 @@ pub fn seconds(secs: f64) -> Result<Duration, String> {
     if secs.is_finite() && secs >= 0.0 && secs <= MAX_DURATION.as_secs_f64() {
         Ok(Duration::from_secs_f64(secs))
     } else {
-        Err(format!("`{secs}` is not a number of seconds from 0 to 10 years"))
+        Err(format!("`{secs:?}` is not a number of seconds from 0 to 10 years"))
     }
 }
 

@@ -48,6 +48,8 @@ pub(crate) enum TaskError {
     Retries,
     #[error("`delay` must be a number of seconds")]
     Delay,
+    #[error("`loop_control.pause` must be a number of seconds, got `{0}`")]
+    LoopPause(String),
     #[error("`with_dict` needs a mapping, got {kind} (at {at})")]
     DictNotAMapping { kind: String, at: String },
     #[error("the loop needs a list, got {kind} (at {at}); use `dict2items` to loop over a mapping")]
@@ -302,6 +304,23 @@ async fn run_host(
     };
 
     let lc = &task.loop_control;
+    // `loop_control.pause`: seconds between items; a value that is not one fails the task.
+    let pause = match &lc.pause {
+        None => None,
+        Some(p) => match render(r, p, &base_scope) {
+            Ok(v) => match value_to_string(&v).trim().parse::<f64>().map(crate::clock::seconds) {
+                Ok(Ok(d)) => Some(d),
+                _ => {
+                    fail(&mut outcome, TaskError::LoopPause(v.to_string()).to_string());
+                    return finish(&r.state.secrets, outcome, &host_name, delegate, no_log, start);
+                }
+            },
+            Err(e) => {
+                fail(&mut outcome, e.to_string());
+                return finish(&r.state.secrets, outcome, &host_name, delegate, no_log, start);
+            }
+        },
+    };
     let total = items.len();
     let mut results = Vec::new();
     let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
@@ -359,14 +378,10 @@ async fn run_host(
         hr.item = Some(if no_log { "None".into() } else { label });
         outcome.events.push(Event::Host(Box::new(hr)));
         results.push(Value::from_pairs(v));
-        if let Some(p) = &lc.pause
+        if let Some(d) = pause
             && i + 1 < total
         {
-            let secs = render(r, p, &base_scope)
-                .ok()
-                .and_then(|v| value_to_string(&v).parse::<f64>().ok())
-                .unwrap_or(0.0);
-            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+            tokio::time::sleep(d).await;
         }
     }
     let mut reg = VarMap::new();

@@ -645,5 +645,36 @@ fn ping_answers_through_the_hosts_connection_and_debug_needs_none() {
     assert!(text.contains("\"msg\": \"hello\""), "{text}");
     let rows = recap(&text);
     assert!(rows[0].starts_with("app1") && rows[0].contains("ok=3 "), "{rows:?}");
-    assert!(rows[1].starts_with("app2") && rows[1].contains("unreachable=1"), "{rows:?}");
+    assert!(
+        rows[1].starts_with("app2") && rows[1].contains("unreachable=1"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn out_of_range_durations_fail_the_task_instead_of_panicking() {
+    let d = setup(
+        r#"
+- hosts: app1
+  gather_facts: false
+  tasks:
+    - debug: { msg: "{{ item }}" }
+      loop: [a, b]
+      loop_control: { pause: "1e300" }
+      ignore_errors: true
+    - pause: { seconds: "1e300" }
+      ignore_errors: true
+    - pause: { seconds: -1 }
+"#,
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("`loop_control.pause` must be a number of seconds"),
+        "{text}"
+    );
+    assert!(text.contains("`seconds`: `1e300` is not a number of seconds"), "{text}");
+    assert!(text.contains("`seconds`: `-1.0` is not a number of seconds"), "{text}");
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
