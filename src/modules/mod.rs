@@ -35,8 +35,7 @@ pub use spec::{Capability, ModuleSpec, ParamKind};
 use crate::connection::{ConnError, Connection};
 use crate::secrets::Secrets;
 use crate::source::{FileId, Sources};
-use crate::values::VarMap;
-use crate::values::value_to_string;
+use crate::values::{VarMap, value_to_string};
 use crate::vars::{OMIT, Templar};
 use indexmap::IndexMap;
 use minijinja::Value;
@@ -82,7 +81,7 @@ pub struct Ctx<'a> {
     pub template_files: &'a HashMap<PathBuf, FileId>,
     /// Whether a person is at a terminal (`pause` without `seconds` waits for Enter only then).
     pub interactive: bool,
-    /// The hosts of a lockstep task (`ModuleSpec::lockstep`) step through batches together.
+    /// The hosts of a lockstep task (`Capability::Lockstep`) step through batches together.
     pub lockstep: Option<&'a lockstep::Lockstep>,
     /// Set when the run is interrupted (SIGINT): long modules stop at a safe point.
     pub cancelled: &'a std::sync::atomic::AtomicBool,
