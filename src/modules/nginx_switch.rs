@@ -13,7 +13,7 @@
 //! unreachable) all restore that batch.
 
 use super::files::{Write, apply_write};
-use super::spec::{Capability, ModuleSpec, ROLL, p, req};
+use super::spec::{Capability, ModuleSpec, ParamKind, ROLL, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Guard, Module, ModuleResult, Plan, Step};
 use crate::batches::{SerialStep, serial_sizes};
 use crate::connection::{Command, FileAttrs};
@@ -34,7 +34,9 @@ static NGINX_SWITCH: ModuleSpec = ModuleSpec {
         req("to"),
         req("backends"),
         p("ports"),
-        req("template"),
+        req("template").kind(ParamKind::ModuleTemplate {
+            provides: TEMPLATE_NAMES,
+        }),
         req("dest"),
         p("batches"),
         p("batch_size"),
@@ -117,7 +119,7 @@ pub struct Apply {
     to: String,
     release: Option<String>,
     backends: Vec<Backend>,
-    template: String,
+    template: std::sync::Arc<crate::source::SourceFile>,
     dest: String,
     state_file: String,
     validate: Option<String>,
@@ -597,13 +599,13 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn render(
-    ctx: &Ctx<'_>,
-    template: &str,
-    app: &str,
-    backends: &[Backend],
-    colours: &BTreeMap<String, String>,
-) -> Result<String, String> {
+/// The names the upstream template gets of its own, on top of the host's variables (which they
+/// hide): the checker knows them as defined in it (`ParamKind::ModuleTemplate`).
+const TEMPLATE_NAMES: &[&str] = &["backends", "app"];
+
+/// The template's own variables, named as in `TEMPLATE_NAMES`: `backends`, each with `name`,
+/// `address`, and the `colour` it is on in `colours` with that colour's `port`; and `app`.
+fn template_vars(app: &str, backends: &[Backend], colours: &BTreeMap<String, String>) -> [(&'static str, Value); 2] {
     let list: Vec<Value> = backends
         .iter()
         .map(|b| {
@@ -617,10 +619,25 @@ fn render(
             ])
         })
         .collect();
-    let scope = minijinja::context! { backends => list, app => app, ..ctx.scope.clone() };
-    ctx.templar
-        .render_string(template, &scope)
-        .map_err(|e| format!("upstream template: {}", e.message))
+    [("backends", Value::from(list)), ("app", Value::from(app))]
+}
+
+fn render(
+    ctx: &Ctx<'_>,
+    template: &crate::source::SourceFile,
+    app: &str,
+    backends: &[Backend],
+    colours: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let scope = template_scope(ctx.scope, template_vars(app, backends, colours));
+    ctx.render_template(template, &scope)
+        .map_err(|e| format!("upstream template {e}"))
+}
+
+/// The host's variables with the template's own on top.
+fn template_scope(host: &Value, own: [(&'static str, Value); 2]) -> Value {
+    // The later map wins a lookup.
+    minijinja::value::merge_maps([host.clone(), Value::from_pairs(own)])
 }
 
 async fn read_state(ctx: &Ctx<'_>, path: &str) -> Result<Option<State>, Failure> {
@@ -641,10 +658,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             return Err(format!("backend `{}` has no port for colour `{to}`", b.name).into());
         }
     }
-    let src = args.req_str("template")?;
-    let path = crate::source::find_source(ctx.playbook_dir, &src, crate::source::SourceDir::Templates)
-        .ok_or_else(|| format!("template `{src}` not found"))?;
-    let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let template = ctx.template_source(&args.req_str("template")?)?;
     let dest = args.req_str("dest")?;
     let state_dir = args.str("state_dir")?.unwrap_or_else(|| "/var/lib/roll".into());
     let state_file = format!("{}/{app}.json", state_dir.trim_end_matches('/'));
@@ -1413,6 +1427,29 @@ mod tests {
             stored_batches(&moved, &all, &left).unwrap_err(),
             "the stored batch plan does not hold `app1`, which is still to move"
         );
+    }
+
+    #[test]
+    fn the_template_gets_the_names_the_checker_knows() {
+        let b = Backend {
+            name: "app1".into(),
+            address: "10.0.0.1".into(),
+            ports: [("blue".to_string(), "8081".to_string())].into_iter().collect(),
+        };
+        let colours = [("app1".to_string(), "blue".to_string())].into_iter().collect();
+        let vars = template_vars("web", &[b], &colours);
+        let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, TEMPLATE_NAMES);
+        let kind = NGINX_SWITCH.kind_of("template");
+        assert_eq!(kind.template_names(), Some(TEMPLATE_NAMES));
+        let first = vars[0].1.get_item(&Value::from(0)).unwrap();
+        assert_eq!(first.get_attr("port").unwrap().as_str(), Some("8081"));
+        assert_eq!(first.get_attr("colour").unwrap().as_str(), Some("blue"));
+        // On top of the host's variables: a host's `app` is hidden, the rest stays.
+        let host = Value::from_pairs([("app", Value::from("host's")), ("release", Value::from("r7"))]);
+        let scope = template_scope(&host, vars);
+        assert_eq!(scope.get_attr("app").unwrap().as_str(), Some("web"));
+        assert_eq!(scope.get_attr("release").unwrap().as_str(), Some("r7"));
     }
 
     #[test]
