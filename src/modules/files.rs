@@ -169,23 +169,8 @@ fn attr_diff(path: &str, changes: &[(String, String, String)]) -> FileDiff {
 async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let src = args.req_str("src")?;
     let dest = args.req_str("dest")?;
-    let path = crate::source::find_source(ctx.playbook_dir, &src, crate::source::SourceDir::Templates)
-        .ok_or_else(|| format!("template `{src}` not found"))?;
-    let file = match ctx.template_files.get(&path) {
-        Some(id) => ctx.sources.get(*id),
-        None => {
-            let id = ctx
-                .sources
-                .load(&path)
-                .map_err(|e| format!("cannot read template `{src}`: {e}"))?;
-            ctx.sources.get(id)
-        }
-    };
-    let rendered = ctx.templar.render_string(&file.text, ctx.scope).map_err(|e| {
-        let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-        let help = e.help.map(|h| format!(" ({h})")).unwrap_or_default();
-        format!("{}{at}: {}{help}", file.path.display(), e.message)
-    })?;
+    let file = ctx.template_source(&src)?;
+    let rendered = ctx.render_template(&file, ctx.scope)?;
     plan_write(dest, rendered.into_bytes(), args, ctx).await
 }
 

@@ -34,7 +34,7 @@ pub use spec::{Capability, ModuleSpec, ParamKind};
 
 use crate::connection::{ConnError, Connection};
 use crate::secrets::Secrets;
-use crate::source::{FileId, Sources};
+use crate::source::{FileId, SourceFile, Sources};
 use crate::values::{VarMap, value_to_string};
 use crate::vars::{OMIT, Templar};
 use indexmap::IndexMap;
@@ -87,6 +87,32 @@ pub struct Ctx<'a> {
     pub cancelled: &'a std::sync::atomic::AtomicBool,
     /// Tells a person at a terminal how a long module is getting on (the switch's batches).
     pub progress: &'a (dyn Fn(&str) + Send + Sync),
+}
+
+impl Ctx<'_> {
+    /// A template file on the controller (`template: src:`, the switch's `template:`), as the
+    /// checker read it; read now when its name was templated, so the checker could not.
+    pub fn template_source(&self, src: &str) -> Result<Arc<SourceFile>, Failure> {
+        let path = crate::source::find_source(self.playbook_dir, src, crate::source::SourceDir::Templates)
+            .ok_or_else(|| format!("template `{src}` not found"))?;
+        let id = match self.template_files.get(&path) {
+            Some(id) => *id,
+            None => self
+                .sources
+                .load(&path)
+                .map_err(|e| format!("cannot read template `{src}`: {e}"))?,
+        };
+        Ok(self.sources.get(id))
+    }
+
+    /// Render a template file with `scope`; an error names the file and line.
+    pub fn render_template(&self, file: &SourceFile, scope: &Value) -> Result<String, String> {
+        self.templar.render_string(&file.text, scope).map_err(|e| {
+            let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let help = e.help.map(|h| format!(" ({h})")).unwrap_or_default();
+            format!("{}{at}: {}{help}", file.path.display(), e.message)
+        })
+    }
 }
 
 /// A module's rendered arguments.

@@ -7,12 +7,13 @@
 //! ones have exited, check the gate through the proxy, record the state, pause. A failure
 //! restores the previous file (reloading if it had reloaded), records the state and fails: the
 //! proxy never points at an unchecked backend. The state (`STATE_DIR/APP.json`) tells a re-run
-//! where the switch stands, so it resumes with the next batch, and a finished switch is
-//! unchanged. The proxies of one task switch in lockstep: a batch counts only when every proxy
-//! made it, and when one fails (or becomes unreachable) all restore that batch.
+//! where the switch stands and holds the batch plan it started with, so it resumes with that
+//! plan's next batch, and a finished switch is unchanged. The proxies of one task switch in
+//! lockstep: a batch counts only when every proxy made it, and when one fails (or becomes
+//! unreachable) all restore that batch.
 
 use super::files::{Write, apply_write};
-use super::spec::{Capability, ModuleSpec, ROLL, p, req};
+use super::spec::{Capability, ModuleSpec, ParamKind, ROLL, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Guard, Module, ModuleResult, Plan, Step};
 use crate::batches::{SerialStep, serial_sizes};
 use crate::connection::{Command, FileAttrs};
@@ -33,7 +34,9 @@ static NGINX_SWITCH: ModuleSpec = ModuleSpec {
         req("to"),
         req("backends"),
         p("ports"),
-        req("template"),
+        req("template").kind(ParamKind::ModuleTemplate {
+            provides: TEMPLATE_NAMES,
+        }),
         req("dest"),
         p("batches"),
         p("batch_size"),
@@ -101,17 +104,22 @@ pub struct State {
     /// may be on either colour; a re-run redoes the batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<String>,
+    /// The batches of a switch under way (the backends of each, in order), recorded when it
+    /// starts: a re-run to the same colour goes on with those that still have backends to move,
+    /// numbered as they were planned. Empty when settled, and in states older roll wrote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<Vec<String>>,
     /// Unix seconds of the last change.
     pub updated: u64,
 }
 
 pub struct Apply {
-    batches: Vec<Vec<String>>,
+    planned: Planned,
     state: State,
     to: String,
     release: Option<String>,
     backends: Vec<Backend>,
-    template: String,
+    template: std::sync::Arc<crate::source::SourceFile>,
     dest: String,
     state_file: String,
     validate: Option<String>,
@@ -353,6 +361,107 @@ fn auto_batches(names: &[String], n: usize, db: &Database, pause: Duration) -> R
     ))
 }
 
+/// The batches a run makes, how they are numbered, and the plan recorded on the proxy.
+#[derive(Debug, Clone, PartialEq)]
+struct Planned {
+    /// The switch's whole plan, recorded in the state.
+    plan: Vec<Vec<String>>,
+    /// Batches of this switch done before this run: its first batch is number `done + 1`.
+    done: usize,
+    /// The batches this run makes.
+    batches: Vec<Vec<String>>,
+    /// For the result's message: that the run goes on with the stored plan, or why it plans the
+    /// rest again.
+    note: Option<String>,
+}
+
+impl Planned {
+    fn total(&self) -> usize {
+        self.done + self.batches.len()
+    }
+}
+
+/// How a run to `to` batches the backends still to move (`remaining`, of all `names`): a switch
+/// under way to `to` goes on with the plan `state` recorded when it started, unless that plan no
+/// longer fits the backends; then, as a new switch does, with `fresh`.
+fn plan_switch(state: &State, to: &str, names: &[String], remaining: &[String], fresh: Vec<Vec<String>>) -> Planned {
+    if state.target.as_deref() != Some(to) {
+        return Planned {
+            plan: fresh.clone(),
+            done: 0,
+            batches: fresh,
+            note: None,
+        };
+    }
+    let done = state.batches_done;
+    match stored_batches(state, names, remaining) {
+        Ok(batches) => Planned {
+            note: Some(format!(
+                "the switch to `{to}` under way resumes with batch {} of {} of the plan it started with",
+                done + 1,
+                done + batches.len()
+            )),
+            plan: state.plan.clone(),
+            done,
+            batches,
+        },
+        Err(why) => Planned {
+            note: Some(format!(
+                "{why}: the backends still to move are planned again, from batch {}",
+                done + 1
+            )),
+            plan: state
+                .plan
+                .iter()
+                .take(done)
+                .cloned()
+                .chain(fresh.iter().cloned())
+                .collect(),
+            done,
+            batches: fresh,
+        },
+    }
+}
+
+/// The batches of the stored plan that still have backends to move (a batch a dead run left
+/// pending among them), or why the plan no longer fits.
+fn stored_batches(state: &State, names: &[String], remaining: &[String]) -> Result<Vec<Vec<String>>, String> {
+    if state.plan.is_empty() {
+        return Err("the state of the switch under way holds no batch plan (an older roll wrote it)".into());
+    }
+    // The state's backends are those of the run that planned the switch (or went on with it).
+    let before: std::collections::BTreeSet<&str> = state.backends.keys().map(String::as_str).collect();
+    let now: std::collections::BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    if before != now {
+        let list = |set: Vec<&&str>| set.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let added: Vec<_> = now.difference(&before).collect();
+        let removed: Vec<_> = before.difference(&now).collect();
+        let mut what = Vec::new();
+        if !added.is_empty() {
+            what.push(format!("added {}", list(added)));
+        }
+        if !removed.is_empty() {
+            what.push(format!("removed {}", list(removed)));
+        }
+        return Err(format!(
+            "the backends changed since the switch started ({})",
+            what.join("; ")
+        ));
+    }
+    let batches: Vec<Vec<String>> = state
+        .plan
+        .iter()
+        .map(|b| b.iter().filter(|n| remaining.contains(n)).cloned().collect::<Vec<_>>())
+        .filter(|b| !b.is_empty())
+        .collect();
+    if let Some(n) = remaining.iter().find(|n| !batches.iter().any(|b| b.contains(n))) {
+        return Err(format!(
+            "the stored batch plan does not hold `{n}`, which is still to move"
+        ));
+    }
+    Ok(batches)
+}
+
 fn split_count(names: &[String], count: usize) -> Vec<Vec<String>> {
     let n = names.len();
     let count = count.clamp(1, n.max(1));
@@ -490,13 +599,13 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn render(
-    ctx: &Ctx<'_>,
-    template: &str,
-    app: &str,
-    backends: &[Backend],
-    colours: &BTreeMap<String, String>,
-) -> Result<String, String> {
+/// The names the upstream template gets of its own, on top of the host's variables (which they
+/// hide): the checker knows them as defined in it (`ParamKind::ModuleTemplate`).
+const TEMPLATE_NAMES: &[&str] = &["backends", "app"];
+
+/// The template's own variables, named as in `TEMPLATE_NAMES`: `backends`, each with `name`,
+/// `address`, and the `colour` it is on in `colours` with that colour's `port`; and `app`.
+fn template_vars(app: &str, backends: &[Backend], colours: &BTreeMap<String, String>) -> [(&'static str, Value); 2] {
     let list: Vec<Value> = backends
         .iter()
         .map(|b| {
@@ -510,10 +619,25 @@ fn render(
             ])
         })
         .collect();
-    let scope = minijinja::context! { backends => list, app => app, ..ctx.scope.clone() };
-    ctx.templar
-        .render_string(template, &scope)
-        .map_err(|e| format!("upstream template: {}", e.message))
+    [("backends", Value::from(list)), ("app", Value::from(app))]
+}
+
+fn render(
+    ctx: &Ctx<'_>,
+    template: &crate::source::SourceFile,
+    app: &str,
+    backends: &[Backend],
+    colours: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let scope = template_scope(ctx.scope, template_vars(app, backends, colours));
+    ctx.render_template(template, &scope)
+        .map_err(|e| format!("upstream template {e}"))
+}
+
+/// The host's variables with the template's own on top.
+fn template_scope(host: &Value, own: [(&'static str, Value); 2]) -> Value {
+    // The later map wins a lookup.
+    minijinja::value::merge_maps([host.clone(), Value::from_pairs(own)])
 }
 
 async fn read_state(ctx: &Ctx<'_>, path: &str) -> Result<Option<State>, Failure> {
@@ -534,10 +658,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             return Err(format!("backend `{}` has no port for colour `{to}`", b.name).into());
         }
     }
-    let src = args.req_str("template")?;
-    let path = crate::source::find_source(ctx.playbook_dir, &src, crate::source::SourceDir::Templates)
-        .ok_or_else(|| format!("template `{src}` not found"))?;
-    let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let template = ctx.template_source(&args.req_str("template")?)?;
     let dest = args.req_str("dest")?;
     let state_dir = args.str("state_dir")?.unwrap_or_else(|| "/var/lib/roll".into());
     let state_file = format!("{}/{app}.json", state_dir.trim_end_matches('/'));
@@ -559,13 +680,13 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 .unwrap_or_else(|| state.live.clone()),
         );
     }
-    state.backends = colours.clone();
     // A batch that a dead run left `pending` may be on either colour in the file: redo it.
     let remaining: Vec<String> = backends
         .iter()
         .filter(|b| colours[&b.name] != to || state.pending.contains(&b.name))
         .map(|b| b.name.clone())
         .collect();
+    let names: Vec<String> = backends.iter().map(|b| b.name.clone()).collect();
     let mut result = ModuleResult::ok()
         .with("app", app.as_str())
         .with("live", state.live.as_str())
@@ -586,7 +707,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let database = parse_database(args.get("database"), pause)?;
     let auto = args.str("batches")?.is_some_and(|b| b.trim() == "auto");
     // With nothing behind the proxy yet there is nothing to drain: one batch.
-    let batches = if first_deploy {
+    let fresh = if first_deploy {
         vec![remaining.clone()]
     } else if auto {
         let db = database
@@ -596,6 +717,11 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     } else {
         batches_of(&remaining, args)?
     };
+    // Planned before `state.backends` takes this run's backends: a stored plan holds only for
+    // the backends it was made for.
+    let planned = plan_switch(&state, &to, &names, &remaining, fresh);
+    state.backends = colours.clone();
+    let batches = &planned.batches;
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
     let peaks = match (&database, first_deploy) {
         (Some(db), false) => Some(expected_peaks(&sizes, backends.len(), db, pause)),
@@ -607,8 +733,8 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         return Err(format!(
             "batch {} of {} would peak at {peak} database connections, above max_connections {}; \
              use more batches, or `batches: auto` to choose the fewest that fit",
-            k + 1,
-            batches.len(),
+            planned.done + k + 1,
+            planned.total(),
             db.max_connections
         )
         .into());
@@ -645,7 +771,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .enumerate()
         .map(|(i, b)| {
             let mut pairs = vec![
-                ("batch", Value::from(i + 1)),
+                ("batch", Value::from(planned.done + i + 1)),
                 ("offset_s", Value::from(pause.as_secs_f64() * i as f64)),
                 ("backends", Value::from(b.clone())),
             ];
@@ -658,6 +784,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .collect();
     let mut preview = result.with("plan", Value::from(plan)).with("batches", batches.len());
     preview.changed = true;
+    preview.msg = planned.note.clone();
     preview.diffs.push(FileDiff {
         path: dest.clone(),
         before,
@@ -690,7 +817,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let expected = pause.as_secs_f64() * (batches.len().saturating_sub(1)) as f64 + hold.as_secs_f64();
     preview.data.insert("expected_s".into(), Value::from(expected));
     let action = Apply {
-        batches,
+        planned,
         state,
         to,
         release: args.str("release")?,
@@ -864,15 +991,17 @@ apply_by!(Apply, apply);
 async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut state = a.state.clone();
     // A new switch counts its batches from zero; a resumed one goes on counting.
-    if state.target.as_deref() != Some(a.to.as_str()) {
-        state.batches_done = 0;
-    }
+    state.batches_done = a.planned.done;
+    state.batches_total = a.planned.total();
+    state.plan = a.planned.plan.clone();
     state.target = Some(a.to.clone());
     if a.release.is_some() {
         state.target_release = a.release.clone();
     }
-    state.batches_total = state.batches_done + a.batches.len();
     state.status = "switching".into();
+    if let Some(note) = &a.planned.note {
+        (ctx.progress)(&format!("{}: {note}", state.app));
+    }
     let mut colours = state.backends.clone();
     let (in_place_validate, after_swap_validate) = match &a.validate {
         Some(v) if v.contains("%s") => (Some(v.clone()), None),
@@ -882,7 +1011,8 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     state_dir(ctx, &a).await?;
     let mut timeline = Vec::new();
     let start = Instant::now();
-    for (k, batch) in a.batches.iter().enumerate() {
+    let batches = &a.planned.batches;
+    for (k, batch) in batches.iter().enumerate() {
         let previous = ctx
             .conn
             .read_file(&a.dest, ctx.become_user.as_deref())
@@ -973,9 +1103,10 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             )
             .await;
             let mut r = ModuleResult::failed(format!(
-                "switch of `{}` stopped at batch {}: {why}; the previous upstream is restored",
+                "switch of `{}` stopped at batch {} of {}: {why}; the previous upstream is restored",
                 state.app,
-                k + 1
+                state.batches_done + 1,
+                state.batches_total
             ));
             r.data.insert("state".into(), crate::values::from_serde(&state));
             return Err(Failure::Failed(Box::new(r)));
@@ -986,9 +1117,10 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         state.batches_done += 1;
         state.updated = now();
         let switched_at = start.elapsed();
-        if k + 1 == a.batches.len() {
+        if k + 1 == batches.len() {
             state.live = a.to.clone();
             state.target = None;
+            state.plan.clear();
             state.release = state.target_release.take().or(state.release.take());
             state.status = "live".into();
         }
@@ -1008,7 +1140,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         .await;
         let ms = |d: Duration| Value::from((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
         let mut entry = vec![
-            ("batch", Value::from(k + 1)),
+            ("batch", Value::from(state.batches_done)),
             ("at_s", Value::from(switched_at.as_secs_f64())),
             ("write_ms", ms(spent[0])),
             ("validate_ms", ms(spent[1])),
@@ -1023,8 +1155,8 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             state.batches_total,
             state.batches_done + 1
         );
-        let interrupted = k + 1 < a.batches.len() && interruptible_pause(ctx, a.pause, &next).await;
-        if k + 1 < a.batches.len() {
+        let interrupted = k + 1 < batches.len() && interruptible_pause(ctx, a.pause, &next).await;
+        if k + 1 < batches.len() {
             entry.push(("paused_s", Value::from(paused.elapsed().as_secs_f64())));
         }
         timeline.push(Value::from_pairs(entry));
@@ -1060,7 +1192,9 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             }
         },
     };
-    Ok(ModuleResult::changed()
+    let mut done = ModuleResult::changed();
+    done.msg = a.planned.note.clone();
+    Ok(done
         .with("drain", drained)
         .with("state", crate::values::from_serde(&state))
         .with("timeline", Value::from(timeline))
@@ -1167,6 +1301,176 @@ mod tests {
                 "{k}: {bad} accepted"
             );
         }
+    }
+
+    fn names(s: &[&str]) -> Vec<String> {
+        s.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn batches(b: &[&[&str]]) -> Vec<Vec<String>> {
+        b.iter().map(|b| names(b)).collect()
+    }
+
+    /// A switch of app1..app5 to green, planned [app1, app2], [app3, app4], [app5], that stopped
+    /// after its first batch.
+    fn stopped_after_batch_1() -> State {
+        State {
+            app: "web".into(),
+            live: "blue".into(),
+            target: Some("green".into()),
+            backends: [
+                ("app1", "green"),
+                ("app2", "green"),
+                ("app3", "blue"),
+                ("app4", "blue"),
+                ("app5", "blue"),
+            ]
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect(),
+            batches_done: 1,
+            batches_total: 3,
+            status: "interrupted after batch 1 of 3".into(),
+            plan: batches(&[&["app1", "app2"], &["app3", "app4"], &["app5"]]),
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn a_switch_under_way_goes_on_with_its_stored_plan() {
+        let state = stopped_after_batch_1();
+        let all = names(&["app1", "app2", "app3", "app4", "app5"]);
+        let left = names(&["app3", "app4", "app5"]);
+        // What planning the three left again would make.
+        let fresh = batches(&[&["app3"], &["app4"], &["app5"]]);
+        let p = plan_switch(&state, "green", &all, &left, fresh.clone());
+        assert_eq!(p.batches, batches(&[&["app3", "app4"], &["app5"]]));
+        assert_eq!((p.done, p.total()), (1, 3));
+        assert_eq!(
+            p.plan, state.plan,
+            "the recorded plan stays the one the switch started with"
+        );
+        assert_eq!(
+            p.note.as_deref(),
+            Some("the switch to `green` under way resumes with batch 2 of 3 of the plan it started with")
+        );
+        // A batch a dead run left pending is redone, within the plan.
+        let mut dead = state.clone();
+        dead.backends.insert("app3".into(), "green".into());
+        dead.pending = names(&["app3", "app4"]);
+        let p = plan_switch(&dead, "green", &all, &left, fresh.clone());
+        assert_eq!(p.batches, batches(&[&["app3", "app4"], &["app5"]]));
+        // A switch to the other colour is a new one: planned afresh, counted from 1.
+        let p = plan_switch(
+            &state,
+            "blue",
+            &all,
+            &names(&["app1", "app2"]),
+            batches(&[&["app1", "app2"]]),
+        );
+        assert_eq!((p.done, p.total(), p.note), (0, 1, None));
+        assert_eq!(p.plan, batches(&[&["app1", "app2"]]));
+    }
+
+    #[test]
+    fn a_stored_plan_that_no_longer_fits_the_backends_is_made_again() {
+        let state = stopped_after_batch_1();
+        let fresh = batches(&[&["app3"], &["app4"]]);
+        let p = plan_switch(
+            &state,
+            "green",
+            &names(&["app1", "app2", "app3", "app4"]),
+            &names(&["app3", "app4"]),
+            fresh.clone(),
+        );
+        assert_eq!(p.batches, fresh);
+        assert_eq!((p.done, p.total()), (1, 3));
+        assert_eq!(
+            p.plan,
+            batches(&[&["app1", "app2"], &["app3"], &["app4"]]),
+            "the batches done, then the new ones"
+        );
+        assert_eq!(
+            p.note.as_deref(),
+            Some(
+                "the backends changed since the switch started (removed `app5`): the backends still \
+                 to move are planned again, from batch 2"
+            )
+        );
+        let all = names(&["app1", "app2", "app3", "app4", "app5", "app6", "app7"]);
+        let left = names(&["app3", "app4", "app5", "app6", "app7"]);
+        let why = stored_batches(&state, &all, &left).unwrap_err();
+        assert_eq!(
+            why,
+            "the backends changed since the switch started (added `app6`, `app7`)"
+        );
+        let all = names(&["app1", "app2", "app3", "app4", "app6"]);
+        let why = stored_batches(&state, &all, &left).unwrap_err();
+        assert!(why.ends_with("(added `app6`; removed `app5`)"), "{why}");
+        // A state an older roll wrote has no plan.
+        let old = State {
+            plan: Vec::new(),
+            ..state.clone()
+        };
+        let all = names(&["app1", "app2", "app3", "app4", "app5"]);
+        let left = names(&["app3", "app4", "app5"]);
+        assert!(
+            stored_batches(&old, &all, &left)
+                .unwrap_err()
+                .contains("holds no batch plan")
+        );
+        // A backend still to move that the plan does not hold (it moved back by hand).
+        let mut moved = state.clone();
+        moved.plan = batches(&[&["app2"], &["app3", "app4"], &["app5"]]);
+        let left = names(&["app1", "app3", "app4", "app5"]);
+        assert_eq!(
+            stored_batches(&moved, &all, &left).unwrap_err(),
+            "the stored batch plan does not hold `app1`, which is still to move"
+        );
+    }
+
+    #[test]
+    fn the_template_gets_the_names_the_checker_knows() {
+        let b = Backend {
+            name: "app1".into(),
+            address: "10.0.0.1".into(),
+            ports: [("blue".to_string(), "8081".to_string())].into_iter().collect(),
+        };
+        let colours = [("app1".to_string(), "blue".to_string())].into_iter().collect();
+        let vars = template_vars("web", &[b], &colours);
+        let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, TEMPLATE_NAMES);
+        let kind = NGINX_SWITCH.kind_of("template");
+        assert_eq!(kind.template_names(), Some(TEMPLATE_NAMES));
+        let first = vars[0].1.get_item(&Value::from(0)).unwrap();
+        assert_eq!(first.get_attr("port").unwrap().as_str(), Some("8081"));
+        assert_eq!(first.get_attr("colour").unwrap().as_str(), Some("blue"));
+        // On top of the host's variables: a host's `app` is hidden, the rest stays.
+        let host = Value::from_pairs([("app", Value::from("host's")), ("release", Value::from("r7"))]);
+        let scope = template_scope(&host, vars);
+        assert_eq!(scope.get_attr("app").unwrap().as_str(), Some("web"));
+        assert_eq!(scope.get_attr("release").unwrap().as_str(), Some("r7"));
+    }
+
+    #[test]
+    fn states_without_a_plan_load_and_a_settled_state_writes_none() {
+        let old = r#"{"app":"web","live":"blue","target":"green","backends":{"app1":"green","app2":"blue"},
+            "batches_done":1,"batches_total":2,"status":"switching","updated":1}"#;
+        let state: State = serde_json::from_str(old).unwrap();
+        assert!(state.plan.is_empty());
+        let settled = State {
+            target: None,
+            status: "live".into(),
+            ..state
+        };
+        assert!(!serde_json::to_string(&settled).unwrap().contains("plan"));
+        let under_way = stopped_after_batch_1();
+        let json = serde_json::to_string(&under_way).unwrap();
+        assert!(
+            json.contains(r#""plan":[["app1","app2"],["app3","app4"],["app5"]]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<State>(&json).unwrap(), under_way);
     }
 
     fn db(max: u64, pool: u64, other: u64, wait: u64) -> Database {

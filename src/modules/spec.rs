@@ -22,10 +22,27 @@ pub enum ParamKind {
     /// A variable name or expression (`debug: var:`): rendered, then evaluated by the module;
     /// checked as an expression.
     Variable,
-    /// A template on the controller (`template: src:`): found and checked before the run.
+    /// A template on the controller (`template: src:`), rendered with the host's variables:
+    /// found and checked before the run.
     TemplateFile,
+    /// A template on the controller that the module renders itself, with variables of its own
+    /// on top of the host's (`roll.nginx_switch: template:` gets `backends` and `app`): found and
+    /// checked before the run, with `provides` known as defined in it.
+    ModuleTemplate { provides: &'static [&'static str] },
     /// A file on the controller (`copy: src:`): must exist before the run.
     ControllerFile,
+}
+
+impl ParamKind {
+    /// For a template file on the controller, the names it may use besides the host's
+    /// variables; `None` for every other kind.
+    pub fn template_names(self) -> Option<&'static [&'static str]> {
+        match self {
+            ParamKind::TemplateFile => Some(&[]),
+            ParamKind::ModuleTemplate { provides } => Some(provides),
+            _ => None,
+        }
+    }
 }
 
 /// What a module can do that the scheduler, parser or checker must know.

@@ -1,5 +1,6 @@
 //! Semantic checks of a parsed playbook against its inventory, run before any host is touched:
-//! host patterns, handlers, template syntax, undefined variables, template and copy sources.
+//! host patterns, handlers, template syntax, undefined variables, template and copy sources (a
+//! template a module renders with names of its own is checked with those names defined).
 
 use super::{Body, Play, Playbook, Task};
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -19,6 +20,8 @@ pub struct Checked {
     pub play_hosts: Vec<Vec<usize>>,
     /// Template files read while checking, by resolved path.
     pub template_files: HashMap<PathBuf, FileId>,
+    /// Template files checked, with the names their module provides: each pair once.
+    templates_checked: HashSet<(PathBuf, &'static [&'static str])>,
 }
 
 pub struct CheckInput<'a> {
@@ -264,27 +267,15 @@ fn check_task(
         let kind = spec.kind_of(name);
         check_node(sources, templar, node, known, kind == ParamKind::Expression, diags);
         let Some(s) = node.as_str() else { continue };
+        if let Some(provides) = kind.template_names() {
+            // A templated name is known only on the host; the module reports it there.
+            if !is_template(s) {
+                check_template_param(sources, templar, s, node.span, provides, playbook, known, out, diags);
+            }
+            continue;
+        }
         match kind {
             ParamKind::Variable => check_expr_str(sources, templar, s, node.span, known, diags),
-            ParamKind::TemplateFile if !is_template(s) => match find_source(&playbook.dir, s, SourceDir::Templates) {
-                None => diags.push(not_found(
-                    format!("template `{s}` not found"),
-                    node.span,
-                    playbook,
-                    SourceDir::Templates,
-                )),
-                Some(path) => {
-                    if !out.template_files.contains_key(&path) {
-                        match sources.load(&path) {
-                            Ok(id) => {
-                                out.template_files.insert(path.clone(), id);
-                                check_template_file(sources, templar, id, known, diags);
-                            }
-                            Err(e) => diags.push(Diagnostic::at(format!("cannot read template `{s}`: {e}"), node.span)),
-                        }
-                    }
-                }
-            },
             ParamKind::ControllerFile
                 if !is_template(s) && find_source(&playbook.dir, s, SourceDir::Files).is_none() =>
             {
@@ -297,6 +288,54 @@ fn check_task(
             }
             _ => {}
         }
+    }
+}
+
+/// A template file a task names: found, read once, and checked once for each set of names its
+/// module renders it with besides the host's variables (`ParamKind::ModuleTemplate`).
+#[allow(clippy::too_many_arguments)]
+fn check_template_param(
+    sources: &Sources,
+    templar: &Templar,
+    s: &str,
+    span: Span,
+    provides: &'static [&'static str],
+    playbook: &Playbook,
+    known: &HashSet<String>,
+    out: &mut Checked,
+    diags: &mut Diagnostics,
+) {
+    let Some(path) = find_source(&playbook.dir, s, SourceDir::Templates) else {
+        diags.push(not_found(
+            format!("template `{s}` not found"),
+            span,
+            playbook,
+            SourceDir::Templates,
+        ));
+        return;
+    };
+    let id = match out.template_files.get(&path) {
+        Some(id) => *id,
+        None => match sources.load(&path) {
+            Ok(id) => {
+                out.template_files.insert(path.clone(), id);
+                id
+            }
+            Err(e) => {
+                diags.push(Diagnostic::at(format!("cannot read template `{s}`: {e}"), span));
+                return;
+            }
+        },
+    };
+    if !out.templates_checked.insert((path, provides)) {
+        return;
+    }
+    if provides.is_empty() {
+        check_template_file(sources, templar, id, known, diags);
+    } else {
+        let mut known = known.clone();
+        known.extend(provides.iter().map(|n| n.to_string()));
+        check_template_file(sources, templar, id, &known, diags);
     }
 }
 

@@ -466,7 +466,7 @@ fn a_backend_not_serving_on_the_next_colour_stops_the_switch_before_its_batch() 
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{text}{}", common::stderr(&out));
     assert!(
-        text.contains("stopped at batch 2: not serving on green (expected 200 from /health): app2 ("),
+        text.contains("stopped at batch 2 of 3: not serving on green (expected 200 from /health): app2 ("),
         "{text}"
     );
     // Batch 1 (app1) went live; app2 never entered the upstream on green; traffic never failed.
@@ -540,33 +540,38 @@ fn a_batch_left_pending_by_a_dead_run_is_redone() {
     assert_eq!(state["status"], "live");
 }
 
-#[test]
-fn sigint_or_sigterm_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
-    for signal in ["-INT", "-TERM"] {
-        interrupted_during_a_pause(signal);
-    }
+/// A switch to green on one local proxy, stopped by a signal in the pause after its batch 1.
+struct Stopped {
+    rig: Rig,
+    port: u16,
+    ng: PathBuf,
+    state_file: PathBuf,
+    _nginx: Nginx,
 }
 
-fn interrupted_during_a_pause(signal: &str) {
-    let rig = Rig::new(3);
-    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
-    let port = free_port();
-    let ng = dir.join("ng");
-    let _n = start_nginx(&ng, port, &backends);
-    write(
-        &dir,
-        "upstream.j2",
-        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
-    );
-    write(
-        &dir,
-        "hosts",
-        &format!("proxy1 ansible_connection=local ng={} port={port}\n", ng.display()),
-    );
-    write(
-        &dir,
-        "pb.yml",
-        r#"
+impl Stopped {
+    /// `apps` backends, batched by `batching` (a line of the task: `batch_size: 1`); `signal` is
+    /// `kill`'s (`-INT`) and is sent once batch 1 is recorded.
+    fn after_batch_1(apps: usize, batching: &str, signal: &str) -> Stopped {
+        let rig = Rig::new(apps);
+        let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+        let port = free_port();
+        let ng = dir.join("ng");
+        let nginx = start_nginx(&ng, port, &backends);
+        write(
+            &dir,
+            "upstream.j2",
+            "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+        );
+        write(
+            &dir,
+            "hosts",
+            &format!("proxy1 ansible_connection=local ng={} port={port}\n", ng.display()),
+        );
+        write(
+            &dir,
+            "pb.yml",
+            &r#"
 - hosts: proxy1
   tasks:
     - roll.nginx_switch:
@@ -575,47 +580,90 @@ fn interrupted_during_a_pause(signal: &str) {
         backends: "{{ backend_list }}"
         template: upstream.j2
         dest: "{{ ng }}/web-upstream.conf"
-        batch_size: 1
+        BATCHING
         pause: "{{ pause }}"
         validate: "nginx -t -q -p {{ ng }} -c nginx.conf"
         reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
         pid_file: "{{ ng }}/nginx.pid"
         state_dir: "{{ ng }}/state"
-"#,
-    );
-    let extra = serde_json::json!({"backend_list": backends}).to_string();
-    let mut cmd = common::roll(&dir);
-    cmd.args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "pause=5s"]);
-    let mut run = common::Watched::spawn(cmd);
-    run.wait_for("TASK [roll.nginx_switch]");
-    let state_file = ng.join("state/web.json");
-    let t0 = Instant::now();
-    while !std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains("\"batches_done\": 1")) {
-        assert!(t0.elapsed() < Duration::from_secs(20), "batch 1 never finished");
-        std::thread::sleep(Duration::from_millis(50));
+"#
+            .replace("BATCHING", batching),
+        );
+        let stopped = Stopped {
+            rig,
+            port,
+            state_file: ng.join("state/web.json"),
+            ng,
+            _nginx: nginx,
+        };
+        let mut cmd = common::roll(&dir);
+        cmd.args(["play", "pb.yml", "-i", "hosts", "-e", &stopped.extra(&backends)])
+            .args(["-e", "pause=5s"]);
+        let mut run = common::Watched::spawn(cmd);
+        run.wait_for("TASK [roll.nginx_switch]");
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(&stopped.state_file).is_ok_and(|s| s.contains("\"batches_done\": 1")) {
+            assert!(t0.elapsed() < Duration::from_secs(20), "batch 1 never finished");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            Command::new("kill")
+                .args([signal, &run.pid().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let (code, out, _) = run.finish();
+        assert_eq!(code, Some(130), "{signal}: {out}");
+        stopped
     }
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        Command::new("kill")
-            .args([signal, &run.pid().to_string()])
-            .status()
+
+    fn extra(&self, backends: &[serde_json::Value]) -> String {
+        serde_json::json!({ "backend_list": backends }).to_string()
+    }
+
+    /// `roll play` again, with these backends and `args`.
+    fn play(&self, backends: &[serde_json::Value], args: &[&str]) -> std::process::Output {
+        common::roll(&self.rig.dir)
+            .args(["play", "pb.yml", "-i", "hosts", "-e", &self.extra(backends)])
+            .args(args)
+            .output()
             .unwrap()
-            .success()
-    );
-    let (code, out, _) = run.finish();
-    assert_eq!(code, Some(130), "{signal}: {out}");
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&self.state_file).unwrap()).unwrap()
+    }
+
+    /// The steps the audit log beside the state recorded (`batch 1 of 3 to green: app1`).
+    fn audited(&self) -> Vec<String> {
+        std::fs::read_to_string(self.ng.join("state/audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| l.split_once(" release=- ").map_or(l, |(_, step)| step).to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn sigint_or_sigterm_during_a_pause_stops_after_the_batch_and_a_rerun_resumes() {
+    for signal in ["-INT", "-TERM"] {
+        interrupted_during_a_pause(signal);
+    }
+}
+
+fn interrupted_during_a_pause(signal: &str) {
+    let s = Stopped::after_batch_1(3, "batch_size: 1", signal);
+    let state = s.state();
     assert_eq!(state["status"], "interrupted after batch 1 of 3", "{state}");
     assert_eq!(state["backends"]["app1"], "green");
     assert_eq!(state["backends"]["app2"], "blue");
-    assert_eq!(get(port, "/").unwrap().0, 200);
+    assert_eq!(get(s.port, "/").unwrap().0, 200);
     // The re-run goes on from batch 2.
-    let again = common::roll(&dir)
-        .args(["play", "pb.yml", "-i", "hosts", "-e", &extra, "-e", "pause=0s"])
-        .output()
-        .unwrap();
+    let again = s.play(&s.rig.backends, &["-e", "pause=0s"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    let state = s.state();
     assert_eq!(
         (
             state["live"].as_str(),
@@ -624,6 +672,73 @@ fn interrupted_during_a_pause(signal: &str) {
         ),
         (Some("green"), Some("live"), Some(3))
     );
+}
+
+#[test]
+fn a_resumed_switch_keeps_the_batch_plan_it_started_with() {
+    // Five backends in three batches: [app1, app2], [app3, app4], [app5]. The three left, planned
+    // again in three batches, would make "batch 2 of 4" to "4 of 4".
+    let s = Stopped::after_batch_1(5, "batches: 3", "-INT");
+    let backends = s.rig.backends.clone();
+    let state = s.state();
+    assert_eq!(state["status"], "interrupted after batch 1 of 3", "{state}");
+    assert_eq!(
+        state["plan"],
+        serde_json::json!([["app1", "app2"], ["app3", "app4"], ["app5"]]),
+        "{state}"
+    );
+    // The dry run shows the batches the run will make, numbered as it numbers them.
+    let dry = s.play(&backends, &["--check", "-v", "-e", "pause=2s"]);
+    let text = stdout(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{text}{}", common::stderr(&dry));
+    assert!(
+        text.contains(
+            "    batch 2 at +0s: app3, app4\n    batch 3 at +2s: app5\n    expected duration: 2s (2 batches)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("resumes with batch 2 of 3 of the plan it started with"),
+        "{text}"
+    );
+    // A backend gone since the switch started: the rest is planned again, and the result says so.
+    let dry = s.play(&backends[..4], &["--check", "-v", "-e", "pause=2s"]);
+    let text = stdout(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{text}{}", common::stderr(&dry));
+    assert!(
+        text.contains("the backends changed since the switch started (removed `app5`)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    batch 2 at +0s: app3\n    batch 3 at +2s: app4\n"),
+        "{text}"
+    );
+    assert_eq!(s.state(), state, "a dry run records nothing");
+    // The run goes on with the plan it started with.
+    let again = s.play(&backends, &["-e", "pause=0s"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    assert_eq!(
+        s.audited(),
+        [
+            "batch 1 of 3 to green: app1,app2",
+            "interrupted after batch 1 of 3",
+            "batch 2 of 3 to green: app3,app4",
+            "batch 3 of 3 to green: app5",
+        ]
+    );
+    let state = s.state();
+    assert_eq!(
+        (
+            state["live"].as_str(),
+            state["status"].as_str(),
+            state["batches_done"].as_u64(),
+            state["batches_total"].as_u64()
+        ),
+        (Some("green"), Some("live"), Some(3), Some(3)),
+        "{state}"
+    );
+    assert!(state.get("plan").is_none(), "a settled switch keeps no plan: {state}");
+    assert_eq!(get(s.port, "/").unwrap().1, "green r");
 }
 
 #[test]
