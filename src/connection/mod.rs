@@ -189,10 +189,16 @@ pub enum Connection {
 }
 
 impl Connection {
-    pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
+    /// Run a command. Boxed and never inlined: the SSH state machine is large (~32 KiB of
+    /// code), and every module future that awaited it inline carried its own copy.
+    #[inline(never)]
+    pub fn exec<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Output, ConnError>> + Send + 'a>> {
         match self {
-            Connection::Local(l) => l.exec(cmd).await,
-            Connection::Ssh(s) => s.exec(cmd).await,
+            Connection::Local(l) => Box::pin(l.exec(cmd)),
+            Connection::Ssh(s) => Box::pin(s.exec(cmd)),
         }
     }
 
