@@ -88,13 +88,37 @@ impl Secrets {
         }
     }
 
+    /// Mask every string in a JSON value, mapping keys included (a template can build a
+    /// mapping keyed by a secret).
     pub fn mask_json(&self, v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) => self.mask_in_place(s),
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.mask_json(x)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.mask_json(x)),
+            serde_json::Value::Object(o) => {
+                o.values_mut().for_each(|x| self.mask_json(x));
+                if o.keys().any(|k| matches!(self.mask(k), Cow::Owned(_))) {
+                    *o = self.mask_keys(std::mem::take(o));
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The map with its keys masked, in the same order. Two keys that mask to the same text
+    /// both stay, the later one numbered, so that no value disappears from a report.
+    fn mask_keys(&self, o: serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::with_capacity(o.len());
+        for (k, v) in o {
+            let masked = self.mask(&k).into_owned();
+            let mut key = masked.clone();
+            let mut n = 2;
+            while out.contains_key(&key) {
+                key = format!("{masked} ({n})");
+                n += 1;
+            }
+            out.insert(key, v);
+        }
+        out
     }
 }
 
@@ -113,6 +137,25 @@ mod tests {
         let mut v = serde_json::json!({"cmd": ["echo", "tok-123456"], "rc": 0});
         s.mask_json(&mut v);
         assert_eq!(v["cmd"][1], MASK);
+    }
+
+    #[test]
+    fn mapping_keys_are_masked_and_none_is_lost() {
+        let s = Secrets::new();
+        s.add("key-123456");
+        s.add("key-654321");
+        let mut v = serde_json::json!({
+            "msg": {"key-123456": 1, "x key-654321": {"key-123456": "key-654321"}, "key-654321": 3, "rc": 0}
+        });
+        s.mask_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "msg": {MASK: 1, format!("x {MASK}"): {MASK: MASK}, format!("{MASK} (2)"): 3, "rc": 0}
+            })
+        );
+        let keys: Vec<&String> = v["msg"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, [MASK, &format!("x {MASK}"), &format!("{MASK} (2)"), "rc"]);
     }
 
     #[test]
