@@ -1,13 +1,16 @@
 //! The secret values of one run, masked by value in everything roll reports. A value becomes
 //! secret when it comes from the controller's environment (`lookup('env', ...)`), from a
 //! variable named in `roll_secret_vars`, from a registry password, or from the result of a
-//! `no_log` task. Every event passes through the run's mask before any report (terminal, JSON
-//! Lines, JUnit) sees it, so diffs, results, task names and messages are all covered.
+//! `no_log` task, and so does what `b64encode` makes of a text holding a secret. Every event
+//! passes through the run's mask before any report (terminal, JSON Lines, JUnit) sees it, so
+//! diffs, results (their mapping keys too), task names and messages are all covered.
 //! Values shorter than `MIN_LEN` are not masked: they would hide ordinary words and numbers.
 //!
 //! The list belongs to the run (roll is also a library): two runs in one process never see
 //! each other's secrets.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use minijinja::Value;
 use minijinja::value::ValueKind;
 use std::borrow::Cow;
@@ -27,7 +30,10 @@ impl Secrets {
         Secrets::default()
     }
 
-    /// Remember a secret value (and each of its lines, for multi-line secrets shown line by line).
+    /// Remember a secret value (and each of its lines, for multi-line secrets shown line by line),
+    /// with its base64 forms: a template that encodes the secret alone (`password | b64encode`)
+    /// shows those. (The encoding of a longer text that holds the secret depends on where the
+    /// secret sits in it; the `b64encode` filter registers such outputs itself.)
     pub fn add(&self, s: &str) {
         let mut parts: Vec<&str> = vec![s.trim()];
         if s.contains('\n') {
@@ -35,11 +41,24 @@ impl Secrets {
         }
         let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
         for p in parts {
-            if p.chars().count() >= MIN_LEN && !list.iter().any(|x| x == p) {
-                list.push(p.to_string());
+            if p.chars().count() < MIN_LEN {
+                continue;
+            }
+            let padded = STANDARD.encode(p);
+            let unpadded = STANDARD_NO_PAD.encode(p);
+            for form in [p.to_string(), padded, unpadded] {
+                if !list.contains(&form) {
+                    list.push(form);
+                }
             }
         }
         list.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    }
+
+    /// Whether `s` shows any secret of the run.
+    pub fn reveals(&self, s: &str) -> bool {
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
+        list.iter().any(|x| s.contains(x.as_str()))
     }
 
     /// Remember every string inside a value.
@@ -69,10 +88,10 @@ impl Secrets {
 
     /// `s` with every secret replaced by `MASK`.
     pub fn mask<'a>(&self, s: &'a str) -> Cow<'a, str> {
-        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
-        if list.is_empty() || !list.iter().any(|x| s.contains(x.as_str())) {
+        if !self.reveals(s) {
             return Cow::Borrowed(s);
         }
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
         let mut out = s.to_string();
         for x in list.iter() {
             if out.contains(x.as_str()) {
@@ -156,6 +175,21 @@ mod tests {
         );
         let keys: Vec<&String> = v["msg"].as_object().unwrap().keys().collect();
         assert_eq!(keys, [MASK, &format!("x {MASK}"), &format!("{MASK} (2)"), "rc"]);
+    }
+
+    #[test]
+    fn the_base64_forms_of_a_secret_are_masked() {
+        let s = Secrets::new();
+        s.add("pw-Kd72x");
+        // Eight bytes encode with one `=` of padding: the unpadded form is a form of its own.
+        assert_eq!(STANDARD.encode("pw-Kd72x"), "cHctS2Q3Mng=");
+        assert_eq!(s.mask("Basic cHctS2Q3Mng="), format!("Basic {MASK}"));
+        assert_eq!(s.mask("token=cHctS2Q3Mng&x=1"), format!("token={MASK}&x=1"));
+        assert!(s.reveals("cHctS2Q3Mng"));
+        assert!(!s.reveals("cHctS2Q3"));
+        // Short values have no base64 forms either: `abc` is `YWJj`.
+        s.add("abc");
+        assert_eq!(s.mask("YWJj"), "YWJj");
     }
 
     #[test]

@@ -148,9 +148,16 @@ fn secrets_as_mapping_keys_and_in_base64_are_masked() {
   vars:
     roll_secret_vars: [api_password]
     api_password: "pw-{{ 'Kd72' }}-basic-auth"
+    api_user: deploy
   tasks:
     - name: Secret keys
       debug: { msg: "{{ {lookup('env', 'ROLL_TEST_KEY'): 1, 'plain': api_password} }}" }
+    - name: Basic auth
+      debug: { msg: "Authorization: Basic {{ (api_user ~ ':' ~ api_password) | b64encode }}" }
+    - name: Encoded alone
+      set_fact: { encoded_key: "{{ lookup('env', 'ROLL_TEST_KEY') | b64encode }}" }
+    - name: Shown later
+      debug: { var: encoded_key }
 "#,
     );
     let key = format!("key-{}-Sx81vQ3m", std::process::id());
@@ -167,11 +174,18 @@ fn secrets_as_mapping_keys_and_in_base64_are_masked() {
     };
     let human = run(&[]);
     let json = run(&["--format", "json"]);
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let header = b64.encode("deploy:pw-Kd72-basic-auth");
+    let encoded_key = b64.encode(&key);
     for (what, text) in [("log", &human), ("json", &json)] {
-        for s in [key.as_str(), "pw-Kd72-basic-auth"] {
+        for s in [key.as_str(), "pw-Kd72-basic-auth", &header, &encoded_key] {
             assert!(!text.contains(s), "{what} shows the secret {s}:\n{text}");
         }
     }
+    assert!(human.contains("\"msg\": \"Authorization: Basic ********\""), "{human}");
+    assert!(human.contains("\"encoded_key\": \"********\""), "{human}");
+    assert!(json.contains("\"msg\":\"Authorization: Basic ********\""), "{json}");
     assert!(human.contains("\"********\": 1"), "{human}");
     assert!(human.contains("\"plain\": \"********\""), "{human}");
     assert!(
