@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+/// The byte order mark some editors put at the start of a UTF-8 file.
+const BOM: char = '\u{feff}';
+
 /// Index of a file in the [`Sources`] table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileId(pub u32);
@@ -95,8 +98,19 @@ impl Sources {
         FileId((files.len() - 1) as u32)
     }
 
-    /// Read a file from disk and add it.
+    /// Read an input file (a playbook, an inventory, a variables file) from disk and add it. A
+    /// UTF-8 byte order mark at its start is not part of the text: editors on Windows write one,
+    /// and spans count from the first character the user sees.
     pub fn load(&self, path: &Path) -> std::io::Result<FileId> {
+        let mut text = std::fs::read_to_string(path)?;
+        if text.starts_with(BOM) {
+            text.drain(..BOM.len_utf8());
+        }
+        Ok(self.add(display_path(path), text))
+    }
+
+    /// Read a template from disk and add it as written: a byte order mark in it is rendered.
+    pub fn load_template(&self, path: &Path) -> std::io::Result<FileId> {
         let text = std::fs::read_to_string(path)?;
         Ok(self.add(display_path(path), text))
     }
@@ -167,6 +181,22 @@ pub fn find_source(playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_file_loses_its_byte_order_mark_and_a_template_keeps_it() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("play.yml");
+        std::fs::write(&path, "\u{feff}- hosts: all\n").unwrap();
+        let s = Sources::new();
+        let input = s.load(&path).unwrap();
+        assert_eq!(s.get(input).text, "- hosts: all\n");
+        assert_eq!(
+            s.location(Span::new(input, 2, 7)),
+            format!("{}:1:3", display_path(&path).display())
+        );
+        let template = s.load_template(&path).unwrap();
+        assert_eq!(s.get(template).text, "\u{feff}- hosts: all\n");
+    }
 
     #[test]
     fn line_col_round_trips() {

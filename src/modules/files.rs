@@ -176,7 +176,7 @@ async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         None => {
             let id = ctx
                 .sources
-                .load(&path)
+                .load_template(&path)
                 .map_err(|e| format!("cannot read template `{src}`: {e}"))?;
             ctx.sources.get(id)
         }

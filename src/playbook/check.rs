@@ -275,7 +275,7 @@ fn check_task(
                 )),
                 Some(path) => {
                     if !out.template_files.contains_key(&path) {
-                        match sources.load(&path) {
+                        match sources.load_template(&path) {
                             Ok(id) => {
                                 out.template_files.insert(path.clone(), id);
                                 check_template_file(sources, templar, id, known, diags);
