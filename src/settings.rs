@@ -104,10 +104,11 @@ pub fn parse_extra_vars(items: &[String], sources: &Sources) -> Result<VarMap, V
     let mut errs = Vec::new();
     for item in items {
         let id = if let Some(path) = item.strip_prefix('@') {
-            match sources.load(std::path::Path::new(path)) {
+            let path = std::path::Path::new(path);
+            match sources.load(path) {
                 Ok(id) => id,
                 Err(e) => {
-                    errs.push(Diagnostic::error(format!("cannot read extra-vars file `{path}`: {e}")));
+                    errs.push(Diagnostic::unreadable("extra-vars file", path, &e));
                     continue;
                 }
             }

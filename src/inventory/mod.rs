@@ -220,10 +220,7 @@ fn load_file(sources: &Sources, path: &Path, b: &mut Builder) {
     let file = match sources.load(path) {
         Ok(f) => f,
         Err(e) => {
-            b.diags.push(Diagnostic::error(format!(
-                "cannot read inventory file `{}`: {e}",
-                path.display()
-            )));
+            b.diags.push(Diagnostic::unreadable("inventory file", path, &e));
             return;
         }
     };
