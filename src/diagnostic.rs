@@ -45,10 +45,11 @@ impl Diagnostic {
         self
     }
 
-    /// An input file that could not be read: `cannot read {what} `{path}`: {why}`, with help when
-    /// roll refused it.
+    /// An input file that could not be read: `cannot read {what} `{path}`: {why}`, at the NUL
+    /// byte when there is one, with help when roll refused it.
     pub fn unreadable(what: &str, path: &std::path::Path, e: &LoadError) -> Diagnostic {
-        let d = Diagnostic::error(format!("cannot read {what} `{}`: {e}", path.display()));
+        let shown = crate::source::display_path(path);
+        let d = Diagnostic::error(format!("cannot read {what} `{}`: {e}", shown.display()));
         match e {
             LoadError::Io(_) => d,
             LoadError::NotAFile(_) => {
@@ -58,6 +59,9 @@ impl Diagnostic {
                 "roll reads files of up to {} MiB; check that this is the file you meant",
                 crate::source::MAX_FILE_BYTES >> 20
             )),
+            LoadError::Nul(span) => d.with_span(*span).with_label("NUL byte").with_help(
+                "roll reads UTF-8 text; a NUL byte means a binary file, or text saved as UTF-16 (save it as UTF-8)",
+            ),
         }
     }
 

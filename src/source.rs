@@ -1,4 +1,6 @@
 //! Source files loaded by roll (playbooks, inventories, vars files, templates) and byte spans into them.
+//! Every file is read here, so what roll refuses to read (not a regular file, over 64 MiB, a NUL
+//! byte in input) is refused the same way for all of them.
 
 use std::io::Read as _;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
@@ -23,6 +25,9 @@ pub enum LoadError {
     NotAFile(&'static str),
     #[error("it is larger than {} MiB", MAX_FILE_BYTES >> 20)]
     TooLarge,
+    /// At the first one; the file is in the table, so that the span can be shown.
+    #[error("it holds a NUL byte")]
+    Nul(Span),
 }
 
 /// Index of a file in the [`Sources`] table.
@@ -119,13 +124,20 @@ impl Sources {
 
     /// Read an input file (a playbook, an inventory, a variables file) from disk and add it. A
     /// UTF-8 byte order mark at its start is not part of the text: editors on Windows write one,
-    /// and spans count from the first character the user sees.
+    /// and spans count from the first character the user sees. A NUL byte is refused: input is
+    /// text, and a NUL means a binary file or another encoding (UTF-16), which the parsers would
+    /// report as some other, misleading error.
     pub fn load(&self, path: &Path) -> Result<FileId, LoadError> {
         let mut text = read_text(path)?;
         if text.starts_with(BOM) {
             text.drain(..BOM.len_utf8());
         }
-        Ok(self.add(display_path(path), text))
+        let nul = text.find('\0');
+        let id = self.add(display_path(path), text);
+        match nul {
+            Some(at) => Err(LoadError::Nul(Span::new(id, at, at + 1))),
+            None => Ok(id),
+        }
     }
 
     /// Read a template from disk and add it as written: a byte order mark in it is rendered.
@@ -295,6 +307,22 @@ mod tests {
             s.load(&fifo).unwrap_err().to_string(),
             "it is a named pipe, not a regular file"
         );
+    }
+
+    #[test]
+    fn a_nul_byte_in_an_input_file_is_refused_where_it_is() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("hosts");
+        std::fs::write(&path, "\u{feff}[app]\napp1 x=a\0b\n").unwrap();
+        let s = Sources::new();
+        match s.load(&path) {
+            Err(LoadError::Nul(span)) => {
+                assert_eq!(s.location(span), format!("{}:2:9", display_path(&path).display()))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A template is rendered as written.
+        assert!(s.load_template(&path).is_ok());
     }
 
     #[test]
