@@ -1,6 +1,6 @@
 //! User-facing errors: a message, an optional span rendered as file:line:col with a caret, and a help line.
 
-use crate::source::{Sources, Span};
+use crate::source::{LoadError, Sources, Span};
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use std::fmt::Write as _;
 
@@ -43,6 +43,26 @@ impl Diagnostic {
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
+    }
+
+    /// An input file that could not be read: `cannot read {what} `{path}`: {why}`, at the NUL
+    /// byte when there is one, with help when roll refused it.
+    pub fn unreadable(what: &str, path: &std::path::Path, e: &LoadError) -> Diagnostic {
+        let shown = crate::source::display_path(path);
+        let d = Diagnostic::error(format!("cannot read {what} `{}`: {e}", shown.display()));
+        match e {
+            LoadError::Io(_) => d,
+            LoadError::NotAFile(_) => {
+                d.with_help("roll reads playbooks, inventories and variables from regular files, not from devices, pipes or directories")
+            }
+            LoadError::TooLarge => d.with_help(format!(
+                "roll reads files of up to {} MiB; check that this is the file you meant",
+                crate::source::MAX_FILE_BYTES >> 20
+            )),
+            LoadError::Nul(span) => d.with_span(*span).with_label("NUL byte").with_help(
+                "roll reads UTF-8 text; a NUL byte means a binary file, or text saved as UTF-16 (save it as UTF-8)",
+            ),
+        }
     }
 
     /// Help suggesting the closest of `candidates` to `got`, if one is close enough.

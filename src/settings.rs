@@ -103,11 +103,12 @@ pub fn parse_extra_vars(items: &[String], sources: &Sources) -> Result<VarMap, V
     let mut vars = VarMap::new();
     let mut errs = Vec::new();
     for item in items {
-        let (text, origin) = if let Some(path) = item.strip_prefix('@') {
-            match std::fs::read_to_string(path) {
-                Ok(t) => (t, path.to_string()),
+        let id = if let Some(path) = item.strip_prefix('@') {
+            let path = std::path::Path::new(path);
+            match sources.load(path) {
+                Ok(id) => id,
                 Err(e) => {
-                    errs.push(Diagnostic::error(format!("cannot read extra-vars file `{path}`: {e}")));
+                    errs.push(Diagnostic::unreadable("extra-vars file", path, &e));
                     continue;
                 }
             }
@@ -133,9 +134,8 @@ pub fn parse_extra_vars(items: &[String], sources: &Sources) -> Result<VarMap, V
                 }
                 continue;
             }
-            (item.clone(), "-e".to_string())
+            sources.add("-e", item.clone())
         };
-        let id = sources.add(origin.clone(), text);
         match yaml::parse(sources, id) {
             Ok(node) => match &node.kind {
                 Kind::Map(pairs) => {

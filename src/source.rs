@@ -1,7 +1,34 @@
 //! Source files loaded by roll (playbooks, inventories, vars files, templates) and byte spans into them.
+//! Every file is read here, so what roll refuses to read (not a regular file, over 64 MiB, a NUL
+//! byte in input) is refused the same way for all of them.
 
+use std::io::Read as _;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+
+/// The byte order mark some editors put at the start of a UTF-8 file.
+const BOM: char = '\u{feff}';
+
+/// The largest file roll reads as a playbook, inventory, variables file or template: far more
+/// than any of them holds, and little enough that a wrong path (`/dev/zero`, a disk image) is
+/// refused at once instead of filling the memory.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Why a file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// What it is instead: `a directory`, `a character device`, `a named pipe`, ...
+    #[error("it is {0}, not a regular file")]
+    NotAFile(&'static str),
+    #[error("it is larger than {} MiB", MAX_FILE_BYTES >> 20)]
+    TooLarge,
+    /// At the first one; the file is in the table, so that the span can be shown.
+    #[error("it holds a NUL byte")]
+    Nul(Span),
+}
 
 /// Index of a file in the [`Sources`] table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,9 +122,27 @@ impl Sources {
         FileId((files.len() - 1) as u32)
     }
 
-    /// Read a file from disk and add it.
-    pub fn load(&self, path: &Path) -> std::io::Result<FileId> {
-        let text = std::fs::read_to_string(path)?;
+    /// Read an input file (a playbook, an inventory, a variables file) from disk and add it. A
+    /// UTF-8 byte order mark at its start is not part of the text: editors on Windows write one,
+    /// and spans count from the first character the user sees. A NUL byte is refused: input is
+    /// text, and a NUL means a binary file or another encoding (UTF-16), which the parsers would
+    /// report as some other, misleading error.
+    pub fn load(&self, path: &Path) -> Result<FileId, LoadError> {
+        let mut text = read_text(path)?;
+        if text.starts_with(BOM) {
+            text.drain(..BOM.len_utf8());
+        }
+        let nul = text.find('\0');
+        let id = self.add(display_path(path), text);
+        match nul {
+            Some(at) => Err(LoadError::Nul(Span::new(id, at, at + 1))),
+            None => Ok(id),
+        }
+    }
+
+    /// Read a template from disk and add it as written: a byte order mark in it is rendered.
+    pub fn load_template(&self, path: &Path) -> Result<FileId, LoadError> {
+        let text = read_text(path)?;
         Ok(self.add(display_path(path), text))
     }
 
@@ -112,6 +157,61 @@ impl Sources {
         let (line, col) = file.line_col(span.start as usize);
         format!("{}:{}:{}", file.path.display(), line, col)
     }
+}
+
+/// Read a regular file of at most `MAX_FILE_BYTES` as UTF-8. What the path names and its size
+/// are checked before anything is read, so `/dev/zero` or a named pipe is refused at once; the
+/// read stops one byte past the limit, so a file that grows meanwhile cannot slip past.
+fn read_text(path: &Path) -> Result<String, LoadError> {
+    regular_file(&std::fs::metadata(path)?)?;
+    // A path swapped for a named pipe after that check must not block the open; the file opened
+    // is checked again.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    regular_file(&meta)?;
+    let bytes = read_at_most(file, meta.len(), MAX_FILE_BYTES)?;
+    String::from_utf8(bytes).map_err(|_| {
+        LoadError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
+fn regular_file(meta: &std::fs::Metadata) -> Result<(), LoadError> {
+    let t = meta.file_type();
+    if !t.is_file() {
+        return Err(LoadError::NotAFile(if t.is_dir() {
+            "a directory"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_fifo() {
+            "a named pipe"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "something else"
+        }));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge);
+    }
+    Ok(())
+}
+
+/// At most `limit` bytes of `r`, or `TooLarge` if it holds more; `expected` sizes the buffer.
+fn read_at_most(r: impl std::io::Read, expected: u64, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let mut buf = Vec::with_capacity(expected.min(limit) as usize);
+    r.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(LoadError::TooLarge);
+    }
+    Ok(buf)
 }
 
 /// A path as the user should see it: relative to the working directory when it lies below it.
@@ -167,6 +267,73 @@ pub fn find_source(playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_file_loses_its_byte_order_mark_and_a_template_keeps_it() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("play.yml");
+        std::fs::write(&path, "\u{feff}- hosts: all\n").unwrap();
+        let s = Sources::new();
+        let input = s.load(&path).unwrap();
+        assert_eq!(s.get(input).text, "- hosts: all\n");
+        assert_eq!(
+            s.location(Span::new(input, 2, 7)),
+            format!("{}:1:3", display_path(&path).display())
+        );
+        let template = s.load_template(&path).unwrap();
+        assert_eq!(s.get(template).text, "\u{feff}- hosts: all\n");
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_or_too_large_is_refused_before_reading() {
+        let s = Sources::new();
+        let err = |p: &str| s.load(Path::new(p)).unwrap_err().to_string();
+        assert_eq!(err("/dev/zero"), "it is a character device, not a regular file");
+        assert_eq!(err("/"), "it is a directory, not a regular file");
+        let d = tempfile::tempdir().unwrap();
+        let big = d.path().join("big.yml");
+        // Sparse: nothing is written, and nothing may be read.
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        assert!(matches!(s.load(&big), Err(LoadError::TooLarge)));
+        assert!(matches!(s.load_template(&big), Err(LoadError::TooLarge)));
+        let fifo = d.path().join("fifo.yml");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path it is given.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            s.load(&fifo).unwrap_err().to_string(),
+            "it is a named pipe, not a regular file"
+        );
+    }
+
+    #[test]
+    fn a_nul_byte_in_an_input_file_is_refused_where_it_is() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("hosts");
+        std::fs::write(&path, "\u{feff}[app]\napp1 x=a\0b\n").unwrap();
+        let s = Sources::new();
+        match s.load(&path) {
+            Err(LoadError::Nul(span)) => {
+                assert_eq!(s.location(span), format!("{}:2:9", display_path(&path).display()))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A template is rendered as written.
+        assert!(s.load_template(&path).is_ok());
+    }
+
+    #[test]
+    fn a_file_growing_past_the_limit_while_it_is_read_is_refused() {
+        // An endless reader stands for a file that grows after its size was checked.
+        assert!(matches!(
+            read_at_most(std::io::repeat(b'x'), 10, 1000),
+            Err(LoadError::TooLarge)
+        ));
+        assert_eq!(read_at_most(&b"12345"[..], 5, 5).unwrap(), b"12345");
+    }
 
     #[test]
     fn line_col_round_trips() {

@@ -2,7 +2,9 @@
 //!
 //! serde_yaml reports no positions for values, so the spanned tree is built from yaml-rust2's
 //! event parser. Plain scalars are typed the way PyYAML does it (`yes`/`no`/`on`/`off` are
-//! booleans, `0644` is octal), so that an Ansible playbook means the same thing here.
+//! booleans, `0644` is octal), so that an Ansible playbook means the same thing here. A tag
+//! other than the standard ones (`!!str`, `!!int`, ...) is an error: roll gives no meaning to
+//! `!vault`, `!unsafe` or `!!python/...`, and reading them as plain values would be wrong.
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Sources, Span};
@@ -217,6 +219,28 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// Refuse a tag roll gives no meaning to (the first one, like the other errors here): an
+    /// Ansible `!vault` value read as its ciphertext, or `!unsafe` text rendered as a template,
+    /// would silently be something else than the author meant.
+    fn check_tag(&mut self, tag: Option<&Tag>, shape: Shape, node_start: usize) {
+        let Some(tag) = tag else { return };
+        if self.error.is_some() {
+            return;
+        }
+        let Some((message, help)) = tag_problem(tag, shape) else {
+            return;
+        };
+        // The parser places a node after its tag, maybe on a later line: find the tag before it.
+        let shown = written(tag);
+        let span = match self.src.text[..node_start].rfind(shown.as_str()) {
+            Some(at) => Span::new(self.file, at, at + shown.len()),
+            None => Span::new(self.file, node_start, node_start + 1),
+        };
+        self.error = Some(Diagnostic::at(message, span).with_help(help));
+    }
+}
+
 impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let start = self.offset(&mark);
@@ -233,24 +257,29 @@ impl MarkedEventReceiver for Builder<'_> {
                     .nth(width)
                     .map_or(line_end, |(i, _)| start + i);
                 let span = Span::new(self.file, start, end);
-                let kind = match (&tag, style) {
-                    (Some(t), _) => tagged_scalar(t, value),
-                    (None, TScalarStyle::Plain) => plain_scalar(value),
+                self.check_tag(tag.as_ref(), Shape::Scalar, start);
+                let kind = match (tag.as_ref().and_then(core_name), style) {
+                    (Some(name), _) => tagged_scalar(name, value),
+                    (None, TScalarStyle::Plain) if tag.is_none() => plain_scalar(value),
                     (None, _) => Kind::Str(value),
                 };
                 self.push_node(Node { kind, span }, anchor);
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                self.check_tag(tag.as_ref(), Shape::Seq, start);
                 self.stack
                     .push(Frame::Seq(Vec::new(), Span::new(self.file, start, start + 1), anchor))
             }
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(
-                Vec::new(),
-                None,
-                Vec::new(),
-                Span::new(self.file, start, start + 1),
-                anchor,
-            )),
+            Event::MappingStart(anchor, tag) => {
+                self.check_tag(tag.as_ref(), Shape::Map, start);
+                self.stack.push(Frame::Map(
+                    Vec::new(),
+                    None,
+                    Vec::new(),
+                    Span::new(self.file, start, start + 1),
+                    anchor,
+                ))
+            }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(items, span, anchor)) = self.stack.pop() {
                     self.push_node(
@@ -326,9 +355,78 @@ fn node_count(n: &Node) -> usize {
     }
 }
 
-fn tagged_scalar(tag: &Tag, value: String) -> Kind {
-    match tag.suffix.as_str() {
-        "str" | "unsafe" => Kind::Str(value),
+/// The standard tags' prefix: `!!str` is `tag:yaml.org,2002:str`.
+const CORE_TAGS: &str = "tag:yaml.org,2002:";
+
+/// What a tag may be put on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Scalar,
+    Seq,
+    Map,
+}
+
+/// The name of a standard tag (`str` for `!!str` or `!<tag:yaml.org,2002:str>`).
+fn core_name(tag: &Tag) -> Option<&str> {
+    if tag.handle == CORE_TAGS {
+        return Some(&tag.suffix);
+    }
+    tag.suffix.strip_prefix(CORE_TAGS).filter(|_| tag.handle.is_empty())
+}
+
+/// A tag as it is written in the file, for messages and to find it there.
+fn written(tag: &Tag) -> String {
+    match (tag.handle.as_str(), core_name(tag)) {
+        (_, Some(name)) if tag.handle == CORE_TAGS => format!("!!{name}"),
+        ("!", _) => format!("!{}", tag.suffix),
+        ("", _) if tag.suffix == "!" => "!".to_string(),
+        (handle, _) => format!("!<{handle}{}>", tag.suffix),
+    }
+}
+
+/// Why roll refuses a tag on a node of this shape (message, help), if it does. The standard
+/// tags of the node's own kind and the non-specific `!` are read; nothing else has a meaning
+/// here.
+fn tag_problem(tag: &Tag, shape: Shape) -> Option<(String, String)> {
+    let shown = written(tag);
+    let fits = match core_name(tag) {
+        Some("str" | "int" | "float" | "bool" | "null") => Some(shape == Shape::Scalar),
+        Some("seq") => Some(shape == Shape::Seq),
+        Some("map") => Some(shape == Shape::Map),
+        _ if tag.handle.is_empty() && tag.suffix == "!" => Some(true),
+        _ => None,
+    };
+    match fits {
+        Some(true) => None,
+        Some(false) => Some((
+            format!(
+                "the YAML tag `{shown}` does not apply to {}",
+                match shape {
+                    Shape::Scalar => "a scalar",
+                    Shape::Seq => "a list",
+                    Shape::Map => "a mapping",
+                }
+            ),
+            "remove the tag".to_string(),
+        )),
+        None if shown == "!vault" => Some((
+            format!("unsupported YAML tag `{shown}`"),
+            "roll does not read Ansible vault values yet; read the secret from the controller's environment with `lookup('env', 'NAME')`, which roll masks in every output".to_string(),
+        )),
+        None if shown == "!unsafe" => Some((
+            format!("unsupported YAML tag `{shown}`"),
+            "roll does not read Ansible vault values or `!unsafe` yet; write the value without the tag, inside `{% raw %}...{% endraw %}` if it must not be templated".to_string(),
+        )),
+        None => Some((
+            format!("unknown YAML tag `{shown}`"),
+            "roll reads only the standard tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!seq` and `!!map`; remove the tag".to_string(),
+        )),
+    }
+}
+
+/// A scalar with a standard tag (`name` is `str`, `int`, ...; `tag_problem` refused the rest).
+fn tagged_scalar(name: &str, value: String) -> Kind {
+    match name {
         "int" => value.parse().map(Kind::Int).unwrap_or(Kind::Str(value)),
         "float" => value.parse().map(Kind::Float).unwrap_or(Kind::Str(value)),
         "bool" => plain_scalar(value),
@@ -437,6 +535,49 @@ mod tests {
         let d = n.unwrap_err();
         assert_eq!(d.message, "duplicate key `a`");
         assert_eq!(s.location(d.span.unwrap()), "t.yml:2:1");
+    }
+
+    #[test]
+    fn standard_tags_are_read() {
+        let (_, n) =
+            p("a: !!str 5\nb: !!int '7'\nc: ! 8\nd: !<tag:yaml.org,2002:str> 9\ne: !!seq [1]\nf: !!map {x: 1}\n");
+        let n = n.unwrap();
+        assert_eq!(n.get("a").unwrap().kind, Kind::Str("5".into()));
+        assert_eq!(n.get("b").unwrap().kind, Kind::Int(7));
+        assert_eq!(n.get("c").unwrap().kind, Kind::Str("8".into()));
+        assert_eq!(n.get("d").unwrap().kind, Kind::Str("9".into()));
+        assert!(n.get("e").unwrap().as_seq().is_some());
+        assert!(n.get("f").unwrap().as_map().is_some());
+    }
+
+    #[test]
+    fn other_tags_are_errors_at_the_tag() {
+        for (text, message, at) in [
+            (
+                "x: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n",
+                "unsupported YAML tag `!vault`",
+                "t.yml:1:4",
+            ),
+            ("x: !unsafe '{{ y }}'\n", "unsupported YAML tag `!unsafe`", "t.yml:1:4"),
+            (
+                "- !!python/object/apply:os.system [id]\n",
+                "unknown YAML tag `!!python/object/apply:os.system`",
+                "t.yml:1:3",
+            ),
+            ("a: 1\nx: !foo\n  y: 1\n", "unknown YAML tag `!foo`", "t.yml:2:4"),
+            ("x: !int 5\n", "unknown YAML tag `!int`", "t.yml:1:4"),
+            (
+                "x: !!seq 5\n",
+                "the YAML tag `!!seq` does not apply to a scalar",
+                "t.yml:1:4",
+            ),
+        ] {
+            let (s, n) = p(text);
+            let d = n.unwrap_err();
+            assert_eq!(d.message, message, "{text}");
+            assert_eq!(s.location(d.span.unwrap()), at, "{text}");
+            assert!(d.help.is_some(), "{text}");
+        }
     }
 
     #[test]

@@ -195,6 +195,11 @@ pub fn parse_text(sources: &Sources, path: &Path, text: String) -> Result<Invent
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
+    // `hosts` lies in the directory ``, which cannot be canonicalized: it is `.`.
+    fn here(p: &Path) -> &Path {
+        if p.as_os_str().is_empty() { Path::new(".") } else { p }
+    }
+    let (a, b) = (here(a), here(b));
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
@@ -215,10 +220,7 @@ fn load_file(sources: &Sources, path: &Path, b: &mut Builder) {
     let file = match sources.load(path) {
         Ok(f) => f,
         Err(e) => {
-            b.diags.push(Diagnostic::error(format!(
-                "cannot read inventory file `{}`: {e}",
-                path.display()
-            )));
+            b.diags.push(Diagnostic::unreadable("inventory file", path, &e));
             return;
         }
     };

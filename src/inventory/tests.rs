@@ -160,3 +160,10 @@ fn ini_values_are_typed_like_ansible() {
     assert_eq!(ini_value("'a b'"), Value::from("a b"));
     assert_eq!(ini_value("1.5"), Value::from(1.5));
 }
+
+#[test]
+fn the_directory_of_a_bare_file_name_is_the_working_directory() {
+    // `-i hosts` lies in ``, the playbook `pb.yml` in `.`: one directory, its group_vars read once.
+    assert!(same_dir(Path::new(""), Path::new(".")));
+    assert!(!same_dir(Path::new(""), Path::new("/")));
+}

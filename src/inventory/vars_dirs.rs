@@ -148,7 +148,7 @@ pub(crate) fn read_vars_file(
 pub fn parse_vars_file(sources: &Sources, path: &Path) -> Result<Vec<(String, Node)>, Diagnostic> {
     let file = sources
         .load(path)
-        .map_err(|e| Diagnostic::error(format!("cannot read variables file `{}`: {e}", path.display())))?;
+        .map_err(|e| Diagnostic::unreadable("variables file", path, &e))?;
     let root = yaml::parse(sources, file)?;
     match root.kind {
         Kind::Null => Ok(Vec::new()),

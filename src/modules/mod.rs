@@ -99,7 +99,7 @@ impl Ctx<'_> {
             Some(id) => *id,
             None => self
                 .sources
-                .load(&path)
+                .load_template(&path)
                 .map_err(|e| format!("cannot read template `{src}`: {e}"))?,
         };
         Ok(self.sources.get(id))

@@ -79,9 +79,18 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
     let mut out = Checked::default();
     let templar = Templar::new();
 
+    // A `--limit` that leaves no host would run nothing and exit 0: in CI, a deploy that
+    // silently did not happen. It is invalid input, like a pattern that matches nothing.
     let limit_hosts: Option<HashSet<usize>> = match limit {
         None => None,
         Some(l) => match pattern::resolve(inventory, l) {
+            Ok(h) if h.is_empty() => {
+                diags.push(
+                    Diagnostic::error(format!("invalid `--limit`: pattern `{l}` leaves no host"))
+                        .with_help("its `!` and `&` terms remove every host it names; `roll inventory -i INV --graph` lists the groups and hosts"),
+                );
+                None
+            }
             Ok(h) => Some(h.into_iter().collect()),
             Err(msg) => {
                 diags.push(
@@ -132,9 +141,13 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
     }
 
     let mut start_found = start_at_task.is_none();
+    // Whether every play's `hosts` resolved and one of them names a host: only then is a run
+    // left without hosts the limit's doing.
+    let (mut hosts_resolved, mut hosts_named) = (true, false);
     for play in &playbook.plays {
         match pattern::resolve(inventory, &play.hosts) {
             Ok(hosts) => {
+                hosts_named |= !hosts.is_empty();
                 let hosts = match &limit_hosts {
                     Some(l) => hosts.into_iter().filter(|h| l.contains(h)).collect(),
                     None => hosts,
@@ -147,6 +160,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                         .with_help("`roll inventory -i INV --graph` lists the groups and hosts"),
                 );
                 out.play_hosts.push(Vec::new());
+                hosts_resolved = false;
             }
         }
         check_play(sources, &templar, play, playbook, &known, &mut out, &mut diags);
@@ -161,6 +175,27 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                 }
             }
         }
+    }
+    if let (Some(l), Some(_)) = (limit, &limit_hosts)
+        && hosts_resolved
+        && hosts_named
+        && out.play_hosts.iter().all(Vec::is_empty)
+    {
+        let mut patterns: Vec<String> = Vec::new();
+        for p in &playbook.plays {
+            let shown = format!("`{}`", p.hosts);
+            if !patterns.contains(&shown) {
+                patterns.push(shown);
+            }
+        }
+        diags.push(
+            Diagnostic::error(format!("invalid `--limit`: pattern `{l}` leaves no host in any play")).with_help(
+                format!(
+                    "the plays run on {}; `roll play PLAYBOOK -i INV --list-hosts` lists their hosts",
+                    patterns.join(", ")
+                ),
+            ),
+        );
     }
     if !start_found {
         let mut names = Vec::new();
@@ -316,7 +351,7 @@ fn check_template_param(
     };
     let id = match out.template_files.get(&path) {
         Some(id) => *id,
-        None => match sources.load(&path) {
+        None => match sources.load_template(&path) {
             Ok(id) => {
                 out.template_files.insert(path.clone(), id);
                 id

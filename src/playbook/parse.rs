@@ -121,8 +121,8 @@ fn unsupported(key: &str) -> Option<&'static str> {
 pub fn load(sources: &Sources, path: &Path) -> Result<Playbook, Diagnostics> {
     let file = sources.load(path).map_err(|e| {
         Diagnostics::from(
-            Diagnostic::error(format!("cannot read playbook `{}`: {e}", path.display()))
-                .with_help("give the path of a playbook file, as in `roll play playbooks/deploy.yml`"),
+            Diagnostic::unreadable("playbook", path, &e)
+                .or_help("give the path of a playbook file, as in `roll play playbooks/deploy.yml`"),
         )
     })?;
     parse(sources, file, path)

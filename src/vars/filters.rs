@@ -87,8 +87,15 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
         ))
     });
     env.add_filter("regex_escape", |s: String| regex::escape(&s));
-    env.add_filter("b64encode", |s: String| {
-        base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+    // The encoding of a text that holds a secret (a Basic-auth header built from a password)
+    // hides the secret from the mask, so it becomes a secret of its own.
+    let run_secrets = secrets.clone();
+    env.add_filter("b64encode", move |s: String| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        if run_secrets.reveals(&s) {
+            run_secrets.add(&encoded);
+        }
+        encoded
     });
     env.add_filter("b64decode", |s: String| -> Result<String, Error> {
         let bytes = base64::engine::general_purpose::STANDARD

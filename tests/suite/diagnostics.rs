@@ -4,6 +4,8 @@
 //! Each case is a directory under `tests/diagnostics/` with the files the command reads, an
 //! optional `cmd` (default `play playbook.yml -i hosts`) and `expected.stderr`. Run with
 //! `ROLL_BLESS=1` to write `expected.stderr` from the current output, then review the diff.
+//! Inputs a case directory cannot hold (a file over the size limit, a named pipe) have a test
+//! of their own.
 
 use crate::common;
 
@@ -59,6 +61,76 @@ fn every_invalid_input_is_reported_before_anything_runs() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// What a case directory cannot hold: a file over the size limit (sparse, so nothing is written)
+/// and named pipes, which would block a reader for ever. Each is refused before a byte is read.
+#[test]
+fn files_too_large_or_not_regular_are_refused_before_reading() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    common::write(dir, "hosts", "localhost ansible_connection=local\n");
+    common::write(
+        dir,
+        "playbook.yml",
+        "- hosts: all\n  tasks:\n    - file: { path: ran, state: touch }\n",
+    );
+    std::fs::File::create(dir.join("big.yml"))
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    let mkfifo = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(mkfifo.success());
+    let refused = |what: &str, path: &str, why: &str, help: &str| {
+        format!("error: cannot read {what} `{path}`: {why}\n  = help: {help}\n\n")
+    };
+    let too_large = "roll reads files of up to 64 MiB; check that this is the file you meant";
+    let not_regular =
+        "roll reads playbooks, inventories and variables from regular files, not from devices, pipes or directories";
+    let pipe = "it is a named pipe, not a regular file";
+    let one = "error: aborting due to a previous error; nothing was run\n";
+    for (args, expected) in [
+        (
+            "play big.yml -i hosts",
+            refused("playbook", "big.yml", "it is larger than 64 MiB", too_large) + one,
+        ),
+        (
+            "play playbook.yml -i hosts -e @big.yml",
+            refused("extra-vars file", "big.yml", "it is larger than 64 MiB", too_large) + one,
+        ),
+        (
+            "play pipe -i pipe",
+            refused("playbook", "pipe", pipe, not_regular)
+                + &refused("inventory file", "pipe", pipe, not_regular)
+                + "error: aborting due to 2 previous errors; nothing was run\n",
+        ),
+        (
+            "play playbook.yml -i hosts -e @pipe",
+            refused("extra-vars file", "pipe", pipe, not_regular) + one,
+        ),
+    ] {
+        let mut child = common::roll(dir)
+            .args(split(args))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("`roll {args}` still runs: it waits on the pipe or reads the large file");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(5), "roll {args}");
+        assert_eq!(common::stderr(&out), expected, "roll {args}");
+        assert!(out.stdout.is_empty() && !dir.join("ran").exists(), "roll {args}");
+    }
 }
 
 /// Split a command line with single quotes, as the `cmd` files are written.

@@ -678,3 +678,33 @@ fn out_of_range_durations_fail_the_task_instead_of_panicking() {
     assert!(text.contains("`seconds`: `-1.0` is not a number of seconds"), "{text}");
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+/// Editors on Windows start UTF-8 files with a byte order mark: a playbook, an inventory (INI
+/// or YAML), `group_vars`, `vars_files` and `-e @file` that begin with one read as without it.
+#[test]
+fn a_utf8_byte_order_mark_is_ignored_in_every_input_file() {
+    const BOM: &str = "\u{feff}";
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let playbook =
+        "- hosts: app\n  vars_files: [vars.yml]\n  tasks:\n    - debug: { msg: \"{{ g }}-{{ f }}-{{ e }}\" }\n";
+    write(dir, "pb.yml", &format!("{BOM}{playbook}"));
+    write(dir, "hosts", &format!("{BOM}[app]\napp1 ansible_connection=local\n"));
+    write(
+        dir,
+        "hosts.yml",
+        &format!("{BOM}all:\n  children:\n    app:\n      hosts:\n        app1: {{ ansible_connection: local }}\n"),
+    );
+    write(dir, "group_vars/app.yml", &format!("{BOM}g: group\n"));
+    write(dir, "vars.yml", &format!("{BOM}f: file\n"));
+    write(dir, "extra.yml", &format!("{BOM}e: extra\n"));
+    for inventory in ["hosts", "hosts.yml"] {
+        let out = run(dir, &["play", "pb.yml", "-i", inventory, "-e", "@extra.yml"]);
+        assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+        assert!(
+            stdout(&out).contains("\"msg\": \"group-file-extra\""),
+            "{}",
+            stdout(&out)
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! `roll_secret_vars` and the output of a `no_log` task appear in none of roll's outputs
 //! (terminal log with diffs, JSON Lines, JUnit, `roll plan` and its file) nor in any process's
 //! argument list while the play runs over real SSH. (The registry password is covered by the docker tests.)
+//! A secret stays masked where it is a mapping key of a result, and once `b64encode` has
+//! transformed it.
 
 use crate::common;
 use crate::common::fleet;
@@ -129,4 +131,65 @@ fn secrets_appear_in_no_output_and_no_argument_list() {
     assert!(json_text.contains("********"), "{json_text}");
     let file = std::fs::read_to_string(out_dir.join("app.env")).unwrap();
     assert_eq!(file, format!("password=pw-Zq9x-marked-secret\ntoken={token}\n"));
+}
+
+/// A secret used as a mapping key, and a secret inside a `b64encode`d value (a Basic-auth
+/// header), are masked in the log and in the JSON events; local hosts, no sshd needed.
+#[test]
+fn secrets_as_mapping_keys_and_in_base64_are_masked() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+    write(
+        dir,
+        "pb.yml",
+        r#"
+- hosts: all
+  vars:
+    roll_secret_vars: [api_password]
+    api_password: "pw-{{ 'Kd72' }}-basic-auth"
+    api_user: deploy
+  tasks:
+    - name: Secret keys
+      debug: { msg: "{{ {lookup('env', 'ROLL_TEST_KEY'): 1, 'plain': api_password} }}" }
+    - name: Basic auth
+      debug: { msg: "Authorization: Basic {{ (api_user ~ ':' ~ api_password) | b64encode }}" }
+    - name: Encoded alone
+      set_fact: { encoded_key: "{{ lookup('env', 'ROLL_TEST_KEY') | b64encode }}" }
+    - name: Shown later
+      debug: { var: encoded_key }
+"#,
+    );
+    let key = format!("key-{}-Sx81vQ3m", std::process::id());
+    let run = |extra: &[&str]| {
+        let out = roll(dir)
+            .args(["play", "pb.yml", "-i", "hosts"])
+            .args(extra)
+            .env("ROLL_TEST_KEY", &key)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", stdout(&out), common::stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        text
+    };
+    let human = run(&[]);
+    let json = run(&["--format", "json"]);
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let header = b64.encode("deploy:pw-Kd72-basic-auth");
+    let encoded_key = b64.encode(&key);
+    for (what, text) in [("log", &human), ("json", &json)] {
+        for s in [key.as_str(), "pw-Kd72-basic-auth", &header, &encoded_key] {
+            assert!(!text.contains(s), "{what} shows the secret {s}:\n{text}");
+        }
+    }
+    assert!(human.contains("\"msg\": \"Authorization: Basic ********\""), "{human}");
+    assert!(human.contains("\"encoded_key\": \"********\""), "{human}");
+    assert!(json.contains("\"msg\":\"Authorization: Basic ********\""), "{json}");
+    assert!(human.contains("\"********\": 1"), "{human}");
+    assert!(human.contains("\"plain\": \"********\""), "{human}");
+    assert!(
+        json.contains("\"msg\":{\"********\":1,\"plain\":\"********\"}"),
+        "{json}"
+    );
 }
