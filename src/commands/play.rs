@@ -1,6 +1,6 @@
 //! `roll play`: load → parse → check → (list | run) → report.
 
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::exec::{Reporter, Runner};
 use crate::exit::Exit;
 use crate::inventory;
@@ -58,6 +58,9 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         return Exit::Ok;
     }
     drop(stdout);
+    if let Err(d) = descriptors_suffice(&inv, &checked, settings.opts.forks) {
+        return invalid(&sources, d.into(), &out);
+    }
 
     let inv = Arc::new(inv);
     let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
@@ -136,6 +139,40 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     } else {
         Exit::Ok
     }
+}
+
+/// The hosts a task runs on at once (`--forks`, at most the SSH hosts of the run) each need a
+/// master open: when the descriptor limit cannot hold that many, hosts would fail for a local
+/// reason, so the run does not start.
+fn descriptors_suffice(inv: &inventory::Inventory, checked: &check::Checked, forks: usize) -> Result<(), Diagnostic> {
+    use crate::connection::ssh::{FDS_PER_MASTER, FDS_RESERVE, descriptor_limit, master_budget};
+    let mut ssh_hosts: Vec<usize> = checked
+        .play_hosts
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&h| {
+            let kind = inv.hosts[h]
+                .vars
+                .get("ansible_connection")
+                .map(crate::values::value_to_string);
+            kind.as_deref() != Some("local")
+        })
+        .collect();
+    ssh_hosts.sort_unstable();
+    ssh_hosts.dedup();
+    let at_once = forks.max(1).min(ssh_hosts.len());
+    let limit = descriptor_limit();
+    if at_once <= master_budget(limit) {
+        return Ok(());
+    }
+    let needs = at_once as u64 * FDS_PER_MASTER + FDS_RESERVE;
+    Err(Diagnostic::error(format!(
+        "`--forks {forks}` needs about {needs} open descriptors at once, the limit is {limit}"
+    ))
+    .with_help(format!(
+        "lower -f or raise ulimit -n (each host being worked on holds about {FDS_PER_MASTER})"
+    )))
 }
 
 fn invalid(sources: &Sources, d: Diagnostics, out: &Output) -> Exit {

@@ -1,6 +1,8 @@
 //! SSH through the system `ssh` client (the `openssh` crate, native multiplexing): one master
 //! connection per host, opened lazily with a cap on simultaneous starts, shared by every task,
 //! each command on its own channel over the control socket (no local process per command).
+//! The masters open at once stay within what the descriptor limit allows: past that, the least
+//! recently used idle master is closed for the next host, and reopened when its host needs it.
 
 use super::{Command, ConnError, Output};
 use crate::shell::quote;
@@ -9,14 +11,39 @@ use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Channels roll opens at once on one host: below OpenSSH's default `MaxSessions` (10), with one
 /// to spare for a person's own session.
 pub const CHANNELS_PER_HOST: usize = 8;
+
+/// Descriptors roll holds for one open master: the idle remote shell's three pipes and its
+/// control-socket connection (measured: 2,023 descriptors for 500 hosts).
+pub const FDS_PER_MASTER: u64 = 4;
+
+/// Descriptors kept for everything else: the standard streams, the runtime, report files, and
+/// the pipes of commands while they run.
+pub const FDS_RESERVE: u64 = 48;
+
+/// The process's soft limit on open descriptors (`RLIMIT_NOFILE`).
+pub fn descriptor_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if ok { lim.rlim_cur } else { 1024 }
+}
+
+/// How many masters roll holds open at once under a descriptor limit.
+pub fn master_budget(limit: u64) -> usize {
+    (limit.saturating_sub(FDS_RESERVE) / FDS_PER_MASTER).max(1) as usize
+}
 
 /// How roll connects, from the command line and the environment.
 #[derive(Debug, Clone)]
@@ -99,6 +126,36 @@ struct Slot {
     channels: Semaphore,
     /// Idle remote shells (the `shell` transport).
     shells: tokio::sync::Mutex<Vec<RemoteShell>>,
+    /// Commands on this host now, waiting or running: its master is not idle.
+    busy: AtomicUsize,
+    /// When the host last ran a command, in the pool's ticks: the least recently used idle
+    /// master is the one closed for another host.
+    used: AtomicU64,
+    /// One of the pool's `masters` permits, held while this host's master is open.
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+/// Marks a host busy while a command is on its way or running; when it ends the host may be
+/// idle, and a host waiting for a master is told.
+struct Busy<'a> {
+    pool: &'a SshPool,
+    slot: &'a Slot,
+}
+
+impl<'a> Busy<'a> {
+    fn new(pool: &'a SshPool, slot: &'a Slot) -> Busy<'a> {
+        slot.busy.fetch_add(1, Ordering::SeqCst);
+        Busy { pool, slot }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let tick = self.pool.ticks.fetch_add(1, Ordering::Relaxed);
+        self.slot.used.store(tick, Ordering::Relaxed);
+        self.slot.busy.fetch_sub(1, Ordering::SeqCst);
+        self.pool.idle.notify_waiters();
+    }
 }
 
 /// Every SSH connection of a run.
@@ -109,6 +166,11 @@ pub struct SshPool {
     control_dir: tempfile::TempDir,
     starts: Semaphore,
     slots: Mutex<HashMap<Target, Arc<Slot>>>,
+    /// Masters open at once, at most: what the descriptor limit allows.
+    masters: Arc<Semaphore>,
+    /// A command ended: a master may have become idle.
+    idle: Notify,
+    ticks: AtomicU64,
 }
 
 impl std::fmt::Debug for SshPool {
@@ -125,6 +187,9 @@ impl SshPool {
             opts,
             control_dir,
             slots: Mutex::default(),
+            masters: Arc::new(Semaphore::new(master_budget(descriptor_limit()))),
+            idle: Notify::new(),
+            ticks: AtomicU64::new(0),
         }))
     }
 
@@ -139,6 +204,9 @@ impl SshPool {
                     session: tokio::sync::Mutex::new(None),
                     channels: Semaphore::new(CHANNELS_PER_HOST),
                     shells: tokio::sync::Mutex::new(Vec::new()),
+                    busy: AtomicUsize::new(0),
+                    used: AtomicU64::new(0),
+                    permit: Mutex::new(None),
                 })
             })
             .clone();
@@ -164,23 +232,9 @@ impl SshPool {
             // Idle shells hold the session too; they go first.
             slot.shells.lock().await.clear();
             if let Some(s) = slot.session.lock().await.take() {
-                match Arc::try_unwrap(s) {
-                    Ok(s) => {
-                        let _ = s.close().await;
-                    }
-                    // Still shared (a command was abandoned): ask the master to exit.
-                    Err(s) => {
-                        let _ = tokio::process::Command::new("ssh")
-                            .arg("-S")
-                            .arg(s.control_socket())
-                            .args(["-O", "exit", "roll"])
-                            .stdout(std::process::Stdio::null())
-                            .stderr(std::process::Stdio::null())
-                            .status()
-                            .await;
-                    }
-                }
+                close_session(s).await;
             }
+            slot.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
     }
 
@@ -189,6 +243,7 @@ impl SshPool {
         if let Some(s) = guard.as_ref() {
             return Ok(s.clone());
         }
+        let permit = self.master_permit(slot).await?;
         let _start = self
             .starts
             .acquire()
@@ -232,7 +287,61 @@ impl SshPool {
         };
         let session = Arc::new(session);
         *guard = Some(session.clone());
+        *slot.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
         Ok(session)
+    }
+
+    /// A permit to open one more master: at once while the budget has room, else by closing
+    /// the least recently used idle master of another host, else when a command ends.
+    async fn master_permit(&self, slot: &Slot) -> Result<OwnedSemaphorePermit, ConnError> {
+        loop {
+            // Registered before looking, so a command that ends meanwhile is not missed.
+            let ended = self.idle.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            match self.masters.clone().try_acquire_owned() {
+                Ok(p) => return Ok(p),
+                Err(tokio::sync::TryAcquireError::Closed) => {
+                    return Err(ConnError::Unreachable("connection pool closed".into()));
+                }
+                Err(tokio::sync::TryAcquireError::NoPermits) => {}
+            }
+            if !self.close_idle_master(slot).await {
+                ended.await;
+            }
+        }
+    }
+
+    /// Close the least recently used master that no command uses (never `except`'s); false if
+    /// every open master is busy.
+    async fn close_idle_master(&self, except: &Slot) -> bool {
+        let mut idle: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| !std::ptr::eq(s.as_ref(), except) && s.busy.load(Ordering::SeqCst) == 0)
+            .filter(|s| s.permit.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            .cloned()
+            .collect();
+        idle.sort_by_key(|s| s.used.load(Ordering::Relaxed));
+        for slot in idle {
+            // A master being opened or used holds its lock: not idle after all.
+            let Ok(mut guard) = slot.session.try_lock() else {
+                continue;
+            };
+            if slot.busy.load(Ordering::SeqCst) != 0 {
+                continue;
+            }
+            let Some(session) = guard.take() else { continue };
+            slot.shells.lock().await.clear();
+            let permit = slot.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop(guard);
+            close_session(session).await;
+            drop(permit);
+            return true;
+        }
+        false
     }
 
     /// A master that outlives the run: its socket has a fixed name (per target and options) in
@@ -316,6 +425,27 @@ impl SshPool {
         let mut guard = slot.session.lock().await;
         if guard.as_ref().is_some_and(|s| Arc::ptr_eq(s, broken)) {
             *guard = None;
+            slot.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+}
+
+/// Ask a master to exit: through the crate when roll holds the last handle on it, else with
+/// `ssh -O exit` (a command was abandoned and still holds it).
+async fn close_session(s: Arc<Session>) {
+    match Arc::try_unwrap(s) {
+        Ok(s) => {
+            let _ = s.close().await;
+        }
+        Err(s) => {
+            let _ = tokio::process::Command::new("ssh")
+                .arg("-S")
+                .arg(s.control_socket())
+                .args(["-O", "exit", "roll"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await;
         }
     }
 }
@@ -395,6 +525,7 @@ impl std::fmt::Debug for Ssh {
 
 impl Ssh {
     pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
+        let _busy = Busy::new(&self.pool, &self.slot);
         let _channel = self
             .slot
             .channels

@@ -262,6 +262,47 @@ fn a_play_on_more_hosts_than_the_soft_descriptor_limit_allows_still_runs() {
 }
 
 #[test]
+fn a_play_on_more_hosts_than_the_hard_descriptor_limit_holds_masters_for_runs_without_a_failure() {
+    // 60 hosts under a hard limit of 128 descriptors: roll holds at most what the limit
+    // allows (about 16 masters here) and closes idle ones for the next hosts.
+    let f = Fleet::up(60, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", &group(&f, "app"));
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n    - shell: echo two\n    - command: \"true\"\n",
+    );
+    let play = |forks: &str| {
+        std::process::Command::new("sh")
+            .current_dir(d.path())
+            .env("NO_COLOR", "1")
+            .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\""])
+            .arg(common::roll_bin())
+            .args(["play", "pb.yml", "-i", "hosts", "-f", forks, "--known-hosts"])
+            .arg(f.known_hosts())
+            .output()
+            .unwrap()
+    };
+    let out = play("10");
+    let text = stdout(&out) + &stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(recap(&text).len(), 60, "{text}");
+    assert!(
+        recap(&text)
+            .iter()
+            .all(|l| l.contains("ok=3 ") && l.contains("unreachable=0") && l.contains("failed=0")),
+        "{text}"
+    );
+    // More forks than the limit can hold masters for: said before connecting.
+    let out = play("50");
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(text.contains("lower -f or raise ulimit -n"), "{text}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+#[test]
 fn a_wrong_host_key_is_refused_with_a_way_out() {
     let f = Fleet::up(2, "app");
     let d = tempfile::tempdir().unwrap();
