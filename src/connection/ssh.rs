@@ -785,3 +785,16 @@ fn classify(e: openssh::Error, started: bool) -> RunError {
         other => RunError::Failed(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_budget_leaves_the_reserve_and_is_never_zero() {
+        assert_eq!(master_budget(1024), 244);
+        assert_eq!(master_budget(128), 20);
+        assert_eq!(master_budget(10), 1);
+        assert_eq!(master_budget(0), 1);
+    }
+}
