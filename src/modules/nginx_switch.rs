@@ -797,7 +797,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let container = args.str("container")?;
     let validate = match (&container, args.str("validate")?) {
         (_, Some(v)) => Some(v),
-        (Some(c), None) => Some(format!("docker exec {} nginx -t -q", quote(c))),
+        (Some(c), None) => Some(format!("docker exec {} nginx -t", quote(c))),
         (None, None) => None,
     };
     let reload = match (&container, args.str("reload")?) {
@@ -1045,9 +1045,14 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             }
             spent[3] = t.elapsed();
             let t = Instant::now();
-            write(ctx, &a.dest, content.clone(), in_place_validate.clone())
-                .await
-                .map_err(|f| BatchError::Write(failure_text(&f)))?;
+            write(
+                ctx,
+                &a.dest,
+                content.clone(),
+                in_place_validate.as_deref().map(failing_on_warnings),
+            )
+            .await
+            .map_err(|f| in_place_failure(&f, in_place_validate.as_deref()))?;
             spent[0] = t.elapsed();
             if let Some(v) = &after_swap_validate {
                 let t = Instant::now();
@@ -1057,6 +1062,10 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 spent[1] = t.elapsed();
                 if out.rc != 0 {
                     return Err(BatchError::Validate(out.stderr_text().trim().to_string()));
+                }
+                let said = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+                if let Some(warned) = nginx_warnings(&said) {
+                    return Err(BatchError::Validate(format!("`{v}` warned: {warned}")));
                 }
             }
             let t = Instant::now();
@@ -1250,6 +1259,67 @@ impl BatchError {
             self,
             BatchError::Reload(_) | BatchError::Gate(_) | BatchError::OtherProxy
         )
+    }
+}
+
+/// The warning lines (nginx's `[warn]`) in what a validate command printed, joined, each from
+/// `[warn]` on without nginx's pid (`[warn] conflicting server name "" on 0.0.0.0:80, ignored`):
+/// a config that nginx accepts with a warning may still be wrong, as a second site that takes
+/// the same `listen` and `server_name` is ignored, so the switch takes a warning as a failure.
+fn nginx_warnings(output: &str) -> Option<String> {
+    let lines: Vec<String> = output
+        .lines()
+        .filter_map(|l| l.find("[warn]").map(|i| &l[i + "[warn]".len()..]))
+        .map(|rest| {
+            let rest = rest.trim_start();
+            // `16388#16388: ` when nginx logs through its error log.
+            let rest = match rest.split_once(": ") {
+                Some((pid, tail)) if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit() || c == '#') => tail,
+                _ => rest,
+            };
+            format!("[warn] {}", truncate(rest.trim_end(), 300))
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
+/// A `%s` validate command that also fails when it exits 0 but warns, so that the candidate is
+/// refused before it replaces the live file. What the command said goes to stderr, as before.
+fn failing_on_warnings(v: &str) -> String {
+    format!(
+        "o=$({{ {v}\n}} 2>&1); r=$?; echo \"$o\"; [ \"$r\" = 0 ] || exit \"$r\"; case \"$o\" in *'[warn]'*) exit 1;; esac"
+    )
+}
+
+/// Why writing the candidate failed: a `%s` validation that refused it (`apply_write` exits 5)
+/// says what the command said, its warnings first; anything else is a failed write.
+fn in_place_failure(f: &Failure, validate: Option<&str>) -> BatchError {
+    let Failure::Failed(r) = f else {
+        return BatchError::Write(failure_text(f));
+    };
+    let (Some(v), Some(5)) = (validate, r.rc) else {
+        return BatchError::Write(failure_text(f));
+    };
+    let said = r.stderr.as_deref().unwrap_or_default();
+    // What the command said, without `apply_write`'s own `validation failed: CMD` after it (which
+    // quotes the `[warn]` of `failing_on_warnings`).
+    let said = match said.rfind("validation failed: ") {
+        Some(i) if i == 0 || said[..i].ends_with('\n') => &said[..i],
+        _ => said,
+    };
+    if let Some(warned) = nginx_warnings(said) {
+        return BatchError::Validate(format!("`{v}` warned: {warned}"));
+    }
+    let lines: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+    BatchError::Validate(if tail.is_empty() { failure_text(f) } else { tail })
+}
+
+/// At most `max` characters of `s`, with `...` when cut.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -1471,6 +1541,49 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<State>(&json).unwrap(), under_way);
+    }
+
+    #[test]
+    fn nginx_warnings_are_found_in_what_validation_printed() {
+        let quiet = "nginx: the configuration file /x/nginx.conf syntax is ok\nnginx: configuration file /x/nginx.conf test is successful\n";
+        assert_eq!(nginx_warnings(quiet), None);
+        let logged =
+            "2026/12/01 09:55:08 [warn] 16388#16388: conflicting server name \"\" on 127.0.0.1:8080, ignored\n";
+        assert_eq!(
+            nginx_warnings(&format!("{logged}{quiet}")).as_deref(),
+            Some("[warn] conflicting server name \"\" on 127.0.0.1:8080, ignored")
+        );
+        let plain = "nginx: [warn] the \"user\" directive makes sense only if the master process runs as root\nnginx: [warn] b\n";
+        assert_eq!(
+            nginx_warnings(plain).as_deref(),
+            Some("[warn] the \"user\" directive makes sense only if the master process runs as root; [warn] b")
+        );
+        let long = format!("nginx: [warn] {}\n", "x".repeat(400));
+        assert!(nginx_warnings(&long).unwrap().ends_with("x..."));
+    }
+
+    #[test]
+    fn an_in_place_validation_that_warns_fails_and_says_what_it_said() {
+        let run = |v: &str| {
+            let cmd = failing_on_warnings(v).replace("%s", "/dev/null");
+            let out = std::process::Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        assert_eq!(run("test -e %s && echo fine"), (Some(0), "fine\n".into()));
+        assert_eq!(run("echo 'nginx: [warn] shadowed' >&2; test -e %s").0, Some(1));
+        let (rc, said) = run("echo 'nginx: [emerg] bad' >&2; exit 3");
+        assert_eq!((rc, said.as_str()), (Some(3), "nginx: [emerg] bad\n"));
+        let mut r = ModuleResult::failed("failed to validate `/x`");
+        r.rc = Some(5);
+        r.stderr = Some(format!(
+            "nginx: [warn] shadowed\nvalidation failed: {}",
+            failing_on_warnings("nginx -t %s")
+        ));
+        let why = in_place_failure(&Failure::Failed(Box::new(r)), Some("nginx -t %s"));
+        assert_eq!(
+            why.to_string(),
+            "validation failed: `nginx -t %s` warned: [warn] shadowed"
+        );
     }
 
     fn db(max: u64, pool: u64, other: u64, wait: u64) -> Database {

@@ -76,10 +76,10 @@ const PLAYBOOK: &str = r#"
         dest: "{{ dir }}/nginx/web-upstream.conf"
         batches: 3
         pause: 1s
-        validate: "nginx -t -q -p {{ dir }}/nginx -c nginx.conf"
+        validate: "{{ validate | default('nginx -t -p ' ~ dir ~ '/nginx -c nginx.conf') }}"
         reload: "nginx -s reload -p {{ dir }}/nginx -c nginx.conf"
         pid_file: "{{ dir }}/nginx/nginx.pid"
-        gate: { url: "http://127.0.0.1:{{ proxy_port }}/health", status: 200 }
+        gate: "{{ gate | default({'url': 'http://127.0.0.1:' ~ proxy_port ~ '/health', 'status': 200}) }}"
         healthcheck: "{{ healthcheck | default(omit) }}"
         state_dir: "{{ dir }}/state"
         drain:
@@ -206,7 +206,7 @@ const LOCKSTEP: &str = r#"
         template: upstream.j2
         dest: "{{ ng }}/web-upstream.conf"
         batches: 3
-        validate: "{% if fault | default(false) and bad is defined %}! grep -q ':{{ bad }};' %s{% else %}nginx -t -q -p {{ ng }} -c nginx.conf{% endif %}"
+        validate: "{% if fault | default(false) and bad is defined %}! grep -q ':{{ bad }};' %s{% else %}nginx -t -p {{ ng }} -c nginx.conf{% endif %}"
         reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
         pid_file: "{{ ng }}/nginx.pid"
         gate: { url: "http://127.0.0.1:{{ port }}/", status: 200 }
@@ -491,6 +491,65 @@ fn a_backend_not_serving_on_the_next_colour_stops_the_switch_before_its_batch() 
     assert_eq!(state["backends"]["app2"], "blue");
 }
 
+/// The rig's proxy state file, parsed.
+fn state_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("state/web.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_validation_that_warns_stops_the_switch_and_keeps_the_previous_upstream() {
+    // A second site on the same `listen` with the same (empty) server name: nginx accepts the
+    // config, warns, and ignores the second one. That is another app shadowed, not a success.
+    let rig = Rig::new(2);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+    let (proxy_port, ng, _nginx) = rig.one_proxy(LABELLED_UPSTREAM, 0);
+    let conf = std::fs::read_to_string(ng.join("nginx.conf")).unwrap();
+    let shadowed = format!("  server {{\n    listen 127.0.0.1:{proxy_port};\n    return 204;\n  }}\n}}\n");
+    write(
+        &ng,
+        "nginx.conf",
+        &format!("{}{shadowed}", conf.trim_end().trim_end_matches('}')),
+    );
+    let upstream = std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap();
+    let warning = format!("[warn] conflicting server name \"\" on 127.0.0.1:{proxy_port}, ignored");
+    let after_swap = format!("nginx -t -p {} -c nginx.conf", ng.display());
+    // The whole config checked after the swap, and a `%s` check of the candidate before it.
+    for validate in [after_swap.clone(), format!("test -s %s && {after_swap}")] {
+        let extra = serde_json::json!({
+            "backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": "green",
+            "validate": validate,
+        })
+        .to_string();
+        let out = common::roll(&dir)
+            .args(["play", "pb.yml", "-i", "hosts", "-e", &extra])
+            .output()
+            .unwrap();
+        // The message as it reads, not as JSON quotes it.
+        let text = stdout(&out).replace("\\\"", "\"");
+        assert_eq!(out.status.code(), Some(2), "{validate}: {text}{}", common::stderr(&out));
+        let said = format!(
+            "switch of `web` stopped at batch 1 of 2: validation failed: `{validate}` warned: {warning}; \
+             the previous upstream is restored"
+        );
+        assert!(text.contains(&said), "{validate}: {text}");
+        assert_eq!(
+            std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(),
+            upstream,
+            "{validate}"
+        );
+        let state = state_of(&dir);
+        assert!(
+            state["status"]
+                .as_str()
+                .unwrap()
+                .starts_with("failed: batch 1 of 2: validation failed"),
+            "{state}"
+        );
+        assert_eq!(state["backends"]["app1"], "blue");
+        assert_eq!(get(proxy_port, "/").unwrap(), (200, "blue r".to_string()));
+    }
+}
+
 #[test]
 fn a_batch_left_pending_by_a_dead_run_is_redone() {
     // A run that dies between writing the upstream and recording the batch (SIGKILL, the proxy
@@ -582,7 +641,7 @@ impl Stopped {
         dest: "{{ ng }}/web-upstream.conf"
         BATCHING
         pause: "{{ pause }}"
-        validate: "nginx -t -q -p {{ ng }} -c nginx.conf"
+        validate: "nginx -t -p {{ ng }} -c nginx.conf"
         reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
         pid_file: "{{ ng }}/nginx.pid"
         state_dir: "{{ ng }}/state"
