@@ -551,6 +551,70 @@ fn a_validation_that_warns_stops_the_switch_and_keeps_the_previous_upstream() {
 }
 
 #[test]
+fn the_gate_and_the_healthcheck_demand_the_apps_body_and_header() {
+    let rig = Rig::new(2);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+    let (proxy_port, ng, _nginx) = rig.one_proxy(LABELLED_UPSTREAM, 0);
+    let upstream = std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap();
+    let url = format!("http://127.0.0.1:{proxy_port}/");
+    let run = |more: serde_json::Value| {
+        let mut extra =
+            serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": "green"});
+        for (k, v) in more.as_object().unwrap() {
+            extra[k] = v.clone();
+        }
+        let out = common::roll(&dir)
+            .args(["play", "pb.yml", "-i", "hosts", "-e", &extra.to_string()])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", stdout(&out), common::stderr(&out));
+        (out.status.code(), text.replace("\\\"", "\""))
+    };
+    // The demo app answers "COLOUR RELEASE": another app's answer, as far as a gate that wants
+    // `web` can tell. The status is right; the batch is undone.
+    let (code, text) = run(serde_json::json!({"gate": {"url": url, "status": 200, "body": "web"}}));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "stopped at batch 1 of 2: gate {url} answered 200 without `web` in its body: \""
+        )) && text.contains("\", expected 200 with `web` in the body; the previous upstream is restored"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(), upstream);
+    assert_eq!(get(proxy_port, "/").unwrap(), (200, "blue r".to_string()));
+    assert!(
+        state_of(&dir)["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: batch 1 of 2: gate"),
+        "{}",
+        state_of(&dir)
+    );
+    // A header's value is matched exactly: the health check stops before the batch is written.
+    let (code, text) = run(serde_json::json!({
+        "healthcheck": {"path": "/", "timeout": "1s", "body": "green", "header": "X-Colour: GREEN"},
+    }));
+    assert_eq!(code, Some(2), "{text}");
+    let green1 = format!("http://127.0.0.1:{}/", backends[0]["ports"]["green"]);
+    assert!(
+        text.contains(&format!(
+            "stopped at batch 1 of 2: not serving on green (expected 200 with `green` in the body and header \
+             `X-Colour: GREEN` from /): app1 ({green1}) answered 200 with `X-Colour: green` (want `X-Colour: GREEN`)"
+        )),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(), upstream);
+    // What the app does send passes, the header's name in any case.
+    let (code, text) = run(serde_json::json!({
+        "gate": {"url": url, "status": 200, "body": " r", "header": "content-type: text/plain"},
+        "healthcheck": {"path": "/", "timeout": "1s", "body": "green", "header": "x-colour: green"},
+    }));
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(state_of(&dir)["live"], "green");
+    assert_eq!(get(proxy_port, "/").unwrap(), (200, "green r".to_string()));
+}
+
+#[test]
 fn a_batch_left_pending_by_a_dead_run_is_redone() {
     // A run that dies between writing the upstream and recording the batch (SIGKILL, the proxy
     // gone) leaves the batch `pending` in the state: those backends may be on either colour.
