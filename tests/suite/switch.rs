@@ -1102,3 +1102,88 @@ fn nginx_in_a_container_is_reloaded_through_docker_and_validated_inside_it() {
     assert_eq!(std::fs::read_to_string(dir.join("web-upstream.conf")).unwrap(), before);
     assert_eq!(get(proxy_port, "/").unwrap().1.split_whitespace().next(), Some("green"));
 }
+
+#[test]
+fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
+    // Two apps' sites from `templates/nginx/site.conf.j2` on one `listen`: one named by
+    // `proxy_server_name`, one by its default (the app). nginx takes both, with no warning that
+    // one is ignored, and routes by Host.
+    let rig = Rig::new(1);
+    let dir = rig.dir.clone();
+    let ng = dir.join("nginx");
+    let port = free_port();
+    let (blue, green) = (&rig.backends[0]["ports"]["blue"], &rig.backends[0]["ports"]["green"]);
+    write(
+        &ng,
+        "upstreams.conf",
+        &format!("upstream web {{ server 127.0.0.1:{blue}; }}\nupstream shop {{ server 127.0.0.1:{green}; }}\n"),
+    );
+    write(
+        &ng,
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\npid {ng}/nginx.pid;\nerror_log {ng}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  include {ng}/upstreams.conf;\n  include {ng}/sites/*.conf;\n}}\n",
+            ng = ng.display()
+        ),
+    );
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/nginx/site.conf.j2");
+    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
+    write(
+        &dir,
+        "pb.yml",
+        &format!(
+            r#"
+- hosts: proxy1
+  vars: {{ proxy_listen: "127.0.0.1:{port}" }}
+  tasks:
+    - template: {{ src: "{site}", dest: "{ng}/sites/web.conf" }}
+      vars: {{ app: web, proxy_server_name: web.example.test }}
+    - template: {{ src: "{site}", dest: "{ng}/sites/shop.conf" }}
+      vars: {{ app: shop }}
+"#,
+            site = site.display(),
+            ng = ng.display()
+        ),
+    );
+    std::fs::create_dir_all(ng.join("sites")).unwrap();
+    let out = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), common::stderr(&out));
+    let nginx = |args: &[&str]| {
+        Command::new("nginx")
+            .arg("-p")
+            .arg(&ng)
+            .args(["-c", "nginx.conf"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let t = nginx(&["-t"]);
+    let said = String::from_utf8_lossy(&t.stderr).into_owned();
+    assert!(t.status.success() && !said.contains("[warn]"), "{said}");
+    assert!(nginx(&[]).status.success());
+    let _nginx = Nginx { prefix: ng.clone() };
+    let via = |host: &str| {
+        let t0 = Instant::now();
+        loop {
+            let out = Command::new("curl")
+                .args([
+                    "-s",
+                    "-H",
+                    &format!("Host: {host}"),
+                    &format!("http://127.0.0.1:{port}/"),
+                ])
+                .output()
+                .unwrap();
+            let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !body.is_empty() || t0.elapsed() > Duration::from_secs(10) {
+                return body;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(via("web.example.test"), "blue r");
+    assert_eq!(via("shop"), "green r");
+}
