@@ -28,7 +28,7 @@ PLAYBOOK = """
         dest: "{{ d }}/nginx/web-upstream.conf"
         batches: "{{ batches }}"
         pause: "{{ pause }}"
-        validate: "nginx -t -q -p {{ d }}/nginx -c nginx.conf"
+        validate: "nginx -t -p {{ d }}/nginx -c nginx.conf"
         reload: "nginx -s reload -p {{ d }}/nginx -c nginx.conf"
         pid_file: "{{ d }}/nginx/nginx.pid"
         gate: { url: "http://127.0.0.1:{{ proxy_port }}/", status: 200 }
@@ -102,7 +102,7 @@ def main():
             t = time.monotonic()
             master = open(pid_file).read().strip()
             old = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout.split()
-            subprocess.run(["nginx", "-t", "-q", "-p", ng, "-c", "nginx.conf"], check=True)
+            subprocess.run(["nginx", "-t", "-p", ng, "-c", "nginx.conf"], check=True, capture_output=True)
             subprocess.run(["nginx", "-s", "reload", "-p", ng, "-c", "nginx.conf"], check=True, stderr=subprocess.DEVNULL)
             while True:
                 alive = [p for p in old if os.path.exists(f"/proc/{p}")]

@@ -126,7 +126,7 @@ pub struct Apply {
     reload: String,
     /// How to find nginx's master process, to wait for its workers after a reload.
     master: Option<Master>,
-    gate: Option<(String, u16)>,
+    gate: Option<(String, Expect)>,
     healthcheck: Option<Healthcheck>,
     pause: Duration,
     drain: Option<Drain>,
@@ -138,38 +138,108 @@ pub struct Apply {
 #[derive(Debug, Clone)]
 struct Healthcheck {
     path: String,
-    status: u16,
+    expect: Expect,
     timeout: Duration,
+}
+
+/// What a probe must get back: the status and, so that another app's `/health` on the same
+/// address cannot pass for this one, a substring of the body and a header.
+#[derive(Debug, Clone, PartialEq)]
+struct Expect {
+    status: u16,
+    body: Option<String>,
+    /// Matched case-insensitively on the name, exactly on the value.
+    header: Option<(String, String)>,
+}
+
+impl Expect {
+    /// `key`'s `status`, `body` and `header` (`"Name: value"`), read with `get`.
+    fn parse(key: &str, get: impl Fn(&str) -> Option<String>) -> Result<Expect, String> {
+        let status = match get("status") {
+            None => 200,
+            Some(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{key}.status` must be an HTTP status, got `{s}`"))?,
+        };
+        let body = get("body").filter(|b| !b.is_empty());
+        let header = match get("header") {
+            None => None,
+            Some(h) => {
+                let parsed = h.split_once(':').map(|(n, v)| (n.trim(), v.trim()));
+                match parsed {
+                    Some((n, v)) if !n.is_empty() && !n.contains(char::is_whitespace) => {
+                        Some((n.to_string(), v.to_string()))
+                    }
+                    _ => {
+                        return Err(format!("`{key}.header` is `\"Name: value\"` (`X-App: web`), got `{h}`"));
+                    }
+                }
+            }
+        };
+        Ok(Expect { status, body, header })
+    }
+
+    /// `200`, `200 with `web` in the body and header `X-App: web``.
+    fn describe(&self) -> String {
+        let mut with = Vec::new();
+        if let Some(b) = &self.body {
+            with.push(format!("`{b}` in the body"));
+        }
+        if let Some((n, v)) = &self.header {
+            with.push(format!("header `{n}: {v}`"));
+        }
+        if with.is_empty() {
+            self.status.to_string()
+        } else {
+            format!("{} with {}", self.status, with.join(" and "))
+        }
+    }
 }
 
 fn parse_healthcheck(v: Option<&Value>) -> Result<Option<Healthcheck>, String> {
     let Some(v) = v else { return Ok(None) };
-    let usage = "`healthcheck` is a path (`/health`) or `{ path: /health, status: 200, timeout: 10s }`";
+    let usage = "`healthcheck` is a path (`/health`) or \
+                 `{ path: /health, status: 200, timeout: 10s, body: TEXT, header: \"Name: value\" }`";
     let get = |k: &str| {
         v.get_attr(k)
             .ok()
             .filter(|x| !x.is_undefined() && !x.is_none())
             .map(|x| value_to_string(&x))
     };
-    let (path, status, timeout) = match v.kind() {
-        ValueKind::String => (value_to_string(v), None, None),
-        ValueKind::Map => (get("path").ok_or(usage)?, get("status"), get("timeout")),
+    let (path, expect, timeout) = match v.kind() {
+        ValueKind::String => (value_to_string(v), Expect::parse("healthcheck", |_| None)?, None),
+        ValueKind::Map => (
+            get("path").ok_or(usage)?,
+            Expect::parse("healthcheck", get)?,
+            get("timeout"),
+        ),
         _ => return Err(usage.into()),
     };
     if !path.starts_with('/') {
         return Err(format!("`healthcheck.path` must start with `/`, got `{path}`"));
     }
-    let status = match status {
-        None => 200,
-        Some(s) => s
-            .parse()
-            .map_err(|_| "`healthcheck.status` must be an HTTP status".to_string())?,
-    };
     let timeout = match timeout {
         None => Duration::from_secs(10),
         Some(t) => crate::clock::parse_duration(&t)?,
     };
-    Ok(Some(Healthcheck { path, status, timeout }))
+    Ok(Some(Healthcheck { path, expect, timeout }))
+}
+
+/// `gate: { url, status: 200, body: TEXT, header: "Name: value" }`.
+fn parse_gate(v: Option<&Value>) -> Result<Option<(String, Expect)>, String> {
+    let Some(g) = v else { return Ok(None) };
+    if g.kind() != ValueKind::Map {
+        return Err("`gate` is `{ url: URL, status: 200, body: TEXT, header: \"Name: value\" }`".into());
+    }
+    let get = |k: &str| {
+        g.get_attr(k)
+            .ok()
+            .filter(|x| !x.is_undefined() && !x.is_none())
+            .map(|x| value_to_string(&x))
+    };
+    let url = get("url").ok_or("`gate` needs a `url`")?;
+    Ok(Some((url, Expect::parse("gate", get)?)))
 }
 
 #[derive(Debug, Clone)]
@@ -739,26 +809,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         )
         .into());
     }
-    let gate = match args.get("gate") {
-        None => None,
-        Some(g) => {
-            let url = g
-                .get_attr("url")
-                .ok()
-                .filter(|x| !x.is_undefined())
-                .map(|x| value_to_string(&x))
-                .ok_or("`gate` needs a `url`")?;
-            let status = g
-                .get_attr("status")
-                .ok()
-                .filter(|x| !x.is_undefined())
-                .map(|x| value_to_string(&x).parse::<u16>())
-                .transpose()
-                .map_err(|_| "`gate.status` must be an HTTP status".to_string())?
-                .unwrap_or(200);
-            Some((url, status))
-        }
-    };
+    let gate = parse_gate(args.get("gate"))?;
     // The plan: which backends move in which batch, when, and the first and final files.
     let before = render(ctx, &template, &app, &backends, &colours)?;
     let mut final_colours = colours.clone();
@@ -797,7 +848,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let container = args.str("container")?;
     let validate = match (&container, args.str("validate")?) {
         (_, Some(v)) => Some(v),
-        (Some(c), None) => Some(format!("docker exec {} nginx -t -q", quote(c))),
+        (Some(c), None) => Some(format!("docker exec {} nginx -t", quote(c))),
         (None, None) => None,
     };
     let reload = match (&container, args.str("reload")?) {
@@ -921,12 +972,12 @@ async fn reload(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
 }
 
 async fn gate(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
-    let Some((url, status)) = &a.gate else { return Ok(()) };
-    let probe = http_probe(url, *status, &format!("gate {url}"));
+    let Some((url, expect)) = &a.gate else { return Ok(()) };
+    let probe = http_probe(url, expect, &format!("gate {url}"));
     poll(ctx, &probe, Duration::from_secs(10), Duration::from_millis(200))
         .await
         .map_err(|e| match e {
-            Some(failing) => format!("{failing}, expected {status}"),
+            Some(failing) => format!("{failing}, expected {}", expect.describe()),
             None => format!("gate {url}: the proxy host is unreachable"),
         })
 }
@@ -946,26 +997,63 @@ async fn healthcheck(ctx: &Ctx<'_>, a: &Apply, h: &Healthcheck, batch: &[String]
             b.address.clone()
         };
         let url = format!("http://{host}:{port}{}", h.path);
-        probes.push(http_probe(&url, h.status, &format!("{} ({url})", b.name)));
+        probes.push(http_probe(&url, &h.expect, &format!("{} ({url})", b.name)));
     }
     poll(ctx, &probes.join("\n"), h.timeout, Duration::from_millis(500))
         .await
         .map_err(|e| match e {
             Some(failing) => format!(
                 "not serving on {} (expected {} from {}): {failing}",
-                a.to, h.status, h.path
+                a.to,
+                h.expect.describe(),
+                h.path
             ),
             None => "health check: the proxy host is unreachable".to_string(),
         })
 }
 
-/// A shell line, run on the proxy, that prints `what answered CODE` unless `url` answers
-/// `status`.
-fn http_probe(url: &str, status: u16, what: &str) -> String {
+/// Shell lines, run on the proxy, that print `what answered CODE` unless `url` answers as
+/// `expect` says, and what came back instead when the status is right but the body or the header
+/// is not (the body's first 200 bytes, the header's values).
+fn http_probe(url: &str, expect: &Expect, what: &str) -> String {
+    let (u, w, status) = (quote(url), quote(what), expect.status);
+    if expect.body.is_none() && expect.header.is_none() {
+        return format!(
+            "c=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {u}); [ \"$c\" = {status} ] || echo {w}\" answered $c\""
+        );
+    }
+    let mut checks = format!("if [ \"$c\" != {status} ]; then echo {w}\" answered $c\"\n");
+    if let Some(body) = &expect.body {
+        checks.push_str(&format!(
+            "elif ! case \"$(cat \"$b\")\" in *{bq}*) true;; *) false;; esac; then\n  \
+             s=$(head -c 200 \"$b\" | tr '\\r\\n\\t' '   ' | sed 's/ *$//'); [ \"$(wc -c < \"$b\")\" -le 200 ] || s=\"$s...\"\n  \
+             echo {w}\" answered $c without \"{want}\" in its body: \\\"$s\\\"\"\n",
+            bq = quote(body),
+            want = quote(&format!("`{body}`")),
+        ));
+    }
+    if let Some((name, value)) = &expect.header {
+        // Every value the response gives the header, its name matched case-insensitively.
+        checks.push_str(&format!(
+            "else\n  v=$(N={n} awk 'BEGIN {{ n = tolower(ENVIRON[\"N\"]) }} {{ sub(/\\r$/, \"\"); i = index($0, \":\"); \
+             if (i > 1 && tolower(substr($0, 1, i - 1)) == n) {{ x = substr($0, i + 1); gsub(/^[ \\t]+|[ \\t]+$/, \"\", x); print x }} }}' \"$h\")\n  \
+             if [ -z \"$v\" ] && ! grep -qi {nc} \"$h\"; then echo {w}\" answered $c without a \"{nq}\" header\"\n  \
+             elif ! printf '%s\\n' \"$v\" | grep -qxF -e {vq}; then\n    \
+             echo {w}\" answered $c with \"{nq2}\"$(printf '%s' \"$v\" | head -c 200 | tr '\\r\\n' ' ,')\"{want}\n  fi\n",
+            n = quote(name),
+            nc = quote(&format!("^{name}:")),
+            nq = quote(&format!("`{name}`")),
+            nq2 = quote(&format!("`{name}: ")),
+            vq = quote(value),
+            want = quote(&format!("` (want `{name}: {value}`)")),
+        ));
+    }
+    checks.push_str("fi\n");
     format!(
-        "c=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {u}); [ \"$c\" = {status} ] || echo {w}\" answered $c\"",
-        u = quote(url),
-        w = quote(what),
+        "if b=$(mktemp) && h=$(mktemp); then\n\
+         c=$(curl -s -D \"$h\" -o \"$b\" -w '%{{http_code}}' --max-time 2 {u})\n\
+         {checks}\
+         else echo {w}\" could not be asked: mktemp failed\"; fi\nrm -f \"$b\" \"$h\""
     )
 }
 
@@ -1045,9 +1133,14 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             }
             spent[3] = t.elapsed();
             let t = Instant::now();
-            write(ctx, &a.dest, content.clone(), in_place_validate.clone())
-                .await
-                .map_err(|f| BatchError::Write(failure_text(&f)))?;
+            write(
+                ctx,
+                &a.dest,
+                content.clone(),
+                in_place_validate.as_deref().map(failing_on_warnings),
+            )
+            .await
+            .map_err(|f| in_place_failure(&f, in_place_validate.as_deref()))?;
             spent[0] = t.elapsed();
             if let Some(v) = &after_swap_validate {
                 let t = Instant::now();
@@ -1057,6 +1150,10 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 spent[1] = t.elapsed();
                 if out.rc != 0 {
                     return Err(BatchError::Validate(out.stderr_text().trim().to_string()));
+                }
+                let said = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+                if let Some(warned) = nginx_warnings(&said) {
+                    return Err(BatchError::Validate(format!("`{v}` warned: {warned}")));
                 }
             }
             let t = Instant::now();
@@ -1250,6 +1347,67 @@ impl BatchError {
             self,
             BatchError::Reload(_) | BatchError::Gate(_) | BatchError::OtherProxy
         )
+    }
+}
+
+/// The warning lines (nginx's `[warn]`) in what a validate command printed, joined, each from
+/// `[warn]` on without nginx's pid (`[warn] conflicting server name "" on 0.0.0.0:80, ignored`):
+/// a config that nginx accepts with a warning may still be wrong, as a second site that takes
+/// the same `listen` and `server_name` is ignored, so the switch takes a warning as a failure.
+fn nginx_warnings(output: &str) -> Option<String> {
+    let lines: Vec<String> = output
+        .lines()
+        .filter_map(|l| l.find("[warn]").map(|i| &l[i + "[warn]".len()..]))
+        .map(|rest| {
+            let rest = rest.trim_start();
+            // `16388#16388: ` when nginx logs through its error log.
+            let rest = match rest.split_once(": ") {
+                Some((pid, tail)) if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit() || c == '#') => tail,
+                _ => rest,
+            };
+            format!("[warn] {}", truncate(rest.trim_end(), 300))
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
+/// A `%s` validate command that also fails when it exits 0 but warns, so that the candidate is
+/// refused before it replaces the live file. What the command said goes to stderr, as before.
+fn failing_on_warnings(v: &str) -> String {
+    format!(
+        "o=$({{ {v}\n}} 2>&1); r=$?; echo \"$o\"; [ \"$r\" = 0 ] || exit \"$r\"; case \"$o\" in *'[warn]'*) exit 1;; esac"
+    )
+}
+
+/// Why writing the candidate failed: a `%s` validation that refused it (`apply_write` exits 5)
+/// says what the command said, its warnings first; anything else is a failed write.
+fn in_place_failure(f: &Failure, validate: Option<&str>) -> BatchError {
+    let Failure::Failed(r) = f else {
+        return BatchError::Write(failure_text(f));
+    };
+    let (Some(v), Some(5)) = (validate, r.rc) else {
+        return BatchError::Write(failure_text(f));
+    };
+    let said = r.stderr.as_deref().unwrap_or_default();
+    // What the command said, without `apply_write`'s own `validation failed: CMD` after it (which
+    // quotes the `[warn]` of `failing_on_warnings`).
+    let said = match said.rfind("validation failed: ") {
+        Some(i) if i == 0 || said[..i].ends_with('\n') => &said[..i],
+        _ => said,
+    };
+    if let Some(warned) = nginx_warnings(said) {
+        return BatchError::Validate(format!("`{v}` warned: {warned}"));
+    }
+    let lines: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+    BatchError::Validate(if tail.is_empty() { failure_text(f) } else { tail })
+}
+
+/// At most `max` characters of `s`, with `...` when cut.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -1471,6 +1629,98 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<State>(&json).unwrap(), under_way);
+    }
+
+    #[test]
+    fn nginx_warnings_are_found_in_what_validation_printed() {
+        let quiet = "nginx: the configuration file /x/nginx.conf syntax is ok\nnginx: configuration file /x/nginx.conf test is successful\n";
+        assert_eq!(nginx_warnings(quiet), None);
+        let logged =
+            "2026/12/01 09:55:08 [warn] 16388#16388: conflicting server name \"\" on 127.0.0.1:8080, ignored\n";
+        assert_eq!(
+            nginx_warnings(&format!("{logged}{quiet}")).as_deref(),
+            Some("[warn] conflicting server name \"\" on 127.0.0.1:8080, ignored")
+        );
+        let plain = "nginx: [warn] the \"user\" directive makes sense only if the master process runs as root\nnginx: [warn] b\n";
+        assert_eq!(
+            nginx_warnings(plain).as_deref(),
+            Some("[warn] the \"user\" directive makes sense only if the master process runs as root; [warn] b")
+        );
+        let long = format!("nginx: [warn] {}\n", "x".repeat(400));
+        assert!(nginx_warnings(&long).unwrap().ends_with("x..."));
+    }
+
+    #[test]
+    fn an_in_place_validation_that_warns_fails_and_says_what_it_said() {
+        let run = |v: &str| {
+            let cmd = failing_on_warnings(v).replace("%s", "/dev/null");
+            let out = std::process::Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        assert_eq!(run("test -e %s && echo fine"), (Some(0), "fine\n".into()));
+        assert_eq!(run("echo 'nginx: [warn] shadowed' >&2; test -e %s").0, Some(1));
+        let (rc, said) = run("echo 'nginx: [emerg] bad' >&2; exit 3");
+        assert_eq!((rc, said.as_str()), (Some(3), "nginx: [emerg] bad\n"));
+        let mut r = ModuleResult::failed("failed to validate `/x`");
+        r.rc = Some(5);
+        r.stderr = Some(format!(
+            "nginx: [warn] shadowed\nvalidation failed: {}",
+            failing_on_warnings("nginx -t %s")
+        ));
+        let why = in_place_failure(&Failure::Failed(Box::new(r)), Some("nginx -t %s"));
+        assert_eq!(
+            why.to_string(),
+            "validation failed: `nginx -t %s` warned: [warn] shadowed"
+        );
+    }
+
+    #[test]
+    fn gate_and_healthcheck_expect_a_status_a_body_and_a_header() {
+        let map = |pairs: &[(&str, &str)]| {
+            Value::from_pairs(pairs.iter().map(|(k, v)| (*k, Value::from(*v))).collect::<Vec<_>>())
+        };
+        let (url, e) = parse_gate(Some(&map(&[
+            ("url", "http://p/health"),
+            ("body", "web"),
+            ("header", "x-app:  web "),
+        ])))
+        .unwrap()
+        .unwrap();
+        assert_eq!(url, "http://p/health");
+        assert_eq!(
+            e,
+            Expect {
+                status: 200,
+                body: Some("web".into()),
+                header: Some(("x-app".into(), "web".into()))
+            }
+        );
+        assert_eq!(e.describe(), "200 with `web` in the body and header `x-app: web`");
+        let h = parse_healthcheck(Some(&map(&[
+            ("path", "/health"),
+            ("status", "204"),
+            ("header", "X-App: web"),
+        ])))
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.expect.describe(), "204 with header `X-App: web`");
+        assert_eq!(
+            parse_healthcheck(Some(&Value::from("/health")))
+                .unwrap()
+                .unwrap()
+                .expect
+                .describe(),
+            "200"
+        );
+        for bad in ["X-App", ": web", "X App: web"] {
+            let err = parse_gate(Some(&map(&[("url", "u"), ("header", bad)]))).unwrap_err();
+            assert!(err.starts_with("`gate.header` is `\"Name: value\"`"), "{bad}: {err}");
+        }
+        assert!(
+            parse_gate(Some(&map(&[("status", "200")])))
+                .unwrap_err()
+                .contains("needs a `url`")
+        );
     }
 
     fn db(max: u64, pool: u64, other: u64, wait: u64) -> Database {

@@ -76,10 +76,10 @@ const PLAYBOOK: &str = r#"
         dest: "{{ dir }}/nginx/web-upstream.conf"
         batches: 3
         pause: 1s
-        validate: "nginx -t -q -p {{ dir }}/nginx -c nginx.conf"
+        validate: "{{ validate | default('nginx -t -p ' ~ dir ~ '/nginx -c nginx.conf') }}"
         reload: "nginx -s reload -p {{ dir }}/nginx -c nginx.conf"
         pid_file: "{{ dir }}/nginx/nginx.pid"
-        gate: { url: "http://127.0.0.1:{{ proxy_port }}/health", status: 200 }
+        gate: "{{ gate | default({'url': 'http://127.0.0.1:' ~ proxy_port ~ '/health', 'status': 200}) }}"
         healthcheck: "{{ healthcheck | default(omit) }}"
         state_dir: "{{ dir }}/state"
         drain:
@@ -206,7 +206,7 @@ const LOCKSTEP: &str = r#"
         template: upstream.j2
         dest: "{{ ng }}/web-upstream.conf"
         batches: 3
-        validate: "{% if fault | default(false) and bad is defined %}! grep -q ':{{ bad }};' %s{% else %}nginx -t -q -p {{ ng }} -c nginx.conf{% endif %}"
+        validate: "{% if fault | default(false) and bad is defined %}! grep -q ':{{ bad }};' %s{% else %}nginx -t -p {{ ng }} -c nginx.conf{% endif %}"
         reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
         pid_file: "{{ ng }}/nginx.pid"
         gate: { url: "http://127.0.0.1:{{ port }}/", status: 200 }
@@ -491,6 +491,129 @@ fn a_backend_not_serving_on_the_next_colour_stops_the_switch_before_its_batch() 
     assert_eq!(state["backends"]["app2"], "blue");
 }
 
+/// The rig's proxy state file, parsed.
+fn state_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("state/web.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_validation_that_warns_stops_the_switch_and_keeps_the_previous_upstream() {
+    // A second site on the same `listen` with the same (empty) server name: nginx accepts the
+    // config, warns, and ignores the second one. That is another app shadowed, not a success.
+    let rig = Rig::new(2);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+    let (proxy_port, ng, _nginx) = rig.one_proxy(LABELLED_UPSTREAM, 0);
+    let conf = std::fs::read_to_string(ng.join("nginx.conf")).unwrap();
+    let shadowed = format!("  server {{\n    listen 127.0.0.1:{proxy_port};\n    return 204;\n  }}\n}}\n");
+    write(
+        &ng,
+        "nginx.conf",
+        &format!("{}{shadowed}", conf.trim_end().trim_end_matches('}')),
+    );
+    let upstream = std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap();
+    let warning = format!("[warn] conflicting server name \"\" on 127.0.0.1:{proxy_port}, ignored");
+    let after_swap = format!("nginx -t -p {} -c nginx.conf", ng.display());
+    // The whole config checked after the swap, and a `%s` check of the candidate before it.
+    for validate in [after_swap.clone(), format!("test -s %s && {after_swap}")] {
+        let extra = serde_json::json!({
+            "backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": "green",
+            "validate": validate,
+        })
+        .to_string();
+        let out = common::roll(&dir)
+            .args(["play", "pb.yml", "-i", "hosts", "-e", &extra])
+            .output()
+            .unwrap();
+        // The message as it reads, not as JSON quotes it.
+        let text = stdout(&out).replace("\\\"", "\"");
+        assert_eq!(out.status.code(), Some(2), "{validate}: {text}{}", common::stderr(&out));
+        let said = format!(
+            "switch of `web` stopped at batch 1 of 2: validation failed: `{validate}` warned: {warning}; \
+             the previous upstream is restored"
+        );
+        assert!(text.contains(&said), "{validate}: {text}");
+        assert_eq!(
+            std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(),
+            upstream,
+            "{validate}"
+        );
+        let state = state_of(&dir);
+        assert!(
+            state["status"]
+                .as_str()
+                .unwrap()
+                .starts_with("failed: batch 1 of 2: validation failed"),
+            "{state}"
+        );
+        assert_eq!(state["backends"]["app1"], "blue");
+        assert_eq!(get(proxy_port, "/").unwrap(), (200, "blue r".to_string()));
+    }
+}
+
+#[test]
+fn the_gate_and_the_healthcheck_demand_the_apps_body_and_header() {
+    let rig = Rig::new(2);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+    let (proxy_port, ng, _nginx) = rig.one_proxy(LABELLED_UPSTREAM, 0);
+    let upstream = std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap();
+    let url = format!("http://127.0.0.1:{proxy_port}/");
+    let run = |more: serde_json::Value| {
+        let mut extra =
+            serde_json::json!({"backend_list": backends, "dir": dir, "proxy_port": proxy_port, "to": "green"});
+        for (k, v) in more.as_object().unwrap() {
+            extra[k] = v.clone();
+        }
+        let out = common::roll(&dir)
+            .args(["play", "pb.yml", "-i", "hosts", "-e", &extra.to_string()])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", stdout(&out), common::stderr(&out));
+        (out.status.code(), text.replace("\\\"", "\""))
+    };
+    // The demo app answers "COLOUR RELEASE": another app's answer, as far as a gate that wants
+    // `web` can tell. The status is right; the batch is undone.
+    let (code, text) = run(serde_json::json!({"gate": {"url": url, "status": 200, "body": "web"}}));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "stopped at batch 1 of 2: gate {url} answered 200 without `web` in its body: \""
+        )) && text.contains("\", expected 200 with `web` in the body; the previous upstream is restored"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(), upstream);
+    assert_eq!(get(proxy_port, "/").unwrap(), (200, "blue r".to_string()));
+    assert!(
+        state_of(&dir)["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: batch 1 of 2: gate"),
+        "{}",
+        state_of(&dir)
+    );
+    // A header's value is matched exactly: the health check stops before the batch is written.
+    let (code, text) = run(serde_json::json!({
+        "healthcheck": {"path": "/", "timeout": "1s", "body": "green", "header": "X-Colour: GREEN"},
+    }));
+    assert_eq!(code, Some(2), "{text}");
+    let green1 = format!("http://127.0.0.1:{}/", backends[0]["ports"]["green"]);
+    assert!(
+        text.contains(&format!(
+            "stopped at batch 1 of 2: not serving on green (expected 200 with `green` in the body and header \
+             `X-Colour: GREEN` from /): app1 ({green1}) answered 200 with `X-Colour: green` (want `X-Colour: GREEN`)"
+        )),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(ng.join("web-upstream.conf")).unwrap(), upstream);
+    // What the app does send passes, the header's name in any case.
+    let (code, text) = run(serde_json::json!({
+        "gate": {"url": url, "status": 200, "body": " r", "header": "content-type: text/plain"},
+        "healthcheck": {"path": "/", "timeout": "1s", "body": "green", "header": "x-colour: green"},
+    }));
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(state_of(&dir)["live"], "green");
+    assert_eq!(get(proxy_port, "/").unwrap(), (200, "green r".to_string()));
+}
+
 #[test]
 fn a_batch_left_pending_by_a_dead_run_is_redone() {
     // A run that dies between writing the upstream and recording the batch (SIGKILL, the proxy
@@ -582,7 +705,7 @@ impl Stopped {
         dest: "{{ ng }}/web-upstream.conf"
         BATCHING
         pause: "{{ pause }}"
-        validate: "nginx -t -q -p {{ ng }} -c nginx.conf"
+        validate: "nginx -t -p {{ ng }} -c nginx.conf"
         reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
         pid_file: "{{ ng }}/nginx.pid"
         state_dir: "{{ ng }}/state"
@@ -978,4 +1101,89 @@ fn nginx_in_a_container_is_reloaded_through_docker_and_validated_inside_it() {
     assert!(stdout(&bad).contains("validation failed"), "{}", stdout(&bad));
     assert_eq!(std::fs::read_to_string(dir.join("web-upstream.conf")).unwrap(), before);
     assert_eq!(get(proxy_port, "/").unwrap().1.split_whitespace().next(), Some("green"));
+}
+
+#[test]
+fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
+    // Two apps' sites from `templates/nginx/site.conf.j2` on one `listen`: one named by
+    // `proxy_server_name`, one by its default (the app). nginx takes both, with no warning that
+    // one is ignored, and routes by Host.
+    let rig = Rig::new(1);
+    let dir = rig.dir.clone();
+    let ng = dir.join("nginx");
+    let port = free_port();
+    let (blue, green) = (&rig.backends[0]["ports"]["blue"], &rig.backends[0]["ports"]["green"]);
+    write(
+        &ng,
+        "upstreams.conf",
+        &format!("upstream web {{ server 127.0.0.1:{blue}; }}\nupstream shop {{ server 127.0.0.1:{green}; }}\n"),
+    );
+    write(
+        &ng,
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\npid {ng}/nginx.pid;\nerror_log {ng}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  include {ng}/upstreams.conf;\n  include {ng}/sites/*.conf;\n}}\n",
+            ng = ng.display()
+        ),
+    );
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/nginx/site.conf.j2");
+    write(&dir, "hosts", "proxy1 ansible_connection=local\n");
+    write(
+        &dir,
+        "pb.yml",
+        &format!(
+            r#"
+- hosts: proxy1
+  vars: {{ proxy_listen: "127.0.0.1:{port}" }}
+  tasks:
+    - template: {{ src: "{site}", dest: "{ng}/sites/web.conf" }}
+      vars: {{ app: web, proxy_server_name: web.example.test }}
+    - template: {{ src: "{site}", dest: "{ng}/sites/shop.conf" }}
+      vars: {{ app: shop }}
+"#,
+            site = site.display(),
+            ng = ng.display()
+        ),
+    );
+    std::fs::create_dir_all(ng.join("sites")).unwrap();
+    let out = common::roll(&dir)
+        .args(["play", "pb.yml", "-i", "hosts"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), common::stderr(&out));
+    let nginx = |args: &[&str]| {
+        Command::new("nginx")
+            .arg("-p")
+            .arg(&ng)
+            .args(["-c", "nginx.conf"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let t = nginx(&["-t"]);
+    let said = String::from_utf8_lossy(&t.stderr).into_owned();
+    assert!(t.status.success() && !said.contains("[warn]"), "{said}");
+    assert!(nginx(&[]).status.success());
+    let _nginx = Nginx { prefix: ng.clone() };
+    let via = |host: &str| {
+        let t0 = Instant::now();
+        loop {
+            let out = Command::new("curl")
+                .args([
+                    "-s",
+                    "-H",
+                    &format!("Host: {host}"),
+                    &format!("http://127.0.0.1:{port}/"),
+                ])
+                .output()
+                .unwrap();
+            let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !body.is_empty() || t0.elapsed() > Duration::from_secs(10) {
+                return body;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(via("web.example.test"), "blue r");
+    assert_eq!(via("shop"), "green r");
 }
