@@ -9,7 +9,7 @@ use crate::connection::Connector;
 use crate::connection::ssh::SshOptions;
 use crate::modules::Capability;
 use crate::modules::RunState;
-use crate::modules::deploy_lock::{Releaser, release_script};
+use crate::modules::deploy_lock::{Held, Releaser, release_script};
 use crate::modules::lockstep::Lockstep;
 use crate::playbook::check::Checked;
 use crate::playbook::{Body, MetaAction, Play, Playbook, Task};
@@ -742,32 +742,48 @@ impl Runner {
         let _ = conn.exec(&cmd).await;
     }
 
-    /// Deploy locks this run took are released when it ends, however it ended; a run that is
-    /// killed leaves its locks to expire.
+    /// The run is aborted (a second Ctrl-C) and the caller exits the process next: the run
+    /// stops at once, the deploy locks it holds are released (within a few seconds, every
+    /// proxy at once), then every master is told to exit.
+    pub async fn abort(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        let _ = tokio::time::timeout(ABORT_RELEASE_BOUND, self.release_locks()).await;
+        self.connector.abort().await;
+    }
+
+    /// Deploy locks this run took are released when it ends, however it ended (an error, an
+    /// abort); a run that is killed leaves its locks to expire.
     async fn release_locks(&self) {
-        for held in self.state.locks.take() {
-            let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
-                continue;
-            };
-            let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
-                continue;
-            };
-            let by = Releaser::Run(self.state.locks.run_id());
-            let script = release_script(&held.dir, &held.app, by, "lock released");
-            let mut cmd = crate::connection::Command::new(script);
-            cmd.timeout = Some(std::time::Duration::from_secs(30));
-            cmd.become_user = held.become_user.clone();
-            if let Err(e) = conn.exec(&cmd).await {
-                self.emit(Event::Warning {
-                    message: format!(
-                        "could not release the deploy lock of `{}` on {}: {e}; it expires by itself",
-                        held.app, host.name
-                    ),
-                });
-            }
+        let releases = self.state.locks.take().into_iter().map(|held| self.release(held));
+        futures_util::future::join_all(releases).await;
+    }
+
+    /// Releases one lock this run holds, where its proxy can be reached.
+    async fn release(&self, held: Held) {
+        let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
+            return;
+        };
+        let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
+            return;
+        };
+        let by = Releaser::Run(self.state.locks.run_id());
+        let script = release_script(&held.dir, &held.app, by, "lock released");
+        let mut cmd = crate::connection::Command::new(script);
+        cmd.timeout = Some(std::time::Duration::from_secs(30));
+        cmd.become_user = held.become_user.clone();
+        if let Err(e) = conn.exec(&cmd).await {
+            self.emit(Event::Warning {
+                message: format!(
+                    "could not release the deploy lock of `{}` on {}: {e}; it expires by itself",
+                    held.app, host.name
+                ),
+            });
         }
     }
 }
+
+/// How long an aborted run may spend releasing its deploy locks before it exits anyway.
+const ABORT_RELEASE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a task list tells the play after it ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

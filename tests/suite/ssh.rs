@@ -480,6 +480,43 @@ fn masters_exit_within_seconds_of_roll_being_killed() {
 }
 
 #[test]
+fn a_second_ctrl_c_releases_the_deploy_lock_and_closes_the_masters() {
+    let f = Fleet::up(1, "proxy");
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    write(d.path(), "hosts", &group(&f, "proxy"));
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: proxy\n  tasks:\n    - roll.deploy_lock: { app: web, dir: \"{{ state }}\" }\n    - command: sleep 30\n",
+    );
+    let mut cmd = roll(d.path());
+    cmd.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts())
+        .arg("-e")
+        .arg(format!("state={}", state.display()));
+    let mut run = common::Watched::spawn(cmd);
+    run.wait_for("TASK [command]");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lock = state.join("web.lock");
+    assert!(lock.exists(), "the play holds the lock");
+    signal(run.pid(), "-INT");
+    // Two signals close together are one to a signal handler: let the first be seen.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    signal(run.pid(), "-INT");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(130), "{out}{err}");
+    assert!(!lock.exists(), "an aborted run left its deploy lock: {out}{err}");
+    let audit = std::fs::read_to_string(state.join("audit.log")).unwrap();
+    assert!(audit.contains("lock released"), "{audit}");
+    let left = left_after_5_s(&f);
+    assert!(
+        left.is_empty(),
+        "ssh processes outlived an aborted roll by 5 s: {left:#?}"
+    );
+}
+
+#[test]
 fn masters_outlive_a_pause_longer_than_their_idle_time_in_a_private_control_directory() {
     use std::os::unix::fs::PermissionsExt;
     let f = Fleet::up(2, "app");
