@@ -185,19 +185,26 @@ impl Runner {
             playbook: self.playbook.path.display().to_string(),
             check: self.opts.check,
         });
-        for (i, play) in self.playbook.plays.iter().enumerate() {
-            if self.cancelled.load(Ordering::SeqCst) {
-                break;
+        let plays = async {
+            for (i, play) in self.playbook.plays.iter().enumerate() {
+                if self.cancelled.load(Ordering::SeqCst) {
+                    break;
+                }
+                let hosts = self.checked.play_hosts[i].clone();
+                let stop = self.run_play(play, hosts).await;
+                if stop {
+                    break;
+                }
             }
-            let hosts = self.checked.play_hosts[i].clone();
-            let stop = self.run_play(play, hosts).await;
-            if stop {
-                break;
-            }
-        }
+        };
+        // However the plays end, even by a panic in a task, the locks are released and the
+        // connections closed before the run returns (or the panic goes on).
+        finally(plays, async {
+            self.release_locks().await;
+            self.connector.close().await;
+        })
+        .await;
         summary.interrupted = self.cancelled.load(Ordering::SeqCst);
-        self.release_locks().await;
-        self.connector.close().await;
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut order: Vec<usize> = seen;
@@ -751,8 +758,8 @@ impl Runner {
         self.connector.abort().await;
     }
 
-    /// Deploy locks this run took are released when it ends, however it ended (an error, an
-    /// abort); a run that is killed leaves its locks to expire.
+    /// Deploy locks this run took are released when it ends, however it ended (an error, a
+    /// panic in a task, an abort); a run that is killed leaves its locks to expire.
     async fn release_locks(&self) {
         let releases = self.state.locks.take().into_iter().map(|held| self.release(held));
         futures_util::future::join_all(releases).await;
@@ -784,6 +791,17 @@ impl Runner {
 
 /// How long an aborted run may spend releasing its deploy locks before it exits anyway.
 const ABORT_RELEASE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `work`, then `cleanup`, which runs even when `work` panicked; the panic then goes on.
+async fn finally<T>(work: impl std::future::Future<Output = T>, cleanup: impl std::future::Future<Output = ()>) -> T {
+    use futures_util::FutureExt;
+    let done = std::panic::AssertUnwindSafe(work).catch_unwind().await;
+    cleanup.await;
+    match done {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
 
 /// What a task list tells the play after it ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -823,4 +841,34 @@ fn abort_batch(state: &mut HashMap<usize, HostState>, batch: &[usize]) -> Flow {
         }
     }
     Flow::Abort
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::exec::finally;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// No task can be made to panic for real; the guard `Runner::run` puts around its plays is
+    /// tested with a work future that panics.
+    #[test]
+    fn a_mock_panic_in_the_plays_still_runs_the_cleanup_then_goes_on() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let cleaned = AtomicBool::new(false);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(finally(
+                async {
+                    tokio::task::yield_now().await;
+                    panic!("a task panicked");
+                },
+                async { cleaned.store(true, Ordering::SeqCst) },
+            ))
+        }));
+        assert!(cleaned.load(Ordering::SeqCst), "the cleanup did not run");
+        let panic = result.expect_err("the panic went on");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"a task panicked"));
+        let cleaned = AtomicBool::new(false);
+        let v = rt.block_on(finally(async { 7 }, async { cleaned.store(true, Ordering::SeqCst) }));
+        assert_eq!(v, 7);
+        assert!(cleaned.load(Ordering::SeqCst));
+    }
 }
