@@ -94,7 +94,14 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     }
     views.extend(extra);
     let reporter: Box<dyn Reporter> = Box::new(crate::report::Tee(views));
-    let runner = Runner::new(sources, Arc::new(pb), checked, vars, settings.opts.clone(), reporter);
+    let runner = Arc::new(Runner::new(
+        sources,
+        Arc::new(pb),
+        checked,
+        vars,
+        settings.opts.clone(),
+        reporter,
+    ));
     // The hosts' tasks are polled inside the run's future, which is deep (and wide in debug
     // builds): it runs on a worker with a stack of known size, not on the caller's thread, whose
     // stack may be small when roll is used as a library.
@@ -111,6 +118,7 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     };
     let run = rt.spawn(async move {
         let flag = runner.cancel_flag();
+        let aborting = runner.clone();
         tokio::spawn(async move {
             // SIGTERM (a cancelled CI job, systemd) is treated as Ctrl-C: stop cleanly.
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -120,6 +128,16 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
                 );
                 flag.store(true, Ordering::SeqCst);
                 if interrupted(&mut term).await {
+                    // Exiting now leaves the deploy locks held and the masters with their
+                    // commands: release and close what can be in a few seconds (a third signal
+                    // does not wait for that).
+                    eprintln!(
+                        "\n[roll] aborting: releasing deploy locks and closing ssh connections (Ctrl-C again to exit now)"
+                    );
+                    tokio::select! {
+                        () = aborting.abort() => {}
+                        _ = interrupted(&mut term) => {}
+                    }
                     std::process::exit(Exit::Interrupted.code() as i32);
                 }
             }

@@ -66,6 +66,14 @@ impl Connector {
             pool.close().await;
         }
     }
+
+    /// Tell every master this connector opened to exit now, within a short bound, and open no
+    /// more (an aborted run; persistent masters stay).
+    pub async fn abort(&self) {
+        if let Some(Ok(pool)) = self.pool.get() {
+            pool.abort().await;
+        }
+    }
 }
 
 /// A command to run on a host: a POSIX shell script and what surrounds it.

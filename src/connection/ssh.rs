@@ -3,6 +3,12 @@
 //! each command on its own channel over the control socket (no local process per command).
 //! The masters open at once stay within what the descriptor limit allows: past that, the least
 //! recently used idle master is closed for the next host, and reopened when its host needs it.
+//!
+//! Masters die with roll: each is started with a short idle time (`ControlPersist`) and roll
+//! holds one mux client connection to it for the whole run, so it is never idle while roll
+//! lives and exits seconds after roll's connections close, however roll ended (even SIGKILL).
+//! A master still carrying a command is not idle, so a watchdog process, which outlives roll,
+//! tells the run's masters to exit as soon as roll is gone.
 
 use super::{Command, ConnError, Output};
 use crate::shell::quote;
@@ -10,8 +16,8 @@ use crate::values::{VarMap, is_template, value_to_string};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -21,9 +27,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 /// to spare for a person's own session.
 pub const CHANNELS_PER_HOST: usize = 8;
 
-/// Descriptors roll holds for one open master: the idle remote shell's three pipes and its
-/// control-socket connection (measured: 2,023 descriptors for 500 hosts).
-pub const FDS_PER_MASTER: u64 = 4;
+/// Descriptors roll holds for one open master: the idle remote shell's three pipes, its
+/// control-socket connection, and roll's hold on the master (4 measured for 500 hosts before
+/// the hold: 2,023 descriptors).
+pub const FDS_PER_MASTER: u64 = 5;
 
 /// Descriptors kept for everything else: the standard streams, the runtime, report files, and
 /// the pipes of commands while they run.
@@ -44,6 +51,14 @@ pub fn descriptor_limit() -> u64 {
 pub fn master_budget(limit: u64) -> usize {
     (limit.saturating_sub(FDS_RESERVE) / FDS_PER_MASTER).max(1) as usize
 }
+
+/// Seconds a master of this run lives on once no client of its control socket is left. roll
+/// holds one for the run ([`Master`]), so this counts only after roll is gone: its masters (and
+/// what they run) do not outlive it by more than this, even when it was killed.
+const ORPHAN_EXIT_SECS: usize = 3;
+
+/// How long `ssh -O exit` may take on an aborted run before roll exits anyway.
+const EXIT_REQUEST_BOUND: Duration = Duration::from_secs(2);
 
 /// How roll connects, from the command line and the environment.
 #[derive(Debug, Clone)]
@@ -120,9 +135,17 @@ impl Target {
     }
 }
 
+/// A host's master and the mux client connection roll holds to it for the run: to OpenSSH an
+/// open client counts as a session in use, so ControlPersist's idle timer only starts once
+/// this (and every command's own client) is closed, by roll or by the kernel as roll dies.
+struct Master {
+    session: Arc<Session>,
+    _hold: std::os::unix::net::UnixStream,
+}
+
 struct Slot {
     target: Target,
-    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    session: tokio::sync::Mutex<Option<Master>>,
     channels: Semaphore,
     /// Idle remote shells (the `shell` transport).
     shells: tokio::sync::Mutex<Vec<RemoteShell>>,
@@ -171,6 +194,45 @@ pub struct SshPool {
     /// A command ended: a master may have become idle.
     idle: Notify,
     ticks: AtomicU64,
+    /// Set by [`SshPool::abort`]: no master is opened after it.
+    aborted: AtomicBool,
+    _watchdog: Option<Watchdog>,
+}
+
+/// A small process of its own that waits on a pipe from roll; when roll closes it, by ending or
+/// by dying, it asks every master of the run to exit (`ssh -O exit`: channels still carrying a
+/// command keep a master from going idle) and removes the control directory. Its own process
+/// group keeps a terminal's Ctrl-C away from it.
+struct Watchdog {
+    child: std::process::Child,
+}
+
+impl Watchdog {
+    const SCRIPT: &'static str = "read _ignored; \
+        for s in \"$1\"/.ssh-connection*/master; do \
+        [ -S \"$s\" ] && ssh -S \"$s\" -O exit roll >/dev/null 2>&1; done; rm -rf \"$1\"";
+
+    fn start(dir: &Path) -> Option<Watchdog> {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", Watchdog::SCRIPT, "roll-ssh-watchdog"])
+            .arg(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .ok()?;
+        Some(Watchdog { child })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Closing the pipe sets it off (the masters are closed by now); it is reaped here.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 impl std::fmt::Debug for SshPool {
@@ -181,8 +243,17 @@ impl std::fmt::Debug for SshPool {
 
 impl SshPool {
     pub fn new(opts: SshOptions) -> std::io::Result<Arc<SshPool>> {
-        let control_dir = tempfile::Builder::new().prefix("roll-").tempdir_in("/tmp")?;
+        let control_dir = tempfile::Builder::new()
+            .prefix("roll-")
+            .permissions(private())
+            .tempdir_in("/tmp")?;
+        // Persistent masters are meant to outlive the run: no watchdog for them.
+        let watchdog = match opts.persist {
+            Some(_) => None,
+            None => Watchdog::start(control_dir.path()),
+        };
         Ok(Arc::new(SshPool {
+            _watchdog: watchdog,
             starts: Semaphore::new(opts.max_starts.max(1)),
             opts,
             control_dir,
@@ -190,6 +261,7 @@ impl SshPool {
             masters: Arc::new(Semaphore::new(master_budget(descriptor_limit()))),
             idle: Notify::new(),
             ticks: AtomicU64::new(0),
+            aborted: AtomicBool::new(false),
         }))
     }
 
@@ -229,19 +301,64 @@ impl SshPool {
             .cloned()
             .collect();
         for slot in slots {
-            // Idle shells hold the session too; they go first.
+            // Idle shells hold the session too; they go first, and so does roll's own hold on
+            // the master, which would keep it up.
             slot.shells.lock().await.clear();
-            if let Some(s) = slot.session.lock().await.take() {
-                close_session(s).await;
+            if let Some(Master { session, _hold }) = slot.session.lock().await.take() {
+                drop(_hold);
+                close_session(session).await;
             }
             slot.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
     }
 
+    /// The run is aborted (a second Ctrl-C): every master this run opened is told to exit now,
+    /// killing what it runs, within a short bound, and no new one is opened. Persistent masters
+    /// (`--ssh-persist`) stay, as asked. Masters this misses exit by themselves once roll is gone.
+    pub async fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        if self.opts.persist.is_some() {
+            return;
+        }
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        // A slot locked now is opening its master: that one is left to its idle exit.
+        let sockets: Vec<PathBuf> = slots
+            .iter()
+            .filter_map(|s| {
+                s.session
+                    .try_lock()
+                    .ok()
+                    .and_then(|g| g.as_ref().map(|m| m.session.control_socket().to_path_buf()))
+            })
+            .collect();
+        let exits = sockets.iter().map(|ctl| async move {
+            let c = tokio::process::Command::new("ssh")
+                .arg("-S")
+                .arg(ctl)
+                .args(["-O", "exit", "roll"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .status();
+            let _ = tokio::time::timeout(EXIT_REQUEST_BOUND, c).await;
+        });
+        futures_util::future::join_all(exits).await;
+    }
+
     async fn session(&self, slot: &Slot) -> Result<Arc<Session>, ConnError> {
         let mut guard = slot.session.lock().await;
-        if let Some(s) = guard.as_ref() {
-            return Ok(s.clone());
+        if let Some(m) = guard.as_ref() {
+            return Ok(m.session.clone());
+        }
+        if self.aborted.load(Ordering::SeqCst) {
+            return Err(ConnError::Unreachable("the run was aborted".into()));
         }
         let permit = self.master_permit(slot).await?;
         let _start = self
@@ -259,9 +376,8 @@ impl SshPool {
         .control_directory(self.control_dir.path())
         .connect_timeout(self.opts.connect_timeout)
         .server_alive_interval(self.opts.keepalive)
-        // A safety net: should roll itself be killed, its masters exit once idle.
         .control_persist(ControlPersist::IdleFor(
-            NonZeroUsize::new(300).unwrap_or(NonZeroUsize::MIN),
+            NonZeroUsize::new(ORPHAN_EXIT_SECS).unwrap_or(NonZeroUsize::MIN),
         ));
         if let Some(p) = t.port {
             b.port(p);
@@ -278,15 +394,43 @@ impl SshPool {
         if let Some(k) = &self.opts.known_hosts {
             b.user_known_hosts_file(k);
         }
-        let session = match self.opts.persist {
-            Some(keep) => self.open_persistent(t, keep).await?,
-            None => b
-                .connect_mux(&t.address)
-                .await
-                .map_err(|e| unreachable(t, &error_text(&e), &self.opts))?,
+        // The master is idle from its start until roll holds it; should it exit in that moment
+        // (a machine stalled for seconds), a second one is started.
+        let mut tries = 0;
+        let master = loop {
+            tries += 1;
+            let session = match self.opts.persist {
+                Some(keep) => self.open_persistent(t, keep).await?,
+                None => {
+                    let s = b
+                        .connect_mux(&t.address)
+                        .await
+                        .map_err(|e| unreachable(t, &error_text(&e), &self.opts))?;
+                    // The crate's directory for this master's socket and log: ours alone too.
+                    if let Some(dir) = s.control_socket().parent() {
+                        let _ = std::fs::set_permissions(dir, private());
+                    }
+                    s
+                }
+            };
+            match hold(session.control_socket()).await {
+                Ok(h) => {
+                    break Master {
+                        session: Arc::new(session),
+                        _hold: h,
+                    };
+                }
+                Err(e) if tries >= 2 => {
+                    return Err(ConnError::Unreachable(format!(
+                        "cannot connect to `{}`: its ssh master exited as it started: {e}",
+                        t.name
+                    )));
+                }
+                Err(_) => {}
+            }
         };
-        let session = Arc::new(session);
-        *guard = Some(session.clone());
+        let session = master.session.clone();
+        *guard = Some(master);
         *slot.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
         Ok(session)
     }
@@ -333,10 +477,13 @@ impl SshPool {
             if slot.busy.load(Ordering::SeqCst) != 0 {
                 continue;
             }
-            let Some(session) = guard.take() else { continue };
+            let Some(Master { session, _hold }) = guard.take() else {
+                continue;
+            };
             slot.shells.lock().await.clear();
             let permit = slot.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
             drop(guard);
+            drop(_hold);
             close_session(session).await;
             drop(permit);
             return true;
@@ -423,7 +570,7 @@ impl SshPool {
     /// Forget a broken master so that the next command opens a new one.
     async fn drop_session(&self, slot: &Slot, broken: &Arc<Session>) {
         let mut guard = slot.session.lock().await;
-        if guard.as_ref().is_some_and(|s| Arc::ptr_eq(s, broken)) {
+        if guard.as_ref().is_some_and(|m| Arc::ptr_eq(&m.session, broken)) {
             *guard = None;
             slot.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
@@ -448,6 +595,44 @@ async fn close_session(s: Arc<Session>) {
                 .await;
         }
     }
+}
+
+/// Owner-only permissions, for directories that hold control sockets.
+fn private() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o700)
+}
+
+/// Opens a mux client connection to the master at `ctl` and says hello (OpenSSH's
+/// PROTOCOL.mux); the connection, held open, keeps the master from going idle.
+async fn hold(ctl: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use tokio::io::AsyncReadExt;
+    const MUX_MSG_HELLO: u32 = 1;
+    const MUX_VERSION: u32 = 4;
+    let mut s = tokio::net::UnixStream::connect(ctl).await?;
+    let mut hello = Vec::with_capacity(12);
+    hello.extend_from_slice(&8u32.to_be_bytes());
+    hello.extend_from_slice(&MUX_MSG_HELLO.to_be_bytes());
+    hello.extend_from_slice(&MUX_VERSION.to_be_bytes());
+    s.write_all(&hello).await?;
+    let read = async {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len) as usize;
+        if !(4..=65536).contains(&len) {
+            return Err(std::io::Error::other("not an ssh mux master"));
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await?;
+        if body[..4] != MUX_MSG_HELLO.to_be_bytes() {
+            return Err(std::io::Error::other("not an ssh mux master"));
+        }
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .map_err(|_| std::io::Error::other("the ssh master did not answer"))??;
+    s.into_std()
 }
 
 /// The private per-user directory of persistent control sockets.
@@ -792,8 +977,8 @@ mod tests {
 
     #[test]
     fn the_master_budget_leaves_the_reserve_and_is_never_zero() {
-        assert_eq!(master_budget(1024), 244);
-        assert_eq!(master_budget(128), 20);
+        assert_eq!(master_budget(1024), 195);
+        assert_eq!(master_budget(128), 16);
         assert_eq!(master_budget(10), 1);
         assert_eq!(master_budget(0), 1);
     }

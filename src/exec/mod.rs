@@ -9,7 +9,7 @@ use crate::connection::Connector;
 use crate::connection::ssh::SshOptions;
 use crate::modules::Capability;
 use crate::modules::RunState;
-use crate::modules::deploy_lock::{Releaser, release_script};
+use crate::modules::deploy_lock::{Held, Releaser, release_script};
 use crate::modules::lockstep::Lockstep;
 use crate::playbook::check::Checked;
 use crate::playbook::{Body, MetaAction, Play, Playbook, Task};
@@ -185,19 +185,26 @@ impl Runner {
             playbook: self.playbook.path.display().to_string(),
             check: self.opts.check,
         });
-        for (i, play) in self.playbook.plays.iter().enumerate() {
-            if self.cancelled.load(Ordering::SeqCst) {
-                break;
+        let plays = async {
+            for (i, play) in self.playbook.plays.iter().enumerate() {
+                if self.cancelled.load(Ordering::SeqCst) {
+                    break;
+                }
+                let hosts = self.checked.play_hosts[i].clone();
+                let stop = self.run_play(play, hosts).await;
+                if stop {
+                    break;
+                }
             }
-            let hosts = self.checked.play_hosts[i].clone();
-            let stop = self.run_play(play, hosts).await;
-            if stop {
-                break;
-            }
-        }
+        };
+        // However the plays end, even by a panic in a task, the locks are released and the
+        // connections closed before the run returns (or the panic goes on).
+        finally(plays, async {
+            self.release_locks().await;
+            self.connector.close().await;
+        })
+        .await;
         summary.interrupted = self.cancelled.load(Ordering::SeqCst);
-        self.release_locks().await;
-        self.connector.close().await;
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut order: Vec<usize> = seen;
@@ -742,30 +749,57 @@ impl Runner {
         let _ = conn.exec(&cmd).await;
     }
 
-    /// Deploy locks this run took are released when it ends, however it ended; a run that is
-    /// killed leaves its locks to expire.
+    /// The run is aborted (a second Ctrl-C) and the caller exits the process next: the run
+    /// stops at once, the deploy locks it holds are released (within a few seconds, every
+    /// proxy at once), then every master is told to exit.
+    pub async fn abort(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        let _ = tokio::time::timeout(ABORT_RELEASE_BOUND, self.release_locks()).await;
+        self.connector.abort().await;
+    }
+
+    /// Deploy locks this run took are released when it ends, however it ended (an error, a
+    /// panic in a task, an abort); a run that is killed leaves its locks to expire.
     async fn release_locks(&self) {
-        for held in self.state.locks.take() {
-            let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
-                continue;
-            };
-            let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
-                continue;
-            };
-            let by = Releaser::Run(self.state.locks.run_id());
-            let script = release_script(&held.dir, &held.app, by, "lock released");
-            let mut cmd = crate::connection::Command::new(script);
-            cmd.timeout = Some(std::time::Duration::from_secs(30));
-            cmd.become_user = held.become_user.clone();
-            if let Err(e) = conn.exec(&cmd).await {
-                self.emit(Event::Warning {
-                    message: format!(
-                        "could not release the deploy lock of `{}` on {}: {e}; it expires by itself",
-                        held.app, host.name
-                    ),
-                });
-            }
+        let releases = self.state.locks.take().into_iter().map(|held| self.release(held));
+        futures_util::future::join_all(releases).await;
+    }
+
+    /// Releases one lock this run holds, where its proxy can be reached.
+    async fn release(&self, held: Held) {
+        let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
+            return;
+        };
+        let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
+            return;
+        };
+        let by = Releaser::Run(self.state.locks.run_id());
+        let script = release_script(&held.dir, &held.app, by, "lock released");
+        let mut cmd = crate::connection::Command::new(script);
+        cmd.timeout = Some(std::time::Duration::from_secs(30));
+        cmd.become_user = held.become_user.clone();
+        if let Err(e) = conn.exec(&cmd).await {
+            self.emit(Event::Warning {
+                message: format!(
+                    "could not release the deploy lock of `{}` on {}: {e}; it expires by itself",
+                    held.app, host.name
+                ),
+            });
         }
+    }
+}
+
+/// How long an aborted run may spend releasing its deploy locks before it exits anyway.
+const ABORT_RELEASE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `work`, then `cleanup`, which runs even when `work` panicked; the panic then goes on.
+async fn finally<T>(work: impl std::future::Future<Output = T>, cleanup: impl std::future::Future<Output = ()>) -> T {
+    use futures_util::FutureExt;
+    let done = std::panic::AssertUnwindSafe(work).catch_unwind().await;
+    cleanup.await;
+    match done {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
@@ -807,4 +841,34 @@ fn abort_batch(state: &mut HashMap<usize, HostState>, batch: &[usize]) -> Flow {
         }
     }
     Flow::Abort
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::exec::finally;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// No task can be made to panic for real; the guard `Runner::run` puts around its plays is
+    /// tested with a work future that panics.
+    #[test]
+    fn a_mock_panic_in_the_plays_still_runs_the_cleanup_then_goes_on() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let cleaned = AtomicBool::new(false);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(finally(
+                async {
+                    tokio::task::yield_now().await;
+                    panic!("a task panicked");
+                },
+                async { cleaned.store(true, Ordering::SeqCst) },
+            ))
+        }));
+        assert!(cleaned.load(Ordering::SeqCst), "the cleanup did not run");
+        let panic = result.expect_err("the panic went on");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"a task panicked"));
+        let cleaned = AtomicBool::new(false);
+        let v = rt.block_on(finally(async { 7 }, async { cleaned.store(true, Ordering::SeqCst) }));
+        assert_eq!(v, 7);
+        assert!(cleaned.load(Ordering::SeqCst));
+    }
 }

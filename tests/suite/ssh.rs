@@ -455,3 +455,148 @@ fn arbitrary_strings_cross_ssh_byte_exact() {
         "it's \"q\" $(echo no) `echo no` ; | & > < * ? ~ \\ \n second line\ttab ünï ☃ 🚀"
     );
 }
+
+/// The local ssh processes connected to this fleet (masters, and any client of theirs).
+fn ssh_processes_of(f: &Fleet) -> Vec<u32> {
+    common::resources::processes_mentioning(&format!("{}.", f.net))
+}
+
+/// Waits up to 5 s for every ssh process to the fleet to exit; the ones left, with their
+/// command lines.
+fn left_after_5_s(f: &Fleet) -> Vec<String> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let left = ssh_processes_of(f);
+        if left.is_empty() || t0.elapsed() > std::time::Duration::from_secs(5) {
+            return left
+                .iter()
+                .map(|p| {
+                    let c = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    format!("{p}: {}", String::from_utf8_lossy(&c).replace('\0', " "))
+                })
+                .collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn masters_exit_within_seconds_of_roll_being_killed() {
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", &group(&f, "app"));
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  tasks:\n    - command: \"true\"\n    - command: sleep 30\n",
+    );
+    let mut cmd = roll(d.path());
+    cmd.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts());
+    let mut run = common::Watched::spawn(cmd);
+    run.wait_for("TASK [command]");
+    run.wait_for("TASK [command]");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        ssh_processes_of(&f).len() >= 2,
+        "no master per host while the play runs"
+    );
+    signal(run.pid(), "-KILL");
+    let _ = run.finish();
+    let left = left_after_5_s(&f);
+    assert!(
+        left.is_empty(),
+        "ssh processes outlived a killed roll by 5 s: {left:#?}"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_releases_the_deploy_lock_and_closes_the_masters() {
+    let f = Fleet::up(1, "proxy");
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    write(d.path(), "hosts", &group(&f, "proxy"));
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: proxy\n  tasks:\n    - roll.deploy_lock: { app: web, dir: \"{{ state }}\" }\n    - command: sleep 30\n",
+    );
+    let mut cmd = roll(d.path());
+    cmd.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts())
+        .arg("-e")
+        .arg(format!("state={}", state.display()));
+    let mut run = common::Watched::spawn(cmd);
+    run.wait_for("TASK [command]");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lock = state.join("web.lock");
+    assert!(lock.exists(), "the play holds the lock");
+    signal(run.pid(), "-INT");
+    // Two signals close together are one to a signal handler: let the first be seen.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    signal(run.pid(), "-INT");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(130), "{out}{err}");
+    assert!(!lock.exists(), "an aborted run left its deploy lock: {out}{err}");
+    let audit = std::fs::read_to_string(state.join("audit.log")).unwrap();
+    assert!(audit.contains("lock released"), "{audit}");
+    let left = left_after_5_s(&f);
+    assert!(
+        left.is_empty(),
+        "ssh processes outlived an aborted roll by 5 s: {left:#?}"
+    );
+}
+
+#[test]
+fn masters_outlive_a_pause_longer_than_their_idle_time_in_a_private_control_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hosts", &group(&f, "app"));
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  tasks:\n    - command: \"true\"\n    - pause: { seconds: 8 }\n    - command: \"true\"\n",
+    );
+    let mut cmd = roll(d.path());
+    cmd.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
+        .arg(f.known_hosts());
+    let mut run = common::Watched::spawn(cmd);
+    run.wait_for("TASK [pause]");
+    let mut at_start = ssh_processes_of(&f);
+    at_start.sort();
+    assert_eq!(at_start.len(), 2, "one master per host");
+    // Every directory on the way to a control socket, below /tmp, is the user's alone.
+    for pid in &at_start {
+        let c = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).into_owned();
+        let args: Vec<&str> = c.split('\0').collect();
+        let socket = args
+            .iter()
+            .position(|a| *a == "-S")
+            .and_then(|i| args.get(i + 1))
+            .unwrap_or_else(|| panic!("a master without -S: {args:?}"));
+        let mut dir = Path::new(socket).parent();
+        while let Some(p) = dir.filter(|p| *p != Path::new("/tmp") && *p != Path::new("/")) {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{} is {mode:o}", p.display());
+            dir = p.parent();
+        }
+    }
+    // Well past the masters' idle time, still the same masters.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let mut later = ssh_processes_of(&f);
+    later.sort();
+    assert_eq!(later, at_start, "a master exited or was replaced during the pause");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(0), "{out}{err}");
+}
