@@ -288,18 +288,22 @@ impl SshPool {
         }
     }
 
+    /// Every host's slot, as they are now.
+    fn all_slots(&self) -> Vec<Arc<Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Close every master connection (persistent masters stay, for the next run).
     pub async fn close(&self) {
         if self.opts.persist.is_some() {
             return;
         }
-        let slots: Vec<Arc<Slot>> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots = self.all_slots();
         for slot in slots {
             // Idle shells hold the session too; they go first, and so does roll's own hold on
             // the master, which would keep it up.
@@ -320,13 +324,7 @@ impl SshPool {
         if self.opts.persist.is_some() {
             return;
         }
-        let slots: Vec<Arc<Slot>> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots = self.all_slots();
         // A slot locked now is opening its master: that one is left to its idle exit.
         let sockets: Vec<PathBuf> = slots
             .iter()
@@ -338,15 +336,7 @@ impl SshPool {
             })
             .collect();
         let exits = sockets.iter().map(|ctl| async move {
-            let c = tokio::process::Command::new("ssh")
-                .arg("-S")
-                .arg(ctl)
-                .args(["-O", "exit", "roll"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .status();
+            let c = exit_request(ctl).kill_on_drop(true).status();
             let _ = tokio::time::timeout(EXIT_REQUEST_BOUND, c).await;
         });
         futures_util::future::join_all(exits).await;
@@ -460,13 +450,10 @@ impl SshPool {
     /// every open master is busy.
     async fn close_idle_master(&self, except: &Slot) -> bool {
         let mut idle: Vec<Arc<Slot>> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .all_slots()
+            .into_iter()
             .filter(|s| !std::ptr::eq(s.as_ref(), except) && s.busy.load(Ordering::SeqCst) == 0)
             .filter(|s| s.permit.lock().unwrap_or_else(|e| e.into_inner()).is_some())
-            .cloned()
             .collect();
         idle.sort_by_key(|s| s.used.load(Ordering::Relaxed));
         for slot in idle {
@@ -585,16 +572,21 @@ async fn close_session(s: Arc<Session>) {
             let _ = s.close().await;
         }
         Err(s) => {
-            let _ = tokio::process::Command::new("ssh")
-                .arg("-S")
-                .arg(s.control_socket())
-                .args(["-O", "exit", "roll"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .await;
+            let _ = exit_request(s.control_socket()).status().await;
         }
     }
+}
+
+/// `ssh -O exit` on a master's control socket, quietly.
+fn exit_request(ctl: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("ssh");
+    c.arg("-S")
+        .arg(ctl)
+        .args(["-O", "exit", "roll"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
 }
 
 /// Owner-only permissions, for directories that hold control sockets.
