@@ -798,3 +798,20 @@ fn deep_nesting_is_invalid_input_at_its_location_not_a_crash() {
         "{err}"
     );
 }
+
+#[test]
+fn a_lock_wait_that_is_not_a_duration_is_refused_at_the_command_line() {
+    let d = setup("- hosts: app\n  tasks:\n    - file: { path: ran, state: touch }\n");
+    let out = play(d.path(), &["--lock-wait", "5x"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("--lock-wait") && err.contains("`5x` is not a duration (write `60s`"),
+        "{err}"
+    );
+    assert!(!d.path().join("ran").exists());
+    assert_eq!(
+        play(d.path(), &["--lock-wait", "2m", "--syntax-check"]).status.code(),
+        Some(0)
+    );
+}
