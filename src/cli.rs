@@ -142,7 +142,7 @@ pub struct PlayArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// How long to wait for another rollout's deploy lock (`roll.deploy_lock`), e.g. `10m`.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = duration_text)]
     pub lock_wait: Option<String>,
 }
 
@@ -238,6 +238,12 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// How long to wait for another rollout's deploy lock.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = duration_text)]
     pub lock_wait: Option<String>,
+}
+
+/// A duration as `clock::parse_duration` reads it, kept as written (it is passed on as the
+/// `roll_lock_wait` variable): `5x` is refused here, with the format, not at the lock.
+fn duration_text(s: &str) -> Result<String, String> {
+    crate::clock::parse_duration(s).map(|_| s.to_string())
 }

@@ -110,3 +110,44 @@ fn scope() -> Value {
     );
     from_serde(&m)
 }
+
+/// The value parsers of durations and numbers: `clock::parse_duration` (`30s`, `2m`, `500ms`,
+/// bare seconds), `clock::seconds` on the same text read as a float, `batches::SerialStep::parse`
+/// (`3`, `"25%"`) and ports. Each refuses with an error, never panics, and what they accept is in
+/// range.
+pub fn durations(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(d) = roll::clock::parse_duration(text) {
+        assert!(d <= roll::clock::MAX_DURATION, "`{text}` parsed to {d:?}");
+    }
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        if let Ok(d) = roll::clock::seconds(secs) {
+            assert!(d <= roll::clock::MAX_DURATION, "{secs} became {d:?}");
+        }
+    }
+    match roll::batches::SerialStep::parse(text) {
+        Some(roll::batches::SerialStep::Count(n)) => assert!(n >= 1),
+        Some(roll::batches::SerialStep::Percent(p)) => assert!(p > 0.0 && p <= 100.0),
+        None => {}
+    }
+    if let Ok(p) = roll::values::parse_port(text) {
+        assert!(p >= 1);
+    }
+}
+
+/// Deeply nested templates and expressions: the nesting check runs before minijinja's
+/// recursive parser, so whatever it lets through must parse, compile and render without
+/// overflowing the stack (the fuzzer's thread has the main thread's 8 MiB; roll's run has more).
+pub fn nesting(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    static TEMPLAR: OnceLock<Templar> = OnceLock::new();
+    let t = TEMPLAR.get_or_init(Templar::new);
+    let scope = scope();
+    let _ = roll::values::too_deep(text, false);
+    let _ = roll::values::too_deep(text, true);
+    let _ = t.check(text);
+    let _ = t.check_expr(text);
+    let _ = t.undeclared(text);
+    let _ = t.render(text, &scope);
+    let _ = t.eval(text, &scope);
+}

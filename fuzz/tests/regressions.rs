@@ -38,3 +38,13 @@ fn pattern() {
 fn template() {
     replay("template", roll_fuzz::template);
 }
+
+#[test]
+fn durations() {
+    replay("durations", roll_fuzz::durations);
+}
+
+#[test]
+fn nesting() {
+    replay("nesting", roll_fuzz::nesting);
+}

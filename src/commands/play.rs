@@ -27,10 +27,34 @@ pub struct Played {
 /// `roll play`, with one more view of the events (`roll plan` records them) and, when `quiet`,
 /// no log on stdout (`roll apply` checks the world against its plan without printing).
 pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool) -> Played {
-    let mut secrets = Arc::new(Secrets::new());
-    let exit = play(args, extra, quiet, &mut secrets);
-    Played { exit, secrets }
+    // Loading, checking and the run all walk YAML trees and minijinja syntax trees recursively,
+    // up to `yaml::MAX_DEPTH` and `values::MAX_EXPR_DEPTH` levels: on a thread whose stack is
+    // sized for them, not on the caller's, whose size roll does not know.
+    let ran = std::thread::Builder::new()
+        .name("roll-play".into())
+        .stack_size(RUN_STACK)
+        .spawn(move || {
+            let mut secrets = Arc::new(Secrets::new());
+            let exit = play(args, extra, quiet, &mut secrets);
+            Played { exit, secrets }
+        });
+    match ran.map(|t| t.join()) {
+        Ok(Ok(played)) => played,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => {
+            eprintln!("error: cannot start the run's thread: {e}");
+            Played {
+                exit: Exit::Error,
+                secrets: Arc::new(Secrets::new()),
+            }
+        }
+    }
 }
+
+/// The stack of the thread that loads and checks, and of the run's workers. A 1,000-level
+/// expression or YAML tree takes under 8 MiB in a debug build (measured); this leaves room for
+/// both at once and for the run's deep futures. Only the pages touched are ever mapped.
+const RUN_STACK: usize = 64 << 20;
 
 fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool, secrets: &mut Arc<Secrets>) -> Exit {
     let sources = Sources::new();
@@ -103,11 +127,11 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         reporter,
     ));
     // The hosts' tasks are polled inside the run's future, which is deep (and wide in debug
-    // builds): it runs on a worker with a stack of known size, not on the caller's thread, whose
-    // stack may be small when roll is used as a library.
+    // builds), and render templates up to the nesting limit: they run on workers with a stack
+    // of known size.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(8 << 20)
+        .thread_stack_size(RUN_STACK)
         .build()
     {
         Ok(rt) => rt,

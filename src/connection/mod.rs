@@ -28,6 +28,8 @@ pub enum ConnectError {
     ControlDir(String),
     #[error("host `{host}` uses the `{kind}` connection; roll connects with `ssh` or `local`")]
     UnsupportedKind { host: String, kind: String },
+    #[error("{0}")]
+    InvalidPort(String),
 }
 
 impl Connector {
@@ -51,7 +53,8 @@ impl Connector {
                     .get_or_init(|| SshPool::new(self.opts.clone()).map_err(|e| e.to_string()))
                     .clone()
                     .map_err(ConnectError::ControlDir)?;
-                Ok(Connection::Ssh(pool.connection(Target::from_vars(host, vars))))
+                let target = Target::from_vars(host, vars).map_err(ConnectError::InvalidPort)?;
+                Ok(Connection::Ssh(pool.connection(target)))
             }
             other => Err(ConnectError::UnsupportedKind {
                 host: host.to_string(),

@@ -12,7 +12,7 @@
 
 use super::{Command, ConnError, Output};
 use crate::shell::quote;
-use crate::values::{VarMap, is_template, value_to_string};
+use crate::values::{VarMap, is_template, port_value, value_to_string};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -116,22 +116,37 @@ pub struct Target {
 
 impl Target {
     /// Where to reach a host, from its connection variables (with or without the `ansible_`
-    /// prefix); the host's name is its address unless they say otherwise.
-    pub fn from_vars(host: &str, vars: Option<&VarMap>) -> Target {
+    /// prefix); the host's name is its address unless they say otherwise. A port that is not
+    /// 1 to 65535 is an error naming the variable, never dropped for ssh's default.
+    pub fn from_vars(host: &str, vars: Option<&VarMap>) -> Result<Target, String> {
+        let raw = |k: &str| {
+            let prefixed = format!("ansible_{k}");
+            vars.and_then(|v| {
+                v.get(&prefixed)
+                    .map(|x| (prefixed, x))
+                    .or_else(|| v.get(k).map(|x| (k.to_string(), x)))
+            })
+        };
         let get = |k: &str| {
-            vars.and_then(|v| v.get(&format!("ansible_{k}")).or_else(|| v.get(k)))
-                .map(value_to_string)
+            raw(k)
+                .map(|(_, v)| value_to_string(v))
                 .filter(|s| !s.is_empty() && !is_template(s))
         };
-        Target {
+        let port = match raw("port") {
+            Some((name, v)) if !(v.is_none() || is_template(&value_to_string(v))) => {
+                Some(port_value(v).map_err(|e| format!("`{name}` of host `{host}`: {e}"))?)
+            }
+            _ => None,
+        };
+        Ok(Target {
             name: host.to_string(),
             address: get("host").unwrap_or_else(|| host.to_string()),
-            port: get("port").and_then(|p| p.parse().ok()),
+            port,
             user: get("user").or_else(|| get("ssh_user")),
             key: get("ssh_private_key_file")
                 .or_else(|| get("private_key_file"))
                 .map(PathBuf::from),
-        }
+        })
     }
 }
 

@@ -137,9 +137,9 @@ pub(super) fn parse(sources: &Sources, file: FileId, b: &mut Builder) {
                 let (pattern, port) = split_port(&host_tok);
                 let port = match port {
                     None => None,
-                    Some(p) => match p.parse::<u16>() {
-                        Ok(p) if p > 0 => Some(p),
-                        _ => {
+                    Some(p) => match crate::values::parse_port(p) {
+                        Ok(p) => Some(p),
+                        Err(_) => {
                             b.diags.push(
                                 Diagnostic::at(format!("invalid port `{p}` for host `{pattern}`"), host_span)
                                     .with_help("a port is a number from 1 to 65535, as in `web1:2222`"),

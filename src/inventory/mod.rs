@@ -181,8 +181,32 @@ pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result
         }
     }
     let mut inv = b.finish(sources, &dirs)?;
+    check_ports(&inv)?;
     inv.dir = inv_dir;
     Ok(inv)
+}
+
+/// Every host reached over ssh has a port ssh can use: `ansible_port: "22abc"` or `70000` is
+/// refused here, at the host, rather than dropped for ssh's default port.
+fn check_ports(inv: &Inventory) -> Result<(), Diagnostics> {
+    let mut diags = Diagnostics::default();
+    for h in &inv.hosts {
+        let local = h
+            .vars
+            .get("ansible_connection")
+            .is_some_and(|c| crate::values::value_to_string(c) == "local");
+        if local {
+            continue;
+        }
+        if let Err(e) = crate::connection::ssh::Target::from_vars(&h.name, Some(&h.vars)) {
+            let d = match h.span {
+                Some(span) => Diagnostic::at(format!("invalid port: {e}"), span),
+                None => Diagnostic::error(format!("invalid port: {e}")),
+            };
+            diags.push(d.with_help("a port is an integer from 1 to 65535, as in `ansible_port=2222`"));
+        }
+    }
+    if diags.items.is_empty() { Ok(()) } else { Err(diags) }
 }
 
 /// Parse an inventory from text (YAML when `path` ends in `.yml`/`.yaml`/`.json` or the text
@@ -191,7 +215,9 @@ pub fn parse_text(sources: &Sources, path: &Path, text: String) -> Result<Invent
     let mut b = Builder::default();
     let file = sources.add(path, text);
     parse_file(sources, file, &mut b);
-    b.finish(sources, &[])
+    let inv = b.finish(sources, &[])?;
+    check_ports(&inv)?;
+    Ok(inv)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

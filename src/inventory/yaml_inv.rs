@@ -155,7 +155,7 @@ fn hosts(group: &str, node: &Node, b: &mut Builder) {
             }
         }
         let (name, port) = match raw.rsplit_once(':') {
-            Some((n, p)) if !raw.contains('[') || !p.contains(']') => match p.parse::<u16>() {
+            Some((n, p)) if !raw.contains('[') || !p.contains(']') => match crate::values::parse_port(p) {
                 Ok(port) => (n.to_string(), Some(port)),
                 Err(_) => (raw.clone(), None),
             },

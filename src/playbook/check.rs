@@ -402,10 +402,10 @@ fn check_template_file(
             }
             _ => Span::new(id, 0, 0),
         };
-        diags.push(
-            Diagnostic::at(e.message, span)
-                .with_help("fix the template syntax; Jinja blocks are `{% ... %}` and expressions `{{ ... }}`"),
-        );
+        let help = e.help.unwrap_or_else(|| {
+            "fix the template syntax; Jinja blocks are `{% ... %}` and expressions `{{ ... }}`".into()
+        });
+        diags.push(Diagnostic::at(e.message, span).with_help(help));
         return;
     }
     for name in templar.undeclared(&file.text) {
@@ -435,10 +435,10 @@ fn check_node(
         Kind::Str(s) if expr => check_expr_str(sources, templar, s, node.span, known, diags),
         Kind::Str(s) if is_template(s) => {
             if let Err(e) = templar.check(s) {
-                diags.push(
-                    Diagnostic::at(e.message, node.span)
-                        .with_help("Jinja expressions are written `{{ name }}` and blocks `{% if x %}...{% endif %}`"),
-                );
+                let help = e.help.unwrap_or_else(|| {
+                    "Jinja expressions are written `{{ name }}` and blocks `{% if x %}...{% endif %}`".into()
+                });
+                diags.push(Diagnostic::at(e.message, node.span).with_help(help));
                 return;
             }
             for name in templar.undeclared(s) {
@@ -468,6 +468,9 @@ fn check_expr_str(
     let e = s.trim();
     let e = e.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(e);
     if let Err(err) = templar.check_expr(e) {
+        let help = err.help.unwrap_or_else(|| {
+            "conditions are Jinja expressions without `{{ }}`, e.g. `result.rc == 0 and not skip`".into()
+        });
         diags.push(
             Diagnostic::at(
                 format!(
@@ -476,7 +479,7 @@ fn check_expr_str(
                 ),
                 span,
             )
-            .with_help("conditions are Jinja expressions without `{{ }}`, e.g. `result.rc == 0 and not skip`"),
+            .with_help(help),
         );
         return;
     }

@@ -708,3 +708,110 @@ fn a_utf8_byte_order_mark_is_ignored_in_every_input_file() {
         );
     }
 }
+
+/// Generated inputs nested tens of thousands of levels deep, in every place an expression or
+/// a YAML tree is read: each is invalid input at its location, never a stack overflow.
+#[test]
+fn deep_nesting_is_invalid_input_at_its_location_not_a_crash() {
+    let n = 30_000;
+    let msg = |expr: String| format!("- hosts: app\n  tasks:\n    - debug: {{ msg: \"{expr}\" }}\n");
+    let when = |expr: String| format!("- hosts: app\n  tasks:\n    - debug: {{ msg: hi }}\n      when: \"{expr}\"\n");
+    let cases = [
+        (
+            msg(format!("{{{{ {}1 }}}}", "- ".repeat(n))),
+            "pb.yml:3:21",
+            "expression nested too deeply",
+        ),
+        (
+            when(format!("{}true", "not ".repeat(n))),
+            "pb.yml:4:13",
+            "expression nested too deeply",
+        ),
+        (
+            msg(format!("{{{{ {}1 }}}}", "1 + ".repeat(n))),
+            "pb.yml:3:21",
+            "expression nested too deeply",
+        ),
+        (
+            msg(format!("{{{{ x{} }}}}", "[0]".repeat(n))),
+            "pb.yml:3:21",
+            "expression nested too deeply",
+        ),
+        (
+            msg(format!("{{{{ {}1{} }}}}", "(".repeat(n), ")".repeat(n))),
+            "pb.yml:3:21",
+            "expression nested too deeply",
+        ),
+        (
+            msg(format!("{{{{ {}{} }}}}", "[".repeat(n), "]".repeat(n))),
+            "pb.yml:3:21",
+            "expression nested too deeply",
+        ),
+        (
+            format!(
+                "- hosts: app\n  tasks: []\n  vars:\n    x:\n      {}1\n",
+                "- ".repeat(100_000)
+            ),
+            "pb.yml:5:2001",
+            "YAML nested too deeply",
+        ),
+        (
+            format!(
+                "- hosts: app\n  tasks: []\n  vars:\n    x: {}{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            "pb.yml:4:",
+            "YAML nested too deeply",
+        ),
+    ];
+    for (pb, at, what) in cases {
+        let d = setup(&pb);
+        for extra in [&["--syntax-check"][..], &[]] {
+            let out = play(d.path(), extra);
+            let err = stderr(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(5),
+                "{at} {extra:?}: {}",
+                &err[..err.len().min(400)]
+            );
+            assert!(
+                err.contains(what) && err.contains(&format!("--> {at}")),
+                "{}",
+                &err[..err.len().min(400)]
+            );
+        }
+    }
+    // A template file, too.
+    let d = setup("- hosts: app\n  tasks:\n    - template: { src: t.j2, dest: /tmp/roll-never-written }\n");
+    write(
+        d.path(),
+        "templates/t.j2",
+        &format!("line\n{{{{ {}1 }}}}\n", "- ".repeat(n)),
+    );
+    let out = play(d.path(), &["--syntax-check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("expression nested too deeply") && err.contains("t.j2:2:2004"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lock_wait_that_is_not_a_duration_is_refused_at_the_command_line() {
+    let d = setup("- hosts: app\n  tasks:\n    - file: { path: ran, state: touch }\n");
+    let out = play(d.path(), &["--lock-wait", "5x"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("--lock-wait") && err.contains("`5x` is not a duration (write `60s`"),
+        "{err}"
+    );
+    assert!(!d.path().join("ran").exists());
+    assert_eq!(
+        play(d.path(), &["--lock-wait", "2m", "--syntax-check"]).status.code(),
+        Some(0)
+    );
+}
