@@ -565,10 +565,27 @@ fn parse_backends(v: Option<&Value>, default_ports: Option<&Value>, scope: &Valu
         }
         Ok(ports)
     };
+    // A bare name must be an inventory host: anything else would go into the upstream as an
+    // address nobody checked (`ghost1:8082`).
+    let inventory: Vec<String> = scope
+        .get_attr("groups")
+        .and_then(|g| g.get_item(&Value::from("all")))
+        .ok()
+        .and_then(|all| all.try_iter().ok().map(|it| it.map(|h| value_to_string(&h)).collect()))
+        .unwrap_or_default();
     let mut out = Vec::new();
     for b in v.try_iter().map_err(|e| e.to_string())? {
         if b.kind() == ValueKind::String {
             let name = value_to_string(&b);
+            if !inventory.contains(&name) {
+                let hint = crate::diagnostic::closest(&name, inventory.iter().map(String::as_str))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "backend `{name}` is not an inventory host{hint}; name inventory hosts, or give a backend \
+                     outside the inventory as `{{ name, address, ports }}`"
+                ));
+            }
             let host = scope
                 .get_attr("hostvars")
                 .and_then(|h| h.get_item(&Value::from(name.as_str())))
@@ -1427,6 +1444,25 @@ mod tests {
             free: None,
             map: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         }
+    }
+
+    #[test]
+    fn a_backend_name_must_be_an_inventory_host_or_an_explicit_address() {
+        let scope = crate::values::from_serde(&serde_json::json!({
+            "groups": {"all": ["app1", "app2"]},
+            "hostvars": {"app1": {"ansible_host": "10.0.0.1"}, "app2": {}},
+        }));
+        let ports = crate::values::from_serde(&serde_json::json!({"blue": 8081, "green": 8082}));
+        let names =
+            |list: serde_json::Value| parse_backends(Some(&crate::values::from_serde(&list)), Some(&ports), &scope);
+        let ok = names(serde_json::json!(["app1", "app2"])).unwrap();
+        assert_eq!((ok[0].address.as_str(), ok[1].address.as_str()), ("10.0.0.1", "app2"));
+        let err = names(serde_json::json!(["app1", "ghost1"])).unwrap_err();
+        assert!(err.contains("backend `ghost1` is not an inventory host"), "{err}");
+        let err = names(serde_json::json!(["app01"])).unwrap_err();
+        assert!(err.contains("did you mean `app1`?"), "{err}");
+        let outside = names(serde_json::json!([{"name": "ext", "address": "192.0.2.7"}])).unwrap();
+        assert_eq!(outside[0].address, "192.0.2.7");
     }
 
     #[test]
