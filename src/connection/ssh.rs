@@ -680,17 +680,40 @@ fn unreachable(t: &Target, detail: &str, opts: &SshOptions) -> ConnError {
         Some(p) => format!("{}:{p}", t.address),
         None => t.address.clone(),
     };
-    if detail.contains("Host key verification failed") || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
-        let file = opts
-            .known_hosts
-            .as_ref()
-            .map_or("~/.ssh/known_hosts".to_string(), |p| p.display().to_string());
+    // ssh names the known_hosts file and line of a changed key ("Offending ED25519 key in
+    // FILE:LINE"); an unknown key is not in the file ssh used, which `--known-hosts` names.
+    let offending = detail.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("Offending ")?;
+        let (_, at) = rest.split_once(" key in ")?;
+        let (file, line) = at.trim().rsplit_once(':')?;
+        Some((file.to_string(), line.to_string()))
+    });
+    let changed = offending.is_some() || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED");
+    if changed || detail.contains("Host key verification failed") {
+        let file = match (&offending, &opts.known_hosts) {
+            (Some((f, _)), _) => f.clone(),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => "~/.ssh/known_hosts".to_string(),
+        };
+        if changed {
+            let host = match t.port {
+                Some(p) if p != 22 => format!("[{}]:{p}", t.address),
+                _ => t.address.clone(),
+            };
+            let line = offending.as_ref().map(|(_, l)| format!(":{l}")).unwrap_or_default();
+            return ConnError::Unreachable(format!(
+                "host key of `{}` ({at}) has changed since it was recorded in {file}{line}; if the host \
+                 was reinstalled, verify its new key, then remove the old one (`ssh-keygen -R '{host}' -f {file}`) \
+                 and connect again with `--accept-new-host-keys`",
+                t.name
+            ));
+        }
         let scan = match t.port {
             Some(p) => format!("ssh-keyscan -p {p} {}", t.address),
             None => format!("ssh-keyscan {}", t.address),
         };
         return ConnError::Unreachable(format!(
-            "host key of `{}` ({at}) is unknown or does not match {file}; verify the key, then add it \
+            "host key of `{}` ({at}) is unknown: it is not in {file}; verify the key, then add it \
              (`{scan} >> {file}`), or pass `--known-hosts FILE`; `--accept-new-host-keys` accepts keys of new hosts",
             t.name
         ));

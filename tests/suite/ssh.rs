@@ -342,16 +342,30 @@ fn a_wrong_host_key_is_refused_with_a_way_out() {
     assert!(text.contains("fatal: [app001]: UNREACHABLE!"), "{text}");
     assert!(text.contains("host key of `app001`"), "{text}");
     assert!(text.contains("--accept-new-host-keys"), "{text}");
+    // A changed key: the file and line ssh found it at, and a fix that replaces it rather
+    // than one that would append a second key.
+    let kh_shown = format!("has changed since it was recorded in {}:", kh.display());
+    assert!(text.contains(&kh_shown), "{text}");
+    assert!(text.contains(&format!("-f {}", kh.display())), "{text}");
+    assert!(text.contains("ssh-keygen -R"), "{text}");
+    assert!(!text.contains("ssh-keyscan"), "{text}");
     assert!(
         recap(&text)
             .iter()
             .any(|l| l.starts_with("app002") && l.contains("ok=1 ")),
         "{text}"
     );
-    // An unknown host is refused too unless new keys are accepted explicitly.
+    // An unknown host is refused too unless new keys are accepted explicitly, naming the
+    // file it is not in.
     let empty = d.path().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
-    assert_eq!(play(d.path(), &empty, &[]).status.code(), Some(4));
+    let unknown = play(d.path(), &empty, &[]);
+    let text = stdout(&unknown);
+    assert_eq!(unknown.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains(&format!("is unknown: it is not in {}", empty.display())),
+        "{text}"
+    );
     let accepted = play(d.path(), &empty, &["--accept-new-host-keys"]);
     assert_eq!(accepted.status.code(), Some(0), "{}", stdout(&accepted));
 }
