@@ -86,6 +86,11 @@ impl Diagnostic {
             }
             return out;
         }
+        if let Some(span) = self.span
+            && sources.get(span.file).private
+        {
+            return self.render_private(sources, span, color);
+        }
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
         let mut group = Group::with_title(Level::ERROR.primary_title(self.message.as_str()));
         // Only the lines around the span are handed to the renderer, which keeps rendering cheap
@@ -124,6 +129,36 @@ impl Diagnostic {
             group = group.element(Level::HELP.message(help.as_str()));
         }
         renderer.render(&[group])
+    }
+}
+
+impl Diagnostic {
+    /// A diagnostic in a file outside the project (`vars_files: [/etc/shadow]`): its place, but
+    /// none of its text, neither the line nor a quoted piece of it in the message.
+    fn render_private(&self, sources: &Sources, span: crate::source::Span, color: bool) -> String {
+        let file = sources.get(span.file);
+        let mut message = String::new();
+        let mut parts = self.message.split('`');
+        if let Some(first) = parts.next() {
+            message.push_str(first);
+        }
+        for (i, part) in parts.enumerate() {
+            message.push('`');
+            // Inside backticks (every other piece): hidden when it is text of the file.
+            let hidden = i % 2 == 0 && part.trim().len() >= 3 && file.text.contains(part.trim());
+            message.push_str(if hidden { "…" } else { part });
+        }
+        let mut out = if color {
+            format!("\x1b[1;31merror\x1b[0m\x1b[1m: {message}\x1b[0m")
+        } else {
+            format!("error: {message}")
+        };
+        out.push_str(&format!("\n --> {}", sources.location(span)));
+        out.push_str("\n  = note: the file is outside the project, so its text is not shown");
+        if let Some(help) = &self.help {
+            out.push_str(&format!("\n  = help: {help}"));
+        }
+        out
     }
 }
 

@@ -60,16 +60,20 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
     line_starts: Vec<usize>,
+    /// The file lies outside the project (`vars_files: [/etc/shadow]`): diagnostics name its
+    /// lines but never show them.
+    pub private: bool,
 }
 
 impl SourceFile {
-    fn new(path: PathBuf, text: String) -> SourceFile {
+    fn new(path: PathBuf, text: String, private: bool) -> SourceFile {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         SourceFile {
             path,
             text,
             line_starts,
+            private,
         }
     }
 
@@ -108,6 +112,9 @@ impl SourceFile {
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     files: Arc<RwLock<Vec<Arc<SourceFile>>>>,
+    /// The directories of the project (the working directory, the playbook's, the
+    /// inventory's), canonical; empty: every file counts as the project's.
+    project: Arc<RwLock<Vec<PathBuf>>>,
 }
 
 impl Sources {
@@ -115,11 +122,35 @@ impl Sources {
         Sources::default()
     }
 
+    /// Name the project's directories: files read from elsewhere are private from then on.
+    pub fn set_project(&self, roots: impl IntoIterator<Item = PathBuf>) {
+        let roots = roots.into_iter().filter_map(|r| r.canonicalize().ok()).collect();
+        *self.project.write().unwrap_or_else(|e| e.into_inner()) = roots;
+    }
+
+    /// Whether a file on disk lies outside every project directory.
+    fn outside_project(&self, path: &Path) -> bool {
+        let roots = self.project.read().unwrap_or_else(|e| e.into_inner());
+        !roots.is_empty()
+            && path
+                .canonicalize()
+                .is_ok_and(|p| !roots.iter().any(|r| p.starts_with(r)))
+    }
+
     /// Add a file's text; returns its id.
     pub fn add(&self, path: impl Into<PathBuf>, text: String) -> FileId {
+        self.push(SourceFile::new(path.into(), text, false))
+    }
+
+    fn push(&self, file: SourceFile) -> FileId {
         let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
-        files.push(Arc::new(SourceFile::new(path.into(), text)));
+        files.push(Arc::new(file));
         FileId((files.len() - 1) as u32)
+    }
+
+    /// Add a file read from disk, private when it lies outside the project.
+    fn add_read(&self, path: &Path, text: String) -> FileId {
+        self.push(SourceFile::new(display_path(path), text, self.outside_project(path)))
     }
 
     /// Read an input file (a playbook, an inventory, a variables file) from disk and add it. A
@@ -133,7 +164,7 @@ impl Sources {
             text.drain(..BOM.len_utf8());
         }
         let nul = text.find('\0');
-        let id = self.add(display_path(path), text);
+        let id = self.add_read(path, text);
         match nul {
             Some(at) => Err(LoadError::Nul(Span::new(id, at, at + 1))),
             None => Ok(id),
@@ -143,7 +174,7 @@ impl Sources {
     /// Read a template from disk and add it as written: a byte order mark in it is rendered.
     pub fn load_template(&self, path: &Path) -> Result<FileId, LoadError> {
         let text = read_text(path)?;
-        Ok(self.add(display_path(path), text))
+        Ok(self.add_read(path, text))
     }
 
     pub fn get(&self, id: FileId) -> Arc<SourceFile> {
@@ -337,7 +368,7 @@ mod tests {
 
     #[test]
     fn line_col_round_trips() {
-        let f = SourceFile::new("x".into(), "ab\ncdé\nf".into());
+        let f = SourceFile::new("x".into(), "ab\ncdé\nf".into(), false);
         assert_eq!(f.line_col(0), (1, 1));
         assert_eq!(f.line_col(3), (2, 1));
         assert_eq!(f.offset_of(2, 3), 5);

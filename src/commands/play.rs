@@ -58,6 +58,7 @@ const RUN_STACK: usize = 64 << 20;
 
 fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool, secrets: &mut Arc<Secrets>) -> Exit {
     let sources = Sources::new();
+    sources.set_project(project_dirs(&args.playbook, &args.inventory));
     let mut out = Output::detect();
     match args.color {
         crate::cli::ColorWhen::Always => out.color = true,
@@ -215,6 +216,30 @@ fn descriptors_suffice(inv: &inventory::Inventory, checked: &check::Checked, for
     .with_help(format!(
         "lower -f or raise ulimit -n (each host being worked on holds about {FDS_PER_MASTER})"
     )))
+}
+
+/// The project a run reads from: the working directory, the playbook's directory and the
+/// inventory's. A file outside them (`vars_files: [/etc/shadow]`) is named in diagnostics but
+/// its text is never shown.
+fn project_dirs(playbook: &std::path::Path, inventory: &str) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![std::path::PathBuf::from(".")];
+    let parent = |p: &std::path::Path| {
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| d.to_path_buf())
+    };
+    dirs.extend(parent(playbook));
+    for inv in [
+        std::path::PathBuf::from(inventory),
+        std::path::Path::new("inventories").join(inventory),
+    ] {
+        if inv.is_dir() {
+            dirs.push(inv);
+        } else if inv.is_file() {
+            dirs.extend(parent(&inv));
+        }
+    }
+    dirs
 }
 
 fn invalid(sources: &Sources, d: Diagnostics, out: &Output) -> Exit {

@@ -162,3 +162,32 @@ fn split(s: &str) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn a_file_outside_the_project_is_located_but_its_text_is_never_shown() {
+    let project = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let shadow = outside.path().join("shadow");
+    std::fs::write(&shadow, "root:$6$not-for-logs:19000:0:99999:7:::\n").unwrap();
+    common::write(project.path(), "hosts", "localhost ansible_connection=local\n");
+    let play = |vars_file: &str| {
+        common::write(
+            project.path(),
+            "pb.yml",
+            &format!(
+                "- hosts: localhost\n  gather_facts: false\n  vars_files: [\"{vars_file}\"]\n  tasks:\n    - debug: {{ msg: hi }}\n"
+            ),
+        );
+        common::run(project.path(), &["play", "pb.yml", "-i", "hosts"])
+    };
+    let out = play(&shadow.display().to_string());
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains(&format!("--> {}:1:1", shadow.display())), "{err}");
+    assert!(err.contains("outside the project"), "{err}");
+    assert!(!err.contains("not-for-logs"), "{err}");
+    // The same file inside the project is shown, as every input is.
+    std::fs::copy(&shadow, project.path().join("vars.yml")).unwrap();
+    let err = common::stderr(&play("vars.yml"));
+    assert!(err.contains("not-for-logs"), "{err}");
+}
