@@ -21,8 +21,8 @@
 //! [`playbook::check::check`]), builds [`vars::RunVars`] and an [`exec::Runner`] with its
 //! reporters, and runs it. [`exec::Runner::run`] walks plays in `serial` batches and task lists
 //! (blocks, handlers, failure policy); `exec::host` takes one task on one host: it renders the
-//! task's keywords into a prepared task, opens the connection, and calls [`modules::run`],
-//! which looks the module up in the registry ([`modules::registry`]) and runs its `check`, then
+//! task's keywords into a prepared task, opens the connection, and calls [`modules::run`]
+//! with the module the parser found in the registry ([`modules::registry`]): its `check`, then
 //! `apply` on exactly the plan `check` returned. A module is one file under `src/modules/`
 //! plus one line in the registry.
 //!
