@@ -61,6 +61,7 @@ use clap::{CommandFactory, Parser};
 /// Parse the command line and run the subcommand; returns the process exit status.
 pub fn run() -> exit::Exit {
     raise_open_files_limit();
+    one_malloc_arena();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -83,6 +84,19 @@ pub fn run() -> exit::Exit {
             clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut std::io::stdout());
             exit::Exit::Ok
         }
+    }
+}
+
+/// roll's work happens on threads of its own (the play on a thread with a large stack, the
+/// hosts on the runtime's workers): with glibc's default, each gets a malloc arena of its own,
+/// and the parse and check of a large playbook ran 25% slower in one than in the main arena
+/// (`benches/syntax_check.py`: 25.3 ms against 20.0 ms). One arena serves them all; roll
+/// allocates little while it waits on hosts. The CLI only: a library caller keeps its own.
+fn one_malloc_arena() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread is started.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
