@@ -194,13 +194,7 @@ fn descriptors_suffice(inv: &inventory::Inventory, checked: &check::Checked, for
         .iter()
         .flatten()
         .copied()
-        .filter(|&h| {
-            let kind = inv.hosts[h]
-                .vars
-                .get("ansible_connection")
-                .map(crate::values::value_to_string);
-            kind.as_deref() != Some("local")
-        })
+        .filter(|&h| !crate::connection::runs_locally(&inv.hosts[h].vars))
         .collect();
     ssh_hosts.sort_unstable();
     ssh_hosts.dedup();

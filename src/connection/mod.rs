@@ -13,6 +13,12 @@ use crate::values::{VarMap, value_to_string};
 use ssh::{SshOptions, SshPool, Target};
 use std::sync::{Arc, OnceLock};
 
+/// Whether a host's variables make it run on the controller (`ansible_connection=local`).
+pub fn runs_locally(vars: &VarMap) -> bool {
+    vars.get("ansible_connection")
+        .is_some_and(|c| value_to_string(c) == "local")
+}
+
 /// The one place a host becomes a connection: `local` when its `ansible_connection` (or the
 /// task's `connection:`) says so, else SSH through one pool of masters, opened on first use.
 #[derive(Debug)]

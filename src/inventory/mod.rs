@@ -191,11 +191,7 @@ pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result
 fn check_ports(inv: &Inventory) -> Result<(), Diagnostics> {
     let mut diags = Diagnostics::default();
     for h in &inv.hosts {
-        let local = h
-            .vars
-            .get("ansible_connection")
-            .is_some_and(|c| crate::values::value_to_string(c) == "local");
-        if local {
+        if crate::connection::runs_locally(&h.vars) {
             continue;
         }
         if let Err(e) = crate::connection::ssh::Target::from_vars(&h.name, Some(&h.vars)) {

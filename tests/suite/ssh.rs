@@ -228,11 +228,40 @@ fn an_unreachable_host_in_a_rescued_block_still_stops_an_any_errors_fatal_play()
     );
 }
 
+/// `roll play pb.yml` on the fleet in `d`, through `sh -c "ULIMIT && exec roll ..."`.
+fn play_under(ulimit: &str, d: &std::path::Path, f: &Fleet, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .current_dir(d)
+        .env("NO_COLOR", "1")
+        .args(["-c", &format!("{ulimit} && exec \"$0\" \"$@\"")])
+        .arg(common::roll_bin())
+        .args(["play", "pb.yml", "-i", "hosts"])
+        .args(extra)
+        .arg("--known-hosts")
+        .arg(f.known_hosts())
+        .output()
+        .unwrap()
+}
+
+/// Every one of `hosts` hosts ran `ok` tasks with no failure and nothing unreachable.
+fn all_hosts_ok(out: &std::process::Output, hosts: usize, ok: usize) {
+    let text = stdout(out) + &stderr(out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(recap(&text).len(), hosts, "{text}");
+    let want = format!("ok={ok} ");
+    assert!(
+        recap(&text)
+            .iter()
+            .all(|l| l.contains(&want) && l.contains("unreachable=0") && l.contains("failed=0")),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_play_on_more_hosts_than_the_soft_descriptor_limit_allows_still_runs() {
-    // Open connections hold about four descriptors per host; 40 hosts need more than a soft
+    // Open connections hold about five descriptors per host; 40 hosts need more than a soft
     // limit of 100. roll raises its soft limit to the hard one (1,024 is a common soft limit,
-    // and a 500-host play needs 2,000).
+    // and a 500-host play needs 2,500).
     let f = Fleet::up(40, "app");
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "hosts", &group(&f, "app"));
@@ -241,30 +270,13 @@ fn a_play_on_more_hosts_than_the_soft_descriptor_limit_allows_still_runs() {
         "pb.yml",
         "- hosts: app\n  tasks:\n    - command: \"true\"\n    - command: \"true\"\n",
     );
-    let out = std::process::Command::new("sh")
-        .current_dir(d.path())
-        .env("NO_COLOR", "1")
-        .args(["-c", "ulimit -Sn 100 && exec \"$0\" \"$@\""])
-        .arg(common::roll_bin())
-        .args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
-        .arg(f.known_hosts())
-        .output()
-        .unwrap();
-    let text = stdout(&out) + &stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert_eq!(recap(&text).len(), 40, "{text}");
-    assert!(
-        recap(&text)
-            .iter()
-            .all(|l| l.contains("ok=2 ") && l.contains("unreachable=0")),
-        "{text}"
-    );
+    all_hosts_ok(&play_under("ulimit -Sn 100", d.path(), &f, &[]), 40, 2);
 }
 
 #[test]
 fn a_play_on_more_hosts_than_the_hard_descriptor_limit_holds_masters_for_runs_without_a_failure() {
     // 60 hosts under a hard limit of 128 descriptors: roll holds at most what the limit
-    // allows (about 16 masters here) and closes idle ones for the next hosts.
+    // allows (16 masters here) and closes idle ones for the next hosts.
     let f = Fleet::up(60, "app");
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "hosts", &group(&f, "app"));
@@ -273,29 +285,9 @@ fn a_play_on_more_hosts_than_the_hard_descriptor_limit_holds_masters_for_runs_wi
         "pb.yml",
         "- hosts: app\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n    - shell: echo two\n    - command: \"true\"\n",
     );
-    let play = |forks: &str| {
-        std::process::Command::new("sh")
-            .current_dir(d.path())
-            .env("NO_COLOR", "1")
-            .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\""])
-            .arg(common::roll_bin())
-            .args(["play", "pb.yml", "-i", "hosts", "-f", forks, "--known-hosts"])
-            .arg(f.known_hosts())
-            .output()
-            .unwrap()
-    };
-    let out = play("10");
-    let text = stdout(&out) + &stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert_eq!(recap(&text).len(), 60, "{text}");
-    assert!(
-        recap(&text)
-            .iter()
-            .all(|l| l.contains("ok=3 ") && l.contains("unreachable=0") && l.contains("failed=0")),
-        "{text}"
-    );
+    all_hosts_ok(&play_under("ulimit -n 128", d.path(), &f, &["-f", "10"]), 60, 3);
     // More forks than the limit can hold masters for: said before connecting.
-    let out = play("50");
+    let out = play_under("ulimit -n 128", d.path(), &f, &["-f", "50"]);
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(text.contains("lower -f or raise ulimit -n"), "{text}");
