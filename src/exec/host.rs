@@ -57,6 +57,9 @@ pub(crate) enum TaskError {
     /// A rendered value that cannot be walked as its kind says.
     #[error("{0}")]
     Value(String),
+    /// Two exclusive parameters both given once templated (a literal pair is refused at parse).
+    #[error("parameters are mutually exclusive: {a}|{b} (at {at})")]
+    Exclusive { a: String, b: String, at: String },
 }
 
 impl From<minijinja::Error> for TaskError {
@@ -590,6 +593,17 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
         raw.push((k.clone(), v));
     }
     let args = Args::new(spec, free, raw);
+    if let Some((a, b)) = spec
+        .exclusive
+        .iter()
+        .find(|(a, b)| args.get(a).is_some() && args.get(b).is_some())
+    {
+        return Err(TaskError::Exclusive {
+            a: a.to_string(),
+            b: b.to_string(),
+            at: r.sources.location(call.name_span),
+        });
+    }
     let mut env = Vec::new();
     for n in &task.kw.environment {
         let v = render(r, n, scope)?;

@@ -98,6 +98,8 @@ pub struct Write {
     pub(crate) attrs: FileAttrs,
     pub(crate) backup: bool,
     pub(crate) validate: Option<String>,
+    /// Create a missing parent directory instead of failing.
+    pub(crate) parents: bool,
 }
 
 /// A change to a path made by `file`.
@@ -197,31 +199,64 @@ async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     plan_write(dest, content, args, ctx).await
 }
 
+/// A destination as it is now: its stat and, when it is a file, its content.
+pub struct CurrentFile {
+    pub stat: FileStat,
+    pub content: Option<Vec<u8>>,
+}
+
+impl CurrentFile {
+    pub fn is_dir(&self) -> bool {
+        self.stat.kind == FileKind::Directory
+    }
+}
+
+/// Read a destination: one stat and, unless it is absent or a directory, one read.
+pub async fn read_current(dest: &str, ctx: &Ctx<'_>) -> Result<CurrentFile, Failure> {
+    let stat = ctx.conn.stat(dest, ctx.become_user.as_deref()).await?;
+    let content = match stat.kind {
+        FileKind::Absent | FileKind::Directory => None,
+        _ => ctx.conn.read_file(dest, ctx.become_user.as_deref()).await?,
+    };
+    Ok(CurrentFile { stat, content })
+}
+
 async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
-    let want = attrs(args)?;
-    let stat = ctx.conn.stat(&dest, ctx.become_user.as_deref()).await?;
-    if stat.kind == FileKind::Directory {
+    let current = read_current(&dest, ctx).await?;
+    if current.is_dir() {
         return Err(format!("destination `{dest}` is a directory").into());
     }
-    let current = match stat.kind {
-        FileKind::Absent => None,
-        _ => ctx.conn.read_file(&dest, ctx.become_user.as_deref()).await?,
-    };
-    let force = args.bool("force", true)?;
+    if current.content.is_some() && !args.bool("force", true)? {
+        let r = ModuleResult::ok()
+            .with("dest", dest.as_str())
+            .with("size", content.len() as i64);
+        return Ok(Plan::Unchanged(r.with_msg("file exists and `force` is false")));
+    }
+    Ok(plan_content(dest, current, content, args, false)?.0)
+}
+
+/// The plan that makes `dest` hold `content` with the task's `mode`/`owner`/`group` (and
+/// `backup`/`validate`), given what is there now; also whether attributes change. `parents`
+/// creates a missing parent directory, as `lineinfile: create: true` does.
+pub fn plan_content(
+    dest: String,
+    current: CurrentFile,
+    content: Vec<u8>,
+    args: &Args,
+    parents: bool,
+) -> Result<(Plan, bool), Failure> {
+    let want = attrs(args)?;
     let base = ModuleResult::ok()
         .with("dest", dest.as_str())
         .with("size", content.len() as i64);
-    if current.is_some() && !force {
-        return Ok(Plan::Unchanged(base.with_msg("file exists and `force` is false")));
-    }
-    let same_content = current.as_deref() == Some(content.as_slice());
-    let changes = if current.is_some() {
-        attr_changes(&stat, &want)
+    let same_content = current.content.as_deref() == Some(content.as_slice());
+    let changes = if current.content.is_some() {
+        attr_changes(&current.stat, &want)
     } else {
         Vec::new()
     };
     if same_content && changes.is_empty() {
-        return Ok(Plan::Unchanged(base));
+        return Ok((Plan::Unchanged(base), false));
     }
     let mut preview = base;
     preview.changed = true;
@@ -229,30 +264,30 @@ async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) 
         preview.diffs.push(FileDiff {
             path: dest.clone(),
             before: current
+                .content
                 .as_deref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default(),
             after: String::from_utf8_lossy(&content).into_owned(),
-            change: if current.is_some() {
+            change: if current.content.is_some() {
                 Change::Update
             } else {
                 Change::Create
             },
         });
     }
-    if !changes.is_empty() {
+    let attrs_change = !changes.is_empty();
+    if attrs_change {
         preview.diffs.push(attr_diff(&dest, &changes));
     }
     // When only attributes differ, the file is left in place and only they are changed.
     if same_content {
-        return Ok(Plan::Change {
-            preview,
-            action: Box::new(FileOp::Attrs {
-                path: dest,
-                attrs: want,
-                recurse: false,
-            }),
+        let action = Box::new(FileOp::Attrs {
+            path: dest,
+            attrs: want,
+            recurse: false,
         });
+        return Ok((Plan::Change { preview, action }, attrs_change));
     }
     let write = Write {
         dest,
@@ -260,11 +295,10 @@ async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) 
         attrs: want,
         backup: args.bool("backup", false)?,
         validate: args.str("validate")?,
+        parents,
     };
-    Ok(Plan::Change {
-        preview,
-        action: Box::new(write),
-    })
+    let action = Box::new(write);
+    Ok((Plan::Change { preview, action }, attrs_change))
 }
 
 apply_by!(Write, apply_write);
@@ -273,8 +307,14 @@ apply_by!(FileOp, apply_file);
 pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let p = quote(&w.dest);
     let mut script = format!(
-        "umask 077\nd=$(dirname {p})\n[ -d \"$d\" ] || {{ echo \"directory $d does not exist\" >&2; exit 1; }}\n\
-         t=$(mktemp \"$d/.roll.XXXXXXXX\") || exit 1\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\" || exit 1\n"
+        "umask 077\nd=$(dirname {p})\n{}[ -d \"$d\" ] || {{ echo \"directory $d does not exist\" >&2; exit 1; }}\n\
+         t=$(mktemp \"$d/.roll.XXXXXXXX\") || exit 1\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\" || exit 1\n",
+        // A created parent gets the usual 0755, as Python's os.makedirs gives it in Ansible.
+        if w.parents {
+            "[ -d \"$d\" ] || (umask 022; mkdir -p \"$d\") || exit 1\n"
+        } else {
+            ""
+        }
     );
     if let Some(o) = &w.attrs.owner {
         script.push_str(&format!("chown {} \"$t\" || exit 1\n", quote(o)));

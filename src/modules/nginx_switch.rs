@@ -921,6 +921,7 @@ async fn write(ctx: &Ctx<'_>, dest: &str, content: String, validate: Option<Stri
         attrs: FileAttrs::default(),
         backup: false,
         validate,
+        parents: false,
     };
     apply_write(w, ctx).await.map(|_| ())
 }
@@ -947,6 +948,7 @@ async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> 
         },
         backup: false,
         validate: None,
+        parents: false,
     };
     apply_write(w, ctx).await.map(|_| ())
 }

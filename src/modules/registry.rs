@@ -2,7 +2,7 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, command, control, deploy_lock, docker, files, nginx_switch, ping, probe};
+use super::{Module, command, control, deploy_lock, docker, files, lines, nginx_switch, ping, probe};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
@@ -10,6 +10,9 @@ pub static MODULES: &[&dyn Module] = &[
     &files::Template,
     &files::Copy,
     &files::File,
+    &lines::LineInFile,
+    &lines::BlockInFile,
+    &lines::Replace,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

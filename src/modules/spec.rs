@@ -31,6 +31,9 @@ pub enum ParamKind {
     ModuleTemplate { provides: &'static [&'static str] },
     /// A file on the controller (`copy: src:`): must exist before the run.
     ControllerFile,
+    /// A Python regular expression (`lineinfile: regexp:`): a literal one must compile before
+    /// the run.
+    Regex,
 }
 
 impl ParamKind {

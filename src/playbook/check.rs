@@ -311,6 +311,13 @@ fn check_task(
         }
         match kind {
             ParamKind::Variable => check_expr_str(sources, templar, s, node.span, known, diags),
+            ParamKind::Regex if !is_template(s) => {
+                if let Err(e) = crate::modules::lines::python_regex(s, false, false) {
+                    diags.push(Diagnostic::at(e, node.span).with_help(
+                        "write the pattern without look-around or backreferences (roll matches with Rust's `regex` syntax, which Python's otherwise shares)",
+                    ));
+                }
+            }
             ParamKind::ControllerFile
                 if !is_template(s) && find_source(&playbook.dir, s, SourceDir::Files).is_none() =>
             {

@@ -829,8 +829,16 @@ impl Parser<'_> {
                     .with_help("give one of them"),
             );
         }
+        // A templated value may turn out to be `omit`: such a pair is checked on the host, once
+        // rendered (`default(omit)` on both is how playbooks pass optional parameters through).
+        let literal = |name: &str| {
+            call.args
+                .iter()
+                .find(|(k, _)| spec.param(k).is_some_and(|p| p.name == name))
+                .is_some_and(|(_, n)| n.scalar_text().is_none_or(|s| !crate::values::is_template(&s)))
+        };
         for (a, b) in spec.exclusive {
-            if seen.contains(a) && seen.contains(b) {
+            if seen.contains(a) && seen.contains(b) && literal(a) && literal(b) {
                 self.err(
                     Diagnostic::at(
                         format!("`{a}` and `{b}` cannot be used together in `{}`", call.written),

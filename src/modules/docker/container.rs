@@ -637,6 +637,7 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             },
             backup: false,
             validate: None,
+            parents: false,
         };
         crate::modules::files::apply_write(w, ctx).await?;
         run_args.splice(0..0, ["--env-file".to_string(), path]);
