@@ -12,6 +12,7 @@ mod events;
 mod lock;
 mod plan;
 mod play;
+mod published;
 mod report;
 mod resources;
 mod rollout;
