@@ -242,6 +242,34 @@ fn corpus_has_fifteen_cases_from_eight_authors_each_with_its_source_and_ansibles
     }
 }
 
+/// Each refusal in a manifest points at the line that holds what it names: the first
+/// `backticked` word of the message is on that line of that file.
+#[test]
+fn each_recorded_refusal_names_what_is_on_its_line() {
+    for c in cases() {
+        let Expect::Unsupported(refusals) = &c.expect else {
+            continue;
+        };
+        for r in refusals {
+            let (file, line) = r.place.rsplit_once(':').unwrap();
+            let line: usize = line.parse().unwrap_or_else(|_| panic!("{}: {}", c.name, r.place));
+            let text = std::fs::read_to_string(c.cwd.join(file)).unwrap_or_else(|e| panic!("{}: {file}: {e}", c.name));
+            let src = text.lines().nth(line - 1).unwrap_or_default();
+            let named = r
+                .message
+                .split('`')
+                .nth(1)
+                .unwrap_or_else(|| panic!("{}: `{}` names nothing in backticks", c.name, r.message));
+            assert!(
+                src.contains(named),
+                "{}: {} is `{src}`, which has no `{named}`",
+                c.name,
+                r.place
+            );
+        }
+    }
+}
+
 #[test]
 fn roll_lists_each_case_as_ansible_does_or_refuses_it_naming_what_it_lacks() {
     let mut failures = Vec::new();
