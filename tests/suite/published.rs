@@ -91,6 +91,10 @@ fn cases() -> Vec<Case> {
                 let (place, message) = rest
                     .split_once(' ')
                     .unwrap_or_else(|| panic!("{name}/SOURCE: `roll: unsupported FILE:LINE MESSAGE`"));
+                assert!(
+                    place.contains(':'),
+                    "{name}/SOURCE: `{place}` is not FILE:LINE: a refusal says where"
+                );
                 refusals.insert(Refusal {
                     place: place.into(),
                     message: message.into(),
@@ -166,7 +170,8 @@ fn sort_play_tags(line: &str) -> String {
     format!("{head} TAGS: [{}]", tags.join(","))
 }
 
-/// roll's diagnostics: each `error: MESSAGE` with the `--> FILE:LINE:COL` under it.
+/// roll's diagnostics: each `error: MESSAGE` with the `--> FILE:LINE:COL` under it. An error
+/// without a place gets `-`, which no manifest line can match: a refusal must say where.
 fn refusals(stderr: &str) -> BTreeSet<Refusal> {
     let mut out = BTreeSet::new();
     let mut lines = stderr.lines().peekable();
@@ -174,16 +179,18 @@ fn refusals(stderr: &str) -> BTreeSet<Refusal> {
         let Some(message) = l.strip_prefix("error: ") else {
             continue;
         };
+        if message.starts_with("aborting due to") {
+            continue;
+        }
         let place = lines
             .peek()
             .and_then(|n| n.trim_start().strip_prefix("--> "))
-            .map(|p| p.rsplit_once(':').map_or(p, |(fl, _col)| fl).to_string());
-        if let Some(place) = place {
-            out.insert(Refusal {
-                place,
-                message: message.to_string(),
-            });
-        }
+            .map_or("-", |p| p.rsplit_once(':').map_or(p, |(fl, _col)| fl))
+            .to_string();
+        out.insert(Refusal {
+            place,
+            message: message.to_string(),
+        });
     }
     out
 }
