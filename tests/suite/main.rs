@@ -13,6 +13,7 @@ mod lines;
 mod lock;
 mod plan;
 mod play;
+mod published;
 mod report;
 mod resources;
 mod rollout;
