@@ -30,6 +30,7 @@ mod ping;
 mod probe;
 pub mod registry;
 pub mod spec;
+mod stat;
 
 pub use spec::{Capability, ModuleSpec, ParamKind};
 

@@ -2,7 +2,7 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, command, control, deploy_lock, docker, files, lines, nginx_switch, ping, probe};
+use super::{Module, command, control, deploy_lock, docker, files, lines, nginx_switch, ping, probe, stat};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
@@ -13,6 +13,8 @@ pub static MODULES: &[&dyn Module] = &[
     &lines::LineInFile,
     &lines::BlockInFile,
     &lines::Replace,
+    &stat::Stat,
+    &stat::Slurp,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

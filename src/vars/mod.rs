@@ -64,6 +64,9 @@ impl Templar {
         }
         env.set_recursion_limit(200);
         env.set_fuel(Some(TEMPLATE_FUEL));
+        // Ansible templates are Jinja2 on Python objects, and playbooks call Python's methods
+        // on them (`name.startswith('x')`, `s.split(',')`, `d.items()`).
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         let secrets = Arc::new(Secrets::new());
         filters::register(&mut env, secrets.clone());
         Templar { env, secrets }

@@ -194,3 +194,13 @@ fn a_runaway_template_ends_in_an_error_not_a_hang() {
     let upstream = "{% for i in range(5000) %}server 10.0.{{ i // 250 }}.{{ i % 250 }}:8081;\n{% endfor %}";
     assert_eq!(t.render_string(upstream, &scope).unwrap().lines().count(), 5000);
 }
+
+#[test]
+fn python_string_and_dict_methods_work_as_in_ansible() {
+    let run = run_vars("[web]\nweb1 role=Web-App\n", &[]);
+    let r = |s: &str| render(&run, play(&[]), &[], s).unwrap();
+    assert_eq!(r("{{ role.lower() }}"), "web-app");
+    assert_eq!(r("{{ role.split('-') | last }}"), "App");
+    assert_eq!(r("{{ role.startswith('Web') }}"), "True");
+    assert_eq!(r("{{ {'a': 1}.items() | list | length }}"), "1");
+}

@@ -2,51 +2,12 @@
 //! reported for the same cases (tests/modules/lines: check mode, the run, a second run, and each
 //! file's final bytes), and a pattern roll cannot match is refused before anything runs.
 
-use crate::common::{self, fleet::Fleet};
-use std::path::Path;
-
-fn results(text: &str, base: &Path) -> Vec<serde_json::Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(&l.replace(base.to_str().unwrap(), "BASE")).unwrap())
-        .collect()
-}
+use crate::common::{self, oracle};
 
 #[test]
 fn every_case_reports_what_ansible_reported_and_leaves_the_same_bytes() {
-    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules/lines");
-    let fleet = Fleet::up(1, "li");
-    let base = tempfile::tempdir().unwrap();
-    let inv = base.path().join("hosts");
-    std::fs::write(&inv, fleet.inventory()).unwrap();
-    let out = common::roll(&cases)
-        .env("ROLL_KNOWN_HOSTS", fleet.known_hosts())
-        .args(["play", "play.yml", "-i", inv.to_str().unwrap()])
-        .args(["-e", &format!("base={}", base.path().display())])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        common::stdout(&out),
-        common::stderr(&out)
-    );
-    let got = results(
-        &std::fs::read_to_string(base.path().join("results.jsonl")).unwrap(),
-        base.path(),
-    );
-    let want = results(
-        &std::fs::read_to_string(cases.join("ansible.jsonl")).unwrap(),
-        base.path(),
-    );
-    assert_eq!(got.len(), want.len());
-    let differ: Vec<String> = want
-        .iter()
-        .zip(&got)
-        .filter(|(w, g)| w != g)
-        .map(|(w, g)| format!("ansible: {w}\n   roll: {g}"))
-        .collect();
+    let played = oracle::play("lines");
+    let differ = oracle::differences(&played.want, &played.got);
     assert!(
         differ.is_empty(),
         "{} results differ:\n{}",

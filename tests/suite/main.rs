@@ -21,4 +21,5 @@ mod secrets;
 mod security;
 mod snapshots;
 mod ssh;
+mod stat;
 mod switch;

@@ -4,6 +4,7 @@
 pub mod docker;
 pub mod fleet;
 pub mod load;
+pub mod oracle;
 pub mod resources;
 pub mod sandbox;
 
