@@ -23,6 +23,7 @@ pub(crate) mod deploy_lock;
 pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
+mod find;
 pub(crate) mod lines;
 pub mod lockstep;
 pub(crate) mod nginx_switch;

@@ -2,7 +2,7 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, command, control, deploy_lock, docker, files, lines, nginx_switch, ping, probe, stat};
+use super::{Module, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe, stat};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
@@ -15,6 +15,7 @@ pub static MODULES: &[&dyn Module] = &[
     &lines::Replace,
     &stat::Stat,
     &stat::Slurp,
+    &find::Find,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,
