@@ -6,6 +6,7 @@
 //! releases the locks it took when it ends, whatever happened. Every step goes to the host's
 //! audit log (`DIR/audit.log`): when, who, app, release, what.
 
+use super::progress::WaitKind;
 use super::spec::{ModuleSpec, ROLL, p, req};
 use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::clock::utc;
@@ -269,6 +270,8 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     );
     let start = Instant::now();
     let mut broke: Option<Lock> = None;
+    // Shown (holder, since when, for how long at most) once the lock is found held.
+    let mut waiting = None;
     loop {
         let out = sh(ctx, take.clone(), None).await?;
         match out.rc {
@@ -341,6 +344,20 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             r.data.insert("lock".into(), crate::values::from_serde(&lock));
             return Err(Failure::Failed(Box::new(r)));
         }
+        waiting
+            .get_or_insert_with(|| {
+                ctx.wait(
+                    WaitKind::Lock,
+                    format!(
+                        "the deploy lock of `{}`, held by {} since {} UTC",
+                        t.app,
+                        lock.holder,
+                        utc(lock.started)
+                    ),
+                    Some(t.wait),
+                )
+            })
+            .tick();
         let left = t.wait.saturating_sub(start.elapsed()).min(Duration::from_secs(1));
         if ctx.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("interrupted while waiting for the deploy lock".into());

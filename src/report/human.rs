@@ -4,7 +4,13 @@
 use crate::exec::Reporter;
 use crate::exec::events::{Event, HostResult, Stats, Status};
 use crate::modules::Change;
+use crate::modules::progress::{Progress, WaitKind, secs};
+use std::collections::HashMap;
 use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// A log without a terminal says a long wait goes on at most this often.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 
 pub struct Human<W: Write + Send> {
     out: W,
@@ -18,6 +24,10 @@ pub struct Human<W: Write + Send> {
     next_section: usize,
     /// Check mode: the changes seen, by symbol, for the tally line.
     tally: [usize; 4],
+    /// Waits under way, by host and what they wait for: when the log last spoke of each.
+    waits: HashMap<(String, String), Instant>,
+    /// How often at most a long wait's heartbeat line comes (30 s; shorter in unit tests).
+    pub(super) heartbeat: Duration,
 }
 
 /// How a dry run shows a change: `+` start or create, `~` change, `-/+` replace, `-` stop or
@@ -45,6 +55,8 @@ impl<W: Write + Send> Human<W> {
             open_section: None,
             next_section: 0,
             tally: [0; 4],
+            waits: HashMap::new(),
+            heartbeat: HEARTBEAT,
         }
     }
 
@@ -206,6 +218,54 @@ impl<W: Write + Send> Human<W> {
         }
     }
 
+    /// How a long task goes on, for a log that has no progress bar (CI, a pipe): a line per
+    /// switch batch with where its time went, a line when a wait starts and when it ends, and
+    /// between them a heartbeat at most every 30 s.
+    fn progress(&mut self, host: &str, p: &Progress) {
+        let line = match p {
+            Progress::BatchStart { .. } => return,
+            Progress::BatchDone {
+                write_ms,
+                validate_ms,
+                reload_ms,
+                gate_ms,
+                ..
+            } => format!(
+                "{}: write {}, validate {}, reload {}, gate {}",
+                p.message(),
+                ms(*write_ms),
+                ms(*validate_ms),
+                ms(*reload_ms),
+                ms(*gate_ms)
+            ),
+            Progress::Note { text } => text.clone(),
+            Progress::WaitStart { wait, what, limit_s } => {
+                self.waits.insert((host.to_string(), what.clone()), Instant::now());
+                match (wait, limit_s) {
+                    (WaitKind::Pause, Some(l)) => format!("pause of {} before {what}", secs(*l)),
+                    _ => p.message(),
+                }
+            }
+            Progress::Waiting { what, .. } => {
+                let key = (host.to_string(), what.clone());
+                match self.waits.get(&key) {
+                    Some(t) if t.elapsed() < self.heartbeat => return,
+                    _ => {}
+                }
+                self.waits.insert(key, Instant::now());
+                format!("still {}", p.message())
+            }
+            Progress::WaitEnd { wait, what, waited_s } => {
+                self.waits.remove(&(host.to_string(), what.clone()));
+                match wait {
+                    WaitKind::Pause => format!("pause before {what} over after {}", secs(*waited_s)),
+                    _ => p.message(),
+                }
+            }
+        };
+        let _ = writeln!(self.out, "{}", self.paint(&format!("[{host}] {line}"), "2"));
+    }
+
     fn recap(&mut self, hosts: &[(String, Stats)]) {
         self.banner("PLAY RECAP");
         for (h, s) in hosts {
@@ -224,6 +284,15 @@ impl<W: Write + Send> Human<W> {
             let _ = writeln!(self.out, "{line}");
         }
         let _ = writeln!(self.out);
+    }
+}
+
+/// A step's time in the per-batch line: `12ms`, `1.4s`.
+fn ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{}ms", ms.round())
+    } else {
+        format!("{:.1}s", ms / 1000.0)
     }
 }
 
@@ -327,8 +396,10 @@ impl<W: Write + Send> Reporter for Human<W> {
             }
             Event::NoMoreHosts => self.banner("NO MORE HOSTS LEFT"),
             Event::Warning { message } => eprintln!("[WARNING]: {message}"),
-            // For the progress bar and machine readers only.
-            Event::Progress { .. } | Event::RunStart { .. } | Event::TaskEnd { .. } | Event::RunEnd { .. } => return,
+            // On a terminal the progress bar shows these instead (it does not pass them on).
+            Event::Progress { host, detail, .. } => self.progress(host, detail),
+            // For machine readers only.
+            Event::RunStart { .. } | Event::TaskEnd { .. } | Event::RunEnd { .. } => return,
             Event::Recap { hosts } => {
                 self.end_section();
                 self.recap(hosts);

@@ -180,3 +180,127 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// A tmux server of this test's own (its socket named for it), killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    /// `cmd` in a detached session of `cols` columns; it stays open after `cmd` ends.
+    fn run(name: &str, cols: u16, dir: &Path, cmd: &str) -> Tmux {
+        let t = Tmux(format!("roll-test-{name}-{}", std::process::id()));
+        let shell = format!("cd {} && {cmd}; echo ROLL-EXIT=$?; sleep 600", dir.display());
+        let out = t
+            .cmd(&[
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &cols.to_string(),
+                "-y",
+                "30",
+                &shell,
+            ])
+            .expect("this test needs tmux (Debian package tmux)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new("tmux")
+            .args(["-L", &self.0, "-f", "/dev/null"])
+            .args(args)
+            .output()
+    }
+
+    /// The visible screen, or with `history` everything that scrolled by too.
+    fn screen(&self, history: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", "t"];
+        if history {
+            args.extend(["-S", "-"]);
+        }
+        String::from_utf8_lossy(&self.cmd(&args).unwrap().stdout).into_owned()
+    }
+
+    /// The screen once `until` holds for it (at most 60 s).
+    fn wait_for(&self, what: &str, until: impl Fn(&str) -> bool) -> String {
+        let t0 = std::time::Instant::now();
+        loop {
+            let s = self.screen(false);
+            if until(&s) {
+                return s;
+            }
+            assert!(t0.elapsed().as_secs() < 60, "no {what} on the screen:\n{s}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// What a switch in a terminal shows: at 80 and at 200 columns, the task's bar as wide as the
+/// terminal and under it the batch line counting down the pause (its backends shortened to fit
+/// at 80), and once the run is over no bar left on the screen or in the scrollback.
+#[test]
+fn a_switch_on_a_terminal_shows_the_batch_counting_down_and_leaves_no_bar() {
+    use common::nginx::{Nginx, backends, switch_playbook};
+    let backends = backends(30);
+    for cols in [80u16, 200] {
+        let d = tempfile::tempdir().unwrap();
+        let nginx = Nginx::start(d.path(), &backends);
+        switch_playbook(d.path(), &nginx, &backends, 3, "4s");
+        let cmd = format!(
+            "env -u CI -u GITLAB_CI NO_COLOR=1 {} play switch.yml -i hosts",
+            common::roll_bin().display()
+        );
+        let tmux = Tmux::run(&format!("switch{cols}"), cols, d.path(), &cmd);
+        let pause = tmux.wait_for("pause countdown", |s| s.contains(", next in "));
+        let lines: Vec<&str> = pause.lines().collect();
+        let batch = lines
+            .iter()
+            .find(|l| l.contains("web: batch 1/3 → green (app1, "))
+            .unwrap_or_else(|| panic!("no batch line at {cols} columns:\n{pause}"));
+        let tail = batch.trim_end();
+        let secs: String = tail
+            .rsplit("next in ")
+            .next()
+            .unwrap()
+            .trim_end_matches('s')
+            .to_string();
+        let left: u32 = secs.parse().unwrap_or_else(|_| panic!("no countdown: {tail:?}"));
+        assert!((1..=4).contains(&left), "{tail:?}");
+        if cols == 80 {
+            // Ten backends do not fit: the ones left out are counted, the countdown shows.
+            assert!(tail.contains(", +") && tail.chars().count() <= 80, "{tail:?}");
+        } else {
+            let all: Vec<String> = (1..=10).map(|i| format!("app{i}")).collect();
+            assert!(tail.contains(&format!("({}), next in", all.join(", "))), "{tail:?}");
+        }
+        // The task's bar above it carries the whole task name and the host count.
+        let bar = lines
+            .iter()
+            .find(|l| l.contains("0/1 hosts"))
+            .unwrap_or_else(|| panic!("no task bar at {cols} columns:\n{pause}"));
+        assert!(bar.contains("Switch the nginx upstream to the next colour"), "{bar:?}");
+        if cols == 200 {
+            assert!(
+                bar.trim_end().chars().count() > 120,
+                "the bar is not as wide as the terminal: {bar:?}"
+            );
+        }
+        // A later pause counts down the next batch.
+        tmux.wait_for("second pause", |s| s.contains("web: batch 2/3 → green (app11, "));
+        let end = tmux.wait_for("end of the run", |s| s.contains("ROLL-EXIT="));
+        assert!(end.contains("ROLL-EXIT=0"), "{end}");
+        let all = tmux.screen(true);
+        assert!(all.contains("PLAY RECAP"), "{all}");
+        for leftover in ["hosts ", "next in", "web: batch", "[====", "[    "] {
+            assert!(!all.contains(leftover), "`{leftover}` left at {cols} columns:\n{all}");
+        }
+        assert!(all.contains("changed: [proxy1]"), "{all}");
+    }
+}
