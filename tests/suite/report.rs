@@ -304,3 +304,93 @@ fn a_switch_on_a_terminal_shows_the_batch_counting_down_and_leaves_no_bar() {
         assert!(all.contains("changed: [proxy1]"), "{all}");
     }
 }
+
+/// A sandbox rollout (`playbooks/deploy.yml` over the loopback sshd fleet, containers, nginx)
+/// as a GitLab job runs it, `CI=true GITLAB_CI=true` and no terminal: the log has one line per
+/// batch with its backends and times, the pauses' start and end, and a second rollout started
+/// meanwhile with `--lock-wait` says whose lock it waits for and for how long at most, then
+/// that it got it (and finds its release live). The PLAY RECAP keeps Ansible's layout.
+#[test]
+fn a_rollout_under_gitlab_ci_logs_each_batch_its_pauses_and_the_lock_wait() {
+    use common::sandbox::Sandbox;
+    let sb = Sandbox::up(
+        "cilog",
+        4,
+        1,
+        serde_json::json!({ "switch_batches": 2, "switch_pause": "3s" }),
+    );
+    let first = sb.play("deploy.yml", &["release=1"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    let ci = |c: &mut Command| {
+        c.env("CI", "true")
+            .env("GITLAB_CI", "true")
+            .env("USER", "alice")
+            .env_remove("CI_JOB_URL");
+    };
+    let mut deploy = sb.play_cmd("deploy.yml", &["release=2"]);
+    ci(&mut deploy);
+    let deploy = deploy.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // The second rollout starts once the first holds the lock and is switching.
+    sb.wait_state(0, std::time::Duration::from_secs(60), |s| s["status"] == "switching");
+    // The registry holds releases 1 and 2: the second rollout finds 2 live once it has the lock.
+    let mut second = sb.play_cmd("deploy.yml", &["release=2"]);
+    ci(&mut second);
+    let second = second.args(["--lock-wait", "2m"]).output().unwrap();
+    let first = deploy.wait_with_output().unwrap();
+    let log = stdout(&first);
+    assert_eq!(first.status.code(), Some(0), "{log}");
+    let batch_lines: Vec<&str> = log.lines().filter(|l| l.contains("web: batch ")).collect();
+    assert_eq!(batch_lines.len(), 2, "{log}");
+    let apps: Vec<&str> = sb.apps.iter().map(|(n, _)| n.as_str()).collect();
+    for (k, line) in batch_lines.iter().enumerate() {
+        let proxy = &sb.proxies[0].0;
+        let want = format!(
+            "[{proxy}] web: batch {}/2 → green ({}, {}) done: write ",
+            k + 1,
+            apps[2 * k],
+            apps[2 * k + 1]
+        );
+        assert!(line.starts_with(&want), "{line:?} is not {want:?}…");
+        for step in [", validate ", ", reload ", ", gate "] {
+            assert!(line.contains(step), "{line}");
+        }
+    }
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.ends_with("pause of 3s before batch 2/2 of web"))
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("pause before batch 2/2 of web over after "))
+            .count(),
+        1,
+        "{log}"
+    );
+    // GitLab's sections and Ansible's recap, untouched by the new lines.
+    assert!(log.contains("section_start:"), "{log}");
+    assert!(
+        common::recap(&log)
+            .iter()
+            .all(|l| l.contains(" : ok=") && l.contains("  changed=")),
+        "{log}"
+    );
+    // The second rollout waited for the first one's lock, said so, and then deployed.
+    let waited = stdout(&second);
+    assert_eq!(second.status.code(), Some(0), "{waited}");
+    let line = waited
+        .lines()
+        .find(|l| l.contains("waiting for the deploy lock of `web`, held by alice@"))
+        .unwrap_or_else(|| panic!("no lock wait line: {waited}"));
+    assert!(line.contains(" since ") && line.ends_with("(at most 2m00s)"), "{line}");
+    assert!(
+        waited
+            .lines()
+            .any(|l| l.contains("waited ") && l.contains(" for the deploy lock of `web`")),
+        "{waited}"
+    );
+    assert!(waited.contains("release 2 is live on green: nothing to do"), "{waited}");
+    assert_eq!(sb.state(0).unwrap()["release"], "2");
+}
