@@ -9,6 +9,7 @@ mod diagnostics;
 mod docker;
 mod drain;
 mod events;
+mod gitlab;
 mod lock;
 mod plan;
 mod play;
