@@ -257,3 +257,56 @@ fn the_example_pipeline_plans_deploys_applies_rolls_back_and_waits_for_the_lock(
         assert!(!d.join(".roll-ssh").exists(), "{}", d.display());
     }
 }
+
+/// The jobs' image (`scripts/roll-image`, Dockerfile.roll) builds with nothing pulled, and the
+/// example's `.roll` before_script runs in it, without a network: roll, ssh reading the config
+/// the script wrote, the key file only its owner reads.
+#[test]
+fn the_jobs_image_builds_without_pulling_and_runs_the_before_script() {
+    use common::docker::{Cleanup, docker, run_label};
+    let label = format!("{}-image", run_label());
+    let _cleanup = Cleanup(label.clone());
+    let tag = format!("roll-ci-test:{}", std::process::id());
+    let built = Command::new(repo().join("scripts/roll-image"))
+        .arg(&tag)
+        .env("ROLL_BIN", common::roll_bin())
+        .env("ROLL_IMAGE_LABELS", &label)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", log(&built));
+    let ci: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo().join("examples/gitlab-ci.yml")).unwrap()).unwrap();
+    let lines: Vec<String> = ci[".roll"]["before_script"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert!(lines.iter().any(|l| l.contains("roll --version")), "{lines:?}");
+    let script = format!(
+        "set -e\ncd /tmp\n{}\nssh -F \"$ROLL_SSH_CONFIG\" -G proxy1 | grep -i '^identityfile'\nstat -c %a .roll-ssh/key\ncat .roll-ssh/known_hosts\n",
+        lines.join("\n")
+    );
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--label",
+        &label,
+        "-e",
+        "SSH_PRIVATE_KEY=-----BEGIN OPENSSH PRIVATE KEY-----\r\nabc\r\n-----END OPENSSH PRIVATE KEY-----",
+        "-e",
+        "SSH_KNOWN_HOSTS=[proxy1]:22 ssh-ed25519 AAAA",
+        &tag,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let text = log(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("roll 0.1.0") || text.starts_with("roll "), "{text}");
+    assert!(text.contains("identityfile /tmp/.roll-ssh/key"), "{text}");
+    assert!(text.contains("\n600\n"), "{text}");
+    assert!(text.contains("[proxy1]:22 ssh-ed25519 AAAA"), "{text}");
+}
