@@ -60,7 +60,10 @@ fn status(args: LockArgs) -> Exit {
                 m
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+        // JSON Lines, as `--format json` is everywhere: one object per line.
+        for m in v {
+            let _ = writeln!(out, "{m}");
+        }
     } else if rows.is_empty() {
         let _ = writeln!(out, "no deploy locks");
     } else {

@@ -133,9 +133,12 @@ fn play_args_of_plan() -> Vec<String> {
 }
 
 pub fn plan(a: PlanArgs) -> Exit {
+    let detailed = a.play.detailed_exitcode;
     let mut play = a.play;
     play.check = true;
     play.diff = true;
+    // The plan's own exit code says it below, from the steps it saved.
+    play.detailed_exitcode = false;
     let args = play_args_of_plan();
     let (rec, steps) = recorder();
     let played = crate::commands::play::run_with(play, Some(rec), false);
@@ -151,7 +154,7 @@ pub fn plan(a: PlanArgs) -> Exit {
             "error: the dry run failed (exit {}); no plan was written{left}",
             exit.code()
         );
-        return if a.detailed_exitcode { Exit::Error } else { exit };
+        return if detailed { Exit::Error } else { exit };
     }
     let steps = std::mem::take(&mut *steps.lock().unwrap_or_else(|e| e.into_inner()));
     let changes = steps.iter().filter(|s| s.status == "changed").count();
@@ -200,7 +203,7 @@ pub fn plan(a: PlanArgs) -> Exit {
         a.out.display(),
         a.out.display()
     );
-    if a.detailed_exitcode && changes > 0 {
+    if detailed && changes > 0 {
         Exit::Changes
     } else {
         Exit::Ok

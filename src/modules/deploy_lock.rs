@@ -130,9 +130,11 @@ pub fn holder() -> String {
             None => url,
         };
     }
+    // Cron, systemd units and containers often run without $USER: ask the passwords database.
     let user = env("USER")
         .or_else(|| env("LOGNAME"))
-        .unwrap_or_else(|| "unknown".into());
+        .or_else(login_name)
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -140,6 +142,22 @@ pub fn holder() -> String {
         .or_else(|| env("HOSTNAME"))
         .unwrap_or_else(|| "localhost".into());
     format!("{user}@{host}")
+}
+
+/// The name of the user roll runs as, from the passwords database (NSS).
+fn login_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: getpwuid_r fills `pw` with pointers into `buf`, which outlives their use here.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::getuid(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found);
+        if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned();
+        (!name.is_empty()).then_some(name)
+    }
 }
 
 fn json_str(s: &str) -> String {

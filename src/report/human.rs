@@ -23,7 +23,7 @@ pub struct Human<W: Write + Send> {
     open_section: Option<String>,
     next_section: usize,
     /// Check mode: the changes seen, by symbol, for the tally line.
-    tally: [usize; 4],
+    tally: [usize; 5],
     /// Waits under way, by host and what they wait for: when the log last spoke of each.
     waits: HashMap<(String, String), Instant>,
     /// How often at most a long wait's heartbeat line comes (30 s; shorter in unit tests).
@@ -31,13 +31,15 @@ pub struct Human<W: Write + Send> {
 }
 
 /// How a dry run shows a change: `+` start or create, `~` change, `-/+` replace, `-` stop or
-/// remove (Terraform's symbols), with the tally bucket it counts in.
+/// remove (Terraform's symbols), with the tally bucket it counts in: a stopped container is
+/// kept, so it is counted apart from what is removed.
 fn symbol(change: Change) -> (&'static str, usize) {
     match change {
         Change::Create | Change::Start => ("+", 0),
         Change::Update => ("~", 1),
         Change::Replace => ("-/+", 2),
-        Change::Stop | Change::Remove => ("-", 3),
+        Change::Remove => ("-", 3),
+        Change::Stop => ("-", 4),
     }
 }
 
@@ -54,7 +56,7 @@ impl<W: Write + Send> Human<W> {
             sections: false,
             open_section: None,
             next_section: 0,
-            tally: [0; 4],
+            tally: [0; 5],
             waits: HashMap::new(),
             heartbeat: HEARTBEAT,
         }
@@ -214,7 +216,12 @@ impl<W: Write + Send> Human<W> {
             let _ = writeln!(self.out, "{line}");
         }
         if let Some(t) = result.get("expected_s").and_then(|v| v.as_f64()) {
-            let _ = writeln!(self.out, "    expected duration: {t}s ({} batches)", plan.len());
+            let n = plan.len();
+            let _ = writeln!(
+                self.out,
+                "    expected duration: {t}s ({n} batch{})",
+                if n == 1 { "" } else { "es" }
+            );
         }
     }
 
@@ -404,10 +411,17 @@ impl<W: Write + Send> Reporter for Human<W> {
                 self.end_section();
                 self.recap(hosts);
                 if self.check {
-                    let [add, change, replace, remove] = self.tally;
+                    let [add, change, replace, remove, stop] = self.tally;
+                    // Stops go last, and only when there are any, so that the line's start
+                    // stays what log greps know.
+                    let stops = if stop > 0 {
+                        format!(", {stop} to stop")
+                    } else {
+                        String::new()
+                    };
                     let _ = writeln!(
                         self.out,
-                        "Dry run: {add} to add, {change} to change, {replace} to replace, {remove} to remove."
+                        "Dry run: {add} to add, {change} to change, {replace} to replace, {remove} to remove{stops}."
                     );
                 }
             }

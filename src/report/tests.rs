@@ -337,7 +337,7 @@ fn a_dry_run_shows_each_change_kind_by_its_symbol_and_tallies_it() {
         "{text}"
     );
     assert!(
-        text.ends_with("Dry run: 2 to add, 1 to change, 1 to replace, 2 to remove.\n"),
+        text.ends_with("Dry run: 2 to add, 1 to change, 1 to replace, 1 to remove, 1 to stop.\n"),
         "{text}"
     );
 }
@@ -656,6 +656,19 @@ fn a_log_without_a_terminal_has_a_line_per_batch_and_wait_with_heartbeats() {
             "[proxy2] waiting for the deploy lock of `web`, held by alice@ci since 2026-12-01 12:00:00 UTC (at most 10m00s)",
             "[proxy2] waited 1m15s for the deploy lock of `web`, held by alice@ci since 2026-12-01 12:00:00 UTC",
         ],
+        "{text}"
+    );
+}
+
+/// A dry run's switch plan of one batch says `1 batch`.
+#[test]
+fn a_switch_plan_of_one_batch_says_batch() {
+    let mut r = result("proxy1", Status::Changed);
+    r.result = json!({"changed": true, "expected_s": 0.0,
+        "plan": [{"batch": 1, "offset_s": 0.0, "backends": ["app1", "app2"]}]});
+    let text = human_with(true, false, 0, &[host(r)]);
+    assert!(
+        text.ends_with("    batch 1 at +0s: app1, app2\n    expected duration: 0s (1 batch)\n"),
         "{text}"
     );
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod cli;
 mod compat;
 mod diagnostics;
 mod docker;
