@@ -97,7 +97,13 @@ fn release(args: LockArgs) -> Exit {
     };
     let a = app.clone();
     let (rows, failures) = match ask_proxies(args.proxies, async |c, d| {
-        let script = release_script(d, &a, Releaser::Anyone, "lock released by hand (roll lock release)");
+        let script = release_script(
+            d,
+            &a,
+            None,
+            Releaser::Anyone,
+            "lock released by hand (roll lock release)",
+        );
         let out = c.exec(&Command::new(script)).await.map_err(|e| e.to_string())?;
         if out.rc != 0 {
             return Err(out.stderr_text().trim().to_string());

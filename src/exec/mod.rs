@@ -791,7 +791,7 @@ impl Runner {
             return;
         };
         let by = Releaser::Run(self.state.locks.run_id());
-        let script = release_script(&held.dir, &held.app, by, "lock released");
+        let script = release_script(&held.dir, &held.app, held.release.as_deref(), by, "lock released");
         let mut cmd = crate::connection::Command::new(script);
         cmd.timeout = Some(std::time::Duration::from_secs(30));
         cmd.become_user = held.become_user.clone();

@@ -115,6 +115,15 @@ impl Locks {
         self.list().first().map(|h| (h.app.clone(), h.release.clone()))
     }
 
+    /// The release a rollout turns out to deploy, for a lock taken before it was known (a
+    /// rollback learns it from the containers it goes back to): the audit lines that follow,
+    /// and the lock's release, name it instead of `-`.
+    pub fn note_release(&self, app: &str, release: &str) {
+        for h in self.list().iter_mut().filter(|h| h.app == app && h.release.is_none()) {
+            h.release = Some(release.to_string());
+        }
+    }
+
     /// The locks this run still holds, taken out of the list.
     pub fn take(&self) -> Vec<Held> {
         std::mem::take(&mut *self.list())
@@ -189,7 +198,7 @@ pub enum Releaser<'a> {
 }
 
 /// Removes the lock if `by` may (recording it in the audit log).
-pub fn release_script(dir: &str, app: &str, by: Releaser<'_>, why: &str) -> String {
+pub fn release_script(dir: &str, app: &str, release: Option<&str>, by: Releaser<'_>, why: &str) -> String {
     let f = quote(&lock_path(dir, app));
     let cond = match by {
         Releaser::Run(id) => format!("grep -qF {} {f}", quote(&format!("\"run\":{}", json_str(id)))),
@@ -197,7 +206,7 @@ pub fn release_script(dir: &str, app: &str, by: Releaser<'_>, why: &str) -> Stri
     };
     format!(
         "if [ -f {f} ] && {cond}; then rm -f {f} && {} && echo released; fi",
-        audit_line(dir, app, None, why)
+        audit_line(dir, app, release, why)
     )
 }
 
@@ -257,7 +266,19 @@ async fn apply(op: LockOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         LockOp::Take(t) => take(t, ctx).await,
         LockOp::Release { dir, app } => {
             let by = Releaser::Run(ctx.run.locks.run_id());
-            let out = sh(ctx, release_script(&dir, &app, by, "lock released"), None).await?;
+            let release = ctx
+                .run
+                .locks
+                .list()
+                .iter()
+                .find(|h| h.dir == dir && h.app == app)
+                .and_then(|h| h.release.clone());
+            let out = sh(
+                ctx,
+                release_script(&dir, &app, release.as_deref(), by, "lock released"),
+                None,
+            )
+            .await?;
             if out.rc != 0 {
                 return Err(format!("cannot release the deploy lock: {}", out.stderr_text().trim()).into());
             }

@@ -1127,8 +1127,9 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     state.batches_total = a.planned.total();
     state.plan = a.planned.plan.clone();
     state.target = Some(a.to.clone());
-    if a.release.is_some() {
-        state.target_release = a.release.clone();
+    if let Some(r) = &a.release {
+        state.target_release = Some(r.clone());
+        ctx.run.locks.note_release(&state.app, r);
     }
     state.status = "switching".into();
     if let Some(note) = &a.planned.note {
