@@ -116,7 +116,8 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     };
     // The progress bar wraps the log so that it can clear itself around every line.
     let log: Box<dyn Reporter> = if out.progress && !settings.quiet && !quiet && !settings.json {
-        Box::new(crate::report::Progress::new(log))
+        use std::io::IsTerminal;
+        Box::new(crate::report::Progress::new(log).with_log_progress(!std::io::stdout().is_terminal()))
     } else {
         log
     };

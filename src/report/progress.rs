@@ -20,6 +20,9 @@ pub struct Progress {
     /// backends, which the pause's countdown follows.
     batch: Option<(String, Vec<String>)>,
     hosts: u64,
+    /// Pass the progress on to the log too: it goes to a file (`roll play ... > log`) while
+    /// the bars show on the terminal, and the file should tell what the bars told.
+    log_progress: bool,
 }
 
 /// The terminal's width in columns (stderr's; 80 when it cannot be asked).
@@ -59,7 +62,14 @@ impl Progress {
             status: None,
             batch: None,
             hosts: 0,
+            log_progress: false,
         }
+    }
+
+    /// Also write the progress into the log (whose stdout is not the terminal).
+    pub fn with_log_progress(mut self, on: bool) -> Progress {
+        self.log_progress = on;
+        self
     }
 
     fn start(&mut self, task: &str) {
@@ -177,8 +187,10 @@ impl Reporter for Progress {
             }
             Event::Progress { detail, .. } => {
                 self.progress(detail);
-                // The status line shows it; the log below has nothing to add on a terminal.
-                return;
+                // The status line shows it; a log on the terminal has nothing to add.
+                if !self.log_progress {
+                    return;
+                }
             }
             Event::TaskEnd { .. } | Event::Recap { .. } | Event::RunEnd { .. } => self.finish(),
             _ => {}

@@ -394,3 +394,23 @@ fn a_rollout_under_gitlab_ci_logs_each_batch_its_pauses_and_the_lock_wait() {
     assert!(waited.contains("release 2 is live on green: nothing to do"), "{waited}");
     assert_eq!(sb.state(0).unwrap()["release"], "2");
 }
+
+/// The bars on the terminal and the log in a file (`roll play ... > log`): the file still gets
+/// the line per batch and the pause lines that the bars showed.
+#[test]
+fn a_log_sent_to_a_file_from_a_terminal_keeps_the_batch_lines() {
+    use common::nginx::{Nginx, backends, switch_playbook};
+    let d = tempfile::tempdir().unwrap();
+    let backends = backends(4);
+    let nginx = Nginx::start(d.path(), &backends);
+    switch_playbook(d.path(), &nginx, &backends, 2, "1s");
+    let tty = on_a_terminal(d.path(), "play switch.yml -i hosts > log.txt");
+    assert!(tty.contains("0/1 hosts"), "no bar on the terminal: {tty:?}");
+    let log = std::fs::read_to_string(d.path().join("log.txt")).unwrap();
+    assert!(
+        log.contains("[proxy1] web: batch 1/2 → green (app1, app2) done: write "),
+        "{log}"
+    );
+    assert!(log.contains("[proxy1] pause of 1s before batch 2/2 of web\n"), "{log}");
+    assert!(!log.contains("hosts ") && !log.contains('\x1b'), "{log:?}");
+}
