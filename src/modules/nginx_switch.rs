@@ -1025,23 +1025,18 @@ async fn healthcheck(ctx: &Ctx<'_>, a: &Apply, h: &Healthcheck, batch: &[String]
         probes.push(http_probe(&url, &h.expect, &format!("{} ({url})", b.name)));
     }
     let what = format!("{} to serve on {}", batch.join(", "), a.to);
-    poll(
-        ctx,
-        &probes.join("\n"),
-        h.timeout,
-        Duration::from_millis(500),
-        Some(&what),
-    )
-    .await
-    .map_err(|e| match e {
-        Some(failing) => format!(
-            "not serving on {} (expected {} from {}): {failing}",
-            a.to,
-            h.expect.describe(),
-            h.path
-        ),
-        None => "health check: the proxy host is unreachable".to_string(),
-    })
+    let probes = probes.join("\n");
+    poll(ctx, &probes, h.timeout, Duration::from_millis(500), Some(&what))
+        .await
+        .map_err(|e| match e {
+            Some(failing) => format!(
+                "not serving on {} (expected {} from {}): {failing}",
+                a.to,
+                h.expect.describe(),
+                h.path
+            ),
+            None => "health check: the proxy host is unreachable".to_string(),
+        })
 }
 
 /// Shell lines, run on the proxy, that print `what answered CODE` unless `url` answers as
