@@ -414,3 +414,50 @@ fn a_log_sent_to_a_file_from_a_terminal_keeps_the_batch_lines() {
     assert!(log.contains("[proxy1] pause of 1s before batch 2/2 of web\n"), "{log}");
     assert!(!log.contains("hosts ") && !log.contains('\x1b'), "{log:?}");
 }
+
+/// On a terminal, a wait for another rollout's deploy lock says under the bar whose lock it is,
+/// since when, and how long it may wait or has left, and the line goes with the task.
+#[test]
+fn a_lock_wait_on_a_terminal_says_whose_lock_and_how_long() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    write(
+        &state,
+        "web.lock",
+        "{\"app\":\"web\",\"holder\":\"alice@ops1\",\"run\":\"1-1\",\"started\":1764590400,\"expires\":99999999999,\"release\":\"6\"}\n",
+    );
+    write(
+        d.path(),
+        "hosts",
+        &format!("proxy1 ansible_connection=local roll_state_dir={}\n", state.display()),
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: proxy1\n  tasks:\n    - name: Take the deploy lock\n      roll.deploy_lock: { app: web, dir: \"{{ roll_state_dir }}\" }\n",
+    );
+    let cmd = format!(
+        "env -u CI -u GITLAB_CI NO_COLOR=1 {} play pb.yml -i hosts --lock-wait 4s",
+        common::roll_bin().display()
+    );
+    let tmux = Tmux::run("lockwait", 120, d.path(), &cmd);
+    let screen = tmux.wait_for("lock wait", |s| s.contains("waiting for the deploy lock"));
+    let line = screen
+        .lines()
+        .find(|l| l.contains("waiting for the deploy lock"))
+        .unwrap()
+        .trim();
+    assert!(
+        line.starts_with("waiting for the deploy lock of `web`, held by alice@ops1 since 2025-12-01 12:00:00 UTC"),
+        "{line:?}"
+    );
+    assert!(line.contains("(at most 4s)") || line.ends_with(" left"), "{line:?}");
+    let end = tmux.wait_for("end of the run", |s| s.contains("ROLL-EXIT="));
+    assert!(end.contains("ROLL-EXIT=2"), "{end}");
+    assert!(end.contains("is being deployed by alice@ops1"), "{end}");
+    assert!(
+        !tmux.screen(true).contains("waiting for the deploy lock"),
+        "{}",
+        tmux.screen(true)
+    );
+}
