@@ -187,8 +187,9 @@ impl Reporter for Progress {
             }
             Event::Progress { detail, .. } => {
                 self.progress(detail);
-                // The status line shows it; a log on the terminal has nothing to add.
-                if !self.log_progress {
+                // The status line shows it; a log on the terminal has nothing to add, but for a
+                // note (a resumed switch), which the next batch's line would hide at once.
+                if !self.log_progress && !matches!(detail, Said::Note { .. }) {
                     return;
                 }
             }
