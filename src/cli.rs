@@ -36,10 +36,12 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
-    /// Ansible's log layout, with a PLAY RECAP.
+    /// For people: Ansible's log layout with a PLAY RECAP (`play`), a table (`status`, `lock
+    /// status`).
     #[default]
     Human,
-    /// JSON Lines: one event per line on stdout.
+    /// JSON Lines on stdout, one object per line: an event (`play`), an app's state on a proxy
+    /// (`status`), a lock (`lock status`).
     Json,
 }
 
@@ -99,6 +101,10 @@ pub struct PlayArgs {
     /// Dry run: report what would change, change nothing.
     #[arg(short = 'C', long)]
     pub check: bool,
+    /// With `--check` (and `roll plan`): exit 0 when nothing would change, 2 when something
+    /// would, 1 on an error (a host failed or unreachable).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
     /// Show unified diffs of changed files.
     #[arg(short = 'D', long)]
     pub diff: bool,
@@ -225,9 +231,6 @@ pub struct PlanArgs {
     /// Where to save the plan (JSON).
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: PathBuf,
-    /// Exit 0 when nothing would change, 2 when something would, 1 on an error.
-    #[arg(long)]
-    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]

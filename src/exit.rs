@@ -16,7 +16,7 @@ pub enum Exit {
     InvalidInput,
     /// Stopped by SIGINT or SIGTERM.
     Interrupted,
-    /// `roll plan --detailed-exitcode`: the plan has changes.
+    /// `--detailed-exitcode` (`roll plan`, `roll play --check`): something would change.
     Changes,
 }
 
@@ -47,5 +47,6 @@ pub const HELP: &str = "Exit codes:
   4    one or more hosts were unreachable (none failed)
   5    invalid input: playbook, inventory, template or options; nothing was run
   130  interrupted (SIGINT/SIGTERM)
-`roll plan --detailed-exitcode`: 0 no changes, 2 changes, 1 an error.
+`roll plan --detailed-exitcode`, `roll play --check --detailed-exitcode`: 0 no changes,
+2 changes, 1 an error (a host failed or unreachable).
 `roll apply`: 1 also when the plan is stale (the world moved since it was made).";

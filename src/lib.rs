@@ -81,8 +81,18 @@ pub fn run() -> exit::Exit {
         cli::Command::Plan(a) => commands::plan::plan(a),
         cli::Command::Apply(a) => commands::plan::apply(a),
         cli::Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut std::io::stdout());
-            exit::Exit::Ok
+            // Into a buffer first: clap_complete panics when it cannot write, and a reader that
+            // stops early (`| head`) is no error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut script);
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write the completions: {e}");
+                    exit::Exit::Error
+                }
+                _ => exit::Exit::Ok,
+            }
         }
     }
 }

@@ -136,7 +136,14 @@ pub fn parse(sources: &Sources, file: FileId) -> Result<Node, Diagnostic> {
     };
     if let Err(e) = loaded {
         let m = e.marker();
-        let off = src.offset_of(m.line(), m.col() + 1);
+        let mut off = src.offset_of(m.line(), m.col() + 1);
+        // The scanner marks where the token it was reading began (a plain scalar on the line
+        // before, say): point at the tab itself, the next one from there.
+        if e.info().contains("found a tab")
+            && let Some(tab) = src.text.get(off..).and_then(|t| t.find('\t'))
+        {
+            off += tab;
+        }
         if e.info() == "recursion limit exceeded" {
             // The scanner counts flow nesting (`[[[`, `{{{`) in a byte.
             return Err(Diagnostic::at(
@@ -635,6 +642,14 @@ mod tests {
         assert_eq!((line, col), (2, 3 + 2 * MAX_DEPTH - 2));
         let fine = format!("x:\n  {}1\n", "- ".repeat(MAX_DEPTH - 1));
         assert!(p(&fine).1.is_ok());
+    }
+
+    #[test]
+    fn a_tab_is_reported_where_it_is_not_where_the_scalar_before_it_began() {
+        let (s, n) = p("a: 1\n\tb: 2\n");
+        let d = n.unwrap_err();
+        assert!(d.message.contains("found a tab"), "{}", d.message);
+        assert_eq!(s.location(d.span.unwrap()), "t.yml:2:1");
     }
 
     #[test]

@@ -60,7 +60,10 @@ fn status(args: LockArgs) -> Exit {
                 m
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+        // JSON Lines, as `--format json` is everywhere: one object per line.
+        for m in v {
+            let _ = writeln!(out, "{m}");
+        }
     } else if rows.is_empty() {
         let _ = writeln!(out, "no deploy locks");
     } else {
@@ -94,7 +97,13 @@ fn release(args: LockArgs) -> Exit {
     };
     let a = app.clone();
     let (rows, failures) = match ask_proxies(args.proxies, async |c, d| {
-        let script = release_script(d, &a, Releaser::Anyone, "lock released by hand (roll lock release)");
+        let script = release_script(
+            d,
+            &a,
+            None,
+            Releaser::Anyone,
+            "lock released by hand (roll lock release)",
+        );
         let out = c.exec(&Command::new(script)).await.map_err(|e| e.to_string())?;
         if out.rc != 0 {
             return Err(out.stderr_text().trim().to_string());

@@ -43,7 +43,8 @@ pub struct PlanFile {
     pub v: u32,
     /// Unix seconds.
     pub created: u64,
-    /// The directory `roll plan` ran in; `apply` runs there.
+    /// The directory `roll plan` ran in. `apply` runs in its own directory when the plan's
+    /// playbook is there (a CI job's checkout moves between jobs), else here.
     pub cwd: String,
     /// The `roll play` arguments the plan was made with.
     pub args: Vec<String>,
@@ -132,15 +133,28 @@ fn play_args_of_plan() -> Vec<String> {
 }
 
 pub fn plan(a: PlanArgs) -> Exit {
+    let detailed = a.play.detailed_exitcode;
     let mut play = a.play;
     play.check = true;
     play.diff = true;
+    // The plan's own exit code says it below, from the steps it saved.
+    play.detailed_exitcode = false;
     let args = play_args_of_plan();
     let (rec, steps) = recorder();
     let played = crate::commands::play::run_with(play, Some(rec), false);
     let exit = played.exit;
     if !matches!(exit, Exit::Ok) {
-        return if a.detailed_exitcode { Exit::Error } else { exit };
+        // A CI job's log must not leave it open whether the artifact is a plan to apply.
+        let left = if a.out.exists() {
+            format!(" ({} is left as it was)", a.out.display())
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "error: the dry run failed (exit {}); no plan was written{left}",
+            exit.code()
+        );
+        return if detailed { Exit::Error } else { exit };
     }
     let steps = std::mem::take(&mut *steps.lock().unwrap_or_else(|e| e.into_inner()));
     let changes = steps.iter().filter(|s| s.status == "changed").count();
@@ -189,7 +203,7 @@ pub fn plan(a: PlanArgs) -> Exit {
         a.out.display(),
         a.out.display()
     );
-    if a.detailed_exitcode && changes > 0 {
+    if detailed && changes > 0 {
         Exit::Changes
     } else {
         Exit::Ok
@@ -206,31 +220,47 @@ fn parse_play(args: &[String], extra: &[String]) -> Result<crate::cli::PlayArgs,
     }
 }
 
-/// How a step moved between the plan and now, in words.
+/// How a step moved between the plan and now, in words, causes first: a moved live colour,
+/// then what was edited on a host, then content that would now differ, then the tasks whose
+/// outcome follows from those.
 fn differences(planned: &[Step], now: &[Step]) -> Vec<String> {
     let key = |s: &Step| (s.play.clone(), s.task.clone(), s.host.clone());
-    let mut out = Vec::new();
+    let mut out: Vec<(u8, String)> = Vec::new();
     for p in planned {
         match now.iter().find(|n| key(n) == key(p)) {
-            None => out.push(format!("task `{}` on {}: planned, no longer runs", p.task, p.host)),
-            Some(n) if n.status != p.status => out.push(format!(
-                "task `{}` on {}: planned `{}`, now `{}`",
-                p.task, p.host, p.status, n.status
-            )),
+            None => out.push((3, format!("task `{}` on {}: planned, no longer runs", p.task, p.host))),
             Some(n) => {
-                for t in &p.touches {
+                let moved = n.status != p.status;
+                if moved {
+                    out.push((
+                        3,
+                        format!(
+                            "task `{}` on {}: planned `{}`, now `{}`",
+                            p.task, p.host, p.status, n.status
+                        ),
+                    ));
+                }
+                // What a change depended on is compared whatever became of the change: it is
+                // why the outcome moved.
+                for t in p.touches.iter().filter(|t| !moved || t.path == "live colour") {
                     match n.touches.iter().find(|x| x.path == t.path) {
                         Some(x) if x.before != t.before => out.push(if t.path == "live colour" {
-                            format!("{} on {}: was `{}`, now `{}`", t.path, p.host, t.before, x.before)
+                            (
+                                0,
+                                format!("{} on {}: was `{}`, now `{}`", t.path, p.host, t.before, x.before),
+                            )
                         } else {
-                            format!("`{}` on {} changed since the plan", t.path, p.host)
+                            (1, format!("`{}` on {} changed since the plan", t.path, p.host))
                         }),
-                        Some(x) if x.after != t.after => out.push(format!(
-                            "`{}` on {}: the planned content differs from what would be written now",
-                            t.path, p.host
+                        Some(x) if x.after != t.after => out.push((
+                            2,
+                            format!(
+                                "`{}` on {}: the planned content differs from what would be written now",
+                                t.path, p.host
+                            ),
                         )),
                         Some(_) => {}
-                        None => out.push(format!("`{}` on {}: no longer touched", t.path, p.host)),
+                        None => out.push((3, format!("`{}` on {}: no longer touched", t.path, p.host))),
                     }
                 }
             }
@@ -238,13 +268,15 @@ fn differences(planned: &[Step], now: &[Step]) -> Vec<String> {
     }
     for n in now {
         if !planned.iter().any(|p| key(p) == key(n)) && n.status == "changed" {
-            out.push(format!(
-                "task `{}` on {}: would change, not in the plan",
-                n.task, n.host
+            out.push((
+                3,
+                format!("task `{}` on {}: would change, not in the plan", n.task, n.host),
             ));
         }
     }
-    out
+    // Stable: within a rank, the plan's order.
+    out.sort_by_key(|(rank, _)| *rank);
+    out.into_iter().map(|(_, d)| d).collect()
 }
 
 pub fn apply(a: ApplyArgs) -> Exit {
@@ -269,10 +301,6 @@ pub fn apply(a: ApplyArgs) -> Exit {
         );
         return Exit::InvalidInput;
     }
-    if let Err(e) = std::env::set_current_dir(&plan.cwd) {
-        eprintln!("error: the plan was made in {}, which is not here: {e}", plan.cwd);
-        return Exit::InvalidInput;
-    }
     // The same dry run again, quietly: the world must still be what the plan saw.
     let check = match parse_play(&plan.args, &["--check".into(), "--diff".into()]) {
         Ok(p) => p,
@@ -281,6 +309,23 @@ pub fn apply(a: ApplyArgs) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    // Shell executors check a project out in a new build directory per job: the plan's
+    // relative paths are read from this one when its playbook is here.
+    if !check.playbook.is_file() {
+        let there = std::path::Path::new(&plan.cwd);
+        if !there.join(&check.playbook).is_file() {
+            eprintln!(
+                "error: the plan's playbook `{}` is neither here nor in {}, where the plan was made\n  = help: run `roll apply` in the project's directory",
+                check.playbook.display(),
+                plan.cwd
+            );
+            return Exit::InvalidInput;
+        }
+        if let Err(e) = std::env::set_current_dir(there) {
+            eprintln!("error: cannot go to {}, where the plan was made: {e}", plan.cwd);
+            return Exit::InvalidInput;
+        }
+    }
     let (rec, steps) = recorder();
     let exit = crate::commands::play::run_with(check, Some(rec), true).exit;
     if !matches!(exit, Exit::Ok) {
@@ -290,12 +335,16 @@ pub fn apply(a: ApplyArgs) -> Exit {
     let now = std::mem::take(&mut *steps.lock().unwrap_or_else(|e| e.into_inner()));
     let diff = differences(&plan.steps, &now);
     if !diff.is_empty() {
-        eprintln!("error: the plan is stale: the world moved since it was made; nothing was applied");
-        for d in diff.iter().take(20) {
+        // The cause first: what moved, then what follows from it.
+        eprintln!("error: the plan is stale: {}; nothing was applied", diff[0]);
+        if diff.len() > 1 {
+            eprintln!("  the world moved since the plan was made; all that differs:");
+        }
+        for d in diff.iter().skip(1).take(20) {
             eprintln!("  - {d}");
         }
-        if diff.len() > 20 {
-            eprintln!("  - ... and {} more", diff.len() - 20);
+        if diff.len() > 21 {
+            eprintln!("  - ... and {} more", diff.len() - 21);
         }
         eprintln!("  = help: make a new plan with `roll plan`");
         return Exit::Error;

@@ -65,6 +65,13 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         crate::cli::ColorWhen::Never => out.color = false,
         crate::cli::ColorWhen::Auto => {}
     }
+    if args.detailed_exitcode && !args.check {
+        eprintln!(
+            "error: `--detailed-exitcode` says whether a dry run would change anything: it needs `--check`\n  = help: `roll play --check --detailed-exitcode ...`, or `roll plan -o FILE --detailed-exitcode`"
+        );
+        return Exit::InvalidInput;
+    }
+    let detailed = args.detailed_exitcode;
     let settings = match Play::from_args(args, &sources, &out) {
         Ok(s) => s,
         Err(diags) => return invalid(&sources, Diagnostics { items: diags }, &out),
@@ -109,7 +116,8 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     };
     // The progress bar wraps the log so that it can clear itself around every line.
     let log: Box<dyn Reporter> = if out.progress && !settings.quiet && !quiet && !settings.json {
-        Box::new(crate::report::Progress::new(log))
+        use std::io::IsTerminal;
+        Box::new(crate::report::Progress::new(log).with_log_progress(!std::io::stdout().is_terminal()))
     } else {
         log
     };
@@ -175,10 +183,15 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     };
     if summary.interrupted {
         Exit::Interrupted
+    } else if detailed && (summary.any_failed || summary.any_unreachable) {
+        // 2 means "would change" here, as in Terraform: a failure is an error.
+        Exit::Error
     } else if summary.any_failed {
         Exit::HostFailed
     } else if summary.any_unreachable {
         Exit::Unreachable
+    } else if detailed && summary.stats.iter().any(|(_, s)| s.changed > 0) {
+        Exit::Changes
     } else {
         Exit::Ok
     }

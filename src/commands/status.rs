@@ -27,7 +27,10 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
                 m
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+        // JSON Lines, as `--format json` is everywhere: one object per line.
+        for m in v {
+            let _ = writeln!(out, "{m}");
+        }
     } else {
         let _ = writeln!(
             out,

@@ -1,5 +1,6 @@
 //! The event stream of a run: every report (human, JSON, JUnit) is a view of these.
 
+use crate::modules::progress::Progress;
 use crate::modules::{FileDiff, Guard};
 use crate::secrets::Secrets;
 use serde::Serialize;
@@ -91,10 +92,13 @@ pub enum Event {
         unreachable: bool,
         interrupted: bool,
     },
-    /// How a long task is getting on (the switch: batch k of n, the pause counting down).
+    /// How a long task is getting on (the switch's batches, the pause counting down, waits):
+    /// `message` in words, and the typed fields of its `kind`.
     Progress {
         host: String,
         message: String,
+        #[serde(flatten)]
+        detail: Progress,
     },
     Recap {
         hosts: Vec<(String, Stats)>,
@@ -136,7 +140,11 @@ impl Event {
                 }
             }
             Event::Retry { task, .. } => m(task),
-            Event::Warning { message } | Event::Progress { message, .. } => m(message),
+            Event::Warning { message } => m(message),
+            Event::Progress { message, detail, .. } => {
+                m(message);
+                detail.mask(secrets);
+            }
             Event::TaskEnd { name, .. } => m(name),
             Event::RunStart { .. }
             | Event::RunEnd { .. }

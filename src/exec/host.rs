@@ -789,10 +789,11 @@ async fn attempts(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let progress = |message: &str| {
+        let progress = |detail: modules::progress::Progress| {
             r.emit(Event::Progress {
                 host: host_name.clone(),
-                message: message.to_string(),
+                message: detail.message(),
+                detail,
             })
         };
         let mctx = modules::Ctx {

@@ -419,8 +419,16 @@ impl Runner {
                             continue;
                         }
                         if let Body::Meta(meta) = &task.body {
-                            // `end_host` reports per host (run_task announces the task itself).
-                            if meta.action != MetaAction::EndHost {
+                            // `end_host` reports per host (run_task announces the task itself
+                            // and ends it); every other meta task is started and ended here, so
+                            // that a reader of the events sees each `task_start` closed.
+                            let own = meta.action != MetaAction::EndHost;
+                            let began = std::time::Instant::now();
+                            let end = |name: String| Event::TaskEnd {
+                                name,
+                                duration_ms: began.elapsed().as_millis() as u64,
+                            };
+                            if own {
                                 self.emit(Event::TaskStart {
                                     name: task.display_name(),
                                     handler: false,
@@ -433,6 +441,7 @@ impl Runner {
                                 {
                                     // Ends the play for every host when its condition holds
                                     // for any of them.
+                                    self.emit(end(task.display_name()));
                                     return Flow::EndPlay;
                                 }
                                 MetaAction::ClearHostErrors => {
@@ -451,6 +460,9 @@ impl Runner {
                                     }
                                 }
                                 MetaAction::EndPlay | MetaAction::Noop => {}
+                            }
+                            if own {
+                                self.emit(end(task.display_name()));
                             }
                             continue;
                         }
@@ -693,6 +705,7 @@ impl Runner {
     }
 
     async fn gather_facts(&self, batch: &[usize], state: &mut HashMap<usize, HostState>) {
+        let began = std::time::Instant::now();
         self.emit(Event::TaskStart {
             name: "Gathering Facts".into(),
             handler: false,
@@ -727,6 +740,10 @@ impl Runner {
                 self.vars.set_fact(o.host, k, v.clone());
             }
         }
+        self.emit(Event::TaskEnd {
+            name: "Gathering Facts".into(),
+            duration_ms: began.elapsed().as_millis() as u64,
+        });
     }
 
     /// One audit line on a host (best effort: a host without a writable state directory just
@@ -774,7 +791,7 @@ impl Runner {
             return;
         };
         let by = Releaser::Run(self.state.locks.run_id());
-        let script = release_script(&held.dir, &held.app, by, "lock released");
+        let script = release_script(&held.dir, &held.app, held.release.as_deref(), by, "lock released");
         let mut cmd = crate::connection::Command::new(script);
         cmd.timeout = Some(std::time::Duration::from_secs(30));
         cmd.become_user = held.become_user.clone();

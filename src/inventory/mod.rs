@@ -132,6 +132,41 @@ pub fn resolve_path(arg: &str) -> Option<PathBuf> {
     None
 }
 
+/// `-i ARG` names nothing: suggest the closest of the inventories there are (`-i prd` →
+/// `inventories/prod`), and `inventories/ARG` only for a bare name (a path already says where).
+fn not_found(arg: &str) -> Diagnostic {
+    let d = Diagnostic::error(format!("inventory `{arg}` not found"));
+    let mut known: Vec<String> = std::fs::read_dir("inventories")
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    known.sort();
+    // `-i nope` and `-i inventories/nope` both mean a name under `inventories/`.
+    let name = arg.trim_end_matches('/');
+    let name = name.strip_prefix("inventories/").unwrap_or(name);
+    if !name.contains('/')
+        && let Some(c) = crate::diagnostic::closest(name, known.iter().map(String::as_str))
+    {
+        return d.with_help(format!("did you mean `inventories/{c}`?"));
+    }
+    let there = if known.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = known.iter().map(|k| format!("`inventories/{k}`")).collect();
+        format!(" (here: {})", list.join(", "))
+    };
+    if arg.contains('/') {
+        d.with_help(format!("give the path of an inventory file or directory{there}"))
+    } else {
+        d.with_help(format!(
+            "give a file or directory path, or create `inventories/{arg}`{there}"
+        ))
+    }
+}
+
 /// Load an inventory. `extra_vars_dirs` are searched for `group_vars/` and `host_vars/` after the
 /// inventory's own directory (the playbook's directory, in `roll play`).
 pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result<Inventory, Diagnostics> {
@@ -167,11 +202,7 @@ pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result
             }
             None
         }
-        None => {
-            return Err(Diagnostic::error(format!("inventory `{arg}` not found"))
-                .with_help(format!("give a file or directory path, or create `inventories/{arg}`"))
-                .into());
-        }
+        None => return Err(not_found(arg).into()),
     };
     let mut dirs: Vec<PathBuf> = inv_dir.iter().cloned().collect();
     for d in extra_vars_dirs {

@@ -6,6 +6,7 @@
 //! releases the locks it took when it ends, whatever happened. Every step goes to the host's
 //! audit log (`DIR/audit.log`): when, who, app, release, what.
 
+use super::progress::WaitKind;
 use super::spec::{ModuleSpec, ROLL, p, req};
 use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::clock::utc;
@@ -114,6 +115,15 @@ impl Locks {
         self.list().first().map(|h| (h.app.clone(), h.release.clone()))
     }
 
+    /// The release a rollout turns out to deploy, for a lock taken before it was known (a
+    /// rollback learns it from the containers it goes back to): the audit lines that follow,
+    /// and the lock's release, name it instead of `-`.
+    pub fn note_release(&self, app: &str, release: &str) {
+        for h in self.list().iter_mut().filter(|h| h.app == app && h.release.is_none()) {
+            h.release = Some(release.to_string());
+        }
+    }
+
     /// The locks this run still holds, taken out of the list.
     pub fn take(&self) -> Vec<Held> {
         std::mem::take(&mut *self.list())
@@ -129,9 +139,11 @@ pub fn holder() -> String {
             None => url,
         };
     }
+    // Cron, systemd units and containers often run without $USER: ask the passwords database.
     let user = env("USER")
         .or_else(|| env("LOGNAME"))
-        .unwrap_or_else(|| "unknown".into());
+        .or_else(login_name)
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -139,6 +151,22 @@ pub fn holder() -> String {
         .or_else(|| env("HOSTNAME"))
         .unwrap_or_else(|| "localhost".into());
     format!("{user}@{host}")
+}
+
+/// The name of the user roll runs as, from the passwords database (NSS).
+fn login_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: getpwuid_r fills `pw` with pointers into `buf`, which outlives their use here.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::getuid(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found);
+        if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned();
+        (!name.is_empty()).then_some(name)
+    }
 }
 
 fn json_str(s: &str) -> String {
@@ -170,7 +198,7 @@ pub enum Releaser<'a> {
 }
 
 /// Removes the lock if `by` may (recording it in the audit log).
-pub fn release_script(dir: &str, app: &str, by: Releaser<'_>, why: &str) -> String {
+pub fn release_script(dir: &str, app: &str, release: Option<&str>, by: Releaser<'_>, why: &str) -> String {
     let f = quote(&lock_path(dir, app));
     let cond = match by {
         Releaser::Run(id) => format!("grep -qF {} {f}", quote(&format!("\"run\":{}", json_str(id)))),
@@ -178,7 +206,7 @@ pub fn release_script(dir: &str, app: &str, by: Releaser<'_>, why: &str) -> Stri
     };
     format!(
         "if [ -f {f} ] && {cond}; then rm -f {f} && {} && echo released; fi",
-        audit_line(dir, app, None, why)
+        audit_line(dir, app, release, why)
     )
 }
 
@@ -238,7 +266,19 @@ async fn apply(op: LockOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         LockOp::Take(t) => take(t, ctx).await,
         LockOp::Release { dir, app } => {
             let by = Releaser::Run(ctx.run.locks.run_id());
-            let out = sh(ctx, release_script(&dir, &app, by, "lock released"), None).await?;
+            let release = ctx
+                .run
+                .locks
+                .list()
+                .iter()
+                .find(|h| h.dir == dir && h.app == app)
+                .and_then(|h| h.release.clone());
+            let out = sh(
+                ctx,
+                release_script(&dir, &app, release.as_deref(), by, "lock released"),
+                None,
+            )
+            .await?;
             if out.rc != 0 {
                 return Err(format!("cannot release the deploy lock: {}", out.stderr_text().trim()).into());
             }
@@ -269,6 +309,8 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     );
     let start = Instant::now();
     let mut broke: Option<Lock> = None;
+    // Shown (holder, since when, for how long at most) once the lock is found held.
+    let mut waiting = None;
     loop {
         let out = sh(ctx, take.clone(), None).await?;
         match out.rc {
@@ -341,6 +383,20 @@ async fn take(t: Take, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             r.data.insert("lock".into(), crate::values::from_serde(&lock));
             return Err(Failure::Failed(Box::new(r)));
         }
+        waiting
+            .get_or_insert_with(|| {
+                ctx.wait(
+                    WaitKind::Lock,
+                    format!(
+                        "the deploy lock of `{}`, held by {} since {} UTC",
+                        t.app,
+                        lock.holder,
+                        utc(lock.started)
+                    ),
+                    Some(t.wait),
+                )
+            })
+            .tick();
         let left = t.wait.saturating_sub(start.elapsed()).min(Duration::from_secs(1));
         if ctx.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("interrupted while waiting for the deploy lock".into());

@@ -29,6 +29,7 @@ pub mod lockstep;
 pub(crate) mod nginx_switch;
 mod ping;
 mod probe;
+pub mod progress;
 pub mod registry;
 pub mod spec;
 mod stat;
@@ -88,11 +89,16 @@ pub struct Ctx<'a> {
     pub lockstep: Option<&'a lockstep::Lockstep>,
     /// Set when the run is interrupted (SIGINT): long modules stop at a safe point.
     pub cancelled: &'a std::sync::atomic::AtomicBool,
-    /// Tells a person at a terminal how a long module is getting on (the switch's batches).
-    pub progress: &'a (dyn Fn(&str) + Send + Sync),
+    /// Tells the reports how a long module is getting on (the switch's batches, waits).
+    pub progress: &'a (dyn Fn(progress::Progress) + Send + Sync),
 }
 
 impl Ctx<'_> {
+    /// Start a wait that the reports show (`waiting for ...`) until it is dropped.
+    pub fn wait(&self, kind: progress::WaitKind, what: String, limit: Option<Duration>) -> progress::Wait<'_> {
+        progress::Wait::start(self.progress, kind, what, limit)
+    }
+
     /// A template file on the controller (`template: src:`, the switch's `template:`), as the
     /// checker read it; read now when its name was templated, so the checker could not.
     pub fn template_source(&self, src: &str) -> Result<Arc<SourceFile>, Failure> {

@@ -13,6 +13,7 @@
 //! unreachable) all restore that batch.
 
 use super::files::{Write, apply_write};
+use super::progress::{Progress, WaitKind, secs};
 use super::spec::{Capability, ModuleSpec, ParamKind, ROLL, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Guard, Module, ModuleResult, Plan, Step};
 use crate::batches::{SerialStep, serial_sizes};
@@ -303,7 +304,12 @@ fn parse_drain(v: Option<&Value>) -> Result<Option<Drain>, String> {
 async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
     let start = Instant::now();
     if let Some(h) = d.hold
-        && interruptible_pause(ctx, h, "drain hold ends").await
+        && interruptible_pause(
+            ctx,
+            h,
+            Some((WaitKind::Drain, format!("the drain hold of {}", secs(h.as_secs_f64())))),
+        )
+        .await
     {
         return Err("interrupted during the drain hold".into());
     }
@@ -314,7 +320,9 @@ async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
         )]));
     };
     let deadline = Instant::now() + d.timeout;
+    let mut wait = ctx.wait(WaitKind::Drain, format!("`{cmd}` below {}", d.below), Some(d.timeout));
     loop {
+        wait.tick();
         let out = sh(ctx, cmd.clone()).await.map_err(|f| failure_text(&f))?;
         let text = out.stdout_text();
         let n = text.split_whitespace().last().and_then(|w| w.parse::<f64>().ok());
@@ -341,7 +349,7 @@ async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
             }
             _ => {}
         }
-        if interruptible_pause(ctx, d.interval, "").await {
+        if interruptible_pause(ctx, d.interval, None).await {
             return Err("interrupted while draining".into());
         }
     }
@@ -993,7 +1001,7 @@ async fn reload(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
 async fn gate(ctx: &Ctx<'_>, a: &Apply) -> Result<(), String> {
     let Some((url, expect)) = &a.gate else { return Ok(()) };
     let probe = http_probe(url, expect, &format!("gate {url}"));
-    poll(ctx, &probe, Duration::from_secs(10), Duration::from_millis(200))
+    poll(ctx, &probe, Duration::from_secs(10), Duration::from_millis(200), None)
         .await
         .map_err(|e| match e {
             Some(failing) => format!("{failing}, expected {}", expect.describe()),
@@ -1018,7 +1026,9 @@ async fn healthcheck(ctx: &Ctx<'_>, a: &Apply, h: &Healthcheck, batch: &[String]
         let url = format!("http://{host}:{port}{}", h.path);
         probes.push(http_probe(&url, &h.expect, &format!("{} ({url})", b.name)));
     }
-    poll(ctx, &probes.join("\n"), h.timeout, Duration::from_millis(500))
+    let what = format!("{} to serve on {}", batch.join(", "), a.to);
+    let probes = probes.join("\n");
+    poll(ctx, &probes, h.timeout, Duration::from_millis(500), Some(&what))
         .await
         .map_err(|e| match e {
             Some(failing) => format!(
@@ -1078,13 +1088,25 @@ fn http_probe(url: &str, expect: &Expect, what: &str) -> String {
 
 /// Run `probes` on the proxy until they print nothing, every `interval`, for at most `timeout`.
 /// Err(Some(what the last run printed)) on timeout, Err(None) when the proxy is unreachable.
-async fn poll(ctx: &Ctx<'_>, probes: &str, timeout: Duration, interval: Duration) -> Result<(), Option<String>> {
+/// With `what`, a wait that lasts past the first run is shown as waiting for `what`.
+async fn poll(
+    ctx: &Ctx<'_>,
+    probes: &str,
+    timeout: Duration,
+    interval: Duration,
+    what: Option<&str>,
+) -> Result<(), Option<String>> {
     let deadline = Instant::now() + timeout;
+    let mut wait = None;
     loop {
         let out = sh(ctx, probes.to_string()).await.map_err(|_| None)?;
         let failing = out.stdout_text().trim().replace('\n', "; ");
         if failing.is_empty() {
             return Ok(());
+        }
+        if let Some(w) = what {
+            wait.get_or_insert_with(|| ctx.wait(WaitKind::Health, w.to_string(), Some(timeout)))
+                .tick();
         }
         if Instant::now() >= deadline {
             return Err(Some(failing));
@@ -1102,12 +1124,15 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     state.batches_total = a.planned.total();
     state.plan = a.planned.plan.clone();
     state.target = Some(a.to.clone());
-    if a.release.is_some() {
-        state.target_release = a.release.clone();
+    if let Some(r) = &a.release {
+        state.target_release = Some(r.clone());
+        ctx.run.locks.note_release(&state.app, r);
     }
     state.status = "switching".into();
     if let Some(note) = &a.planned.note {
-        (ctx.progress)(&format!("{}: {note}", state.app));
+        (ctx.progress)(Progress::Note {
+            text: format!("{}: {note}", state.app),
+        });
     }
     let mut colours = state.backends.clone();
     let (in_place_validate, after_swap_validate) = match &a.validate {
@@ -1129,14 +1154,13 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         for n in batch {
             next.insert(n.clone(), a.to.clone());
         }
-        (ctx.progress)(&format!(
-            "{}: batch {} of {} to {} ({})",
-            state.app,
-            state.batches_done + 1,
-            state.batches_total,
-            a.to,
-            batch.join(", ")
-        ));
+        (ctx.progress)(Progress::BatchStart {
+            app: state.app.clone(),
+            batch: state.batches_done + 1,
+            of: state.batches_total,
+            to: a.to.clone(),
+            backends: batch.clone(),
+        });
         let content = render(ctx, &a.template, &state.app, &a.backends, &next)?;
         // Where the batch's time goes on the proxy, for the timeline: write (with a `%s`
         // validation), validation of the whole config, reload until the new workers serve, gate
@@ -1254,24 +1278,35 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             ),
         )
         .await;
-        let ms = |d: Duration| Value::from((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
+        let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
         let mut entry = vec![
             ("batch", Value::from(state.batches_done)),
             ("at_s", Value::from(switched_at.as_secs_f64())),
-            ("write_ms", ms(spent[0])),
-            ("validate_ms", ms(spent[1])),
-            ("reload_ms", ms(spent[2])),
-            ("gate_ms", ms(spent[3])),
+            ("write_ms", Value::from(ms(spent[0]))),
+            ("validate_ms", Value::from(ms(spent[1]))),
+            ("reload_ms", Value::from(ms(spent[2]))),
+            ("gate_ms", Value::from(ms(spent[3]))),
         ];
+        (ctx.progress)(Progress::BatchDone {
+            app: state.app.clone(),
+            batch: state.batches_done,
+            of: state.batches_total,
+            to: a.to.clone(),
+            backends: batch.clone(),
+            write_ms: ms(spent[0]),
+            validate_ms: ms(spent[1]),
+            reload_ms: ms(spent[2]),
+            gate_ms: ms(spent[3]),
+        });
         let paused = Instant::now();
         let next = format!(
-            "{}: batch {} of {} done, batch {} in",
-            state.app,
-            state.batches_done,
+            "batch {}/{} of {}",
+            state.batches_done + 1,
             state.batches_total,
-            state.batches_done + 1
+            state.app
         );
-        let interrupted = k + 1 < batches.len() && interruptible_pause(ctx, a.pause, &next).await;
+        let interrupted =
+            k + 1 < batches.len() && interruptible_pause(ctx, a.pause, Some((WaitKind::Pause, next))).await;
         if k + 1 < batches.len() {
             entry.push(("paused_s", Value::from(paused.elapsed().as_secs_f64())));
         }
@@ -1317,21 +1352,21 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         .with("live", state.live.as_str()))
 }
 
-/// Pause between batches; returns true if the run was interrupted meanwhile. With `what`, the
-/// progress display counts down each second (`... batch 3 in 12s`).
-async fn interruptible_pause(ctx: &Ctx<'_>, pause: Duration, what: &str) -> bool {
+/// Pause between batches; returns true if the run was interrupted meanwhile. With a wait, the
+/// reports show what it waits for, counting down each second (`... next in 12s`).
+async fn interruptible_pause(ctx: &Ctx<'_>, pause: Duration, what: Option<(WaitKind, String)>) -> bool {
     use std::sync::atomic::Ordering;
     let end = Instant::now() + pause;
-    let mut shown = u64::MAX;
+    let mut wait = what
+        .filter(|_| !pause.is_zero())
+        .map(|(kind, what)| ctx.wait(kind, what, Some(pause)));
     loop {
         if ctx.cancelled.load(Ordering::SeqCst) {
             return true;
         }
         let left = end.saturating_duration_since(Instant::now());
-        let secs = left.as_secs_f64().ceil() as u64;
-        if !what.is_empty() && secs != shown && secs > 0 {
-            shown = secs;
-            (ctx.progress)(&format!("{what} {secs}s"));
+        if let Some(w) = &mut wait {
+            w.tick();
         }
         if left.is_zero() {
             return ctx.cancelled.load(Ordering::SeqCst);

@@ -4,7 +4,13 @@
 use crate::exec::Reporter;
 use crate::exec::events::{Event, HostResult, Stats, Status};
 use crate::modules::Change;
+use crate::modules::progress::{Progress, WaitKind, secs};
+use std::collections::HashMap;
 use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// A log without a terminal says a long wait goes on at most this often.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 
 pub struct Human<W: Write + Send> {
     out: W,
@@ -17,17 +23,23 @@ pub struct Human<W: Write + Send> {
     open_section: Option<String>,
     next_section: usize,
     /// Check mode: the changes seen, by symbol, for the tally line.
-    tally: [usize; 4],
+    tally: [usize; 5],
+    /// Waits under way, by host and what they wait for: when the log last spoke of each.
+    waits: HashMap<(String, String), Instant>,
+    /// How often at most a long wait's heartbeat line comes (30 s; shorter in unit tests).
+    pub(super) heartbeat: Duration,
 }
 
 /// How a dry run shows a change: `+` start or create, `~` change, `-/+` replace, `-` stop or
-/// remove (Terraform's symbols), with the tally bucket it counts in.
+/// remove (Terraform's symbols), with the tally bucket it counts in: a stopped container is
+/// kept, so it is counted apart from what is removed.
 fn symbol(change: Change) -> (&'static str, usize) {
     match change {
         Change::Create | Change::Start => ("+", 0),
         Change::Update => ("~", 1),
         Change::Replace => ("-/+", 2),
-        Change::Stop | Change::Remove => ("-", 3),
+        Change::Remove => ("-", 3),
+        Change::Stop => ("-", 4),
     }
 }
 
@@ -44,7 +56,9 @@ impl<W: Write + Send> Human<W> {
             sections: false,
             open_section: None,
             next_section: 0,
-            tally: [0; 4],
+            tally: [0; 5],
+            waits: HashMap::new(),
+            heartbeat: HEARTBEAT,
         }
     }
 
@@ -202,8 +216,61 @@ impl<W: Write + Send> Human<W> {
             let _ = writeln!(self.out, "{line}");
         }
         if let Some(t) = result.get("expected_s").and_then(|v| v.as_f64()) {
-            let _ = writeln!(self.out, "    expected duration: {t}s ({} batches)", plan.len());
+            let n = plan.len();
+            let _ = writeln!(
+                self.out,
+                "    expected duration: {t}s ({n} batch{})",
+                if n == 1 { "" } else { "es" }
+            );
         }
+    }
+
+    /// How a long task goes on, for a log that has no progress bar (CI, a pipe): a line per
+    /// switch batch with where its time went, a line when a wait starts and when it ends, and
+    /// between them a heartbeat at most every 30 s.
+    fn progress(&mut self, host: &str, p: &Progress) {
+        let line = match p {
+            Progress::BatchStart { .. } => return,
+            Progress::BatchDone {
+                write_ms,
+                validate_ms,
+                reload_ms,
+                gate_ms,
+                ..
+            } => format!(
+                "{}: write {}, validate {}, reload {}, gate {}",
+                p.message(),
+                ms(*write_ms),
+                ms(*validate_ms),
+                ms(*reload_ms),
+                ms(*gate_ms)
+            ),
+            Progress::Note { text } => text.clone(),
+            Progress::WaitStart { wait, what, limit_s } => {
+                self.waits.insert((host.to_string(), what.clone()), Instant::now());
+                match (wait, limit_s) {
+                    (WaitKind::Pause, Some(l)) => format!("pause of {} before {what}", secs(*l)),
+                    _ => p.message(),
+                }
+            }
+            Progress::Waiting { what, .. } => {
+                let key = (host.to_string(), what.clone());
+                match self.waits.get(&key) {
+                    Some(t) if t.elapsed() < self.heartbeat => return,
+                    _ => {}
+                }
+                self.waits.insert(key, Instant::now());
+                format!("still {}", p.message())
+            }
+            Progress::WaitEnd { wait, what, waited_s } => {
+                self.waits.remove(&(host.to_string(), what.clone()));
+                match wait {
+                    WaitKind::Pause => format!("pause before {what} over after {}", secs(*waited_s)),
+                    _ => p.message(),
+                }
+            }
+        };
+        let _ = writeln!(self.out, "{}", self.paint(&format!("[{host}] {line}"), "2"));
     }
 
     fn recap(&mut self, hosts: &[(String, Stats)]) {
@@ -224,6 +291,15 @@ impl<W: Write + Send> Human<W> {
             let _ = writeln!(self.out, "{line}");
         }
         let _ = writeln!(self.out);
+    }
+}
+
+/// A step's time in the per-batch line: `12ms`, `1.4s`.
+fn ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{}ms", ms.round())
+    } else {
+        format!("{:.1}s", ms / 1000.0)
     }
 }
 
@@ -327,16 +403,25 @@ impl<W: Write + Send> Reporter for Human<W> {
             }
             Event::NoMoreHosts => self.banner("NO MORE HOSTS LEFT"),
             Event::Warning { message } => eprintln!("[WARNING]: {message}"),
-            // For the progress bar and machine readers only.
-            Event::Progress { .. } | Event::RunStart { .. } | Event::TaskEnd { .. } | Event::RunEnd { .. } => return,
+            // On a terminal the progress bar shows these instead (it does not pass them on).
+            Event::Progress { host, detail, .. } => self.progress(host, detail),
+            // For machine readers only.
+            Event::RunStart { .. } | Event::TaskEnd { .. } | Event::RunEnd { .. } => return,
             Event::Recap { hosts } => {
                 self.end_section();
                 self.recap(hosts);
                 if self.check {
-                    let [add, change, replace, remove] = self.tally;
+                    let [add, change, replace, remove, stop] = self.tally;
+                    // Stops go last, and only when there are any, so that the line's start
+                    // stays what log greps know.
+                    let stops = if stop > 0 {
+                        format!(", {stop} to stop")
+                    } else {
+                        String::new()
+                    };
                     let _ = writeln!(
                         self.out,
-                        "Dry run: {add} to add, {change} to change, {replace} to replace, {remove} to remove."
+                        "Dry run: {add} to add, {change} to change, {replace} to replace, {remove} to remove{stops}."
                     );
                 }
             }

@@ -4,6 +4,7 @@
 use super::{Human, JsonLines, Junit, Tee};
 use crate::exec::Reporter;
 use crate::exec::events::{Event, HostResult, Stats, Status};
+use crate::modules::progress::{Progress, WaitKind};
 use crate::modules::{Change, FileDiff};
 use serde_json::json;
 use std::io::Write;
@@ -336,7 +337,7 @@ fn a_dry_run_shows_each_change_kind_by_its_symbol_and_tallies_it() {
         "{text}"
     );
     assert!(
-        text.ends_with("Dry run: 2 to add, 1 to change, 1 to replace, 2 to remove.\n"),
+        text.ends_with("Dry run: 2 to add, 1 to change, 1 to replace, 1 to remove, 1 to stop.\n"),
         "{text}"
     );
 }
@@ -358,10 +359,6 @@ fn retries_warnings_and_empty_plays() {
         Event::TaskEnd {
             name: "wait".into(),
             duration_ms: 1,
-        },
-        Event::Progress {
-            host: "app1".into(),
-            message: "batch 1 of 2".into(),
         },
         Event::RunEnd {
             duration_ms: 1,
@@ -548,4 +545,130 @@ fn a_tee_gives_every_report_every_event() {
     tee.event(&host(result("app1", Status::Ok)));
     assert_eq!(a.text(), "ok: [app1]\n");
     assert_eq!(b.text().lines().count(), 1);
+}
+
+fn progress(host: &str, detail: Progress) -> Event {
+    Event::Progress {
+        host: host.into(),
+        message: detail.message(),
+        detail,
+    }
+}
+
+fn waiting(what: &str, wait: WaitKind, elapsed_s: f64, left_s: Option<f64>) -> Progress {
+    Progress::Waiting {
+        wait,
+        what: what.into(),
+        elapsed_s,
+        left_s,
+    }
+}
+
+/// Without a progress bar (CI, a pipe) the log says each switch batch with where its time went,
+/// when a pause or a wait starts and ends, and between them at most one heartbeat per interval.
+#[test]
+fn a_log_without_a_terminal_has_a_line_per_batch_and_wait_with_heartbeats() {
+    let buf = Buf::default();
+    let mut h = Human::new(buf.clone(), false, 0, false, false);
+    h.heartbeat = std::time::Duration::from_millis(200);
+    let batch = |k: usize| Progress::BatchDone {
+        app: "web".into(),
+        batch: k,
+        of: 2,
+        to: "green".into(),
+        backends: vec![format!("app{k}")],
+        write_ms: 3.2,
+        validate_ms: 12.0,
+        reload_ms: 1480.0,
+        gate_ms: 8.6,
+    };
+    let lock = "the deploy lock of `web`, held by alice@ci since 2026-12-01 12:00:00 UTC";
+    let events = [
+        progress(
+            "proxy1",
+            Progress::BatchStart {
+                app: "web".into(),
+                batch: 1,
+                of: 2,
+                to: "green".into(),
+                backends: vec!["app1".into()],
+            },
+        ),
+        progress("proxy1", batch(1)),
+        progress(
+            "proxy1",
+            Progress::WaitStart {
+                wait: WaitKind::Pause,
+                what: "batch 2/2 of web".into(),
+                limit_s: Some(30.0),
+            },
+        ),
+        progress("proxy1", waiting("batch 2/2 of web", WaitKind::Pause, 1.0, Some(29.0))),
+        progress(
+            "proxy1",
+            Progress::WaitEnd {
+                wait: WaitKind::Pause,
+                what: "batch 2/2 of web".into(),
+                waited_s: 30.0,
+            },
+        ),
+        progress("proxy1", batch(2)),
+        progress(
+            "proxy2",
+            Progress::WaitStart {
+                wait: WaitKind::Lock,
+                what: lock.into(),
+                limit_s: Some(600.0),
+            },
+        ),
+    ];
+    for e in &events {
+        h.event(e);
+    }
+    // Ticks every 50 ms for 500 ms: a heartbeat only every 200 ms.
+    for i in 1..=10 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        h.event(&progress(
+            "proxy2",
+            waiting(lock, WaitKind::Lock, i as f64 * 0.05, Some(600.0)),
+        ));
+    }
+    h.event(&progress(
+        "proxy2",
+        Progress::WaitEnd {
+            wait: WaitKind::Lock,
+            what: lock.into(),
+            waited_s: 75.0,
+        },
+    ));
+    let text = buf.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let beats = lines.iter().filter(|l| l.contains("still waiting")).count();
+    assert!((1..=3).contains(&beats), "{text}");
+    let others: Vec<&str> = lines.into_iter().filter(|l| !l.contains("still waiting")).collect();
+    assert_eq!(
+        others,
+        [
+            "[proxy1] web: batch 1/2 → green (app1) done: write 3ms, validate 12ms, reload 1.5s, gate 9ms",
+            "[proxy1] pause of 30s before batch 2/2 of web",
+            "[proxy1] pause before batch 2/2 of web over after 30s",
+            "[proxy1] web: batch 2/2 → green (app2) done: write 3ms, validate 12ms, reload 1.5s, gate 9ms",
+            "[proxy2] waiting for the deploy lock of `web`, held by alice@ci since 2026-12-01 12:00:00 UTC (at most 10m00s)",
+            "[proxy2] waited 1m15s for the deploy lock of `web`, held by alice@ci since 2026-12-01 12:00:00 UTC",
+        ],
+        "{text}"
+    );
+}
+
+/// A dry run's switch plan of one batch says `1 batch`.
+#[test]
+fn a_switch_plan_of_one_batch_says_batch() {
+    let mut r = result("proxy1", Status::Changed);
+    r.result = json!({"changed": true, "expected_s": 0.0,
+        "plan": [{"batch": 1, "offset_s": 0.0, "backends": ["app1", "app2"]}]});
+    let text = human_with(true, false, 0, &[host(r)]);
+    assert!(
+        text.ends_with("    batch 1 at +0s: app1, app2\n    expected duration: 0s (1 batch)\n"),
+        "{text}"
+    );
 }

@@ -217,3 +217,144 @@ fn every_event_of_a_run_matches_the_documented_schema() {
     }
     assert!(text.contains("\"diffs\":[{\"path\""), "{text}");
 }
+
+/// A `progress` event's own fields, by `kind` (docs/events.md), besides `event` and `v`.
+#[derive(Deserialize, Debug)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(dead_code)]
+enum Progress {
+    Note {
+        host: String,
+        message: String,
+        text: String,
+    },
+    BatchStart {
+        host: String,
+        message: String,
+        app: String,
+        batch: u32,
+        of: u32,
+        to: String,
+        backends: Vec<String>,
+    },
+    BatchDone {
+        host: String,
+        message: String,
+        app: String,
+        batch: u32,
+        of: u32,
+        to: String,
+        backends: Vec<String>,
+        write_ms: f64,
+        validate_ms: f64,
+        reload_ms: f64,
+        gate_ms: f64,
+    },
+    WaitStart {
+        host: String,
+        message: String,
+        wait: Wait,
+        what: String,
+        limit_s: Option<f64>,
+    },
+    Waiting {
+        host: String,
+        message: String,
+        wait: Wait,
+        what: String,
+        elapsed_s: f64,
+        left_s: Option<f64>,
+    },
+    WaitEnd {
+        host: String,
+        message: String,
+        wait: Wait,
+        what: String,
+        waited_s: f64,
+    },
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Wait {
+    Pause,
+    Lock,
+    Health,
+    Drain,
+}
+
+/// A switch against a real nginx (two batches, a pause) emits each batch's start and end with
+/// its times and the pause's start, countdown and end, in the documented shapes.
+#[test]
+fn a_switch_reports_its_batches_and_pauses_as_typed_progress_events() {
+    use common::nginx::{Nginx, backends, switch_playbook};
+    let d = tempfile::tempdir().unwrap();
+    let backends = backends(4);
+    let nginx = Nginx::start(d.path(), &backends);
+    switch_playbook(d.path(), &nginx, &backends, 2, "2s");
+    let out = common::roll(d.path())
+        .args(["play", "switch.yml", "-i", "hosts", "--format", "json"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
+        if v["event"] != "progress" {
+            continue;
+        }
+        assert_eq!(v.remove("v"), Some(1.into()), "{line}");
+        v.remove("event");
+        let p: Progress = serde_json::from_value(v.into()).unwrap_or_else(|e| panic!("{e}: {line}"));
+        seen.push(p);
+    }
+    let kinds: Vec<String> = seen
+        .iter()
+        .map(|p| format!("{p:?}").split([' ', '{']).next().unwrap().to_string())
+        .filter(|k| k != "Waiting")
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "BatchStart",
+            "BatchDone",
+            "WaitStart",
+            "WaitEnd",
+            "BatchStart",
+            "BatchDone"
+        ],
+        "{seen:#?}"
+    );
+    match &seen[1] {
+        Progress::BatchDone {
+            batch,
+            of,
+            backends,
+            reload_ms,
+            message,
+            ..
+        } => {
+            assert_eq!((*batch, *of), (1, 2));
+            assert_eq!(backends, &["app1", "app2"]);
+            assert!(*reload_ms > 0.0, "{reload_ms}");
+            assert_eq!(message, "web: batch 1/2 → green (app1, app2) done");
+        }
+        other => panic!("{other:?}"),
+    }
+    let countdown: Vec<f64> = seen
+        .iter()
+        .filter_map(|p| match p {
+            Progress::Waiting {
+                wait: Wait::Pause,
+                left_s,
+                ..
+            } => *left_s,
+            _ => None,
+        })
+        .collect();
+    assert!(
+        countdown.len() >= 2 && countdown.windows(2).all(|w| w[1] < w[0]) && countdown[0] <= 2.0,
+        "{countdown:?}"
+    );
+}

@@ -194,3 +194,52 @@ fn roll_lock_release_removes_any_lock_and_records_it() {
         .unwrap();
     assert!(stdout(&status).contains("no deploy locks"), "{}", stdout(&status));
 }
+
+/// A rollback takes the lock before it knows the release it goes back to; once its switch
+/// names the release, the audit lines that follow (the switch's batches, the changed tasks, the
+/// lock's release) record it instead of `release=-`.
+#[test]
+fn a_lock_taken_without_a_release_records_the_release_its_switch_deploys() {
+    use common::nginx::{Nginx, backends, switch_playbook};
+    let d = tempfile::tempdir().unwrap();
+    let backends = backends(2);
+    let nginx = Nginx::start(d.path(), &backends);
+    switch_playbook(d.path(), &nginx, &backends, 2, "0s");
+    let state = nginx.prefix.join("state");
+    let pb = std::fs::read_to_string(d.path().join("switch.yml")).unwrap();
+    let pb = pb
+        .replace(
+            "  tasks:\n",
+            &format!(
+                "  tasks:\n    - name: Take the deploy lock\n      roll.deploy_lock: {{ app: web, dir: {} }}\n",
+                state.display()
+            ),
+        )
+        .replace(
+            "        app: web\n        to: green\n",
+            "        app: web\n        to: green\n        release: \"7\"\n",
+        );
+    write(d.path(), "switch.yml", &pb);
+    write(
+        d.path(),
+        "hosts",
+        &format!("proxy1 ansible_connection=local roll_state_dir={}\n", state.display()),
+    );
+    let out = common::run(d.path(), &["play", "switch.yml", "-i", "hosts"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), common::stderr(&out));
+    let audit = std::fs::read_to_string(state.join("audit.log")).unwrap();
+    let lines: Vec<&str> = audit.lines().collect();
+    assert!(lines[0].contains("release=- lock taken"), "{audit}");
+    for step in [
+        "batch 1 of 2 to green",
+        "batch 2 of 2 to green",
+        "changed: ",
+        "lock released",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(step))
+            .unwrap_or_else(|| panic!("no `{step}`: {audit}"));
+        assert!(line.contains(" release=7 "), "{line}");
+    }
+}

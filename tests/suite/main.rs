@@ -4,12 +4,14 @@
 
 mod common;
 
+mod cli;
 mod compat;
 mod diagnostics;
 mod docker;
 mod drain;
 mod events;
 mod find;
+mod gitlab;
 mod lines;
 mod lock;
 mod plan;

@@ -116,3 +116,84 @@ fn apply_makes_exactly_the_planned_changes_and_refuses_a_stale_plan() {
     );
     assert_eq!(bad.status.code(), Some(1), "{}", common::stderr(&bad));
 }
+
+/// A failed dry run says that no plan was written; a plan made in one directory applies from a
+/// copy of the project in another (a CI job's new checkout), the first one gone.
+#[test]
+fn a_failed_plan_says_none_was_written_and_a_plan_moves_with_its_project() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("build-1");
+    write(&a, "hosts", "app1 ansible_connection=local\n");
+    write(
+        &a,
+        "pb.yml",
+        "- hosts: app1\n  tasks:\n    - copy: { content: \"x\\n\", dest: \"{{ out }}\" }\n",
+    );
+    write(
+        &a,
+        "bad.yml",
+        "- hosts: app1\n  tasks:\n    - command: \"false\"\n      check_mode: false\n",
+    );
+    let failed = common::run(&a, &["plan", "bad.yml", "-i", "hosts", "-o", "bad.plan"]);
+    let err = common::stderr(&failed);
+    assert_eq!(failed.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: the dry run failed (exit 2); no plan was written"),
+        "{err}"
+    );
+    assert!(!a.join("bad.plan").exists());
+
+    let target = d.path().join("out.txt");
+    let out_arg = format!("out={}", target.display());
+    let made = common::run(&a, &["plan", "pb.yml", "-i", "hosts", "-e", &out_arg, "-o", "web.plan"]);
+    assert_eq!(made.status.code(), Some(0), "{}", common::stderr(&made));
+    let b = d.path().join("build-2");
+    common::copy_dir(&a, &b);
+    std::fs::remove_dir_all(&a).unwrap();
+    let applied = common::run(&b, &["apply", "web.plan"]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&applied),
+        common::stderr(&applied)
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "x\n");
+    // With the project in neither place, said so before anything runs.
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(b.join("web.plan"), elsewhere.join("web.plan")).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+    let lost = common::run(&elsewhere, &["apply", "web.plan"]);
+    let err = common::stderr(&lost);
+    assert_eq!(lost.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("the plan's playbook `pb.yml` is neither here nor in "),
+        "{err}"
+    );
+}
+
+/// A plan refused because the live colour moved says so first, before the list of what
+/// follows from it.
+#[test]
+fn a_stale_switch_plan_names_the_moved_live_colour_first() {
+    use common::nginx::{Nginx, backends, switch_playbook};
+    let d = tempfile::tempdir().unwrap();
+    let backends = backends(6);
+    let nginx = Nginx::start(d.path(), &backends);
+    switch_playbook(d.path(), &nginx, &backends, 3, "0s");
+    let made = common::run(d.path(), &["plan", "switch.yml", "-i", "hosts", "-o", "green.plan"]);
+    assert_eq!(made.status.code(), Some(0), "{}", common::stderr(&made));
+    // Someone else switches first.
+    let ran = common::run(d.path(), &["play", "switch.yml", "-i", "hosts"]);
+    assert_eq!(ran.status.code(), Some(0), "{}", stdout(&ran));
+    let stale = common::run(d.path(), &["apply", "green.plan"]);
+    let err = common::stderr(&stale);
+    assert_eq!(stale.status.code(), Some(1), "{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("error: the plan is stale: live colour on proxy1: was `")
+            && first.ends_with("now `green`; nothing was applied"),
+        "{err}"
+    );
+}

@@ -307,15 +307,12 @@ fn proxies_switch_in_lockstep_and_one_failure_undoes_the_batch_on_all() {
         .args(["status", "-i", "hosts", "--hosts", "proxies", "--format", "json"])
         .output()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 2);
-    assert!(
-        v.as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["live"] == "green" && s["status"] == "live"),
-        "{v}"
-    );
+    let v: Vec<serde_json::Value> = stdout(&status)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 2);
+    assert!(v.iter().all(|s| s["live"] == "green" && s["status"] == "live"), "{v:?}");
 }
 
 #[test]

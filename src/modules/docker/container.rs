@@ -698,6 +698,7 @@ async fn wait(a: &Apply, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let Some(h) = &a.health else { return Ok(()) };
     let start = Instant::now();
     let mut last;
+    let mut waiting = None;
     loop {
         let cur = inspect(ctx, "container", &a.name).await?.unwrap_or(Json::Null);
         let state = &cur["State"];
@@ -742,8 +743,19 @@ async fn wait(a: &Apply, ctx: &Ctx<'_>) -> Result<(), Failure> {
         if start.elapsed() >= h.timeout {
             break;
         }
+        // Not healthy at the first look: say what the run waits for.
+        waiting
+            .get_or_insert_with(|| {
+                ctx.wait(
+                    crate::modules::progress::WaitKind::Health,
+                    format!("container `{}` to become healthy", a.name),
+                    Some(h.timeout),
+                )
+            })
+            .tick();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    drop(waiting);
     let logs = docker_raw(ctx, &["logs", "--tail", "20", &a.name], None)
         .await
         .map(|o| format!("{}{}", o.stdout_text(), o.stderr_text()))

@@ -4,6 +4,7 @@
 pub mod docker;
 pub mod fleet;
 pub mod load;
+pub mod nginx;
 pub mod oracle;
 pub mod resources;
 pub mod sandbox;
