@@ -175,6 +175,10 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     };
     if summary.interrupted {
         Exit::Interrupted
+    } else if summary.refused {
+        // Refused on invalid input found on a host, before anything changed: as for invalid
+        // input found before connecting, nothing was run.
+        Exit::InvalidInput
     } else if summary.any_failed {
         Exit::HostFailed
     } else if summary.any_unreachable {
