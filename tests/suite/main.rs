@@ -4,6 +4,7 @@
 
 mod common;
 
+mod apps;
 mod compat;
 mod diagnostics;
 mod docker;
