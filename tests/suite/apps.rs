@@ -44,6 +44,8 @@ fn two_apps_share_a_proxy_through_deploys_and_a_rollback_and_a_third_claiming_we
     let addr = sb.proxy_addr(0);
     assert_eq!(load::get_site(&addr, "web", "/").unwrap(), (200, "blue 1".into()));
     assert_eq!(load::get_site(&addr, "api", "/").unwrap(), (200, "api blue 1".into()));
+    // A name no site has goes to web's, the default server (`proxy_default_server`).
+    assert_eq!(load::get_site(&addr, "other", "/").unwrap(), (200, "blue 1".into()));
 
     // Under load through both sites: api to 2, web to 2 in between, api rolled back to 1.
     let clock = Instant::now();
@@ -168,6 +170,21 @@ fn a_limit_that_cuts_an_app_off_from_its_proxy_is_refused_by_the_dry_run_and_the
             assert!(!said.contains("TASK [Switch the nginx upstream"), "{said}");
         }
     }
+    // App servers without their proxy: no colour to start, the dry run fails as the run does.
+    let mut said = Vec::new();
+    for check in [true, false] {
+        let mut cmd = sb.play_cmd("deploy.yml", &["release=2"]);
+        cmd.args(["--limit", &app1]);
+        if check {
+            cmd.arg("--check");
+        }
+        let out = cmd.output().unwrap();
+        said.push((out.status.code(), text(&out)));
+    }
+    assert_eq!(said[0].0, said[1].0, "{said:?}");
+    assert_ne!(said[1].0, Some(0), "{said:?}");
+    let proxies_out = format!("the proxies ({proxy}) are not in this run, so nothing decides the colour to start");
+    assert!(said.iter().all(|(_, t)| t.contains(&proxies_out)), "{said:?}");
     assert_eq!(sb.state(0).unwrap(), state, "the state changed");
     assert_eq!(sb.containers(), containers, "containers changed");
     // A limit to whole apps plans the switch as without one.
