@@ -1,5 +1,5 @@
 //! `roll.app_claim`: what an app holds on a proxy and on its app servers, recorded beside the
-//! switch state (`DIR/APP.claims.json`: each site's `listen` + `server_name`, each backend's host
+//! switch state (`DIR/claims/APP.json`, apart from the states `roll status` reads: each site's `listen` + `server_name`, each backend's host
 //! port per colour) and checked against every other app's record there before anything changes.
 //! Two apps claiming the same `listen` + `server_name` (nginx would serve one and ignore the
 //! other's site with only a warning) or the same host port on an app server (the second container
@@ -228,7 +228,7 @@ async fn sh(ctx: &Ctx<'_>, script: String) -> Result<crate::connection::Output, 
 /// Every app's record in `dir`, with its file.
 async fn read_all(ctx: &Ctx<'_>, dir: &str) -> Result<Vec<(String, Claims)>, Failure> {
     let script = format!(
-        "for f in {}/*.claims.json; do [ -f \"$f\" ] || continue; printf '\\n--- %s\\n' \"$f\"; cat \"$f\"; done",
+        "for f in {}/claims/*.json; do [ -f \"$f\" ] || continue; printf '\\n--- %s\\n' \"$f\"; cat \"$f\"; done",
         quote(dir)
     );
     let out = sh(ctx, script).await?;
@@ -276,7 +276,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     if let Some(c) = first_conflict(&claims, &all) {
         return Err(Failure::refused(format!("{c}; nothing was changed: {HINT}")));
     }
-    let file = format!("{dir}/{app}.claims.json");
+    let file = format!("{dir}/claims/{app}.json");
     let after = serde_json::to_string_pretty(&claims).map_err(|e| e.to_string())? + "\n";
     let previous = ctx.conn.read_file(&file, ctx.become_user.as_deref()).await?;
     let previous = previous.map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -318,7 +318,15 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
 /// Write the record, then look again: of two apps claiming the same thing at once, each sees
 /// the other's record and takes its own back, so neither wins by a race.
 async fn record(r: Record, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
-    let mk = sh(ctx, format!("mkdir -p {d} && chmod 750 {d}", d = quote(&r.dir))).await?;
+    let mk = sh(
+        ctx,
+        format!(
+            "mkdir -p {c} && chmod 750 {d} {c}",
+            d = quote(&r.dir),
+            c = quote(&format!("{}/claims", r.dir))
+        ),
+    )
+    .await?;
     if mk.rc != 0 {
         return Err(format!("cannot create `{}`: {}", r.dir, mk.stderr_text().trim()).into());
     }

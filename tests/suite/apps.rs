@@ -96,6 +96,18 @@ fn two_apps_share_a_proxy_through_deploys_and_a_rollback_and_a_third_claiming_we
         (Some("green"), Some("2"))
     );
     assert_eq!(api_state["live"].as_str(), Some("blue"), "{api_state}");
+    // `roll status` shows both apps (their claims beside the states are not states).
+    let status = stdout(&sb.roll(&["status", "-i", "inventories/sandbox"]).output().unwrap());
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains(" green ") && l.contains(" 2 ")),
+        "{status}"
+    );
+    assert!(
+        status.lines().any(|l| l.starts_with("api ") && l.contains(" blue ")),
+        "{status}"
+    );
 
     // A third app claiming web's server name on the same listen: refused before anything
     // changes, in a dry run and in a run, naming both apps and the claim.
@@ -123,7 +135,7 @@ fn two_apps_share_a_proxy_through_deploys_and_a_rollback_and_a_third_claiming_we
     assert_eq!(site_files(&sb), files, "a site file changed");
     assert_eq!(sb.containers(), containers, "containers changed");
     assert_eq!(sb.upstream(0), upstream);
-    assert!(!sb.proxy_dir(0).join("state/shop.claims.json").exists());
+    assert!(!sb.proxy_dir(0).join("state/claims/shop.json").exists());
     // The same for a host port web holds on an app server.
     let port = ["app=shop", "release=1", r#"{"ports": {"blue": 8081, "green": 8102}}"#];
     let out = sb.play("deploy.yml", &port);
