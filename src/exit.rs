@@ -46,6 +46,7 @@ pub const HELP: &str = "Exit codes:
   2    one or more hosts failed a task
   4    one or more hosts were unreachable (none failed)
   5    invalid input: playbook, inventory, template or options; nothing was run
+       (also: refused on a host before any change, e.g. another app's site or port)
   130  interrupted (SIGINT/SIGTERM)
 `roll plan --detailed-exitcode`, `roll play --check --detailed-exitcode`: 0 no changes,
 2 changes, 1 an error (a host failed or unreachable).

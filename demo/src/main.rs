@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 struct App {
+    /// `APP_NAME`: several apps of this image behind one proxy say which one answered (a prefix
+    /// of the body and an `X-App` header); unset, the answer is as it always was.
+    name: Option<String>,
     colour: String,
     release: String,
     healthy: bool,
@@ -57,6 +60,7 @@ fn main() {
         p
     });
     let app = Arc::new(App {
+        name: std::env::var("APP_NAME").ok().filter(|n| !n.is_empty()),
         colour: env("COLOUR", "blue"),
         release: env("RELEASE", "dev"),
         healthy: env("HEALTH", "ok") != "fail",
@@ -115,9 +119,10 @@ fn serve(app: Arc<App>, stream: TcpStream) {
         }
         let (status, body) = respond(&app, &path);
         let resp = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Colour: {}\r\n{}\r\n{body}",
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Colour: {}\r\n{}{}\r\n{body}",
             body.len(),
             app.colour,
+            app.name.as_ref().map(|n| format!("X-App: {n}\r\n")).unwrap_or_default(),
             if close { "Connection: close\r\n" } else { "" }
         );
         if out.write_all(resp.as_bytes()).is_err() || close {
@@ -136,7 +141,8 @@ fn respond(app: &App, path: &str) -> (&'static str, String) {
             {
                 return ("503 Service Unavailable", format!("database: {e}\n"));
             }
-            ("200 OK", format!("{} {}\n", app.colour, app.release))
+            let name = app.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default();
+            ("200 OK", format!("{name}{} {}\n", app.colour, app.release))
         }
     }
 }

@@ -183,6 +183,10 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     };
     if summary.interrupted {
         Exit::Interrupted
+    } else if summary.refused {
+        // Refused on invalid input found on a host, before anything changed: as for invalid
+        // input found before connecting, nothing was run.
+        Exit::InvalidInput
     } else if detailed && (summary.any_failed || summary.any_unreachable) {
         // 2 means "would change" here, as in Terraform: a failure is an error.
         Exit::Error

@@ -287,6 +287,7 @@ async fn run_host(
         outcome.events.extend(item.attempts_events);
         outcome.status = item.status;
         outcome.changed = item.result.changed;
+        outcome.refused = item.result.refused;
         outcome.ignored = item.status == Status::Failed && ignore_errors;
         outcome.facts = item.result.facts.clone();
         let mut hr = host_result(
@@ -364,6 +365,7 @@ async fn run_host(
         outcome.events.append(&mut it.attempts_events);
         any_changed |= it.result.changed;
         any_failed |= it.status == Status::Failed;
+        outcome.refused |= it.status == Status::Failed && it.result.refused;
         all_skipped &= it.status == Status::Skipped;
         facts.extend(it.result.facts.clone());
         let mut v = it.value.clone();
@@ -813,6 +815,7 @@ async fn attempts(
             lockstep,
             cancelled: &r.cancelled,
             progress: &progress,
+            limit: &ctx.limit,
         };
         let mut res = match modules::run(call.module, &p.args, &mctx).await {
             Ok(res) => res,

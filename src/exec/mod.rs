@@ -70,6 +70,9 @@ pub struct Summary {
     pub any_failed: bool,
     pub any_unreachable: bool,
     pub interrupted: bool,
+    /// Every failure was a refusal ([`crate::modules::ModuleResult::refused`]) and nothing was
+    /// changed: the run stopped on invalid input before touching anything.
+    pub refused: bool,
 }
 
 pub struct Runner {
@@ -88,6 +91,9 @@ pub struct Runner {
     connector: Connector,
     /// The run's secrets and deploy locks.
     state: RunState,
+    /// Hosts that failed a task by refusing it, and whether any task changed a host.
+    refused: Mutex<std::collections::HashSet<usize>>,
+    changed: AtomicBool,
 }
 
 /// Per host, within one play.
@@ -103,6 +109,8 @@ struct HostState {
 pub(crate) struct PlayCtx<'a> {
     play: &'a Play,
     vars: Arc<PlayVars>,
+    /// What `--limit` leaves out of the run and of this play.
+    limit: Arc<crate::modules::Limit>,
 }
 
 /// What happened to one host for one task, applied by the scheduler in host order.
@@ -117,6 +125,8 @@ pub(crate) struct HostOutcome {
     pub registered: Option<VarMap>,
     pub facts: VarMap,
     pub meta: Option<MetaAction>,
+    /// The failure was a refusal (`ModuleResult::refused`).
+    pub refused: bool,
 }
 
 impl HostOutcome {
@@ -153,6 +163,8 @@ impl Runner {
             seen: Mutex::new(Vec::new()),
             started: AtomicBool::new(started),
             cancelled: Arc::new(AtomicBool::new(false)),
+            refused: Mutex::new(Default::default()),
+            changed: AtomicBool::new(false),
         }
     }
 
@@ -191,7 +203,7 @@ impl Runner {
                     break;
                 }
                 let hosts = self.checked.play_hosts[i].clone();
-                let stop = self.run_play(play, hosts).await;
+                let stop = self.run_play(play, hosts, self.limit_of(i)).await;
                 if stop {
                     break;
                 }
@@ -213,8 +225,11 @@ impl Runner {
                 .name
                 .cmp(&self.vars.inventory.hosts[*b].name)
         });
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        summary.refused = !refused.is_empty() && !self.changed.load(Ordering::SeqCst);
         for h in order {
             let s = stats.get(&h).copied().unwrap_or_default();
+            summary.refused &= s.failed == 0 || refused.contains(&h);
             summary.any_failed |= s.failed > 0;
             summary.any_unreachable |= s.unreachable > 0;
             summary.stats.push((self.vars.inventory.hosts[h].name.clone(), s));
@@ -232,7 +247,25 @@ impl Runner {
     }
 
     /// Run one play; returns true if the whole run must stop.
-    async fn run_play(&self, play: &Play, hosts: Vec<usize>) -> bool {
+    /// What `--limit` leaves out of the run and of play `i`, as modules see it.
+    fn limit_of(&self, i: usize) -> Arc<crate::modules::Limit> {
+        let name = |h: &usize| self.vars.inventory.hosts[*h].name.clone();
+        Arc::new(crate::modules::Limit {
+            keeps: self
+                .checked
+                .limit
+                .as_ref()
+                .map(|(p, hosts)| (p.clone(), hosts.iter().map(name).collect())),
+            play_left_out: self
+                .checked
+                .limited_out
+                .get(i)
+                .map(|hs| hs.iter().map(name).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn run_play(&self, play: &Play, hosts: Vec<usize>, limit: Arc<crate::modules::Limit>) -> bool {
         let names = |hs: &[usize]| {
             hs.iter()
                 .map(|h| self.vars.inventory.hosts[*h].name.clone())
@@ -272,6 +305,7 @@ impl Runner {
                 let ctx = PlayCtx {
                     play,
                     vars: Arc::new(clone_play_vars(&pvars)),
+                    limit: limit.clone(),
                 };
                 let flow = self.run_list(&ctx, tasks, &mut state, &batch, false).await;
                 abort = flow == Flow::Abort;
@@ -590,6 +624,7 @@ impl Runner {
                     registered: None,
                     facts: VarMap::new(),
                     meta: first.meta,
+                    refused: first.refused,
                 })
                 .collect();
             outs.extend(copies);
@@ -616,6 +651,12 @@ impl Runner {
     fn record(&self, task: &Task, o: &HostOutcome) {
         for e in &o.events {
             self.emit(e.clone());
+        }
+        if o.changed && !self.opts.check {
+            self.changed.store(true, Ordering::SeqCst);
+        }
+        if o.status == Status::Failed && o.refused && !o.ignored {
+            self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(o.host);
         }
         self.stat(o.host, |s| match o.status {
             Status::Ok | Status::Changed => {

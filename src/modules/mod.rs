@@ -17,6 +17,7 @@ macro_rules! apply_by {
     };
 }
 
+mod app_claim;
 mod command;
 mod control;
 pub(crate) mod deploy_lock;
@@ -91,6 +92,41 @@ pub struct Ctx<'a> {
     pub cancelled: &'a std::sync::atomic::AtomicBool,
     /// Tells the reports how a long module is getting on (the switch's batches, waits).
     pub progress: &'a (dyn Fn(progress::Progress) + Send + Sync),
+    /// What the run's `--limit` leaves out, for modules whose work spans hosts.
+    pub limit: &'a Limit,
+}
+
+/// What a run's `--limit` leaves out. The switch points proxies at app servers and retiring
+/// stops containers the proxies use: a limit that keeps one side without the other would pass a
+/// dry run and break the run (or the site), so such modules refuse it, in both.
+#[derive(Debug, Clone, Default)]
+pub struct Limit {
+    /// The `--limit` pattern and the inventory hosts it keeps; `None` without a limit.
+    pub keeps: Option<(String, std::collections::HashSet<String>)>,
+    /// The hosts of the task's play that the limit leaves out.
+    pub play_left_out: Vec<String>,
+}
+
+impl Limit {
+    /// Those of `hosts` (inventory names) that the limit leaves out of the run, in order.
+    pub fn left_out<'s>(&self, hosts: impl IntoIterator<Item = &'s str>) -> Vec<String> {
+        match &self.keeps {
+            None => Vec::new(),
+            Some((_, keeps)) => hosts
+                .into_iter()
+                .filter(|h| !keeps.contains(*h))
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// `--limit PATTERN`, for messages.
+    pub fn flag(&self) -> String {
+        match &self.keeps {
+            Some((p, _)) => format!("`--limit {p}`"),
+            None => "the run".into(),
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -328,6 +364,11 @@ pub struct ModuleResult {
     pub would_run: bool,
     /// What the change depends on, for saved plans.
     pub guards: Vec<Guard>,
+    /// The task refused before changing anything, because of input found invalid on the host
+    /// (another app's claim to the same site or port, a `--limit` that cuts an app from its
+    /// proxy). A run whose failures are all refusals and that changed nothing exits as invalid
+    /// input (5), in a dry run and in a run alike.
+    pub refused: bool,
 }
 
 impl ModuleResult {
@@ -439,6 +480,15 @@ pub enum Plan {
 pub enum Failure {
     Unreachable(String),
     Failed(Box<ModuleResult>),
+}
+
+impl Failure {
+    /// A refusal (see [`ModuleResult::refused`]).
+    pub fn refused(msg: impl Into<String>) -> Failure {
+        let mut r = ModuleResult::failed(msg);
+        r.refused = true;
+        Failure::Failed(Box::new(r))
+    }
 }
 
 impl From<ConnError> for Failure {

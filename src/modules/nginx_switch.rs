@@ -74,10 +74,10 @@ impl Module for NginxSwitch {
 }
 
 #[derive(Debug, Clone)]
-struct Backend {
-    name: String,
-    address: String,
-    ports: BTreeMap<String, String>,
+pub(super) struct Backend {
+    pub(super) name: String,
+    pub(super) address: String,
+    pub(super) ports: BTreeMap<String, String>,
 }
 
 /// What is recorded on the proxy after every batch.
@@ -151,6 +151,9 @@ struct Expect {
     body: Option<String>,
     /// Matched case-insensitively on the name, exactly on the value.
     header: Option<(String, String)>,
+    /// The `Host` the probe asks for: of several apps' sites on one `listen`, nginx picks the
+    /// one by it, so a gate without it checks whichever site is the default.
+    host: Option<String>,
 }
 
 impl Expect {
@@ -178,7 +181,13 @@ impl Expect {
                 }
             }
         };
-        Ok(Expect { status, body, header })
+        let host = get("host").filter(|h| !h.is_empty());
+        Ok(Expect {
+            status,
+            body,
+            header,
+            host,
+        })
     }
 
     /// `200`, `200 with `web` in the body and header `X-App: web``.
@@ -201,7 +210,7 @@ impl Expect {
 fn parse_healthcheck(v: Option<&Value>) -> Result<Option<Healthcheck>, String> {
     let Some(v) = v else { return Ok(None) };
     let usage = "`healthcheck` is a path (`/health`) or \
-                 `{ path: /health, status: 200, timeout: 10s, body: TEXT, header: \"Name: value\" }`";
+                 `{ path: /health, status: 200, timeout: 10s, body: TEXT, header: \"Name: value\", host: NAME }`";
     let get = |k: &str| {
         v.get_attr(k)
             .ok()
@@ -227,11 +236,11 @@ fn parse_healthcheck(v: Option<&Value>) -> Result<Option<Healthcheck>, String> {
     Ok(Some(Healthcheck { path, expect, timeout }))
 }
 
-/// `gate: { url, status: 200, body: TEXT, header: "Name: value" }`.
+/// `gate: { url, status: 200, body: TEXT, header: "Name: value", host: NAME }`.
 fn parse_gate(v: Option<&Value>) -> Result<Option<(String, Expect)>, String> {
     let Some(g) = v else { return Ok(None) };
     if g.kind() != ValueKind::Map {
-        return Err("`gate` is `{ url: URL, status: 200, body: TEXT, header: \"Name: value\" }`".into());
+        return Err("`gate` is `{ url: URL, status: 200, body: TEXT, header: \"Name: value\", host: NAME }`".into());
     }
     let get = |k: &str| {
         g.get_attr(k)
@@ -557,7 +566,11 @@ fn split_count(names: &[String], count: usize) -> Vec<Vec<String>> {
 
 /// Backends are inventory host names (`"{{ groups['app'] }}"`: the address is the host's
 /// `ansible_host`, the ports come from `ports`), or mappings `{ name, address, ports }`.
-fn parse_backends(v: Option<&Value>, default_ports: Option<&Value>, scope: &Value) -> Result<Vec<Backend>, String> {
+pub(super) fn parse_backends(
+    v: Option<&Value>,
+    default_ports: Option<&Value>,
+    scope: &Value,
+) -> Result<Vec<Backend>, String> {
     let v = v.ok_or("`backends` is required")?;
     if v.kind() != ValueKind::Seq {
         return Err(
@@ -748,6 +761,10 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let app = args.req_str("app")?;
     let to = args.req_str("to")?;
     let backends = parse_backends(args.get("backends"), args.get("ports"), ctx.scope)?;
+    // Checked here too, so that a dry run refuses what the run would fail at its health check.
+    if let Some(why) = super::app_claim::limit_refusal(&app, &backends, ctx) {
+        return Err(Failure::refused(why));
+    }
     for b in &backends {
         if !b.ports.contains_key(&to) {
             return Err(format!("backend `{}` has no port for colour `{to}`", b.name).into());
@@ -1045,7 +1062,11 @@ async fn healthcheck(ctx: &Ctx<'_>, a: &Apply, h: &Healthcheck, batch: &[String]
 /// `expect` says, and what came back instead when the status is right but the body or the header
 /// is not (the body's first 200 bytes, the header's values).
 fn http_probe(url: &str, expect: &Expect, what: &str) -> String {
-    let (u, w, status) = (quote(url), quote(what), expect.status);
+    let (w, status) = (quote(what), expect.status);
+    let u = match &expect.host {
+        Some(h) => format!("-H {} {}", quote(&format!("Host: {h}")), quote(url)),
+        None => quote(url),
+    };
     if expect.body.is_none() && expect.header.is_none() {
         return format!(
             "c=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 {u}); [ \"$c\" = {status} ] || echo {w}\" answered $c\""
@@ -1756,6 +1777,7 @@ mod tests {
             ("url", "http://p/health"),
             ("body", "web"),
             ("header", "x-app:  web "),
+            ("host", "web.example"),
         ])))
         .unwrap()
         .unwrap();
@@ -1765,9 +1787,11 @@ mod tests {
             Expect {
                 status: 200,
                 body: Some("web".into()),
-                header: Some(("x-app".into(), "web".into()))
+                header: Some(("x-app".into(), "web".into())),
+                host: Some("web.example".into()),
             }
         );
+        assert!(http_probe(&url, &e, "gate").contains("-H 'Host: web.example' "));
         assert_eq!(e.describe(), "200 with `web` in the body and header `x-app: web`");
         let h = parse_healthcheck(Some(&map(&[
             ("path", "/health"),

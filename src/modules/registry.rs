@@ -2,7 +2,7 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe, stat};
+use super::{Module, app_claim, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe, stat};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
@@ -32,6 +32,7 @@ pub static MODULES: &[&dyn Module] = &[
     &docker::prune::DockerPruneReleases,
     &deploy_lock::DeployLock,
     &nginx_switch::NginxSwitch,
+    &app_claim::AppClaim,
 ];
 
 /// The module a task names, by its short or qualified name (`command`,

@@ -18,6 +18,10 @@ use std::path::PathBuf;
 pub struct Checked {
     /// Hosts of each play, after `--limit` (empty when the limit leaves none).
     pub play_hosts: Vec<Vec<usize>>,
+    /// Hosts of each play that `--limit` leaves out (empty without a limit).
+    pub limited_out: Vec<Vec<usize>>,
+    /// The hosts `--limit` keeps, with the pattern as given; `None` without a limit.
+    pub limit: Option<(String, HashSet<usize>)>,
     /// Template files read while checking, by resolved path.
     pub template_files: HashMap<PathBuf, FileId>,
     /// Template files checked, with the names their module provides: each pair once.
@@ -148,11 +152,12 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
         match pattern::resolve(inventory, &play.hosts) {
             Ok(hosts) => {
                 hosts_named |= !hosts.is_empty();
-                let hosts = match &limit_hosts {
-                    Some(l) => hosts.into_iter().filter(|h| l.contains(h)).collect(),
-                    None => hosts,
+                let (hosts, left_out) = match &limit_hosts {
+                    Some(l) => hosts.into_iter().partition(|h| l.contains(h)),
+                    None => (hosts, Vec::new()),
                 };
                 out.play_hosts.push(hosts);
+                out.limited_out.push(left_out);
             }
             Err(msg) => {
                 diags.push(
@@ -160,6 +165,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                         .with_help("`roll inventory -i INV --graph` lists the groups and hosts"),
                 );
                 out.play_hosts.push(Vec::new());
+                out.limited_out.push(Vec::new());
                 hosts_resolved = false;
             }
         }
@@ -213,6 +219,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                 .or_help("`roll play PLAYBOOK --list-tasks` lists the task names"),
         );
     }
+    out.limit = limit.zip(limit_hosts).map(|(l, h)| (l.to_string(), h));
     if diags.is_empty() { Ok(out) } else { Err(diags) }
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod apps;
 mod cli;
 mod compat;
 mod diagnostics;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// their traffic shares are judged on a clock that two cores shared three ways would smear.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -15,9 +15,15 @@ pub type Answer = (f64, Result<String, String>);
 
 /// One GET with `Connection: close`: the status and the body.
 pub fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    get_site(addr, "x", path)
+}
+
+/// One GET for the site named `host` (its `Host` header): of several apps' sites on one
+/// address, nginx answers with the one whose `server_name` it is.
+pub fn get_site(addr: &str, host: &str, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(|e| e.to_string())?;
     let code = out
@@ -37,15 +43,20 @@ pub struct Load {
 impl Load {
     /// `workers` clients sending GET / to `addr` until stopped (or for at most `limit`).
     pub fn start(addr: &str, clock: Instant, workers: usize, limit: Duration) -> Load {
+        Load::start_site(addr, "x", clock, workers, limit)
+    }
+
+    /// The same for the site named `host`.
+    pub fn start_site(addr: &str, host: &str, clock: Instant, workers: usize, limit: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let seen: Arc<Mutex<Vec<Answer>>> = Arc::default();
         let threads = (0..workers)
             .map(|_| {
-                let (stop, seen, addr) = (stop.clone(), seen.clone(), addr.to_string());
+                let (stop, seen, addr, host) = (stop.clone(), seen.clone(), addr.to_string(), host.to_string());
                 std::thread::spawn(move || {
                     let begin = Instant::now();
                     while !stop.load(Ordering::SeqCst) && begin.elapsed() < limit {
-                        let r = match get(&addr, "/") {
+                        let r = match get_site(&addr, &host, "/") {
                             Ok((200, body)) => Ok(body),
                             Ok((code, body)) => Err(format!("HTTP {code} {body}")),
                             Err(e) => Err(e),

@@ -166,8 +166,21 @@ impl Sandbox {
 
     /// The switch state on proxy `k`, if any.
     pub fn state(&self, k: usize) -> Option<serde_json::Value> {
-        let bytes = std::fs::read(self.proxy_dir(k).join("state/web.json")).ok()?;
+        self.app_state(k, "web")
+    }
+
+    /// The switch state of `app` on proxy `k`, if any.
+    pub fn app_state(&self, k: usize, app: &str) -> Option<serde_json::Value> {
+        let bytes = std::fs::read(self.proxy_dir(k).join(format!("state/{app}.json"))).ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// `-e` of the shipped vars of a further sandbox app (`inventories/sandbox/apps/NAME.yml`).
+    pub fn app_vars(name: &str) -> String {
+        format!(
+            "@{}",
+            repo().join(format!("inventories/sandbox/apps/{name}.yml")).display()
+        )
     }
 
     pub fn upstream(&self, k: usize) -> String {
