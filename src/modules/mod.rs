@@ -87,6 +87,9 @@ pub struct Ctx<'a> {
     pub cancelled: &'a std::sync::atomic::AtomicBool,
     /// Tells a person at a terminal how a long module is getting on (the switch's batches).
     pub progress: &'a (dyn Fn(&str) + Send + Sync),
+    /// Another inventory host's connection, as that host's own variables say (the switch, run
+    /// on a proxy, retires each backend's old colour over the backend's own connection).
+    pub connect: &'a (dyn Fn(&str) -> Result<Connection, String> + Send + Sync),
 }
 
 impl Ctx<'_> {
