@@ -1187,3 +1187,119 @@ fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
     assert_eq!(via("web.example.test"), "blue r");
     assert_eq!(via("shop"), "green r");
 }
+
+#[test]
+fn sigint_during_a_retirement_lets_it_finish_then_stops_after_the_batch_and_a_rerun_resumes() {
+    let mut rig = Rig::new(3);
+    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+    let port = free_port();
+    let ng = dir.join("ng");
+    let _nginx = start_nginx(&ng, port, &backends);
+    write(
+        &dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+    );
+    // The backends are inventory hosts (on this machine), reached over their own connections.
+    write(
+        &dir,
+        "hosts",
+        &format!(
+            "proxy1 ansible_connection=local ng={} port={port}\napp1 ansible_connection=local\n\
+             app2 ansible_connection=local\napp3 ansible_connection=local\n",
+            ng.display()
+        ),
+    );
+    // Retiring takes a second (a container's stop grace, say), then the old process is gone.
+    write(
+        &dir,
+        "pb.yml",
+        r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: green
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ ng }}/web-upstream.conf"
+        batch_size: 1
+        validate: "nginx -t -p {{ ng }} -c nginx.conf"
+        reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
+        pid_file: "{{ ng }}/nginx.pid"
+        state_dir: "{{ ng }}/state"
+        retire:
+          command: "sleep 1; p={{ pids[backend][old_colour] }}; kill $p; while ps -o stat= -p $p | grep -qv Z; do sleep 0.02; done"
+"#,
+    );
+    let pids: serde_json::Map<String, serde_json::Value> = (0..3)
+        .map(|i| {
+            let (blue, green) = (rig._procs.0[2 * i].id(), rig._procs.0[2 * i + 1].id());
+            (
+                format!("app{}", i + 1),
+                serde_json::json!({ "blue": blue, "green": green }),
+            )
+        })
+        .collect();
+    let extra = serde_json::json!({ "backend_list": backends, "pids": pids }).to_string();
+    let play = || {
+        let mut cmd = common::roll(&dir);
+        cmd.args(["play", "pb.yml", "-i", "hosts", "-e", &extra]);
+        cmd
+    };
+    let state_file = ng.join("state/web.json");
+    let state = || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap() };
+    let load = load_on(port);
+    let mut run = common::Watched::spawn(play());
+    run.wait_for("TASK [roll.nginx_switch]");
+    // Batch 1 is live and its old colour is being retired.
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains("\"unretired\"")) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "batch 1 never went live");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &run.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out, _) = run.finish();
+    assert_eq!(code, Some(130), "{out}");
+    let s = state();
+    assert_eq!(s["status"], "interrupted after batch 1 of 3", "{s}");
+    assert!(s.get("unretired").is_none(), "the retirement under way finished: {s}");
+    assert_eq!(
+        (s["backends"]["app1"].as_str(), s["backends"]["app2"].as_str()),
+        (Some("green"), Some("blue"))
+    );
+    let exited = |rig: &mut Rig, k: usize| rig._procs.0[k].try_wait().unwrap().is_some();
+    assert!(exited(&mut rig, 0), "app1's blue process was retired");
+    assert!(!exited(&mut rig, 2), "app2's blue process still serves");
+
+    // The re-run goes on from batch 2, retiring as it goes.
+    let again = play().output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    let seen = load.stop();
+    let s = state();
+    assert_eq!(
+        (s["live"].as_str(), s["status"].as_str()),
+        (Some("green"), Some("live")),
+        "{s}"
+    );
+    for k in [0, 2, 4] {
+        assert!(exited(&mut rig, k), "blue process {k} still runs");
+    }
+    for k in [1, 3, 5] {
+        assert!(!exited(&mut rig, k), "green process {k} exited");
+    }
+    let failed: Vec<_> = seen.iter().filter(|(_, r)| r.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        seen.len(),
+        failed.first()
+    );
+}
