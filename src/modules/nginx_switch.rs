@@ -10,7 +10,10 @@
 //! where the switch stands and holds the batch plan it started with, so it resumes with that
 //! plan's next batch, and a finished switch is unchanged. The proxies of one task switch in
 //! lockstep: a batch counts only when every proxy made it, and when one fails (or becomes
-//! unreachable) all restore that batch.
+//! unreachable) all restore that batch. With `retire`, a batch live on every proxy then has its
+//! old colour stopped over each backend host's own connection (`Ctx::connect`), so the old
+//! pools' database connections close at once instead of after a pause; a batch that does not
+//! retire fails with its traffic on the new colour and its backends recorded as `unretired`.
 
 use super::files::{Write, apply_write};
 use super::spec::{Capability, ModuleSpec, ParamKind, ROLL, p, req};
