@@ -1188,33 +1188,43 @@ fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
     assert_eq!(via("shop"), "green r");
 }
 
-#[test]
-fn sigint_during_a_retirement_lets_it_finish_then_stops_after_the_batch_and_a_rerun_resumes() {
-    let mut rig = Rig::new(3);
-    let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
-    let port = free_port();
-    let ng = dir.join("ng");
-    let _nginx = start_nginx(&ng, port, &backends);
-    write(
-        &dir,
-        "upstream.j2",
-        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
-    );
-    // The backends are inventory hosts (on this machine), reached over their own connections.
-    write(
-        &dir,
-        "hosts",
-        &format!(
-            "proxy1 ansible_connection=local ng={} port={port}\napp1 ansible_connection=local\n\
-             app2 ansible_connection=local\napp3 ansible_connection=local\n",
-            ng.display()
-        ),
-    );
-    // Retiring takes a second (a container's stop grace, say), then the old process is gone.
-    write(
-        &dir,
-        "pb.yml",
-        r#"
+/// Three demo apps behind a local nginx whose backends are inventory hosts on this machine, and
+/// a switch to green one backend at a time with `retire: RETIRE` (its keys, indented), where
+/// `{{ pids[backend][old_colour] }}` is the old colour's process.
+struct Retiring {
+    rig: Rig,
+    port: u16,
+    state_file: PathBuf,
+    extra: String,
+    _nginx: Nginx,
+}
+
+impl Retiring {
+    fn new(retire: &str) -> Retiring {
+        let rig = Rig::new(3);
+        let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+        let port = free_port();
+        let ng = dir.join("ng");
+        let nginx = start_nginx(&ng, port, &backends);
+        write(
+            &dir,
+            "upstream.j2",
+            "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+        );
+        // The backends are inventory hosts (on this machine), reached over their own connections.
+        write(
+            &dir,
+            "hosts",
+            &format!(
+                "proxy1 ansible_connection=local ng={} port={port}\napp1 ansible_connection=local\n\
+                 app2 ansible_connection=local\napp3 ansible_connection=local\n",
+                ng.display()
+            ),
+        );
+        write(
+            &dir,
+            "pb.yml",
+            &r#"
 - hosts: proxy1
   tasks:
     - roll.nginx_switch:
@@ -1229,32 +1239,64 @@ fn sigint_during_a_retirement_lets_it_finish_then_stops_after_the_batch_and_a_re
         pid_file: "{{ ng }}/nginx.pid"
         state_dir: "{{ ng }}/state"
         retire:
-          command: "sleep 1; p={{ pids[backend][old_colour] }}; kill $p; while ps -o stat= -p $p | grep -qv Z; do sleep 0.02; done"
-"#,
-    );
-    let pids: serde_json::Map<String, serde_json::Value> = (0..3)
-        .map(|i| {
-            let (blue, green) = (rig._procs.0[2 * i].id(), rig._procs.0[2 * i + 1].id());
-            (
-                format!("app{}", i + 1),
-                serde_json::json!({ "blue": blue, "green": green }),
-            )
-        })
-        .collect();
-    let extra = serde_json::json!({ "backend_list": backends, "pids": pids }).to_string();
-    let play = || {
-        let mut cmd = common::roll(&dir);
-        cmd.args(["play", "pb.yml", "-i", "hosts", "-e", &extra]);
+RETIRE
+"#
+            .replace("RETIRE", retire),
+        );
+        let pids: serde_json::Map<String, serde_json::Value> = (0..3)
+            .map(|i| {
+                let (blue, green) = (rig._procs.0[2 * i].id(), rig._procs.0[2 * i + 1].id());
+                (
+                    format!("app{}", i + 1),
+                    serde_json::json!({ "blue": blue, "green": green }),
+                )
+            })
+            .collect();
+        let extra = serde_json::json!({ "backend_list": backends, "pids": pids }).to_string();
+        Retiring {
+            rig,
+            port,
+            state_file: ng.join("state/web.json"),
+            extra,
+            _nginx: nginx,
+        }
+    }
+
+    fn play(&self) -> Command {
+        let mut cmd = common::roll(&self.rig.dir);
+        cmd.args(["play", "pb.yml", "-i", "hosts", "-e", &self.extra]);
         cmd
-    };
-    let state_file = ng.join("state/web.json");
-    let state = || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap() };
-    let load = load_on(port);
-    let mut run = common::Watched::spawn(play());
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&self.state_file).unwrap()).unwrap()
+    }
+
+    /// Whether process `k` (app `k / 2 + 1`, blue when even) has exited.
+    fn exited(&mut self, k: usize) -> bool {
+        self.rig._procs.0[k].try_wait().unwrap().is_some()
+    }
+
+    /// The old colour's blue port of app `i` (from 1).
+    fn blue_port(&self, i: usize) -> u64 {
+        self.rig.backends[i - 1]["ports"]["blue"].as_u64().unwrap()
+    }
+}
+
+/// Stop the old process and wait until it is gone (or a zombie: the test reaps it).
+const KILL_OLD: &str =
+    "p={{ pids[backend][old_colour] }}; kill $p; while ps -o stat= -p $p | grep -qv Z; do sleep 0.02; done";
+
+#[test]
+fn sigint_during_a_retirement_lets_it_finish_then_stops_after_the_batch_and_a_rerun_resumes() {
+    // Retiring takes a second (a container's stop grace, say), then the old process is gone.
+    let mut r = Retiring::new(&format!("          command: \"sleep 1; {KILL_OLD}\""));
+    let load = load_on(r.port);
+    let mut run = common::Watched::spawn(r.play());
     run.wait_for("TASK [roll.nginx_switch]");
     // Batch 1 is live and its old colour is being retired.
     let t0 = Instant::now();
-    while !std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains("\"unretired\"")) {
+    while !std::fs::read_to_string(&r.state_file).is_ok_and(|s| s.contains("\"unretired\"")) {
         assert!(t0.elapsed() < Duration::from_secs(20), "batch 1 never went live");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -1267,32 +1309,31 @@ fn sigint_during_a_retirement_lets_it_finish_then_stops_after_the_batch_and_a_re
     );
     let (code, out, _) = run.finish();
     assert_eq!(code, Some(130), "{out}");
-    let s = state();
+    let s = r.state();
     assert_eq!(s["status"], "interrupted after batch 1 of 3", "{s}");
     assert!(s.get("unretired").is_none(), "the retirement under way finished: {s}");
     assert_eq!(
         (s["backends"]["app1"].as_str(), s["backends"]["app2"].as_str()),
         (Some("green"), Some("blue"))
     );
-    let exited = |rig: &mut Rig, k: usize| rig._procs.0[k].try_wait().unwrap().is_some();
-    assert!(exited(&mut rig, 0), "app1's blue process was retired");
-    assert!(!exited(&mut rig, 2), "app2's blue process still serves");
+    assert!(r.exited(0), "app1's blue process was retired");
+    assert!(!r.exited(2), "app2's blue process still serves");
 
     // The re-run goes on from batch 2, retiring as it goes.
-    let again = play().output().unwrap();
+    let again = r.play().output().unwrap();
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
     let seen = load.stop();
-    let s = state();
+    let s = r.state();
     assert_eq!(
         (s["live"].as_str(), s["status"].as_str()),
         (Some("green"), Some("live")),
         "{s}"
     );
     for k in [0, 2, 4] {
-        assert!(exited(&mut rig, k), "blue process {k} still runs");
+        assert!(r.exited(k), "blue process {k} still runs");
     }
     for k in [1, 3, 5] {
-        assert!(!exited(&mut rig, k), "green process {k} exited");
+        assert!(!r.exited(k), "green process {k} exited");
     }
     let failed: Vec<_> = seen.iter().filter(|(_, r)| r.is_err()).collect();
     assert!(
@@ -1302,4 +1343,38 @@ fn sigint_during_a_retirement_lets_it_finish_then_stops_after_the_batch_and_a_re
         seen.len(),
         failed.first()
     );
+}
+
+#[test]
+fn retirement_waits_for_open_connections_to_the_old_port_within_its_bound() {
+    let mut r = Retiring::new(&format!(
+        "          command: \"{KILL_OLD}\"\n          connections: 1500ms"
+    ));
+    // A connection from the proxy host to app1's old port that stays open past the bound: the
+    // batch does not retire, and the run fails saying so.
+    let held = std::net::TcpStream::connect(("127.0.0.1", r.blue_port(1) as u16)).unwrap();
+    let out = r.play().output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("connections to the old colour still open after 1.5 s: app1 (127.0.0.1:"),
+        "{text}"
+    );
+    let s = r.state();
+    assert_eq!(s["unretired"], serde_json::json!(["app1"]), "{s}");
+    assert_eq!(s["backends"]["app1"], "green", "its traffic stays on green: {s}");
+    assert!(!r.exited(0), "app1's blue process still runs");
+    // Closed within the bound: the re-run waits for it, then retires and finishes.
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(held);
+    });
+    let out = r.play().output().unwrap();
+    closer.join().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(r.state()["status"], "live");
+    for k in [0, 2, 4] {
+        assert!(r.exited(k), "blue process {k} still runs");
+    }
 }
