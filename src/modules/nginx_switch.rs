@@ -708,6 +708,21 @@ fn auto_batches(
         }
     }
     let one = expected_peaks(&[1], n, db, pause, retire)[0];
+    let worst = expected_peaks(&vec![1; names.len().max(1)], n, db, pause, retire)
+        .into_iter()
+        .max()
+        .unwrap_or(one);
+    if worst > one {
+        // The pause is shorter than the idle timeout: the old pools of earlier batches pile up.
+        return Err(format!(
+            "no batching keeps the database within max_connections {}: even one backend at a time \
+             peaks at {worst}, as each batch's old pool stays open for wait_timeout {} s after it \
+             moves and the pause is {} s; pause at least wait_timeout, or `retire` the old colour",
+            db.max_connections,
+            db.wait_timeout.as_secs_f64(),
+            pause.as_secs_f64()
+        ));
+    }
     Err(format!(
         "no batching keeps the database within max_connections {}: even one backend at a time \
          peaks at {one} ({} backends × pool {} + {} other + one new pool)",
@@ -2207,7 +2222,12 @@ mod tests {
                 .map(|b| b.iter().map(Vec::len).collect::<Vec<_>>())
         };
         assert_eq!(sizes(true).unwrap(), [2, 2, 2, 2, 2]);
-        assert!(sizes(false).is_err());
+        let err = sizes(false).unwrap_err();
+        assert!(
+            err.contains("even one backend at a time peaks at 160, as each batch's old pool stays open"),
+            "{err}"
+        );
+        assert!(err.ends_with("or `retire` the old colour"), "{err}");
     }
 
     #[test]

@@ -1378,3 +1378,78 @@ fn retirement_waits_for_open_connections_to_the_old_port_within_its_bound() {
         assert!(r.exited(k), "blue process {k} still runs");
     }
 }
+
+#[test]
+fn with_retirement_a_dry_run_plans_by_each_batchs_own_pools_and_shows_what_each_batch_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Six backends with pools of 10 (steady 60) plus 5 other connections, a limit of 90, and no
+    // pause: without retirement every batch's old pools would still be open at the next.
+    let backends: Vec<serde_json::Value> = (1..=6)
+        .map(|i| serde_json::json!({"name": format!("app{i}"), "address": "127.0.0.1", "ports": {"blue": 9000 + i, "green": 9100 + i}}))
+        .collect();
+    let hosts: String = (1..=6)
+        .map(|i| format!("app{i} ansible_connection=local unit=web{i}\n"))
+        .collect();
+    write(dir, "hosts", &format!("proxy1 ansible_connection=local\n{hosts}"));
+    write(
+        dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+    );
+    write(dir, "web-upstream.conf", "upstream web { server 127.0.0.1:9001; }\n");
+    write(
+        dir,
+        "pb.yml",
+        r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: green
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ playbook_dir }}/web-upstream.conf"
+        batches: auto
+        pause: 0s
+        database: { max_connections: 90, pool: 10, other: 5, wait_timeout: 20s }
+        state_dir: "{{ playbook_dir }}/state"
+        retire:
+          enabled: "{{ retire }}"
+          command: "systemctl stop {{ unit }}@{{ old_colour }}"
+"#,
+    );
+    let extra = serde_json::json!({ "backend_list": backends }).to_string();
+    let dry = |retire: &str| {
+        common::roll(dir)
+            .args(["play", "pb.yml", "-i", "hosts", "--check", "-e", &extra])
+            .args(["-e", &format!("retire={retire}")])
+            .output()
+            .unwrap()
+    };
+    let out = dry("true");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains(
+            "    batch 1 at +0s: app1, app2  (expected database peak 85 of 90)\n      then stops \
+             `systemctl stop web1@blue` on app1, `systemctl stop web2@blue` on app2\n    batch 2 at +0s: app3, app4"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    batch 3 at +0s: app5, app6  (expected database peak 85 of 90)\n"),
+        "{text}"
+    );
+    // Without retirement and no pause, no batching fits.
+    let out = dry("false");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "no batching keeps the database within max_connections 90: even one backend at a time peaks at 125"
+        ),
+        "{text}"
+    );
+    assert!(!dir.join("state").exists(), "a dry run records nothing");
+}
