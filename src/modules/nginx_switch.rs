@@ -396,6 +396,20 @@ fn parse_retire(ctx: &Ctx<'_>, v: Option<&Value>, backends: &[Backend], to: &str
     let Some(v) = v else { return Ok(None) };
     let form = "`retire` is `{ container: \"{{ container_prefix }}-{{ old_colour }}\", stop_timeout: 10s, \
                 connections: 30s }` or `{ command: CMD, ... }`";
+    // Passed unrendered: a whole `"{{ ... }}"` is the proxy's to render (`default(omit)`).
+    let rendered;
+    let v = if v.kind() == ValueKind::String {
+        rendered = ctx
+            .templar
+            .render(&value_to_string(v), ctx.scope)
+            .map_err(|e| format!("`retire`: {}", e.message))?;
+        if rendered.is_none() || rendered.is_undefined() || rendered.as_str() == Some(crate::vars::OMIT) {
+            return Ok(None);
+        }
+        &rendered
+    } else {
+        v
+    };
     if v.kind() != ValueKind::Map {
         return Err(form.into());
     }
@@ -503,12 +517,12 @@ async fn retire_batch(ctx: &Ctx<'_>, a: &Apply, r: &Retire, batch: &[String]) ->
         Some(l) => l.step_leading(waited_ok).await,
         None => (waited_ok, true),
     };
-    waited?;
     if !all_drained {
-        // Keep the rounds in step: the other proxies wait for the outcome of the stop.
+        // Nothing is stopped; take the second round too, so the proxies' rounds stay in step.
         if let Some(l) = ctx.lockstep {
             l.step(false).await;
         }
+        waited?;
         return Err("another proxy still had connections to the old colour".into());
     }
     let t = Instant::now();
