@@ -665,11 +665,12 @@ fn a_batch_left_pending_by_a_dead_run_is_redone() {
 
 /// A switch to green on one local proxy, stopped by a signal in the pause after its batch 1.
 struct Stopped {
+    // Dropped first: nginx stops while its prefix (in the rig's directory) still exists.
+    _nginx: Nginx,
     rig: Rig,
     port: u16,
     ng: PathBuf,
     state_file: PathBuf,
-    _nginx: Nginx,
 }
 
 impl Stopped {
@@ -1192,11 +1193,12 @@ fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
 /// a switch to green one backend at a time with `retire: RETIRE` (its keys, indented), where
 /// `{{ pids[backend][old_colour] }}` is the old colour's process.
 struct Retiring {
+    // Dropped first: nginx stops while its prefix (in the rig's directory) still exists.
+    _nginx: Nginx,
     rig: Rig,
     port: u16,
     state_file: PathBuf,
     extra: String,
-    _nginx: Nginx,
 }
 
 impl Retiring {
