@@ -11,12 +11,17 @@ flowing through nginx. Threads_connected is sampled every 100 ms.
 
 1. Steady state: all traffic on blue, every blue pool open.
 2. roll switches to green in `--batches` batches with a pause of wait_timeout + 1 s, so each
-   batch's old pools time out before the next batch opens new ones.
+   batch's old pools time out before the next batch opens new ones (the sleep schedule).
 3. roll switches back to blue in one batch: every blue pool reopens while every green pool still
    waits for its timeout.
+4. roll switches to green again in `--batches` batches with retirement and no pause: once a
+   batch is live, the old colour's processes of its backends are stopped over each backend
+   host's connection (here `ansible_connection=local`), so their pools close at once.
 
-Prints the steady state and both peaks; --json writes them. Exits 1 if the batched peak is
-above 1.1 × steady + 2. Everything listens on 127.0.0.1 and stops at the end.
+Prints the steady state and the peaks, and on its own line
+`retirement: peak P = R x steady, switch S s = Q x the sleep schedule`; --json writes them.
+Exits 1 if the batched or the retirement peak is above 1.1 x steady + 2, or any request
+failed. Everything listens on 127.0.0.1 and stops at the end.
 """
 import argparse, http.client, json, os, shutil, subprocess, sys, tempfile, threading, time
 from benchlib import UPSTREAM_J2, free_port, start_backends, start_nginx
@@ -124,6 +129,11 @@ PLAYBOOK = """
         reload: "nginx -s reload -p {{ d }}/nginx -c nginx.conf"
         pid_file: "{{ d }}/nginx/nginx.pid"
         state_dir: "{{ d }}/state"
+        # Run on each backend host: stop its old colour's process and wait until it is gone.
+        retire:
+          enabled: "{{ retire }}"
+          # (until it is gone or a zombie: the bench, its parent, reaps it at the end)
+          command: "p={{ pids[backend][old_colour] }}; kill $p; while ps -o stat= -p $p | grep -qv Z; do sleep 0.02; done"
 """
 
 def main():
@@ -155,8 +165,14 @@ def main():
             f.write(UPSTREAM_J2)
         with open(os.path.join(d, "pb.yml"), "w") as f:
             f.write(PLAYBOOK)
+        # The backends are inventory hosts too, so that retirement reaches each over its own
+        # connection (all on this machine).
         with open(os.path.join(d, "hosts"), "w") as f:
-            f.write("proxy1 ansible_connection=local\n")
+            f.write("proxy1 ansible_connection=local\n"
+                    + "".join(f"{b['name']} ansible_connection=local\n" for b in backends))
+        # Each backend's blue and green process ids, for the retire command.
+        pids = {b["name"]: {"blue": procs[2 * i].pid, "green": procs[2 * i + 1].pid}
+                for i, b in enumerate(backends)}
 
         sampler, load = Sampler(db), Load(proxy)
         sampler.start()
@@ -174,22 +190,27 @@ def main():
         steady_window = sampler.between(time.monotonic() - 2, time.monotonic())
         steady = sorted(steady_window)[len(steady_window) // 2]
 
-        def switch(to, batches, pause):
-            extra = json.dumps({"backend_list": backends, "d": d, "to": to, "batches": batches, "pause": pause})
+        def switch(to, batches, pause, retire=False):
+            """The peak over the switch and the settling after it, and how long roll took."""
+            extra = json.dumps({"backend_list": backends, "d": d, "to": to, "batches": batches,
+                                "pause": pause, "retire": retire, "pids": pids})
             start = time.monotonic()
             r = subprocess.run([roll, "play", "pb.yml", "-i", "hosts", "-e", extra], cwd=d,
                                capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+            took = time.monotonic() - start
             if r.returncode != 0:
                 sys.exit(f"error: roll failed:\n{r.stdout}{r.stderr}")
             # The old colour's pools time out wait_timeout after their last request.
             time.sleep(a.wait_timeout + 1.5)
-            return max(sampler.between(start, time.monotonic())), time.monotonic() - start
+            return max(sampler.between(start, time.monotonic())), took
 
         pause = a.wait_timeout + 1
         batched, batched_s = switch("green", a.batches, f"{pause}s")
         # Back to steady on green before the all-at-once switch.
         time.sleep(1)
         all_at_once, all_s = switch("blue", 1, "0s")
+        time.sleep(1)
+        retired, retired_s = switch("green", a.batches, "0s", retire=True)
         load.stop.set()
         sampler.stop.set()
         bound = 1.1 * steady + 2
@@ -201,6 +222,8 @@ def main():
             "all_at_once_ratio": round(all_at_once / steady, 3),
             "requests": load.ok + load.failed, "failed_requests": load.failed,
             "batched_switch_s": round(batched_s, 1), "all_at_once_switch_s": round(all_s, 1),
+            "retire_peak": retired, "retire_ratio": round(retired / steady, 3),
+            "retire_switch_s": round(retired_s, 2), "retire_time_ratio": round(retired_s / batched_s, 3),
         }
         print(f"drain experiment: {a.backends} backends x pool {a.pool}, MariaDB {db.version}, "
               f"wait_timeout {a.wait_timeout} s; Threads_connected every 100 ms")
@@ -208,11 +231,14 @@ def main():
         print(f"  {a.batches} batches, pause {pause} s (>= wait_timeout): peak {batched} = "
               f"{batched / steady:.2f} x steady   (bound 1.1 x steady + 2 = {bound:.1f})")
         print(f"  all at once (1 batch):                    peak {all_at_once} = {all_at_once / steady:.2f} x steady")
+        print(f"  {f'{a.batches} batches, retirement, no pause:':<42}peak {retired} = {retired / steady:.2f} x steady")
         print(f"  load through nginx: {load.ok + load.failed} requests, {load.failed} failed")
+        print(f"retirement: peak {retired} = {retired / steady:.2f} x steady, switch {retired_s:.1f} s = "
+              f"{retired_s / batched_s:.2f} x the sleep schedule")
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(figures, f, indent=2)
-        return 0 if batched <= bound else 1
+        return 0 if batched <= bound and retired <= bound and load.failed == 0 else 1
     finally:
         for p in procs:
             p.kill()

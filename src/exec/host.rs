@@ -587,9 +587,10 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
     };
     let mut raw = Vec::new();
     for (k, n) in &call.args {
-        // An expression the module evaluates itself (`assert: that:`) is passed unrendered.
+        // An expression the module evaluates itself (`assert: that:`), and values it renders
+        // for each other host it acts on, are passed unrendered.
         let v = match spec.kind_of(k) {
-            ParamKind::Expression => n.to_value(),
+            ParamKind::Expression | ParamKind::PerHost { .. } => n.to_value(),
             _ => render(r, n, scope)?,
         };
         raw.push((k.clone(), v));
@@ -729,6 +730,19 @@ fn connect(
         .map_err(|e| NotStarted::Unreachable(e.to_string()))
 }
 
+/// Another inventory host's connection, as its own variables say (address, port, user,
+/// `ansible_connection`): what a module that acts on other hosts runs over there.
+fn host_connection(r: &Runner, name: &str) -> Result<Connection, String> {
+    let i = r
+        .vars
+        .inventory
+        .host(name)
+        .ok_or_else(|| format!("`{name}` is not an inventory host"))?;
+    r.connector
+        .connect(name, Some(&r.vars.inventory.hosts[i].vars), None)
+        .map_err(|e| e.to_string())
+}
+
 /// Run the module once (one loop item), with `until` retries and the result conditions.
 #[allow(clippy::too_many_arguments)]
 async fn run_item(
@@ -798,6 +812,7 @@ async fn attempts(
                 detail,
             })
         };
+        let other_host = |name: &str| host_connection(r, name);
         let mctx = modules::Ctx {
             conn: &conn,
             run: &r.state,
@@ -816,6 +831,7 @@ async fn attempts(
             cancelled: &r.cancelled,
             progress: &progress,
             limit: &ctx.limit,
+            connect: &other_host,
         };
         let mut res = match modules::run(call.module, &p.args, &mctx).await {
             Ok(res) => res,

@@ -12,6 +12,8 @@ struct Round {
     all_ok: bool,
     generation: u64,
     last: bool,
+    /// A round closed by a host leaving has no leader yet: the first host to see it leads.
+    unclaimed: bool,
 }
 
 #[derive(Debug)]
@@ -29,6 +31,7 @@ impl Lockstep {
                 all_ok: true,
                 generation: 0,
                 last: true,
+                unclaimed: false,
             }),
             notify: Notify::new(),
         }
@@ -45,22 +48,30 @@ impl Lockstep {
     /// Report this host's outcome of the current step; returns once every host has, with
     /// whether all of them succeeded.
     pub async fn step(&self, ok: bool) -> bool {
+        self.step_leading(ok).await.0
+    }
+
+    /// As `step`, and whether this host leads the next piece of work that must be done once for
+    /// all of them (the last to arrive leads: exactly one host of every completed round).
+    pub async fn step_leading(&self, ok: bool) -> (bool, bool) {
         let generation = {
             let mut r = self.round.lock().unwrap_or_else(|e| e.into_inner());
             r.all_ok &= ok;
             r.arrived += 1;
             if r.arrived >= r.members {
                 Self::close_round(&mut r, &self.notify);
-                return r.last;
+                r.unclaimed = false;
+                return (r.last, true);
             }
             r.generation
         };
         loop {
             let notified = self.notify.notified();
             {
-                let r = self.round.lock().unwrap_or_else(|e| e.into_inner());
+                let mut r = self.round.lock().unwrap_or_else(|e| e.into_inner());
                 if r.generation != generation {
-                    return r.last;
+                    let lead = std::mem::take(&mut r.unclaimed);
+                    return (r.last, lead);
                 }
             }
             notified.await;
@@ -75,6 +86,7 @@ impl Lockstep {
         r.all_ok &= ok;
         if r.arrived > 0 && r.arrived >= r.members {
             Self::close_round(&mut r, &self.notify);
+            r.unclaimed = true;
         }
     }
 }
@@ -124,6 +136,21 @@ mod tests {
         let (a, b, c) = (run(true), run(true), run(false));
         for r in [a.await.unwrap(), b.await.unwrap(), c.await.unwrap()] {
             assert_eq!(r, (true, false));
+        }
+    }
+
+    #[tokio::test]
+    async fn exactly_one_member_leads_each_round() {
+        let l = Arc::new(Lockstep::new(3));
+        let run = || {
+            let l = l.clone();
+            tokio::spawn(async move { (l.step_leading(true).await, l.step_leading(true).await) })
+        };
+        let (a, b, c) = (run(), run(), run());
+        let rounds = [a.await.unwrap(), b.await.unwrap(), c.await.unwrap()];
+        for round in [0, 1] {
+            let leads = rounds.iter().filter(|r| if round == 0 { r.0.1 } else { r.1.1 }).count();
+            assert_eq!(leads, 1, "round {round}: {rounds:?}");
         }
     }
 

@@ -94,6 +94,9 @@ pub struct Ctx<'a> {
     pub progress: &'a (dyn Fn(progress::Progress) + Send + Sync),
     /// What the run's `--limit` leaves out, for modules whose work spans hosts.
     pub limit: &'a Limit,
+    /// Another inventory host's connection, as that host's own variables say (the switch, run
+    /// on a proxy, retires each backend's old colour over the backend's own connection).
+    pub connect: &'a (dyn Fn(&str) -> Result<Connection, String> + Send + Sync),
 }
 
 /// What a run's `--limit` leaves out. The switch points proxies at app servers and retiring

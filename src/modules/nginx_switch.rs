@@ -10,7 +10,10 @@
 //! where the switch stands and holds the batch plan it started with, so it resumes with that
 //! plan's next batch, and a finished switch is unchanged. The proxies of one task switch in
 //! lockstep: a batch counts only when every proxy made it, and when one fails (or becomes
-//! unreachable) all restore that batch.
+//! unreachable) all restore that batch. With `retire`, a batch live on every proxy then has its
+//! old colour stopped over each backend host's own connection (`Ctx::connect`), so the old
+//! pools' database connections close at once instead of after a pause; a batch that does not
+//! retire fails with its traffic on the new colour and its backends recorded as `unretired`.
 
 use super::files::{Write, apply_write};
 use super::progress::{Progress, WaitKind, secs};
@@ -53,6 +56,7 @@ static NGINX_SWITCH: ModuleSpec = ModuleSpec {
         p("release"),
         p("database"),
         p("container"),
+        p("retire").kind(ParamKind::PerHost { provides: RETIRE_NAMES }),
     ],
     exclusive: &[
         ("batches", "batch_size"),
@@ -78,6 +82,9 @@ pub(super) struct Backend {
     pub(super) name: String,
     pub(super) address: String,
     pub(super) ports: BTreeMap<String, String>,
+    /// An inventory host (so it has a connection of its own): named bare, or a `{ name,
+    /// address }` whose name is one.
+    pub(super) host: bool,
 }
 
 /// What is recorded on the proxy after every batch.
@@ -110,6 +117,10 @@ pub struct State {
     /// numbered as they were planned. Empty when settled, and in states older roll wrote.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<Vec<String>>,
+    /// Backends whose traffic moved but whose old colour is not stopped yet (`retire`): recorded
+    /// when their batch goes live, cleared once retired; a re-run retires them first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unretired: Vec<String>,
     /// Unix seconds of the last change.
     pub updated: u64,
 }
@@ -131,6 +142,9 @@ pub struct Apply {
     healthcheck: Option<Healthcheck>,
     pause: Duration,
     drain: Option<Drain>,
+    retire: Option<Retire>,
+    /// Backends already on the new colour whose old colour a failed retirement left running.
+    unretired: Vec<String>,
 }
 
 /// Before a batch goes live, every backend that moves in it must answer on its new colour's
@@ -364,6 +378,288 @@ async fn drain(ctx: &Ctx<'_>, d: &Drain) -> Result<Value, String> {
     }
 }
 
+/// The names `retire`'s `container` and `command` get on top of the backend host's variables.
+const RETIRE_NAMES: &[&str] = &["old_colour", "new_colour", "backend"];
+
+/// Per-batch retirement: once a batch is live on every proxy (nginx's old workers gone, so the
+/// old backends get nothing more), its backends' old colour is stopped over each backend host's
+/// own connection, so their pooled database connections close now instead of at the
+/// database's idle timeout.
+#[derive(Debug, Clone)]
+struct Retire {
+    by: RetireBy,
+    /// `docker stop --time`: how long the container has to exit before it is killed.
+    stop_timeout: Duration,
+    /// Before stopping, wait until no connection from the proxy to the backend's old port
+    /// remains (a long request), for at most this long.
+    connections: Option<Duration>,
+    /// What each backend that moves stops, rendered for it (`web-app1-blue`, or the command).
+    targets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RetireBy {
+    /// `docker stop --time T NAME` on the backend host.
+    Container,
+    /// A command run on the backend host (an app that is not a container).
+    Command,
+}
+
+/// `retire: { container: NAME, stop_timeout: 10s, connections: 30s, enabled: true }` or
+/// `{ command: CMD, ... }`; `container` and `command` are rendered for each backend in
+/// `backends` (with that host's variables, `old_colour`, `new_colour` and `backend`), the rest
+/// with the proxy's. `None` when not given or not `enabled`.
+fn parse_retire(ctx: &Ctx<'_>, v: Option<&Value>, backends: &[Backend], to: &str) -> Result<Option<Retire>, String> {
+    let Some(v) = v else { return Ok(None) };
+    let form = "`retire` is `{ container: \"{{ container_prefix }}-{{ old_colour }}\", stop_timeout: 10s, \
+                connections: 30s }` or `{ command: CMD, ... }`";
+    // Passed unrendered: a whole `"{{ ... }}"` is the proxy's to render (`default(omit)`).
+    let rendered;
+    let v = if v.kind() == ValueKind::String {
+        rendered = ctx
+            .templar
+            .render(&value_to_string(v), ctx.scope)
+            .map_err(|e| format!("`retire`: {}", e.message))?;
+        if rendered.is_none() || rendered.is_undefined() || rendered.as_str() == Some(crate::vars::OMIT) {
+            return Ok(None);
+        }
+        &rendered
+    } else {
+        v
+    };
+    if v.kind() != ValueKind::Map {
+        return Err(form.into());
+    }
+    let raw = |k: &str| {
+        v.get_attr(k)
+            .ok()
+            .filter(|x| !x.is_undefined() && !x.is_none())
+            .map(|x| value_to_string(&x))
+    };
+    const OPTIONS: [&str; 5] = ["container", "command", "stop_timeout", "connections", "enabled"];
+    for key in v.try_iter().map_err(|e| e.to_string())? {
+        let key = value_to_string(&key);
+        if !OPTIONS.contains(&key.as_str()) {
+            let hint = crate::diagnostic::closest(&key, OPTIONS)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!("`retire.{key}` is not a retire option{hint}: {form}"));
+        }
+    }
+    let proxy = |k: &str| -> Result<Option<String>, String> {
+        raw(k)
+            .map(|t| {
+                ctx.templar
+                    .render_string(&t, ctx.scope)
+                    .map_err(|e| format!("`retire.{k}`: {}", e.message))
+            })
+            .transpose()
+    };
+    if let Some(e) = proxy("enabled")? {
+        match e.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => {}
+            "false" | "no" | "off" | "0" | "" => return Ok(None),
+            other => return Err(format!("`retire.enabled` must be a boolean, got `{other}`")),
+        }
+    }
+    let (by, template) = match (raw("container"), raw("command")) {
+        (Some(c), None) => (RetireBy::Container, c),
+        (None, Some(c)) => (RetireBy::Command, c),
+        (Some(_), Some(_)) => return Err("`retire` takes `container` or `command`, not both".into()),
+        (None, None) => return Err(format!("`retire` needs `container` or `command`: {form}")),
+    };
+    let stop_timeout = match proxy("stop_timeout")? {
+        Some(t) => crate::clock::parse_duration(&t)?,
+        None => Duration::from_secs(10),
+    };
+    let connections = proxy("connections")?
+        .map(|t| crate::clock::parse_duration(&t))
+        .transpose()?;
+    let hostvars = ctx.scope.get_attr("hostvars").ok();
+    let mut targets = BTreeMap::new();
+    for b in backends {
+        if !b.host {
+            return Err(format!(
+                "`retire` stops the old colour over each backend's own connection, but backend `{}` \
+                 is not an inventory host; name inventory hosts in `backends`",
+                b.name
+            ));
+        }
+        let host = hostvars
+            .as_ref()
+            .and_then(|h| h.get_item(&Value::from(b.name.as_str())).ok())
+            .filter(|h| !h.is_undefined())
+            .unwrap_or_default();
+        let own = Value::from_pairs([
+            ("old_colour", Value::from(other(to))),
+            ("new_colour", Value::from(to)),
+            ("backend", Value::from(b.name.as_str())),
+        ]);
+        let scope = minijinja::value::merge_maps([ctx.scope.clone(), host, own]);
+        let what = if by == RetireBy::Container {
+            "container"
+        } else {
+            "command"
+        };
+        let target = ctx
+            .templar
+            .render_string(&template, &scope)
+            .map_err(|e| format!("`retire.{what}` for backend `{}`: {}", b.name, e.message))?;
+        if target.trim().is_empty() {
+            return Err(format!("`retire.{what}` is empty for backend `{}`", b.name));
+        }
+        targets.insert(b.name.clone(), target);
+    }
+    Ok(Some(Retire {
+        by,
+        stop_timeout,
+        connections,
+        targets,
+    }))
+}
+
+/// Retire `batch`'s old colour, in step with the other proxies: each waits until its own
+/// connections to the batch's old ports are gone (`connections`), then one of them (the
+/// lockstep's leader) stops the old colour on every backend host of the batch, and all learn
+/// whether that worked. Returns what it took, or why it did not finish.
+async fn retire_batch(ctx: &Ctx<'_>, a: &Apply, r: &Retire, batch: &[String]) -> Result<Value, String> {
+    let t = Instant::now();
+    let waited = match r.connections {
+        Some(limit) if !batch.is_empty() => wait_connections(ctx, a, batch, limit).await,
+        _ => Ok(()),
+    };
+    let wait_s = t.elapsed().as_secs_f64();
+    let waited_ok = waited.is_ok();
+    let (all_drained, lead) = match ctx.lockstep {
+        Some(l) => l.step_leading(waited_ok).await,
+        None => (waited_ok, true),
+    };
+    if !all_drained {
+        // Nothing is stopped; take the second round too, so the proxies' rounds stay in step.
+        if let Some(l) = ctx.lockstep {
+            l.step(false).await;
+        }
+        waited?;
+        return Err("another proxy still had connections to the old colour".into());
+    }
+    let t = Instant::now();
+    let stopped = if lead && !batch.is_empty() {
+        stop_old(ctx, r, batch).await
+    } else {
+        Ok(())
+    };
+    let all_ok = match ctx.lockstep {
+        Some(l) => l.step(stopped.is_ok()).await,
+        None => stopped.is_ok(),
+    };
+    stopped?;
+    if !all_ok {
+        return Err("retiring the old colour failed on another proxy".into());
+    }
+    Ok(Value::from_pairs([
+        ("connections_wait_ms", Value::from((wait_s * 10000.0).round() / 10.0)),
+        (
+            "stop_ms",
+            Value::from((t.elapsed().as_secs_f64() * 10000.0).round() / 10.0),
+        ),
+        ("led", Value::from(lead)),
+    ]))
+}
+
+/// What retiring `batch` stops, per backend (`{ backend, container }` or `{ backend, command }`),
+/// for the plan.
+fn stops_of(r: &Retire, batch: &[String]) -> Value {
+    let key = match r.by {
+        RetireBy::Container => "container",
+        RetireBy::Command => "command",
+    };
+    Value::from(
+        batch
+            .iter()
+            .filter_map(|n| r.targets.get(n).map(|t| (n, t)))
+            .map(|(n, t)| Value::from_pairs([("backend", Value::from(n.as_str())), (key, Value::from(t.as_str()))]))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// On the proxy, until no established connection to any of `batch`'s old ports remains.
+async fn wait_connections(ctx: &Ctx<'_>, a: &Apply, batch: &[String], limit: Duration) -> Result<(), String> {
+    let old = other(&a.to);
+    let mut probes = Vec::new();
+    for b in a.backends.iter().filter(|b| batch.contains(&b.name)) {
+        let Some(port) = b.ports.get(&old) else { continue };
+        let host = if b.address.contains(':') {
+            format!("[{}]", b.address)
+        } else {
+            b.address.clone()
+        };
+        // `ss` prints one line per connection; nothing printed means none left.
+        probes.push(format!(
+            "n=$(ss -Htn state established dst {} | wc -l) || exit 3; [ \"$n\" = 0 ] || echo {}\" has $n\"",
+            quote(&format!("{host}:{port}")),
+            quote(&format!("{} ({host}:{port})", b.name))
+        ));
+    }
+    if probes.is_empty() {
+        return Ok(());
+    }
+    poll(
+        ctx,
+        &probes.join("\n"),
+        limit,
+        Duration::from_millis(100),
+        Some("open connections to the old colour"),
+    )
+    .await
+    .map_err(|e| match e {
+        Some(left) => format!(
+            "connections to the old colour still open after {} s: {left}",
+            limit.as_secs_f64()
+        ),
+        None => "the proxy host is unreachable".into(),
+    })
+}
+
+/// Stop the old colour of every backend of `batch`, each over its own host's connection, all
+/// at once. Fails naming every backend and container that did not stop.
+async fn stop_old(ctx: &Ctx<'_>, r: &Retire, batch: &[String]) -> Result<(), String> {
+    let stops = batch.iter().map(|name| async move {
+        let target = r
+            .targets
+            .get(name)
+            .ok_or_else(|| format!("`{name}`: nothing to retire"))?;
+        let (script, what) = match r.by {
+            RetireBy::Container => (
+                format!("docker stop --time {} {}", r.stop_timeout.as_secs(), quote(target)),
+                format!("container `{target}`"),
+            ),
+            RetireBy::Command => (target.clone(), format!("`{}`", ctx.run.secrets.mask(target))),
+        };
+        let conn = (ctx.connect)(name).map_err(|e| format!("{what} on `{name}`: {e}"))?;
+        let mut c = Command::new(script);
+        c.timeout = Some(r.stop_timeout + Duration::from_secs(60));
+        match conn.exec(&c).await {
+            Ok(out) if out.rc == 0 => Ok(()),
+            Ok(out) => Err(format!(
+                "{what} on `{name}` did not stop (exit {}): {}",
+                out.rc,
+                truncate(out.stderr_text().trim(), 300)
+            )),
+            Err(e) => Err(format!("{what} on `{name}`: host unreachable: {e}")),
+        }
+    });
+    let failed: Vec<String> = futures_util::future::join_all(stops)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
 /// What the switch knows of the database behind the backends, for drain-aware planning.
 #[derive(Debug, Clone)]
 struct Database {
@@ -414,13 +710,15 @@ fn parse_database(v: Option<&Value>, pause: Duration) -> Result<Option<Database>
 /// The expected database connections at each batch: every backend keeps its pool while it
 /// serves; a backend that moves opens its new colour's pool at once, while its old colour's
 /// pool stays until its idle connections time out (`wait_timeout` after the move). So a batch
-/// peaks at `other + n·pool + pool·(backends moved within the last wait_timeout)`.
-fn expected_peaks(sizes: &[usize], n: usize, db: &Database, pause: Duration) -> Vec<u64> {
+/// peaks at `other + n·pool + pool·(backends moved within the last wait_timeout)`. With
+/// `retire`, the old pools close when their containers stop, right after the batch: a batch
+/// peaks at `other + n·pool + pool·(backends in the batch)`.
+fn expected_peaks(sizes: &[usize], n: usize, db: &Database, pause: Duration, retire: bool) -> Vec<u64> {
     let pool = db.pool;
     (0..sizes.len())
         .map(|i| {
             let draining: usize = (0..=i)
-                .filter(|&j| pause.saturating_mul((i - j) as u32) < db.wait_timeout || j == i)
+                .filter(|&j| j == i || (!retire && pause.saturating_mul((i - j) as u32) < db.wait_timeout))
                 .map(|j| sizes[j])
                 .sum();
             db.other + pool * n as u64 + pool * draining as u64
@@ -429,18 +727,39 @@ fn expected_peaks(sizes: &[usize], n: usize, db: &Database, pause: Duration) -> 
 }
 
 /// The fewest batches whose expected peak stays within the limit.
-fn auto_batches(names: &[String], n: usize, db: &Database, pause: Duration) -> Result<Vec<Vec<String>>, String> {
+fn auto_batches(
+    names: &[String],
+    n: usize,
+    db: &Database,
+    pause: Duration,
+    retire: bool,
+) -> Result<Vec<Vec<String>>, String> {
     for count in 1..=names.len().max(1) {
         let batches = split_count(names, count);
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        if expected_peaks(&sizes, n, db, pause)
+        if expected_peaks(&sizes, n, db, pause, retire)
             .iter()
             .all(|p| *p <= db.max_connections)
         {
             return Ok(batches);
         }
     }
-    let one = expected_peaks(&[1], n, db, pause)[0];
+    let one = expected_peaks(&[1], n, db, pause, retire)[0];
+    let worst = expected_peaks(&vec![1; names.len().max(1)], n, db, pause, retire)
+        .into_iter()
+        .max()
+        .unwrap_or(one);
+    if worst > one {
+        // The pause is shorter than the idle timeout: the old pools of earlier batches pile up.
+        return Err(format!(
+            "no batching keeps the database within max_connections {}: even one backend at a time \
+             peaks at {worst}, as each batch's old pool stays open for wait_timeout {} s after it \
+             moves and the pause is {} s; pause at least wait_timeout, or `retire` the old colour",
+            db.max_connections,
+            db.wait_timeout.as_secs_f64(),
+            pause.as_secs_f64()
+        ));
+    }
     Err(format!(
         "no batching keeps the database within max_connections {}: even one backend at a time \
          peaks at {one} ({} backends × pool {} + {} other + one new pool)",
@@ -624,6 +943,7 @@ pub(super) fn parse_backends(
                 name,
                 address,
                 ports: ports_of(pv)?,
+                host: true,
             });
             continue;
         }
@@ -637,10 +957,14 @@ pub(super) fn parse_backends(
         let pv = get("ports")
             .or_else(|| default_ports.cloned())
             .ok_or_else(|| format!("backend `{name}` needs `ports` per colour"))?;
+        // Named after an inventory host, it is that host (`retire` reaches it over its
+        // connection), at the address given.
+        let host = inventory.contains(&name);
         out.push(Backend {
             name,
             address,
             ports: ports_of(&pv)?,
+            host,
         });
     }
     Ok(out)
@@ -809,7 +1133,26 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         before: state.live.clone(),
         after: to.clone(),
     });
-    if remaining.is_empty() {
+    // Backends a failed retirement left running on the old colour are retired by this run.
+    let unretired: Vec<String> = state
+        .unretired
+        .iter()
+        .filter(|n| names.contains(n) && !remaining.contains(n))
+        .cloned()
+        .collect();
+    let retire = match first_deploy {
+        // Nothing served before the first deploy: there is no old colour to stop.
+        true => None,
+        false => {
+            let acting: Vec<Backend> = backends
+                .iter()
+                .filter(|b| remaining.contains(&b.name) || unretired.contains(&b.name))
+                .cloned()
+                .collect();
+            parse_retire(ctx, args.get("retire"), &acting, &to)?
+        }
+    };
+    if remaining.is_empty() && (unretired.is_empty() || retire.is_none()) {
         return Ok(Plan::Unchanged(result.with("batches", 0)));
     }
     let pause = match args.str("pause")? {
@@ -821,11 +1164,13 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     // With nothing behind the proxy yet there is nothing to drain: one batch.
     let fresh = if first_deploy {
         vec![remaining.clone()]
+    } else if remaining.is_empty() {
+        Vec::new()
     } else if auto {
         let db = database
             .as_ref()
             .ok_or("`batches: auto` needs `database: { max_connections: N, pool: N }` to plan by")?;
-        auto_batches(&remaining, backends.len(), db, pause)?
+        auto_batches(&remaining, backends.len(), db, pause, retire.is_some())?
     } else {
         batches_of(&remaining, args)?
     };
@@ -836,7 +1181,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let batches = &planned.batches;
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
     let peaks = match (&database, first_deploy) {
-        (Some(db), false) => Some(expected_peaks(&sizes, backends.len(), db, pause)),
+        (Some(db), false) => Some(expected_peaks(&sizes, backends.len(), db, pause, retire.is_some())),
         _ => None,
     };
     if let (Some(db), Some(peaks)) = (&database, &peaks)
@@ -868,6 +1213,9 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 ("offset_s", Value::from(pause.as_secs_f64() * i as f64)),
                 ("backends", Value::from(b.clone())),
             ];
+            if let Some(r) = &retire {
+                pairs.push(("stops", stops_of(r, b)));
+            }
             if let (Some(p), Some(db)) = (&peaks, &database) {
                 pairs.push(("expected_peak", Value::from(p[i])));
                 pairs.push(("max_connections", Value::from(db.max_connections)));
@@ -876,6 +1224,10 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         })
         .collect();
     let mut preview = result.with("plan", Value::from(plan)).with("batches", batches.len());
+    if let Some(r) = retire.as_ref().filter(|_| !unretired.is_empty()) {
+        // Left running by a retirement that failed: stopped before the next batch.
+        preview.data.insert("unretired".into(), stops_of(r, &unretired));
+    }
     preview.changed = true;
     preview.msg = planned.note.clone();
     preview.diffs.push(FileDiff {
@@ -925,6 +1277,8 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         healthcheck: parse_healthcheck(args.get("healthcheck"))?,
         pause,
         drain,
+        retire,
+        unretired,
     };
     Ok(Plan::Change {
         preview,
@@ -1165,6 +1519,28 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut timeline = Vec::new();
     let start = Instant::now();
     let batches = &a.planned.batches;
+    if let Some(r) = &a.retire {
+        // What a failed retirement left running goes first (every proxy takes this step, so
+        // that their lockstep rounds stay in line even when only some recorded it).
+        if let Err(why) = retire_batch(ctx, &a, r, &a.unretired).await {
+            return Err(retire_failed(ctx, &a, &mut state, &[], &why).await);
+        }
+        if !a.unretired.is_empty() {
+            state.unretired.retain(|n| !a.unretired.contains(n));
+            audit(
+                ctx,
+                &a,
+                &state,
+                &format!("retired {}: {}", other(&a.to), a.unretired.join(",")),
+            )
+            .await;
+            if batches.is_empty() {
+                settle(&mut state, &a.to);
+            }
+            state.updated = now();
+            record(ctx, &a, &state).await?;
+        }
+    }
     for (k, batch) in batches.iter().enumerate() {
         let previous = ctx
             .conn
@@ -1187,6 +1563,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         // validation), validation of the whole config, reload until the new workers serve, gate
         // (with the backends' health checks before the write).
         let mut spent = [Duration::ZERO; 4];
+        let mut spent_retire = Duration::ZERO;
         state.pending = batch.clone();
         state.updated = now();
         record(ctx, &a, &state).await?;
@@ -1278,12 +1655,11 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         state.batches_done += 1;
         state.updated = now();
         let switched_at = start.elapsed();
-        if k + 1 == batches.len() {
-            state.live = a.to.clone();
-            state.target = None;
-            state.plan.clear();
-            state.release = state.target_release.take().or(state.release.take());
-            state.status = "live".into();
+        if a.retire.is_some() {
+            // Live on every proxy, the old colour still running until it is retired.
+            state.unretired.extend(batch.iter().cloned());
+        } else if k + 1 == batches.len() {
+            settle(&mut state, &a.to);
         }
         record(ctx, &a, &state).await?;
         audit(
@@ -1299,6 +1675,21 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             ),
         )
         .await;
+        let mut retired = None;
+        if let Some(r) = &a.retire {
+            let t = Instant::now();
+            match retire_batch(ctx, &a, r, batch).await {
+                Ok(v) => retired = Some(v),
+                Err(why) => return Err(retire_failed(ctx, &a, &mut state, batch, &why).await),
+            }
+            spent_retire = t.elapsed();
+            state.unretired.clear();
+            if k + 1 == batches.len() {
+                settle(&mut state, &a.to);
+            }
+            state.updated = now();
+            record(ctx, &a, &state).await?;
+        }
         let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
         let mut entry = vec![
             ("batch", Value::from(state.batches_done)),
@@ -1319,6 +1710,10 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             reload_ms: ms(spent[2]),
             gate_ms: ms(spent[3]),
         });
+        if let Some(v) = retired {
+            entry.push(("retire_ms", Value::from(ms(spent_retire))));
+            entry.push(("retire", v));
+        }
         let paused = Instant::now();
         let next = format!(
             "batch {}/{} of {}",
@@ -1371,6 +1766,45 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         .with("state", crate::values::from_serde(&state))
         .with("timeline", Value::from(timeline))
         .with("live", state.live.as_str()))
+}
+
+/// The switch is done: every backend serves `to`.
+fn settle(state: &mut State, to: &str) {
+    state.live = to.to_string();
+    state.target = None;
+    state.plan.clear();
+    state.release = state.target_release.take().or(state.release.take());
+    state.status = "live".into();
+}
+
+/// A batch whose old colour did not retire: its traffic stays on the new colour (healthy, and
+/// live on every proxy), the backends still to retire stay in the state for a re-run, and the
+/// task fails naming the hosts and containers.
+async fn retire_failed(ctx: &Ctx<'_>, a: &Apply, state: &mut State, batch: &[String], why: &str) -> Failure {
+    let at = if batch.is_empty() {
+        format!("retiring what an earlier run left ({})", state.unretired.join(", "))
+    } else {
+        format!("batch {} of {}", state.batches_done, state.batches_total)
+    };
+    state.status = format!("failed: {at}: retire: {why}");
+    state.updated = now();
+    let recorded = record(ctx, a, state).await;
+    audit(ctx, a, state, &format!("switch to {} stopped: {}", a.to, state.status)).await;
+    let mut r = ModuleResult::failed(format!(
+        "switch of `{}` stopped at {at}: the old colour did not retire: {why}; the batch's traffic \
+         stays on {} (healthy); re-run to retire what is left and go on",
+        state.app, a.to
+    ));
+    r.changed = !batch.is_empty();
+    if let Err(e) = recorded {
+        r.msg = Some(format!(
+            "{}; and the state could not be recorded: {}",
+            r.msg.unwrap_or_default(),
+            failure_text(&e)
+        ));
+    }
+    r.data.insert("state".into(), crate::values::from_serde(&*state));
+    Failure::Failed(Box::new(r))
 }
 
 /// Pause between batches; returns true if the run was interrupted meanwhile. With a wait, the
@@ -1687,6 +2121,7 @@ mod tests {
             name: "app1".into(),
             address: "10.0.0.1".into(),
             ports: [("blue".to_string(), "8081".to_string())].into_iter().collect(),
+            host: true,
         };
         let colours = [("app1".to_string(), "blue".to_string())].into_iter().collect();
         let vars = template_vars("web", &[b], &colours);
@@ -1834,22 +2269,55 @@ mod tests {
         let pause = Duration::from_secs(10);
         // 10 backends with pools of 8: steady 80 (+5 other). Moving 2 at a time with a pause at
         // least the idle timeout, each batch adds only its own new pools.
-        assert_eq!(expected_peaks(&[2; 5], 10, &db(200, 8, 5, 10), pause), [101; 5]);
+        assert_eq!(expected_peaks(&[2; 5], 10, &db(200, 8, 5, 10), pause, false), [101; 5]);
         // All at once doubles the pools.
-        assert_eq!(expected_peaks(&[10], 10, &db(200, 8, 5, 10), pause), [165]);
+        assert_eq!(expected_peaks(&[10], 10, &db(200, 8, 5, 10), pause, false), [165]);
         // A pause shorter than the idle timeout: the previous batch's old pools still count.
         assert_eq!(
-            expected_peaks(&[2; 5], 10, &db(200, 8, 0, 15), pause),
+            expected_peaks(&[2; 5], 10, &db(200, 8, 0, 15), pause, false),
             [96, 112, 112, 112, 112]
         );
+    }
+
+    #[test]
+    fn with_retirement_a_batch_counts_only_its_own_pools_whatever_the_pause() {
+        // The old pools close when their containers stop, right after their batch: no pause
+        // is needed, and the previous batch's pools no longer count.
+        for pause in [Duration::ZERO, Duration::from_secs(3)] {
+            assert_eq!(expected_peaks(&[2; 5], 10, &db(200, 8, 0, 15), pause, true), [96; 5]);
+        }
+        assert_eq!(
+            expected_peaks(&[3, 3, 4], 10, &db(200, 8, 5, 30), Duration::ZERO, true),
+            [109, 109, 117]
+        );
+        // Without retirement and no pause, every batch's old pools pile up.
+        assert_eq!(
+            expected_peaks(&[2; 5], 10, &db(200, 8, 0, 15), Duration::ZERO, false),
+            [96, 112, 128, 144, 160]
+        );
+        // So `batches: auto` with retirement and no pause fits in few batches where sleeping
+        // would need the timeout between each.
+        let names: Vec<String> = (1..=10).map(|i| format!("a{i}")).collect();
+        let sizes = |retire| {
+            auto_batches(&names, 10, &db(100, 8, 0, 15), Duration::ZERO, retire)
+                .map(|b| b.iter().map(Vec::len).collect::<Vec<_>>())
+        };
+        assert_eq!(sizes(true).unwrap(), [2, 2, 2, 2, 2]);
+        let err = sizes(false).unwrap_err();
+        assert!(
+            err.contains("even one backend at a time peaks at 160, as each batch's old pool stays open"),
+            "{err}"
+        );
+        assert!(err.ends_with("or `retire` the old colour"), "{err}");
     }
 
     #[test]
     fn auto_batches_are_the_fewest_that_fit_under_the_limit() {
         let names: Vec<String> = (1..=10).map(|i| format!("a{i}")).collect();
         let pause = Duration::from_secs(10);
-        let sizes =
-            |d: Database| auto_batches(&names, 10, &d, pause).map(|b| b.iter().map(Vec::len).collect::<Vec<_>>());
+        let sizes = |d: Database| {
+            auto_batches(&names, 10, &d, pause, false).map(|b| b.iter().map(Vec::len).collect::<Vec<_>>())
+        };
         assert_eq!(sizes(db(200, 8, 0, 10)).unwrap(), [10]);
         // Room for 2 new pools above the steady 80: five batches of two.
         assert_eq!(sizes(db(96, 8, 0, 10)).unwrap(), [2, 2, 2, 2, 2]);

@@ -2,7 +2,9 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, app_claim, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe, stat};
+use super::{
+    Module, app_claim, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe, stat,
+};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,

@@ -34,6 +34,11 @@ pub enum ParamKind {
     /// A Python regular expression (`lineinfile: regexp:`): a literal one must compile before
     /// the run.
     Regex,
+    /// Values whose templates the module renders itself, once for each other host it acts on,
+    /// with that host's variables and `provides` of its own on top (`roll.nginx_switch:
+    /// retire: { container: "{{ container_prefix }}-{{ old_colour }}" }`, for each backend):
+    /// passed unrendered, checked with `provides` known as defined.
+    PerHost { provides: &'static [&'static str] },
 }
 
 impl ParamKind {
@@ -43,6 +48,15 @@ impl ParamKind {
         match self {
             ParamKind::TemplateFile => Some(&[]),
             ParamKind::ModuleTemplate { provides } => Some(provides),
+            _ => None,
+        }
+    }
+
+    /// The names a value the module renders itself may use besides the host's variables
+    /// (`PerHost`); `None` for every other kind.
+    pub fn per_host_names(self) -> Option<&'static [&'static str]> {
+        match self {
+            ParamKind::PerHost { provides } => Some(provides),
             _ => None,
         }
     }

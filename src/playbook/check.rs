@@ -307,6 +307,13 @@ fn check_task(
     let spec = m.spec();
     for (name, node) in &m.args {
         let kind = spec.kind_of(name);
+        if let Some(own) = kind.per_host_names() {
+            // Rendered by the module with the names it provides on top of the host's.
+            let mut known = known.clone();
+            known.extend(own.iter().map(|n| n.to_string()));
+            check_node(sources, templar, node, &known, false, diags);
+            continue;
+        }
         check_node(sources, templar, node, known, kind == ParamKind::Expression, diags);
         let Some(s) = node.as_str() else { continue };
         if let Some(provides) = kind.template_names() {

@@ -214,6 +214,17 @@ impl<W: Write + Send> Human<W> {
                 line.push_str(&format!("  (expected database peak {p} of {m})"));
             }
             let _ = writeln!(self.out, "{line}");
+            // With `retire`: what the batch stops once it is live on every proxy.
+            if let Some(stops) = b.get("stops").and_then(|s| s.as_array()) {
+                let _ = writeln!(self.out, "      then stops {}", retirements(stops));
+            }
+        }
+        if let Some(left) = result.get("unretired").and_then(|s| s.as_array()) {
+            let _ = writeln!(
+                self.out,
+                "    first stops {} (left running by a failed retirement)",
+                retirements(left)
+            );
         }
         if let Some(t) = result.get("expected_s").and_then(|v| v.as_f64()) {
             let n = plan.len();
@@ -428,4 +439,20 @@ impl<W: Write + Send> Reporter for Human<W> {
         }
         let _ = self.out.flush();
     }
+}
+
+/// `web-app1-blue on app1, web-app2-blue on app2` (a command is quoted in backticks).
+fn retirements(stops: &[serde_json::Value]) -> String {
+    stops
+        .iter()
+        .map(|s| {
+            let on = s["backend"].as_str().unwrap_or_default();
+            match (s["container"].as_str(), s["command"].as_str()) {
+                (Some(c), _) => format!("{c} on {on}"),
+                (None, Some(c)) => format!("`{c}` on {on}"),
+                (None, None) => on.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

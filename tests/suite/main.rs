@@ -20,6 +20,7 @@ mod play;
 mod published;
 mod report;
 mod resources;
+mod retire;
 mod rollout;
 mod secrets;
 mod security;

@@ -253,7 +253,7 @@ fn a_failed_gate_restores_the_batch_on_every_proxy_a_rerun_resumes_and_a_dead_pr
     let mut run = sb.play_cmd("deploy.yml", &["release=2"]);
     let child = run.stdout(std::process::Stdio::piped()).spawn().unwrap();
     sb.wait_state(0, Duration::from_secs(60), |s| {
-        s["batches_done"] == 2 && s["target"] == "green"
+        s["batches_done"] == 2 && s["target"] == "green" && s.get("unretired").is_none()
     });
     failing.store(true, Ordering::SeqCst);
     let out = child.wait_with_output().unwrap();
@@ -279,8 +279,13 @@ fn a_failed_gate_restores_the_batch_on_every_proxy_a_rerun_resumes_and_a_dead_pr
         "{}",
         stdout(&status)
     );
-    // Nothing was retired: both colours still run.
-    assert!(sb.containers().iter().all(|(_, running)| *running));
+    // The two batches that went live retired their old colour; the rest still run both.
+    let s = sb.state(0).unwrap();
+    for (name, running) in sb.containers() {
+        let host = name.trim_start_matches("web-").rsplit_once('-').unwrap().0;
+        let retired = name.ends_with("-blue") && s["backends"][host] == "green";
+        assert_eq!(running, !retired, "{name} running={running}: {s}");
+    }
 
     // The gate passes again: a re-run resumes with batch 3 and finishes.
     failing.store(false, Ordering::SeqCst);
@@ -301,7 +306,7 @@ fn a_failed_gate_restores_the_batch_on_every_proxy_a_rerun_resumes_and_a_dead_pr
     let mut run = sb.play_cmd("deploy.yml", &["release=1"]);
     let child = run.stdout(std::process::Stdio::piped()).spawn().unwrap();
     sb.wait_state(0, Duration::from_secs(60), |s| {
-        s["batches_done"] == 1 && s["target"] == "blue"
+        s["batches_done"] == 1 && s["target"] == "blue" && s.get("unretired").is_none()
     });
     sb.fleets[1].kill();
     let out = child.wait_with_output().unwrap();

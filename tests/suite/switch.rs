@@ -662,11 +662,12 @@ fn a_batch_left_pending_by_a_dead_run_is_redone() {
 
 /// A switch to green on one local proxy, stopped by a signal in the pause after its batch 1.
 struct Stopped {
+    // Dropped first: nginx stops while its prefix (in the rig's directory) still exists.
+    _nginx: Nginx,
     rig: Rig,
     port: u16,
     ng: PathBuf,
     state_file: PathBuf,
-    _nginx: Nginx,
 }
 
 impl Stopped {
@@ -1183,4 +1184,271 @@ fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
     };
     assert_eq!(via("web.example.test"), "blue r");
     assert_eq!(via("shop"), "green r");
+}
+
+/// Three demo apps behind a local nginx whose backends are inventory hosts on this machine, and
+/// a switch to green one backend at a time with `retire: RETIRE` (its keys, indented), where
+/// `{{ pids[backend][old_colour] }}` is the old colour's process.
+struct Retiring {
+    // Dropped first: nginx stops while its prefix (in the rig's directory) still exists.
+    _nginx: Nginx,
+    rig: Rig,
+    port: u16,
+    state_file: PathBuf,
+    extra: String,
+}
+
+impl Retiring {
+    fn new(retire: &str) -> Retiring {
+        let rig = Rig::new(3);
+        let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
+        let port = free_port();
+        let ng = dir.join("ng");
+        let nginx = start_nginx(&ng, port, &backends);
+        write(
+            &dir,
+            "upstream.j2",
+            "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+        );
+        // The backends are inventory hosts (on this machine), reached over their own connections.
+        write(
+            &dir,
+            "hosts",
+            &format!(
+                "proxy1 ansible_connection=local ng={} port={port}\napp1 ansible_connection=local\n\
+                 app2 ansible_connection=local\napp3 ansible_connection=local\n",
+                ng.display()
+            ),
+        );
+        write(
+            &dir,
+            "pb.yml",
+            &r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: green
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ ng }}/web-upstream.conf"
+        batch_size: 1
+        validate: "nginx -t -p {{ ng }} -c nginx.conf"
+        reload: "nginx -s reload -p {{ ng }} -c nginx.conf"
+        pid_file: "{{ ng }}/nginx.pid"
+        state_dir: "{{ ng }}/state"
+        retire:
+RETIRE
+"#
+            .replace("RETIRE", retire),
+        );
+        let pids: serde_json::Map<String, serde_json::Value> = (0..3)
+            .map(|i| {
+                let (blue, green) = (rig._procs.0[2 * i].id(), rig._procs.0[2 * i + 1].id());
+                (
+                    format!("app{}", i + 1),
+                    serde_json::json!({ "blue": blue, "green": green }),
+                )
+            })
+            .collect();
+        let extra = serde_json::json!({ "backend_list": backends, "pids": pids }).to_string();
+        Retiring {
+            rig,
+            port,
+            state_file: ng.join("state/web.json"),
+            extra,
+            _nginx: nginx,
+        }
+    }
+
+    fn play(&self) -> Command {
+        let mut cmd = common::roll(&self.rig.dir);
+        cmd.args(["play", "pb.yml", "-i", "hosts", "-e", &self.extra]);
+        cmd
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&self.state_file).unwrap()).unwrap()
+    }
+
+    /// Whether process `k` (app `k / 2 + 1`, blue when even) has exited.
+    fn exited(&mut self, k: usize) -> bool {
+        self.rig._procs.0[k].try_wait().unwrap().is_some()
+    }
+
+    /// The old colour's blue port of app `i` (from 1).
+    fn blue_port(&self, i: usize) -> u64 {
+        self.rig.backends[i - 1]["ports"]["blue"].as_u64().unwrap()
+    }
+}
+
+/// Stop the old process and wait until it is gone (or a zombie: the test reaps it).
+const KILL_OLD: &str =
+    "p={{ pids[backend][old_colour] }}; kill $p; while ps -o stat= -p $p | grep -qv Z; do sleep 0.02; done";
+
+#[test]
+fn sigint_during_a_retirement_lets_it_finish_then_stops_after_the_batch_and_a_rerun_resumes() {
+    // Retiring takes a second (a container's stop grace, say), then the old process is gone.
+    let mut r = Retiring::new(&format!("          command: \"sleep 1; {KILL_OLD}\""));
+    let load = load_on(r.port);
+    let mut run = common::Watched::spawn(r.play());
+    run.wait_for("TASK [roll.nginx_switch]");
+    // Batch 1 is live and its old colour is being retired.
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&r.state_file).is_ok_and(|s| s.contains("\"unretired\"")) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "batch 1 never went live");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &run.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out, _) = run.finish();
+    assert_eq!(code, Some(130), "{out}");
+    let s = r.state();
+    assert_eq!(s["status"], "interrupted after batch 1 of 3", "{s}");
+    assert!(s.get("unretired").is_none(), "the retirement under way finished: {s}");
+    assert_eq!(
+        (s["backends"]["app1"].as_str(), s["backends"]["app2"].as_str()),
+        (Some("green"), Some("blue"))
+    );
+    assert!(r.exited(0), "app1's blue process was retired");
+    assert!(!r.exited(2), "app2's blue process still serves");
+
+    // The re-run goes on from batch 2, retiring as it goes.
+    let again = r.play().output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    let seen = load.stop();
+    let s = r.state();
+    assert_eq!(
+        (s["live"].as_str(), s["status"].as_str()),
+        (Some("green"), Some("live")),
+        "{s}"
+    );
+    for k in [0, 2, 4] {
+        assert!(r.exited(k), "blue process {k} still runs");
+    }
+    for k in [1, 3, 5] {
+        assert!(!r.exited(k), "green process {k} exited");
+    }
+    let failed: Vec<_> = seen.iter().filter(|(_, r)| r.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        seen.len(),
+        failed.first()
+    );
+}
+
+#[test]
+fn retirement_waits_for_open_connections_to_the_old_port_within_its_bound() {
+    let mut r = Retiring::new(&format!(
+        "          command: \"{KILL_OLD}\"\n          connections: 1500ms"
+    ));
+    // A connection from the proxy host to app1's old port that stays open past the bound: the
+    // batch does not retire, and the run fails saying so.
+    let held = std::net::TcpStream::connect(("127.0.0.1", r.blue_port(1) as u16)).unwrap();
+    let out = r.play().output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("connections to the old colour still open after 1.5 s: app1 (127.0.0.1:"),
+        "{text}"
+    );
+    let s = r.state();
+    assert_eq!(s["unretired"], serde_json::json!(["app1"]), "{s}");
+    assert_eq!(s["backends"]["app1"], "green", "its traffic stays on green: {s}");
+    assert!(!r.exited(0), "app1's blue process still runs");
+    // Closed within the bound: the re-run waits for it, then retires and finishes.
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(held);
+    });
+    let out = r.play().output().unwrap();
+    closer.join().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(r.state()["status"], "live");
+    for k in [0, 2, 4] {
+        assert!(r.exited(k), "blue process {k} still runs");
+    }
+}
+
+#[test]
+fn with_retirement_a_dry_run_plans_by_each_batchs_own_pools_and_shows_what_each_batch_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Six backends with pools of 10 (steady 60) plus 5 other connections, a limit of 90, and no
+    // pause: without retirement every batch's old pools would still be open at the next.
+    let backends: Vec<serde_json::Value> = (1..=6)
+        .map(|i| serde_json::json!({"name": format!("app{i}"), "address": "127.0.0.1", "ports": {"blue": 9000 + i, "green": 9100 + i}}))
+        .collect();
+    let hosts: String = (1..=6)
+        .map(|i| format!("app{i} ansible_connection=local unit=web{i}\n"))
+        .collect();
+    write(dir, "hosts", &format!("proxy1 ansible_connection=local\n{hosts}"));
+    write(
+        dir,
+        "upstream.j2",
+        "upstream web {\n{% for b in backends %}    server {{ b.address }}:{{ b.port }};\n{% endfor %}}\n",
+    );
+    write(dir, "web-upstream.conf", "upstream web { server 127.0.0.1:9001; }\n");
+    write(
+        dir,
+        "pb.yml",
+        r#"
+- hosts: proxy1
+  tasks:
+    - roll.nginx_switch:
+        app: web
+        to: green
+        backends: "{{ backend_list }}"
+        template: upstream.j2
+        dest: "{{ playbook_dir }}/web-upstream.conf"
+        batches: auto
+        pause: 0s
+        database: { max_connections: 90, pool: 10, other: 5, wait_timeout: 20s }
+        state_dir: "{{ playbook_dir }}/state"
+        retire:
+          enabled: "{{ retire }}"
+          command: "systemctl stop {{ unit }}@{{ old_colour }}"
+"#,
+    );
+    let extra = serde_json::json!({ "backend_list": backends }).to_string();
+    let dry = |retire: &str| {
+        common::roll(dir)
+            .args(["play", "pb.yml", "-i", "hosts", "--check", "-e", &extra])
+            .args(["-e", &format!("retire={retire}")])
+            .output()
+            .unwrap()
+    };
+    let out = dry("true");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains(
+            "    batch 1 at +0s: app1, app2  (expected database peak 85 of 90)\n      then stops \
+             `systemctl stop web1@blue` on app1, `systemctl stop web2@blue` on app2\n    batch 2 at +0s: app3, app4"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    batch 3 at +0s: app5, app6  (expected database peak 85 of 90)\n"),
+        "{text}"
+    );
+    // Without retirement and no pause, no batching fits.
+    let out = dry("false");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "no batching keeps the database within max_connections 90: even one backend at a time peaks at 125"
+        ),
+        "{text}"
+    );
+    assert!(!dir.join("state").exists(), "a dry run records nothing");
 }

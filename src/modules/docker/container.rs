@@ -63,6 +63,47 @@ impl Module for DockerContainer {
 pub const HASH_LABEL: &str = "roll.config-hash";
 pub const CONFIG_LABEL: &str = "roll.config";
 
+fn config_hash(config_text: &str) -> String {
+    Sha256::digest(config_text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `cur` was made from `config`: its hash label says so, or would once the labels it
+/// carries from its image are taken out of `config`'s. Every container has its image's labels,
+/// so naming them again (as a rollback that copies a container's labels does) is not another
+/// configuration: image labels are not config.
+fn same_config(cur: &Json, config: &Json, hash: &str) -> bool {
+    let had = cur["Config"]["Labels"][HASH_LABEL].as_str();
+    if had == Some(hash) {
+        return true;
+    }
+    let (Some(had), Some(on), Some(given)) = (had, cur["Config"]["Labels"].as_object(), config["labels"].as_object())
+    else {
+        return false;
+    };
+    // The labels it was given are recorded in its config label; the rest came from its image.
+    let recorded: Json = cur["Config"]["Labels"][CONFIG_LABEL]
+        .as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Json::Null);
+    let from_image = |k: &str, v: &Json| {
+        k != HASH_LABEL && k != CONFIG_LABEL && recorded["labels"].get(k).is_none() && on.get(k) == Some(v)
+    };
+    let own: serde_json::Map<String, Json> = given
+        .iter()
+        .filter(|(k, v)| !from_image(k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if own.len() == given.len() {
+        return false;
+    }
+    let mut without = config.clone();
+    without["labels"] = Json::Object(own);
+    serde_json::to_string(&without).is_ok_and(|t| config_hash(&t) == had)
+}
+
 /// How to wait for a started container to serve.
 #[derive(Debug, Clone)]
 pub struct Health {
@@ -292,10 +333,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         "log_options": log_options,
     });
     let config_text = serde_json::to_string(&config).map_err(|e| e.to_string())?;
-    let hash: String = Sha256::digest(config_text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = config_hash(&config_text);
 
     // docker run/create arguments.
     let mut run: Vec<String> = vec![
@@ -445,7 +483,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let recreate = args.bool("recreate", false)?;
     let want_running = state == "started";
     match current {
-        Some(cur) if !recreate && cur["Config"]["Labels"][HASH_LABEL].as_str() == Some(hash.as_str()) => {
+        Some(cur) if !recreate && same_config(&cur, &config, &hash) => {
             let running = cur["State"]["Running"].as_bool().unwrap_or(false);
             let op = match (state.as_str(), running) {
                 ("started", false) => Op::Start,
@@ -793,6 +831,32 @@ async fn wait(a: &Apply, ctx: &Ctx<'_>) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_a_container_has_from_its_image_are_not_config() {
+        let made = json!({ "image": "demo:1", "labels": { "roll.release": "1" } });
+        let made_text = serde_json::to_string(&made).unwrap();
+        let cur = json!({ "Config": { "Labels": {
+            HASH_LABEL: config_hash(&made_text),
+            CONFIG_LABEL: made_text,
+            "roll.release": "1",
+            "org.opencontainers.image.title": "demo",
+        } } });
+        let hash = |c: &Json| config_hash(&serde_json::to_string(c).unwrap());
+        assert!(same_config(&cur, &made, &hash(&made)));
+        // Its labels copied back, the image's among them: the same container.
+        let copied = json!({ "image": "demo:1", "labels": {
+            "roll.release": "1", "org.opencontainers.image.title": "demo" } });
+        assert!(same_config(&cur, &copied, &hash(&copied)));
+        // An image label with another value, a label of its own, or another image is not.
+        for other in [
+            json!({ "image": "demo:1", "labels": { "roll.release": "1", "org.opencontainers.image.title": "x" } }),
+            json!({ "image": "demo:1", "labels": { "roll.release": "2", "org.opencontainers.image.title": "demo" } }),
+            json!({ "image": "demo:2", "labels": { "roll.release": "1", "org.opencontainers.image.title": "demo" } }),
+        ] {
+            assert!(!same_config(&cur, &other, &hash(&other)), "{other}");
+        }
+    }
 
     #[test]
     fn env_files_carry_values_and_reject_newlines() {

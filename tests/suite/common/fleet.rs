@@ -22,6 +22,11 @@ fn script() -> PathBuf {
 impl Fleet {
     /// Start `n` hosts named `{prefix}001`...; panics naming the package if sshd is missing.
     pub fn up(n: usize, prefix: &str) -> Fleet {
+        Fleet::up_per_sshd(n, prefix, 16)
+    }
+
+    /// As `up`, with `per_sshd` hosts per sshd process (1: each host can die alone, `kill_one`).
+    pub fn up_per_sshd(n: usize, prefix: &str, per_sshd: usize) -> Fleet {
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "these tests need OpenSSH's sshd: install the Debian package `openssh-server`"
@@ -40,6 +45,7 @@ impl Fleet {
                 &port.to_string(),
             ])
             .args(["--net", &net, "--prefix", prefix])
+            .args(["--per-sshd", &per_sshd.to_string()])
             .output()
             .unwrap();
         assert!(
@@ -69,6 +75,27 @@ impl Fleet {
             .output()
             .unwrap();
         assert!(out.status.success());
+    }
+}
+
+impl Fleet {
+    /// sshd number `k` and every session it serves are killed (with one host per sshd: host `k`
+    /// dies alone).
+    pub fn kill_one(&self, k: usize) {
+        let out = Command::new(script())
+            .args(["kill", self.path().to_str().unwrap(), &k.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// sshd number `k` starts again, as `up` configured it.
+    pub fn start_one(&self, k: usize) {
+        let out = Command::new(script())
+            .args(["start", self.path().to_str().unwrap(), &k.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 }
 

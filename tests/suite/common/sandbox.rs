@@ -44,6 +44,26 @@ impl Sandbox {
     /// `apps` app servers and `proxies` nginx proxies; `prefix` keeps host (and so container)
     /// names apart from other tests running at the same time.
     pub fn up(prefix: &str, apps: usize, proxies: usize, vars: serde_json::Value) -> Sandbox {
+        Sandbox::up_with(prefix, apps, proxies, vars, 16)
+    }
+
+    /// As `up`, every app server (and `proxy1`) with an sshd of its own, so that one can die
+    /// alone (`kill_app`).
+    pub fn up_apart(prefix: &str, apps: usize, proxies: usize, vars: serde_json::Value) -> Sandbox {
+        Sandbox::up_with(prefix, apps, proxies, vars, 1)
+    }
+
+    /// App server `i`'s sshd and its sessions are killed: roll can no longer reach it.
+    pub fn kill_app(&self, i: usize) {
+        self.fleets[0].kill_one(i);
+    }
+
+    /// App server `i`'s sshd starts again.
+    pub fn start_app(&self, i: usize) {
+        self.fleets[0].start_one(i);
+    }
+
+    fn up_with(prefix: &str, apps: usize, proxies: usize, vars: serde_json::Value, per_sshd: usize) -> Sandbox {
         assert!(
             Path::new("/usr/sbin/nginx").exists(),
             "this test needs nginx: install the Debian package `nginx`"
@@ -55,7 +75,7 @@ impl Sandbox {
         let cleanup = Cleanup(label.clone());
         let tmp = tempfile::Builder::new().prefix("roll-sandbox-").tempdir().unwrap();
         let dir = tmp.path().canonicalize().unwrap();
-        let mut fleets = vec![Fleet::up(apps + 1, prefix)];
+        let mut fleets = vec![Fleet::up_per_sshd(apps + 1, prefix, per_sshd)];
         for k in 1..proxies {
             fleets.push(Fleet::up(1, &format!("{prefix}p{k}")));
         }
