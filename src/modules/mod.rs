@@ -17,12 +17,14 @@ macro_rules! apply_by {
     };
 }
 
+mod bluegreen;
 mod command;
 mod control;
 pub(crate) mod deploy_lock;
 pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
+pub(crate) mod history;
 pub mod lockstep;
 pub(crate) mod nginx_switch;
 mod ping;

@@ -52,6 +52,8 @@ static NGINX_SWITCH: ModuleSpec = ModuleSpec {
         p("release"),
         p("database"),
         p("container"),
+        p("config"),
+        p("rollback"),
     ],
     exclusive: &[
         ("batches", "batch_size"),
@@ -111,6 +113,17 @@ pub struct State {
     pub plan: Vec<Vec<String>>,
     /// Unix seconds of the last change.
     pub updated: u64,
+    /// The fingerprint of the live release's configuration (the task's `config`), so that a
+    /// deploy of the same release with another configuration is not "nothing to do".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// The fingerprint a switch under way moves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_config: Option<String>,
+    /// The app's releases, oldest first, bounded (`history::HISTORY_LEN`): what went live, what
+    /// failed or was interrupted or rolled back, and when. Empty in states older roll wrote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<super::history::Release>,
 }
 
 pub struct Apply {
@@ -130,6 +143,10 @@ pub struct Apply {
     healthcheck: Option<Healthcheck>,
     pause: Duration,
     drain: Option<Drain>,
+    /// The configuration's fingerprint, recorded with the release.
+    config: Option<String>,
+    /// A rollback: the release it leaves is recorded as rolled back, not replaced.
+    rollback: bool,
 }
 
 /// Before a batch goes live, every backend that moves in it must answer on its new colour's
@@ -900,6 +917,8 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         healthcheck: parse_healthcheck(args.get("healthcheck"))?,
         pause,
         drain,
+        config: args.str("config")?,
+        rollback: args.bool("rollback", false)?,
     };
     Ok(Plan::Change {
         preview,
@@ -1103,6 +1122,9 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     if a.release.is_some() {
         state.target_release = a.release.clone();
     }
+    if a.config.is_some() {
+        state.target_config = a.config.clone();
+    }
     state.status = "switching".into();
     if let Some(note) = &a.planned.note {
         (ctx.progress)(&format!("{}: {note}", state.app));
@@ -1208,6 +1230,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             );
             state.pending.clear();
             state.updated = now();
+            note_stopped(&mut state, &a.to, super::history::Outcome::Failed);
             record(ctx, &a, &state).await?;
             audit(
                 ctx,
@@ -1236,7 +1259,19 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             state.target = None;
             state.plan.clear();
             state.release = state.target_release.take().or(state.release.take());
+            state.config = state.target_config.take().or(state.config.take());
             state.status = "live".into();
+            if let Some(release) = state.release.clone() {
+                let config = state.config.clone();
+                super::history::went_live(
+                    &mut state.history,
+                    &release,
+                    &a.to,
+                    config.as_deref(),
+                    a.rollback,
+                    now(),
+                );
+            }
         }
         record(ctx, &a, &state).await?;
         audit(
@@ -1281,6 +1316,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 state.batches_done, state.batches_total
             );
             state.updated = now();
+            note_stopped(&mut state, &a.to, super::history::Outcome::Interrupted);
             record(ctx, &a, &state).await?;
             audit(ctx, &a, &state, &state.status).await;
             let mut r = ModuleResult::failed(format!(
@@ -1313,6 +1349,14 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         .with("state", crate::values::from_serde(&state))
         .with("timeline", Value::from(timeline))
         .with("live", state.live.as_str()))
+}
+
+/// The history's entry for a switch that stopped part-way (its status says why), when the
+/// release it moves to is known.
+fn note_stopped(state: &mut State, to: &str, outcome: super::history::Outcome) {
+    if let Some(release) = state.target_release.clone().or(state.release.clone()) {
+        super::history::stopped(&mut state.history, &release, to, outcome, &state.status, now());
+    }
 }
 
 /// Pause between batches; returns true if the run was interrupted meanwhile. With `what`, the

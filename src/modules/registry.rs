@@ -2,7 +2,7 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, command, control, deploy_lock, docker, files, nginx_switch, ping, probe};
+use super::{Module, bluegreen, command, control, deploy_lock, docker, files, nginx_switch, ping, probe};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
@@ -26,6 +26,8 @@ pub static MODULES: &[&dyn Module] = &[
     &docker::prune::DockerPruneReleases,
     &deploy_lock::DeployLock,
     &nginx_switch::NginxSwitch,
+    &bluegreen::BluegreenFacts,
+    &bluegreen::BluegreenRecord,
 ];
 
 /// The module a task names, by its short or qualified name (`command`,

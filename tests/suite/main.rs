@@ -14,6 +14,7 @@ mod plan;
 mod play;
 mod report;
 mod resources;
+mod rollback;
 mod rollout;
 mod secrets;
 mod security;

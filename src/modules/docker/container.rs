@@ -124,6 +124,20 @@ fn map(v: Option<&Value>, what: &str) -> Result<BTreeMap<String, String>, String
     Ok(out)
 }
 
+/// The labels that count as the container's configuration: those the task sets, without the
+/// ones its image carries anyway (docker gives a container its image's labels, so a task that
+/// passes back a container's `Config.Labels` would otherwise differ from the one that created
+/// it, and replace it instead of starting it) and without roll's own config labels.
+fn config_labels(labels: &BTreeMap<String, String>, image_labels: &Json) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, v)| {
+            *k != HASH_LABEL && *k != CONFIG_LABEL && image_labels[k.as_str()].as_str() != Some(v.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn short_hash(s: &[u8]) -> String {
     let d = Sha256::digest(s);
     d.iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -161,9 +175,9 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         })?),
         None => None,
     };
-    let (current, local_image) = match (&image_arg, state.as_str()) {
+    let (current, local_image, image_labels) = match (&image_arg, state.as_str()) {
         (Some(image), s) if s != "absent" => super::inspect_container_and_image(ctx, &name, image).await?,
-        _ => (inspect(ctx, "container", &name).await?, None),
+        _ => (inspect(ctx, "container", &name).await?, None, Json::Null),
     };
     if state == "absent" {
         let Some(cur) = current else {
@@ -268,6 +282,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         Some(_) => return Err("`networks` must be a list".to_string().into()),
     };
     let labels = map(args.get("labels"), "labels")?;
+    let hashed_labels = config_labels(&labels, &image_labels);
     let log_options = map(args.get("log_options"), "log_options")?;
     let healthcheck = match args.get("healthcheck") {
         None => Json::Null,
@@ -283,7 +298,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         "volumes": volumes,
         "networks": networks,
         "network_mode": args.str("network_mode")?,
-        "labels": labels,
+        "labels": hashed_labels,
         "restart_policy": args.str("restart_policy")?,
         "healthcheck": healthcheck,
         "stop_signal": args.str("stop_signal")?,
@@ -305,7 +320,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         format!("{HASH_LABEL}={hash}"),
     ];
     run.extend(["--label".into(), format!("{CONFIG_LABEL}={config_text}")]);
-    for (k, v) in &labels {
+    for (k, v) in labels.iter().filter(|(k, _)| *k != HASH_LABEL && *k != CONFIG_LABEL) {
         run.extend(["--label".into(), format!("{k}={v}")]);
     }
     for p in &ports {
@@ -780,6 +795,26 @@ async fn wait(a: &Apply, ctx: &Ctx<'_>) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_labels_and_roll_config_labels_are_not_configuration() {
+        let given: BTreeMap<String, String> = [
+            ("roll.release", "2"),
+            ("release", "2"),
+            ("org.opencontainers.image.title", "other"),
+            (HASH_LABEL, "abc"),
+            (CONFIG_LABEL, "{}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let image = json!({ "release": "2", "org.opencontainers.image.title": "roll-demo" });
+        let kept = config_labels(&given, &image);
+        let kept: Vec<&str> = kept.keys().map(String::as_str).collect();
+        // A label the image has with another value is the task's own.
+        assert_eq!(kept, ["org.opencontainers.image.title", "roll.release"]);
+        assert_eq!(config_labels(&given, &Json::Null).len(), 3);
+    }
 
     #[test]
     fn env_files_carry_values_and_reject_newlines() {
