@@ -76,14 +76,18 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         Some((r, t)) if !t.contains('/') => r.to_string(),
         _ => i,
     });
-    let order: Vec<String> = match args.get("releases") {
-        None => Vec::new(),
-        Some(v) => v
+    let mut order: Vec<String> = Vec::new();
+    if let Some(v) = args.get("releases") {
+        let list = v
             .try_iter()
-            .map_err(|_| "`releases` is a list of releases, newest first".to_string())?
-            .map(|r| crate::values::value_to_string(&r))
-            .collect(),
-    };
+            .map_err(|_| "`releases` is a list of releases, newest first".to_string())?;
+        // Each release counts once, where it first appears (`[release] + history`).
+        for r in list.map(|r| crate::values::value_to_string(&r)) {
+            if !order.contains(&r) {
+                order.push(r);
+            }
+        }
+    }
     // Every container on the host, for the images in use; the app's, for its releases.
     let all = docker(ctx, &["ps", "--all", "--quiet", "--no-trunc"], None).await?;
     let all_ids: Vec<&str> = all.split_whitespace().collect();
