@@ -124,18 +124,30 @@ fn map(v: Option<&Value>, what: &str) -> Result<BTreeMap<String, String>, String
     Ok(out)
 }
 
-/// The labels that count as the container's configuration: those the task sets, without the
-/// ones its image carries anyway (docker gives a container its image's labels, so a task that
-/// passes back a container's `Config.Labels` would otherwise differ from the one that created
-/// it, and replace it instead of starting it) and without roll's own config labels.
-fn config_labels(labels: &BTreeMap<String, String>, image_labels: &Json) -> BTreeMap<String, String> {
+/// The labels the task sets, without roll's own config labels (a task that passes back a
+/// container's `Config.Labels` has them).
+fn config_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     labels
         .iter()
-        .filter(|(k, v)| {
-            *k != HASH_LABEL && *k != CONFIG_LABEL && image_labels[k.as_str()].as_str() != Some(v.as_str())
-        })
+        .filter(|(k, _)| *k != HASH_LABEL && *k != CONFIG_LABEL)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// Whether the configuration a container was created with (its `roll.config` label) is the
+/// wanted one once the labels its image carries are left out of both: docker gives a container
+/// its image's labels, so a task that passes back a container's `Config.Labels` (image labels
+/// included) asks for the container it has, which is started, not replaced. The hash alone
+/// cannot say so: it is made before a pulled image's labels are known.
+fn same_but_image_labels(recorded: &Json, wanted: &Json, image_labels: &Json) -> bool {
+    let strip = |c: &Json| -> Json {
+        let mut c = c.clone();
+        if let Some(l) = c.get_mut("labels").and_then(Json::as_object_mut) {
+            l.retain(|k, v| image_labels.get(k) != Some(&*v));
+        }
+        c
+    };
+    !recorded.is_null() && !image_labels.is_null() && strip(recorded) == strip(wanted)
 }
 
 fn short_hash(s: &[u8]) -> String {
@@ -282,7 +294,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         Some(_) => return Err("`networks` must be a list".to_string().into()),
     };
     let labels = map(args.get("labels"), "labels")?;
-    let hashed_labels = config_labels(&labels, &image_labels);
+    let hashed_labels = config_labels(&labels);
     let log_options = map(args.get("log_options"), "log_options")?;
     let healthcheck = match args.get("healthcheck") {
         None => Json::Null,
@@ -459,8 +471,16 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     }
     let recreate = args.bool("recreate", false)?;
     let want_running = state == "started";
+    let matches = |cur: &Json| {
+        let recorded: Json = cur["Config"]["Labels"][CONFIG_LABEL]
+            .as_str()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(Json::Null);
+        cur["Config"]["Labels"][HASH_LABEL].as_str() == Some(hash.as_str())
+            || same_but_image_labels(&recorded, &config, &image_labels)
+    };
     match current {
-        Some(cur) if !recreate && cur["Config"]["Labels"][HASH_LABEL].as_str() == Some(hash.as_str()) => {
+        Some(cur) if !recreate && matches(&cur) => {
             let running = cur["State"]["Running"].as_bool().unwrap_or(false);
             let op = match (state.as_str(), running) {
                 ("started", false) => Op::Start,
@@ -798,22 +818,21 @@ mod tests {
 
     #[test]
     fn image_labels_and_roll_config_labels_are_not_configuration() {
-        let given: BTreeMap<String, String> = [
-            ("roll.release", "2"),
-            ("release", "2"),
-            ("org.opencontainers.image.title", "other"),
-            (HASH_LABEL, "abc"),
-            (CONFIG_LABEL, "{}"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let given: BTreeMap<String, String> = [("roll.release", "2"), (HASH_LABEL, "abc"), (CONFIG_LABEL, "{}")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(config_labels(&given).keys().collect::<Vec<_>>(), ["roll.release"]);
         let image = json!({ "release": "2", "org.opencontainers.image.title": "roll-demo" });
-        let kept = config_labels(&given, &image);
-        let kept: Vec<&str> = kept.keys().map(String::as_str).collect();
-        // A label the image has with another value is the task's own.
-        assert_eq!(kept, ["org.opencontainers.image.title", "roll.release"]);
-        assert_eq!(config_labels(&given, &Json::Null).len(), 3);
+        let recorded = json!({ "image": "demo:2", "labels": { "roll.release": "2" } });
+        // The container's own labels passed back, image labels included: the same container.
+        let passed_back = json!({ "image": "demo:2", "labels": { "roll.release": "2", "release": "2" } });
+        assert!(same_but_image_labels(&recorded, &passed_back, &image));
+        // A label the image has with another value is the task's own; another image is another.
+        let other_value = json!({ "image": "demo:2", "labels": { "roll.release": "2", "release": "3" } });
+        assert!(!same_but_image_labels(&recorded, &other_value, &image));
+        let other_image = json!({ "image": "demo:3", "labels": { "roll.release": "2" } });
+        assert!(!same_but_image_labels(&recorded, &other_image, &image));
     }
 
     #[test]
