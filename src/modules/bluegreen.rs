@@ -240,7 +240,7 @@ async fn check_record(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         ));
     };
     let before = state.history.last().cloned();
-    history::stopped(&mut state.history, &release, &colour, outcome, &note, now());
+    history::stopped(&mut state.history, &release, &colour, outcome, &note, false, now());
     let mut preview =
         ModuleResult::changed().with_msg(format!("release {release} on {colour}: {} ({note})", outcome.label()));
     preview.diffs.push(FileDiff {

@@ -58,6 +58,9 @@ pub struct Release {
     /// Why it failed or stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A rollback's switch to it (that stopped part-way): a re-run of the rollback goes on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 fn trim(history: &mut Vec<Release>) {
@@ -115,17 +118,28 @@ pub fn went_live(
             outcome: Outcome::Live,
             config: config.map(str::to_string),
             note: None,
+            rollback: false,
         }),
     }
     trim(history);
 }
 
-/// An attempt at `release` on `colour` ended without going live (`Failed`, `Interrupted`).
-pub fn stopped(history: &mut Vec<Release>, release: &str, colour: &str, outcome: Outcome, note: &str, at: u64) {
+/// An attempt at `release` on `colour` (a rollback's, with `rollback`) ended without going live
+/// (`Failed`, `Interrupted`).
+pub fn stopped(
+    history: &mut Vec<Release>,
+    release: &str,
+    colour: &str,
+    outcome: Outcome,
+    note: &str,
+    rollback: bool,
+    at: u64,
+) {
     match history.last_mut() {
         Some(last) if last.release == release && last.colour == colour && last.outcome.unfinished() => {
             last.outcome = outcome;
             last.note = Some(note.to_string());
+            last.rollback = rollback;
             last.at = at;
         }
         _ => history.push(Release {
@@ -135,6 +149,7 @@ pub fn stopped(history: &mut Vec<Release>, release: &str, colour: &str, outcome:
             outcome,
             config: None,
             note: Some(note.to_string()),
+            rollback,
         }),
     }
     trim(history);
@@ -205,7 +220,22 @@ pub fn rollback_target(state: &State, named: Option<&str>) -> Result<Target, Str
         Some(i) => &state.history[i + 1..],
         None => &state.history[..],
     };
-    if under_way || after_current.iter().any(|r| r.outcome.unfinished()) {
+    let unfinished = after_current.iter().rev().find(|r| r.outcome.unfinished());
+    // A rollback that stopped part-way goes on where it was going, not back to where it came from.
+    if under_way
+        && let Some(r) = unfinished.filter(|r| r.rollback)
+        && state.target.as_deref() == Some(r.colour.as_str())
+    {
+        return Ok(Target {
+            release: r.release.clone(),
+            colour: r.colour.clone(),
+            why: format!(
+                "the rollback to release {} on {} stopped part-way: it goes on",
+                r.release, r.colour
+            ),
+        });
+    }
+    if under_way || unfinished.is_some() {
         let what = after_current
             .iter()
             .rev()
@@ -268,8 +298,24 @@ mod tests {
         went_live(&mut h, "1", "blue", None, true, 3);
         assert_eq!(entries(&h), ["1 blue replaced", "2 green rolled back", "1 blue live"]);
         // An interrupted switch to 3, resumed by a re-run, is one entry that goes live.
-        stopped(&mut h, "3", "green", Outcome::Interrupted, "after batch 1 of 3", 4);
-        stopped(&mut h, "3", "green", Outcome::Interrupted, "after batch 2 of 3", 5);
+        stopped(
+            &mut h,
+            "3",
+            "green",
+            Outcome::Interrupted,
+            "after batch 1 of 3",
+            false,
+            4,
+        );
+        stopped(
+            &mut h,
+            "3",
+            "green",
+            Outcome::Interrupted,
+            "after batch 2 of 3",
+            false,
+            5,
+        );
         went_live(&mut h, "3", "green", None, false, 6);
         assert_eq!(entries(&h)[2..], ["1 blue replaced", "3 green live"]);
         assert_eq!(h.last().unwrap().note, None);
@@ -311,7 +357,7 @@ mod tests {
         went_live(&mut h, "1", "blue", None, false, 1);
         went_live(&mut h, "2", "green", None, false, 2);
         // Release 3 did not become healthy: nothing switched, 2 stays live on green.
-        stopped(&mut h, "3", "blue", Outcome::Failed, "not healthy", 3);
+        stopped(&mut h, "3", "blue", Outcome::Failed, "not healthy", false, 3);
         let t = rollback_target(&settled("green", "2", h.clone()), None).unwrap();
         assert_eq!((t.release.as_str(), t.colour.as_str()), ("2", "green"), "{}", t.why);
         // Interrupted after batch 1 of 3 on the way to blue: back to green.
@@ -320,5 +366,24 @@ mod tests {
         s.status = "interrupted after batch 1 of 3".into();
         let t = rollback_target(&s, None).unwrap();
         assert_eq!((t.release.as_str(), t.colour.as_str()), ("2", "green"));
+    }
+
+    #[test]
+    fn a_rollback_interrupted_part_way_goes_on_when_run_again() {
+        let mut h = Vec::new();
+        went_live(&mut h, "1", "blue", None, false, 1);
+        went_live(&mut h, "2", "green", None, false, 2);
+        stopped(&mut h, "1", "blue", Outcome::Interrupted, "after batch 1 of 3", true, 3);
+        let mut s = settled("green", "2", h);
+        s.target = Some("blue".into());
+        s.status = "interrupted after batch 1 of 3".into();
+        let t = rollback_target(&s, None).unwrap();
+        assert_eq!((t.release.as_str(), t.colour.as_str()), ("1", "blue"), "{}", t.why);
+        // When it finishes, release 2 is the one rolled back.
+        went_live(&mut s.history, "1", "blue", None, true, 4);
+        assert_eq!(
+            entries(&s.history),
+            ["1 blue replaced", "2 green rolled back", "1 blue live"]
+        );
     }
 }

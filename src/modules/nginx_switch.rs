@@ -1230,7 +1230,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             );
             state.pending.clear();
             state.updated = now();
-            note_stopped(&mut state, &a.to, super::history::Outcome::Failed);
+            note_stopped(&mut state, &a, super::history::Outcome::Failed);
             record(ctx, &a, &state).await?;
             audit(
                 ctx,
@@ -1316,7 +1316,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 state.batches_done, state.batches_total
             );
             state.updated = now();
-            note_stopped(&mut state, &a.to, super::history::Outcome::Interrupted);
+            note_stopped(&mut state, &a, super::history::Outcome::Interrupted);
             record(ctx, &a, &state).await?;
             audit(ctx, &a, &state, &state.status).await;
             let mut r = ModuleResult::failed(format!(
@@ -1353,9 +1353,10 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
 
 /// The history's entry for a switch that stopped part-way (its status says why), when the
 /// release it moves to is known.
-fn note_stopped(state: &mut State, to: &str, outcome: super::history::Outcome) {
+fn note_stopped(state: &mut State, a: &Apply, outcome: super::history::Outcome) {
     if let Some(release) = state.target_release.clone().or(state.release.clone()) {
-        super::history::stopped(&mut state.history, &release, to, outcome, &state.status, now());
+        let note = state.status.clone();
+        super::history::stopped(&mut state.history, &release, &a.to, outcome, &note, a.rollback, now());
     }
 }
 
