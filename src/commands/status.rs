@@ -9,6 +9,9 @@ use crate::source::Sources;
 use crate::values::value_to_string;
 use std::io::Write;
 
+/// The releases of an app's history shown in the table (`--format json` has them all).
+const HISTORY_SHOWN: usize = 6;
+
 pub fn run(args: crate::cli::StatusArgs) -> Exit {
     let json = args.proxies.format == crate::cli::Format::Json;
     let (rows, failures) = match ask_proxies(args.proxies, async |conn, dir| states(conn, dir).await) {
@@ -52,6 +55,29 @@ pub fn run(args: crate::cli::StatusArgs) -> Exit {
             );
             if s.status != "live" {
                 let _ = writeln!(out, "{:<12} {:<16} status: {}", "", "", s.status);
+            }
+            if !s.history.is_empty() {
+                // Newest first: where things stand, then how they got there.
+                let shown: Vec<String> = s
+                    .history
+                    .iter()
+                    .rev()
+                    .take(HISTORY_SHOWN)
+                    .map(|r| format!("{} {} {}", r.release, r.colour, r.outcome.label()))
+                    .collect();
+                let more = s.history.len().saturating_sub(HISTORY_SHOWN);
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:<16} releases: {}{}",
+                    "",
+                    "",
+                    shown.join(" · "),
+                    if more > 0 {
+                        format!(" · ({more} older)")
+                    } else {
+                        String::new()
+                    }
+                );
             }
             if !s.pending.is_empty() {
                 let _ = writeln!(

@@ -18,6 +18,7 @@ macro_rules! apply_by {
 }
 
 mod app_claim;
+mod bluegreen;
 mod command;
 mod control;
 pub(crate) mod deploy_lock;
@@ -25,6 +26,7 @@ pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
 mod find;
+pub(crate) mod history;
 pub(crate) mod lines;
 pub mod lockstep;
 pub(crate) mod nginx_switch;

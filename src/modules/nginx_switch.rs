@@ -57,6 +57,8 @@ static NGINX_SWITCH: ModuleSpec = ModuleSpec {
         p("database"),
         p("container"),
         p("retire").kind(ParamKind::PerHost { provides: RETIRE_NAMES }),
+        p("config"),
+        p("rollback"),
     ],
     exclusive: &[
         ("batches", "batch_size"),
@@ -123,6 +125,17 @@ pub struct State {
     pub unretired: Vec<String>,
     /// Unix seconds of the last change.
     pub updated: u64,
+    /// The fingerprint of the live release's configuration (the task's `config`), so that a
+    /// deploy of the same release with another configuration is not "nothing to do".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// The fingerprint a switch under way moves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_config: Option<String>,
+    /// The app's releases, oldest first, bounded (`history::HISTORY_LEN`): what went live, what
+    /// failed or was interrupted or rolled back, and when. Empty in states older roll wrote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<super::history::Release>,
 }
 
 pub struct Apply {
@@ -145,6 +158,10 @@ pub struct Apply {
     retire: Option<Retire>,
     /// Backends already on the new colour whose old colour a failed retirement left running.
     unretired: Vec<String>,
+    /// The configuration's fingerprint, recorded with the release.
+    config: Option<String>,
+    /// A rollback: the release it leaves is recorded as rolled back, not replaced.
+    rollback: bool,
 }
 
 /// Before a batch goes live, every backend that moves in it must answer on its new colour's
@@ -1279,6 +1296,8 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         drain,
         retire,
         unretired,
+        config: args.str("config")?,
+        rollback: args.bool("rollback", false)?,
     };
     Ok(Plan::Change {
         preview,
@@ -1503,6 +1522,9 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         state.target_release = Some(r.clone());
         ctx.run.locks.note_release(&state.app, r);
     }
+    if a.config.is_some() {
+        state.target_config = a.config.clone();
+    }
     state.status = "switching".into();
     if let Some(note) = &a.planned.note {
         (ctx.progress)(Progress::Note {
@@ -1535,7 +1557,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             )
             .await;
             if batches.is_empty() {
-                settle(&mut state, &a.to);
+                settle(&mut state, &a);
             }
             state.updated = now();
             record(ctx, &a, &state).await?;
@@ -1632,6 +1654,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             );
             state.pending.clear();
             state.updated = now();
+            note_stopped(&mut state, &a, super::history::Outcome::Failed);
             record(ctx, &a, &state).await?;
             audit(
                 ctx,
@@ -1659,7 +1682,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             // Live on every proxy, the old colour still running until it is retired.
             state.unretired.extend(batch.iter().cloned());
         } else if k + 1 == batches.len() {
-            settle(&mut state, &a.to);
+            settle(&mut state, &a);
         }
         record(ctx, &a, &state).await?;
         audit(
@@ -1685,7 +1708,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             spent_retire = t.elapsed();
             state.unretired.clear();
             if k + 1 == batches.len() {
-                settle(&mut state, &a.to);
+                settle(&mut state, &a);
             }
             state.updated = now();
             record(ctx, &a, &state).await?;
@@ -1734,6 +1757,7 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 state.batches_done, state.batches_total
             );
             state.updated = now();
+            note_stopped(&mut state, &a, super::history::Outcome::Interrupted);
             record(ctx, &a, &state).await?;
             audit(ctx, &a, &state, &state.status).await;
             let mut r = ModuleResult::failed(format!(
@@ -1768,13 +1792,25 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         .with("live", state.live.as_str()))
 }
 
-/// The switch is done: every backend serves `to`.
-fn settle(state: &mut State, to: &str) {
-    state.live = to.to_string();
+/// The switch is done: every backend serves `to`, and the history says the release went live.
+fn settle(state: &mut State, a: &Apply) {
+    state.live = a.to.clone();
     state.target = None;
     state.plan.clear();
     state.release = state.target_release.take().or(state.release.take());
+    state.config = state.target_config.take().or(state.config.take());
     state.status = "live".into();
+    if let Some(release) = state.release.clone() {
+        let config = state.config.clone();
+        super::history::went_live(
+            &mut state.history,
+            &release,
+            &a.to,
+            config.as_deref(),
+            a.rollback,
+            now(),
+        );
+    }
 }
 
 /// A batch whose old colour did not retire: its traffic stays on the new colour (healthy, and
@@ -1805,6 +1841,15 @@ async fn retire_failed(ctx: &Ctx<'_>, a: &Apply, state: &mut State, batch: &[Str
     }
     r.data.insert("state".into(), crate::values::from_serde(&*state));
     Failure::Failed(Box::new(r))
+}
+
+/// The history's entry for a switch that stopped part-way (its status says why), when the
+/// release it moves to is known.
+fn note_stopped(state: &mut State, a: &Apply, outcome: super::history::Outcome) {
+    if let Some(release) = state.target_release.clone().or(state.release.clone()) {
+        let note = state.status.clone();
+        super::history::stopped(&mut state.history, &release, &a.to, outcome, &note, a.rollback, now());
+    }
 }
 
 /// Pause between batches; returns true if the run was interrupted meanwhile. With a wait, the

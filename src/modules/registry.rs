@@ -3,7 +3,8 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, app_claim, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe, stat,
+    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe,
+    stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -35,6 +36,8 @@ pub static MODULES: &[&dyn Module] = &[
     &deploy_lock::DeployLock,
     &nginx_switch::NginxSwitch,
     &app_claim::AppClaim,
+    &bluegreen::BluegreenFacts,
+    &bluegreen::BluegreenRecord,
 ];
 
 /// The module a task names, by its short or qualified name (`command`,

@@ -143,6 +143,9 @@ pub struct ModuleSpec {
     /// Pairs that cannot be given together.
     pub exclusive: &'static [(&'static str, &'static str)],
     pub capabilities: &'static [Capability],
+    /// The facts it always sets on the host (`roll.bluegreen_facts` sets `bluegreen`): the
+    /// checker knows them as defined in later tasks.
+    pub facts: &'static [&'static str],
 }
 
 impl ModuleSpec {
@@ -157,6 +160,7 @@ impl ModuleSpec {
             one_of: &[],
             exclusive: &[],
             capabilities: &[],
+            facts: &[],
         }
     }
 

@@ -131,6 +131,9 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                     {
                         known.extend(m.args.iter().map(|(k, _)| k.clone()));
                     }
+                    if let Body::Module(m) = &t.body {
+                        known.extend(m.spec().facts.iter().map(|f| f.to_string()));
+                    }
                 });
             }
         }
@@ -220,6 +223,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
         );
     }
     out.limit = limit.zip(limit_hosts).map(|(l, h)| (l.to_string(), h));
+    once_per_variable(&mut diags);
     if diags.is_empty() { Ok(out) } else { Err(diags) }
 }
 
@@ -443,6 +447,76 @@ fn undefined(name: &str, span: Span, known: &HashSet<String>) -> Diagnostic {
         .or_help("define it in the inventory, group_vars, the play's `vars`, or with `-e`")
 }
 
+/// The label under a `mandatory` use of a variable nothing defines.
+const MANDATORY: &str = "mandatory here";
+
+/// A variable `name | mandatory('why')` requires, that nothing defines: its message is the help.
+fn required(name: &str, span: Span, why: Option<String>) -> Diagnostic {
+    let d = Diagnostic::at(format!("undefined variable `{name}`"), span).with_label(MANDATORY);
+    match why {
+        Some(w) => d.with_help(w),
+        None => d.with_help(format!(
+            "it is mandatory: define it in the inventory or the play, or pass `-e {name}=...`"
+        )),
+    }
+}
+
+/// One diagnostic per undefined variable: its `mandatory` use when there is one (whose message
+/// says what the variable is for), else the first, with how many other uses there are.
+fn once_per_variable(diags: &mut Diagnostics) {
+    let mut seen: Vec<(String, usize, usize)> = Vec::new();
+    let mut kept = Vec::new();
+    for d in std::mem::take(&mut diags.items) {
+        if !d.message.starts_with("undefined variable `") {
+            kept.push(d);
+            continue;
+        }
+        match seen.iter_mut().find(|(m, _, _)| *m == d.message) {
+            Some((_, first, more)) => {
+                *more += 1;
+                let k: &mut Diagnostic = &mut kept[*first];
+                if d.label.as_deref() == Some(MANDATORY) && k.label.as_deref() != Some(MANDATORY) {
+                    *k = d;
+                }
+            }
+            None => {
+                seen.push((d.message.clone(), kept.len(), 0));
+                kept.push(d);
+            }
+        }
+    }
+    for (_, first, more) in seen {
+        if more > 0 {
+            let d = &mut kept[first];
+            let also = format!(
+                "(it is used {more} more time{} as well)",
+                if more == 1 { "" } else { "s" }
+            );
+            d.help = Some(match d.help.take() {
+                Some(h) => format!("{h} {also}"),
+                None => also,
+            });
+        }
+    }
+    diags.items = kept;
+}
+
+/// The message of `name | mandatory('MESSAGE')` in `text`, if it has one.
+fn mandatory_message(text: &str, name: &str) -> Option<String> {
+    let re = regex::Regex::new(&format!(
+        r#"\b{}\b\s*\|\s*mandatory\s*\(\s*(?:'([^']*)'|"([^"]*)")"#,
+        regex::escape(name)
+    ))
+    .ok()?;
+    let c = re.captures(text)?;
+    c.get(1).or(c.get(2)).map(|m| m.as_str().to_string())
+}
+
+/// Whether `text` uses `name | mandatory`.
+fn is_mandatory(text: &str, name: &str) -> bool {
+    regex::Regex::new(&format!(r"\b{}\b\s*\|\s*mandatory\b", regex::escape(name))).is_ok_and(|re| re.is_match(text))
+}
+
 /// Check every templated string in a node: syntax, and variables that nothing defines.
 fn check_node(
     sources: &Sources,
@@ -464,7 +538,12 @@ fn check_node(
             }
             for name in templar.undeclared(s) {
                 if !known.contains(&name) && !guarded(s, &name) {
-                    diags.push(undefined(&name, name_span(sources, node.span, &name), known));
+                    let span = name_span(sources, node.span, &name);
+                    diags.push(if is_mandatory(s, &name) {
+                        required(&name, span, mandatory_message(s, &name))
+                    } else {
+                        undefined(&name, span, known)
+                    });
                 }
             }
         }
@@ -506,7 +585,12 @@ fn check_expr_str(
     }
     for name in templar.undeclared(&format!("{{{{ {e} }}}}")) {
         if !known.contains(&name) && !guarded(e, &name) {
-            diags.push(undefined(&name, name_span(sources, span, &name), known));
+            let at = name_span(sources, span, &name);
+            diags.push(if is_mandatory(e, &name) {
+                required(&name, at, mandatory_message(e, &name))
+            } else {
+                undefined(&name, at, known)
+            });
         }
     }
 }
@@ -523,10 +607,11 @@ fn name_span(sources: &Sources, span: Span, name: &str) -> Span {
 }
 
 /// Whether every use of `name` may be undefined on purpose: `name | default(...)`,
-/// `name is defined`. Such variables are not required to exist anywhere.
+/// `name is defined`. Such variables are not required to exist anywhere (`mandatory` ones are:
+/// nothing defining one is found before any host is touched).
 fn guarded(text: &str, name: &str) -> bool {
     let re = regex::Regex::new(&format!(
-        r"\b{}\b((\.\w+)|(\[[^\]]*\]))*\s*(\|\s*(default|d|mandatory)\b|is\s+(not\s+)?(defined|undefined)\b)",
+        r"\b{}\b((\.\w+)|(\[[^\]]*\]))*\s*(\|\s*(default|d)\b|is\s+(not\s+)?(defined|undefined)\b)",
         regex::escape(name)
     ));
     re.is_ok_and(|re| re.is_match(text))

@@ -178,9 +178,11 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
         walk(v, &mut out)?;
         Ok(Value::from(out))
     });
-    env.add_filter("mandatory", |v: Value| -> Result<Value, Error> {
+    // Ansible's `mandatory(msg)`: the message says what to give instead.
+    env.add_filter("mandatory", |v: Value, msg: Option<String>| -> Result<Value, Error> {
         if v.is_undefined() {
-            Err(Error::new(ErrorKind::UndefinedError, "mandatory variable not defined"))
+            let msg = msg.unwrap_or_else(|| "mandatory variable not defined".into());
+            Err(Error::new(ErrorKind::UndefinedError, msg))
         } else {
             Ok(v)
         }

@@ -29,7 +29,7 @@ fn site_files(sb: &Sandbox) -> Vec<String> {
 
 #[test]
 fn two_apps_share_a_proxy_through_deploys_and_a_rollback_and_a_third_claiming_webs_site_is_refused() {
-    let _turn = crate::rollout::serial();
+    let _turn = crate::common::sandbox::serial();
     let sb = Sandbox::up(
         "ap",
         3,
@@ -150,7 +150,7 @@ fn two_apps_share_a_proxy_through_deploys_and_a_rollback_and_a_third_claiming_we
 
 #[test]
 fn a_limit_that_cuts_an_app_off_from_its_proxy_is_refused_by_the_dry_run_and_the_run_alike() {
-    let _turn = crate::rollout::serial();
+    let _turn = crate::common::sandbox::serial();
     let sb = Sandbox::up("lm", 3, 1, serde_json::json!({}));
     let first = sb.play("deploy.yml", &["release=1"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));

@@ -545,10 +545,22 @@ fn shipped_playbooks_check_clean_against_the_example_inventories() {
         ("playbooks/rollback.yml", "sandbox"),
         ("playbooks/sandbox.yml", "sandbox"),
     ] {
-        let out = run(root, &["play", pb, "-i", inv, "--syntax-check"]);
+        // A deploy names its release (there is no default: `rollback::a_deploy_without_a_release...`).
+        let out = run(root, &["play", pb, "-i", inv, "--syntax-check", "-e", "release=1"]);
         assert_eq!(out.status.code(), Some(0), "{pb} -i {inv}: {}", stderr(&out));
     }
-    let hosts = run(root, &["play", "playbooks/deploy.yml", "-i", "prod", "--list-hosts"]);
+    let hosts = run(
+        root,
+        &[
+            "play",
+            "playbooks/deploy.yml",
+            "-i",
+            "prod",
+            "--list-hosts",
+            "-e",
+            "release=1",
+        ],
+    );
     let text = stdout(&hosts);
     assert_eq!(text.matches("    hosts (20):").count(), 2, "{text}");
     assert_eq!(text.matches("    hosts (2):").count(), 2, "{text}");

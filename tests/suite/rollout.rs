@@ -14,12 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The rollout tests take their turn: each runs a fleet, containers and nginx under load, and
-/// their traffic shares are judged on a clock that two cores shared three ways would smear.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    sandbox::serial()
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -180,8 +176,19 @@ fn a_release_that_never_becomes_healthy_switches_nothing_and_is_stopped() {
         !out.contains("TASK [Switch the nginx upstream"),
         "the switch must not run: {out}"
     );
-    // Nothing switched: the same state and upstream; traffic only ever saw blue 1.
-    assert_eq!(sb.state(0).unwrap(), state_before);
+    // Nothing switched: the same state and upstream, the history saying that release 2 failed;
+    // traffic only ever saw blue 1.
+    let mut state = sb.state(0).unwrap();
+    let history = state.as_object_mut().unwrap().remove("history").unwrap();
+    let mut before = state_before.clone();
+    before.as_object_mut().unwrap().remove("history");
+    assert_eq!(state, before);
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["release"].as_str(), last["outcome"].as_str()),
+        (Some("2"), Some("failed")),
+        "{history}"
+    );
     assert_eq!(sb.upstream(0), upstream_before);
     assert!(!seen.is_empty());
     assert!(

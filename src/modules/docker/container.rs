@@ -70,40 +70,6 @@ fn config_hash(config_text: &str) -> String {
         .collect()
 }
 
-/// Whether `cur` was made from `config`: its hash label says so, or would once the labels it
-/// carries from its image are taken out of `config`'s. Every container has its image's labels,
-/// so naming them again (as a rollback that copies a container's labels does) is not another
-/// configuration: image labels are not config.
-fn same_config(cur: &Json, config: &Json, hash: &str) -> bool {
-    let had = cur["Config"]["Labels"][HASH_LABEL].as_str();
-    if had == Some(hash) {
-        return true;
-    }
-    let (Some(had), Some(on), Some(given)) = (had, cur["Config"]["Labels"].as_object(), config["labels"].as_object())
-    else {
-        return false;
-    };
-    // The labels it was given are recorded in its config label; the rest came from its image.
-    let recorded: Json = cur["Config"]["Labels"][CONFIG_LABEL]
-        .as_str()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or(Json::Null);
-    let from_image = |k: &str, v: &Json| {
-        k != HASH_LABEL && k != CONFIG_LABEL && recorded["labels"].get(k).is_none() && on.get(k) == Some(v)
-    };
-    let own: serde_json::Map<String, Json> = given
-        .iter()
-        .filter(|(k, v)| !from_image(k, v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if own.len() == given.len() {
-        return false;
-    }
-    let mut without = config.clone();
-    without["labels"] = Json::Object(own);
-    serde_json::to_string(&without).is_ok_and(|t| config_hash(&t) == had)
-}
-
 /// How to wait for a started container to serve.
 #[derive(Debug, Clone)]
 pub struct Health {
@@ -165,6 +131,32 @@ fn map(v: Option<&Value>, what: &str) -> Result<BTreeMap<String, String>, String
     Ok(out)
 }
 
+/// The labels the task sets, without roll's own config labels (a task that passes back a
+/// container's `Config.Labels` has them).
+fn config_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| *k != HASH_LABEL && *k != CONFIG_LABEL)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Whether the configuration a container was created with (its `roll.config` label) is the
+/// wanted one once the labels its image carries are left out of both: docker gives a container
+/// its image's labels, so a task that passes back a container's `Config.Labels` (image labels
+/// included) asks for the container it has, which is started, not replaced. The hash alone
+/// cannot say so: it is made before a pulled image's labels are known.
+fn same_but_image_labels(recorded: &Json, wanted: &Json, image_labels: &Json) -> bool {
+    let strip = |c: &Json| -> Json {
+        let mut c = c.clone();
+        if let Some(l) = c.get_mut("labels").and_then(Json::as_object_mut) {
+            l.retain(|k, v| image_labels.get(k) != Some(&*v));
+        }
+        c
+    };
+    !recorded.is_null() && !image_labels.is_null() && strip(recorded) == strip(wanted)
+}
+
 fn short_hash(s: &[u8]) -> String {
     let d = Sha256::digest(s);
     d.iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -202,9 +194,9 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         })?),
         None => None,
     };
-    let (current, local_image) = match (&image_arg, state.as_str()) {
+    let (current, local_image, image_labels) = match (&image_arg, state.as_str()) {
         (Some(image), s) if s != "absent" => super::inspect_container_and_image(ctx, &name, image).await?,
-        _ => (inspect(ctx, "container", &name).await?, None),
+        _ => (inspect(ctx, "container", &name).await?, None, Json::Null),
     };
     if state == "absent" {
         let Some(cur) = current else {
@@ -309,6 +301,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         Some(_) => return Err("`networks` must be a list".to_string().into()),
     };
     let labels = map(args.get("labels"), "labels")?;
+    let hashed_labels = config_labels(&labels);
     let log_options = map(args.get("log_options"), "log_options")?;
     let healthcheck = match args.get("healthcheck") {
         None => Json::Null,
@@ -324,7 +317,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         "volumes": volumes,
         "networks": networks,
         "network_mode": args.str("network_mode")?,
-        "labels": labels,
+        "labels": hashed_labels,
         "restart_policy": args.str("restart_policy")?,
         "healthcheck": healthcheck,
         "stop_signal": args.str("stop_signal")?,
@@ -343,7 +336,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         format!("{HASH_LABEL}={hash}"),
     ];
     run.extend(["--label".into(), format!("{CONFIG_LABEL}={config_text}")]);
-    for (k, v) in &labels {
+    for (k, v) in labels.iter().filter(|(k, _)| *k != HASH_LABEL && *k != CONFIG_LABEL) {
         run.extend(["--label".into(), format!("{k}={v}")]);
     }
     for p in &ports {
@@ -482,8 +475,16 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     }
     let recreate = args.bool("recreate", false)?;
     let want_running = state == "started";
+    let matches = |cur: &Json| {
+        let recorded: Json = cur["Config"]["Labels"][CONFIG_LABEL]
+            .as_str()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(Json::Null);
+        cur["Config"]["Labels"][HASH_LABEL].as_str() == Some(hash.as_str())
+            || same_but_image_labels(&recorded, &config, &image_labels)
+    };
     match current {
-        Some(cur) if !recreate && same_config(&cur, &config, &hash) => {
+        Some(cur) if !recreate && matches(&cur) => {
             let running = cur["State"]["Running"].as_bool().unwrap_or(false);
             let op = match (state.as_str(), running) {
                 ("started", false) => Op::Start,
@@ -833,29 +834,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_a_container_has_from_its_image_are_not_config() {
-        let made = json!({ "image": "demo:1", "labels": { "roll.release": "1" } });
-        let made_text = serde_json::to_string(&made).unwrap();
-        let cur = json!({ "Config": { "Labels": {
-            HASH_LABEL: config_hash(&made_text),
-            CONFIG_LABEL: made_text,
-            "roll.release": "1",
-            "org.opencontainers.image.title": "demo",
-        } } });
-        let hash = |c: &Json| config_hash(&serde_json::to_string(c).unwrap());
-        assert!(same_config(&cur, &made, &hash(&made)));
-        // Its labels copied back, the image's among them: the same container.
-        let copied = json!({ "image": "demo:1", "labels": {
-            "roll.release": "1", "org.opencontainers.image.title": "demo" } });
-        assert!(same_config(&cur, &copied, &hash(&copied)));
-        // An image label with another value, a label of its own, or another image is not.
-        for other in [
-            json!({ "image": "demo:1", "labels": { "roll.release": "1", "org.opencontainers.image.title": "x" } }),
-            json!({ "image": "demo:1", "labels": { "roll.release": "2", "org.opencontainers.image.title": "demo" } }),
-            json!({ "image": "demo:2", "labels": { "roll.release": "1", "org.opencontainers.image.title": "demo" } }),
-        ] {
-            assert!(!same_config(&cur, &other, &hash(&other)), "{other}");
-        }
+    fn image_labels_and_roll_config_labels_are_not_configuration() {
+        let given: BTreeMap<String, String> = [("roll.release", "2"), (HASH_LABEL, "abc"), (CONFIG_LABEL, "{}")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(config_labels(&given).keys().collect::<Vec<_>>(), ["roll.release"]);
+        let image = json!({ "release": "2", "org.opencontainers.image.title": "roll-demo" });
+        let recorded = json!({ "image": "demo:2", "labels": { "roll.release": "2" } });
+        // The container's own labels passed back, image labels included: the same container.
+        let passed_back = json!({ "image": "demo:2", "labels": { "roll.release": "2", "release": "2" } });
+        assert!(same_but_image_labels(&recorded, &passed_back, &image));
+        // A label the image has with another value is the task's own; another image is another.
+        let other_value = json!({ "image": "demo:2", "labels": { "roll.release": "2", "release": "3" } });
+        assert!(!same_but_image_labels(&recorded, &other_value, &image));
+        let other_image = json!({ "image": "demo:3", "labels": { "roll.release": "2" } });
+        assert!(!same_but_image_labels(&recorded, &other_image, &image));
     }
 
     #[test]

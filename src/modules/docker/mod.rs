@@ -76,13 +76,13 @@ pub(crate) async fn inspect(ctx: &Ctx<'_>, kind: &str, name: &str) -> Result<Opt
     Ok(v.as_array().and_then(|a| a.first()).cloned())
 }
 
-/// A container and an image in one `docker inspect` (one round trip, one docker process):
-/// the usual "is anything to do?" question of `docker_container`.
+/// A container and an image (its ID and labels) in one `docker inspect` (one round trip, one
+/// docker process): the usual "is anything to do?" question of `docker_container`.
 pub(crate) async fn inspect_container_and_image(
     ctx: &Ctx<'_>,
     container: &str,
     image: &str,
-) -> Result<(Option<serde_json::Value>, Option<String>), Failure> {
+) -> Result<(Option<serde_json::Value>, Option<String>, serde_json::Value), Failure> {
     let args = ["inspect", container, image];
     let out = docker_raw(ctx, &args, None).await?;
     let err = out.stderr_text();
@@ -93,14 +93,16 @@ pub(crate) async fn inspect_container_and_image(
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Array(vec![]));
     let mut cont = None;
     let mut image_id = None;
+    let mut image_labels = serde_json::Value::Null;
     for v in list.as_array().into_iter().flatten() {
         if v.get("State").is_some() {
             cont = Some(v.clone());
         } else if v.get("RepoTags").is_some() {
             image_id = v["Id"].as_str().map(str::to_string);
+            image_labels = v["Config"]["Labels"].clone();
         }
     }
-    Ok((cont, image_id))
+    Ok((cont, image_id, image_labels))
 }
 
 /// What an image reference resolves to.

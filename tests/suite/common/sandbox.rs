@@ -11,6 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// The sandbox tests take their turn: each runs a fleet, containers and nginx under load, and
+/// their traffic is judged on a clock that two cores shared several ways would smear.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Sandbox {
     pub dir: PathBuf,
     pub inventory: PathBuf,
@@ -236,6 +244,54 @@ impl Sandbox {
             .collect();
         v.sort();
         v
+    }
+
+    /// Containers of this test: name → ID.
+    pub fn container_ids(&self) -> std::collections::BTreeMap<String, String> {
+        let out = Command::new("docker")
+            .args(["ps", "-a", "--no-trunc", "--filter", &format!("label={}", self.label)])
+            .args(["--format", "{{.Names}} {{.ID}}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, id)| (n.to_string(), id.to_string()))
+            .collect()
+    }
+
+    /// Build release `tag` of the demo image and push it to this sandbox's registry (only there,
+    /// so hosts really pull it), labelled for clean-up.
+    pub fn push_release(&self, tag: &str) {
+        let image = format!("{}/roll-demo:{tag}", self.registry.addr);
+        let built = Command::new(repo().join("scripts/demo-image"))
+            .args([format!("{}/roll-demo", self.registry.addr).as_str(), tag])
+            .env("DEMO_IMAGE_LABELS", &self.label)
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "demo image: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let p = super::docker::docker(&["push", "--quiet", &image]);
+        assert!(p.status.success(), "push: {}", String::from_utf8_lossy(&p.stderr));
+        super::docker::docker(&["image", "rm", &image]);
+    }
+
+    /// The tags of the demo image in the (shared) Docker engine.
+    pub fn image_tags(&self) -> Vec<String> {
+        let repo = format!("{}/roll-demo", self.registry.addr);
+        let out = Command::new("docker")
+            .args(["images", "--format", "{{.Tag}}", &repo])
+            .output()
+            .unwrap();
+        let mut tags: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        tags.sort();
+        tags
     }
 
     /// Wait until `f` holds for proxy `k`'s state (or panic after `limit`).
