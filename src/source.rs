@@ -278,11 +278,24 @@ impl SourceDir {
 /// playbook's directory, `templates/` (or `files/`) beside the playbook's directory (the
 /// repository layout with `playbooks/` and `templates/` side by side), then the working directory.
 pub fn find_source(playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<PathBuf> {
+    find_source_in(None, playbook_dir, src, dir)
+}
+
+/// `find_source` for a task of a role: the role's `templates/` (or `files/`), the role's
+/// directory and its `tasks/` come first, as in Ansible.
+pub fn find_source_in(role_dir: Option<&Path>, playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<PathBuf> {
     let p = Path::new(src);
     if p.is_absolute() {
         return p.is_file().then(|| p.to_path_buf());
     }
     let sub = dir.name();
+    if let Some(r) = role_dir
+        && let Some(found) = [r.join(sub).join(p), r.join(p), r.join("tasks").join(p)]
+            .into_iter()
+            .find(|c| c.is_file())
+    {
+        return Some(found);
+    }
     let sibling = playbook_dir.join("..").join(sub).join(p);
     [
         playbook_dir.join(sub).join(p),

@@ -327,7 +327,7 @@ fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, 
 
 fn list_task(t: &Task, out: &mut String) {
     match &t.body {
-        Body::Module(_) | Body::Meta(_) => out.push_str(&format!(
+        Body::Module(_) | Body::Meta(_) | Body::Include(_) => out.push_str(&format!(
             "      {}\tTAGS: [{}]\n",
             t.display_name(),
             t.kw.tags.join(", ")

@@ -98,6 +98,12 @@ struct HostState {
     ended: bool,
     /// Handler names and `listen` topics notified and not yet run.
     notified: Vec<String>,
+    /// Results other than skipped, counted: a role whose tasks ran on a host has run there.
+    ran: u64,
+    /// The identities of the roles that have run on the host in this play.
+    roles_done: Vec<String>,
+    /// `meta: end_role` held the host back until its role's block ends.
+    role_ended: bool,
 }
 
 pub(crate) struct PlayCtx<'a> {
@@ -258,6 +264,8 @@ impl Runner {
             let mut state: HashMap<usize, HostState> = batch.iter().map(|h| (*h, HostState::default())).collect();
             let mut pvars = PlayVars {
                 vars: play.vars.clone(),
+                role_defaults: play.role_defaults.clone(),
+                role_exports: play.role_exports.clone(),
                 play_hosts_all: all_value.clone(),
                 play_batch: Value::from(names(&batch)),
                 check_mode: self.opts.check,
@@ -305,7 +313,11 @@ impl Runner {
         batch
             .iter()
             .copied()
-            .filter(|h| state.get(h).is_some_and(|s| !s.failed && !s.unreachable && !s.ended))
+            .filter(|h| {
+                state
+                    .get(h)
+                    .is_some_and(|s| !s.failed && !s.unreachable && !s.ended && !s.role_ended)
+            })
             .collect()
     }
 
@@ -330,6 +342,62 @@ impl Runner {
                     return Flow::Next;
                 }
                 match &task.body {
+                    Body::Include(inc) => {
+                        if !self.started.load(Ordering::SeqCst)
+                            && !contains_start(task, self.opts.start_at_task.as_deref())
+                        {
+                            continue;
+                        }
+                        if !self.tags_selected(&task.kw.tags) {
+                            continue;
+                        }
+                        let flow = self.run_include(ctx, task, inc, state, batch, &active, rescuable).await;
+                        if flow != Flow::Next {
+                            return flow;
+                        }
+                    }
+                    Body::Block { .. } if task.role_instance => {
+                        // One use of a role: a host it has already run on skips it, unless the
+                        // role allows duplicates (Ansible's `role_complete`).
+                        let Some(role) = &task.role else { continue };
+                        let mut parked = Vec::new();
+                        if !role.allow_duplicates {
+                            for h in &active {
+                                if let Some(s) = state.get_mut(h)
+                                    && s.roles_done.contains(&role.identity)
+                                {
+                                    s.ended = true;
+                                    parked.push(*h);
+                                }
+                            }
+                        }
+                        let entered: Vec<(usize, u64)> = self
+                            .active(state, batch)
+                            .into_iter()
+                            .map(|h| (h, state[&h].ran))
+                            .collect();
+                        let mut plain = task.clone();
+                        plain.role_instance = false;
+                        let flow = self
+                            .run_list(ctx, std::slice::from_ref(&plain), state, batch, rescuable)
+                            .await;
+                        for (h, before) in entered {
+                            if let Some(s) = state.get_mut(&h) {
+                                s.role_ended = false;
+                                if s.ran > before && !s.roles_done.contains(&role.identity) {
+                                    s.roles_done.push(role.identity.clone());
+                                }
+                            }
+                        }
+                        for h in parked {
+                            if let Some(s) = state.get_mut(&h) {
+                                s.ended = false;
+                            }
+                        }
+                        if flow != Flow::Next {
+                            return flow;
+                        }
+                    }
                     Body::Block { block, rescue, always } => {
                         if !self.started.load(Ordering::SeqCst)
                             && !contains_start(task, self.opts.start_at_task.as_deref())
@@ -409,7 +477,7 @@ impl Runner {
                     }
                     Body::Module(_) | Body::Meta(_) => {
                         if !self.started.load(Ordering::SeqCst) {
-                            if Some(task.display_name().as_str()) == self.opts.start_at_task.as_deref() {
+                            if self.opts.start_at_task.as_deref().is_some_and(|n| task.is_named(n)) {
                                 self.started.store(true, Ordering::SeqCst);
                             } else {
                                 continue;
@@ -450,7 +518,33 @@ impl Runner {
                                         }
                                     }
                                 }
-                                MetaAction::EndPlay | MetaAction::Noop => {}
+                                MetaAction::EndBatch
+                                    if active.iter().any(|&h| host::condition_holds(self, ctx, task, h)) =>
+                                {
+                                    return Flow::EndPlay;
+                                }
+                                MetaAction::EndRole => {
+                                    for &h in &active {
+                                        if host::condition_holds(self, ctx, task, h)
+                                            && let Some(s) = state.get_mut(&h)
+                                        {
+                                            s.role_ended = true;
+                                        }
+                                    }
+                                }
+                                MetaAction::ResetConnection => {
+                                    // The next command opens a new connection (new groups and
+                                    // login settings take effect), as Ansible's reset does.
+                                    let names: Vec<String> = active
+                                        .iter()
+                                        .map(|&h| self.vars.inventory.hosts[h].name.clone())
+                                        .collect();
+                                    self.connector.reset(&names).await;
+                                }
+                                // roll's inventory is read once; role completion is tracked
+                                // by the role's block.
+                                MetaAction::RefreshInventory | MetaAction::RoleComplete => {}
+                                MetaAction::EndPlay | MetaAction::EndBatch | MetaAction::Noop => {}
                             }
                             continue;
                         }
@@ -458,6 +552,9 @@ impl Runner {
                         let mut fatal = false;
                         for o in outs {
                             let s = state.entry(o.host).or_default();
+                            if o.status != Status::Skipped {
+                                s.ran += 1;
+                            }
                             match o.status {
                                 Status::Failed if !o.ignored => s.failed = true,
                                 Status::Unreachable => s.unreachable = true,
@@ -482,6 +579,150 @@ impl Runner {
             }
             Flow::Next
         })
+    }
+
+    /// An `include_tasks`/`include_role` on the active hosts: its `when` once per host, its
+    /// loop, then the included tasks for each group of hosts that got the same file and item,
+    /// in the order they first appear (as Ansible groups included files).
+    #[allow(clippy::too_many_arguments)]
+    async fn run_include(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inc: &crate::playbook::Include,
+        state: &mut HashMap<usize, HostState>,
+        batch: &[usize],
+        active: &[usize],
+        rescuable: bool,
+    ) -> Flow {
+        let shown = match (&task.name, inc.kind) {
+            (None, crate::playbook::IncludeKind::Role) => {
+                format!("{} : {}", inc.written, inc.target.scalar_text().unwrap_or_default())
+            }
+            _ => host::display_name(self, ctx, task, active[0]),
+        };
+        self.emit(Event::TaskStart {
+            name: shown.clone(),
+            handler: false,
+        });
+        let started = std::time::Instant::now();
+        let mut groups: Vec<(String, Option<Value>, Vec<usize>)> = Vec::new();
+        let mut fatal = false;
+        for &h in active {
+            let host_name = self.vars.inventory.hosts[h].name.clone();
+            match host::include_targets(self, ctx, task, inc, h) {
+                Ok(None) => {
+                    self.emit(Event::host(events::HostResult::skipped(&host_name)));
+                    self.stat(h, |s| s.skipped += 1);
+                }
+                Ok(Some(targets)) => {
+                    for (target, item) in targets {
+                        self.stat(h, |s| s.ok += 1);
+                        if let Some(s) = state.get_mut(&h) {
+                            s.ran += 1;
+                        }
+                        match groups.iter_mut().find(|(t, i, _)| *t == target && *i == item) {
+                            Some(g) => g.2.push(h),
+                            None => groups.push((target, item, vec![h])),
+                        }
+                    }
+                }
+                Err(msg) => {
+                    self.emit(Event::host(events::HostResult::failed(&host_name, &msg)));
+                    self.stat(h, |s| s.failed += 1);
+                    if let Some(s) = state.get_mut(&h) {
+                        s.failed = true;
+                    }
+                    fatal |= !rescuable && self.errors_fatal(ctx, task, h);
+                }
+            }
+        }
+        for (target, item, hosts) in &groups {
+            let shown_target = match inc.kind {
+                crate::playbook::IncludeKind::Tasks => {
+                    let p = std::path::Path::new(target);
+                    let full = if p.is_absolute() {
+                        p.to_path_buf()
+                    } else {
+                        inc.base.join(p)
+                    };
+                    full.canonicalize().unwrap_or(full).display().to_string()
+                }
+                crate::playbook::IncludeKind::Role => target.clone(),
+            };
+            self.emit(Event::Included {
+                target: shown_target,
+                hosts: hosts
+                    .iter()
+                    .map(|&h| self.vars.inventory.hosts[h].name.clone())
+                    .collect(),
+                item: item.as_ref().map(crate::values::value_to_string),
+            });
+        }
+        self.emit(Event::TaskEnd {
+            name: shown,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        if fatal {
+            return abort_batch(state, batch);
+        }
+        for (target, item, hosts) in groups {
+            let tasks = match &inc.tasks {
+                Some(t) => t.clone(),
+                None => match crate::playbook::load_include(&self.sources, &ctx.play.dir, inc, &target) {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        for &h in &hosts {
+                            let name = self.vars.inventory.hosts[h].name.clone();
+                            self.emit(Event::host(events::HostResult::failed(&name, &msg)));
+                            self.stat(h, |s| s.failed += 1);
+                            if let Some(s) = state.get_mut(&h) {
+                                s.failed = true;
+                            }
+                        }
+                        continue;
+                    }
+                },
+            };
+            let tasks = match item {
+                None => tasks,
+                Some(item) => {
+                    let mut p = VarMap::new();
+                    p.insert(task.loop_control.loop_var.clone(), item.clone());
+                    p.insert(
+                        "ansible_loop_var".into(),
+                        Value::from(task.loop_control.loop_var.as_str()),
+                    );
+                    let p = Arc::new(p);
+                    tasks
+                        .into_iter()
+                        .map(|mut t| {
+                            crate::playbook::add_params(&mut t, &p);
+                            t
+                        })
+                        .collect()
+                }
+            };
+            let mut parked = Vec::new();
+            for h in self.active(state, batch) {
+                if !hosts.contains(&h)
+                    && let Some(s) = state.get_mut(&h)
+                {
+                    s.ended = true;
+                    parked.push(h);
+                }
+            }
+            let flow = self.run_list(ctx, &tasks, state, batch, rescuable).await;
+            for h in parked {
+                if let Some(s) = state.get_mut(&h) {
+                    s.ended = false;
+                }
+            }
+            if flow != Flow::Next {
+                return flow;
+            }
+        }
+        Flow::Next
     }
 
     /// Whether a failure of `host` in `task` stops the run: `any_errors_fatal` on the play or
@@ -646,6 +887,7 @@ impl Runner {
     async fn flush_handlers(&self, ctx: &PlayCtx<'_>, state: &mut HashMap<usize, HostState>, batch: &[usize]) {
         for handler in &ctx.play.handlers {
             let name = handler.name.as_ref().and_then(|n| n.scalar_text());
+            let full = handler.role.as_ref().map(|_| handler.display_name());
             let hosts: Vec<usize> = batch
                 .iter()
                 .copied()
@@ -654,7 +896,7 @@ impl Runner {
                     let notified = s
                         .notified
                         .iter()
-                        .any(|n| Some(n) == name.as_ref() || handler.listen.contains(n));
+                        .any(|n| Some(n) == name.as_ref() || Some(n) == full.as_ref() || handler.listen.contains(n));
                     notified
                         && !s.unreachable
                         && !s.ended
@@ -682,8 +924,9 @@ impl Runner {
             }
             for h in &hosts {
                 if let Some(s) = state.get_mut(h) {
-                    s.notified
-                        .retain(|n| Some(n) != name.as_ref() && !handler.listen.contains(n));
+                    s.notified.retain(|n| {
+                        Some(n) != name.as_ref() && Some(n) != full.as_ref() && !handler.listen.contains(n)
+                    });
                 }
             }
         }
@@ -814,6 +1057,8 @@ enum Flow {
 fn clone_play_vars(p: &PlayVars) -> PlayVars {
     PlayVars {
         vars: p.vars.clone(),
+        role_defaults: p.role_defaults.clone(),
+        role_exports: p.role_exports.clone(),
         play_hosts_all: p.play_hosts_all.clone(),
         play_batch: p.play_batch.clone(),
         check_mode: p.check_mode,
@@ -823,7 +1068,7 @@ fn clone_play_vars(p: &PlayVars) -> PlayVars {
 fn contains_start(task: &Task, name: Option<&str>) -> bool {
     let mut found = false;
     task.walk(&mut |t: &Task| {
-        if Some(t.display_name().as_str()) == name {
+        if name.is_some_and(|n| t.is_named(n)) {
             found = true;
         }
     });

@@ -376,11 +376,29 @@ impl RunVars {
 #[derive(Default)]
 pub struct PlayVars {
     pub vars: Arc<VarMap>,
+    /// The defaults of the play's public roles: below everything else.
+    pub role_defaults: Arc<VarMap>,
+    /// The `vars/` the play's public roles export: above `vars` and `vars_files`.
+    pub role_exports: Arc<VarMap>,
     /// `ansible_play_hosts_all`: every host of the play.
     pub play_hosts_all: Value,
     /// `ansible_play_batch` / `play_hosts`: the hosts of the current `serial` batch that are still active.
     pub play_batch: Value,
     pub check_mode: bool,
+}
+
+/// What a task brings to its scope besides the play and the host, in Ansible's precedence:
+/// its role's defaults (above the play's role defaults, below the inventory), its role's vars
+/// (above the play's exported role vars), block and task `vars`, then role params and include
+/// params (above `set_fact`).
+#[derive(Debug, Clone, Default)]
+pub struct TaskVars {
+    pub role_defaults: Option<Arc<VarMap>>,
+    pub role_vars: Option<Arc<VarMap>>,
+    /// Block and task `vars`, lowest first.
+    pub layers: Vec<Arc<VarMap>>,
+    /// Role params, then include params, lowest first.
+    pub params: Vec<Arc<VarMap>>,
 }
 
 /// Variables as one host sees them at one task, looked up lazily in precedence order.
@@ -390,6 +408,9 @@ pub struct Scope {
     host: usize,
     /// Block and task `vars`, lowest first.
     layers: Vec<Arc<VarMap>>,
+    role_defaults: Option<Arc<VarMap>>,
+    role_vars: Option<Arc<VarMap>>,
+    params: Vec<Arc<VarMap>>,
     /// Loop variables (`item`, `ansible_loop`, `ansible_loop_var`), above everything but `-e`.
     locals: VarMap,
     facts: Arc<VarMap>,
@@ -413,12 +434,29 @@ impl Scope {
         layers: Vec<Arc<VarMap>>,
         locals: VarMap,
     ) -> Value {
+        Scope::for_task(
+            run,
+            play,
+            host,
+            TaskVars {
+                layers,
+                ..TaskVars::default()
+            },
+            locals,
+        )
+    }
+
+    /// The scope of a task on a host, with its role's variables and its params.
+    pub fn for_task(run: Arc<RunVars>, play: Arc<PlayVars>, host: usize, task: TaskVars, locals: VarMap) -> Value {
         let facts = run.facts(host);
         Value::from_object(Scope {
             run,
             play,
             host,
-            layers,
+            layers: task.layers,
+            role_defaults: task.role_defaults,
+            role_vars: task.role_vars,
+            params: task.params,
             locals,
             facts,
             depth: AtomicUsize::new(0),
@@ -462,6 +500,11 @@ impl Scope {
         if let Some(v) = self.locals.get(key) {
             return Some(v.clone());
         }
+        for layer in self.params.iter().rev() {
+            if let Some(v) = layer.get(key) {
+                return Some(v.clone());
+            }
+        }
         if let Some(v) = self.facts.get(key) {
             return Some(v.clone());
         }
@@ -470,16 +513,27 @@ impl Scope {
                 return Some(v.clone());
             }
         }
+        if let Some(v) = self.role_vars.as_ref().and_then(|m| m.get(key)) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.play.role_exports.get(key) {
+            return Some(v.clone());
+        }
         if let Some(v) = self.play.vars.get(key) {
             return Some(v.clone());
         }
         let host = &self.run.inventory.hosts[self.host];
-        match host.vars.get(key) {
-            Some(v) => Some(v.clone()),
-            // As in Ansible, a host's address is its name unless the inventory says otherwise.
-            None if key == "ansible_host" => Some(Value::from(host.name.as_str())),
-            None => None,
+        if let Some(v) = host.vars.get(key) {
+            return Some(v.clone());
         }
+        if let Some(v) = self.role_defaults.as_ref().and_then(|m| m.get(key)) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.play.role_defaults.get(key) {
+            return Some(v.clone());
+        }
+        // As in Ansible, a host's address is its name unless the inventory says otherwise.
+        (key == "ansible_host").then(|| Value::from(host.name.as_str()))
     }
 
     /// A variable named in `roll_secret_vars` is secret: its value is masked in every report.
@@ -511,9 +565,14 @@ impl Scope {
         out.extend(self.run.extra.keys().cloned());
         out.extend(self.locals.keys().cloned());
         out.extend(self.facts.keys().cloned());
-        for l in &self.layers {
+        for l in self.layers.iter().chain(&self.params) {
             out.extend(l.keys().cloned());
         }
+        for m in [&self.role_vars, &self.role_defaults].into_iter().flatten() {
+            out.extend(m.keys().cloned());
+        }
+        out.extend(self.play.role_exports.keys().cloned());
+        out.extend(self.play.role_defaults.keys().cloned());
         out.extend(self.play.vars.keys().cloned());
         out.extend(self.run.inventory.hosts[self.host].vars.keys().cloned());
         out

@@ -14,6 +14,7 @@ mod plan;
 mod play;
 mod report;
 mod resources;
+mod roles;
 mod rollout;
 mod secrets;
 mod security;

@@ -1,0 +1,59 @@
+//! Roles, task imports and includes, playbook imports and role variable precedence, against
+//! what ansible-playbook (ansible-core 2.19.14) printed for the same files.
+//!
+//! Each directory under `tests/roles/` with a `cases` file is a project; each line of `cases`
+//! is `NAME: ARG;ARG;...`, and `NAME.ansible` is what `ansible-playbook ARGS` printed there
+//! (`tests/roles/regenerate.sh` writes them; the fixture's directory reads `<DIR>`). roll's
+//! `roll play ARGS` must print the same, line for line, trailing spaces aside.
+
+use crate::common;
+
+use std::path::Path;
+
+fn normalise(text: &str) -> Vec<String> {
+    text.lines().map(|l| l.trim_end().to_string()).collect()
+}
+
+/// Run every stored case of one project and compare it with Ansible's output.
+fn cases(project: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/roles").join(project);
+    let dir = dir.canonicalize().unwrap();
+    let list = std::fs::read_to_string(dir.join("cases")).unwrap();
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for line in list.lines().filter(|l| !l.trim().is_empty()) {
+        let (name, args) = line.split_once(':').unwrap();
+        let mut argv: Vec<&str> = vec!["play"];
+        argv.extend(args.trim_start().split(';'));
+        let out = common::run(&dir, &argv);
+        let got = common::stdout(&out).replace(&dir.display().to_string(), "<DIR>");
+        let expected = std::fs::read_to_string(dir.join(format!("{name}.ansible"))).unwrap();
+        n += 1;
+        if normalise(&got) != normalise(&expected) {
+            failures.push(format!(
+                "[{project}/{name}] roll {}\n--- ansible-playbook\n{expected}\n--- roll (exit {:?})\n{got}\n{}",
+                argv.join(" "),
+                out.status.code(),
+                common::stderr(&out)
+            ));
+        }
+    }
+    assert!(n > 0, "no cases in tests/roles/{project}/cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// pre_tasks, their handlers, roles after their dependencies (a dependency that already ran
+/// is skipped, the same role with other params runs again), tasks with static imports
+/// (`when`/`tags` inherited), dynamic includes (templated names, loops), `import_role`,
+/// `include_role` with `tasks_from` and `when`, role handlers, post_tasks; nested
+/// `import_playbook` with `vars`; `vars_files` first found; role `vars/main/` directories.
+#[test]
+fn roles_and_includes_run_in_ansibles_order() {
+    cases("order");
+}
+
+/// Which of the places a variable is set in wins, row by row, as ansible-playbook decided.
+#[test]
+fn role_variable_precedence_matches_ansible() {
+    cases("precedence");
+}
