@@ -307,7 +307,10 @@ async fn run_host(
     // The loop's items, or one pass with no item.
     let items: Option<Vec<Value>> = match &task.loop_ {
         None => None,
-        Some(l) => match loop_items(r, l, &base_scope) {
+        Some(l) => match loop_items(r, l, &base_scope).and_then(|items| match l.first_found {
+            true => first_found(ctx, task, items),
+            false => Ok(items),
+        }) {
             Ok(items) => Some(items),
             Err(e) => {
                 fail(&mut outcome, e.to_string());
@@ -556,6 +559,79 @@ fn host_result(
         duration_ms: 0,
         would_run: false,
     }
+}
+
+/// `with_first_found`: the first of the named files that exists (strings, or mappings of `files`,
+/// `paths` and `skip`), looked for in the task's role and beside the playbook, in the
+/// directory its module reads (`vars/` for a module of variables files, `templates/` for one of
+/// templates, else `files/`).
+fn first_found(ctx: &PlayCtx<'_>, task: &Task, items: Vec<Value>) -> Result<Vec<Value>, TaskError> {
+    use crate::source::SourceDir;
+    let sub = match &task.body {
+        Body::Module(m) => {
+            let spec = m.spec();
+            let kinds: Vec<ParamKind> = spec
+                .params
+                .iter()
+                .map(|p| p.kind)
+                .chain([spec.free_form_kind])
+                .collect();
+            if kinds.contains(&ParamKind::VarsFile) {
+                SourceDir::Vars
+            } else if kinds.contains(&ParamKind::TemplateFile) {
+                SourceDir::Templates
+            } else {
+                SourceDir::Files
+            }
+        }
+        _ => SourceDir::Files,
+    };
+    let strings = |v: Option<Value>| -> Vec<String> {
+        match v {
+            Some(v) if v.kind() == ValueKind::Seq => v
+                .try_iter()
+                .map(|it| it.map(|x| value_to_string(&x)).collect())
+                .unwrap_or_default(),
+            Some(v) if !v.is_undefined() && !v.is_none() => value_to_string(&v)
+                .split([',', ';'])
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut names = Vec::new();
+    let mut skip = false;
+    for i in items {
+        if i.kind() == ValueKind::Map {
+            let files = strings(i.get_attr("files").ok());
+            let paths = strings(i.get_attr("paths").ok());
+            skip |= i.get_attr("skip").is_ok_and(|s| s.is_true());
+            if paths.is_empty() {
+                names.extend(files);
+            } else {
+                for p in &paths {
+                    names.extend(files.iter().map(|f| format!("{}/{f}", p.trim_end_matches('/'))));
+                }
+            }
+        } else {
+            names.push(value_to_string(&i));
+        }
+    }
+    let role_dir = task.role.as_ref().map(|r| r.dir.as_path());
+    for n in &names {
+        if let Some(p) = crate::source::find_source_in(role_dir, &ctx.play.dir, n, sub) {
+            let p = p.canonicalize().unwrap_or(p);
+            return Ok(vec![Value::from(p.display().to_string())]);
+        }
+    }
+    if skip {
+        return Ok(Vec::new());
+    }
+    Err(TaskError::Value(format!(
+        "No file was found when using first_found (looked for {})",
+        names.join(", ")
+    )))
 }
 
 fn loop_items(r: &Runner, l: &crate::playbook::Loop, scope: &Value) -> Result<Vec<Value>, TaskError> {

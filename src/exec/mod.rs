@@ -805,7 +805,7 @@ impl Runner {
                     self.vars.set_fact(h, reg, Value::from_pairs(v.clone()));
                 }
                 for (k, v) in &first.facts {
-                    self.vars.set_fact(h, k, v.clone());
+                    self.vars.set_var(h, k, v.clone(), includes_vars(task));
                 }
             }
             let copies: Vec<HostOutcome> = hosts[1..]
@@ -870,7 +870,7 @@ impl Runner {
             self.vars.set_fact(o.host, reg, Value::from_pairs(v.clone()));
         }
         for (k, v) in &o.facts {
-            self.vars.set_fact(o.host, k, v.clone());
+            self.vars.set_var(o.host, k, v.clone(), includes_vars(task));
         }
     }
 
@@ -1044,6 +1044,11 @@ async fn finally<T>(work: impl std::future::Future<Output = T>, cleanup: impl st
         Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// Whether the variables a task returns are included vars rather than facts.
+fn includes_vars(task: &Task) -> bool {
+    matches!(&task.body, Body::Module(m) if m.spec().has(Capability::IncludesVars))
 }
 
 /// What a task list tells the play after it ran.

@@ -23,6 +23,7 @@ pub(crate) mod deploy_lock;
 pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
+pub mod include_vars;
 pub mod lockstep;
 pub(crate) mod nginx_switch;
 mod ping;

@@ -2,7 +2,7 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, command, control, deploy_lock, docker, files, nginx_switch, ping, probe};
+use super::{Module, command, control, deploy_lock, docker, files, include_vars, nginx_switch, ping, probe};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
@@ -15,6 +15,7 @@ pub static MODULES: &[&dyn Module] = &[
     &control::Pause,
     &control::Debug,
     &control::SetFact,
+    &include_vars::IncludeVars,
     &control::Assert,
     &control::Fail,
     &ping::Ping,

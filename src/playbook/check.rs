@@ -133,6 +133,9 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                             known.extend(l.keys().cloned());
                         }
                     }
+                    if let Body::Module(m) = &t.body {
+                        known.extend(defined_by_files(sources, t, m, play));
+                    }
                     known.insert(t.loop_control.loop_var.clone());
                     if let Some(i) = &t.loop_control.index_var {
                         known.insert(i.clone());
@@ -355,6 +358,67 @@ fn check_task(
             _ => {}
         }
     }
+}
+
+/// The variables a module of variables files (`include_vars`) defines, as far as they can be
+/// known before the run: its `name`, else every variable of its literal files (and of a
+/// literal `with_first_found` list); a templated name could be any file of the role's (or the
+/// playbook's) `vars/`, so all of theirs count.
+fn defined_by_files(sources: &Sources, t: &Task, m: &super::ModuleCall, play: &Play) -> Vec<String> {
+    let spec = m.spec();
+    let mut files: Vec<&Node> = Vec::new();
+    if spec.free_form_kind == ParamKind::VarsFile
+        && let Some(f) = &m.free_form
+    {
+        files.push(f);
+    }
+    let mut out = Vec::new();
+    for (name, node) in &m.args {
+        match spec.kind_of(name) {
+            ParamKind::VarsFile => files.push(node),
+            ParamKind::DefinesVariable => out.extend(node.scalar_text()),
+            _ => {}
+        }
+    }
+    if files.is_empty() || !out.is_empty() {
+        return out;
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut templated = false;
+    for f in files {
+        match f.as_str() {
+            Some(s) if is_template(s) => match t.loop_.as_ref().map(|l| &l.items.kind) {
+                Some(Kind::Seq(items)) => {
+                    for i in items {
+                        match i.as_str() {
+                            Some(s) if !is_template(s) => names.push(s.to_string()),
+                            _ => templated = true,
+                        }
+                    }
+                }
+                _ => templated = true,
+            },
+            Some(s) => names.push(s.to_string()),
+            None => {}
+        }
+    }
+    let role_dir = t.role.as_ref().map(|r| r.dir.as_path());
+    for n in &names {
+        if let Some(p) = crate::source::find_path_in(role_dir, &play.dir, n, SourceDir::Vars) {
+            out.extend(crate::modules::include_vars::names_in(&p, sources));
+        }
+    }
+    if templated {
+        for d in [role_dir.map(|r| r.join("vars")), Some(play.dir.join("vars"))]
+            .into_iter()
+            .flatten()
+        {
+            if d.is_dir() {
+                out.extend(crate::modules::include_vars::names_in(&d, sources));
+            }
+        }
+    }
+    out
 }
 
 /// A template file a task names: found, read once, and checked once for each set of names its

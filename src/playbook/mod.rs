@@ -240,6 +240,8 @@ pub struct Loop {
     pub flatten: bool,
     /// `with_dict` turns a mapping into `{key, value}` items.
     pub dict: bool,
+    /// `with_first_found`: the one item is the first of the files that exists.
+    pub first_found: bool,
 }
 
 #[derive(Debug, Clone)]

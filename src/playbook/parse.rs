@@ -59,6 +59,7 @@ const TASK_KEYS: &[&str] = &[
     "with_items",
     "with_list",
     "with_dict",
+    "with_first_found",
     "until",
     "retries",
     "delay",
@@ -655,7 +656,7 @@ impl Parser<'_> {
                         .with_help("variable names start with a letter or `_` and hold only letters, digits and `_`"),
                     ),
                 },
-                "loop" | "with_items" | "with_list" | "with_dict" => {
+                "loop" | "with_items" | "with_list" | "with_dict" | "with_first_found" => {
                     if let Some(prev) = loop_key {
                         self.err(
                             Diagnostic::at(
@@ -685,6 +686,7 @@ impl Parser<'_> {
                         items: v.clone(),
                         flatten: key == "with_items",
                         dict: key == "with_dict",
+                        first_found: key == "with_first_found",
                     });
                 }
                 "loop_control" => task.loop_control = self.loop_control(v),

@@ -337,6 +337,8 @@ pub struct RunVars {
     pub extra: Arc<VarMap>,
     /// Registered results and `set_fact`, per host, for the whole run.
     facts: RwLock<Vec<Arc<VarMap>>>,
+    /// `include_vars`, per host: below `facts`, above task vars.
+    included: RwLock<Vec<Arc<VarMap>>>,
     pub playbook_dir: String,
     pub inventory_dir: String,
 }
@@ -345,6 +347,7 @@ impl RunVars {
     pub fn new(inventory: Arc<Inventory>, extra: VarMap, playbook_dir: String) -> Arc<RunVars> {
         let groups = inventory.groups_value();
         let facts = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
+        let included = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
         let inventory_dir = inventory
             .dir
             .as_ref()
@@ -357,6 +360,7 @@ impl RunVars {
             groups,
             extra: Arc::new(extra),
             facts,
+            included,
             playbook_dir,
             inventory_dir,
         })
@@ -364,6 +368,15 @@ impl RunVars {
 
     pub fn facts(&self, host: usize) -> Arc<VarMap> {
         self.facts.read().unwrap_or_else(|e| e.into_inner())[host].clone()
+    }
+
+    /// Set a host's variable: a fact (`set_fact`, registered), or an included var.
+    pub fn set_var(&self, host: usize, key: &str, value: Value, included: bool) {
+        if !included {
+            return self.set_fact(host, key, value);
+        }
+        let mut inc = self.included.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(&mut inc[host]).insert(key.to_string(), value);
     }
 
     pub fn set_fact(&self, host: usize, key: &str, value: Value) {
@@ -414,6 +427,7 @@ pub struct Scope {
     /// Loop variables (`item`, `ansible_loop`, `ansible_loop_var`), above everything but `-e`.
     locals: VarMap,
     facts: Arc<VarMap>,
+    included: Arc<VarMap>,
     depth: AtomicUsize,
     error: Mutex<Option<TemplateError>>,
     /// `roll_secret_vars`, read once per scope: every variable lookup consults it.
@@ -449,7 +463,9 @@ impl Scope {
     /// The scope of a task on a host, with its role's variables and its params.
     pub fn for_task(run: Arc<RunVars>, play: Arc<PlayVars>, host: usize, task: TaskVars, locals: VarMap) -> Value {
         let facts = run.facts(host);
+        let included = run.included.read().unwrap_or_else(|e| e.into_inner())[host].clone();
         Value::from_object(Scope {
+            included,
             run,
             play,
             host,
@@ -506,6 +522,9 @@ impl Scope {
             }
         }
         if let Some(v) = self.facts.get(key) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.included.get(key) {
             return Some(v.clone());
         }
         for layer in self.layers.iter().rev() {
@@ -565,6 +584,7 @@ impl Scope {
         out.extend(self.run.extra.keys().cloned());
         out.extend(self.locals.keys().cloned());
         out.extend(self.facts.keys().cloned());
+        out.extend(self.included.keys().cloned());
         for l in self.layers.iter().chain(&self.params) {
             out.extend(l.keys().cloned());
         }

@@ -57,3 +57,11 @@ fn roles_and_includes_run_in_ansibles_order() {
 fn role_variable_precedence_matches_ansible() {
     cases("precedence");
 }
+
+/// `include_vars` of a file, a directory (`files_matching`, `depth`), under one `name`, and
+/// with `with_first_found` in a role's `vars/`; included vars above play and task vars, below
+/// `set_fact`.
+#[test]
+fn include_vars_reads_files_directories_and_the_first_found() {
+    cases("include_vars");
+}
