@@ -65,3 +65,45 @@ fn role_variable_precedence_matches_ansible() {
 fn include_vars_reads_files_directories_and_the_first_found() {
     cases("include_vars");
 }
+
+/// A role over the loopback fleet: its dependency first, its `templates/` and `files/` found in
+/// the role, its defaults below the entry's params, an imported task file, its handler; the
+/// second run changes nothing. Both PLAY RECAPs equal ansible-playbook's
+/// (`tests/roles/fleet/regenerate.sh`), and the files are what the role writes.
+#[test]
+fn a_role_deploys_over_the_fleet_and_the_second_run_changes_nothing() {
+    let f = common::fleet::Fleet::up(2, "rol");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/roles/fleet");
+    let d = tempfile::tempdir().unwrap();
+    common::copy_dir(&src, d.path());
+    common::write(d.path(), "hosts", &f.inventory());
+    let base = tempfile::tempdir().unwrap();
+    for run in ["run1", "run2"] {
+        let out = common::roll(d.path())
+            .args(["play", "site.yml", "-i", "hosts", "-f", "1", "--known-hosts"])
+            .arg(f.known_hosts())
+            .args(["-e", &format!("base={}", base.path().display())])
+            .output()
+            .unwrap();
+        let text = common::stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}\n{}", common::stderr(&out));
+        let expected: Vec<String> = std::fs::read_to_string(src.join(format!("recap-{run}.ansible")))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(common::recap(&text), expected, "{run}:\n{text}");
+        assert!(text.contains("TASK [dirs : the host's directory]"), "{text}");
+        assert!(
+            text.contains("RUNNING HANDLER [app : restart app]") == (run == "run1"),
+            "{text}"
+        );
+    }
+    for h in ["rol001", "rol002"] {
+        let conf = std::fs::read_to_string(base.path().join(h).join("app.conf")).unwrap();
+        assert_eq!(conf, format!("name = demo\nport = 9000\nhost = {h}\n"));
+        let motd = std::fs::read_to_string(base.path().join(h).join("motd")).unwrap();
+        assert_eq!(motd, "managed by a role\n");
+        assert!(base.path().join(h).join("restarted").exists());
+    }
+}
