@@ -252,9 +252,26 @@ impl Runner {
             self.emit(Event::NoHostsMatched);
             return false;
         }
+        let hosts = self.ordered(play, hosts);
         let all_value = Value::from(names(&hosts));
+        let (serial, max_fail) = match self.play_limits(play) {
+            Ok(x) => x,
+            Err(msg) => {
+                // Ansible stops the play at its start: every host fails it.
+                self.emit(Event::PlayStart {
+                    name: play.name.clone(),
+                    hosts: names(&hosts),
+                });
+                for &h in &hosts {
+                    let n = self.vars.inventory.hosts[h].name.clone();
+                    self.emit(Event::host(events::HostResult::failed(&n, &msg)));
+                    self.stat(h, |s| s.failed += 1);
+                }
+                return true;
+            }
+        };
         let mut offset = 0;
-        for size in serial_sizes(&play.serial, hosts.len()) {
+        for size in serial_sizes(&serial, hosts.len()) {
             let batch: Vec<usize> = hosts[offset..offset + size].to_vec();
             offset += size;
             self.emit(Event::PlayStart {
@@ -299,7 +316,7 @@ impl Runner {
             if abort {
                 return true;
             }
-            if let Some(pct) = play.max_fail_percentage
+            if let Some(pct) = max_fail
                 && (failed as f64) * 100.0 / (batch.len() as f64) > pct
             {
                 self.emit(Event::NoMoreHosts);
@@ -307,6 +324,99 @@ impl Runner {
             }
         }
         false
+    }
+
+    /// `skipping: [host]` lines of a meta task whose condition does not hold there.
+    fn skipping(&self, hosts: &[usize]) {
+        for &h in hosts {
+            let name = self.vars.inventory.hosts[h].name.clone();
+            self.emit(Event::host(events::HostResult::skipped(&name)));
+        }
+    }
+
+    /// The play's hosts in its `order`.
+    fn ordered(&self, play: &Play, mut hosts: Vec<usize>) -> Vec<usize> {
+        let name = |h: &usize| self.vars.inventory.hosts[*h].name.clone();
+        match play.order {
+            crate::playbook::HostOrder::Inventory => {}
+            crate::playbook::HostOrder::ReverseInventory => hosts.reverse(),
+            crate::playbook::HostOrder::Sorted => hosts.sort_by_key(name),
+            crate::playbook::HostOrder::ReverseSorted => {
+                hosts.sort_by_key(name);
+                hosts.reverse();
+            }
+            crate::playbook::HostOrder::Shuffle => {
+                // A Fisher-Yates shuffle from the clock: no two runs need the same order.
+                let mut x = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+                    | 1;
+                for i in (1..hosts.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    hosts.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+            }
+        }
+        hosts
+    }
+
+    /// The play's `serial` and `max_fail_percentage`, rendered when they are templates (with
+    /// the play's and the extra vars, as Ansible renders them before any host's).
+    fn play_limits(&self, play: &Play) -> Result<(Vec<crate::batches::SerialStep>, Option<f64>), String> {
+        let mut serial = play.serial.clone();
+        let mut max_fail = play.max_fail_percentage;
+        if play.serial_template.is_none() && play.max_fail_template.is_none() {
+            return Ok((serial, max_fail));
+        }
+        let mut vars: VarMap = (*play.vars).clone();
+        vars.extend(self.vars.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let scope = Value::from_pairs(vars);
+        let render = |n: &crate::yaml::Node| -> Result<Value, String> {
+            let src = n.as_str().unwrap_or("");
+            let v = self
+                .vars
+                .templar
+                .render(src, &scope)
+                .map_err(|e| format!("{} (at {})", e.message, self.sources.location(n.span)))?;
+            // A variable that holds a template is rendered once more.
+            self.vars.templar.render_deep(&v, &scope).map_err(|e| e.message)
+        };
+        if let Some(n) = &play.serial_template {
+            let v = render(n)?;
+            let items: Vec<Value> = match v.kind() {
+                minijinja::value::ValueKind::Seq => v.try_iter().map_err(|e| e.to_string())?.collect(),
+                _ => vec![v],
+            };
+            serial = Vec::new();
+            for i in items {
+                let text = crate::values::value_to_string(&i);
+                match crate::batches::SerialStep::parse(&text) {
+                    Some(s) => serial.push(s),
+                    None => {
+                        return Err(format!(
+                            "invalid `serial` value `{text}` (at {}): `serial` is {}",
+                            self.sources.location(n.span),
+                            crate::batches::SERIAL_HELP
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(n) = &play.max_fail_template {
+            let text = crate::values::value_to_string(&render(n)?);
+            match text.trim().parse::<f64>() {
+                Ok(p) if (0.0..=100.0).contains(&p) => max_fail = Some(p),
+                _ => {
+                    return Err(format!(
+                        "`max_fail_percentage` must be a number from 0 to 100, got `{text}` (at {})",
+                        self.sources.location(n.span)
+                    ));
+                }
+            }
+        }
+        Ok((serial, max_fail))
     }
 
     fn active(&self, state: &HashMap<usize, HostState>, batch: &[usize]) -> Vec<usize> {
@@ -518,19 +628,32 @@ impl Runner {
                                         }
                                     }
                                 }
-                                MetaAction::EndBatch
-                                    if active.iter().any(|&h| host::condition_holds(self, ctx, task, h)) =>
-                                {
-                                    return Flow::EndPlay;
+                                MetaAction::EndBatch => {
+                                    let (held, not): (Vec<usize>, Vec<usize>) =
+                                        active.iter().partition(|&&h| host::condition_holds(self, ctx, task, h));
+                                    if !held.is_empty() {
+                                        return Flow::EndPlay;
+                                    }
+                                    // Shown as Ansible shows it; a skipped meta is not counted.
+                                    self.skipping(&not);
                                 }
                                 MetaAction::EndRole => {
-                                    for &h in &active {
-                                        if host::condition_holds(self, ctx, task, h)
-                                            && let Some(s) = state.get_mut(&h)
-                                        {
+                                    let (held, not): (Vec<usize>, Vec<usize>) =
+                                        active.iter().partition(|&&h| host::condition_holds(self, ctx, task, h));
+                                    for h in &held {
+                                        if let Some(s) = state.get_mut(h) {
                                             s.role_ended = true;
                                         }
                                     }
+                                    if !held.is_empty() && !not.is_empty() {
+                                        // Ansible's linear strategy runs the meta again for the
+                                        // hosts it did not end, under a banner of their own.
+                                        self.emit(Event::TaskStart {
+                                            name: task.display_name(),
+                                            handler: false,
+                                        });
+                                    }
+                                    self.skipping(&not);
                                 }
                                 MetaAction::ResetConnection => {
                                     // The next command opens a new connection (new groups and
@@ -544,7 +667,7 @@ impl Runner {
                                 // roll's inventory is read once; role completion is tracked
                                 // by the role's block.
                                 MetaAction::RefreshInventory | MetaAction::RoleComplete => {}
-                                MetaAction::EndPlay | MetaAction::EndBatch | MetaAction::Noop => {}
+                                MetaAction::EndPlay | MetaAction::Noop => {}
                             }
                             continue;
                         }
@@ -771,6 +894,21 @@ impl Runner {
             host::flag(self, n, &scope).unwrap_or(false)
         });
         let targets: Vec<usize> = if run_once { vec![hosts[0]] } else { hosts.to_vec() };
+        // `throttle`: a limit of this task's own, below `--forks`.
+        let throttle = task
+            .kw
+            .throttle
+            .as_ref()
+            .and_then(|n| {
+                let scope = host::scope(self, ctx, task, hosts[0]);
+                let v = match n.as_str() {
+                    Some(s) => self.vars.templar.render_string(s, &scope).ok()?,
+                    None => n.scalar_text()?,
+                };
+                v.trim().parse::<usize>().ok()
+            })
+            .filter(|n| *n > 0)
+            .map(|n| Arc::new(Semaphore::new(n)));
         // A lockstep task's hosts all run at once: a step waits for every one of them, so
         // holding some behind `--forks` would never finish.
         let lockstep = match &task.body {
@@ -781,7 +919,12 @@ impl Runner {
             .iter()
             .map(|&h| {
                 let lockstep = lockstep.clone();
+                let throttle = throttle.clone();
                 async move {
+                    let _throttled = match (&throttle, &lockstep) {
+                        (Some(t), None) => t.clone().acquire_owned().await.ok(),
+                        _ => None,
+                    };
                     let _permit = if lockstep.is_none() {
                         self.forks.acquire().await.ok()
                     } else {

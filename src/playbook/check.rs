@@ -242,6 +242,9 @@ fn check_play(
     out: &mut Checked,
     diags: &mut Diagnostics,
 ) {
+    for n in play.serial_template.iter().chain(&play.max_fail_template) {
+        check_node(sources, templar, n, known, false, diags);
+    }
     let mut handler_names: HashSet<String> = HashSet::new();
     for h in &play.handlers {
         if let Some(n) = &h.name {
@@ -299,6 +302,7 @@ fn check_task(
         &t.kw.ignore_errors,
         &t.kw.run_once,
         &t.kw.no_log,
+        &t.kw.throttle,
         &t.loop_control.label,
         &t.loop_control.pause,
     ]

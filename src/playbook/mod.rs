@@ -30,6 +30,12 @@ pub struct Play {
     pub hosts: String,
     pub hosts_span: Span,
     pub serial: Vec<crate::batches::SerialStep>,
+    /// `serial` or `max_fail_percentage` given as templates: rendered with the play's and the
+    /// extra vars when the play starts, as Ansible does.
+    pub serial_template: Option<Node>,
+    pub max_fail_template: Option<Node>,
+    /// `order`: how the play's hosts are ordered before they are batched.
+    pub order: HostOrder,
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
     pub force_handlers: bool,
@@ -49,6 +55,32 @@ pub struct Play {
     pub role_exports: Arc<VarMap>,
     /// The directory of the playbook file the play is in (an imported playbook's own).
     pub dir: PathBuf,
+}
+
+/// A play's `order`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostOrder {
+    #[default]
+    Inventory,
+    ReverseInventory,
+    Sorted,
+    ReverseSorted,
+    Shuffle,
+}
+
+impl HostOrder {
+    pub const NAMES: &[&str] = &["inventory", "reverse_inventory", "sorted", "reverse_sorted", "shuffle"];
+
+    pub fn parse(s: &str) -> Option<HostOrder> {
+        Some(match s {
+            "inventory" => HostOrder::Inventory,
+            "reverse_inventory" => HostOrder::ReverseInventory,
+            "sorted" => HostOrder::Sorted,
+            "reverse_sorted" => HostOrder::ReverseSorted,
+            "shuffle" => HostOrder::Shuffle,
+            _ => return None,
+        })
+    }
 }
 
 /// The role a task came from, with its variables already merged along its dependency chain
@@ -92,6 +124,8 @@ pub struct Keywords {
     /// Include params (`include_tasks`'s `vars:` and loop item, `include_role` params), above
     /// `set_fact`, lowest first.
     pub params: Vec<Arc<VarMap>>,
+    /// `throttle`: at most this many hosts run the task at once.
+    pub throttle: Option<Node>,
 }
 
 /// A dynamic `include_tasks` / `include_role`: decided on each host when the run reaches it.

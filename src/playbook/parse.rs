@@ -44,8 +44,6 @@ const PLAY_KEYS: &[&str] = &[
     "strategy",
     "roles",
     "vars_prompt",
-    "port",
-    "throttle",
     "collections",
     "module_defaults",
 ];
@@ -85,7 +83,6 @@ const TASK_KEYS: &[&str] = &[
     "listen",
     "throttle",
     "remote_user",
-    "port",
     "import_tasks",
     "include_tasks",
     "import_role",
@@ -113,6 +110,8 @@ const BLOCK_KEYS: &[&str] = &[
     "timeout",
     "any_errors_fatal",
     "connection",
+    "throttle",
+    "notify",
 ];
 
 /// What a task's action key names: a module, `meta`, or an import/include (decided here, not
@@ -356,6 +355,9 @@ impl Parser<'_> {
             hosts: String::new(),
             hosts_span: node.span,
             serial: Vec::new(),
+            serial_template: None,
+            max_fail_template: None,
+            order: super::HostOrder::Inventory,
             max_fail_percentage: None,
             any_errors_fatal: false,
             force_handlers: false,
@@ -397,7 +399,13 @@ impl Parser<'_> {
                         );
                     }
                 }
+                "serial" if v.as_str().is_some_and(crate::values::is_template) => {
+                    play.serial_template = Some(v.clone())
+                }
                 "serial" => play.serial = self.serial(v),
+                "max_fail_percentage" if v.as_str().is_some_and(crate::values::is_template) => {
+                    play.max_fail_template = Some(v.clone())
+                }
                 "max_fail_percentage" => match v.kind {
                     Kind::Int(i) if (0..=100).contains(&i) => play.max_fail_percentage = Some(i as f64),
                     Kind::Float(f) if (0.0..=100.0).contains(&f) => play.max_fail_percentage = Some(f),
@@ -418,14 +426,21 @@ impl Parser<'_> {
                 "vars" => self.vars_into(v, &mut vars),
                 "vars_files" => self.vars_files(v, &mut vars),
                 "vars_prompt" => self.vars_prompt(v, &mut vars),
-                "roles" | "collections" | "module_defaults" => {}
-                "port" | "throttle" => {}
+                // roll finds its modules by short and qualified name whatever `collections` says.
+                "roles" | "collections" => {}
+                "module_defaults" => self.err(
+                    Diagnostic::at("`module_defaults` is not supported yet", k.span)
+                        .with_help("give the parameters on each task (or in a YAML anchor)"),
+                ),
                 "tags" => play.inherit.tags = self.tags(v),
-                "order" => {
-                    if v.as_str() != Some("inventory") {
-                        self.err(Diagnostic::at("only `order: inventory` is supported", v.span));
-                    }
-                }
+                "order" => match v.as_str().and_then(super::HostOrder::parse) {
+                    Some(o) => play.order = o,
+                    None => self.err(
+                        Diagnostic::at(format!("unknown `order` {}", describe(v)), v.span)
+                            .suggest(v.as_str().unwrap_or(""), super::HostOrder::NAMES.iter().copied())
+                            .or_help(&format!("`order` is one of {}", list(super::HostOrder::NAMES))),
+                    ),
+                },
                 "strategy" => {
                     if v.as_str() != Some("linear") {
                         self.err(
@@ -553,6 +568,20 @@ impl Parser<'_> {
                 }
             }
             "delegate_to" => kw.delegate_to = Some(v.clone()),
+            "throttle" => {
+                match &v.kind {
+                    Kind::Int(i) if *i >= 0 => {}
+                    Kind::Str(s) if crate::values::is_template(s) => {}
+                    _ => self.err(
+                        Diagnostic::at(
+                            format!("`throttle` must be a whole number, found {}", describe(v)),
+                            v.span,
+                        )
+                        .with_help("`throttle: 2` runs the task on at most two hosts at once; 0 is no limit"),
+                    ),
+                }
+                kw.throttle = Some(v.clone());
+            }
             "timeout" => {
                 match &v.kind {
                     Kind::Int(i) if *i > 0 => {}
@@ -733,7 +762,7 @@ impl Parser<'_> {
                 "changed_when" => task.changed_when = Some(self.conditions(v)),
                 "failed_when" => task.failed_when = Some(self.conditions(v)),
                 "args" => args_node = Some(v),
-                "throttle" | "remote_user" | "port" => {}
+                "remote_user" => {}
                 other => {
                     if other == "vars" {
                         own_vars = Some(v);
@@ -834,7 +863,7 @@ impl Parser<'_> {
         for (k, v) in pairs {
             let Some(key) = self.key(k) else { continue };
             match key {
-                "block" | "rescue" | "always" | "notify" | "throttle" | "remote_user" | "port" => {}
+                "block" | "rescue" | "always" | "notify" | "remote_user" => {}
                 "name" => {
                     if self.string(v, "the block's `name`").is_some() {
                         name = Some(v.clone());

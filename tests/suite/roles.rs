@@ -107,3 +107,10 @@ fn a_role_deploys_over_the_fleet_and_the_second_run_changes_nothing() {
         assert!(base.path().join(h).join("restarted").exists());
     }
 }
+
+/// Templated `serial` and `max_fail_percentage`, `order`, `throttle`, `notify` on a block,
+/// `meta: end_role` in an included role and `meta: end_batch`.
+#[test]
+fn play_keywords_and_meta_actions_match_ansible() {
+    cases("keywords");
+}
