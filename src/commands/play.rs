@@ -314,7 +314,7 @@ fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, 
             let mut tags: Vec<String> = Vec::new();
             for (_, tasks) in play.sections() {
                 for t in tasks {
-                    t.walk(&mut |t: &Task| tags.extend(t.kw.tags.iter().cloned()));
+                    t.walk_static(&mut |t: &Task| tags.extend(t.kw.tags.iter().cloned()));
                 }
             }
             tags.sort();

@@ -1215,7 +1215,7 @@ fn clone_play_vars(p: &PlayVars) -> PlayVars {
 
 fn contains_start(task: &Task, name: Option<&str>) -> bool {
     let mut found = false;
-    task.walk(&mut |t: &Task| {
+    task.walk_static(&mut |t: &Task| {
         if name.is_some_and(|n| t.is_named(n)) {
             found = true;
         }

@@ -369,7 +369,18 @@ impl Task {
         self.plain_name() == name || (self.role.is_some() && self.display_name() == name)
     }
 
-    /// Visit this task and every task nested in its blocks.
+    /// Visit this task and the tasks of its blocks and static imports, not those of dynamic
+    /// includes (which Ansible knows only when a host reaches them: `--list-tags`).
+    pub fn walk_static<'a>(&'a self, f: &mut impl FnMut(&'a Task)) {
+        f(self);
+        if let Body::Block { block, rescue, always } = &self.body {
+            for t in block.iter().chain(rescue).chain(always) {
+                t.walk_static(f);
+            }
+        }
+    }
+
+    /// Visit this task and every task nested in its blocks and includes.
     pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Task)) {
         f(self);
         match &self.body {

@@ -832,7 +832,7 @@ impl Parser<'_> {
                     );
                     return None;
                 }
-                self.include_task(which, mk, mv, &mut task, own_vars)?
+                self.include_task(which, mk, mv, &mut task, own_vars, inherit)?
             }
         };
         Some(task)

@@ -679,6 +679,7 @@ impl Parser<'_> {
         v: &Node,
         task: &mut Task,
         own_vars: Option<&Node>,
+        inherit: &Keywords,
     ) -> Option<Body> {
         let written = k.as_str().unwrap_or("include_tasks").to_string();
         let mut file: Option<Node> = None;
@@ -812,8 +813,10 @@ impl Parser<'_> {
                     task.kw.vars.pop();
                     task.kw.params.push(Arc::new(params.clone()));
                 }
-                let mut kw = task.kw.clone();
-                kw.when.clear();
+                // The include's own keywords are its own; its tasks get only what it inherits,
+                // its include params and `apply:`.
+                let mut kw = inherit.clone();
+                kw.params = task.kw.params.clone();
                 merge_keywords(&mut kw, &apply);
                 let base = self.base.clone();
                 let tasks = if templated {
