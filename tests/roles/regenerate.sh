@@ -12,6 +12,8 @@ for dir in "$here"/*/; do
   while IFS=: read -r name args; do
     [ -n "$name" ] || continue
     IFS=';' read -ra argv <<< "${args# }"
-    (cd "$dir" && ansible-playbook "${argv[@]}" 2>&1 | sed "s|$(pwd)|<DIR>|g" > "$name.ansible") || true
+    # A case's `env` file (KEY=VALUE lines) is the environment of both ansible and roll.
+    (cd "$dir" && env $( [ -f env ] && cat env ) ansible-playbook "${argv[@]}" 2>&1 \
+      | sed "s|$(pwd)|<DIR>|g" > "$name.ansible") || true
   done < "$dir/cases"
 done

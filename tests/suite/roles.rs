@@ -4,7 +4,8 @@
 //! Each directory under `tests/roles/` with a `cases` file is a project; each line of `cases`
 //! is `NAME: ARG;ARG;...`, and `NAME.ansible` is what `ansible-playbook ARGS` printed there
 //! (`tests/roles/regenerate.sh` writes them; the fixture's directory reads `<DIR>`). roll's
-//! `roll play ARGS` must print the same, line for line, trailing spaces aside.
+//! `roll play ARGS` must print the same, line for line, trailing spaces aside. A project's `env`
+//! file (`KEY=VALUE` lines) is the environment of both.
 
 use crate::common;
 
@@ -25,7 +26,15 @@ fn cases(project: &str) {
         let (name, args) = line.split_once(':').unwrap();
         let mut argv: Vec<&str> = vec!["play"];
         argv.extend(args.trim_start().split(';'));
-        let out = common::run(&dir, &argv);
+        let mut cmd = common::roll(&dir);
+        cmd.args(&argv).env_remove("ANSIBLE_ROLES_PATH");
+        // The project's `env` file (KEY=VALUE lines), as regenerate.sh gives it to ansible.
+        for kv in std::fs::read_to_string(dir.join("env")).unwrap_or_default().lines() {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        let out = cmd.output().unwrap();
         let got = common::stdout(&out).replace(&dir.display().to_string(), "<DIR>");
         let expected = std::fs::read_to_string(dir.join(format!("{name}.ansible"))).unwrap();
         n += 1;
@@ -113,4 +122,11 @@ fn a_role_deploys_over_the_fleet_and_the_second_run_changes_nothing() {
 #[test]
 fn play_keywords_and_meta_actions_match_ansible() {
     cases("keywords");
+}
+
+/// Roles found in `roles/`, in `ANSIBLE_ROLES_PATH`, beside their parent (a dependency) and as
+/// `ns.coll.role` under `collections/ansible_collections/`, with `tasks_from`.
+#[test]
+fn roles_are_found_where_ansible_finds_them() {
+    cases("search");
 }
