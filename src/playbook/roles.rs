@@ -1008,3 +1008,39 @@ pub fn load_include(
     }
     tasks.ok_or_else(|| format!("cannot read `{target}`"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_files_are_found_with_ansibles_extensions_and_main_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "a: 1\n").unwrap();
+        };
+        w("tasks/main.yaml");
+        w("tasks/main");
+        w("vars/main/b.yml");
+        w("vars/main/a.yml");
+        w("tasks/setup.yml");
+        assert_eq!(
+            role_file(d.path(), "tasks", None, false),
+            [d.path().join("tasks/main.yaml")]
+        );
+        assert_eq!(
+            role_file(d.path(), "vars", None, true),
+            [d.path().join("vars/main/a.yml"), d.path().join("vars/main/b.yml")]
+        );
+        assert!(role_file(d.path(), "vars", None, false).is_empty());
+        assert_eq!(
+            role_file(d.path(), "tasks", Some("setup"), false),
+            [d.path().join("tasks/setup.yml")]
+        );
+        assert_eq!(collection_role("acme.web.site"), Some(("acme", "web", "site")));
+        assert_eq!(collection_role("web"), None);
+        assert_eq!(collection_role("a.b"), None);
+    }
+}
