@@ -263,6 +263,8 @@ pub fn display_path(path: &Path) -> PathBuf {
 pub enum SourceDir {
     Templates,
     Files,
+    /// `include_vars` files and `with_first_found` of a vars module.
+    Vars,
 }
 
 impl SourceDir {
@@ -270,6 +272,7 @@ impl SourceDir {
         match self {
             SourceDir::Templates => "templates",
             SourceDir::Files => "files",
+            SourceDir::Vars => "vars",
         }
     }
 }
@@ -278,21 +281,45 @@ impl SourceDir {
 /// playbook's directory, `templates/` (or `files/`) beside the playbook's directory (the
 /// repository layout with `playbooks/` and `templates/` side by side), then the working directory.
 pub fn find_source(playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<PathBuf> {
+    find_source_in(None, playbook_dir, src, dir)
+}
+
+/// `find_source` for a task of a role: the role's `templates/` (or `files/`), the role's
+/// directory and its `tasks/` come first, as in Ansible.
+pub fn find_source_in(role_dir: Option<&Path>, playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<PathBuf> {
+    search(role_dir, playbook_dir, src, dir, Path::is_file)
+}
+
+/// Like `find_source_in`, but a directory is found too (`include_vars: dir:`).
+pub fn find_path_in(role_dir: Option<&Path>, playbook_dir: &Path, src: &str, dir: SourceDir) -> Option<PathBuf> {
+    search(role_dir, playbook_dir, src, dir, Path::exists)
+}
+
+fn search(
+    role_dir: Option<&Path>,
+    playbook_dir: &Path,
+    src: &str,
+    dir: SourceDir,
+    wanted: fn(&Path) -> bool,
+) -> Option<PathBuf> {
     let p = Path::new(src);
     if p.is_absolute() {
-        return p.is_file().then(|| p.to_path_buf());
+        return wanted(p).then(|| p.to_path_buf());
     }
     let sub = dir.name();
+    let role = role_dir
+        .map(|r| vec![r.join(sub).join(p), r.join(p), r.join("tasks").join(p)])
+        .unwrap_or_default();
     let sibling = playbook_dir.join("..").join(sub).join(p);
-    [
-        playbook_dir.join(sub).join(p),
-        playbook_dir.join(p),
-        sibling,
-        Path::new(sub).join(p),
-        p.to_path_buf(),
-    ]
-    .into_iter()
-    .find(|c| c.is_file())
+    role.into_iter()
+        .chain([
+            playbook_dir.join(sub).join(p),
+            playbook_dir.join(p),
+            sibling,
+            Path::new(sub).join(p),
+            p.to_path_buf(),
+        ])
+        .find(|c| wanted(c))
 }
 
 #[cfg(test)]

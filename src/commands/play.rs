@@ -331,7 +331,7 @@ fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, 
             let mut tags: Vec<String> = Vec::new();
             for (_, tasks) in play.sections() {
                 for t in tasks {
-                    t.walk(&mut |t: &Task| tags.extend(t.kw.tags.iter().cloned()));
+                    t.walk_static(&mut |t: &Task| tags.extend(t.kw.tags.iter().cloned()));
                 }
             }
             tags.sort();
@@ -344,11 +344,9 @@ fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, 
 
 fn list_task(t: &Task, out: &mut String) {
     match &t.body {
-        Body::Module(_) | Body::Meta(_) => out.push_str(&format!(
-            "      {}\tTAGS: [{}]\n",
-            t.display_name(),
-            t.kw.tags.join(", ")
-        )),
+        Body::Module(_) | Body::Meta(_) | Body::Include(_) => {
+            out.push_str(&format!("      {}\tTAGS: [{}]\n", t.list_name(), t.kw.tags.join(", ")))
+        }
         Body::Block { block, rescue, always } => {
             for c in block.iter().chain(rescue).chain(always) {
                 list_task(c, out);

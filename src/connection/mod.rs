@@ -69,6 +69,13 @@ impl Connector {
         }
     }
 
+    /// Close the connections of these hosts; the next command reconnects.
+    pub async fn reset(&self, hosts: &[String]) {
+        if let Some(Ok(pool)) = self.pool.get() {
+            pool.reset(hosts).await;
+        }
+    }
+
     /// Close every master this connector opened (persistent masters stay, for the next run).
     pub async fn close(&self) {
         if let Some(Ok(pool)) = self.pool.get() {

@@ -313,6 +313,24 @@ impl SshPool {
             .collect()
     }
 
+    /// Close the masters of these hosts (`meta: reset_connection`): their next command opens a
+    /// new one. A persistent master is closed too, as Ansible's reset closes its socket.
+    pub async fn reset(&self, hosts: &[String]) {
+        let slots: Vec<Arc<Slot>> = self
+            .all_slots()
+            .into_iter()
+            .filter(|s| hosts.contains(&s.target.name))
+            .collect();
+        for slot in slots {
+            slot.shells.lock().await.clear();
+            if let Some(Master { session, _hold }) = slot.session.lock().await.take() {
+                drop(_hold);
+                close_session(session).await;
+            }
+            slot.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+
     /// Close every master connection (persistent masters stay, for the next run).
     pub async fn close(&self) {
         if self.opts.persist.is_some() {

@@ -41,6 +41,39 @@ pub struct HostResult {
     pub would_run: bool,
 }
 
+impl HostResult {
+    fn bare(host: &str, status: Status, result: serde_json::Value) -> HostResult {
+        HostResult {
+            host: host.to_string(),
+            delegated_to: None,
+            status,
+            item: None,
+            ignored: false,
+            censored: false,
+            result,
+            diffs: Vec::new(),
+            guards: Vec::new(),
+            debug: None,
+            duration_ms: 0,
+            would_run: false,
+        }
+    }
+
+    /// A host that a condition left out (an include's `when`).
+    pub fn skipped(host: &str) -> HostResult {
+        HostResult::bare(
+            host,
+            Status::Skipped,
+            serde_json::json!({"changed": false, "skip_reason": "Conditional result was False"}),
+        )
+    }
+
+    /// A host that failed outside any module (an include that could not be read).
+    pub fn failed(host: &str, msg: &str) -> HostResult {
+        HostResult::bare(host, Status::Failed, serde_json::json!({"failed": true, "msg": msg}))
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub ok: u32,
@@ -77,6 +110,12 @@ pub enum Event {
         retries_left: u32,
     },
     NoMoreHosts,
+    /// An `include_tasks`/`include_role` led these hosts to a file (or role), for one loop item.
+    Included {
+        target: String,
+        hosts: Vec<String>,
+        item: Option<String>,
+    },
     Warning {
         message: String,
     },
@@ -140,6 +179,12 @@ impl Event {
                 }
             }
             Event::Retry { task, .. } => m(task),
+            Event::Included { target, item, .. } => {
+                m(target);
+                if let Some(i) = item {
+                    m(i);
+                }
+            }
             Event::Warning { message } => m(message),
             Event::Progress { message, detail, .. } => {
                 m(message);

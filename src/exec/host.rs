@@ -10,7 +10,7 @@ use crate::secrets::Secrets;
 use crate::source::Span;
 use crate::values::VarMap;
 use crate::values::value_to_string;
-use crate::vars::{Scope, TemplateError};
+use crate::vars::{Scope, TaskVars, TemplateError};
 use crate::yaml::{Kind, Node};
 use minijinja::Value;
 use minijinja::value::ValueKind;
@@ -19,17 +19,64 @@ use std::time::{Duration, Instant};
 const CENSORED: &str = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 pub(crate) fn scope(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> Value {
-    Scope::value(
-        r.vars.clone(),
-        ctx.vars.clone(),
-        host,
-        task.kw.vars.clone(),
-        VarMap::new(),
-    )
+    scope_with(r, ctx, task, host, VarMap::new())
+}
+
+/// A task's own variables: its role's, its blocks' and its own `vars`, its params.
+fn task_vars(task: &Task) -> TaskVars {
+    let mut params = Vec::with_capacity(task.kw.params.len() + 1);
+    if let Some(role) = &task.role {
+        params.push(role.params.clone());
+    }
+    params.extend(task.kw.params.iter().cloned());
+    TaskVars {
+        role_defaults: task.role.as_ref().map(|r| r.defaults.clone()),
+        role_vars: task.role.as_ref().map(|r| r.vars.clone()),
+        layers: task.kw.vars.clone(),
+        params,
+    }
 }
 
 fn scope_with(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize, locals: VarMap) -> Value {
-    Scope::value(r.vars.clone(), ctx.vars.clone(), host, task.kw.vars.clone(), locals)
+    Scope::for_task(r.vars.clone(), ctx.vars.clone(), host, task_vars(task), locals)
+}
+
+/// A rendered include target and the loop item it is for.
+pub(super) type IncludeTarget = (String, Option<Value>);
+
+/// Where an include leads on one host: `None` when its `when` does not hold (evaluated once,
+/// before its loop), else the rendered file (or role) name for each loop item.
+pub(super) fn include_targets(
+    r: &Runner,
+    ctx: &PlayCtx<'_>,
+    task: &Task,
+    inc: &crate::playbook::Include,
+    host: usize,
+) -> Result<Option<Vec<IncludeTarget>>, String> {
+    let base = scope(r, ctx, task, host);
+    if !conditions(r, &task.kw.when, &base).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let items = match &task.loop_ {
+        None => {
+            return Ok(Some(vec![(
+                render(r, &inc.target, &base)
+                    .map(|v| value_to_string(&v))
+                    .map_err(|e| e.to_string())?,
+                None,
+            )]));
+        }
+        Some(l) => loop_items(r, l, &base).map_err(|e| e.to_string())?,
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let mut locals = VarMap::new();
+        locals.insert(task.loop_control.loop_var.clone(), item.clone());
+        let sc = scope_with(r, ctx, task, host, locals);
+        let target = render(r, &inc.target, &sc).map_err(|e| e.to_string())?;
+        out.push((value_to_string(&target), Some(item)));
+    }
+    Ok(Some(out))
 }
 
 /// Why a task failed on a host outside its module: a keyword or argument that did not render
@@ -257,13 +304,16 @@ async fn run_host(
             outcome.status = if ok { Status::Ok } else { Status::Skipped };
             return outcome;
         }
-        Body::Block { .. } => unreachable_body(),
+        Body::Block { .. } | Body::Include(_) => unreachable_body(),
     }
 
     // The loop's items, or one pass with no item.
     let items: Option<Vec<Value>> = match &task.loop_ {
         None => None,
-        Some(l) => match loop_items(r, l, &base_scope) {
+        Some(l) => match loop_items(r, l, &base_scope).and_then(|items| match l.first_found {
+            true => first_found(ctx, task, items),
+            false => Ok(items),
+        }) {
             Ok(items) => Some(items),
             Err(e) => {
                 fail(&mut outcome, e.to_string());
@@ -514,6 +564,79 @@ fn host_result(
         duration_ms: 0,
         would_run: false,
     }
+}
+
+/// `with_first_found`: the first of the named files that exists (strings, or mappings of `files`,
+/// `paths` and `skip`), looked for in the task's role and beside the playbook, in the
+/// directory its module reads (`vars/` for a module of variables files, `templates/` for one of
+/// templates, else `files/`).
+fn first_found(ctx: &PlayCtx<'_>, task: &Task, items: Vec<Value>) -> Result<Vec<Value>, TaskError> {
+    use crate::source::SourceDir;
+    let sub = match &task.body {
+        Body::Module(m) => {
+            let spec = m.spec();
+            let kinds: Vec<ParamKind> = spec
+                .params
+                .iter()
+                .map(|p| p.kind)
+                .chain([spec.free_form_kind])
+                .collect();
+            if kinds.contains(&ParamKind::VarsFile) {
+                SourceDir::Vars
+            } else if kinds.contains(&ParamKind::TemplateFile) {
+                SourceDir::Templates
+            } else {
+                SourceDir::Files
+            }
+        }
+        _ => SourceDir::Files,
+    };
+    let strings = |v: Option<Value>| -> Vec<String> {
+        match v {
+            Some(v) if v.kind() == ValueKind::Seq => v
+                .try_iter()
+                .map(|it| it.map(|x| value_to_string(&x)).collect())
+                .unwrap_or_default(),
+            Some(v) if !v.is_undefined() && !v.is_none() => value_to_string(&v)
+                .split([',', ';'])
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut names = Vec::new();
+    let mut skip = false;
+    for i in items {
+        if i.kind() == ValueKind::Map {
+            let files = strings(i.get_attr("files").ok());
+            let paths = strings(i.get_attr("paths").ok());
+            skip |= i.get_attr("skip").is_ok_and(|s| s.is_true());
+            if paths.is_empty() {
+                names.extend(files);
+            } else {
+                for p in &paths {
+                    names.extend(files.iter().map(|f| format!("{}/{f}", p.trim_end_matches('/'))));
+                }
+            }
+        } else {
+            names.push(value_to_string(&i));
+        }
+    }
+    let role_dir = task.role.as_ref().map(|r| r.dir.as_path());
+    for n in &names {
+        if let Some(p) = crate::source::find_source_in(role_dir, &ctx.play.dir, n, sub) {
+            let p = p.canonicalize().unwrap_or(p);
+            return Ok(vec![Value::from(p.display().to_string())]);
+        }
+    }
+    if skip {
+        return Ok(Vec::new());
+    }
+    Err(TaskError::Value(format!(
+        "No file was found when using first_found (looked for {})",
+        names.join(", ")
+    )))
 }
 
 fn loop_items(r: &Runner, l: &crate::playbook::Loop, scope: &Value) -> Result<Vec<Value>, TaskError> {
@@ -823,7 +946,8 @@ async fn attempts(
             env: p.env.clone(),
             templar: &r.vars.templar,
             scope,
-            playbook_dir: &r.playbook.dir,
+            playbook_dir: &ctx.play.dir,
+            role_dir: task.role.as_ref().map(|r| r.dir.as_path()),
             sources: &r.sources,
             template_files: &r.checked.template_files,
             interactive: r.opts.interactive,

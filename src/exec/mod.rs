@@ -104,6 +104,12 @@ struct HostState {
     ended: bool,
     /// Handler names and `listen` topics notified and not yet run.
     notified: Vec<String>,
+    /// Results other than skipped, counted: a role whose tasks ran on a host has run there.
+    ran: u64,
+    /// The identities of the roles that have run on the host in this play.
+    roles_done: Vec<String>,
+    /// `meta: end_role` held the host back until its role's block ends.
+    role_ended: bool,
 }
 
 pub(crate) struct PlayCtx<'a> {
@@ -279,9 +285,26 @@ impl Runner {
             self.emit(Event::NoHostsMatched);
             return false;
         }
+        let hosts = self.ordered(play, hosts);
         let all_value = Value::from(names(&hosts));
+        let (serial, max_fail) = match self.play_limits(play) {
+            Ok(x) => x,
+            Err(msg) => {
+                // Ansible stops the play at its start: every host fails it.
+                self.emit(Event::PlayStart {
+                    name: play.name.clone(),
+                    hosts: names(&hosts),
+                });
+                for &h in &hosts {
+                    let n = self.vars.inventory.hosts[h].name.clone();
+                    self.emit(Event::host(events::HostResult::failed(&n, &msg)));
+                    self.stat(h, |s| s.failed += 1);
+                }
+                return true;
+            }
+        };
         let mut offset = 0;
-        for size in serial_sizes(&play.serial, hosts.len()) {
+        for size in serial_sizes(&serial, hosts.len()) {
             let batch: Vec<usize> = hosts[offset..offset + size].to_vec();
             offset += size;
             self.emit(Event::PlayStart {
@@ -291,6 +314,8 @@ impl Runner {
             let mut state: HashMap<usize, HostState> = batch.iter().map(|h| (*h, HostState::default())).collect();
             let mut pvars = PlayVars {
                 vars: play.vars.clone(),
+                role_defaults: play.role_defaults.clone(),
+                role_exports: play.role_exports.clone(),
                 play_hosts_all: all_value.clone(),
                 play_batch: Value::from(names(&batch)),
                 check_mode: self.opts.check,
@@ -325,7 +350,7 @@ impl Runner {
             if abort {
                 return true;
             }
-            if let Some(pct) = play.max_fail_percentage
+            if let Some(pct) = max_fail
                 && (failed as f64) * 100.0 / (batch.len() as f64) > pct
             {
                 self.emit(Event::NoMoreHosts);
@@ -335,11 +360,108 @@ impl Runner {
         false
     }
 
+    /// `skipping: [host]` lines of a meta task whose condition does not hold there.
+    fn skipping(&self, hosts: &[usize]) {
+        for &h in hosts {
+            let name = self.vars.inventory.hosts[h].name.clone();
+            self.emit(Event::host(events::HostResult::skipped(&name)));
+        }
+    }
+
+    /// The play's hosts in its `order`.
+    fn ordered(&self, play: &Play, mut hosts: Vec<usize>) -> Vec<usize> {
+        let name = |h: &usize| self.vars.inventory.hosts[*h].name.clone();
+        match play.order {
+            crate::playbook::HostOrder::Inventory => {}
+            crate::playbook::HostOrder::ReverseInventory => hosts.reverse(),
+            crate::playbook::HostOrder::Sorted => hosts.sort_by_key(name),
+            crate::playbook::HostOrder::ReverseSorted => {
+                hosts.sort_by_key(name);
+                hosts.reverse();
+            }
+            crate::playbook::HostOrder::Shuffle => {
+                // A Fisher-Yates shuffle from the clock: no two runs need the same order.
+                let mut x = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+                    | 1;
+                for i in (1..hosts.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    hosts.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+            }
+        }
+        hosts
+    }
+
+    /// The play's `serial` and `max_fail_percentage`, rendered when they are templates (with
+    /// the play's and the extra vars, as Ansible renders them before any host's).
+    fn play_limits(&self, play: &Play) -> Result<(Vec<crate::batches::SerialStep>, Option<f64>), String> {
+        let mut serial = play.serial.clone();
+        let mut max_fail = play.max_fail_percentage;
+        if play.serial_template.is_none() && play.max_fail_template.is_none() {
+            return Ok((serial, max_fail));
+        }
+        let mut vars: VarMap = (*play.vars).clone();
+        vars.extend(self.vars.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let scope = Value::from_pairs(vars);
+        let render = |n: &crate::yaml::Node| -> Result<Value, String> {
+            let src = n.as_str().unwrap_or("");
+            let v = self
+                .vars
+                .templar
+                .render(src, &scope)
+                .map_err(|e| format!("{} (at {})", e.message, self.sources.location(n.span)))?;
+            // A variable that holds a template is rendered once more.
+            self.vars.templar.render_deep(&v, &scope).map_err(|e| e.message)
+        };
+        if let Some(n) = &play.serial_template {
+            let v = render(n)?;
+            let items: Vec<Value> = match v.kind() {
+                minijinja::value::ValueKind::Seq => v.try_iter().map_err(|e| e.to_string())?.collect(),
+                _ => vec![v],
+            };
+            serial = Vec::new();
+            for i in items {
+                let text = crate::values::value_to_string(&i);
+                match crate::batches::SerialStep::parse(&text) {
+                    Some(s) => serial.push(s),
+                    None => {
+                        return Err(format!(
+                            "invalid `serial` value `{text}` (at {}): `serial` is {}",
+                            self.sources.location(n.span),
+                            crate::batches::SERIAL_HELP
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(n) = &play.max_fail_template {
+            let text = crate::values::value_to_string(&render(n)?);
+            match text.trim().parse::<f64>() {
+                Ok(p) if (0.0..=100.0).contains(&p) => max_fail = Some(p),
+                _ => {
+                    return Err(format!(
+                        "`max_fail_percentage` must be a number from 0 to 100, got `{text}` (at {})",
+                        self.sources.location(n.span)
+                    ));
+                }
+            }
+        }
+        Ok((serial, max_fail))
+    }
+
     fn active(&self, state: &HashMap<usize, HostState>, batch: &[usize]) -> Vec<usize> {
         batch
             .iter()
             .copied()
-            .filter(|h| state.get(h).is_some_and(|s| !s.failed && !s.unreachable && !s.ended))
+            .filter(|h| {
+                state
+                    .get(h)
+                    .is_some_and(|s| !s.failed && !s.unreachable && !s.ended && !s.role_ended)
+            })
             .collect()
     }
 
@@ -364,6 +486,62 @@ impl Runner {
                     return Flow::Next;
                 }
                 match &task.body {
+                    Body::Include(inc) => {
+                        if !self.started.load(Ordering::SeqCst)
+                            && !contains_start(task, self.opts.start_at_task.as_deref())
+                        {
+                            continue;
+                        }
+                        if !self.tags_selected(&task.kw.tags) {
+                            continue;
+                        }
+                        let flow = self.run_include(ctx, task, inc, state, batch, &active, rescuable).await;
+                        if flow != Flow::Next {
+                            return flow;
+                        }
+                    }
+                    Body::Block { .. } if task.role_instance => {
+                        // One use of a role: a host it has already run on skips it, unless the
+                        // role allows duplicates (Ansible's `role_complete`).
+                        let Some(role) = &task.role else { continue };
+                        let mut parked = Vec::new();
+                        if !role.allow_duplicates {
+                            for h in &active {
+                                if let Some(s) = state.get_mut(h)
+                                    && s.roles_done.contains(&role.identity)
+                                {
+                                    s.ended = true;
+                                    parked.push(*h);
+                                }
+                            }
+                        }
+                        let entered: Vec<(usize, u64)> = self
+                            .active(state, batch)
+                            .into_iter()
+                            .map(|h| (h, state[&h].ran))
+                            .collect();
+                        let mut plain = task.clone();
+                        plain.role_instance = false;
+                        let flow = self
+                            .run_list(ctx, std::slice::from_ref(&plain), state, batch, rescuable)
+                            .await;
+                        for (h, before) in entered {
+                            if let Some(s) = state.get_mut(&h) {
+                                s.role_ended = false;
+                                if s.ran > before && !s.roles_done.contains(&role.identity) {
+                                    s.roles_done.push(role.identity.clone());
+                                }
+                            }
+                        }
+                        for h in parked {
+                            if let Some(s) = state.get_mut(&h) {
+                                s.ended = false;
+                            }
+                        }
+                        if flow != Flow::Next {
+                            return flow;
+                        }
+                    }
                     Body::Block { block, rescue, always } => {
                         if !self.started.load(Ordering::SeqCst)
                             && !contains_start(task, self.opts.start_at_task.as_deref())
@@ -443,7 +621,7 @@ impl Runner {
                     }
                     Body::Module(_) | Body::Meta(_) => {
                         if !self.started.load(Ordering::SeqCst) {
-                            if Some(task.display_name().as_str()) == self.opts.start_at_task.as_deref() {
+                            if self.opts.start_at_task.as_deref().is_some_and(|n| task.is_named(n)) {
                                 self.started.store(true, Ordering::SeqCst);
                             } else {
                                 continue;
@@ -493,6 +671,45 @@ impl Runner {
                                         }
                                     }
                                 }
+                                MetaAction::EndBatch => {
+                                    let (held, not): (Vec<usize>, Vec<usize>) =
+                                        active.iter().partition(|&&h| host::condition_holds(self, ctx, task, h));
+                                    if !held.is_empty() {
+                                        return Flow::EndPlay;
+                                    }
+                                    // Shown as Ansible shows it; a skipped meta is not counted.
+                                    self.skipping(&not);
+                                }
+                                MetaAction::EndRole => {
+                                    let (held, not): (Vec<usize>, Vec<usize>) =
+                                        active.iter().partition(|&&h| host::condition_holds(self, ctx, task, h));
+                                    for h in &held {
+                                        if let Some(s) = state.get_mut(h) {
+                                            s.role_ended = true;
+                                        }
+                                    }
+                                    if !held.is_empty() && !not.is_empty() {
+                                        // Ansible's linear strategy runs the meta again for the
+                                        // hosts it did not end, under a banner of their own.
+                                        self.emit(Event::TaskStart {
+                                            name: task.display_name(),
+                                            handler: false,
+                                        });
+                                    }
+                                    self.skipping(&not);
+                                }
+                                MetaAction::ResetConnection => {
+                                    // The next command opens a new connection (new groups and
+                                    // login settings take effect), as Ansible's reset does.
+                                    let names: Vec<String> = active
+                                        .iter()
+                                        .map(|&h| self.vars.inventory.hosts[h].name.clone())
+                                        .collect();
+                                    self.connector.reset(&names).await;
+                                }
+                                // roll's inventory is read once; role completion is tracked
+                                // by the role's block.
+                                MetaAction::RefreshInventory | MetaAction::RoleComplete => {}
                                 MetaAction::EndPlay | MetaAction::Noop => {}
                             }
                             if own {
@@ -504,6 +721,9 @@ impl Runner {
                         let mut fatal = false;
                         for o in outs {
                             let s = state.entry(o.host).or_default();
+                            if o.status != Status::Skipped {
+                                s.ran += 1;
+                            }
                             match o.status {
                                 Status::Failed if !o.ignored => s.failed = true,
                                 Status::Unreachable => s.unreachable = true,
@@ -528,6 +748,150 @@ impl Runner {
             }
             Flow::Next
         })
+    }
+
+    /// An `include_tasks`/`include_role` on the active hosts: its `when` once per host, its
+    /// loop, then the included tasks for each group of hosts that got the same file and item,
+    /// in the order they first appear (as Ansible groups included files).
+    #[allow(clippy::too_many_arguments)]
+    async fn run_include(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inc: &crate::playbook::Include,
+        state: &mut HashMap<usize, HostState>,
+        batch: &[usize],
+        active: &[usize],
+        rescuable: bool,
+    ) -> Flow {
+        let shown = match (&task.name, inc.kind) {
+            (None, crate::playbook::IncludeKind::Role) => {
+                format!("{} : {}", inc.written, inc.target.scalar_text().unwrap_or_default())
+            }
+            _ => host::display_name(self, ctx, task, active[0]),
+        };
+        self.emit(Event::TaskStart {
+            name: shown.clone(),
+            handler: false,
+        });
+        let started = std::time::Instant::now();
+        let mut groups: Vec<(String, Option<Value>, Vec<usize>)> = Vec::new();
+        let mut fatal = false;
+        for &h in active {
+            let host_name = self.vars.inventory.hosts[h].name.clone();
+            match host::include_targets(self, ctx, task, inc, h) {
+                Ok(None) => {
+                    self.emit(Event::host(events::HostResult::skipped(&host_name)));
+                    self.stat(h, |s| s.skipped += 1);
+                }
+                Ok(Some(targets)) => {
+                    for (target, item) in targets {
+                        self.stat(h, |s| s.ok += 1);
+                        if let Some(s) = state.get_mut(&h) {
+                            s.ran += 1;
+                        }
+                        match groups.iter_mut().find(|(t, i, _)| *t == target && *i == item) {
+                            Some(g) => g.2.push(h),
+                            None => groups.push((target, item, vec![h])),
+                        }
+                    }
+                }
+                Err(msg) => {
+                    self.emit(Event::host(events::HostResult::failed(&host_name, &msg)));
+                    self.stat(h, |s| s.failed += 1);
+                    if let Some(s) = state.get_mut(&h) {
+                        s.failed = true;
+                    }
+                    fatal |= !rescuable && self.errors_fatal(ctx, task, h);
+                }
+            }
+        }
+        for (target, item, hosts) in &groups {
+            let shown_target = match inc.kind {
+                crate::playbook::IncludeKind::Tasks => {
+                    let p = std::path::Path::new(target);
+                    let full = if p.is_absolute() {
+                        p.to_path_buf()
+                    } else {
+                        inc.base.join(p)
+                    };
+                    full.canonicalize().unwrap_or(full).display().to_string()
+                }
+                crate::playbook::IncludeKind::Role => target.clone(),
+            };
+            self.emit(Event::Included {
+                target: shown_target,
+                hosts: hosts
+                    .iter()
+                    .map(|&h| self.vars.inventory.hosts[h].name.clone())
+                    .collect(),
+                item: item.as_ref().map(crate::values::value_to_string),
+            });
+        }
+        self.emit(Event::TaskEnd {
+            name: shown,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        if fatal {
+            return abort_batch(state, batch);
+        }
+        for (target, item, hosts) in groups {
+            let tasks = match &inc.tasks {
+                Some(t) => t.clone(),
+                None => match crate::playbook::load_include(&self.sources, &ctx.play.dir, inc, &target) {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        for &h in &hosts {
+                            let name = self.vars.inventory.hosts[h].name.clone();
+                            self.emit(Event::host(events::HostResult::failed(&name, &msg)));
+                            self.stat(h, |s| s.failed += 1);
+                            if let Some(s) = state.get_mut(&h) {
+                                s.failed = true;
+                            }
+                        }
+                        continue;
+                    }
+                },
+            };
+            let tasks = match item {
+                None => tasks,
+                Some(item) => {
+                    let mut p = VarMap::new();
+                    p.insert(task.loop_control.loop_var.clone(), item.clone());
+                    p.insert(
+                        "ansible_loop_var".into(),
+                        Value::from(task.loop_control.loop_var.as_str()),
+                    );
+                    let p = Arc::new(p);
+                    tasks
+                        .into_iter()
+                        .map(|mut t| {
+                            crate::playbook::add_params(&mut t, &p);
+                            t
+                        })
+                        .collect()
+                }
+            };
+            let mut parked = Vec::new();
+            for h in self.active(state, batch) {
+                if !hosts.contains(&h)
+                    && let Some(s) = state.get_mut(&h)
+                {
+                    s.ended = true;
+                    parked.push(h);
+                }
+            }
+            let flow = self.run_list(ctx, &tasks, state, batch, rescuable).await;
+            for h in parked {
+                if let Some(s) = state.get_mut(&h) {
+                    s.ended = false;
+                }
+            }
+            if flow != Flow::Next {
+                return flow;
+            }
+        }
+        Flow::Next
     }
 
     /// Whether a failure of `host` in `task` stops the run: `any_errors_fatal` on the play or
@@ -576,6 +940,21 @@ impl Runner {
             host::flag(self, n, &scope).unwrap_or(false)
         });
         let targets: Vec<usize> = if run_once { vec![hosts[0]] } else { hosts.to_vec() };
+        // `throttle`: a limit of this task's own, below `--forks`.
+        let throttle = task
+            .kw
+            .throttle
+            .as_ref()
+            .and_then(|n| {
+                let scope = host::scope(self, ctx, task, hosts[0]);
+                let v = match n.as_str() {
+                    Some(s) => self.vars.templar.render_string(s, &scope).ok()?,
+                    None => n.scalar_text()?,
+                };
+                v.trim().parse::<usize>().ok()
+            })
+            .filter(|n| *n > 0)
+            .map(|n| Arc::new(Semaphore::new(n)));
         // A lockstep task's hosts all run at once: a step waits for every one of them, so
         // holding some behind `--forks` would never finish.
         let lockstep = match &task.body {
@@ -586,7 +965,12 @@ impl Runner {
             .iter()
             .map(|&h| {
                 let lockstep = lockstep.clone();
+                let throttle = throttle.clone();
                 async move {
+                    let _throttled = match (&throttle, &lockstep) {
+                        (Some(t), None) => t.clone().acquire_owned().await.ok(),
+                        _ => None,
+                    };
                     let _permit = if lockstep.is_none() {
                         self.forks.acquire().await.ok()
                     } else {
@@ -610,7 +994,7 @@ impl Runner {
                     self.vars.set_fact(h, reg, Value::from_pairs(v.clone()));
                 }
                 for (k, v) in &first.facts {
-                    self.vars.set_fact(h, k, v.clone());
+                    self.vars.set_var(h, k, v.clone(), includes_vars(task));
                 }
             }
             let copies: Vec<HostOutcome> = hosts[1..]
@@ -682,7 +1066,7 @@ impl Runner {
             self.vars.set_fact(o.host, reg, Value::from_pairs(v.clone()));
         }
         for (k, v) in &o.facts {
-            self.vars.set_fact(o.host, k, v.clone());
+            self.vars.set_var(o.host, k, v.clone(), includes_vars(task));
         }
     }
 
@@ -699,6 +1083,7 @@ impl Runner {
     async fn flush_handlers(&self, ctx: &PlayCtx<'_>, state: &mut HashMap<usize, HostState>, batch: &[usize]) {
         for handler in &ctx.play.handlers {
             let name = handler.name.as_ref().and_then(|n| n.scalar_text());
+            let full = handler.role.as_ref().map(|_| handler.display_name());
             let hosts: Vec<usize> = batch
                 .iter()
                 .copied()
@@ -707,7 +1092,7 @@ impl Runner {
                     let notified = s
                         .notified
                         .iter()
-                        .any(|n| Some(n) == name.as_ref() || handler.listen.contains(n));
+                        .any(|n| Some(n) == name.as_ref() || Some(n) == full.as_ref() || handler.listen.contains(n));
                     notified
                         && !s.unreachable
                         && !s.ended
@@ -735,8 +1120,9 @@ impl Runner {
             }
             for h in &hosts {
                 if let Some(s) = state.get_mut(h) {
-                    s.notified
-                        .retain(|n| Some(n) != name.as_ref() && !handler.listen.contains(n));
+                    s.notified.retain(|n| {
+                        Some(n) != name.as_ref() && Some(n) != full.as_ref() && !handler.listen.contains(n)
+                    });
                 }
             }
         }
@@ -861,6 +1247,11 @@ async fn finally<T>(work: impl std::future::Future<Output = T>, cleanup: impl st
     }
 }
 
+/// Whether the variables a task returns are included vars rather than facts.
+fn includes_vars(task: &Task) -> bool {
+    matches!(&task.body, Body::Module(m) if m.spec().has(Capability::IncludesVars))
+}
+
 /// What a task list tells the play after it ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -872,6 +1263,8 @@ enum Flow {
 fn clone_play_vars(p: &PlayVars) -> PlayVars {
     PlayVars {
         vars: p.vars.clone(),
+        role_defaults: p.role_defaults.clone(),
+        role_exports: p.role_exports.clone(),
         play_hosts_all: p.play_hosts_all.clone(),
         play_batch: p.play_batch.clone(),
         check_mode: p.check_mode,
@@ -880,8 +1273,8 @@ fn clone_play_vars(p: &PlayVars) -> PlayVars {
 
 fn contains_start(task: &Task, name: Option<&str>) -> bool {
     let mut found = false;
-    task.walk(&mut |t: &Task| {
-        if Some(t.display_name().as_str()) == name {
+    task.walk_static(&mut |t: &Task| {
+        if name.is_some_and(|n| t.is_named(n)) {
             found = true;
         }
     });

@@ -187,7 +187,8 @@ async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             s.into_bytes()
         }
         (None, Some(src)) => {
-            let path = crate::source::find_source(ctx.playbook_dir, &src, crate::source::SourceDir::Files)
+            let path = ctx
+                .find_source(&src, crate::source::SourceDir::Files)
                 .ok_or_else(|| format!("copy source `{src}` not found"))?;
             if dest.ends_with('/') {
                 dest.push_str(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));

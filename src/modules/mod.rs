@@ -27,6 +27,7 @@ pub mod facts;
 pub(crate) mod files;
 mod find;
 pub(crate) mod history;
+pub mod include_vars;
 pub(crate) mod lines;
 pub mod lockstep;
 pub(crate) mod nginx_switch;
@@ -84,6 +85,8 @@ pub struct Ctx<'a> {
     pub templar: &'a Templar,
     pub scope: &'a Value,
     pub playbook_dir: &'a Path,
+    /// The directory of the task's role: its `templates/` and `files/` come first.
+    pub role_dir: Option<&'a Path>,
     pub sources: &'a Sources,
     pub template_files: &'a HashMap<PathBuf, FileId>,
     /// Whether a person is at a terminal (`pause` without `seconds` waits for Enter only then).
@@ -140,10 +143,16 @@ impl Ctx<'_> {
         progress::Wait::start(self.progress, kind, what, limit)
     }
 
+    /// A controller file a task names: in its role first, then beside the playbook.
+    pub fn find_source(&self, src: &str, dir: crate::source::SourceDir) -> Option<PathBuf> {
+        crate::source::find_source_in(self.role_dir, self.playbook_dir, src, dir)
+    }
+
     /// A template file on the controller (`template: src:`, the switch's `template:`), as the
     /// checker read it; read now when its name was templated, so the checker could not.
     pub fn template_source(&self, src: &str) -> Result<Arc<SourceFile>, Failure> {
-        let path = crate::source::find_source(self.playbook_dir, src, crate::source::SourceDir::Templates)
+        let path = self
+            .find_source(src, crate::source::SourceDir::Templates)
             .ok_or_else(|| format!("template `{src}` not found"))?;
         let id = match self.template_files.get(&path) {
             Some(id) => *id,

@@ -3,8 +3,8 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, lines, nginx_switch, ping, probe,
-    stat,
+    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, include_vars, lines,
+    nginx_switch, ping, probe, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -24,6 +24,7 @@ pub static MODULES: &[&dyn Module] = &[
     &control::Pause,
     &control::Debug,
     &control::SetFact,
+    &include_vars::IncludeVars,
     &control::Assert,
     &control::Fail,
     &ping::Ping,

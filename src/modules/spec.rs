@@ -39,6 +39,11 @@ pub enum ParamKind {
     /// retire: { container: "{{ container_prefix }}-{{ old_colour }}" }`, for each backend):
     /// passed unrendered, checked with `provides` known as defined.
     PerHost { provides: &'static [&'static str] },
+    /// A variables file or directory on the controller whose variables the module defines
+    /// (`include_vars`): a literal one is read by the checker for the names it defines.
+    VarsFile,
+    /// The name of the one variable the module defines (`include_vars: name:`).
+    DefinesVariable,
 }
 
 impl ParamKind {
@@ -75,6 +80,9 @@ pub enum Capability {
     Lockstep,
     /// It runs on the controller and never uses the host's connection (`debug`, `assert`).
     Controller,
+    /// The variables it returns are included vars (`include_vars`): below `set_fact` and
+    /// registered results, above task vars.
+    IncludesVars,
 }
 
 #[derive(Debug)]
@@ -137,6 +145,8 @@ pub struct ModuleSpec {
     /// Collections whose prefix names this module too (`ansible.builtin.command`).
     pub collections: &'static [&'static str],
     pub free_form: FreeForm,
+    /// What the free-form string is, checked as a parameter of this kind.
+    pub free_form_kind: ParamKind,
     pub params: &'static [Param],
     /// At least one of these must be given (besides a free-form string).
     pub one_of: &'static [&'static str],
@@ -156,6 +166,7 @@ impl ModuleSpec {
             name,
             collections,
             free_form: FreeForm::No,
+            free_form_kind: ParamKind::Value,
             params: &[],
             one_of: &[],
             exclusive: &[],

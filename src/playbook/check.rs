@@ -6,7 +6,7 @@ use super::{Body, Play, Playbook, Task};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::{Inventory, pattern};
 use crate::modules::{Capability, ParamKind};
-use crate::source::{FileId, SourceDir, Sources, Span, find_source};
+use crate::source::{FileId, SourceDir, Sources, Span, find_source_in};
 use crate::values::is_template;
 use crate::vars::Templar;
 use crate::yaml::{Kind, Node};
@@ -111,16 +111,34 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
     for h in &inventory.hosts {
         known.extend(h.vars.keys().cloned());
     }
+    let mut roles_seen: HashSet<*const super::RoleCtx> = HashSet::new();
     for play in &playbook.plays {
         known.extend(play.vars.keys().cloned());
+        known.extend(play.role_defaults.keys().cloned());
+        known.extend(play.role_exports.keys().cloned());
         for (_, tasks) in play.sections() {
             for t in tasks {
                 t.walk(&mut |t: &Task| {
                     if let Some(r) = &t.register {
                         known.insert(r.clone());
                     }
-                    for l in &t.kw.vars {
+                    for l in t.kw.vars.iter().chain(&t.kw.params) {
                         known.extend(l.keys().cloned());
+                    }
+                    if let Some(r) = &t.role
+                        && roles_seen.insert(std::sync::Arc::as_ptr(r))
+                    {
+                        for m in [&r.defaults, &r.vars, &r.params] {
+                            known.extend(m.keys().cloned());
+                        }
+                    }
+                    if let Body::Include(i) = &t.body {
+                        for l in &i.apply.params {
+                            known.extend(l.keys().cloned());
+                        }
+                    }
+                    if let Body::Module(m) = &t.body {
+                        known.extend(defined_by_files(sources, t, m, play));
                     }
                     known.insert(t.loop_control.loop_var.clone());
                     if let Some(i) = &t.loop_control.index_var {
@@ -172,12 +190,12 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                 hosts_resolved = false;
             }
         }
-        check_play(sources, &templar, play, playbook, &known, &mut out, &mut diags);
+        check_play(sources, &templar, play, &known, &mut out, &mut diags);
         if let Some(name) = start_at_task {
             for (_, tasks) in play.sections() {
                 for t in tasks {
                     t.walk(&mut |t: &Task| {
-                        if t.display_name() == name {
+                        if t.is_named(name) {
                             start_found = true;
                         }
                     });
@@ -231,15 +249,20 @@ fn check_play(
     sources: &Sources,
     templar: &Templar,
     play: &Play,
-    playbook: &Playbook,
     known: &HashSet<String>,
     out: &mut Checked,
     diags: &mut Diagnostics,
 ) {
+    for n in play.serial_template.iter().chain(&play.max_fail_template) {
+        check_node(sources, templar, n, known, false, diags);
+    }
     let mut handler_names: HashSet<String> = HashSet::new();
     for h in &play.handlers {
         if let Some(n) = &h.name {
             handler_names.insert(n.scalar_text().unwrap_or_default());
+            if h.role.is_some() {
+                handler_names.insert(h.display_name());
+            }
         }
         handler_names.extend(h.listen.iter().cloned());
     }
@@ -255,7 +278,7 @@ fn check_play(
                         );
                     }
                 }
-                check_task(sources, templar, t, playbook, known, out, diags);
+                check_task(sources, templar, t, play, known, out, diags);
             });
         }
     }
@@ -265,7 +288,7 @@ fn check_task(
     sources: &Sources,
     templar: &Templar,
     t: &Task,
-    playbook: &Playbook,
+    play: &Play,
     known: &HashSet<String>,
     out: &mut Checked,
     diags: &mut Diagnostics,
@@ -290,6 +313,7 @@ fn check_task(
         &t.kw.ignore_errors,
         &t.kw.run_once,
         &t.kw.no_log,
+        &t.kw.throttle,
         &t.loop_control.label,
         &t.loop_control.pause,
     ]
@@ -304,7 +328,11 @@ fn check_task(
     if let Some(l) = &t.loop_ {
         check_node(sources, templar, &l.items, known, false, diags);
     }
+    if let Body::Include(i) = &t.body {
+        check_node(sources, templar, &i.target, known, false, diags);
+    }
     let Body::Module(m) = &t.body else { return };
+    let role_dir = t.role.as_ref().map(|r| r.dir.as_path());
     if let Some(f) = &m.free_form {
         check_node(sources, templar, f, known, false, diags);
     }
@@ -323,7 +351,17 @@ fn check_task(
         if let Some(provides) = kind.template_names() {
             // A templated name is known only on the host; the module reports it there.
             if !is_template(s) {
-                check_template_param(sources, templar, s, node.span, provides, playbook, known, out, diags);
+                check_template_param(
+                    sources,
+                    templar,
+                    s,
+                    node.span,
+                    provides,
+                    (role_dir, play),
+                    known,
+                    out,
+                    diags,
+                );
             }
             continue;
         }
@@ -337,18 +375,79 @@ fn check_task(
                 }
             }
             ParamKind::ControllerFile
-                if !is_template(s) && find_source(&playbook.dir, s, SourceDir::Files).is_none() =>
+                if !is_template(s) && find_source_in(role_dir, &play.dir, s, SourceDir::Files).is_none() =>
             {
                 diags.push(not_found(
                     format!("{} source `{s}` not found", spec.name),
                     node.span,
-                    playbook,
+                    (role_dir, play),
                     SourceDir::Files,
                 ))
             }
             _ => {}
         }
     }
+}
+
+/// The variables a module of variables files (`include_vars`) defines, as far as they can be
+/// known before the run: its `name`, else every variable of its literal files (and of a
+/// literal `with_first_found` list); a templated name could be any file of the role's (or the
+/// playbook's) `vars/`, so all of theirs count.
+fn defined_by_files(sources: &Sources, t: &Task, m: &super::ModuleCall, play: &Play) -> Vec<String> {
+    let spec = m.spec();
+    let mut files: Vec<&Node> = Vec::new();
+    if spec.free_form_kind == ParamKind::VarsFile
+        && let Some(f) = &m.free_form
+    {
+        files.push(f);
+    }
+    let mut out = Vec::new();
+    for (name, node) in &m.args {
+        match spec.kind_of(name) {
+            ParamKind::VarsFile => files.push(node),
+            ParamKind::DefinesVariable => out.extend(node.scalar_text()),
+            _ => {}
+        }
+    }
+    if files.is_empty() || !out.is_empty() {
+        return out;
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut templated = false;
+    for f in files {
+        match f.as_str() {
+            Some(s) if is_template(s) => match t.loop_.as_ref().map(|l| &l.items.kind) {
+                Some(Kind::Seq(items)) => {
+                    for i in items {
+                        match i.as_str() {
+                            Some(s) if !is_template(s) => names.push(s.to_string()),
+                            _ => templated = true,
+                        }
+                    }
+                }
+                _ => templated = true,
+            },
+            Some(s) => names.push(s.to_string()),
+            None => {}
+        }
+    }
+    let role_dir = t.role.as_ref().map(|r| r.dir.as_path());
+    for n in &names {
+        if let Some(p) = crate::source::find_path_in(role_dir, &play.dir, n, SourceDir::Vars) {
+            out.extend(crate::modules::include_vars::names_in(&p, sources));
+        }
+    }
+    if templated {
+        for d in [role_dir.map(|r| r.join("vars")), Some(play.dir.join("vars"))]
+            .into_iter()
+            .flatten()
+        {
+            if d.is_dir() {
+                out.extend(crate::modules::include_vars::names_in(&d, sources));
+            }
+        }
+    }
+    out
 }
 
 /// A template file a task names: found, read once, and checked once for each set of names its
@@ -360,16 +459,16 @@ fn check_template_param(
     s: &str,
     span: Span,
     provides: &'static [&'static str],
-    playbook: &Playbook,
+    place: (Option<&std::path::Path>, &Play),
     known: &HashSet<String>,
     out: &mut Checked,
     diags: &mut Diagnostics,
 ) {
-    let Some(path) = find_source(&playbook.dir, s, SourceDir::Templates) else {
+    let Some(path) = find_source_in(place.0, &place.1.dir, s, SourceDir::Templates) else {
         diags.push(not_found(
             format!("template `{s}` not found"),
             span,
-            playbook,
+            place,
             SourceDir::Templates,
         ));
         return;
@@ -400,13 +499,18 @@ fn check_template_param(
 }
 
 /// A controller file that is not where a task's file is looked for.
-fn not_found(message: String, span: Span, playbook: &Playbook, dir: SourceDir) -> Diagnostic {
+fn not_found(message: String, span: Span, place: (Option<&std::path::Path>, &Play), dir: SourceDir) -> Diagnostic {
     let sub = dir.name();
+    let pdir = &place.1.dir;
+    let role = place
+        .0
+        .map(|r| format!("`{}`, ", crate::source::display_path(&r.join(sub)).display()))
+        .unwrap_or_default();
     Diagnostic::at(message, span).with_help(format!(
-        "looked in `{}`, `{}`, `{}` and the working directory",
-        crate::source::display_path(&playbook.dir.join(sub)).display(),
-        playbook.dir.display(),
-        crate::source::display_path(&playbook.dir.join("..").join(sub)).display(),
+        "looked in {role}`{}`, `{}`, `{}` and the working directory",
+        crate::source::display_path(&pdir.join(sub)).display(),
+        pdir.display(),
+        crate::source::display_path(&pdir.join("..").join(sub)).display(),
     ))
 }
 

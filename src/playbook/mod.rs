@@ -3,6 +3,7 @@
 
 pub mod check;
 mod parse;
+mod roles;
 
 use crate::modules::{Module, ModuleSpec};
 use crate::source::Span;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use parse::{load, parse, parse_kv as parse_kv_pub};
+pub use roles::{add_params, load_include};
 
 #[derive(Debug)]
 pub struct Playbook {
@@ -28,6 +30,12 @@ pub struct Play {
     pub hosts: String,
     pub hosts_span: Span,
     pub serial: Vec<crate::batches::SerialStep>,
+    /// `serial` or `max_fail_percentage` given as templates: rendered with the play's and the
+    /// extra vars when the play starts, as Ansible does.
+    pub serial_template: Option<Node>,
+    pub max_fail_template: Option<Node>,
+    /// `order`: how the play's hosts are ordered before they are batched.
+    pub order: HostOrder,
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
     pub force_handlers: bool,
@@ -39,6 +47,60 @@ pub struct Play {
     pub handlers: Vec<Task>,
     /// Keywords every task of the play inherits (tags, become, environment...).
     pub inherit: Keywords,
+    /// The defaults of the play's public roles (`roles:`, `import_role`), merged in play order:
+    /// the lowest precedence every task of the play sees.
+    pub role_defaults: Arc<VarMap>,
+    /// The `vars/` of the play's public roles, which Ansible exports to every task of the play
+    /// (above play vars and `vars_files`).
+    pub role_exports: Arc<VarMap>,
+    /// The directory of the playbook file the play is in (an imported playbook's own).
+    pub dir: PathBuf,
+}
+
+/// A play's `order`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostOrder {
+    #[default]
+    Inventory,
+    ReverseInventory,
+    Sorted,
+    ReverseSorted,
+    Shuffle,
+}
+
+impl HostOrder {
+    pub const NAMES: &[&str] = &["inventory", "reverse_inventory", "sorted", "reverse_sorted", "shuffle"];
+
+    pub fn parse(s: &str) -> Option<HostOrder> {
+        Some(match s {
+            "inventory" => HostOrder::Inventory,
+            "reverse_inventory" => HostOrder::ReverseInventory,
+            "sorted" => HostOrder::Sorted,
+            "reverse_sorted" => HostOrder::ReverseSorted,
+            "shuffle" => HostOrder::Shuffle,
+            _ => return None,
+        })
+    }
+}
+
+/// The role a task came from, with its variables already merged along its dependency chain
+/// (read once per role instance at load time).
+#[derive(Debug, Default)]
+pub struct RoleCtx {
+    /// The name as Ansible shows it (`web`, `ns.coll.web`): `TASK [web : ...]`.
+    pub name: String,
+    /// The role's directory: `templates/` and `files/` are looked up here first.
+    pub dir: PathBuf,
+    /// `defaults/` of the role's dependencies, its parents, then its own.
+    pub defaults: Arc<VarMap>,
+    /// `vars/` of its parents and dependencies, its own, then the entry's `vars:`.
+    pub vars: Arc<VarMap>,
+    /// Role params (`- { role: web, port: 80 }`) of its parents, then its own.
+    pub params: Arc<VarMap>,
+    /// Ansible's identity of the role (path, params, own `when`/`tags`, files, vars): a role
+    /// that has run on a host is skipped there when it comes again, unless `allow_duplicates`.
+    pub identity: String,
+    pub allow_duplicates: bool,
 }
 
 /// Keywords a task inherits from its play and enclosing blocks.
@@ -59,6 +121,49 @@ pub struct Keywords {
     pub timeout: Option<Node>,
     pub any_errors_fatal: Option<Node>,
     pub connection: Option<Node>,
+    /// Include params (`include_tasks`'s `vars:` and loop item, `include_role` params), above
+    /// `set_fact`, lowest first.
+    pub params: Vec<Arc<VarMap>>,
+    /// `throttle`: at most this many hosts run the task at once.
+    pub throttle: Option<Node>,
+}
+
+/// A dynamic `include_tasks` / `include_role`: decided on each host when the run reaches it.
+#[derive(Debug, Clone)]
+pub struct Include {
+    pub kind: IncludeKind,
+    /// The key as written (`include_tasks`, `ansible.builtin.include_role`).
+    pub written: String,
+    /// The file (or role) name as written; may be templated.
+    pub target: Node,
+    /// The tasks, read at load time when `target` is not templated.
+    pub tasks: Option<Vec<Task>>,
+    /// Keywords the included tasks get (`apply:`), already merged with the inherited ones.
+    pub apply: Keywords,
+    /// The directory a relative file name is read from.
+    pub base: PathBuf,
+    /// `include_role`'s `tasks_from`/`vars_from`/`defaults_from`/`handlers_from`, `public`.
+    pub role: Option<RoleInclude>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeKind {
+    Tasks,
+    Role,
+}
+
+/// What `include_role` needs to load its role at run time.
+#[derive(Debug, Clone, Default)]
+pub struct RoleInclude {
+    pub tasks_from: Option<String>,
+    pub vars_from: Option<String>,
+    pub defaults_from: Option<String>,
+    pub handlers_from: Option<String>,
+    pub public: bool,
+    pub allow_duplicates: bool,
+    /// The including role's directory, for its dependencies' search path.
+    pub parent_dir: Option<PathBuf>,
+    pub params: Arc<VarMap>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +176,8 @@ pub enum Body {
         rescue: Vec<Task>,
         always: Vec<Task>,
     },
+    /// `include_tasks`, `include_role`: dynamic, run on the hosts whose `when` holds.
+    Include(Box<Include>),
 }
 
 /// A `meta:` task.
@@ -98,6 +205,12 @@ pub enum MetaAction {
     EndPlay,
     EndHost,
     ClearHostErrors,
+    ResetConnection,
+    EndBatch,
+    EndRole,
+    RefreshInventory,
+    /// Ansible's marker after a role's tasks; roll deduplicates roles at load time.
+    RoleComplete,
 }
 
 impl MetaAction {
@@ -107,6 +220,11 @@ impl MetaAction {
         MetaAction::EndPlay,
         MetaAction::EndHost,
         MetaAction::ClearHostErrors,
+        MetaAction::ResetConnection,
+        MetaAction::EndBatch,
+        MetaAction::EndRole,
+        MetaAction::RefreshInventory,
+        MetaAction::RoleComplete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +234,11 @@ impl MetaAction {
             MetaAction::EndPlay => "end_play",
             MetaAction::EndHost => "end_host",
             MetaAction::ClearHostErrors => "clear_host_errors",
+            MetaAction::ResetConnection => "reset_connection",
+            MetaAction::EndBatch => "end_batch",
+            MetaAction::EndRole => "end_role",
+            MetaAction::RefreshInventory => "refresh_inventory",
+            MetaAction::RoleComplete => "role_complete",
         }
     }
 
@@ -151,6 +274,8 @@ pub struct Loop {
     pub flatten: bool,
     /// `with_dict` turns a mapping into `{key, value}` items.
     pub dict: bool,
+    /// `with_first_found`: the one item is the first of the files that exists.
+    pub first_found: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +316,10 @@ pub struct Task {
     pub listen: Vec<String>,
     pub changed_when: Option<Vec<Node>>,
     pub failed_when: Option<Vec<Node>>,
+    /// The role this task belongs to, if any.
+    pub role: Option<Arc<RoleCtx>>,
+    /// This block is one use of `role` (its tasks, after its dependencies' blocks).
+    pub role_instance: bool,
 }
 
 impl Task {
@@ -211,26 +340,72 @@ impl Task {
             listen: Vec::new(),
             changed_when: None,
             failed_when: None,
+            role: None,
+            role_instance: false,
+        }
+    }
+
+    /// The task's own name, without its role: what `--start-at-task` and `notify` may also use.
+    pub fn plain_name(&self) -> String {
+        match (&self.name, &self.body) {
+            (Some(n), _) => n.scalar_text().unwrap_or_default(),
+            (None, Body::Module(m)) => m.written.clone(),
+            (None, Body::Meta(m)) => m.written.clone(),
+            (None, Body::Include(i)) => i.written.clone(),
+            (None, Body::Block { .. }) => "block".into(),
         }
     }
 
     /// The name shown in `TASK [...]`: the task's name, or the module's name as Ansible shows it.
     pub fn display_name(&self) -> String {
-        match (&self.name, &self.body) {
-            (Some(n), _) => n.scalar_text().unwrap_or_default(),
-            (None, Body::Module(m)) => m.written.clone(),
-            (None, Body::Meta(m)) => m.written.clone(),
-            (None, Body::Block { .. }) => "block".into(),
+        match &self.role {
+            Some(r) => format!("{} : {}", r.name, self.plain_name()),
+            None => self.plain_name(),
         }
     }
 
-    /// Visit this task and every task nested in its blocks.
-    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Task)) {
+    /// The name `--list-tasks` shows, as ansible-playbook lists it: a dynamic include without a
+    /// name is listed by its action alone (`include_tasks`), and an `include_role` by its own
+    /// name without the role it sits in; every other task as its `TASK [...]` banner names it.
+    pub fn list_name(&self) -> String {
+        match (&self.body, &self.name) {
+            (Body::Include(i), None) => i.written.clone(),
+            (Body::Include(i), Some(_)) if matches!(i.kind, IncludeKind::Role) => self.plain_name(),
+            _ => self.display_name(),
+        }
+    }
+
+    /// Whether `name` (from `--start-at-task`) names this task, with or without its role.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.plain_name() == name || (self.role.is_some() && self.display_name() == name)
+    }
+
+    /// Visit this task and the tasks of its blocks and static imports, not those of dynamic
+    /// includes (which Ansible knows only when a host reaches them: `--list-tags`).
+    pub fn walk_static<'a>(&'a self, f: &mut impl FnMut(&'a Task)) {
         f(self);
         if let Body::Block { block, rescue, always } = &self.body {
             for t in block.iter().chain(rescue).chain(always) {
-                t.walk(f);
+                t.walk_static(f);
             }
+        }
+    }
+
+    /// Visit this task and every task nested in its blocks and includes.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Task)) {
+        f(self);
+        match &self.body {
+            Body::Block { block, rescue, always } => {
+                for t in block.iter().chain(rescue).chain(always) {
+                    t.walk(f);
+                }
+            }
+            Body::Include(i) => {
+                for t in i.tasks.iter().flatten() {
+                    t.walk(f);
+                }
+            }
+            _ => {}
         }
     }
 }

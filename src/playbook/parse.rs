@@ -1,7 +1,8 @@
 //! YAML nodes → plays and tasks. Every problem becomes a diagnostic with a span; parsing goes on
 //! after an error so that all the problems of a file are reported together.
 
-use super::{Body, Keywords, Loop, LoopControl, Meta, MetaAction, ModuleCall, Play, Playbook, Task};
+use super::roles::{IncludeKey, RoleFiles};
+use super::{Body, Keywords, Loop, LoopControl, Meta, MetaAction, ModuleCall, Play, Playbook, RoleCtx, Task};
 use crate::batches::SerialStep;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::modules::spec::{Capability, FreeForm};
@@ -9,6 +10,7 @@ use crate::modules::{Module, registry};
 use crate::source::{FileId, Sources};
 use crate::values::VarMap;
 use crate::yaml::{self, Kind, Node};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,6 +42,10 @@ const PLAY_KEYS: &[&str] = &[
     "timeout",
     "order",
     "strategy",
+    "roles",
+    "vars_prompt",
+    "collections",
+    "module_defaults",
 ];
 
 const TASK_KEYS: &[&str] = &[
@@ -51,6 +57,7 @@ const TASK_KEYS: &[&str] = &[
     "with_items",
     "with_list",
     "with_dict",
+    "with_first_found",
     "until",
     "retries",
     "delay",
@@ -74,6 +81,12 @@ const TASK_KEYS: &[&str] = &[
     "any_errors_fatal",
     "connection",
     "listen",
+    "throttle",
+    "remote_user",
+    "import_tasks",
+    "include_tasks",
+    "import_role",
+    "include_role",
 ];
 
 const BLOCK_KEYS: &[&str] = &[
@@ -97,20 +110,22 @@ const BLOCK_KEYS: &[&str] = &[
     "timeout",
     "any_errors_fatal",
     "connection",
+    "throttle",
+    "notify",
 ];
 
-/// What a task's action key names: a module, or `meta` (decided here, not a module).
+/// What a task's action key names: a module, `meta`, or an import/include (decided here, not
+/// modules).
 enum Action {
     Module(&'static dyn Module),
     Meta,
+    Include(IncludeKey),
 }
 
 /// Keys that Ansible has and roll does not, with what to do instead.
 fn unsupported(key: &str) -> Option<&'static str> {
     Some(match key {
-        "roles" | "import_role" | "include_role" => "roles are not supported; put the role's tasks in the play",
-        "import_tasks" | "include_tasks" => "task includes are not supported; put the tasks in the play",
-        "import_playbook" => "playbook imports are not supported; run the playbooks one after the other",
+        "import_playbook" => "`import_playbook` is a playbook entry of its own: `- import_playbook: other.yml`",
         "local_action" => "use `delegate_to: localhost` instead",
         "async" | "poll" => "asynchronous tasks are not supported; use `timeout:`",
         _ => return None,
@@ -138,13 +153,13 @@ pub fn parse(sources: &Sources, file: FileId, path: &Path) -> Result<Playbook, D
     } else {
         dir
     };
-    let mut p = Parser {
-        sources,
-        dir: dir.clone(),
-        diags: Diagnostics::default(),
-    };
+    let mut p = Parser::new(sources, dir.clone());
     let plays = match &root.kind {
-        Kind::Seq(items) => items.iter().filter_map(|n| p.play(n)).collect(),
+        Kind::Seq(items) => {
+            let mut plays = Vec::new();
+            p.entries(items, &mut plays);
+            plays
+        }
         Kind::Null => {
             p.diags.push(
                 Diagnostic::at("the playbook is empty", root.span)
@@ -173,15 +188,154 @@ pub fn parse(sources: &Sources, file: FileId, path: &Path) -> Result<Playbook, D
     })
 }
 
-struct Parser<'a> {
-    sources: &'a Sources,
-    dir: PathBuf,
-    diags: Diagnostics,
+pub(super) struct Parser<'a> {
+    pub(super) sources: &'a Sources,
+    /// The directory of the playbook being read (an imported playbook's own): roles and
+    /// templates are looked for from here.
+    pub(super) dir: PathBuf,
+    pub(super) diags: Diagnostics,
+    /// The directory of the file whose tasks are being read: relative task files start here.
+    pub(super) base: PathBuf,
+    /// The role whose tasks are being read.
+    pub(super) role: Option<Arc<RoleCtx>>,
+    /// YAML files read so far, by canonical path: a role used many times is read once.
+    pub(super) files: HashMap<PathBuf, Arc<Node>>,
+    pub(super) roles: HashMap<PathBuf, Arc<RoleFiles>>,
+    pub(super) play_roles: PlayRoles,
+    /// Nesting of task files and imported playbooks, against include cycles.
+    pub(super) depth: usize,
+}
+
+/// What the roles of the play being read contribute to it.
+#[derive(Default)]
+pub(super) struct PlayRoles {
+    pub defaults: VarMap,
+    pub exports: VarMap,
+    pub handlers: Vec<Task>,
+}
+
+impl<'a> Parser<'a> {
+    pub(super) fn new(sources: &'a Sources, dir: PathBuf) -> Parser<'a> {
+        Parser {
+            sources,
+            base: dir.clone(),
+            dir,
+            diags: Diagnostics::default(),
+            role: None,
+            files: HashMap::new(),
+            roles: HashMap::new(),
+            play_roles: PlayRoles::default(),
+            depth: 0,
+        }
+    }
 }
 
 impl Parser<'_> {
-    fn err(&mut self, d: Diagnostic) {
+    pub(super) fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// The entries of a playbook file: plays, and `import_playbook`s read in their place.
+    fn entries(&mut self, items: &[Node], plays: &mut Vec<Play>) {
+        for n in items {
+            let import = n.as_map().and_then(|pairs| {
+                pairs.iter().find(|(k, _)| {
+                    matches!(
+                        k.as_str(),
+                        Some("import_playbook" | "ansible.builtin.import_playbook" | "include_playbook")
+                    )
+                })
+            });
+            match import {
+                Some((k, v)) => self.import_playbook(n, k, v, plays),
+                None => plays.extend(self.play(n)),
+            }
+        }
+    }
+
+    /// `- import_playbook: other.yml` with `when`, `vars` and `tags`: the other playbook's plays,
+    /// read relative to this one, each with the import's conditions, tags and vars.
+    fn import_playbook(&mut self, n: &Node, k: &Node, v: &Node, plays: &mut Vec<Play>) {
+        let Some(name) = self.string(v, "`import_playbook`") else {
+            return;
+        };
+        let mut when = Vec::new();
+        let mut tags = Vec::new();
+        let mut vars = VarMap::new();
+        for (pk, pv) in n.as_map().unwrap_or_default() {
+            match pk.as_str() {
+                Some(x) if x == k.as_str().unwrap_or("") => {}
+                Some("name") => {}
+                Some("when") => when = self.conditions(pv),
+                Some("tags") => tags = self.tags(pv),
+                Some("vars") => self.vars_into(pv, &mut vars),
+                Some(other) => self.unknown_key(
+                    pk,
+                    other,
+                    &["import_playbook", "name", "when", "tags", "vars"],
+                    "playbook import",
+                ),
+                None => {}
+            }
+        }
+        if crate::values::is_template(&name) {
+            self.err(
+                Diagnostic::at("`import_playbook` needs a literal file name", v.span)
+                    .with_help("playbooks are imported before any variable exists"),
+            );
+            return;
+        }
+        let path = if Path::new(&name).is_absolute() {
+            PathBuf::from(&name)
+        } else {
+            self.dir.join(&name)
+        };
+        if self.depth > 20 {
+            self.err(Diagnostic::at("playbooks import each other without end", v.span));
+            return;
+        }
+        let Some(root) = self.yaml_file(&path, v.span) else {
+            return;
+        };
+        let Some(items) = root.as_seq() else {
+            self.err(Diagnostic::at(
+                format!("a playbook must be a list of plays, found {}", root.type_name()),
+                root.span,
+            ));
+            return;
+        };
+        let saved_dir = std::mem::replace(&mut self.dir, path.parent().map(Path::to_path_buf).unwrap_or_default());
+        let saved_base = std::mem::replace(&mut self.base, self.dir.clone());
+        self.depth += 1;
+        let mut imported = Vec::new();
+        self.entries(items, &mut imported);
+        self.depth -= 1;
+        self.dir = saved_dir;
+        self.base = saved_base;
+        let vars = Arc::new(vars);
+        for mut play in imported {
+            if !vars.is_empty() {
+                let mut pv = (*play.vars).clone();
+                for (k, v) in vars.iter() {
+                    pv.insert(k.clone(), v.clone());
+                }
+                play.vars = Arc::new(pv);
+            }
+            play.inherit.tags.extend(tags.iter().cloned());
+            if !when.is_empty() || !tags.is_empty() {
+                for list in [
+                    &mut play.pre_tasks,
+                    &mut play.tasks,
+                    &mut play.post_tasks,
+                    &mut play.handlers,
+                ] {
+                    for t in list.iter_mut() {
+                        add_inherited(t, &when, &tags);
+                    }
+                }
+            }
+            plays.push(play);
+        }
     }
 
     fn play(&mut self, node: &Node) -> Option<Play> {
@@ -201,6 +355,9 @@ impl Parser<'_> {
             hosts: String::new(),
             hosts_span: node.span,
             serial: Vec::new(),
+            serial_template: None,
+            max_fail_template: None,
+            order: super::HostOrder::Inventory,
             max_fail_percentage: None,
             any_errors_fatal: false,
             force_handlers: false,
@@ -211,7 +368,12 @@ impl Parser<'_> {
             post_tasks: Vec::new(),
             handlers: Vec::new(),
             inherit: Keywords::default(),
+            role_defaults: Arc::default(),
+            role_exports: Arc::default(),
+            dir: self.dir.clone(),
         };
+        self.play_roles = PlayRoles::default();
+        self.base = self.dir.clone();
         let mut vars = VarMap::new();
         let mut have_hosts = false;
         // Keywords first, so that tasks inherit them whatever the key order in the file.
@@ -237,7 +399,13 @@ impl Parser<'_> {
                         );
                     }
                 }
+                "serial" if v.as_str().is_some_and(crate::values::is_template) => {
+                    play.serial_template = Some(v.clone())
+                }
                 "serial" => play.serial = self.serial(v),
+                "max_fail_percentage" if v.as_str().is_some_and(crate::values::is_template) => {
+                    play.max_fail_template = Some(v.clone())
+                }
                 "max_fail_percentage" => match v.kind {
                     Kind::Int(i) if (0..=100).contains(&i) => play.max_fail_percentage = Some(i as f64),
                     Kind::Float(f) if (0.0..=100.0).contains(&f) => play.max_fail_percentage = Some(f),
@@ -256,17 +424,23 @@ impl Parser<'_> {
                 "force_handlers" => play.force_handlers = self.bool(v, "force_handlers").unwrap_or(false),
                 "gather_facts" => play.gather_facts = self.bool(v, "gather_facts").unwrap_or(false),
                 "vars" => self.vars_into(v, &mut vars),
-                "vars_files" => {
-                    for f in self.string_list(v, "`vars_files`") {
-                        self.vars_file(&f, &mut vars);
-                    }
-                }
+                "vars_files" => self.vars_files(v, &mut vars),
+                "vars_prompt" => self.vars_prompt(v, &mut vars),
+                // roll finds its modules by short and qualified name whatever `collections` says.
+                "roles" | "collections" => {}
+                "module_defaults" => self.err(
+                    Diagnostic::at("`module_defaults` is not supported yet", k.span)
+                        .with_help("give the parameters on each task (or in a YAML anchor)"),
+                ),
                 "tags" => play.inherit.tags = self.tags(v),
-                "order" => {
-                    if v.as_str() != Some("inventory") {
-                        self.err(Diagnostic::at("only `order: inventory` is supported", v.span));
-                    }
-                }
+                "order" => match v.as_str().and_then(super::HostOrder::parse) {
+                    Some(o) => play.order = o,
+                    None => self.err(
+                        Diagnostic::at(format!("unknown `order` {}", describe(v)), v.span)
+                            .suggest(v.as_str().unwrap_or(""), super::HostOrder::NAMES.iter().copied())
+                            .or_help(&format!("`order` is one of {}", list(super::HostOrder::NAMES))),
+                    ),
+                },
                 "strategy" => {
                     if v.as_str() != Some("linear") {
                         self.err(
@@ -276,6 +450,7 @@ impl Parser<'_> {
                     }
                 }
                 "pre_tasks" | "tasks" | "post_tasks" | "handlers" => {}
+                "remote_user" => {}
                 other => {
                     if !self.shared_keyword(other, v, &mut play.inherit) {
                         self.unknown_key(k, other, PLAY_KEYS, "play");
@@ -291,11 +466,25 @@ impl Parser<'_> {
         }
         play.vars = Arc::new(vars);
         let inherit = play.inherit.clone();
-        for (k, v) in pairs {
-            let section = match k.as_str() {
-                Some(s @ ("pre_tasks" | "tasks" | "post_tasks" | "handlers")) => s,
-                _ => continue,
-            };
+        // Ansible's order: pre_tasks, then roles (each after its dependencies), then tasks.
+        let mut role_tasks = Vec::new();
+        for section in ["pre_tasks", "roles", "tasks", "post_tasks", "handlers"] {
+            let Some(v) = node.get(section) else { continue };
+            if section == "roles" {
+                match &v.kind {
+                    Kind::Seq(items) => {
+                        for i in items {
+                            role_tasks.extend(self.role_entry(i, &inherit));
+                        }
+                    }
+                    Kind::Null => {}
+                    _ => self.err(
+                        Diagnostic::at(format!("`roles` must be a list, found {}", v.type_name()), v.span)
+                            .with_help("write `roles: [web, db]` or one `- role: NAME` per line"),
+                    ),
+                }
+                continue;
+            }
             let tasks = self.task_list(v, &inherit, section == "handlers");
             match section {
                 "pre_tasks" => play.pre_tasks = tasks,
@@ -304,13 +493,25 @@ impl Parser<'_> {
                 _ => play.handlers = tasks,
             }
         }
+        if !role_tasks.is_empty() {
+            role_tasks.append(&mut play.tasks);
+            play.tasks = role_tasks;
+        }
+        let roles = std::mem::take(&mut self.play_roles);
+        if !roles.handlers.is_empty() {
+            let mut handlers = roles.handlers;
+            handlers.append(&mut play.handlers);
+            play.handlers = handlers;
+        }
+        play.role_defaults = Arc::new(roles.defaults);
+        play.role_exports = Arc::new(roles.exports);
         if play.name.is_empty() {
             play.name = play.hosts.clone();
         }
         Some(play)
     }
 
-    fn key<'n>(&mut self, k: &'n Node) -> Option<&'n str> {
+    pub(super) fn key<'n>(&mut self, k: &'n Node) -> Option<&'n str> {
         match k.as_str() {
             Some(s) => Some(s),
             None => {
@@ -323,7 +524,7 @@ impl Parser<'_> {
         }
     }
 
-    fn unknown_key(&mut self, k: &Node, key: &str, allowed: &[&str], what: &str) {
+    pub(super) fn unknown_key(&mut self, k: &Node, key: &str, allowed: &[&str], what: &str) {
         let mut d = Diagnostic::at(format!("unknown key `{key}` in {what}"), k.span);
         if let Some(hint) = unsupported(key) {
             d = Diagnostic::at(format!("`{key}` is not supported"), k.span).with_help(hint);
@@ -336,7 +537,7 @@ impl Parser<'_> {
     }
 
     /// Keywords that plays, blocks and tasks share. Returns false if `key` is not one.
-    fn shared_keyword(&mut self, key: &str, v: &Node, kw: &mut Keywords) -> bool {
+    pub(super) fn shared_keyword(&mut self, key: &str, v: &Node, kw: &mut Keywords) -> bool {
         match key {
             "when" => kw.when.extend(self.conditions(v)),
             "ignore_errors" => kw.ignore_errors = Some(self.flag(v, key)),
@@ -367,6 +568,20 @@ impl Parser<'_> {
                 }
             }
             "delegate_to" => kw.delegate_to = Some(v.clone()),
+            "throttle" => {
+                match &v.kind {
+                    Kind::Int(i) if *i >= 0 => {}
+                    Kind::Str(s) if crate::values::is_template(s) => {}
+                    _ => self.err(
+                        Diagnostic::at(
+                            format!("`throttle` must be a whole number, found {}", describe(v)),
+                            v.span,
+                        )
+                        .with_help("`throttle: 2` runs the task on at most two hosts at once; 0 is no limit"),
+                    ),
+                }
+                kw.throttle = Some(v.clone());
+            }
             "timeout" => {
                 match &v.kind {
                     Kind::Int(i) if *i > 0 => {}
@@ -406,7 +621,7 @@ impl Parser<'_> {
         true
     }
 
-    fn task_list(&mut self, node: &Node, inherit: &Keywords, handlers: bool) -> Vec<Task> {
+    pub(super) fn task_list(&mut self, node: &Node, inherit: &Keywords, handlers: bool) -> Vec<Task> {
         match &node.kind {
             Kind::Null => Vec::new(),
             Kind::Seq(items) => items.iter().filter_map(|t| self.task(t, inherit, handlers)).collect(),
@@ -447,7 +662,9 @@ impl Parser<'_> {
             },
             inherit.clone(),
         );
+        task.role = self.role.clone();
         let mut module: Option<(&Node, &Node, Action)> = None;
+        let mut own_vars: Option<&Node> = None;
         let mut args_node: Option<&Node> = None;
         let mut loop_key: Option<&Node> = None;
         for (k, v) in pairs {
@@ -468,7 +685,7 @@ impl Parser<'_> {
                         .with_help("variable names start with a letter or `_` and hold only letters, digits and `_`"),
                     ),
                 },
-                "loop" | "with_items" | "with_list" | "with_dict" => {
+                "loop" | "with_items" | "with_list" | "with_dict" | "with_first_found" => {
                     if let Some(prev) = loop_key {
                         self.err(
                             Diagnostic::at(
@@ -498,6 +715,7 @@ impl Parser<'_> {
                         items: v.clone(),
                         flatten: key == "with_items",
                         dict: key == "with_dict",
+                        first_found: key == "with_first_found",
                     });
                 }
                 "loop_control" => task.loop_control = self.loop_control(v),
@@ -544,13 +762,20 @@ impl Parser<'_> {
                 "changed_when" => task.changed_when = Some(self.conditions(v)),
                 "failed_when" => task.failed_when = Some(self.conditions(v)),
                 "args" => args_node = Some(v),
+                "remote_user" => {}
                 other => {
+                    if other == "vars" {
+                        own_vars = Some(v);
+                    }
                     if self.shared_keyword(other, v, &mut task.kw) {
                         continue;
                     }
                     let action = match registry::lookup(other) {
                         Some(m) => Some(Action::Module(m)),
-                        None => Meta::is_named(other).then_some(Action::Meta),
+                        None => match IncludeKey::parse(other) {
+                            Some(i) => Some(Action::Include(i)),
+                            None => Meta::is_named(other).then_some(Action::Meta),
+                        },
                     };
                     if let Some(action) = action {
                         if let Some((prev, _, _)) = module {
@@ -598,6 +823,17 @@ impl Parser<'_> {
         task.body = match action {
             Action::Module(m) => Body::Module(self.module_call(mk, mv, m, args_node)?),
             Action::Meta => Body::Meta(self.meta(mk, mv)?),
+            Action::Include(which) => {
+                if task.loop_.is_some() && matches!(which, IncludeKey::ImportTasks | IncludeKey::ImportRole) {
+                    self.err(
+                        Diagnostic::at(format!("`{}` cannot loop", mk.as_str().unwrap_or("")), mk.span).with_help(
+                            "imports are read before the play runs; use `include_tasks`/`include_role` to loop",
+                        ),
+                    );
+                    return None;
+                }
+                self.include_task(which, mk, mv, &mut task, own_vars, inherit)?
+            }
         };
         Some(task)
     }
@@ -627,7 +863,7 @@ impl Parser<'_> {
         for (k, v) in pairs {
             let Some(key) = self.key(k) else { continue };
             match key {
-                "block" | "rescue" | "always" => {}
+                "block" | "rescue" | "always" | "notify" | "remote_user" => {}
                 "name" => {
                     if self.string(v, "the block's `name`").is_some() {
                         name = Some(v.clone());
@@ -644,7 +880,21 @@ impl Parser<'_> {
         let block = section(self, "block");
         let rescue = section(self, "rescue");
         let always = section(self, "always");
-        Some(Task::new(name, node.span, Body::Block { block, rescue, always }, kw))
+        let mut t = Task::new(name, node.span, Body::Block { block, rescue, always }, kw);
+        t.role = self.role.clone();
+        // `notify` on a block: every task of the block notifies it.
+        if let Some(v) = node.get("notify") {
+            let items = match &v.kind {
+                Kind::Seq(items) => items.iter().collect::<Vec<_>>(),
+                _ => vec![v],
+            };
+            let names: Vec<(String, crate::source::Span)> = items
+                .into_iter()
+                .filter_map(|i| self.string(i, "a handler name in `notify`").map(|s| (s, i.span)))
+                .collect();
+            add_notify(&mut t, &names);
+        }
+        Some(t)
     }
 
     fn module_call(
@@ -914,7 +1164,7 @@ impl Parser<'_> {
         out
     }
 
-    fn conditions(&mut self, v: &Node) -> Vec<Node> {
+    pub(super) fn conditions(&mut self, v: &Node) -> Vec<Node> {
         let items: Vec<&Node> = match &v.kind {
             Kind::Seq(items) => items.iter().collect(),
             _ => vec![v],
@@ -950,7 +1200,7 @@ impl Parser<'_> {
         v.clone()
     }
 
-    fn bool(&mut self, v: &Node, key: &str) -> Option<bool> {
+    pub(super) fn bool(&mut self, v: &Node, key: &str) -> Option<bool> {
         match v.kind {
             Kind::Bool(b) => Some(b),
             _ => {
@@ -963,7 +1213,7 @@ impl Parser<'_> {
         }
     }
 
-    fn string(&mut self, v: &Node, what: &str) -> Option<String> {
+    pub(super) fn string(&mut self, v: &Node, what: &str) -> Option<String> {
         match &v.kind {
             Kind::Str(s) => Some(s.clone()),
             Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => v.scalar_text(),
@@ -985,7 +1235,7 @@ impl Parser<'_> {
         }
     }
 
-    fn tags(&mut self, v: &Node) -> Vec<String> {
+    pub(super) fn tags(&mut self, v: &Node) -> Vec<String> {
         self.string_list(v, "a tag")
             .iter()
             .flat_map(|s| {
@@ -997,9 +1247,14 @@ impl Parser<'_> {
             .collect()
     }
 
-    fn vars_into(&mut self, v: &Node, out: &mut VarMap) {
+    pub(super) fn vars_into(&mut self, v: &Node, out: &mut VarMap) {
         match &v.kind {
             Kind::Null => {}
+            // Older Ansible merged a list of mappings; ansible-core 2.19 refuses it, and so does roll.
+            Kind::Seq(items) if items.iter().all(|i| matches!(i.kind, Kind::Map(_))) => self.err(
+                Diagnostic::at("`vars` must be a mapping, found a list of mappings", v.span)
+                    .with_help("ansible-core 2.19 no longer merges a list under `vars:`; remove the `- ` so that it is one mapping"),
+            ),
             Kind::Map(pairs) => {
                 for (k, val) in pairs {
                     match k.as_str() {
@@ -1022,6 +1277,62 @@ impl Parser<'_> {
                 Diagnostic::at(format!("`vars` must be a mapping, found {}", v.type_name()), v.span)
                     .with_help("write one `name: value` per line under `vars:`"),
             ),
+        }
+    }
+
+    /// `vars_files`: each entry a file, or a list of files of which the first that exists is read.
+    fn vars_files(&mut self, v: &Node, out: &mut VarMap) {
+        let entries: Vec<&Node> = match &v.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            Kind::Null => Vec::new(),
+            _ => vec![v],
+        };
+        for e in entries {
+            match &e.kind {
+                Kind::Seq(choices) => {
+                    let names: Vec<String> = choices.iter().filter_map(|c| self.string(c, "a vars file")).collect();
+                    // A templated name is known only per host; roll reads vars files once.
+                    match names
+                        .iter()
+                        .find(|n| !crate::values::is_template(n) && self.dir.join(n).is_file())
+                    {
+                        Some(n) => self.vars_file(&n.clone(), out),
+                        None => self.err(
+                            Diagnostic::at("none of these vars files exists", e.span).with_help(format!(
+                                "looked for {} in `{}`",
+                                list(&names.iter().map(String::as_str).collect::<Vec<_>>()),
+                                self.dir.display()
+                            )),
+                        ),
+                    }
+                }
+                _ => {
+                    if let Some(n) = self.string(e, "`vars_files`") {
+                        self.vars_file(&n, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `vars_prompt`: roll never reads a terminal for it; a prompt with a `default` takes it, as
+    /// Ansible does without a terminal, and one without is an error naming it.
+    fn vars_prompt(&mut self, v: &Node, out: &mut VarMap) {
+        for p in v.as_seq().unwrap_or_default() {
+            let name = p.get("name").and_then(|n| n.as_str()).map(str::to_string);
+            match (name, p.get("default")) {
+                (Some(n), Some(d)) => {
+                    out.insert(n, d.to_value());
+                }
+                (Some(n), None) => self.err(
+                    Diagnostic::at(
+                        format!("`vars_prompt` asks for `{n}`, and roll does not prompt"),
+                        p.span,
+                    )
+                    .with_help(format!("give it with `-e {n}=VALUE`, or add `default:` to the prompt")),
+                ),
+                (None, _) => self.err(Diagnostic::at("a `vars_prompt` entry needs a `name`", p.span)),
+            }
         }
     }
 
@@ -1082,6 +1393,49 @@ fn split_kv_params(s: &str, is_param: impl Fn(&str) -> bool) -> (Vec<(String, St
         rest.push(word);
     }
     (params, rest.join(" ").trim().to_string())
+}
+
+/// An imported playbook's `when` and `tags`, given to every task of its plays.
+fn add_inherited(t: &mut Task, when: &[Node], tags: &[String]) {
+    t.kw.when.splice(0..0, when.iter().cloned());
+    t.kw.tags.extend(tags.iter().cloned());
+    match &mut t.body {
+        Body::Block { block, rescue, always } => {
+            for c in block.iter_mut().chain(rescue.iter_mut()).chain(always.iter_mut()) {
+                add_inherited(c, when, tags);
+            }
+        }
+        Body::Include(i) => {
+            i.apply.tags.extend(tags.iter().cloned());
+            for c in i.tasks.iter_mut().flatten() {
+                add_inherited(c, &[], tags);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A block's `notify`, given to every task inside it.
+fn add_notify(t: &mut Task, names: &[(String, crate::source::Span)]) {
+    match &mut t.body {
+        Body::Block { block, rescue, always } => {
+            for c in block.iter_mut().chain(rescue.iter_mut()).chain(always.iter_mut()) {
+                add_notify(c, names);
+            }
+        }
+        Body::Include(i) => {
+            for c in i.tasks.iter_mut().flatten() {
+                add_notify(c, names);
+            }
+        }
+        _ => {
+            for n in names {
+                if !t.notify.iter().any(|(x, _)| x == &n.0) {
+                    t.notify.push(n.clone());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -413,6 +413,14 @@ impl<W: Write + Send> Reporter for Human<W> {
                 );
             }
             Event::NoMoreHosts => self.banner("NO MORE HOSTS LEFT"),
+            Event::Included { target, hosts, item } => {
+                let item = item.as_ref().map(|i| format!(" => (item={i})")).unwrap_or_default();
+                let _ = writeln!(
+                    self.out,
+                    "{}",
+                    self.paint(&format!("included: {target} for {}{item}", hosts.join(", ")), "36")
+                );
+            }
             Event::Warning { message } => eprintln!("[WARNING]: {message}"),
             // On a terminal the progress bar shows these instead (it does not pass them on).
             Event::Progress { host, detail, .. } => self.progress(host, detail),

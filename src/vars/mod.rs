@@ -340,6 +340,8 @@ pub struct RunVars {
     pub extra: Arc<VarMap>,
     /// Registered results and `set_fact`, per host, for the whole run.
     facts: RwLock<Vec<Arc<VarMap>>>,
+    /// `include_vars`, per host: below `facts`, above task vars.
+    included: RwLock<Vec<Arc<VarMap>>>,
     pub playbook_dir: String,
     pub inventory_dir: String,
 }
@@ -348,6 +350,7 @@ impl RunVars {
     pub fn new(inventory: Arc<Inventory>, extra: VarMap, playbook_dir: String) -> Arc<RunVars> {
         let groups = inventory.groups_value();
         let facts = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
+        let included = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
         let inventory_dir = inventory
             .dir
             .as_ref()
@@ -360,6 +363,7 @@ impl RunVars {
             groups,
             extra: Arc::new(extra),
             facts,
+            included,
             playbook_dir,
             inventory_dir,
         })
@@ -367,6 +371,15 @@ impl RunVars {
 
     pub fn facts(&self, host: usize) -> Arc<VarMap> {
         self.facts.read().unwrap_or_else(|e| e.into_inner())[host].clone()
+    }
+
+    /// Set a host's variable: a fact (`set_fact`, registered), or an included var.
+    pub fn set_var(&self, host: usize, key: &str, value: Value, included: bool) {
+        if !included {
+            return self.set_fact(host, key, value);
+        }
+        let mut inc = self.included.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(&mut inc[host]).insert(key.to_string(), value);
     }
 
     pub fn set_fact(&self, host: usize, key: &str, value: Value) {
@@ -379,11 +392,29 @@ impl RunVars {
 #[derive(Default)]
 pub struct PlayVars {
     pub vars: Arc<VarMap>,
+    /// The defaults of the play's public roles: below everything else.
+    pub role_defaults: Arc<VarMap>,
+    /// The `vars/` the play's public roles export: above `vars` and `vars_files`.
+    pub role_exports: Arc<VarMap>,
     /// `ansible_play_hosts_all`: every host of the play.
     pub play_hosts_all: Value,
     /// `ansible_play_batch` / `play_hosts`: the hosts of the current `serial` batch that are still active.
     pub play_batch: Value,
     pub check_mode: bool,
+}
+
+/// What a task brings to its scope besides the play and the host, in Ansible's precedence:
+/// its role's defaults (above the play's role defaults, below the inventory), its role's vars
+/// (above the play's exported role vars), block and task `vars`, then role params and include
+/// params (above `set_fact`).
+#[derive(Debug, Clone, Default)]
+pub struct TaskVars {
+    pub role_defaults: Option<Arc<VarMap>>,
+    pub role_vars: Option<Arc<VarMap>>,
+    /// Block and task `vars`, lowest first.
+    pub layers: Vec<Arc<VarMap>>,
+    /// Role params, then include params, lowest first.
+    pub params: Vec<Arc<VarMap>>,
 }
 
 /// Variables as one host sees them at one task, looked up lazily in precedence order.
@@ -393,9 +424,13 @@ pub struct Scope {
     host: usize,
     /// Block and task `vars`, lowest first.
     layers: Vec<Arc<VarMap>>,
+    role_defaults: Option<Arc<VarMap>>,
+    role_vars: Option<Arc<VarMap>>,
+    params: Vec<Arc<VarMap>>,
     /// Loop variables (`item`, `ansible_loop`, `ansible_loop_var`), above everything but `-e`.
     locals: VarMap,
     facts: Arc<VarMap>,
+    included: Arc<VarMap>,
     depth: AtomicUsize,
     error: Mutex<Option<TemplateError>>,
     /// `roll_secret_vars`, read once per scope: every variable lookup consults it.
@@ -416,12 +451,31 @@ impl Scope {
         layers: Vec<Arc<VarMap>>,
         locals: VarMap,
     ) -> Value {
-        let facts = run.facts(host);
-        Value::from_object(Scope {
+        Scope::for_task(
             run,
             play,
             host,
-            layers,
+            TaskVars {
+                layers,
+                ..TaskVars::default()
+            },
+            locals,
+        )
+    }
+
+    /// The scope of a task on a host, with its role's variables and its params.
+    pub fn for_task(run: Arc<RunVars>, play: Arc<PlayVars>, host: usize, task: TaskVars, locals: VarMap) -> Value {
+        let facts = run.facts(host);
+        let included = run.included.read().unwrap_or_else(|e| e.into_inner())[host].clone();
+        Value::from_object(Scope {
+            included,
+            run,
+            play,
+            host,
+            layers: task.layers,
+            role_defaults: task.role_defaults,
+            role_vars: task.role_vars,
+            params: task.params,
             locals,
             facts,
             depth: AtomicUsize::new(0),
@@ -465,7 +519,15 @@ impl Scope {
         if let Some(v) = self.locals.get(key) {
             return Some(v.clone());
         }
+        for layer in self.params.iter().rev() {
+            if let Some(v) = layer.get(key) {
+                return Some(v.clone());
+            }
+        }
         if let Some(v) = self.facts.get(key) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.included.get(key) {
             return Some(v.clone());
         }
         for layer in self.layers.iter().rev() {
@@ -473,16 +535,27 @@ impl Scope {
                 return Some(v.clone());
             }
         }
+        if let Some(v) = self.role_vars.as_ref().and_then(|m| m.get(key)) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.play.role_exports.get(key) {
+            return Some(v.clone());
+        }
         if let Some(v) = self.play.vars.get(key) {
             return Some(v.clone());
         }
         let host = &self.run.inventory.hosts[self.host];
-        match host.vars.get(key) {
-            Some(v) => Some(v.clone()),
-            // As in Ansible, a host's address is its name unless the inventory says otherwise.
-            None if key == "ansible_host" => Some(Value::from(host.name.as_str())),
-            None => None,
+        if let Some(v) = host.vars.get(key) {
+            return Some(v.clone());
         }
+        if let Some(v) = self.role_defaults.as_ref().and_then(|m| m.get(key)) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.play.role_defaults.get(key) {
+            return Some(v.clone());
+        }
+        // As in Ansible, a host's address is its name unless the inventory says otherwise.
+        (key == "ansible_host").then(|| Value::from(host.name.as_str()))
     }
 
     /// A variable named in `roll_secret_vars` is secret: its value is masked in every report.
@@ -514,9 +587,15 @@ impl Scope {
         out.extend(self.run.extra.keys().cloned());
         out.extend(self.locals.keys().cloned());
         out.extend(self.facts.keys().cloned());
-        for l in &self.layers {
+        out.extend(self.included.keys().cloned());
+        for l in self.layers.iter().chain(&self.params) {
             out.extend(l.keys().cloned());
         }
+        for m in [&self.role_vars, &self.role_defaults].into_iter().flatten() {
+            out.extend(m.keys().cloned());
+        }
+        out.extend(self.play.role_exports.keys().cloned());
+        out.extend(self.play.role_defaults.keys().cloned());
         out.extend(self.play.vars.keys().cloned());
         out.extend(self.run.inventory.hosts[self.host].vars.keys().cloned());
         out

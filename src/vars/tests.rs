@@ -22,6 +22,7 @@ fn play(vars: &[(&str, Value)]) -> Arc<PlayVars> {
         play_hosts_all: Value::from(Vec::<Value>::new()),
         play_batch: Value::from(Vec::<Value>::new()),
         check_mode: false,
+        ..PlayVars::default()
     })
 }
 

@@ -21,6 +21,7 @@ mod published;
 mod report;
 mod resources;
 mod retire;
+mod roles;
 mod rollback;
 mod rollout;
 mod secrets;

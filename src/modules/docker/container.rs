@@ -261,7 +261,8 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let env_file_text = match args.str("env_file")? {
         None => String::new(),
         Some(f) => {
-            let path = crate::source::find_source(ctx.playbook_dir, &f, crate::source::SourceDir::Files)
+            let path = ctx
+                .find_source(&f, crate::source::SourceDir::Files)
                 .ok_or_else(|| format!("env file `{f}` not found"))?;
             std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
         }
