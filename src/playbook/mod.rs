@@ -26,6 +26,9 @@ pub struct Play {
     pub name: String,
     pub span: Span,
     pub hosts: String,
+    /// The `hosts:` entries as written: one for a string (`app,db` included), one per item of a
+    /// list. `--list-hosts` prints them as Ansible does (`pattern: ['app', 'db']`).
+    pub patterns: Vec<String>,
     pub hosts_span: Span,
     pub serial: Vec<crate::batches::SerialStep>,
     pub max_fail_percentage: Option<f64>,

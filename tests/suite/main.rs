@@ -10,6 +10,7 @@ mod docker;
 mod drain;
 mod events;
 mod lines;
+mod listing;
 mod lock;
 mod plan;
 mod play;

@@ -252,7 +252,7 @@ fn tags_limit_start_at_task_and_listings() {
     );
     assert_eq!(
         stdout(&listing),
-        "\nplaybook: pb.yml\n\n  play #1 (app): tagged\tTAGS: []\n    pattern: ['app']\n    hosts (2):\n      app1\n      app3\n    tasks:\n      one\tTAGS: [web]\n      two\tTAGS: []\n      three\tTAGS: [never, debugonly]\n      four\tTAGS: [always]\n      TASK TAGS: [always, debugonly, never, web]\n"
+        "\nplaybook: pb.yml\n\n  play #1 (app): tagged\tTAGS: []\n    pattern: ['app']\n    hosts (2):\n      app1\n      app3\n    tasks:\n      one\tTAGS: [web]\n      two\tTAGS: []\n      three\tTAGS: [debugonly, never]\n      four\tTAGS: [always]\n      TASK TAGS: [always, debugonly, never, web]\n"
     );
     let syntax = play(d.path(), &["--syntax-check"]);
     assert_eq!(
