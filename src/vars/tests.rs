@@ -194,3 +194,29 @@ fn a_runaway_template_ends_in_an_error_not_a_hang() {
     let upstream = "{% for i in range(5000) %}server 10.0.{{ i // 250 }}.{{ i % 250 }}:8081;\n{% endfor %}";
     assert_eq!(t.render_string(upstream, &scope).unwrap().lines().count(), 5000);
 }
+
+#[test]
+fn unknown_plugins_names_each_filter_and_test_the_engine_lacks_once_where_first_used() {
+    let t = Templar::new();
+    let src = "{{ a | upper | nope }} {% if b is odd or b is blue %}{{ b | nope }}{% endif %}";
+    let got: Vec<(Plugin, &str)> = t
+        .unknown_plugins(src, false)
+        .iter()
+        .map(|u| (u.kind, &src[u.range.clone()]))
+        .collect();
+    assert_eq!(got, [(Plugin::Filter, "nope"), (Plugin::Test, "blue")]);
+    let expr = "x is local.colors.blue and y | default(1) | int > 0";
+    let got = t.unknown_plugins(expr, true);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].kind, &expr[got[0].range.clone()]),
+        (Plugin::Test, "local.colors.blue")
+    );
+    // Filters and tests roll has, Jinja's and its own, are not reported; nor is text that does
+    // not compile (its syntax error is reported instead).
+    assert!(
+        t.unknown_plugins("{{ x | to_json | b64encode }}{{ r is succeeded }}", false)
+            .is_empty()
+    );
+    assert!(t.unknown_plugins("{{ x | nope", false).is_empty());
+}
