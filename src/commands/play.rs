@@ -346,7 +346,7 @@ fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, 
 fn selected_tasks<'a>(t: &'a Task, only: &[String], skip: &[String], out: &mut Vec<&'a Task>) {
     match &t.body {
         Body::Module(_) | Body::Meta(_) => {
-            if tags_select(&t.kw.tags, only, skip) {
+            if playbook::tags_select(&t.kw.tags, only, skip) {
                 out.push(t);
             }
         }
@@ -356,35 +356,6 @@ fn selected_tasks<'a>(t: &'a Task, only: &[String], skip: &[String], out: &mut V
             }
         }
     }
-}
-
-/// Whether `--tags ONLY --skip-tags SKIP` select a task with `tags` (its own and inherited):
-/// ansible-core's `Taggable.evaluate_tags`. A task without tags counts as tagged `untagged`;
-/// `always` runs unless skipped by name, `never` only when asked for by name (or by a tag it
-/// shares with `--tags`).
-pub fn tags_select(tags: &[String], only: &[String], skip: &[String]) -> bool {
-    let untagged = tags.is_empty();
-    let has = |t: &str| {
-        if untagged {
-            t == "untagged"
-        } else {
-            tags.iter().any(|x| x == t)
-        }
-    };
-    let asks = |list: &[String], t: &str| list.iter().any(|x| x == t);
-    let mut run = only.is_empty()
-        || has("always")
-        || (asks(only, "all") && !has("never"))
-        || only.iter().any(|o| has(o))
-        || (asks(only, "tagged") && !untagged && !has("never"));
-    if run && !skip.is_empty() {
-        run = if asks(skip, "all") {
-            has("always") && !asks(skip, "always")
-        } else {
-            !(skip.iter().any(|s| has(s)) || (asks(skip, "tagged") && !untagged))
-        };
-    }
-    run
 }
 
 /// Distinct and sorted, as Ansible prints a task's tags.
@@ -433,5 +404,18 @@ async fn interrupted(term: &mut Option<tokio::signal::unix::Signal>) -> bool {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.is_ok(),
         got = sigterm => got,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::py_str;
+
+    #[test]
+    fn patterns_are_quoted_as_python_repr_quotes_them() {
+        assert_eq!(py_str("app"), "'app'");
+        assert_eq!(py_str("it's"), "\"it's\"");
+        assert_eq!(py_str("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(py_str("tab\there\\"), "'tab\\there\\\\'");
     }
 }

@@ -249,3 +249,32 @@ impl Play {
         ]
     }
 }
+
+/// Whether `--tags ONLY --skip-tags SKIP` select a task with `tags` (its own and inherited):
+/// ansible-core's `Taggable.evaluate_tags`. A task without tags counts as tagged `untagged`;
+/// `always` runs unless skipped by name, `never` only when asked for by name (or by a tag it
+/// shares with `--tags`).
+pub fn tags_select(tags: &[String], only: &[String], skip: &[String]) -> bool {
+    let untagged = tags.is_empty();
+    let has = |t: &str| {
+        if untagged {
+            t == "untagged"
+        } else {
+            tags.iter().any(|x| x == t)
+        }
+    };
+    let asks = |list: &[String], t: &str| list.iter().any(|x| x == t);
+    let mut run = only.is_empty()
+        || has("always")
+        || (asks(only, "all") && !has("never"))
+        || only.iter().any(|o| has(o))
+        || (asks(only, "tagged") && !untagged && !has("never"));
+    if run && !skip.is_empty() {
+        run = if asks(skip, "all") {
+            has("always") && !asks(skip, "always")
+        } else {
+            !(skip.iter().any(|s| has(s)) || (asks(skip, "tagged") && !untagged))
+        };
+    }
+    run
+}
