@@ -61,7 +61,12 @@ impl Play {
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .collect();
+        // `--list-tags` without `--tags` or `--skip-tags` lists every tag, `never` included, as
+        // ansible-playbook does (it selects `never,all` then).
         if tags.is_empty() {
+            if a.list_tags && a.skip_tags.iter().all(|t| t.trim().is_empty()) {
+                tags.push("never".into());
+            }
             tags.push("all".into());
         }
         Ok(Play {

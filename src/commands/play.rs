@@ -294,65 +294,120 @@ pub fn load_and_check(
     Ok((pb, inv, checked))
 }
 
+/// `--list-hosts`, `--list-tasks` and `--list-tags`, printed as ansible-playbook 2.19 prints them
+/// (lib/ansible/cli/playbook.py): the play's tags as a set joined with `,`; each task with its
+/// play's, blocks' and own tags merged and sorted; only the tasks `--tags`/`--skip-tags` select,
+/// and of a block only its `block:` tasks; handlers never.
 fn listing(pb: &Playbook, inv: &inventory::Inventory, checked: &check::Checked, s: &Play) -> String {
+    let (only, skip) = (&s.opts.tags, &s.opts.skip_tags);
     let mut out = format!("\nplaybook: {}\n", pb.path.display());
     for (i, play) in pb.plays.iter().enumerate() {
+        let mut play_tags: Vec<&str> = Vec::new();
+        for t in &play.inherit.tags {
+            if !play_tags.contains(&t.as_str()) {
+                play_tags.push(t);
+            }
+        }
         out.push_str(&format!(
-            "\n  play #{} ({}): {}\tTAGS: [{}]\n",
+            "\n  play #{} ({}): {}\tTAGS: [{}]",
             i + 1,
             play.hosts,
             play.name,
-            play.inherit.tags.join(", ")
+            play_tags.join(",")
         ));
         if s.list_hosts {
             let hosts = &checked.play_hosts[i];
+            let patterns: Vec<String> = play.patterns.iter().map(|p| py_str(p)).collect();
             out.push_str(&format!(
-                "    pattern: ['{}']\n    hosts ({}):\n",
-                play.hosts,
+                "\n    pattern: [{}]\n    hosts ({}):",
+                patterns.join(", "),
                 hosts.len()
             ));
             for h in hosts {
-                out.push_str(&format!("      {}\n", inv.hosts[*h].name));
+                out.push_str(&format!("\n      {}", inv.hosts[*h].name));
+            }
+        }
+        out.push('\n');
+        if !(s.list_tasks || s.list_tags) {
+            continue;
+        }
+        let mut listed: Vec<&Task> = Vec::new();
+        for tasks in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+            for t in tasks {
+                selected_tasks(t, only, skip, &mut listed);
             }
         }
         if s.list_tasks {
             out.push_str("    tasks:\n");
-            for (_, tasks) in [
-                ("pre_tasks", &play.pre_tasks),
-                ("tasks", &play.tasks),
-                ("post_tasks", &play.post_tasks),
-            ] {
-                for t in tasks.iter() {
-                    list_task(t, &mut out);
-                }
+            for t in &listed {
+                out.push_str(&format!(
+                    "      {}\tTAGS: [{}]\n",
+                    t.list_name(),
+                    sorted(t.kw.tags.iter().map(String::as_str)).join(", ")
+                ));
             }
         }
         if s.list_tags {
-            let mut tags: Vec<String> = Vec::new();
-            for (_, tasks) in play.sections() {
-                for t in tasks {
-                    t.walk_static(&mut |t: &Task| tags.extend(t.kw.tags.iter().cloned()));
-                }
-            }
-            tags.sort();
-            tags.dedup();
-            out.push_str(&format!("      TASK TAGS: [{}]\n", tags.join(", ")));
+            let all = play_tags
+                .iter()
+                .copied()
+                .chain(listed.iter().flat_map(|t| t.kw.tags.iter().map(String::as_str)));
+            out.push_str(&format!("      TASK TAGS: [{}]\n", sorted(all).join(", ")));
         }
     }
     out
 }
 
-fn list_task(t: &Task, out: &mut String) {
+/// The tasks a listing shows, in run order: of a block, only the tasks of its `block:` (Ansible
+/// lists neither `rescue:` nor `always:`), each selected by `--tags`/`--skip-tags`.
+fn selected_tasks<'a>(t: &'a Task, only: &[String], skip: &[String], out: &mut Vec<&'a Task>) {
     match &t.body {
         Body::Module(_) | Body::Meta(_) | Body::Include(_) => {
-            out.push_str(&format!("      {}\tTAGS: [{}]\n", t.list_name(), t.kw.tags.join(", ")))
+            if playbook::tags_select(&t.kw.tags, only, skip) {
+                out.push(t);
+            }
         }
-        Body::Block { block, rescue, always } => {
-            for c in block.iter().chain(rescue).chain(always) {
-                list_task(c, out);
+        Body::Block { block, .. } => {
+            for c in block {
+                selected_tasks(c, only, skip, out);
             }
         }
     }
+}
+
+/// Distinct and sorted, as Ansible prints a task's tags.
+fn sorted<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = tags.into_iter().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// A string as Python's `repr` writes it: `--list-hosts` prints the play's patterns as a Python
+/// list (`['app', 'db']`).
+fn py_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 /// Waits for SIGINT or SIGTERM; false if no signal can be received.
@@ -366,5 +421,18 @@ async fn interrupted(term: &mut Option<tokio::signal::unix::Signal>) -> bool {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.is_ok(),
         got = sigterm => got,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::py_str;
+
+    #[test]
+    fn patterns_are_quoted_as_python_repr_quotes_them() {
+        assert_eq!(py_str("app"), "'app'");
+        assert_eq!(py_str("it's"), "\"it's\"");
+        assert_eq!(py_str("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(py_str("tab\there\\"), "'tab\\there\\\\'");
     }
 }

@@ -905,26 +905,7 @@ impl Runner {
     }
 
     fn tags_selected(&self, tags: &[String]) -> bool {
-        let has = |t: &str| tags.iter().any(|x| x == t);
-        let skip = &self.opts.skip_tags;
-        let only = &self.opts.tags;
-        if skip
-            .iter()
-            .any(|s| has(s) || (s == "tagged" && !tags.is_empty()) || (s == "untagged" && tags.is_empty()))
-        {
-            return false;
-        }
-        if has("always") {
-            return true;
-        }
-        let explicit = only.iter().any(|o| o != "all" && has(o));
-        if has("never") {
-            return explicit;
-        }
-        only.iter().any(|o| o == "all")
-            || explicit
-            || (only.iter().any(|o| o == "tagged") && !tags.is_empty())
-            || (only.iter().any(|o| o == "untagged") && tags.is_empty())
+        crate::playbook::tags_select(tags, &self.opts.tags, &self.opts.skip_tags)
     }
 
     /// Run one module task on `hosts` and report each host's result in host order.

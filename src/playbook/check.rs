@@ -1,6 +1,7 @@
 //! Semantic checks of a parsed playbook against its inventory, run before any host is touched:
-//! host patterns, handlers, template syntax, undefined variables, template and copy sources (a
-//! template a module renders with names of its own is checked with those names defined).
+//! host patterns, handlers, template syntax, unknown filters and tests, undefined variables,
+//! template and copy sources (a template a module renders with names of its own is checked with
+//! those names defined).
 
 use super::{Body, Play, Playbook, Task};
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -8,7 +9,7 @@ use crate::inventory::{Inventory, pattern};
 use crate::modules::{Capability, ParamKind};
 use crate::source::{FileId, SourceDir, Sources, Span, find_source_in};
 use crate::values::is_template;
-use crate::vars::Templar;
+use crate::vars::{Plugin, PluginUse, Templar};
 use crate::yaml::{Kind, Node};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -537,12 +538,39 @@ fn check_template_file(
         diags.push(Diagnostic::at(e.message, span).with_help(help));
         return;
     }
+    for u in templar.unknown_plugins(&file.text, false) {
+        diags.push(unknown_plugin(templar, &u, Span::new(id, u.range.start, u.range.end)));
+    }
     for name in templar.undeclared(&file.text) {
         if !known.contains(&name) && !guarded(&file.text, &name) {
             let at = find_in_blocks(&file.text, &name).unwrap_or(0);
             diags.push(undefined(&name, Span::new(id, at, at + name.len()), known));
         }
     }
+}
+
+/// A filter or test roll's templates do not have: the run would fail on the hosts at the first
+/// render, so it is refused with the rest of what roll does not support.
+fn unknown_plugin(templar: &Templar, u: &PluginUse, span: Span) -> Diagnostic {
+    let noun = u.kind.noun();
+    let dir = match u.kind {
+        Plugin::Filter => "filter_plugins",
+        Plugin::Test => "test_plugins",
+    };
+    let message = format!("unknown Jinja {noun} `{}`", u.name);
+    let short = ["ansible.builtin.", "ansible.legacy."]
+        .iter()
+        .find_map(|p| u.name.strip_prefix(p))
+        .filter(|short| templar.has_plugin(u.kind, short));
+    if let Some(short) = short {
+        return Diagnostic::at(message, span)
+            .with_help(format!("roll has this {noun} under its short name: write `{short}`"));
+    }
+    Diagnostic::at(message, span).with_help(format!(
+        "roll's templates have Jinja's and Ansible's common {noun}s; {noun} plugins written in Python \
+         (`{dir}/`, collections) are not loaded: write the expression without `{}`",
+        u.name
+    ))
 }
 
 fn undefined(name: &str, span: Span, known: &HashSet<String>) -> Diagnostic {
@@ -640,6 +668,9 @@ fn check_node(
                 diags.push(Diagnostic::at(e.message, node.span).with_help(help));
                 return;
             }
+            for u in templar.unknown_plugins(s, false) {
+                diags.push(unknown_plugin(templar, &u, name_span(sources, node.span, &u.name)));
+            }
             for name in templar.undeclared(s) {
                 if !known.contains(&name) && !guarded(s, &name) {
                     let span = name_span(sources, node.span, &name);
@@ -686,6 +717,9 @@ fn check_expr_str(
             .with_help(help),
         );
         return;
+    }
+    for u in templar.unknown_plugins(e, true) {
+        diags.push(unknown_plugin(templar, &u, name_span(sources, span, &u.name)));
     }
     for name in templar.undeclared(&format!("{{{{ {e} }}}}")) {
         if !known.contains(&name) && !guarded(e, &name) {

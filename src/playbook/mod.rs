@@ -28,6 +28,9 @@ pub struct Play {
     pub name: String,
     pub span: Span,
     pub hosts: String,
+    /// The `hosts:` entries as written: one for a string (`app,db` included), one per item of a
+    /// list. `--list-hosts` prints them as Ansible does (`pattern: ['app', 'db']`).
+    pub patterns: Vec<String>,
     pub hosts_span: Span,
     pub serial: Vec<crate::batches::SerialStep>,
     /// `serial` or `max_fail_percentage` given as templates: rendered with the play's and the
@@ -420,4 +423,33 @@ impl Play {
             ("handlers", &self.handlers),
         ]
     }
+}
+
+/// Whether `--tags ONLY --skip-tags SKIP` select a task with `tags` (its own and inherited):
+/// ansible-core's `Taggable.evaluate_tags`. A task without tags counts as tagged `untagged`;
+/// `always` runs unless skipped by name, `never` only when asked for by name (or by a tag it
+/// shares with `--tags`).
+pub fn tags_select(tags: &[String], only: &[String], skip: &[String]) -> bool {
+    let untagged = tags.is_empty();
+    let has = |t: &str| {
+        if untagged {
+            t == "untagged"
+        } else {
+            tags.iter().any(|x| x == t)
+        }
+    };
+    let asks = |list: &[String], t: &str| list.iter().any(|x| x == t);
+    let mut run = only.is_empty()
+        || has("always")
+        || (asks(only, "all") && !has("never"))
+        || only.iter().any(|o| has(o))
+        || (asks(only, "tagged") && !untagged && !has("never"));
+    if run && !skip.is_empty() {
+        run = if asks(skip, "all") {
+            has("always") && !asks(skip, "always")
+        } else {
+            !(skip.iter().any(|s| has(s)) || (asks(skip, "tagged") && !untagged))
+        };
+    }
+    run
 }

@@ -353,6 +353,7 @@ impl Parser<'_> {
             name: String::new(),
             span: node.span,
             hosts: String::new(),
+            patterns: Vec::new(),
             hosts_span: node.span,
             serial: Vec::new(),
             serial_template: None,
@@ -384,14 +385,11 @@ impl Parser<'_> {
                 "hosts" => {
                     have_hosts = true;
                     play.hosts_span = v.span;
-                    play.hosts = match &v.kind {
-                        Kind::Seq(items) => items
-                            .iter()
-                            .filter_map(|i| self.string(i, "a host pattern"))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        _ => self.string(v, "`hosts`").unwrap_or_default(),
+                    play.patterns = match &v.kind {
+                        Kind::Seq(items) => items.iter().filter_map(|i| self.string(i, "a host pattern")).collect(),
+                        _ => self.string(v, "`hosts`").into_iter().collect(),
                     };
+                    play.hosts = play.patterns.join(",");
                     if play.hosts.trim().is_empty() && matches!(v.kind, Kind::Str(_) | Kind::Null | Kind::Seq(_)) {
                         self.err(
                             Diagnostic::at("`hosts` is empty", v.span)

@@ -41,6 +41,8 @@ pub const TEMPLATE_FUEL: u64 = 10_000_000;
 pub struct Templar {
     env: Environment<'static>,
     secrets: Arc<Secrets>,
+    /// Whether the engine has a filter or test, by name: a playbook names the same few often.
+    plugins: Mutex<std::collections::HashMap<(Plugin, String), bool>>,
 }
 
 impl Default for Templar {
@@ -69,7 +71,11 @@ impl Templar {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         let secrets = Arc::new(Secrets::new());
         filters::register(&mut env, secrets.clone());
-        Templar { env, secrets }
+        Templar {
+            env,
+            secrets,
+            plugins: Mutex::default(),
+        }
     }
 
     /// The secrets of the run this engine renders for: every report masks them.
@@ -169,6 +175,95 @@ impl Templar {
         }
     }
 
+    /// The filters and tests a template (or, with `expression`, a bare condition) applies that
+    /// this engine does not have, each distinct name once with the byte range of its first use.
+    /// minijinja looks them up only when it renders, so a playbook that names one would fail on
+    /// the hosts; the checker reports them before anything runs. Text that does not compile has
+    /// its syntax error reported instead, and yields none.
+    pub fn unknown_plugins(&self, source: &str, expression: bool) -> Vec<PluginUse> {
+        use minijinja::machinery::{CodeGenerator, Instruction, Instructions, get_compiled_template, parse_expr};
+        if too_deep(source, expression).is_some() {
+            return Vec::new();
+        }
+        let mut used: Vec<PluginUse> = Vec::new();
+        let mut collect = |ins: &Instructions| {
+            let mut idx = 0;
+            while let Some(i) = ins.get(idx) {
+                let plugin = match i {
+                    Instruction::ApplyFilter(name, ..) => Some((Plugin::Filter, *name)),
+                    Instruction::PerformTest(name, ..) => Some((Plugin::Test, *name)),
+                    _ => None,
+                };
+                if let Some((kind, name)) = plugin {
+                    let name: String = name.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                    if !used.iter().any(|u| u.kind == kind && u.name == name) {
+                        let at = ins
+                            .get_span(idx)
+                            .map_or(0, |s| s.start_offset as usize)
+                            .min(source.len());
+                        // The span is the whole `value | name(args)`: the name is its first use
+                        // from there on.
+                        let start = source
+                            .get(at..)
+                            .and_then(|rest| rest.find(name.as_str()))
+                            .map_or(at, |i| at + i);
+                        used.push(PluginUse {
+                            kind,
+                            range: start..(start + name.len()).min(source.len()),
+                            name,
+                        });
+                    }
+                }
+                idx += 1;
+            }
+        };
+        if expression {
+            let Ok(ast) = parse_expr(source) else { return Vec::new() };
+            let mut generator = CodeGenerator::new("<expression>", source);
+            generator.compile_expr(&ast);
+            collect(&generator.finish().0);
+        } else {
+            let Ok(tmpl) = self.env.template_from_str(source) else {
+                return Vec::new();
+            };
+            let compiled = get_compiled_template(&tmpl);
+            collect(&compiled.instructions);
+            for block in compiled.blocks.values() {
+                collect(block);
+            }
+        }
+        used.retain(|u| !self.has_plugin(u.kind, &u.name));
+        used
+    }
+
+    /// Whether this engine has the filter or test `name`: applied to `none`, it fails for any
+    /// reason but being unknown.
+    pub fn has_plugin(&self, kind: Plugin, name: &str) -> bool {
+        let key = (kind, name.to_string());
+        if let Some(known) = self.plugins.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return known;
+        }
+        let known = self.probe_plugin(kind, name);
+        if let Ok(mut m) = self.plugins.lock() {
+            m.insert(key, known);
+        }
+        known
+    }
+
+    fn probe_plugin(&self, kind: Plugin, name: &str) -> bool {
+        let probe = match kind {
+            Plugin::Filter => format!("none | {name}"),
+            Plugin::Test => format!("none is {name}"),
+        };
+        let Ok(expr) = self.env.compile_expression(&probe) else {
+            return false;
+        };
+        match expr.eval(Value::UNDEFINED) {
+            Ok(_) => true,
+            Err(e) => !matches!(e.kind(), ErrorKind::UnknownFilter | ErrorKind::UnknownTest),
+        }
+    }
+
     /// Evaluate a bare expression (`when:`), accepting a `{{ }}` wrapper as Ansible does.
     pub fn eval(&self, expr: &str, scope: &Value) -> Result<Value, TemplateError> {
         let e = single_expression(expr).unwrap_or(expr);
@@ -218,6 +313,30 @@ impl Templar {
         }
         convert(err, source)
     }
+}
+
+/// A Jinja plugin a template names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Plugin {
+    Filter,
+    Test,
+}
+
+impl Plugin {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Plugin::Filter => "filter",
+            Plugin::Test => "test",
+        }
+    }
+}
+
+/// A filter or test a template applies, and where its name is in the template's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginUse {
+    pub kind: Plugin,
+    pub name: String,
+    pub range: std::ops::Range<usize>,
 }
 
 /// The first part of a dotted path that does not resolve in `scope`, as an error.

@@ -205,3 +205,29 @@ fn python_string_and_dict_methods_work_as_in_ansible() {
     assert_eq!(r("{{ role.startswith('Web') }}"), "True");
     assert_eq!(r("{{ {'a': 1}.items() | list | length }}"), "1");
 }
+
+#[test]
+fn unknown_plugins_names_each_filter_and_test_the_engine_lacks_once_where_first_used() {
+    let t = Templar::new();
+    let src = "{{ a | upper | nope }} {% if b is odd or b is blue %}{{ b | nope }}{% endif %}";
+    let got: Vec<(Plugin, &str)> = t
+        .unknown_plugins(src, false)
+        .iter()
+        .map(|u| (u.kind, &src[u.range.clone()]))
+        .collect();
+    assert_eq!(got, [(Plugin::Filter, "nope"), (Plugin::Test, "blue")]);
+    let expr = "x is local.colors.blue and y | default(1) | int > 0";
+    let got = t.unknown_plugins(expr, true);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].kind, &expr[got[0].range.clone()]),
+        (Plugin::Test, "local.colors.blue")
+    );
+    // Filters and tests roll has, Jinja's and its own, are not reported; nor is text that does
+    // not compile (its syntax error is reported instead).
+    assert!(
+        t.unknown_plugins("{{ x | to_json | b64encode }}{{ r is succeeded }}", false)
+            .is_empty()
+    );
+    assert!(t.unknown_plugins("{{ x | nope", false).is_empty());
+}

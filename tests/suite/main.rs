@@ -14,6 +14,7 @@ mod events;
 mod find;
 mod gitlab;
 mod lines;
+mod listing;
 mod lock;
 mod plan;
 mod play;

@@ -243,6 +243,12 @@ fn tags_limit_start_at_task_and_listings() {
     assert_eq!(names(&play(d.path(), &["--tags", "web"])), ["one", "four"]);
     assert_eq!(names(&play(d.path(), &["--tags", "debugonly"])), ["three", "four"]);
     assert_eq!(names(&play(d.path(), &["--skip-tags", "web,always"])), ["two"]);
+    // As ansible-core's `evaluate_tags`: skipping `all` leaves only `always`, `tagged` leaves
+    // out `never`, and `untagged` is what carries no tag.
+    assert_eq!(names(&play(d.path(), &["--skip-tags", "all"])), ["four"]);
+    assert_eq!(names(&play(d.path(), &["--tags", "tagged"])), ["one", "four"]);
+    assert_eq!(names(&play(d.path(), &["--tags", "untagged"])), ["two", "four"]);
+    assert_eq!(names(&play(d.path(), &["--skip-tags", "untagged"])), ["one", "four"]);
     assert_eq!(names(&play(d.path(), &["--start-at-task", "two"])), ["two", "four"]);
     let limited = play(d.path(), &["--limit", "app[1:]"]);
     assert_eq!(recap(&stdout(&limited)).len(), 2);
@@ -252,7 +258,7 @@ fn tags_limit_start_at_task_and_listings() {
     );
     assert_eq!(
         stdout(&listing),
-        "\nplaybook: pb.yml\n\n  play #1 (app): tagged\tTAGS: []\n    pattern: ['app']\n    hosts (2):\n      app1\n      app3\n    tasks:\n      one\tTAGS: [web]\n      two\tTAGS: []\n      three\tTAGS: [never, debugonly]\n      four\tTAGS: [always]\n      TASK TAGS: [always, debugonly, never, web]\n"
+        "\nplaybook: pb.yml\n\n  play #1 (app): tagged\tTAGS: []\n    pattern: ['app']\n    hosts (2):\n      app1\n      app3\n    tasks:\n      one\tTAGS: [web]\n      two\tTAGS: []\n      three\tTAGS: [debugonly, never]\n      four\tTAGS: [always]\n      TASK TAGS: [always, debugonly, never, web]\n"
     );
     let syntax = play(d.path(), &["--syntax-check"]);
     assert_eq!(

@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod fleet;
+pub mod listing;
 pub mod load;
 pub mod nginx;
 pub mod oracle;
