@@ -77,6 +77,7 @@ pub fn run() -> exit::Exit {
     match cli.command {
         cli::Command::Play(a) => commands::play::run(a),
         cli::Command::Inventory(a) => commands::inventory::run(a),
+        cli::Command::Vault(a) => commands::vault::run(a),
         cli::Command::Status(a) => commands::status::run(a),
         cli::Command::Lock(a) => commands::lock::run(a),
         cli::Command::Plan(a) => commands::plan::plan(a),

@@ -178,3 +178,125 @@ pub fn ssh_options(a: crate::cli::SshArgs) -> crate::connection::ssh::SshOptions
         ..Default::default()
     }
 }
+
+/// The run's vault passwords from `--vault-id`, `--vault-password-file`, ANSIBLE_VAULT_PASSWORD_FILE
+/// and `--ask-vault-pass`, in Ansible's order. `prompt` asks on the terminal (the command layer's).
+pub fn vault_keyring(
+    a: &crate::cli::VaultArgs,
+    prompt: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<crate::vault::Keyring, Diagnostic> {
+    use crate::vault::{DEFAULT_ID, Password};
+    let mut slugs: Vec<(String, String)> = Vec::new();
+    for id in &a.vault_id {
+        match id.split_once('@') {
+            Some((label, source)) if !label.is_empty() => slugs.push((label.to_string(), source.to_string())),
+            _ => slugs.push((DEFAULT_ID.to_string(), id.trim_start_matches('@').to_string())),
+        }
+    }
+    for f in &a.vault_password_file {
+        slugs.push((DEFAULT_ID.to_string(), f.display().to_string()));
+    }
+    if let Some(f) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE").filter(|f| !f.is_empty()) {
+        slugs.push((DEFAULT_ID.to_string(), f.to_string_lossy().into_owned()));
+    }
+    if a.ask_vault_pass {
+        slugs.push((DEFAULT_ID.to_string(), "prompt_ask_vault_pass".to_string()));
+    }
+    let mut passwords = Vec::new();
+    for (label, source) in slugs {
+        let secret = match source.as_str() {
+            "prompt" | "prompt_ask_vault_pass" => {
+                let question = if source == "prompt" {
+                    format!("Vault password ({label}): ")
+                } else {
+                    "Vault password: ".to_string()
+                };
+                prompt(&question).map_err(|e| {
+                    Diagnostic::error(format!("cannot ask for the vault password: {e}"))
+                        .with_help("on no terminal (CI), give `--vault-password-file FILE` or `--vault-id LABEL@FILE`")
+                })?
+            }
+            path => read_vault_password(std::path::Path::new(path), &label)?,
+        };
+        if secret.is_empty() {
+            return Err(
+                Diagnostic::error(format!("the vault password for `{label}` from `{source}` is empty"))
+                    .with_help("write the password on the file's first line (or have the script print it)"),
+            );
+        }
+        passwords.push(Password::new(&label, secret));
+    }
+    Ok(crate::vault::Keyring::new(passwords))
+}
+
+/// A vault password from a file (its text, blank space around it removed), or from an
+/// executable, which prints it (a `NAME-client` script is asked for the label, as Ansible's
+/// vault-id client scripts are).
+fn read_vault_password(path: &std::path::Path, label: &str) -> Result<String, Diagnostic> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let shown = crate::source::display_path(path);
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Diagnostic::error(format!(
+            "cannot read the vault password file `{}`: {e}",
+            shown.display()
+        ))
+        .with_help("give an existing file with `--vault-password-file` or `--vault-id LABEL@FILE`")
+    })?;
+    if !meta.is_file() {
+        return Err(Diagnostic::error(format!(
+            "the vault password file `{}` is not a regular file",
+            shown.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostic::error(format!(
+                "cannot read the vault password file `{}`: {e}",
+                shown.display()
+            ))
+        })?;
+        return Ok(text.trim().to_string());
+    }
+    let client = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s.ends_with("-client"));
+    // A bare name is a file here, not a program to look for in PATH.
+    let program = if path.is_relative() && path.components().count() == 1 {
+        std::path::Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    };
+    let mut cmd = std::process::Command::new(program);
+    if client {
+        cmd.args(["--vault-id", label]);
+    }
+    let out = cmd.stdin(std::process::Stdio::inherit()).output().map_err(|e| {
+        Diagnostic::error(format!(
+            "cannot run the vault password script `{}`: {e}",
+            shown.display()
+        ))
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        return Err(Diagnostic::error(format!(
+            "the vault password script `{}` failed ({}){}",
+            shown.display(),
+            out.status,
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+            }
+        ))
+        .with_help("an executable password file prints the password on its standard output and exits 0; remove its execute bit if it is the password itself"));
+    }
+    let text = String::from_utf8(out.stdout).map_err(|_| {
+        Diagnostic::error(format!(
+            "the vault password script `{}` printed no UTF-8 text",
+            shown.display()
+        ))
+    })?;
+    Ok(text.trim_matches(['\r', '\n']).to_string())
+}

@@ -56,6 +56,19 @@ fn wrong_password(label: &Option<String>, tried: usize) -> String {
     }
 }
 
+/// What to do about a vault that could not be read (the `help:` of its diagnostic).
+pub fn help(e: &VaultError) -> String {
+    match e {
+        VaultError::NoPassword => "give the vault password with `--vault-password-file FILE` (a file, or a script that prints it), `--vault-id LABEL@FILE`, `--ask-vault-pass`, or ANSIBLE_VAULT_PASSWORD_FILE".into(),
+        VaultError::WrongPassword { label: Some(l), .. } => format!(
+            "give the password of the vault id `{l}`, e.g. `--vault-id {l}@FILE`, or check the password file"
+        ),
+        VaultError::WrongPassword { .. } => "check the vault password file (its first line is the password) or the vault ids given".into(),
+        VaultError::NotUtf8 => "roll reads variables and templates as UTF-8 text".into(),
+        _ => "encrypt it again with `roll vault encrypt` or `ansible-vault encrypt`".into(),
+    }
+}
+
 /// A vaulted text, taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -180,7 +193,12 @@ pub fn encrypt(plaintext: &[u8], password: &[u8], label: Option<&str>) -> Result
     encrypt_with_salt(plaintext, password, label, &salt)
 }
 
-fn encrypt_with_salt(plaintext: &[u8], password: &[u8], label: Option<&str>, salt: &[u8]) -> Result<String, VaultError> {
+fn encrypt_with_salt(
+    plaintext: &[u8],
+    password: &[u8],
+    label: Option<&str>,
+    salt: &[u8],
+) -> Result<String, VaultError> {
     let label = label.filter(|l| *l != DEFAULT_ID);
     if let Some(l) = label
         && (l.contains(';') || l.contains('\n') || l.contains('\r'))
@@ -190,8 +208,8 @@ fn encrypt_with_salt(plaintext: &[u8], password: &[u8], label: Option<&str>, sal
     let (key, mac_key, iv) = derive(password, salt);
     let mut buf = pad(plaintext);
     Aes256Ctr::new(&key.into(), &iv.into()).apply_keystream(&mut buf);
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&mac_key)
-        .map_err(|_| VaultError::Format("HMAC key".into()))?;
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(&mac_key).map_err(|_| VaultError::Format("HMAC key".into()))?;
     mac.update(&buf);
     let tag = mac.finalize().into_bytes();
     let body = hex(format!("{}\n{}\n{}", hex(salt), hex(&tag), hex(&buf)).as_bytes());
@@ -303,8 +321,14 @@ mod tests {
         ]);
         let plain = "db_password: \"db-secret-Xw41r\"\napi_token: tok-Vault-77aa\n";
         assert_eq!(default.decrypt(&read("vars.yml")).unwrap(), plain);
-        assert_eq!(both.decrypt(&read("vars-prod.yml")).unwrap(), plain);
-        assert_eq!(Envelope::parse(&read("vars-prod.yml")).unwrap().label.as_deref(), Some("prod"));
+        assert_eq!(
+            both.decrypt(&read("vars-prod.yml")).unwrap(),
+            "prod_db_password: prod-db-Rt62w\n"
+        );
+        assert_eq!(
+            Envelope::parse(&read("vars-prod.yml")).unwrap().label.as_deref(),
+            Some("prod")
+        );
         assert_eq!(
             default.decrypt(&read("vars-prod.yml")),
             Err(VaultError::WrongPassword {
@@ -312,8 +336,14 @@ mod tests {
                 tried: 1
             })
         );
-        assert_eq!(Keyring::default().decrypt(&read("vars.yml")), Err(VaultError::NoPassword));
-        assert_eq!(default.decrypt(&read("secret.txt")).unwrap(), "key-file-contents-H8d3\n");
+        assert_eq!(
+            Keyring::default().decrypt(&read("vars.yml")),
+            Err(VaultError::NoPassword)
+        );
+        assert_eq!(
+            default.decrypt(&read("secret.txt")).unwrap(),
+            "key-file-contents-H8d3\n"
+        );
     }
 
     #[test]
@@ -346,13 +376,22 @@ mod tests {
 
     #[test]
     fn envelopes_that_are_not_vaults_are_refused_with_the_reason() {
-        assert!(matches!(Envelope::parse("$ANSIBLE_VAULT;1.1"), Err(VaultError::Format(_))));
-        assert!(matches!(Envelope::parse("$ANSIBLE_VAULT;2.0;AES256\n00"), Err(VaultError::Format(_))));
+        assert!(matches!(
+            Envelope::parse("$ANSIBLE_VAULT;1.1"),
+            Err(VaultError::Format(_))
+        ));
+        assert!(matches!(
+            Envelope::parse("$ANSIBLE_VAULT;2.0;AES256\n00"),
+            Err(VaultError::Format(_))
+        ));
         assert_eq!(
             Envelope::parse("$ANSIBLE_VAULT;1.1;AES\n00"),
             Err(VaultError::Cipher("AES".into()))
         );
-        assert!(matches!(Envelope::parse("$ANSIBLE_VAULT;1.1;AES256\nzz"), Err(VaultError::Format(_))));
+        assert!(matches!(
+            Envelope::parse("$ANSIBLE_VAULT;1.1;AES256\nzz"),
+            Err(VaultError::Format(_))
+        ));
         assert!(is_vaulted("\n  $ANSIBLE_VAULT;1.1;AES256\n"));
         assert!(!is_vaulted("a: $ANSIBLE_VAULT;"));
     }

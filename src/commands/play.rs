@@ -65,6 +65,11 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         crate::cli::ColorWhen::Never => out.color = false,
         crate::cli::ColorWhen::Auto => {}
     }
+    // Before anything is read: `-e @file`, vars files and inventories may be vault-encrypted.
+    match crate::commands::vault::keyring(&args.vault) {
+        Ok(k) => sources.set_vault(k),
+        Err(d) => return invalid(&sources, d.into(), &out),
+    }
     let settings = match Play::from_args(args, &sources, &out) {
         Ok(s) => s,
         Err(diags) => return invalid(&sources, Diagnostics { items: diags }, &out),
@@ -89,7 +94,12 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
 
     let inv = Arc::new(inv);
     let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
-    let vars = RunVars::new(inv, settings.extra_vars.clone(), playbook_dir);
+    let vars = RunVars::with_secrets(
+        inv,
+        settings.extra_vars.clone(),
+        playbook_dir,
+        sources.secrets().clone(),
+    );
     *secrets = vars.templar.secrets().clone();
     let log: Box<dyn Reporter> = if quiet {
         Box::new(crate::report::JsonLines::new(std::io::sink()))

@@ -321,6 +321,17 @@ fn check_task(
                     SourceDir::Files,
                 ))
             }
+            ParamKind::ControllerFile if !is_template(s) => {
+                // A vault-encrypted source the run cannot decrypt is refused before any host.
+                if let Some(path) = find_source(&playbook.dir, s, SourceDir::Files)
+                    && Sources::is_vaulted_file(&path)
+                    && let Err(e) = sources.read_controller_file(&path)
+                {
+                    diags.push(Diagnostic::at(e, node.span).with_help(
+                        "give the vault password with `--vault-password-file FILE`, `--vault-id LABEL@FILE` or `--ask-vault-pass`",
+                    ));
+                }
+            }
             _ => {}
         }
     }

@@ -51,6 +51,12 @@ impl Default for Templar {
 
 impl Templar {
     pub fn new() -> Templar {
+        Templar::with_secrets(Arc::new(Secrets::new()))
+    }
+
+    /// An engine whose lookups and filters add to these secrets (the run's, which its files'
+    /// vault values are already in).
+    pub fn with_secrets(secrets: Arc<Secrets>) -> Templar {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Ansible keeps a file's trailing newline; jinja2 in Ansible runs with
@@ -64,7 +70,6 @@ impl Templar {
         }
         env.set_recursion_limit(200);
         env.set_fuel(Some(TEMPLATE_FUEL));
-        let secrets = Arc::new(Secrets::new());
         filters::register(&mut env, secrets.clone());
         Templar { env, secrets }
     }
@@ -309,9 +314,11 @@ fn single_expression(s: &str) -> Option<&str> {
     Some(inner.trim())
 }
 
+/// Whether rendering `v` would change it. `!unsafe` text (`yaml::is_unsafe_text`) is never a
+/// template, whatever it holds.
 pub fn contains_template(v: &Value) -> bool {
     match v.kind() {
-        ValueKind::String => is_template(v.as_str().unwrap_or("")),
+        ValueKind::String => !crate::yaml::is_unsafe_text(v) && is_template(v.as_str().unwrap_or("")),
         ValueKind::Seq | ValueKind::Map => {
             // Scopes and `hostvars` render their own variables lazily; walking them here would
             // recurse through every host's variables.
@@ -329,6 +336,31 @@ pub fn contains_template(v: &Value) -> bool {
     }
 }
 
+/// `v` with every string in it marked as text that is never rendered (`yaml::unsafe_text`).
+pub fn as_data(v: Value) -> Value {
+    if v.downcast_object_ref::<Scope>().is_some() || v.downcast_object_ref::<HostVars>().is_some() {
+        return v;
+    }
+    match v.kind() {
+        ValueKind::String if !crate::yaml::is_unsafe_text(&v) => crate::yaml::unsafe_text(v.as_str().unwrap_or("")),
+        ValueKind::Seq => match v.try_iter() {
+            Ok(items) => Value::from(items.map(as_data).collect::<Vec<_>>()),
+            Err(_) => v,
+        },
+        ValueKind::Map => match v.try_iter() {
+            Ok(keys) => Value::from_pairs(
+                keys.map(|k| {
+                    let item = v.get_item(&k).unwrap_or_default();
+                    (k, as_data(item))
+                })
+                .collect::<Vec<_>>(),
+            ),
+            Err(_) => v,
+        },
+        _ => v,
+    }
+}
+
 /// Everything shared by the scopes of one run.
 pub struct RunVars {
     pub templar: Templar,
@@ -343,6 +375,17 @@ pub struct RunVars {
 
 impl RunVars {
     pub fn new(inventory: Arc<Inventory>, extra: VarMap, playbook_dir: String) -> Arc<RunVars> {
+        RunVars::with_secrets(inventory, extra, playbook_dir, Arc::new(Secrets::new()))
+    }
+
+    /// The run's variables, masking with the run's secrets (`Sources::secrets`, where what the
+    /// vault decrypted already is).
+    pub fn with_secrets(
+        inventory: Arc<Inventory>,
+        extra: VarMap,
+        playbook_dir: String,
+        secrets: Arc<Secrets>,
+    ) -> Arc<RunVars> {
         let groups = inventory.groups_value();
         let facts = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
         let inventory_dir = inventory
@@ -352,7 +395,7 @@ impl RunVars {
             .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()).display().to_string())
             .unwrap_or_default();
         Arc::new(RunVars {
-            templar: Templar::new(),
+            templar: Templar::with_secrets(secrets),
             inventory,
             groups,
             extra: Arc::new(extra),
@@ -366,7 +409,12 @@ impl RunVars {
         self.facts.read().unwrap_or_else(|e| e.into_inner())[host].clone()
     }
 
+    /// Record a registered result or a fact. What a host answered (and what a template
+    /// rendered) is data: it is never rendered again as a template, so output such as
+    /// `{{ lookup('pipe', ...) }}` in a registered stdout cannot run on the controller
+    /// (Ansible's trust boundary). Variables from files (include_vars) are code: not here.
     pub fn set_fact(&self, host: usize, key: &str, value: Value) {
+        let value = as_data(value);
         let mut facts = self.facts.write().unwrap_or_else(|e| e.into_inner());
         Arc::make_mut(&mut facts[host]).insert(key.to_string(), value);
     }

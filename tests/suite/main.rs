@@ -20,3 +20,4 @@ mod security;
 mod snapshots;
 mod ssh;
 mod switch;
+mod vault;

@@ -9,10 +9,10 @@ PATH="$(../../scripts/ansible-venv):$PATH"
 printf 'db_password: "db-secret-Xw41r"\napi_token: tok-Vault-77aa\n' > vars-plain.yml
 cp vars-plain.yml vars.yml
 ansible-vault encrypt --vault-password-file pass-default vars.yml
-# The same with a vault id (format 1.2).
-cp vars-plain.yml vars-prod.yml
-ansible-vault encrypt --vault-id prod@pass-prod vars-prod.yml
 rm vars-plain.yml
+# Another with a vault id (format 1.2).
+printf 'prod_db_password: prod-db-Rt62w\n' > vars-prod.yml
+ansible-vault encrypt --vault-id prod@pass-prod vars-prod.yml
 # `!vault` scalars, with and without a vault id.
 {
   printf 'plain_value: visible\n'
