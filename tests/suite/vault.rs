@@ -86,7 +86,40 @@ fn every_kind_of_vault_decrypts_and_its_values_appear_in_no_output() {
     let (code, json) = play(dir, &[&ids[..], &["--format", "json", "--check", "--diff"]].concat());
     assert_eq!(code, Some(0), "{json}");
     let junit = std::fs::read_to_string(dir.join("report.xml")).unwrap();
-    for (what, text) in [("log", &human), ("json", &json), ("junit", &junit)] {
+    let plan = roll(dir)
+        .args([
+            "plan",
+            "pb.yml",
+            "-i",
+            "hosts",
+            "-e",
+            "@inline.yml",
+            "-e",
+            "out=out",
+            "-o",
+            "saved.plan",
+        ])
+        .args(ids)
+        .output()
+        .unwrap();
+    let plan_out = format!("{}{}", stdout(&plan), stderr(&plan));
+    assert_eq!(plan.status.code(), Some(0), "{plan_out}");
+    let plan_file = std::fs::read_to_string(dir.join("saved.plan")).unwrap();
+    let inventory = roll(dir)
+        .args(["inventory", "-i", "hosts", "--list"])
+        .args(ids)
+        .output()
+        .unwrap();
+    let inventory = format!("{}{}", stdout(&inventory), stderr(&inventory));
+    assert!(inventory.contains("\"prod_db_password\": \"********\""), "{inventory}");
+    for (what, text) in [
+        ("log", &human),
+        ("json", &json),
+        ("junit", &junit),
+        ("plan output", &plan_out),
+        ("plan file", &plan_file),
+        ("inventory", &inventory),
+    ] {
         for s in SECRETS {
             assert!(!text.contains(s), "{what} shows the secret {s}:\n{text}");
         }
