@@ -53,6 +53,8 @@ const MAGIC: &[&str] = &[
     "ansible_facts",
     "range",
     "lookup",
+    "query",
+    "q",
     "dict",
     "namespace",
     "loop",

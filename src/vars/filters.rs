@@ -3,7 +3,7 @@
 use crate::secrets::Secrets;
 use base64::Engine as _;
 use minijinja::value::{Kwargs, ValueKind};
-use minijinja::{Environment, Error, ErrorKind, State, Value};
+use minijinja::{Environment, Error, ErrorKind, Value};
 use regex::Regex;
 use std::sync::Arc;
 
@@ -212,41 +212,6 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     env.add_test("regex", |s: String, pat: String| -> Result<bool, Error> {
         Ok(build_regex(&pat, false)?.is_match(&s))
     });
-
-    env.add_function(
-        "lookup",
-        move |state: &State, kind: String, args: minijinja::value::Rest<String>| lookup(&secrets, state, kind, args),
-    );
-}
-
-/// `lookup('env', 'NAME')` reads the controller's environment; other lookup plugins do not exist
-/// here, so that templates cannot read arbitrary controller files.
-fn lookup(
-    secrets: &Secrets,
-    _state: &State,
-    kind: String,
-    args: minijinja::value::Rest<String>,
-) -> Result<Value, Error> {
-    match kind.as_str() {
-        "env" => {
-            let vals: Vec<Value> = args
-                .0
-                .iter()
-                .map(|n| {
-                    // The controller's environment holds CI tokens and passwords: masked.
-                    let v = std::env::var(n).unwrap_or_default();
-                    secrets.add(&v);
-                    Value::from(v)
-                })
-                .collect();
-            Ok(if vals.len() == 1 {
-                vals.into_iter().next().unwrap_or_default()
-            } else {
-                Value::from(vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
-            })
-        }
-        other => Err(invalid(format!("unknown lookup plugin `{other}`; roll provides `env`"))),
-    }
 }
 
 fn build_regex(pat: &str, ignorecase: bool) -> Result<Regex, Error> {

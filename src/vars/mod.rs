@@ -2,6 +2,7 @@
 //! variable scopes in Ansible's precedence order, and lazy rendering of templated variables.
 
 pub mod filters;
+pub mod lookups;
 
 use crate::inventory::Inventory;
 use crate::secrets::Secrets;
@@ -71,6 +72,7 @@ impl Templar {
         env.set_recursion_limit(200);
         env.set_fuel(Some(TEMPLATE_FUEL));
         filters::register(&mut env, secrets.clone());
+        lookups::register(&mut env, secrets.clone());
         Templar { env, secrets }
     }
 

@@ -10,6 +10,7 @@ mod docker;
 mod drain;
 mod events;
 mod lock;
+mod lookups;
 mod plan;
 mod play;
 mod report;
