@@ -105,11 +105,14 @@ fn run(
         "dict" | "ansible.builtin.dict" => dict(&terms),
         "sequence" | "ansible.builtin.sequence" => sequence(&terms),
         "password" | "ansible.builtin.password" => password(secrets, state, &terms, kwargs),
+        "together" | "ansible.builtin.together" => together(&terms),
+        "nested" | "ansible.builtin.nested" => nested(&terms),
+        "subelements" | "ansible.builtin.subelements" => subelements(&terms),
         other => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
                 format!(
-                    "unknown lookup plugin `{other}`; roll provides env, file, template, pipe, lines, first_found, fileglob, vars, items, list, dict, sequence and password"
+                    "unknown lookup plugin `{other}`; roll provides env, file, template, pipe, lines, first_found, fileglob, vars, items, list, dict, sequence, password, together, nested and subelements"
                 ),
             ));
         }
@@ -341,8 +344,11 @@ fn first_found(state: &State, terms: &[Value], kwargs: Option<&Kwargs>) -> Resul
             .flat_map(|p| files.iter().map(move |f| Path::new(p).join(f).display().to_string()))
             .collect()
     };
+    // `with_first_found` looks under the directory its task's module reads from (`templates/`
+    // for `template`, ...), as Ansible's loop does; a lookup in a template looks beside the playbook.
+    let subdir: Option<String> = kw(kwargs, "_subdir");
     for c in candidates {
-        if let Some(found) = find(state, None, &c) {
+        if let Some(found) = find(state, subdir.as_deref(), &c) {
             let abs = std::path::absolute(&found).unwrap_or(found);
             return Ok(vec![Value::from(abs.display().to_string())]);
         }
@@ -730,4 +736,137 @@ fn kv(s: &str) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+fn list_of(name: &str, v: &Value) -> Result<Vec<Value>, Error> {
+    match v.kind() {
+        ValueKind::Seq => Ok(v.try_iter()?.collect()),
+        _ => Err(fail(name, format!("it expects lists, got {}", v.kind()))),
+    }
+}
+
+/// `together`: the lists side by side (the shorter ones padded with none), as `zip_longest`.
+fn together(terms: &[Value]) -> Result<Vec<Value>, Error> {
+    if terms.is_empty() {
+        return Err(fail("together", "it needs at least one list"));
+    }
+    let lists: Vec<Vec<Value>> = terms.iter().map(|t| list_of("together", t)).collect::<Result<_, _>>()?;
+    let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+    Ok((0..n)
+        .map(|i| {
+            Value::from(
+                lists
+                    .iter()
+                    .map(|l| l.get(i).cloned().unwrap_or(Value::from(())))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect())
+}
+
+/// `nested`: every combination, the first list outermost.
+fn nested(terms: &[Value]) -> Result<Vec<Value>, Error> {
+    if terms.is_empty() {
+        return Err(fail("nested", "it needs at least one list"));
+    }
+    let mut out: Vec<Vec<Value>> = vec![Vec::new()];
+    for t in terms {
+        let list = list_of("nested", t)?;
+        let mut next = Vec::with_capacity(out.len() * list.len());
+        for prefix in &out {
+            for x in &list {
+                let mut row = prefix.clone();
+                row.push(x.clone());
+                next.push(row);
+            }
+        }
+        if next.len() > 1_000_000 {
+            return Err(fail("nested", "more than a million combinations"));
+        }
+        out = next;
+    }
+    Ok(out.into_iter().map(Value::from).collect())
+}
+
+/// `subelements`: `[records, 'key.path', {skip_missing: true}]` → `[record, element]` for each
+/// element of each record's list at the path.
+fn subelements(terms: &[Value]) -> Result<Vec<Value>, Error> {
+    let usage = "it takes a list (or mapping) of records, a key, and optionally {skip_missing: true}";
+    let (records, key) = match terms {
+        [r, k] | [r, k, _] => (r, text(k)),
+        _ => return Err(fail("subelements", usage)),
+    };
+    let skip_missing = match terms.get(2) {
+        Some(flags) if flags.kind() == ValueKind::Map => {
+            for k in flags.try_iter()? {
+                if text(&k) != "skip_missing" {
+                    return Err(fail("subelements", format!("unknown flag `{}`", text(&k))));
+                }
+            }
+            flags.get_attr("skip_missing")?.is_true()
+        }
+        Some(_) => return Err(fail("subelements", usage)),
+        None => false,
+    };
+    let records: Vec<Value> = match records.kind() {
+        ValueKind::Seq => records.try_iter()?.collect(),
+        ValueKind::Map => records
+            .try_iter()?
+            .map(|k| records.get_item(&k))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(fail("subelements", usage)),
+    };
+    let mut out = Vec::new();
+    for rec in records {
+        if rec.kind() != ValueKind::Map {
+            return Err(fail("subelements", "the records must be mappings"));
+        }
+        let mut cur = rec.clone();
+        let mut missing = false;
+        for part in key.split('.') {
+            match cur.get_attr(part) {
+                Ok(v) if !v.is_undefined() => cur = v,
+                _ => {
+                    missing = true;
+                    break;
+                }
+            }
+        }
+        if missing {
+            if skip_missing {
+                continue;
+            }
+            return Err(fail("subelements", format!("could not find `{key}` in a record")));
+        }
+        if cur.kind() != ValueKind::Seq {
+            return Err(fail("subelements", format!("`{key}` of a record is not a list")));
+        }
+        // As Ansible, the record is shown without the list it gives.
+        let parts: Vec<&str> = key.split('.').collect();
+        let rest = without(&rec, &parts)?;
+        for el in cur.try_iter()? {
+            out.push(Value::from(vec![rest.clone(), el]));
+        }
+    }
+    Ok(out)
+}
+
+/// A mapping without the key at `path` (`["mysql", "hosts"]` leaves `mysql: {}`).
+fn without(v: &Value, path: &[&str]) -> Result<Value, Error> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(v.clone());
+    };
+    let mut pairs = Vec::new();
+    for k in v.try_iter()? {
+        let item = v.get_item(&k)?;
+        if text(&k) == *first {
+            if rest.is_empty() {
+                continue;
+            }
+            pairs.push((k, without(&item, rest)?));
+        } else {
+            pairs.push((k, item));
+        }
+    }
+    Ok(Value::from_pairs(pairs))
 }

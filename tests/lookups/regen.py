@@ -9,6 +9,9 @@ root = os.path.dirname(os.path.dirname(here))
 bin_dir = subprocess.check_output([os.path.join(root, "scripts/ansible-venv")], text=True).strip()
 cases = yaml.safe_load(open(os.path.join(here, "cases.yml")))
 
+USERS = [{"name": "alice", "keys": ["k1", "k2"], "mysql": {"hosts": ["db1"]}},
+         {"name": "bob", "keys": []}]
+
 def playbook(cases):
     """The playbook both ansible-playbook and roll run (tests/suite/lookups.rs builds the same)."""
     tasks = []
@@ -18,7 +21,7 @@ def playbook(cases):
     tasks.append({"name": "store", "copy": {"dest": "{{ playbook_dir }}/answers.json",
         "content": "{{ {" + ", ".join("'%s': r_%s" % (c["id"], c["id"]) for c in cases) + "} | to_nice_json }}"}})
     return [{"hosts": "all", "gather_facts": False,
-             "vars": {"who": "world", "n": 3, "greeting": "hi {{ who }}"}, "tasks": tasks}]
+             "vars": {"who": "world", "n": 3, "greeting": "hi {{ who }}", "users": USERS}, "tasks": tasks}]
 
 with tempfile.TemporaryDirectory() as d:
     for f in ["files", "templates", "top.txt"]:

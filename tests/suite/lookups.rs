@@ -41,7 +41,13 @@ fn lookups_answer_as_ansible_core_does() {
     let pb = serde_json::json!([{
         "hosts": "all",
         "gather_facts": false,
-        "vars": {"who": "world", "n": 3, "greeting": "hi {{ who }}"},
+        "vars": {
+            "who": "world", "n": 3, "greeting": "hi {{ who }}",
+            "users": [
+                {"name": "alice", "keys": ["k1", "k2"], "mysql": {"hosts": ["db1"]}},
+                {"name": "bob", "keys": []},
+            ],
+        },
         "tasks": tasks,
     }]);
     write(dir, "pb.yml", &serde_json::to_string_pretty(&pb).unwrap());
