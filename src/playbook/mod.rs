@@ -151,6 +151,9 @@ pub struct Loop {
     pub flatten: bool,
     /// `with_dict` turns a mapping into `{key, value}` items.
     pub dict: bool,
+    /// `with_<lookup>` (`with_fileglob`, `with_sequence`, ...): the items are what the lookup
+    /// answers for the value, as `query(lookup, *terms)`.
+    pub lookup: Option<String>,
 }
 
 #[derive(Debug, Clone)]

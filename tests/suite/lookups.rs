@@ -13,6 +13,16 @@ struct Case {
     expr: String,
 }
 
+#[derive(serde::Deserialize)]
+struct LoopCase {
+    id: String,
+    with: String,
+    value: serde_json::Value,
+    msg: Option<String>,
+    #[serde(default)]
+    sorted: bool,
+}
+
 #[test]
 fn lookups_answer_as_ansible_core_does() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lookups");
@@ -27,7 +37,8 @@ fn lookups_answer_as_ansible_core_does() {
     std::fs::create_dir_all(dir.join("out")).unwrap();
     write(dir, "hosts", "app1 ansible_connection=local\n");
     // The playbook regen.py gives ansible-playbook, without its last task (which stores the answers).
-    let tasks: Vec<serde_json::Value> = cases
+    let loops: Vec<LoopCase> = serde_yaml::from_str(&std::fs::read_to_string(root.join("loops.yml")).unwrap()).unwrap();
+    let mut tasks: Vec<serde_json::Value> = cases
         .iter()
         .map(|c| {
             serde_json::json!({
@@ -38,6 +49,16 @@ fn lookups_answer_as_ansible_core_does() {
             })
         })
         .collect();
+    for c in &loops {
+        let mut t = serde_json::json!({
+            "name": format!("loop_{}", c.id),
+            "debug": {"msg": c.msg.clone().unwrap_or_else(|| "{{ item }}".into())},
+            "register": format!("r_loop_{}", c.id),
+            "ignore_errors": true,
+        });
+        t[format!("with_{}", c.with)] = c.value.clone();
+        tasks.push(t);
+    }
     let pb = serde_json::json!([{
         "hosts": "all",
         "gather_facts": false,
@@ -100,11 +121,44 @@ fn lookups_answer_as_ansible_core_does() {
             ));
         }
     }
+    for c in &loops {
+        let id = format!("loop_{}", c.id);
+        let want = &expected[&id];
+        let got = &answers[&id];
+        if want["failed"].as_bool().unwrap_or(false) {
+            if !got["failed"].as_bool().unwrap_or(false) {
+                wrong.push(format!(
+                    "{id}: should fail (ansible: {}), roll answered {got}",
+                    want["ansible_msg"]
+                ));
+            }
+            continue;
+        }
+        let mut items: Vec<serde_json::Value> = match got["results"].as_array() {
+            Some(r) => r.iter().map(|x| x["msg"].clone()).collect(),
+            None => {
+                wrong.push(format!("{id}: roll ran no loop: {got}"));
+                continue;
+            }
+        };
+        let mut want_items = want["items"].as_array().unwrap().clone();
+        if c.sorted {
+            let key = |v: &serde_json::Value| v.to_string();
+            items.sort_by_key(key);
+            want_items.sort_by_key(key);
+        }
+        if items != want_items {
+            wrong.push(format!(
+                "{id}: `with_{}: {}` gives {want_items:?} in ansible, roll gave {items:?}",
+                c.with, c.value
+            ));
+        }
+    }
     assert!(
         wrong.is_empty(),
         "{} of {} cases differ:\n{}",
         wrong.len(),
-        cases.len(),
+        cases.len() + loops.len(),
         wrong.join("\n")
     );
     // The stored password is in its file, readable by its owner only.
