@@ -100,6 +100,19 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         playbook_dir,
         sources.secrets().clone(),
     );
+    vars.set_run_info(crate::vars::RunInfo {
+        run_tags: settings.opts.tags.clone(),
+        skip_tags: settings.opts.skip_tags.clone(),
+        limit: settings.limit.clone(),
+        diff_mode: settings.opts.diff,
+        forks: settings.opts.forks,
+        verbosity: settings.verbose,
+        inventory_file: std::path::Path::new(&settings.inventory)
+            .is_file()
+            .then(|| std::path::absolute(&settings.inventory).ok())
+            .flatten()
+            .map(|p| p.display().to_string()),
+    });
     *secrets = vars.templar.secrets().clone();
     let log: Box<dyn Reporter> = if quiet {
         Box::new(crate::report::JsonLines::new(std::io::sink()))

@@ -1,6 +1,7 @@
 //! The Ansible filters, tests and lookups that deploy playbooks use, on top of minijinja's builtins.
 
 use crate::secrets::Secrets;
+use crate::values::value_to_string;
 use base64::Engine as _;
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Value};
@@ -203,6 +204,15 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
             Ok(v.get_attr(field)?.is_true() == want)
         });
     }
+    env.add_test("version", version_test);
+    env.add_test("version_compare", version_test);
+    env.add_filter("version_compare", version_test);
+    // Path tests, on the controller (as Ansible's: they test the controller's file system).
+    env.add_test("abs", |p: String| std::path::Path::new(&p).is_absolute());
+    env.add_test("exists", |p: String| std::path::Path::new(&p).exists());
+    env.add_test("file", |p: String| std::path::Path::new(&p).is_file());
+    env.add_test("directory", |p: String| std::path::Path::new(&p).is_dir());
+    env.add_test("link", |p: String| std::path::Path::new(&p).is_symlink());
     env.add_test("match", |s: String, pat: String| -> Result<bool, Error> {
         Ok(build_regex(&format!("^(?:{pat})"), false)?.is_match(&s))
     });
@@ -212,6 +222,63 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     env.add_test("regex", |s: String, pat: String| -> Result<bool, Error> {
         Ok(build_regex(&pat, false)?.is_match(&s))
     });
+}
+
+/// One part of a loose version (`1.10a` is 1, 10, `a`), as Python's LooseVersion splits it.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    Num(u64),
+    Text(String),
+}
+
+fn loose(v: &str) -> Vec<Part> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let flush = |cur: &mut String, out: &mut Vec<Part>| {
+        if cur.is_empty() {
+            return;
+        }
+        let p = std::mem::take(cur);
+        out.push(match p.parse::<u64>() {
+            Ok(n) => Part::Num(n),
+            Err(_) => Part::Text(p),
+        });
+    };
+    for c in v.chars() {
+        let digit = c.is_ascii_digit();
+        if c == '.' || (!cur.is_empty() && cur.chars().all(|x| x.is_ascii_digit()) != digit) {
+            flush(&mut cur, &mut out);
+        }
+        if c != '.' {
+            cur.push(c);
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+/// `version('2.19', '>=')`: Ansible's loose comparison of versions, with its operators.
+fn version_test(value: Value, other: Value, op: Option<String>) -> Result<bool, Error> {
+    let (a, b) = (loose(&value_to_string(&value)), loose(&value_to_string(&other)));
+    // Python refuses to order a number and a word (`1.a` against `1.2`).
+    for (x, y) in a.iter().zip(&b) {
+        if std::mem::discriminant(x) != std::mem::discriminant(y) {
+            return Err(invalid(format!(
+                "version comparison failed: cannot compare `{value}` with `{other}`"
+            )));
+        }
+    }
+    let ord = a.cmp(&b);
+    use std::cmp::Ordering::*;
+    Ok(match op.as_deref().unwrap_or("eq") {
+        "==" | "=" | "eq" => ord == Equal,
+        "!=" | "<>" | "ne" => ord != Equal,
+        "<" | "lt" => ord == Less,
+        "<=" | "le" => ord != Greater,
+        ">" | "gt" => ord == Greater,
+        ">=" | "ge" => ord != Less,
+        other => return Err(invalid(format!("invalid operator `{other}` for the version test"))),
+    })
 }
 
 fn build_regex(pat: &str, ignorecase: bool) -> Result<Regex, Error> {

@@ -373,6 +373,24 @@ pub struct RunVars {
     facts: RwLock<Vec<Arc<VarMap>>>,
     pub playbook_dir: String,
     pub inventory_dir: String,
+    /// What the command line asked for, as the magic variables show it.
+    run_info: std::sync::OnceLock<RunInfo>,
+}
+
+/// The ansible-core version whose semantics roll follows, as `ansible_version` reports it.
+pub const ANSIBLE_VERSION: (u32, u32, u32) = (2, 19, 14);
+
+/// The run's options that magic variables show (`ansible_run_tags`, `ansible_limit`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    pub run_tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub limit: Option<String>,
+    pub diff_mode: bool,
+    pub forks: usize,
+    pub verbosity: u8,
+    /// The inventory file (absolute), when the inventory is one.
+    pub inventory_file: Option<String>,
 }
 
 impl RunVars {
@@ -404,7 +422,13 @@ impl RunVars {
             facts,
             playbook_dir,
             inventory_dir,
+            run_info: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Give the run's options (once, before the run): the magic variables show them.
+    pub fn set_run_info(&self, info: RunInfo) {
+        let _ = self.run_info.set(info);
     }
 
     pub fn facts(&self, host: usize) -> Arc<VarMap> {
@@ -496,8 +520,51 @@ impl Scope {
             "ansible_play_hosts_all" => self.play.play_hosts_all.clone(),
             "ansible_check_mode" => Value::from(self.play.check_mode),
             "playbook_dir" => Value::from(self.run.playbook_dir.as_str()),
+            // A file inventory's directory, when the inventory gave none of its own.
+            "inventory_dir" if self.run.inventory_dir.is_empty() => Value::from(
+                self.run
+                    .run_info
+                    .get()
+                    .and_then(|i| i.inventory_file.as_deref())
+                    .and_then(|f| std::path::Path::new(f).parent())
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
             "inventory_dir" => Value::from(self.run.inventory_dir.as_str()),
             "omit" => Value::from(OMIT),
+            "ansible_version" => {
+                let (major, minor, revision) = ANSIBLE_VERSION;
+                let full = format!("{major}.{minor}.{revision}");
+                Value::from_pairs(vec![
+                    ("full", Value::from(full.as_str())),
+                    ("major", Value::from(major)),
+                    ("minor", Value::from(minor)),
+                    ("revision", Value::from(revision)),
+                    ("string", Value::from(full.as_str())),
+                ])
+            }
+            "ansible_config_file" => Value::from(()),
+            _ => return self.run_magic(key),
+        })
+    }
+
+    /// The magic variables that show the command line's options.
+    fn run_magic(&self, key: &str) -> Option<Value> {
+        let default = RunInfo {
+            run_tags: vec!["all".into()],
+            forks: 50,
+            ..RunInfo::default()
+        };
+        let info = self.run.run_info.get().unwrap_or(&default);
+        Some(match key {
+            "ansible_run_tags" => Value::from(info.run_tags.clone()),
+            "ansible_skip_tags" => Value::from(info.skip_tags.clone()),
+            // Undefined without `--limit`, as in Ansible.
+            "ansible_limit" => Value::from(info.limit.clone()?),
+            "ansible_diff_mode" => Value::from(info.diff_mode),
+            "ansible_forks" => Value::from(info.forks),
+            "ansible_verbosity" => Value::from(info.verbosity),
+            "inventory_file" => Value::from(info.inventory_file.clone()?),
             _ => return None,
         })
     }
@@ -554,6 +621,10 @@ impl Scope {
             "play_hosts",
             "ansible_play_hosts",
             "ansible_check_mode",
+            "ansible_diff_mode",
+            "ansible_version",
+            "ansible_run_tags",
+            "ansible_skip_tags",
         ]
         .iter()
         .map(|s| s.to_string())

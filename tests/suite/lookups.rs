@@ -170,3 +170,34 @@ fn lookups_answer_as_ansible_core_does() {
         12
     );
 }
+
+/// `rescue` reads the failure that brought it there, as in ansible-core 2.19 (which shows, for
+/// this play, "Break it / boom" and then " / second").
+#[test]
+fn rescue_sees_the_failed_task_and_its_result() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+    write(
+        dir,
+        "pb.yml",
+        r#"
+- hosts: all
+  tasks:
+    - block:
+        - name: Break it
+          fail: { msg: boom }
+      rescue:
+        - debug: { msg: "{{ ansible_failed_task.name }} / {{ ansible_failed_result.msg }}" }
+    - block:
+        - fail: { msg: second }
+      rescue:
+        - debug: { msg: "{{ ansible_failed_task.name }} / {{ ansible_failed_result.msg }}" }
+"#,
+    );
+    let out = roll(dir).args(["play", "pb.yml", "-i", "hosts"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(text.contains("\"msg\": \"Break it / boom\""), "{text}");
+    assert!(text.contains("\"msg\": \" / second\""), "{text}");
+}
