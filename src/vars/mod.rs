@@ -3,6 +3,7 @@
 
 pub mod filters;
 pub mod lookups;
+pub mod more_filters;
 
 use crate::inventory::Inventory;
 use crate::secrets::Secrets;
@@ -73,6 +74,7 @@ impl Templar {
         env.set_fuel(Some(TEMPLATE_FUEL));
         filters::register(&mut env, secrets.clone());
         lookups::register(&mut env, secrets.clone());
+        more_filters::register(&mut env);
         Templar { env, secrets }
     }
 
