@@ -198,6 +198,8 @@ pub fn vault_keyring(
     }
     if let Some(f) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE").filter(|f| !f.is_empty()) {
         slugs.push((DEFAULT_ID.to_string(), f.to_string_lossy().into_owned()));
+    } else if let Some(f) = ansible_cfg_path("defaults", "vault_password_file") {
+        slugs.push((DEFAULT_ID.to_string(), f.display().to_string()));
     }
     if a.ask_vault_pass {
         slugs.push((DEFAULT_ID.to_string(), "prompt_ask_vault_pass".to_string()));
@@ -299,4 +301,64 @@ fn read_vault_password(path: &std::path::Path, label: &str) -> Result<String, Di
         ))
     })?;
     Ok(text.trim_matches(['\r', '\n']).to_string())
+}
+
+/// The ansible.cfg Ansible would read: `ANSIBLE_CONFIG`, `./ansible.cfg`, `~/.ansible.cfg`,
+/// `/etc/ansible/ansible.cfg`, the first that exists.
+fn ansible_cfg() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(c) = std::env::var_os("ANSIBLE_CONFIG").filter(|c| !c.is_empty()) {
+        let p = PathBuf::from(c);
+        // ANSIBLE_CONFIG may name a directory holding ansible.cfg.
+        candidates.push(if p.is_dir() { p.join("ansible.cfg") } else { p });
+    }
+    candidates.push(PathBuf::from("ansible.cfg"));
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".ansible.cfg"));
+    }
+    candidates.push(PathBuf::from("/etc/ansible/ansible.cfg"));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// A path setting of ansible.cfg (`[section] key = value`), `~` expanded and relative to the
+/// file's directory, as Ansible resolves its path settings.
+pub fn ansible_cfg_path(section: &str, key: &str) -> Option<PathBuf> {
+    let cfg = ansible_cfg()?;
+    let text = std::fs::read_to_string(&cfg).ok()?;
+    let mut current = String::new();
+    let mut value = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        let Some((k, v)) = line.split_once(['=', ':']) else {
+            continue;
+        };
+        if k.trim() == key {
+            value = Some(v.trim().to_string());
+        }
+    }
+    let value = value.filter(|v| !v.is_empty())?;
+    let expanded = match (value.strip_prefix('~'), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+            PathBuf::from(format!("{}{rest}", home.to_string_lossy()))
+        }
+        _ => PathBuf::from(&value),
+    };
+    if expanded.is_absolute() {
+        return Some(expanded);
+    }
+    let dir = cfg
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    Some(dir.join(expanded))
 }

@@ -228,6 +228,31 @@ fn password_scripts_and_vault_id_clients_give_the_password() {
         std::fs::read_to_string(dir.join("out/app.env")).unwrap(),
         "db=db-secret-Xw41r\nprod=prod-db-Rt62w\ninline=inline-secret-K2p9\n"
     );
+    // ansible.cfg's `vault_password_file`, relative to the file's directory (ANSIBLE_CONFIG
+    // names it here; the environment variable wins over it).
+    write(
+        dir,
+        "cfg/ansible.cfg",
+        "[defaults]\n# the team's password script\nvault_password_file = ../pass.sh\n",
+    );
+    let out = roll(dir)
+        .args([
+            "play",
+            "pb.yml",
+            "-i",
+            "hosts",
+            "-e",
+            "@inline.yml",
+            "-e",
+            "out=out",
+            "--vault-id",
+            "prod@keys-client.sh",
+        ])
+        .env("ANSIBLE_CONFIG", dir.join("cfg/ansible.cfg"))
+        .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     let (code, text) = play(dir, &["--vault-password-file", "fails.sh"]);
     assert_eq!(code, Some(5), "{text}");
     assert!(
