@@ -466,3 +466,48 @@ fn unsafe_values_are_never_templated() {
         "{{ not_rendered }}\n"
     );
 }
+
+/// `--ask-vault-pass` asks on the terminal (a pseudo-terminal from `script`, Debian package
+/// bsdutils), without echoing what is typed.
+#[test]
+fn ask_vault_pass_reads_the_password_on_the_terminal_without_echo() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    project(dir);
+    let cmd = format!(
+        "{} play pb.yml -i hosts -e @inline.yml -e out=out --ask-vault-pass --vault-id prod@pass-prod",
+        common::roll_bin().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("this test needs `script` (Debian package bsdutils)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Typed once the prompt is up: the terminal's echo is off by then.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    use std::io::{Read as _, Write as _};
+    while !String::from_utf8_lossy(&seen).contains("Vault password: ") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "roll ended without asking: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stdin.write_all(b"vault-pass-Yh3k\n").unwrap();
+    drop(stdin);
+    stdout.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("Vault password: "), "{text}");
+    assert!(!text.contains("vault-pass-Yh3k"), "the password was echoed: {text}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/app.env")).unwrap(),
+        "db=db-secret-Xw41r\nprod=prod-db-Rt62w\ninline=inline-secret-K2p9\n"
+    );
+}
