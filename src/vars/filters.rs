@@ -150,18 +150,46 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     );
     env.add_filter(
         "combine",
-        |base: Value, rest: minijinja::value::Rest<Value>| -> Result<Value, Error> {
-            let mut map = indexmap::IndexMap::new();
-            for m in std::iter::once(base).chain(rest.0) {
+        |base: Value, rest: minijinja::value::Rest<minijinja::value::ValueOrKwargs>| -> Result<Value, Error> {
+            let mut values = rest.into_values();
+            let kwargs = match values.last() {
+                Some(v) if v.is_kwargs() => values.pop().and_then(|v| Kwargs::try_from(v).ok()),
+                _ => None,
+            };
+            let recursive = kwargs
+                .as_ref()
+                .and_then(|k| k.get::<Option<bool>>("recursive").ok().flatten())
+                .unwrap_or(false);
+            let list_merge = kwargs
+                .as_ref()
+                .and_then(|k| k.get::<Option<String>>("list_merge").ok().flatten())
+                .unwrap_or_else(|| "replace".into());
+            if let Some(k) = &kwargs {
+                k.assert_all_used()?;
+            }
+            if !matches!(
+                list_merge.as_str(),
+                "replace" | "keep" | "append" | "prepend" | "append_rp" | "prepend_rp"
+            ) {
+                return Err(invalid(format!("combine: `list_merge` cannot be `{list_merge}`")));
+            }
+            // `[a, b] | combine` combines the mappings of the list.
+            let mut all: Vec<Value> = Vec::new();
+            for m in std::iter::once(base).chain(values) {
+                if m.kind() == ValueKind::Seq {
+                    all.extend(m.try_iter()?);
+                } else {
+                    all.push(m);
+                }
+            }
+            let mut acc = Value::from_pairs(Vec::<(Value, Value)>::new());
+            for m in all {
                 if m.kind() != ValueKind::Map {
                     return Err(invalid(format!("combine expects mappings, got {}", m.kind())));
                 }
-                for k in m.try_iter()? {
-                    let v = m.get_item(&k)?;
-                    map.insert(k.to_string(), v);
-                }
+                acc = merge_hash(&acc, &m, recursive, &list_merge)?;
             }
-            Ok(Value::from_pairs(map))
+            Ok(acc)
         },
     );
     env.add_filter("flatten", |v: Value| -> Result<Value, Error> {
@@ -279,6 +307,42 @@ fn version_test(value: Value, other: Value, op: Option<String>) -> Result<bool, 
         ">=" | "ge" => ord != Less,
         other => return Err(invalid(format!("invalid operator `{other}` for the version test"))),
     })
+}
+
+/// Ansible's `merge_hash`: `y` over `x`, mappings merged key by key when `recursive`, lists
+/// by `list_merge` (replace, keep, append, prepend, append_rp, prepend_rp).
+fn merge_hash(x: &Value, y: &Value, recursive: bool, list_merge: &str) -> Result<Value, Error> {
+    let mut map: indexmap::IndexMap<String, (Value, Value)> = indexmap::IndexMap::new();
+    for k in x.try_iter()? {
+        map.insert(k.to_string(), (k.clone(), x.get_item(&k)?));
+    }
+    for k in y.try_iter()? {
+        let new = y.get_item(&k)?;
+        let merged = match map.get(&k.to_string()) {
+            Some((_, old)) if recursive && old.kind() == ValueKind::Map && new.kind() == ValueKind::Map => {
+                merge_hash(old, &new, recursive, list_merge)?
+            }
+            Some((_, old)) if old.kind() == ValueKind::Seq && new.kind() == ValueKind::Seq => {
+                let (o, n): (Vec<Value>, Vec<Value>) = (old.try_iter()?.collect(), new.try_iter()?.collect());
+                let without =
+                    |a: &[Value], b: &[Value]| a.iter().filter(|v| !b.contains(v)).cloned().collect::<Vec<_>>();
+                Value::from(match list_merge {
+                    "keep" => o,
+                    "append" => [o, n].concat(),
+                    "prepend" => [n, o].concat(),
+                    "append_rp" => [without(&o, &n), n].concat(),
+                    "prepend_rp" => {
+                        let rest = without(&o, &n);
+                        [n, rest].concat()
+                    }
+                    _ => n,
+                })
+            }
+            _ => new,
+        };
+        map.insert(k.to_string(), (k, merged));
+    }
+    Ok(Value::from_pairs(map.into_values().collect::<Vec<_>>()))
 }
 
 fn build_regex(pat: &str, ignorecase: bool) -> Result<Regex, Error> {
