@@ -100,6 +100,7 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         playbook_dir,
         sources.secrets().clone(),
     );
+    vars.templar.set_vault(sources.vault());
     vars.set_run_info(crate::vars::RunInfo {
         run_tags: settings.opts.tags.clone(),
         skip_tags: settings.opts.skip_tags.clone(),

@@ -21,8 +21,11 @@ fn fail(name: &str, msg: impl std::fmt::Display) -> Error {
     )
 }
 
-pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
+type Vault = Arc<std::sync::RwLock<crate::vault::Keyring>>;
+
+pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>, vault: Vault) {
     let s = secrets.clone();
+    let v = vault.clone();
     env.add_function(
         "lookup",
         move |state: &State, name: String, args: Rest<ValueOrKwargs>| -> Result<Value, Error> {
@@ -31,7 +34,7 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
                 .as_ref()
                 .and_then(|k| k.get::<bool>("wantlist").ok())
                 .unwrap_or(false);
-            let ran = run(&s, state, &name, terms, kwargs.as_ref())?;
+            let ran = run(&s, &v, state, &name, terms, kwargs.as_ref())?;
             let Some(ran) = ran else { return Ok(Value::from(())) };
             if wantlist {
                 return Ok(Value::from(ran));
@@ -41,11 +44,12 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     );
     for alias in ["query", "q"] {
         let s = secrets.clone();
+        let v = vault.clone();
         env.add_function(
             alias,
             move |state: &State, name: String, args: Rest<ValueOrKwargs>| -> Result<Value, Error> {
                 let (terms, kwargs) = split(args);
-                Ok(run(&s, state, &name, terms, kwargs.as_ref())?
+                Ok(run(&s, &v, state, &name, terms, kwargs.as_ref())?
                     .map(Value::from)
                     .unwrap_or_else(|| Value::from(Vec::<Value>::new())))
             },
@@ -85,6 +89,7 @@ fn kw<'a, T: minijinja::value::ArgType<'a, Output = T>>(k: Option<&'a Kwargs>, k
 /// The results of one lookup; `None` when it failed with `errors='ignore'`.
 fn run(
     secrets: &Secrets,
+    vault: &Vault,
     state: &State,
     name: &str,
     terms: Vec<Value>,
@@ -93,7 +98,7 @@ fn run(
     let errors: String = kw(kwargs, "errors").unwrap_or_else(|| "strict".to_string());
     let ran = match name {
         "env" | "ansible.builtin.env" => env(secrets, &terms, kwargs),
-        "file" | "ansible.builtin.file" => file(state, &terms, kwargs),
+        "file" | "ansible.builtin.file" => file(secrets, vault, state, &terms, kwargs),
         "template" | "ansible.builtin.template" => template(state, &terms, kwargs),
         "pipe" | "ansible.builtin.pipe" => pipe(state, &terms, false),
         "lines" | "ansible.builtin.lines" => pipe(state, &terms, true),
@@ -179,7 +184,13 @@ fn find(state: &State, subdir: Option<&str>, needle: &str) -> Option<PathBuf> {
     None
 }
 
-fn file(state: &State, terms: &[Value], kwargs: Option<&Kwargs>) -> Result<Vec<Value>, Error> {
+fn file(
+    secrets: &Secrets,
+    vault: &Vault,
+    state: &State,
+    terms: &[Value],
+    kwargs: Option<&Kwargs>,
+) -> Result<Vec<Value>, Error> {
     let rstrip: bool = kw(kwargs, "rstrip").unwrap_or(true);
     let lstrip: bool = kw(kwargs, "lstrip").unwrap_or(false);
     terms
@@ -191,6 +202,14 @@ fn file(state: &State, terms: &[Value], kwargs: Option<&Kwargs>) -> Result<Vec<V
                 .ok_or_else(|| fail("file", format!("cannot find the file `{name}`")))?;
             let mut content =
                 std::fs::read_to_string(&path).map_err(|e| fail("file", format!("cannot read `{name}`: {e}")))?;
+            // A vault-encrypted file is read decrypted, and what it holds is a secret.
+            if crate::vault::is_vaulted(&content) {
+                let keyring = vault.read().unwrap_or_else(|e| e.into_inner()).clone();
+                content = keyring
+                    .decrypt(&content)
+                    .map_err(|e| fail("file", format!("`{name}` is vault-encrypted and {e}")))?;
+                secrets.add(&content);
+            }
             if rstrip {
                 content.truncate(content.trim_end().len());
             }

@@ -43,6 +43,8 @@ pub const TEMPLATE_FUEL: u64 = 10_000_000;
 pub struct Templar {
     env: Environment<'static>,
     secrets: Arc<Secrets>,
+    /// The run's vault passwords: the `file` lookup decrypts a vault-encrypted file, as Ansible's.
+    vault: Arc<RwLock<crate::vault::Keyring>>,
 }
 
 impl Default for Templar {
@@ -73,9 +75,15 @@ impl Templar {
         env.set_recursion_limit(200);
         env.set_fuel(Some(TEMPLATE_FUEL));
         filters::register(&mut env, secrets.clone());
-        lookups::register(&mut env, secrets.clone());
+        let vault = Arc::new(RwLock::new(crate::vault::Keyring::default()));
+        lookups::register(&mut env, secrets.clone(), vault.clone());
         more_filters::register(&mut env);
-        Templar { env, secrets }
+        Templar { env, secrets, vault }
+    }
+
+    /// Give the run's vault passwords to the lookups.
+    pub fn set_vault(&self, keyring: crate::vault::Keyring) {
+        *self.vault.write().unwrap_or_else(|e| e.into_inner()) = keyring;
     }
 
     /// The secrets of the run this engine renders for: every report masks them.

@@ -42,6 +42,8 @@ const PLAYBOOK: &str = r#"
     - name: A failure that names one
       fail: { msg: "cannot use {{ prod_secret }}" }
       ignore_errors: true
+    - name: The file lookup decrypts
+      copy: { content: "{{ lookup('file', 'secret.txt') }}", dest: "{{ out }}/looked-up.txt" }
 "#;
 
 /// A project with every kind of vault: `vars.yml` (1.1) in `vars_files`, `vars-prod.yml` (1.2,
@@ -140,6 +142,10 @@ fn every_kind_of_vault_decrypts_and_its_values_appear_in_no_output() {
     assert_eq!(
         std::fs::read_to_string(dir.join("out/secret.txt")).unwrap(),
         "key-file-contents-H8d3\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/looked-up.txt")).unwrap(),
+        "key-file-contents-H8d3"
     );
 }
 
