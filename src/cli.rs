@@ -17,6 +17,8 @@ pub enum Command {
     Play(PlayArgs),
     /// Show the inventory as ansible-inventory does.
     Inventory(InventoryArgs),
+    /// Encrypt, decrypt and view files and strings in the ansible-vault format, as ansible-vault does.
+    Vault(VaultCmd),
     /// Show where each app's switch stands on the proxies: live colour, backends, last switch.
     Status(StatusArgs),
     /// Show the deploy locks on the proxy hosts, or release one (`roll.deploy_lock`).
@@ -150,6 +152,25 @@ pub struct PlayArgs {
     /// How long to wait for another rollout's deploy lock (`roll.deploy_lock`), e.g. `10m`.
     #[arg(long, value_name = "DURATION", value_parser = duration_text)]
     pub lock_wait: Option<String>,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+}
+
+/// Where the vault passwords come from, as in ansible-playbook (shared by the subcommands that
+/// read vault-encrypted files and `!vault` values). ANSIBLE_VAULT_PASSWORD_FILE adds one more.
+#[derive(Debug, Args, Clone, Default)]
+pub struct VaultArgs {
+    /// A file whose first line is the vault password, or an executable that prints it (a
+    /// `NAME-client` script is given `--vault-id LABEL`). Repeatable.
+    #[arg(long = "vault-password-file", visible_alias = "vault-pass-file", value_name = "FILE")]
+    pub vault_password_file: Vec<PathBuf>,
+    /// A vault id and where its password is: `LABEL@FILE`, `LABEL@prompt`, or `FILE`
+    /// (label `default`). Repeatable; a value's own vault id is tried first.
+    #[arg(long = "vault-id", value_name = "ID")]
+    pub vault_id: Vec<String>,
+    /// Ask for the vault password on the terminal.
+    #[arg(short = 'J', long = "ask-vault-pass", visible_alias = "ask-vault-password")]
+    pub ask_vault_pass: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +191,8 @@ pub struct InventoryArgs {
     /// Show variables in `--graph`.
     #[arg(long)]
     pub vars: bool,
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// Which proxy hosts to ask, and how (shared by `roll status` and `roll lock`).
@@ -249,4 +272,62 @@ pub struct ApplyArgs {
 /// `roll_lock_wait` variable): `5x` is refused here, with the format, not at the lock.
 fn duration_text(s: &str) -> Result<String, String> {
     crate::clock::parse_duration(s).map(|_| s.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct VaultCmd {
+    #[command(subcommand)]
+    pub action: VaultAction,
+}
+
+/// The options every `roll vault` action shares.
+#[derive(Debug, Args)]
+pub struct VaultCommon {
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    /// The vault id to encrypt with (one of those given with `--vault-id`).
+    #[arg(long, value_name = "LABEL")]
+    pub encrypt_vault_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultAction {
+    /// Encrypt files in place (`-` or no file: standard input to standard output).
+    Encrypt {
+        #[command(flatten)]
+        common: VaultCommon,
+        /// Write the result here instead of in place (`-`: standard output).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        files: Vec<PathBuf>,
+    },
+    /// Decrypt files in place (`-` or no file: standard input to standard output).
+    Decrypt {
+        #[command(flatten)]
+        common: VaultCommon,
+        /// Write the result here instead of in place (`-`: standard output).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        files: Vec<PathBuf>,
+    },
+    /// Print the plaintext of encrypted files.
+    View {
+        #[command(flatten)]
+        common: VaultCommon,
+        files: Vec<PathBuf>,
+    },
+    /// Encrypt a string into a `!vault` value for a YAML file.
+    #[command(name = "encrypt_string", alias = "encrypt-string")]
+    EncryptString {
+        #[command(flatten)]
+        common: VaultCommon,
+        /// The variable name to print the value under (`name: !vault |`); repeatable, one per string.
+        #[arg(short = 'n', long = "name", value_name = "NAME")]
+        name: Vec<String>,
+        /// Read the string from standard input (`-` as the string does the same).
+        #[arg(long)]
+        stdin_name: Option<String>,
+        /// The strings to encrypt (none: read standard input).
+        strings: Vec<String>,
+    },
 }

@@ -62,6 +62,7 @@ impl Diagnostic {
             LoadError::Nul(span) => d.with_span(*span).with_label("NUL byte").with_help(
                 "roll reads UTF-8 text; a NUL byte means a binary file, or text saved as UTF-16 (save it as UTF-8)",
             ),
+            LoadError::Vault(e) => d.with_help(crate::vault::help(e)),
         }
     }
 
@@ -87,7 +88,7 @@ impl Diagnostic {
             return out;
         }
         if let Some(span) = self.span
-            && sources.get(span.file).private
+            && (sources.get(span.file).private || sources.get(span.file).vaulted)
         {
             return self.render_private(sources, span, color);
         }
@@ -154,7 +155,11 @@ impl Diagnostic {
             format!("error: {message}")
         };
         out.push_str(&format!("\n --> {}", sources.location(span)));
-        out.push_str("\n  = note: the file is outside the project, so its text is not shown");
+        out.push_str(if file.vaulted {
+            "\n  = note: the file is vault-encrypted, so its text is not shown"
+        } else {
+            "\n  = note: the file is outside the project, so its text is not shown"
+        });
         if let Some(help) = &self.help {
             out.push_str(&format!("\n  = help: {help}"));
         }
@@ -206,7 +211,8 @@ impl Diagnostics {
     pub fn render(&self, sources: &Sources, color: bool) -> String {
         let mut out = String::new();
         for d in self.items.iter().take(MAX_DIAGNOSTICS) {
-            out.push_str(&d.render(sources, color));
+            // A message can quote a decrypted vault value (`invalid port `...``).
+            out.push_str(&sources.secrets().mask(&d.render(sources, color)));
             out.push_str("\n\n");
         }
         if self.items.len() > MAX_DIAGNOSTICS {

@@ -31,7 +31,7 @@
 //! Every top-level module imports only modules below it in this order (a test reads `src/` and
 //! fails on an import that runs upward, so the rule cannot silently rot):
 //!
-//! layers, bottom to top: `exit` `source` `diagnostic` `shell` `clock` `values` `secrets` `yaml` `batches` `connection` `inventory` `vars` `modules` `playbook` `exec` `report` `cli` `settings` `commands`
+//! layers, bottom to top: `exit` `secrets` `vault` `source` `diagnostic` `shell` `clock` `values` `yaml` `batches` `connection` `inventory` `vars` `modules` `playbook` `exec` `report` `cli` `settings` `commands`
 //!
 //! When two layers need the same thing, it moves down to where both can reach it. Domain code
 //! (`playbook`, `exec`, `modules`, `connection`) never prints: only `report` and `commands` do.
@@ -54,6 +54,7 @@ pub mod shell;
 pub mod source;
 pub mod values;
 pub mod vars;
+pub mod vault;
 pub mod yaml;
 
 use clap::{CommandFactory, Parser};
@@ -76,6 +77,7 @@ pub fn run() -> exit::Exit {
     match cli.command {
         cli::Command::Play(a) => commands::play::run(a),
         cli::Command::Inventory(a) => commands::inventory::run(a),
+        cli::Command::Vault(a) => commands::vault::run(a),
         cli::Command::Status(a) => commands::status::run(a),
         cli::Command::Lock(a) => commands::lock::run(a),
         cli::Command::Plan(a) => commands::plan::plan(a),

@@ -1,5 +1,5 @@
 //! The secret values of one run, masked by value in everything roll reports. A value becomes
-//! secret when it comes from the controller's environment (`lookup('env', ...)`), from a
+//! secret when a vault decrypted it, when it comes from the controller's environment (`lookup('env', ...)`), from a
 //! variable named in `roll_secret_vars`, from a registry password, or from the result of a
 //! `no_log` task, and so does what `b64encode` makes of a text holding a secret. Every event
 //! passes through the run's mask before any report (terminal, JSON Lines, JUnit) sees it, so

@@ -183,3 +183,187 @@ pub fn ssh_options(a: crate::cli::SshArgs) -> crate::connection::ssh::SshOptions
         ..Default::default()
     }
 }
+
+/// The run's vault passwords from `--vault-id`, `--vault-password-file`, ANSIBLE_VAULT_PASSWORD_FILE
+/// and `--ask-vault-pass`, in Ansible's order. `prompt` asks on the terminal (the command layer's).
+pub fn vault_keyring(
+    a: &crate::cli::VaultArgs,
+    prompt: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<crate::vault::Keyring, Diagnostic> {
+    use crate::vault::{DEFAULT_ID, Password};
+    let mut slugs: Vec<(String, String)> = Vec::new();
+    for id in &a.vault_id {
+        match id.split_once('@') {
+            Some((label, source)) if !label.is_empty() => slugs.push((label.to_string(), source.to_string())),
+            _ => slugs.push((DEFAULT_ID.to_string(), id.trim_start_matches('@').to_string())),
+        }
+    }
+    for f in &a.vault_password_file {
+        slugs.push((DEFAULT_ID.to_string(), f.display().to_string()));
+    }
+    if let Some(f) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE").filter(|f| !f.is_empty()) {
+        slugs.push((DEFAULT_ID.to_string(), f.to_string_lossy().into_owned()));
+    } else if let Some(f) = ansible_cfg_path("defaults", "vault_password_file") {
+        slugs.push((DEFAULT_ID.to_string(), f.display().to_string()));
+    }
+    if a.ask_vault_pass {
+        slugs.push((DEFAULT_ID.to_string(), "prompt_ask_vault_pass".to_string()));
+    }
+    let mut passwords = Vec::new();
+    for (label, source) in slugs {
+        let secret = match source.as_str() {
+            "prompt" | "prompt_ask_vault_pass" => {
+                let question = if source == "prompt" {
+                    format!("Vault password ({label}): ")
+                } else {
+                    "Vault password: ".to_string()
+                };
+                prompt(&question).map_err(|e| {
+                    Diagnostic::error(format!("cannot ask for the vault password: {e}"))
+                        .with_help("on no terminal (CI), give `--vault-password-file FILE` or `--vault-id LABEL@FILE`")
+                })?
+            }
+            path => read_vault_password(std::path::Path::new(path), &label)?,
+        };
+        if secret.is_empty() {
+            return Err(
+                Diagnostic::error(format!("the vault password for `{label}` from `{source}` is empty"))
+                    .with_help("write the password on the file's first line (or have the script print it)"),
+            );
+        }
+        passwords.push(Password::new(&label, secret));
+    }
+    Ok(crate::vault::Keyring::new(passwords))
+}
+
+/// A vault password from a file (its text, blank space around it removed), or from an
+/// executable, which prints it (a `NAME-client` script is asked for the label, as Ansible's
+/// vault-id client scripts are).
+fn read_vault_password(path: &std::path::Path, label: &str) -> Result<String, Diagnostic> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let shown = crate::source::display_path(path);
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Diagnostic::error(format!(
+            "cannot read the vault password file `{}`: {e}",
+            shown.display()
+        ))
+        .with_help("give an existing file with `--vault-password-file` or `--vault-id LABEL@FILE`")
+    })?;
+    if !meta.is_file() {
+        return Err(Diagnostic::error(format!(
+            "the vault password file `{}` is not a regular file",
+            shown.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostic::error(format!(
+                "cannot read the vault password file `{}`: {e}",
+                shown.display()
+            ))
+        })?;
+        return Ok(text.trim().to_string());
+    }
+    let client = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s.ends_with("-client"));
+    // A bare name is a file here, not a program to look for in PATH.
+    let program = if path.is_relative() && path.components().count() == 1 {
+        std::path::Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    };
+    let mut cmd = std::process::Command::new(program);
+    if client {
+        cmd.args(["--vault-id", label]);
+    }
+    let out = cmd.stdin(std::process::Stdio::inherit()).output().map_err(|e| {
+        Diagnostic::error(format!(
+            "cannot run the vault password script `{}`: {e}",
+            shown.display()
+        ))
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        return Err(Diagnostic::error(format!(
+            "the vault password script `{}` failed ({}){}",
+            shown.display(),
+            out.status,
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+            }
+        ))
+        .with_help("an executable password file prints the password on its standard output and exits 0; remove its execute bit if it is the password itself"));
+    }
+    let text = String::from_utf8(out.stdout).map_err(|_| {
+        Diagnostic::error(format!(
+            "the vault password script `{}` printed no UTF-8 text",
+            shown.display()
+        ))
+    })?;
+    Ok(text.trim_matches(['\r', '\n']).to_string())
+}
+
+/// The ansible.cfg Ansible would read: `ANSIBLE_CONFIG`, `./ansible.cfg`, `~/.ansible.cfg`,
+/// `/etc/ansible/ansible.cfg`, the first that exists.
+fn ansible_cfg() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(c) = std::env::var_os("ANSIBLE_CONFIG").filter(|c| !c.is_empty()) {
+        let p = PathBuf::from(c);
+        // ANSIBLE_CONFIG may name a directory holding ansible.cfg.
+        candidates.push(if p.is_dir() { p.join("ansible.cfg") } else { p });
+    }
+    candidates.push(PathBuf::from("ansible.cfg"));
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".ansible.cfg"));
+    }
+    candidates.push(PathBuf::from("/etc/ansible/ansible.cfg"));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// A path setting of ansible.cfg (`[section] key = value`), `~` expanded and relative to the
+/// file's directory, as Ansible resolves its path settings.
+pub fn ansible_cfg_path(section: &str, key: &str) -> Option<PathBuf> {
+    let cfg = ansible_cfg()?;
+    let text = std::fs::read_to_string(&cfg).ok()?;
+    let mut current = String::new();
+    let mut value = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        let Some((k, v)) = line.split_once(['=', ':']) else {
+            continue;
+        };
+        if k.trim() == key {
+            value = Some(v.trim().to_string());
+        }
+    }
+    let value = value.filter(|v| !v.is_empty())?;
+    let expanded = match (value.strip_prefix('~'), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+            PathBuf::from(format!("{}{rest}", home.to_string_lossy()))
+        }
+        _ => PathBuf::from(&value),
+    };
+    if expanded.is_absolute() {
+        return Some(expanded);
+    }
+    let dir = cfg
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    Some(dir.join(expanded))
+}

@@ -2,6 +2,8 @@
 //! Every file is read here, so what roll refuses to read (not a regular file, over 64 MiB, a NUL
 //! byte in input) is refused the same way for all of them.
 
+use crate::secrets::Secrets;
+use crate::vault::Keyring;
 use std::io::Read as _;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,9 @@ pub enum LoadError {
     /// At the first one; the file is in the table, so that the span can be shown.
     #[error("it holds a NUL byte")]
     Nul(Span),
+    /// A vault-encrypted file that the run's vault passwords do not open.
+    #[error("it is vault-encrypted and {0}")]
+    Vault(crate::vault::VaultError),
 }
 
 /// Index of a file in the [`Sources`] table.
@@ -63,6 +68,9 @@ pub struct SourceFile {
     /// The file lies outside the project (`vars_files: [/etc/shadow]`): diagnostics name its
     /// lines but never show them.
     pub private: bool,
+    /// The file was vault-encrypted: `text` is its plaintext, a secret. Diagnostics name its
+    /// lines but never show them, and its values are masked in every report.
+    pub vaulted: bool,
 }
 
 impl SourceFile {
@@ -74,6 +82,7 @@ impl SourceFile {
             text,
             line_starts,
             private,
+            vaulted: false,
         }
     }
 
@@ -115,6 +124,11 @@ pub struct Sources {
     /// The directories of the project (the working directory, the playbook's, the
     /// inventory's), canonical; empty: every file counts as the project's.
     project: Arc<RwLock<Vec<PathBuf>>>,
+    /// The run's vault passwords: vault-encrypted files and `!vault` values are decrypted as
+    /// they are read.
+    vault: Arc<RwLock<Keyring>>,
+    /// The run's secrets: what a vault decrypts is added here, and every report masks it.
+    secrets: Arc<Secrets>,
 }
 
 impl Sources {
@@ -135,6 +149,21 @@ impl Sources {
             && path
                 .canonicalize()
                 .is_ok_and(|p| !roots.iter().any(|r| p.starts_with(r)))
+    }
+
+    /// Give the run's vault passwords: files and values read from now on are decrypted with them.
+    pub fn set_vault(&self, keyring: Keyring) {
+        *self.vault.write().unwrap_or_else(|e| e.into_inner()) = keyring;
+    }
+
+    /// The run's vault passwords.
+    pub fn vault(&self) -> Keyring {
+        self.vault.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The run's secrets (decrypted vault values among them), which every report masks.
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
     }
 
     /// Add a file's text; returns its id.
@@ -158,23 +187,72 @@ impl Sources {
     /// and spans count from the first character the user sees. A NUL byte is refused: input is
     /// text, and a NUL means a binary file or another encoding (UTF-16), which the parsers would
     /// report as some other, misleading error.
+    /// A vault-encrypted file is decrypted with the run's vault passwords; its text is then a
+    /// secret (see [`SourceFile::vaulted`]).
     pub fn load(&self, path: &Path) -> Result<FileId, LoadError> {
         let mut text = read_text(path)?;
         if text.starts_with(BOM) {
             text.drain(..BOM.len_utf8());
         }
+        let vaulted = crate::vault::is_vaulted(&text);
+        if vaulted {
+            text = self.vault().decrypt(&text).map_err(LoadError::Vault)?;
+            if text.starts_with(BOM) {
+                text.drain(..BOM.len_utf8());
+            }
+        }
         let nul = text.find('\0');
-        let id = self.add_read(path, text);
+        let id = if vaulted {
+            let mut file = SourceFile::new(display_path(path), text, self.outside_project(path));
+            file.vaulted = true;
+            self.push(file)
+        } else {
+            self.add_read(path, text)
+        };
         match nul {
             Some(at) => Err(LoadError::Nul(Span::new(id, at, at + 1))),
             None => Ok(id),
         }
     }
 
-    /// Read a template from disk and add it as written: a byte order mark in it is rendered.
+    /// Read a template from disk and add it as written: a byte order mark in it is rendered. A
+    /// vault-encrypted template is decrypted, and its whole text becomes a secret.
     pub fn load_template(&self, path: &Path) -> Result<FileId, LoadError> {
         let text = read_text(path)?;
+        if crate::vault::is_vaulted(&text) {
+            let plain = self.vault().decrypt(&text).map_err(LoadError::Vault)?;
+            self.secrets.add(&plain);
+            let mut file = SourceFile::new(display_path(path), plain, self.outside_project(path));
+            file.vaulted = true;
+            return Ok(self.push(file));
+        }
         Ok(self.add_read(path, text))
+    }
+
+    /// Whether a file on disk is vault-encrypted (only its first bytes are read).
+    pub fn is_vaulted_file(path: &Path) -> bool {
+        let mut head = [0u8; 64];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        std::str::from_utf8(&head[..n]).is_ok_and(crate::vault::is_vaulted)
+    }
+
+    /// The bytes of a controller file a task sends (a `copy` source), decrypted when it is
+    /// vault-encrypted (then its text is a secret), as Ansible's `copy` does.
+    pub fn read_controller_file(&self, path: &Path) -> Result<Vec<u8>, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let Some(text) = std::str::from_utf8(&bytes).ok().filter(|t| crate::vault::is_vaulted(t)) else {
+            return Ok(bytes);
+        };
+        let plain = self
+            .vault()
+            .decrypt_bytes(text)
+            .map_err(|e| format!("cannot read `{}`: it is vault-encrypted and {e}", path.display()))?;
+        if let Ok(t) = std::str::from_utf8(&plain) {
+            self.secrets.add(t);
+        }
+        Ok(plain)
     }
 
     pub fn get(&self, id: FileId) -> Arc<SourceFile> {

@@ -2,9 +2,11 @@
 //!
 //! serde_yaml reports no positions for values, so the spanned tree is built from yaml-rust2's
 //! event parser. Plain scalars are typed the way PyYAML does it (`yes`/`no`/`on`/`off` are
-//! booleans, `0644` is octal), so that an Ansible playbook means the same thing here. A tag
-//! other than the standard ones (`!!str`, `!!int`, ...) is an error: roll gives no meaning to
-//! `!vault`, `!unsafe` or `!!python/...`, and reading them as plain values would be wrong.
+//! booleans, `0644` is octal), so that an Ansible playbook means the same thing here. Besides
+//! the standard tags (`!!str`, `!!int`, ...) roll reads Ansible's two: `!vault` (decrypted here
+//! with the run's vault passwords, and a secret from then on) and `!unsafe` (text that is never
+//! rendered as a template). Any other tag (`!!python/...`) is an error: reading it as a plain
+//! value would be wrong.
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Sources, Span};
@@ -20,6 +22,8 @@ pub enum Kind {
     Int(i64),
     Float(f64),
     Str(String),
+    /// `!unsafe` text: never rendered as a template, wherever it goes.
+    Unsafe(String),
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -37,7 +41,7 @@ impl Node {
             Kind::Bool(_) => "a boolean",
             Kind::Int(_) => "an integer",
             Kind::Float(_) => "a number",
-            Kind::Str(_) => "a string",
+            Kind::Str(_) | Kind::Unsafe(_) => "a string",
             Kind::Seq(_) => "a list",
             Kind::Map(_) => "a mapping",
         }
@@ -45,7 +49,7 @@ impl Node {
 
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Str(s) => Some(s),
+            Kind::Str(s) | Kind::Unsafe(s) => Some(s),
             _ => None,
         }
     }
@@ -75,7 +79,7 @@ impl Node {
             Kind::Bool(b) => Some(if *b { "True".into() } else { "False".into() }),
             Kind::Int(i) => Some(i.to_string()),
             Kind::Float(f) => Some(f.to_string()),
-            Kind::Str(s) => Some(s.clone()),
+            Kind::Str(s) | Kind::Unsafe(s) => Some(s.clone()),
             _ => None,
         }
     }
@@ -96,6 +100,7 @@ impl Node {
             Kind::Int(i) => Value::from(*i),
             Kind::Float(f) => Value::from(*f),
             Kind::Str(s) => Value::from(s.as_str()),
+            Kind::Unsafe(s) => unsafe_text(s),
             Kind::Seq(items) => Value::from(items.iter().map(Node::to_value).collect::<Vec<_>>()),
             Kind::Map(pairs) => Value::from_pairs(
                 pairs
@@ -106,18 +111,36 @@ impl Node {
     }
 }
 
-/// Parse one YAML document (an empty file is `Null`). Errors carry the position.
+/// `!unsafe` text as a template value. minijinja's "safe" string flag, which only HTML
+/// auto-escaping reads (roll renders with none), carries the mark: the templar never renders
+/// a string that has it (see `vars::contains_template`).
+pub fn unsafe_text(s: &str) -> Value {
+    Value::from_safe_string(s.to_string())
+}
+
+/// Whether a template value is text that must never be rendered (`!unsafe`, or data that came
+/// from a host).
+pub fn is_unsafe_text(v: &Value) -> bool {
+    v.is_safe()
+}
+
+/// Parse one YAML document (an empty file is `Null`). Errors carry the position. `!vault`
+/// values are decrypted with the run's vault passwords (`Sources::vault`); what they and a
+/// vault-encrypted file hold is added to the run's secrets.
 pub fn parse(sources: &Sources, file: FileId) -> Result<Node, Diagnostic> {
     let src = sources.get(file);
     let mut builder = Builder {
         file,
         src: &src,
+        keyring: None,
+        sources,
         stack: Vec::new(),
         anchors: HashMap::new(),
         aliased: 0,
         docs: Vec::new(),
         error: None,
         too_deep: false,
+        unsafe_frames: Vec::new(),
     };
     let mut parser = Parser::new_from_str(&src.text);
     // Events one at a time, not `Parser::load`: that recurses once per level of nesting and
@@ -162,6 +185,9 @@ pub fn parse(sources: &Sources, file: FileId) -> Result<Node, Diagnostic> {
         return Err(d);
     }
     let mut docs = builder.docs;
+    if src.vaulted {
+        docs.iter().for_each(|d| add_secrets(sources, d));
+    }
     match docs.len() {
         0 => Ok(Node {
             kind: Kind::Null,
@@ -183,9 +209,34 @@ enum Frame {
     Map(Vec<(Node, Node)>, Option<Node>, Vec<(Node, Node)>, Span, usize),
 }
 
+fn mark_unsafe(n: &mut Node) {
+    match &mut n.kind {
+        Kind::Str(s) => n.kind = Kind::Unsafe(std::mem::take(s)),
+        Kind::Seq(items) => items.iter_mut().for_each(mark_unsafe),
+        Kind::Map(pairs) => pairs.iter_mut().for_each(|(_, v)| mark_unsafe(v)),
+        _ => {}
+    }
+}
+
+/// Every value (not key) of a tree read from a vault-encrypted file is a secret.
+fn add_secrets(sources: &Sources, n: &Node) {
+    match &n.kind {
+        Kind::Seq(items) => items.iter().for_each(|i| add_secrets(sources, i)),
+        Kind::Map(pairs) => pairs.iter().for_each(|(_, v)| add_secrets(sources, v)),
+        _ => {
+            if let Some(t) = n.scalar_text() {
+                sources.secrets().add(&t);
+            }
+        }
+    }
+}
+
 struct Builder<'a> {
     file: FileId,
     src: &'a crate::source::SourceFile,
+    /// The run's vault passwords, fetched at the first `!vault` value.
+    keyring: Option<crate::vault::Keyring>,
+    sources: &'a Sources,
     stack: Vec<Frame>,
     /// Anchored nodes, with how many nodes each holds.
     anchors: HashMap<usize, (Node, usize)>,
@@ -196,6 +247,8 @@ struct Builder<'a> {
     error: Option<Diagnostic>,
     /// Set once nesting went past [`MAX_DEPTH`]: the rest of the document is not built.
     too_deep: bool,
+    /// The depths of the open lists and mappings tagged `!unsafe`.
+    unsafe_frames: Vec<usize>,
 }
 
 impl Builder<'_> {
@@ -263,13 +316,53 @@ impl Builder<'_> {
         let Some((message, help)) = tag_problem(tag, shape) else {
             return;
         };
-        // The parser places a node after its tag, maybe on a later line: find the tag before it.
+        let span = self.tag_span(Some(tag), node_start);
+        self.error = Some(Diagnostic::at(message, span).with_help(help));
+    }
+}
+
+impl Builder<'_> {
+    /// The plaintext of a `!vault` value, a secret of the run from now on. A value that cannot
+    /// be decrypted is invalid input, at its tag: nothing may run with a ciphertext in place of
+    /// the value.
+    fn vault_value(&mut self, text: &str, tag: Option<&Tag>, node_start: usize) -> Kind {
+        let keyring = self.keyring.get_or_insert_with(|| self.sources.vault());
+        match keyring.decrypt(text) {
+            Ok(plain) => {
+                self.sources.secrets().add(&plain);
+                Kind::Str(plain)
+            }
+            Err(e) => {
+                if self.error.is_none() {
+                    let span = self.tag_span(tag, node_start);
+                    self.error = Some(
+                        Diagnostic::at(format!("cannot decrypt this `!vault` value: {e}"), span)
+                            .with_help(crate::vault::help(&e)),
+                    );
+                }
+                Kind::Null
+            }
+        }
+    }
+
+    /// A list or mapping just closed that was tagged `!unsafe`: every string value in it is.
+    fn unsafe_if_tagged(&mut self, node: &mut Node) {
+        if self.unsafe_frames.last() == Some(&self.stack.len()) {
+            self.unsafe_frames.pop();
+            mark_unsafe(node);
+        }
+    }
+
+    /// Where a node's tag is written: the parser places the node after it, maybe on a later line.
+    fn tag_span(&self, tag: Option<&Tag>, node_start: usize) -> Span {
+        let Some(tag) = tag else {
+            return Span::new(self.file, node_start, node_start + 1);
+        };
         let shown = written(tag);
-        let span = match self.src.text[..node_start].rfind(shown.as_str()) {
+        match self.src.text[..node_start.min(self.src.text.len())].rfind(shown.as_str()) {
             Some(at) => Span::new(self.file, at, at + shown.len()),
             None => Span::new(self.file, node_start, node_start + 1),
-        };
-        self.error = Some(Diagnostic::at(message, span).with_help(help));
+        }
     }
 }
 
@@ -305,7 +398,10 @@ impl MarkedEventReceiver for Builder<'_> {
                     .map_or(line_end, |(i, _)| start + i);
                 let span = Span::new(self.file, start, end);
                 self.check_tag(tag.as_ref(), Shape::Scalar, start);
+                let ansible = tag.as_ref().and_then(ansible_tag);
                 let kind = match (tag.as_ref().and_then(core_name), style) {
+                    _ if ansible == Some("vault") => self.vault_value(&value, tag.as_ref(), start),
+                    _ if ansible == Some("unsafe") => Kind::Unsafe(value),
                     (Some(name), _) => tagged_scalar(name, value),
                     (None, TScalarStyle::Plain) if tag.is_none() => plain_scalar(value),
                     (None, _) => Kind::Str(value),
@@ -314,11 +410,17 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::SequenceStart(anchor, tag) => {
                 self.check_tag(tag.as_ref(), Shape::Seq, start);
+                if tag.as_ref().and_then(ansible_tag) == Some("unsafe") {
+                    self.unsafe_frames.push(self.stack.len());
+                }
                 self.stack
                     .push(Frame::Seq(Vec::new(), Span::new(self.file, start, start + 1), anchor))
             }
             Event::MappingStart(anchor, tag) => {
                 self.check_tag(tag.as_ref(), Shape::Map, start);
+                if tag.as_ref().and_then(ansible_tag) == Some("unsafe") {
+                    self.unsafe_frames.push(self.stack.len());
+                }
                 self.stack.push(Frame::Map(
                     Vec::new(),
                     None,
@@ -329,13 +431,12 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(items, span, anchor)) = self.stack.pop() {
-                    self.push_node(
-                        Node {
-                            kind: Kind::Seq(items),
-                            span,
-                        },
-                        anchor,
-                    );
+                    let mut node = Node {
+                        kind: Kind::Seq(items),
+                        span,
+                    };
+                    self.unsafe_if_tagged(&mut node);
+                    self.push_node(node, anchor);
                 }
             }
             Event::MappingEnd => {
@@ -349,13 +450,12 @@ impl MarkedEventReceiver for Builder<'_> {
                             pairs.push((k, v));
                         }
                     }
-                    self.push_node(
-                        Node {
-                            kind: Kind::Map(pairs),
-                            span,
-                        },
-                        anchor,
-                    );
+                    let mut node = Node {
+                        kind: Kind::Map(pairs),
+                        span,
+                    };
+                    self.unsafe_if_tagged(&mut node);
+                    self.push_node(node, anchor);
                 }
             }
             Event::Alias(id) => {
@@ -425,6 +525,15 @@ fn core_name(tag: &Tag) -> Option<&str> {
     tag.suffix.strip_prefix(CORE_TAGS).filter(|_| tag.handle.is_empty())
 }
 
+/// Ansible's own tags, `!vault` and `!unsafe` (written with the local handle `!`).
+fn ansible_tag(tag: &Tag) -> Option<&'static str> {
+    match (tag.handle.as_str(), tag.suffix.as_str()) {
+        ("!", "vault") => Some("vault"),
+        ("!", "unsafe") => Some("unsafe"),
+        _ => None,
+    }
+}
+
 /// A tag as it is written in the file, for messages and to find it there.
 fn written(tag: &Tag) -> String {
     match (tag.handle.as_str(), core_name(tag)) {
@@ -460,17 +569,19 @@ fn tag_problem(tag: &Tag, shape: Shape) -> Option<(String, String)> {
             ),
             "remove the tag".to_string(),
         )),
-        None if shown == "!vault" => Some((
-            format!("unsupported YAML tag `{shown}`"),
-            "roll does not read Ansible vault values yet; read the secret from the controller's environment with `lookup('env', 'NAME')`, which roll masks in every output".to_string(),
-        )),
-        None if shown == "!unsafe" => Some((
-            format!("unsupported YAML tag `{shown}`"),
-            "roll does not read Ansible vault values or `!unsafe` yet; write the value without the tag, inside `{% raw %}...{% endraw %}` if it must not be templated".to_string(),
+        // `!unsafe` on a list or mapping marks every string inside, as in Ansible 2.19.
+        _ if ansible_tag(tag) == Some("unsafe") => None,
+        _ if ansible_tag(tag).is_some() && shape == Shape::Scalar => None,
+        _ if ansible_tag(tag).is_some() => Some((
+            format!(
+                "the YAML tag `{shown}` applies to a string, not to {}",
+                if shape == Shape::Seq { "a list" } else { "a mapping" }
+            ),
+            "put the tag on each string inside".to_string(),
         )),
         None => Some((
             format!("unknown YAML tag `{shown}`"),
-            "roll reads only the standard tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!seq` and `!!map`; remove the tag".to_string(),
+            "roll reads the standard tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!seq` and `!!map`, and Ansible's `!vault` and `!unsafe`; remove the tag".to_string(),
         )),
     }
 }
@@ -605,11 +716,10 @@ mod tests {
     fn other_tags_are_errors_at_the_tag() {
         for (text, message, at) in [
             (
-                "x: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n",
-                "unsupported YAML tag `!vault`",
+                "x: !vault [a]\n",
+                "the YAML tag `!vault` applies to a string, not to a list",
                 "t.yml:1:4",
             ),
-            ("x: !unsafe '{{ y }}'\n", "unsupported YAML tag `!unsafe`", "t.yml:1:4"),
             (
                 "- !!python/object/apply:os.system [id]\n",
                 "unknown YAML tag `!!python/object/apply:os.system`",
@@ -629,6 +739,73 @@ mod tests {
             assert_eq!(s.location(d.span.unwrap()), at, "{text}");
             assert!(d.help.is_some(), "{text}");
         }
+    }
+
+    #[test]
+    fn unsafe_text_is_kept_as_text_that_is_never_a_template() {
+        let (_, n) = p(
+            "x: !unsafe '{{ y }}'\ny: !unsafe plain {% raw %}\nz: !unsafe ['{{ a }}', {b: '{{ c }}'}]\nw: ['{{ d }}']\n",
+        );
+        let n = n.unwrap();
+        let z = n.get("z").unwrap().as_seq().unwrap();
+        assert_eq!(z[0].kind, Kind::Unsafe("{{ a }}".into()));
+        assert_eq!(z[1].get("b").unwrap().kind, Kind::Unsafe("{{ c }}".into()));
+        assert_eq!(
+            n.get("w").unwrap().as_seq().unwrap()[0].kind,
+            Kind::Str("{{ d }}".into())
+        );
+        assert_eq!(n.get("x").unwrap().kind, Kind::Unsafe("{{ y }}".into()));
+        let v = n.get("y").unwrap().to_value();
+        assert!(is_unsafe_text(&v));
+        assert_eq!(v.as_str(), Some("plain {% raw %}"));
+        assert!(!is_unsafe_text(&Value::from("x")));
+    }
+
+    #[test]
+    fn vault_values_are_decrypted_into_secrets_or_refused_at_their_tag() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vault/inline.yml");
+        let text = std::fs::read_to_string(fixture).unwrap();
+        // Without a password: invalid input at the first `!vault`, with what to do.
+        let (s, n) = p(&text);
+        let d = n.unwrap_err();
+        assert_eq!(
+            d.message,
+            "cannot decrypt this `!vault` value: no vault password was given to decrypt it"
+        );
+        assert_eq!(s.location(d.span.unwrap()), "t.yml:2:16");
+        assert!(d.help.unwrap().contains("--vault-password-file"));
+        // With both passwords: each value decrypted, and every one of them a secret.
+        let s = Sources::new();
+        s.set_vault(crate::vault::Keyring::new(vec![
+            crate::vault::Password::new("default", "vault-pass-Yh3k"),
+            crate::vault::Password::new("prod", "prod-pass-Qm8w"),
+        ]));
+        let f = s.add("t.yml", text.clone());
+        let n = parse(&s, f).unwrap();
+        assert_eq!(n.get("inline_secret").unwrap().as_str(), Some("inline-secret-K2p9"));
+        assert_eq!(n.get("prod_secret").unwrap().as_str(), Some("prod-inline-Z5t1"));
+        assert_eq!(
+            n.get("multi_line").unwrap().as_str(),
+            Some("line-one-abc\nline-two-def")
+        );
+        assert_eq!(n.get("plain_value").unwrap().as_str(), Some("visible"));
+        for shown in ["inline-secret-K2p9", "prod-inline-Z5t1", "line-two-def"] {
+            assert!(s.secrets().reveals(&format!("x {shown} y")), "{shown}");
+        }
+        assert!(!s.secrets().reveals("visible"));
+        // Only the default password: the `prod` value names its vault id.
+        let s = Sources::new();
+        s.set_vault(crate::vault::Keyring::new(vec![crate::vault::Password::new(
+            "default",
+            "vault-pass-Yh3k",
+        )]));
+        let f = s.add("t.yml", text);
+        let d = parse(&s, f).unwrap_err();
+        assert_eq!(
+            d.message,
+            "cannot decrypt this `!vault` value: the vault password given does not decrypt it (it was encrypted with the vault id `prod`)"
+        );
+        assert_eq!(s.location(d.span.unwrap()), "t.yml:9:14");
     }
 
     #[test]

@@ -10,6 +10,13 @@ use serde_json::{Map, Value as Json};
 pub fn run(args: crate::cli::InventoryArgs) -> Exit {
     let sources = Sources::new();
     let color = crate::settings::Output::detect().color;
+    match crate::commands::vault::keyring(&args.vault) {
+        Ok(k) => sources.set_vault(k),
+        Err(d) => {
+            eprint!("{}", Diagnostics::from(d).render(&sources, color));
+            return Exit::InvalidInput;
+        }
+    }
     let inv = match crate::inventory::load(&sources, &args.inventory, &[]) {
         Ok(i) => i,
         Err(d) => {
@@ -43,7 +50,8 @@ pub fn run(args: crate::cli::InventoryArgs) -> Exit {
         graph(&inv, root, 0, args.vars, &mut out);
         out.trim_end().to_string()
     };
-    println!("{text}");
+    // Vault values are secrets here too (ansible-inventory shows their ciphertext).
+    println!("{}", sources.secrets().mask(&text));
     Exit::Ok
 }
 

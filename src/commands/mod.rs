@@ -5,3 +5,4 @@ pub mod lock;
 pub mod plan;
 pub mod play;
 pub mod status;
+pub mod vault;

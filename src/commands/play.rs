@@ -65,6 +65,11 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         crate::cli::ColorWhen::Never => out.color = false,
         crate::cli::ColorWhen::Auto => {}
     }
+    // Before anything is read: `-e @file`, vars files and inventories may be vault-encrypted.
+    match crate::commands::vault::keyring(&args.vault) {
+        Ok(k) => sources.set_vault(k),
+        Err(d) => return invalid(&sources, d.into(), &out),
+    }
     if args.detailed_exitcode && !args.check {
         eprintln!(
             "error: `--detailed-exitcode` says whether a dry run would change anything: it needs `--check`\n  = help: `roll play --check --detailed-exitcode ...`, or `roll plan -o FILE --detailed-exitcode`"
@@ -96,7 +101,26 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
 
     let inv = Arc::new(inv);
     let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
-    let vars = RunVars::new(inv, settings.extra_vars.clone(), playbook_dir);
+    let vars = RunVars::with_secrets(
+        inv,
+        settings.extra_vars.clone(),
+        playbook_dir,
+        sources.secrets().clone(),
+    );
+    vars.templar.set_vault(sources.vault());
+    vars.set_run_info(crate::vars::RunInfo {
+        run_tags: settings.opts.tags.clone(),
+        skip_tags: settings.opts.skip_tags.clone(),
+        limit: settings.limit.clone(),
+        diff_mode: settings.opts.diff,
+        forks: settings.opts.forks,
+        verbosity: settings.verbose,
+        inventory_file: std::path::Path::new(&settings.inventory)
+            .is_file()
+            .then(|| std::path::absolute(&settings.inventory).ok())
+            .flatten()
+            .map(|p| p.display().to_string()),
+    });
     *secrets = vars.templar.secrets().clone();
     let log: Box<dyn Reporter> = if quiet {
         Box::new(crate::report::JsonLines::new(std::io::sink()))

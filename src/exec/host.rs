@@ -66,7 +66,7 @@ pub(super) fn include_targets(
                 None,
             )]));
         }
-        Some(l) => loop_items(r, l, &base).map_err(|e| e.to_string())?,
+        Some(l) => loop_items(r, task, l, &base).map_err(|e| e.to_string())?,
     };
     let mut out = Vec::new();
     for item in items {
@@ -310,7 +310,7 @@ async fn run_host(
     // The loop's items, or one pass with no item.
     let items: Option<Vec<Value>> = match &task.loop_ {
         None => None,
-        Some(l) => match loop_items(r, l, &base_scope).and_then(|items| match l.first_found {
+        Some(l) => match loop_items(r, task, l, &base_scope).and_then(|items| match l.first_found {
             true => first_found(ctx, task, items),
             false => Ok(items),
         }) {
@@ -639,8 +639,41 @@ fn first_found(ctx: &PlayCtx<'_>, task: &Task, items: Vec<Value>) -> Result<Vec<
     )))
 }
 
-fn loop_items(r: &Runner, l: &crate::playbook::Loop, scope: &Value) -> Result<Vec<Value>, TaskError> {
+fn loop_items(r: &Runner, task: &Task, l: &crate::playbook::Loop, scope: &Value) -> Result<Vec<Value>, TaskError> {
     let v = render(r, &l.items, scope)?;
+    if let Some(lookup) = &l.lookup {
+        // As Ansible's `with_<lookup>`: a list is the lookup's terms, anything else one term.
+        let terms: Vec<Value> = match v.kind() {
+            ValueKind::Seq => v.try_iter()?.collect(),
+            _ => vec![v],
+        };
+        // `with_first_found` looks under the directory its module reads from.
+        let module = match &task.body {
+            Body::Module(m) => m.spec().name,
+            _ => "",
+        };
+        let subdir = ["template", "var", "file"]
+            .into_iter()
+            .find(|d| module.contains(d))
+            .unwrap_or("file");
+        let ctx = minijinja::context! {
+            __roll_lookup => lookup.as_str(),
+            __roll_terms => terms,
+            __roll_subdir => format!("{subdir}s"),
+            ..scope.clone()
+        };
+        let expr = if lookup == "first_found" {
+            "query(__roll_lookup, *__roll_terms, _subdir=__roll_subdir)"
+        } else {
+            "query(__roll_lookup, *__roll_terms)"
+        };
+        let items = r
+            .vars
+            .templar
+            .eval(expr, &ctx)
+            .map_err(|e| located(r, l.items.span, e))?;
+        return Ok(items.try_iter()?.collect());
+    }
     let mut items: Vec<Value> = if l.dict {
         if v.kind() != ValueKind::Map {
             return Err(TaskError::DictNotAMapping {

@@ -1049,6 +1049,20 @@ impl Runner {
         for (k, v) in &o.facts {
             self.vars.set_var(o.host, k, v.clone(), includes_vars(task));
         }
+        // What a `rescue` section reads about the failure that brought it there.
+        if o.status == Status::Failed
+            && !o.ignored
+            && let Some(v) = &o.registered
+        {
+            let name = task.name.as_ref().and_then(|n| n.scalar_text()).unwrap_or_default();
+            self.vars.set_fact(
+                o.host,
+                "ansible_failed_task",
+                Value::from_pairs(vec![("name", Value::from(name))]),
+            );
+            self.vars
+                .set_fact(o.host, "ansible_failed_result", Value::from_pairs(v.clone()));
+        }
     }
 
     /// A failure inside a block with `rescue` counts as rescued, not failed.

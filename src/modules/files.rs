@@ -193,7 +193,8 @@ async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             if dest.ends_with('/') {
                 dest.push_str(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
             }
-            std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+            // A vault-encrypted source is sent decrypted, as Ansible's `copy` does.
+            ctx.sources.read_controller_file(&path)?
         }
         (None, None) => return Err("give `content` or `src`".to_string().into()),
     };

@@ -50,6 +50,17 @@ const MAGIC: &[&str] = &[
     "ansible_play_hosts",
     "ansible_play_hosts_all",
     "ansible_check_mode",
+    "ansible_diff_mode",
+    "ansible_version",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+    "ansible_limit",
+    "ansible_forks",
+    "ansible_verbosity",
+    "ansible_config_file",
+    "ansible_failed_task",
+    "ansible_failed_result",
+    "inventory_file",
     "playbook_dir",
     "inventory_dir",
     "omit",
@@ -58,6 +69,8 @@ const MAGIC: &[&str] = &[
     "ansible_facts",
     "range",
     "lookup",
+    "query",
+    "q",
     "dict",
     "namespace",
     "loop",
@@ -384,6 +397,17 @@ fn check_task(
                     (role_dir, play),
                     SourceDir::Files,
                 ))
+            }
+            ParamKind::ControllerFile if !is_template(s) => {
+                // A vault-encrypted source the run cannot decrypt is refused before any host.
+                if let Some(path) = find_source_in(role_dir, &play.dir, s, SourceDir::Files)
+                    && Sources::is_vaulted_file(&path)
+                    && let Err(e) = sources.read_controller_file(&path)
+                {
+                    diags.push(Diagnostic::at(e, node.span).with_help(
+                        "give the vault password with `--vault-password-file FILE`, `--vault-id LABEL@FILE` or `--ask-vault-pass`",
+                    ));
+                }
             }
             _ => {}
         }

@@ -279,6 +279,9 @@ pub struct Loop {
     pub dict: bool,
     /// `with_first_found`: the one item is the first of the files that exists.
     pub first_found: bool,
+    /// `with_<lookup>` (`with_fileglob`, `with_sequence`, ...): the items are what the lookup
+    /// answers for the value, as `query(lookup, *terms)`.
+    pub lookup: Option<String>,
 }
 
 #[derive(Debug, Clone)]

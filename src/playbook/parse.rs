@@ -57,7 +57,19 @@ const TASK_KEYS: &[&str] = &[
     "with_items",
     "with_list",
     "with_dict",
+    "with_fileglob",
     "with_first_found",
+    "with_sequence",
+    "with_together",
+    "with_subelements",
+    "with_nested",
+    "with_lines",
+    "with_file",
+    "with_template",
+    "with_pipe",
+    "with_env",
+    "with_vars",
+    "with_password",
     "until",
     "retries",
     "delay",
@@ -683,21 +695,30 @@ impl Parser<'_> {
                         .with_help("variable names start with a letter or `_` and hold only letters, digits and `_`"),
                     ),
                 },
-                "loop" | "with_items" | "with_list" | "with_dict" | "with_first_found" => {
+                "loop" | "with_items" | "with_list" | "with_dict" | "with_fileglob" | "with_first_found"
+                | "with_sequence" | "with_together" | "with_subelements" | "with_nested" | "with_lines"
+                | "with_file" | "with_template" | "with_pipe" | "with_env" | "with_vars" | "with_password" => {
                     if let Some(prev) = loop_key {
                         self.err(
                             Diagnostic::at(
                                 format!("a task has one loop; `{key}` repeats `{}`", prev.as_str().unwrap_or("")),
                                 k.span,
                             )
-                            .with_help("keep only one of `loop`, `with_items`, `with_list`, `with_dict`"),
+                            .with_help("keep only one of `loop` and the `with_*` keywords"),
                         );
                         continue;
                     }
                     loop_key = Some(k);
+                    // `with_<lookup>` passes its value to the lookup: `with_sequence: start=1 end=3`.
+                    // `with_first_found` finds its file in the task's role first (`first_found`).
+                    let lookup = key
+                        .strip_prefix("with_")
+                        .filter(|l| !matches!(*l, "items" | "list" | "dict" | "first_found"))
+                        .map(str::to_string);
                     match &v.kind {
                         Kind::Seq(_) | Kind::Map(_) => {}
                         Kind::Str(s) if crate::values::is_template(s) => {}
+                        Kind::Str(_) | Kind::Unsafe(_) if lookup.is_some() || key == "with_first_found" => {}
                         _ => {
                             self.err(
                                 Diagnostic::at(
@@ -714,6 +735,7 @@ impl Parser<'_> {
                         flatten: key == "with_items",
                         dict: key == "with_dict",
                         first_found: key == "with_first_found",
+                        lookup,
                     });
                 }
                 "loop_control" => task.loop_control = self.loop_control(v),

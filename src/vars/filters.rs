@@ -1,9 +1,10 @@
 //! The Ansible filters, tests and lookups that deploy playbooks use, on top of minijinja's builtins.
 
 use crate::secrets::Secrets;
+use crate::values::value_to_string;
 use base64::Engine as _;
 use minijinja::value::{Kwargs, ValueKind};
-use minijinja::{Environment, Error, ErrorKind, State, Value};
+use minijinja::{Environment, Error, ErrorKind, Value};
 use regex::Regex;
 use std::sync::Arc;
 
@@ -149,18 +150,46 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     );
     env.add_filter(
         "combine",
-        |base: Value, rest: minijinja::value::Rest<Value>| -> Result<Value, Error> {
-            let mut map = indexmap::IndexMap::new();
-            for m in std::iter::once(base).chain(rest.0) {
+        |base: Value, rest: minijinja::value::Rest<minijinja::value::ValueOrKwargs>| -> Result<Value, Error> {
+            let mut values = rest.into_values();
+            let kwargs = match values.last() {
+                Some(v) if v.is_kwargs() => values.pop().and_then(|v| Kwargs::try_from(v).ok()),
+                _ => None,
+            };
+            let recursive = kwargs
+                .as_ref()
+                .and_then(|k| k.get::<Option<bool>>("recursive").ok().flatten())
+                .unwrap_or(false);
+            let list_merge = kwargs
+                .as_ref()
+                .and_then(|k| k.get::<Option<String>>("list_merge").ok().flatten())
+                .unwrap_or_else(|| "replace".into());
+            if let Some(k) = &kwargs {
+                k.assert_all_used()?;
+            }
+            if !matches!(
+                list_merge.as_str(),
+                "replace" | "keep" | "append" | "prepend" | "append_rp" | "prepend_rp"
+            ) {
+                return Err(invalid(format!("combine: `list_merge` cannot be `{list_merge}`")));
+            }
+            // `[a, b] | combine` combines the mappings of the list.
+            let mut all: Vec<Value> = Vec::new();
+            for m in std::iter::once(base).chain(values) {
+                if m.kind() == ValueKind::Seq {
+                    all.extend(m.try_iter()?);
+                } else {
+                    all.push(m);
+                }
+            }
+            let mut acc = Value::from_pairs(Vec::<(Value, Value)>::new());
+            for m in all {
                 if m.kind() != ValueKind::Map {
                     return Err(invalid(format!("combine expects mappings, got {}", m.kind())));
                 }
-                for k in m.try_iter()? {
-                    let v = m.get_item(&k)?;
-                    map.insert(k.to_string(), v);
-                }
+                acc = merge_hash(&acc, &m, recursive, &list_merge)?;
             }
-            Ok(Value::from_pairs(map))
+            Ok(acc)
         },
     );
     env.add_filter("flatten", |v: Value| -> Result<Value, Error> {
@@ -205,6 +234,15 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
             Ok(v.get_attr(field)?.is_true() == want)
         });
     }
+    env.add_test("version", version_test);
+    env.add_test("version_compare", version_test);
+    env.add_filter("version_compare", version_test);
+    // Path tests, on the controller (as Ansible's: they test the controller's file system).
+    env.add_test("abs", |p: String| std::path::Path::new(&p).is_absolute());
+    env.add_test("exists", |p: String| std::path::Path::new(&p).exists());
+    env.add_test("file", |p: String| std::path::Path::new(&p).is_file());
+    env.add_test("directory", |p: String| std::path::Path::new(&p).is_dir());
+    env.add_test("link", |p: String| std::path::Path::new(&p).is_symlink());
     env.add_test("match", |s: String, pat: String| -> Result<bool, Error> {
         Ok(build_regex(&format!("^(?:{pat})"), false)?.is_match(&s))
     });
@@ -214,41 +252,99 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     env.add_test("regex", |s: String, pat: String| -> Result<bool, Error> {
         Ok(build_regex(&pat, false)?.is_match(&s))
     });
-
-    env.add_function(
-        "lookup",
-        move |state: &State, kind: String, args: minijinja::value::Rest<String>| lookup(&secrets, state, kind, args),
-    );
 }
 
-/// `lookup('env', 'NAME')` reads the controller's environment; other lookup plugins do not exist
-/// here, so that templates cannot read arbitrary controller files.
-fn lookup(
-    secrets: &Secrets,
-    _state: &State,
-    kind: String,
-    args: minijinja::value::Rest<String>,
-) -> Result<Value, Error> {
-    match kind.as_str() {
-        "env" => {
-            let vals: Vec<Value> = args
-                .0
-                .iter()
-                .map(|n| {
-                    // The controller's environment holds CI tokens and passwords: masked.
-                    let v = std::env::var(n).unwrap_or_default();
-                    secrets.add(&v);
-                    Value::from(v)
-                })
-                .collect();
-            Ok(if vals.len() == 1 {
-                vals.into_iter().next().unwrap_or_default()
-            } else {
-                Value::from(vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
-            })
+/// One part of a loose version (`1.10a` is 1, 10, `a`), as Python's LooseVersion splits it.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    Num(u64),
+    Text(String),
+}
+
+fn loose(v: &str) -> Vec<Part> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let flush = |cur: &mut String, out: &mut Vec<Part>| {
+        if cur.is_empty() {
+            return;
         }
-        other => Err(invalid(format!("unknown lookup plugin `{other}`; roll provides `env`"))),
+        let p = std::mem::take(cur);
+        out.push(match p.parse::<u64>() {
+            Ok(n) => Part::Num(n),
+            Err(_) => Part::Text(p),
+        });
+    };
+    for c in v.chars() {
+        let digit = c.is_ascii_digit();
+        if c == '.' || (!cur.is_empty() && cur.chars().all(|x| x.is_ascii_digit()) != digit) {
+            flush(&mut cur, &mut out);
+        }
+        if c != '.' {
+            cur.push(c);
+        }
     }
+    flush(&mut cur, &mut out);
+    out
+}
+
+/// `version('2.19', '>=')`: Ansible's loose comparison of versions, with its operators.
+fn version_test(value: Value, other: Value, op: Option<String>) -> Result<bool, Error> {
+    let (a, b) = (loose(&value_to_string(&value)), loose(&value_to_string(&other)));
+    // Python refuses to order a number and a word (`1.a` against `1.2`).
+    for (x, y) in a.iter().zip(&b) {
+        if std::mem::discriminant(x) != std::mem::discriminant(y) {
+            return Err(invalid(format!(
+                "version comparison failed: cannot compare `{value}` with `{other}`"
+            )));
+        }
+    }
+    let ord = a.cmp(&b);
+    use std::cmp::Ordering::*;
+    Ok(match op.as_deref().unwrap_or("eq") {
+        "==" | "=" | "eq" => ord == Equal,
+        "!=" | "<>" | "ne" => ord != Equal,
+        "<" | "lt" => ord == Less,
+        "<=" | "le" => ord != Greater,
+        ">" | "gt" => ord == Greater,
+        ">=" | "ge" => ord != Less,
+        other => return Err(invalid(format!("invalid operator `{other}` for the version test"))),
+    })
+}
+
+/// Ansible's `merge_hash`: `y` over `x`, mappings merged key by key when `recursive`, lists
+/// by `list_merge` (replace, keep, append, prepend, append_rp, prepend_rp).
+fn merge_hash(x: &Value, y: &Value, recursive: bool, list_merge: &str) -> Result<Value, Error> {
+    let mut map: indexmap::IndexMap<String, (Value, Value)> = indexmap::IndexMap::new();
+    for k in x.try_iter()? {
+        map.insert(k.to_string(), (k.clone(), x.get_item(&k)?));
+    }
+    for k in y.try_iter()? {
+        let new = y.get_item(&k)?;
+        let merged = match map.get(&k.to_string()) {
+            Some((_, old)) if recursive && old.kind() == ValueKind::Map && new.kind() == ValueKind::Map => {
+                merge_hash(old, &new, recursive, list_merge)?
+            }
+            Some((_, old)) if old.kind() == ValueKind::Seq && new.kind() == ValueKind::Seq => {
+                let (o, n): (Vec<Value>, Vec<Value>) = (old.try_iter()?.collect(), new.try_iter()?.collect());
+                let without =
+                    |a: &[Value], b: &[Value]| a.iter().filter(|v| !b.contains(v)).cloned().collect::<Vec<_>>();
+                Value::from(match list_merge {
+                    "keep" => o,
+                    "append" => [o, n].concat(),
+                    "prepend" => [n, o].concat(),
+                    "append_rp" => [without(&o, &n), n].concat(),
+                    "prepend_rp" => {
+                        let rest = without(&o, &n);
+                        [n, rest].concat()
+                    }
+                    _ => n,
+                })
+            }
+            _ => new,
+        };
+        map.insert(k.to_string(), (k, merged));
+    }
+    Ok(Value::from_pairs(map.into_values().collect::<Vec<_>>()))
 }
 
 fn build_regex(pat: &str, ignorecase: bool) -> Result<Regex, Error> {

@@ -2,6 +2,8 @@
 //! variable scopes in Ansible's precedence order, and lazy rendering of templated variables.
 
 pub mod filters;
+pub mod lookups;
+pub mod more_filters;
 
 use crate::inventory::Inventory;
 use crate::secrets::Secrets;
@@ -43,6 +45,8 @@ pub struct Templar {
     secrets: Arc<Secrets>,
     /// Whether the engine has a filter or test, by name: a playbook names the same few often.
     plugins: Mutex<std::collections::HashMap<(Plugin, String), bool>>,
+    /// The run's vault passwords: the `file` lookup decrypts a vault-encrypted file, as Ansible's.
+    vault: Arc<RwLock<crate::vault::Keyring>>,
 }
 
 impl Default for Templar {
@@ -53,6 +57,12 @@ impl Default for Templar {
 
 impl Templar {
     pub fn new() -> Templar {
+        Templar::with_secrets(Arc::new(Secrets::new()))
+    }
+
+    /// An engine whose lookups and filters add to these secrets (the run's, which its files'
+    /// vault values are already in).
+    pub fn with_secrets(secrets: Arc<Secrets>) -> Templar {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Ansible keeps a file's trailing newline; jinja2 in Ansible runs with
@@ -69,13 +79,21 @@ impl Templar {
         // Ansible templates are Jinja2 on Python objects, and playbooks call Python's methods
         // on them (`name.startswith('x')`, `s.split(',')`, `d.items()`).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        let secrets = Arc::new(Secrets::new());
         filters::register(&mut env, secrets.clone());
+        let vault = Arc::new(RwLock::new(crate::vault::Keyring::default()));
+        lookups::register(&mut env, secrets.clone(), vault.clone());
+        more_filters::register(&mut env);
         Templar {
             env,
             secrets,
             plugins: Mutex::default(),
+            vault,
         }
+    }
+
+    /// Give the run's vault passwords to the lookups.
+    pub fn set_vault(&self, keyring: crate::vault::Keyring) {
+        *self.vault.write().unwrap_or_else(|e| e.into_inner()) = keyring;
     }
 
     /// The secrets of the run this engine renders for: every report masks them.
@@ -431,9 +449,11 @@ fn single_expression(s: &str) -> Option<&str> {
     Some(inner.trim())
 }
 
+/// Whether rendering `v` would change it. `!unsafe` text (`yaml::is_unsafe_text`) is never a
+/// template, whatever it holds.
 pub fn contains_template(v: &Value) -> bool {
     match v.kind() {
-        ValueKind::String => is_template(v.as_str().unwrap_or("")),
+        ValueKind::String => !crate::yaml::is_unsafe_text(v) && is_template(v.as_str().unwrap_or("")),
         ValueKind::Seq | ValueKind::Map => {
             // Scopes and `hostvars` render their own variables lazily; walking them here would
             // recurse through every host's variables.
@@ -451,6 +471,31 @@ pub fn contains_template(v: &Value) -> bool {
     }
 }
 
+/// `v` with every string in it marked as text that is never rendered (`yaml::unsafe_text`).
+pub fn as_data(v: Value) -> Value {
+    if v.downcast_object_ref::<Scope>().is_some() || v.downcast_object_ref::<HostVars>().is_some() {
+        return v;
+    }
+    match v.kind() {
+        ValueKind::String if !crate::yaml::is_unsafe_text(&v) => crate::yaml::unsafe_text(v.as_str().unwrap_or("")),
+        ValueKind::Seq => match v.try_iter() {
+            Ok(items) => Value::from(items.map(as_data).collect::<Vec<_>>()),
+            Err(_) => v,
+        },
+        ValueKind::Map => match v.try_iter() {
+            Ok(keys) => Value::from_pairs(
+                keys.map(|k| {
+                    let item = v.get_item(&k).unwrap_or_default();
+                    (k, as_data(item))
+                })
+                .collect::<Vec<_>>(),
+            ),
+            Err(_) => v,
+        },
+        _ => v,
+    }
+}
+
 /// Everything shared by the scopes of one run.
 pub struct RunVars {
     pub templar: Templar,
@@ -463,10 +508,39 @@ pub struct RunVars {
     included: RwLock<Vec<Arc<VarMap>>>,
     pub playbook_dir: String,
     pub inventory_dir: String,
+    /// What the command line asked for, as the magic variables show it.
+    run_info: std::sync::OnceLock<RunInfo>,
+}
+
+/// The ansible-core version whose semantics roll follows, as `ansible_version` reports it.
+pub const ANSIBLE_VERSION: (u32, u32, u32) = (2, 19, 14);
+
+/// The run's options that magic variables show (`ansible_run_tags`, `ansible_limit`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    pub run_tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub limit: Option<String>,
+    pub diff_mode: bool,
+    pub forks: usize,
+    pub verbosity: u8,
+    /// The inventory file (absolute), when the inventory is one.
+    pub inventory_file: Option<String>,
 }
 
 impl RunVars {
     pub fn new(inventory: Arc<Inventory>, extra: VarMap, playbook_dir: String) -> Arc<RunVars> {
+        RunVars::with_secrets(inventory, extra, playbook_dir, Arc::new(Secrets::new()))
+    }
+
+    /// The run's variables, masking with the run's secrets (`Sources::secrets`, where what the
+    /// vault decrypted already is).
+    pub fn with_secrets(
+        inventory: Arc<Inventory>,
+        extra: VarMap,
+        playbook_dir: String,
+        secrets: Arc<Secrets>,
+    ) -> Arc<RunVars> {
         let groups = inventory.groups_value();
         let facts = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
         let included = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
@@ -477,7 +551,7 @@ impl RunVars {
             .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()).display().to_string())
             .unwrap_or_default();
         Arc::new(RunVars {
-            templar: Templar::new(),
+            templar: Templar::with_secrets(secrets),
             inventory,
             groups,
             extra: Arc::new(extra),
@@ -485,7 +559,13 @@ impl RunVars {
             included,
             playbook_dir,
             inventory_dir,
+            run_info: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Give the run's options (once, before the run): the magic variables show them.
+    pub fn set_run_info(&self, info: RunInfo) {
+        let _ = self.run_info.set(info);
     }
 
     pub fn facts(&self, host: usize) -> Arc<VarMap> {
@@ -501,7 +581,12 @@ impl RunVars {
         Arc::make_mut(&mut inc[host]).insert(key.to_string(), value);
     }
 
+    /// Record a registered result or a fact. What a host answered (and what a template
+    /// rendered) is data: it is never rendered again as a template, so output such as
+    /// `{{ lookup('pipe', ...) }}` in a registered stdout cannot run on the controller
+    /// (Ansible's trust boundary). Variables from files (include_vars) are code: not here.
     pub fn set_fact(&self, host: usize, key: &str, value: Value) {
+        let value = as_data(value);
         let mut facts = self.facts.write().unwrap_or_else(|e| e.into_inner());
         Arc::make_mut(&mut facts[host]).insert(key.to_string(), value);
     }
@@ -622,8 +707,51 @@ impl Scope {
             "ansible_play_hosts_all" => self.play.play_hosts_all.clone(),
             "ansible_check_mode" => Value::from(self.play.check_mode),
             "playbook_dir" => Value::from(self.run.playbook_dir.as_str()),
+            // A file inventory's directory, when the inventory gave none of its own.
+            "inventory_dir" if self.run.inventory_dir.is_empty() => Value::from(
+                self.run
+                    .run_info
+                    .get()
+                    .and_then(|i| i.inventory_file.as_deref())
+                    .and_then(|f| std::path::Path::new(f).parent())
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
             "inventory_dir" => Value::from(self.run.inventory_dir.as_str()),
             "omit" => Value::from(OMIT),
+            "ansible_version" => {
+                let (major, minor, revision) = ANSIBLE_VERSION;
+                let full = format!("{major}.{minor}.{revision}");
+                Value::from_pairs(vec![
+                    ("full", Value::from(full.as_str())),
+                    ("major", Value::from(major)),
+                    ("minor", Value::from(minor)),
+                    ("revision", Value::from(revision)),
+                    ("string", Value::from(full.as_str())),
+                ])
+            }
+            "ansible_config_file" => Value::from(()),
+            _ => return self.run_magic(key),
+        })
+    }
+
+    /// The magic variables that show the command line's options.
+    fn run_magic(&self, key: &str) -> Option<Value> {
+        let default = RunInfo {
+            run_tags: vec!["all".into()],
+            forks: 50,
+            ..RunInfo::default()
+        };
+        let info = self.run.run_info.get().unwrap_or(&default);
+        Some(match key {
+            "ansible_run_tags" => Value::from(info.run_tags.clone()),
+            "ansible_skip_tags" => Value::from(info.skip_tags.clone()),
+            // Undefined without `--limit`, as in Ansible.
+            "ansible_limit" => Value::from(info.limit.clone()?),
+            "ansible_diff_mode" => Value::from(info.diff_mode),
+            "ansible_forks" => Value::from(info.forks),
+            "ansible_verbosity" => Value::from(info.verbosity),
+            "inventory_file" => Value::from(info.inventory_file.clone()?),
             _ => return None,
         })
     }
@@ -699,6 +827,10 @@ impl Scope {
             "play_hosts",
             "ansible_play_hosts",
             "ansible_check_mode",
+            "ansible_diff_mode",
+            "ansible_version",
+            "ansible_run_tags",
+            "ansible_skip_tags",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -231,3 +231,35 @@ fn unknown_plugins_names_each_filter_and_test_the_engine_lacks_once_where_first_
     );
     assert!(t.unknown_plugins("{{ x | nope", false).is_empty());
 }
+
+#[test]
+fn what_a_host_answered_is_never_rendered_again() {
+    let run = run_vars("[app]\nh1 secret=s3cr3t\n", &[]);
+    let answer = Value::from_pairs(vec![
+        ("stdout", Value::from("{{ secret }}")),
+        ("lines", Value::from(vec![Value::from("{% if true %}x{% endif %}")])),
+    ]);
+    run.set_fact(0, "out", answer);
+    run.set_fact(0, "fact", Value::from("{{ secret }}"));
+    assert_eq!(
+        render(&run, play(&[]), &[], "{{ out.stdout }}").unwrap(),
+        "{{ secret }}"
+    );
+    assert_eq!(
+        render(&run, play(&[]), &[], "{{ out.lines[0] }}").unwrap(),
+        "{% if true %}x{% endif %}"
+    );
+    assert_eq!(render(&run, play(&[]), &[], "{{ fact }}").unwrap(), "{{ secret }}");
+    // A variable that uses the answer is rendered once, the answer in it not again.
+    let task = [("uses", Value::from("got {{ fact }} and {{ secret }}"))];
+    assert_eq!(
+        render(&run, play(&[]), &task, "{{ uses }}").unwrap(),
+        "got {{ secret }} and s3cr3t"
+    );
+    // `!unsafe` text from a file is never rendered either.
+    let unsafe_var = [("raw", crate::yaml::unsafe_text("{{ secret }}"))];
+    assert_eq!(
+        render(&run, play(&unsafe_var), &[], "{{ raw }}").unwrap(),
+        "{{ secret }}"
+    );
+}

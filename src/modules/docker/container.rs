@@ -264,7 +264,8 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             let path = ctx
                 .find_source(&f, crate::source::SourceDir::Files)
                 .ok_or_else(|| format!("env file `{f}` not found"))?;
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+            let bytes = ctx.sources.read_controller_file(&path)?;
+            String::from_utf8(bytes).map_err(|_| format!("`{}` is not UTF-8 text", path.display()))?
         }
     };
     let env_content = env_file_content(&env, &env_file_text)?;
