@@ -10,7 +10,7 @@
 use super::nginx_switch::{Backend, parse_backends};
 use super::spec::{ModuleSpec, ROLL, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
-use crate::connection::{Command, FileAttrs};
+use crate::connection::Command;
 use crate::shell::quote;
 use crate::values::value_to_string;
 use minijinja::Value;
@@ -348,18 +348,7 @@ async fn record(r: Record, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
 }
 
 async fn write(ctx: &Ctx<'_>, dest: &str, content: String) -> Result<(), Failure> {
-    let w = super::files::Write {
-        dest: dest.to_string(),
-        content: content.into_bytes(),
-        attrs: FileAttrs {
-            mode: Some(0o640),
-            ..FileAttrs::default()
-        },
-        backup: false,
-        validate: None,
-        parents: false,
-    };
-    super::files::apply_write(w, ctx).await.map(|_| ())
+    super::files::write_record(ctx, dest, content.into_bytes()).await
 }
 
 apply_by!(Record, record);

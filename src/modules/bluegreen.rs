@@ -7,12 +7,10 @@
 //! history (`modules::history`): a rollback after a failed or interrupted deploy goes back to
 //! the live release, not forward to the failed one.
 
-use super::files::{Write, apply_write};
 use super::history::{self, Outcome};
 use super::nginx_switch::State;
 use super::spec::{ModuleSpec, ROLL, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
-use crate::connection::FileAttrs;
 use crate::values::value_to_string;
 use minijinja::Value;
 use minijinja::value::ValueKind;
@@ -259,21 +257,7 @@ async fn check_record(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
 
 async fn apply_record(a: Record, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let json = serde_json::to_string_pretty(&a.state).map_err(|e| e.to_string())?;
-    apply_write(
-        Write {
-            dest: a.file,
-            content: json.into_bytes(),
-            attrs: FileAttrs {
-                mode: Some(0o640),
-                ..FileAttrs::default()
-            },
-            backup: false,
-            validate: None,
-            parents: false,
-        },
-        ctx,
-    )
-    .await?;
+    super::files::write_record(ctx, &a.file, json.into_bytes()).await?;
     Ok(ModuleResult::changed())
 }
 

@@ -306,6 +306,23 @@ pub fn plan_content(
 apply_by!(Write, apply_write);
 apply_by!(FileOp, apply_file);
 
+/// Write one of roll's own records on the host (a switch state, a claim): atomically, 0640, into
+/// a directory that exists.
+pub async fn write_record(ctx: &Ctx<'_>, dest: &str, content: Vec<u8>) -> Result<(), Failure> {
+    let w = Write {
+        dest: dest.to_string(),
+        content,
+        attrs: FileAttrs {
+            mode: Some(0o640),
+            ..FileAttrs::default()
+        },
+        backup: false,
+        validate: None,
+        parents: false,
+    };
+    apply_write(w, ctx).await.map(|_| ())
+}
+
 pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let p = quote(&w.dest);
     let mut script = format!(

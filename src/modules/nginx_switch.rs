@@ -1337,18 +1337,7 @@ async fn state_dir(ctx: &Ctx<'_>, a: &Apply) -> Result<(), Failure> {
 /// Write the state (its directory exists: `state_dir`).
 async fn record(ctx: &Ctx<'_>, a: &Apply, state: &State) -> Result<(), Failure> {
     let json = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
-    let w = Write {
-        dest: a.state_file.clone(),
-        content: json.into_bytes(),
-        attrs: FileAttrs {
-            mode: Some(0o640),
-            ..FileAttrs::default()
-        },
-        backup: false,
-        validate: None,
-        parents: false,
-    };
-    apply_write(w, ctx).await.map(|_| ())
+    super::files::write_record(ctx, &a.state_file, json.into_bytes()).await
 }
 
 /// One line in the proxy's audit log (beside the state): who, when, app, release, what. An
