@@ -628,8 +628,15 @@ impl Runner {
         {
             self.vars.set_fact(o.host, reg, Value::from_pairs(v.clone()));
         }
-        for (k, v) in &o.facts {
-            self.vars.set_fact(o.host, k, v.clone());
+        // A module's `ansible_facts` are the host's facts (`setup`); `set_fact`'s are variables.
+        let gathers = matches!(&task.body, Body::Module(m) if m.spec().has(Capability::GathersFacts));
+        let facts = if gathers && !o.facts.is_empty() {
+            crate::modules::facts::inject(self.vars.facts(o.host).get("ansible_facts"), &o.facts)
+        } else {
+            o.facts.clone()
+        };
+        for (k, v) in facts {
+            self.vars.set_fact(o.host, &k, v);
         }
     }
 

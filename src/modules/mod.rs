@@ -29,6 +29,7 @@ pub(crate) mod nginx_switch;
 mod ping;
 mod probe;
 pub mod registry;
+mod setup;
 pub mod spec;
 
 pub use spec::{Capability, ModuleSpec, ParamKind};

@@ -2,7 +2,7 @@
 //! implements [`Module`], plus its line here; the parser, checker and scheduler find it (by
 //! any of its names) and ask its spec, never its name.
 
-use super::{Module, command, control, deploy_lock, docker, files, lines, nginx_switch, ping, probe};
+use super::{Module, command, control, deploy_lock, docker, files, lines, nginx_switch, ping, probe, setup};
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
@@ -21,6 +21,7 @@ pub static MODULES: &[&dyn Module] = &[
     &control::Assert,
     &control::Fail,
     &ping::Ping,
+    &setup::Setup,
     &docker::image::DockerImage,
     &docker::container::DockerContainer,
     &docker::login::DockerLogin,

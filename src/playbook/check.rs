@@ -33,6 +33,14 @@ pub struct CheckInput<'a> {
     pub start_at_task: Option<&'a str>,
 }
 
+/// In the known names: facts are gathered, so an `ansible_` name may be a per-interface fact.
+const HOST_FACT: &str = "ansible_*";
+
+/// Whether a name is defined before the run (or may be, as a fact only the host names).
+fn is_known(known: &HashSet<String>, name: &str) -> bool {
+    known.contains(name) || (name.starts_with("ansible_") && known.contains(HOST_FACT))
+}
+
 const MAGIC: &[&str] = &[
     "inventory_hostname",
     "inventory_hostname_short",
@@ -107,6 +115,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
     for h in &inventory.hosts {
         known.extend(h.vars.keys().cloned());
     }
+    let mut gathers = false;
     for play in &playbook.plays {
         known.extend(play.vars.keys().cloned());
         for (_, tasks) in play.sections() {
@@ -127,14 +136,21 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                     {
                         known.extend(m.args.iter().map(|(k, _)| k.clone()));
                     }
+                    if let Body::Module(m) = &t.body
+                        && m.spec().has(Capability::GathersFacts)
+                    {
+                        gathers = true;
+                    }
                 });
             }
         }
-        if play.gather_facts {
-            for f in crate::modules::facts::FACT_NAMES {
-                known.insert(f.to_string());
-            }
-        }
+        gathers |= play.gather_facts;
+    }
+    if gathers {
+        known.extend(crate::modules::facts::FACT_NAMES.iter().map(|f| f.to_string()));
+        // Per-interface facts (`ansible_eth0`) are named by the host: with facts gathered, any
+        // `ansible_` name may be one.
+        known.insert(HOST_FACT.to_string());
     }
     for n in &inventory.template_nodes {
         check_node(sources, &templar, n, &known, false, &mut diags);
@@ -416,7 +432,7 @@ fn check_template_file(
         return;
     }
     for name in templar.undeclared(&file.text) {
-        if !known.contains(&name) && !guarded(&file.text, &name) {
+        if !is_known(known, &name) && !guarded(&file.text, &name) {
             let at = find_in_blocks(&file.text, &name).unwrap_or(0);
             diags.push(undefined(&name, Span::new(id, at, at + name.len()), known));
         }
@@ -449,7 +465,7 @@ fn check_node(
                 return;
             }
             for name in templar.undeclared(s) {
-                if !known.contains(&name) && !guarded(s, &name) {
+                if !is_known(known, &name) && !guarded(s, &name) {
                     diags.push(undefined(&name, name_span(sources, node.span, &name), known));
                 }
             }
@@ -491,7 +507,7 @@ fn check_expr_str(
         return;
     }
     for name in templar.undeclared(&format!("{{{{ {e} }}}}")) {
-        if !known.contains(&name) && !guarded(e, &name) {
+        if !is_known(known, &name) && !guarded(e, &name) {
             diags.push(undefined(&name, name_span(sources, span, &name), known));
         }
     }

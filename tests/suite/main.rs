@@ -9,6 +9,7 @@ mod diagnostics;
 mod docker;
 mod drain;
 mod events;
+mod facts;
 mod lines;
 mod lock;
 mod plan;
