@@ -263,10 +263,24 @@ impl Runner {
                 check_mode: self.opts.check,
             };
             let mut abort = false;
-            if play.gather_facts {
+            // Gathering is tagged `always`, as in Ansible: every `--tags` keeps it, and only
+            // `--skip-tags always` skips it. Until `--start-at-task` is reached it is skipped
+            // like the tasks before it, as Ansible's play iterator does.
+            if play.gather_facts
+                && self.started.load(Ordering::SeqCst)
+                && !self.opts.skip_tags.iter().any(|t| t == "always")
+            {
                 self.gather_facts(&batch, &mut state).await;
+                // A host lost while gathering is a failure like any task's: under
+                // `any_errors_fatal` the run stops before the first task.
+                if play.any_errors_fatal && batch.iter().any(|h| state[h].failed || state[h].unreachable) {
+                    abort = abort_batch(&mut state, &batch) == Flow::Abort;
+                }
             }
             for tasks in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                if abort {
+                    break;
+                }
                 let active = self.active(&state, &batch);
                 pvars.play_batch = Value::from(names(&active));
                 let ctx = PlayCtx {
@@ -700,6 +714,7 @@ impl Runner {
     }
 
     async fn gather_facts(&self, batch: &[usize], state: &mut HashMap<usize, HostState>) {
+        let started = std::time::Instant::now();
         self.emit(Event::TaskStart {
             name: "Gathering Facts".into(),
             handler: false,
@@ -734,6 +749,10 @@ impl Runner {
                 self.vars.set_fact(o.host, k, v.clone());
             }
         }
+        self.emit(Event::TaskEnd {
+            name: "Gathering Facts".into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
     }
 
     /// One audit line on a host (best effort: a host without a writable state directory just

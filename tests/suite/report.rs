@@ -10,6 +10,7 @@ use std::process::Command;
 const PLAYBOOK: &str = r#"
 - name: Site
   hosts: app
+  gather_facts: false
   tasks:
     - name: Say hi
       command: echo hi
@@ -21,6 +22,7 @@ const PLAYBOOK: &str = r#"
       when: inventory_hostname == 'app1'
 - name: Second play
   hosts: app1
+  gather_facts: false
   tasks:
     - name: Hidden
       shell: "echo s3cret-token >&2; exit 1"
