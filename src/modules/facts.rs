@@ -99,10 +99,11 @@ const MARK: &str = "@@roll-facts@@ ";
 /// sections that [`parse`] turns into facts, so the host does no interpretation and a missing
 /// tool leaves only its section empty.
 pub const SCRIPT: &str = r#"s() { printf '\n@@roll-facts@@ %s\n' "$1"; }
-s hostname; hostname 2>/dev/null || uname -n
-s nodename; uname -n
+r() { v=; read -r v 2>/dev/null < "$1"; printf '%s\n' "$v"; }
+s hostname; r /proc/sys/kernel/hostname
+s nodename; r /proc/sys/kernel/hostname
 s fqdn; a=$(getent ahosts "$(uname -n)" 2>/dev/null | awk 'NR==1{print $1}'); [ -n "$a" ] && getent hosts "$a" 2>/dev/null | head -n 1
-s uname; uname -s; uname -r; uname -v; uname -m
+s uname; r /proc/sys/kernel/ostype; r /proc/sys/kernel/osrelease; r /proc/sys/kernel/version; uname -m
 s os_release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
 s debian_version; cat /etc/debian_version 2>/dev/null
 s lsb_release; cat /etc/lsb-release 2>/dev/null
@@ -110,7 +111,7 @@ s lsb_bin; lsb_release -a 2>/dev/null
 s cpuinfo; cat /proc/cpuinfo 2>/dev/null
 s nproc; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null
 s meminfo; cat /proc/meminfo 2>/dev/null
-s id; id -un; id -u; id -g
+s id; id
 s passwd; getent passwd "$(id -u)" 2>/dev/null || grep "^$(id -un):" /etc/passwd 2>/dev/null
 s env; awk 'BEGIN{for(k in ENVIRON){v=ENVIRON[k];gsub(/\\/,"\\\\",v);gsub(/\n/,"\\n",v);print k"="v}}' 2>/dev/null
 s date; date '+%Y|%m|%d|%H|%M|%S|%s|%Z|%z|%A|%w|%W|%N|%Y%m%dT%H%M%S'; date -u '+%Y-%m-%dT%H:%M:%S'
@@ -118,14 +119,13 @@ s tz_dst; TZ="${TZ:-$(cat /etc/timezone 2>/dev/null)}" date -d '2000-07-01' '+%Z
 s init; cat /proc/1/comm 2>/dev/null; readlink /sbin/init 2>/dev/null
 s paths; for f in /run/systemd/system /dev/.run/systemd /dev/.systemd /etc/init /sbin/openrc /etc/init.d /etc/dinit.d /usr/bin/rpm-ostree /usr/bin/yum /usr/bin/dnf-3 /usr/bin/dnf5 /usr/bin/apt-get /usr/bin/zypper /usr/sbin/urpmi /usr/bin/pacman /bin/opkg /sbin/apk /usr/bin/emerge /usr/bin/xbps-install /usr/bin/swupd /usr/bin/rpm /usr/bin/dnf /usr/bin/microdnf /run/ostree-booted /.dockerenv /run/.containerenv /proc/vz /proc/bc /proc/xen /proc/sys/xen /dev/kvm; do [ -e "$f" ] && echo "$f"; done; command -v systemctl initctl 2>/dev/null; true
 s cgroup; cat /proc/1/cgroup 2>/dev/null
-s container; cat /run/systemd/container 2>/dev/null; tr '\0' '\n' < /proc/1/environ 2>/dev/null | grep '^container='
+s container; cat /run/systemd/container 2>/dev/null; tr '\0' '\n' 2>/dev/null < /proc/1/environ | grep '^container='
 s dmi; for f in product_name sys_vendor bios_vendor; do printf '%s=' "$f"; cat "/sys/devices/virtual/dmi/id/$f" 2>/dev/null || echo; done
 s mounts; cat /etc/mtab 2>/dev/null || cat /proc/mounts 2>/dev/null
 s findmnt; findmnt --list --noheadings --notruncate 2>/dev/null
 s lsblk; lsblk --list --noheadings --paths --output NAME,UUID --exclude 2 2>/dev/null
-s statfs; while read -r d m t o r; do case "$d" in /*) stat -f -c '%n|%S|%s|%b|%f|%a|%c|%d' "$m" 2>/dev/null;; esac; done < /proc/mounts
-s realpaths; while read -r d m t o r; do case "$d" in /*) [ -e "$d" ] && printf '%s|%s\n' "$d" "$(readlink -f "$d")";; esac; done < /proc/mounts
-s net; for d in /sys/class/net/*; do [ -d "$d" ] || continue; printf 'dev|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$(cat "$d/address" 2>/dev/null)" "$(cat "$d/mtu" 2>/dev/null)" "$(cat "$d/flags" 2>/dev/null)" "$(cat "$d/type" 2>/dev/null)" "$([ -e "$d/bridge" ] && echo bridge)$([ -e "$d/bonding" ] && echo bonding)" "$(cat "$d/speed" 2>/dev/null)" "$(l=$(readlink "$d/device" 2>/dev/null) && echo "${l##*/}")" "$(cat "$d/operstate" 2>/dev/null)" "$(cat "$d/bridge/bridge_id" 2>/dev/null)" "$(cat "$d/bridge/stp_state" 2>/dev/null)" "$(for b in "$d"/brif/*; do [ -e "$b" ] && printf '%s ' "${b##*/}"; done)"; done
+s statfs; set --; while read -r d m t o x; do case "$d" in /*) set -- "$@" "$m";; esac; done < /proc/mounts; [ $# -gt 0 ] && stat -f -c '%n|%S|%s|%b|%f|%a|%c|%d' "$@" 2>/dev/null
+s net; for d in /sys/class/net/*; do [ -d "$d" ] || continue; a=; m=; fl=; t=; sp=; op=; k=; bi=; st=; br=; l=; read -r a 2>/dev/null < "$d/address"; read -r m 2>/dev/null < "$d/mtu"; read -r fl 2>/dev/null < "$d/flags"; read -r t 2>/dev/null < "$d/type"; read -r sp 2>/dev/null < "$d/speed"; read -r op 2>/dev/null < "$d/operstate"; if [ -e "$d/bridge" ]; then k=bridge; read -r bi 2>/dev/null < "$d/bridge/bridge_id"; read -r st 2>/dev/null < "$d/bridge/stp_state"; for b in "$d"/brif/*; do [ -e "$b" ] && br="$br${b##*/} "; done; fi; [ -e "$d/bonding" ] && k=bonding; [ -e "$d/device" ] && l=$(readlink "$d/device" 2>/dev/null); printf 'dev|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$a" "$m" "$fl" "$t" "$k" "$sp" "${l##*/}" "$op" "$bi" "$st" "$br"; done
 s addr; ip -o addr show 2>/dev/null
 s route4; ip -4 route get 8.8.8.8 2>/dev/null
 s route6; ip -6 route get 2404:6800:4003:c00::64 2>/dev/null
@@ -275,13 +275,7 @@ pub fn parse(stdout: &str) -> Map<String, J> {
     );
     f.insert(
         "mounts".into(),
-        mounts(
-            get("mounts"),
-            get("statfs"),
-            get("findmnt"),
-            get("lsblk"),
-            get("realpaths"),
-        ),
+        mounts(get("mounts"), get("statfs"), get("findmnt"), get("lsblk")),
     );
     network(&mut f, get("net"), get("addr"), get("route4"), get("route6"));
     let nameservers: Vec<&str> = get("dns")
@@ -552,9 +546,15 @@ fn hardware(f: &mut Map<String, J>, cpuinfo: &str, nproc: &str, meminfo: &str) {
 }
 
 fn user(f: &mut Map<String, J>, id: &str, passwd: &str) {
-    let ids: Vec<&str> = id.lines().collect();
-    let num = |i: usize| ids.get(i).and_then(|s| s.trim().parse::<i64>().ok());
-    f.insert("user_id".into(), json!(ids.first().copied().unwrap_or("").trim()));
+    // `id`: `uid=0(root) gid=0(root) groups=...`
+    let field = |k: &str| {
+        id.split_whitespace().find_map(|w| w.strip_prefix(k)).map(|v| {
+            v.split_once('(')
+                .map_or((v, ""), |(n, rest)| (n, rest.trim_end_matches(')')))
+        })
+    };
+    let num = |i: usize| field(if i == 1 { "uid=" } else { "gid=" }).and_then(|(n, _)| n.parse::<i64>().ok());
+    f.insert("user_id".into(), json!(field("uid=").map_or("", |(_, name)| name)));
     if let Some(u) = num(1) {
         f.insert("user_uid".into(), json!(u));
         f.insert("real_user_id".into(), json!(u));
@@ -799,7 +799,7 @@ fn virtualization(f: &mut Map<String, J>, paths: &[&str], cgroup: &str, containe
     f.insert("virtualization_tech_host".into(), json!(h));
 }
 
-fn mounts(mounts: &str, statfs: &str, findmnt: &str, lsblk: &str, realpaths: &str) -> J {
+fn mounts(mounts: &str, statfs: &str, findmnt: &str, lsblk: &str) -> J {
     // Bind mounts show `[/dir]` in findmnt's SOURCE column; Ansible adds `bind` to their options.
     let binds: Vec<&str> = findmnt
         .lines()
@@ -815,7 +815,6 @@ fn mounts(mounts: &str, statfs: &str, findmnt: &str, lsblk: &str, realpaths: &st
             Some((n.trim(), u.trim()))
         })
         .collect();
-    let real: BTreeMap<&str, &str> = realpaths.lines().filter_map(|l| l.split_once('|')).collect();
     let sizes: BTreeMap<&str, Vec<i64>> = statfs
         .lines()
         .filter_map(|l| {
@@ -847,8 +846,7 @@ fn mounts(mounts: &str, statfs: &str, findmnt: &str, lsblk: &str, realpaths: &st
         m.insert("options".into(), json!(options));
         m.insert("dump".into(), json!(p[4].parse::<i64>().unwrap_or(0)));
         m.insert("passno".into(), json!(p[5].parse::<i64>().unwrap_or(0)));
-        let dev = real.get(device).copied().unwrap_or(device);
-        let uuid = uuids.get(dev).copied().filter(|u| !u.is_empty()).unwrap_or("N/A");
+        let uuid = uuids.get(device).copied().filter(|u| !u.is_empty()).unwrap_or("N/A");
         m.insert("uuid".into(), json!(uuid));
         // stat -f: fundamental block size, block size, blocks, free, available, inodes, free inodes
         if let Some(s) = sizes.get(mount.as_str()).filter(|s| s.len() == 7) {
