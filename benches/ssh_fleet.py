@@ -11,8 +11,11 @@ Measured in the same invocation, each as the median of several runs:
              exec per command (the usual hand-rolled baseline)
   floor      the five commands joined into one ssh exec per host over the warm masters
   pyinfra / ansible (optional, --tools): the same five commands from a venv installed from PyPI
+  roll+facts (--facts): roll's run with `gather_facts: true` (one more remote command per host);
+             printed against roll's facts-off run as a ratio and as extra round trips per host
+             (the time facts add over the time one of the five tasks costs)
 
-Usage: benches/ssh_fleet.py [--sizes 10,50,200] [--runs 5] [--roll target/release/roll] [--tools VENV]
+Usage: benches/ssh_fleet.py [--sizes 10,50,200] [--runs 5] [--roll target/release/roll] [--tools VENV] [--facts]
 Targets (issue 3): at N = 50 roll <= 0.75 x warm-cm and <= 0.6 x pyinfra; at N = 200 zero
 failures and roll's peak RSS under 100 MiB.
 """
@@ -26,6 +29,7 @@ PLAYBOOK = """- hosts: fleet
   gather_facts: false
   tasks:
 """ + "".join(f"    - shell: {c!r}\n" for c in CMDS)
+PLAYBOOK_FACTS = PLAYBOOK.replace("gather_facts: false", "gather_facts: true")
 
 def hosts_of(d):
     out = []
@@ -53,9 +57,9 @@ def timed(fn, runs):
         times.append(time.perf_counter() - t)
     return statistics.median(times), fails
 
-def run_roll(roll, d, n, transport="exec"):
+def run_roll(roll, d, n, transport="exec", playbook="bench.yml"):
     env = dict(os.environ, ROLL_SSH_TRANSPORT=transport)
-    p = subprocess.Popen([roll, "play", "bench.yml", "-i", "hosts", "--known-hosts", "known_hosts", "-f", str(n), "--ssh-persist", "300"],
+    p = subprocess.Popen([roll, "play", playbook, "-i", "hosts", "--known-hosts", "known_hosts", "-f", str(n), "--ssh-persist", "300"],
                          cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
     out = p.stdout.read().decode()
@@ -69,6 +73,7 @@ def bench(n, a):
     try:
         subprocess.run([os.path.join(ROOT, "scripts", "fleet"), "up", str(n), d, "--port", str(a.port)], check=True, stdout=subprocess.DEVNULL)
         open(os.path.join(d, "bench.yml"), "w").write(PLAYBOOK)
+        open(os.path.join(d, "bench-facts.yml"), "w").write(PLAYBOOK_FACTS)
         addrs = hosts_of(d)
         cfg = os.path.join(d, "ssh_config")
         cm = ["-F", cfg, "-o", f"ControlPath={d}/cm-%h", "-o", "ControlMaster=auto", "-o", "ControlPersist=300"]
@@ -82,6 +87,8 @@ def bench(n, a):
         roll()  # open roll's persistent masters (not timed), like the baselines' warm-up
         results = {}
         results["roll"] = timed(roll, a.runs)
+        if a.facts:
+            results["roll+facts"] = timed(lambda: run_roll(a.roll, d, n, "shell", "bench-facts.yml"), a.runs)
         results["roll-exec"] = timed(roll_exec, a.runs)
         results["warm-cm"] = timed(warm, a.runs)
         results["floor"] = timed(floor, a.runs)
@@ -140,6 +147,7 @@ def main():
     ap.add_argument("--port", type=int, default=2300)
     ap.add_argument("--roll", default=os.path.join(ROOT, "target", "release", "roll"))
     ap.add_argument("--tools", help="a venv with pyinfra and/or ansible-core to compare against")
+    ap.add_argument("--facts", action="store_true", help="also run roll with gather_facts on")
     a = ap.parse_args()
     a.roll = os.path.abspath(a.roll)
     ok = True
@@ -151,6 +159,10 @@ def main():
             print(f"  {k:9s} median {t*1000:8.1f} ms  failures {f}  ratio to warm-cm {t/base:5.2f}")
         print(f"  roll peak RSS {rss:.1f} MiB")
         print(f"  roll / floor {res['roll'][0]/res['floor'][0]:.2f}")
+        if "roll+facts" in res:
+            on, off = res["roll+facts"][0], res["roll"][0]
+            per_task = off / len(CMDS)
+            print(f"  facts on / off {on/off:.2f}  (+{(on-off)*1000:.1f} ms = {(on-off)/per_task:.2f} task round trips per host)")
         if "pyinfra" in res:
             print(f"  roll / pyinfra {res['roll'][0]/res['pyinfra'][0]:.2f}")
         ok &= all(f == 0 for _, f in res.values())

@@ -142,6 +142,18 @@ impl Sources {
         *self.project.write().unwrap_or_else(|e| e.into_inner()) = roots;
     }
 
+    /// Count one more directory as the project's: a role the playbook names is the operator's
+    /// code wherever the role search path found it.
+    pub fn add_project(&self, root: &Path) {
+        let mut roots = self.project.write().unwrap_or_else(|e| e.into_inner());
+        if !roots.is_empty()
+            && let Ok(r) = root.canonicalize()
+            && !roots.iter().any(|p| r.starts_with(p))
+        {
+            roots.push(r);
+        }
+    }
+
     /// Whether a file on disk lies outside every project directory.
     fn outside_project(&self, path: &Path) -> bool {
         let roots = self.project.read().unwrap_or_else(|e| e.into_inner());

@@ -1076,21 +1076,25 @@ fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, Tas
     Ok(false)
 }
 
-/// `gather_facts: true`: a few facts read with one command.
+/// A play's fact gathering (`gather_facts`, on unless the play says otherwise): one remote
+/// command per host, its facts stored as `ansible_facts` and injected as `ansible_X`.
 pub(crate) async fn gather(r: &Runner, host: usize) -> HostOutcome {
     let name = r.vars.inventory.hosts[host].name.clone();
     let mut o = HostOutcome::new(host);
     let vars = r.vars.inventory.hosts[host].vars.clone();
     let res = match r.connector.connect(&name, Some(&vars), None) {
         Ok(c) => c
-            .exec(&crate::connection::Command::new(modules::facts::SCRIPT))
+            .exec(&crate::connection::Command::new(modules::facts::script(
+                modules::facts::FACT_PATH,
+            )))
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match res {
-        Ok(out) if out.rc == 0 => {
-            o.facts = modules::facts::parse(&out.stdout_text());
+        Ok(out) if modules::facts::complete(&out.stdout_text()) => {
+            let gathered = modules::facts::gathered(&out.stdout_text(), &[], &[]);
+            o.facts = modules::facts::inject(r.vars.facts(host).get("ansible_facts"), &gathered);
             let mut hr = host_result(
                 &r.state.secrets,
                 &name,

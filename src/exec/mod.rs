@@ -321,10 +321,30 @@ impl Runner {
                 check_mode: self.opts.check,
             };
             let mut abort = false;
-            if play.gather_facts {
+            // Gathering is tagged `always`, as in Ansible: every `--tags` keeps it, and only
+            // `--skip-tags always` skips it. With `--start-at-task`, the plays before the one
+            // holding that task gather nothing; that play and the ones after it gather (checked
+            // with ansible-core 2.19).
+            let start_here = self.opts.start_at_task.as_deref().is_some_and(|n| {
+                [&play.pre_tasks, &play.tasks, &play.post_tasks]
+                    .iter()
+                    .any(|ts| ts.iter().any(|t| contains_start(t, Some(n))))
+            });
+            if play.gather_facts
+                && (self.started.load(Ordering::SeqCst) || start_here)
+                && !self.opts.skip_tags.iter().any(|t| t == "always")
+            {
                 self.gather_facts(&batch, &mut state).await;
+                // A host lost while gathering is a failure like any task's: under
+                // `any_errors_fatal` the run stops before the first task.
+                if play.any_errors_fatal && batch.iter().any(|h| state[h].failed || state[h].unreachable) {
+                    abort = abort_batch(&mut state, &batch) == Flow::Abort;
+                }
             }
             for tasks in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                if abort {
+                    break;
+                }
                 let active = self.active(&state, &batch);
                 pvars.play_batch = Value::from(names(&active));
                 let ctx = PlayCtx {
@@ -1046,8 +1066,15 @@ impl Runner {
         {
             self.vars.set_fact(o.host, reg, Value::from_pairs(v.clone()));
         }
-        for (k, v) in &o.facts {
-            self.vars.set_var(o.host, k, v.clone(), includes_vars(task));
+        // A module's `ansible_facts` are the host's facts (`setup`); `set_fact`'s are variables.
+        let gathers = matches!(&task.body, Body::Module(m) if m.spec().has(Capability::GathersFacts));
+        let facts = if gathers && !o.facts.is_empty() {
+            crate::modules::facts::inject(self.vars.facts(o.host).get("ansible_facts"), &o.facts)
+        } else {
+            o.facts.clone()
+        };
+        for (k, v) in facts {
+            self.vars.set_var(o.host, &k, v, includes_vars(task));
         }
         // What a `rescue` section reads about the failure that brought it there.
         if o.status == Status::Failed

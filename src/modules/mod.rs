@@ -35,6 +35,7 @@ mod ping;
 mod probe;
 pub mod progress;
 pub mod registry;
+mod setup;
 pub mod spec;
 mod stat;
 

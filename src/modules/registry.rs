@@ -4,7 +4,7 @@
 
 use super::{
     Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, include_vars, lines,
-    nginx_switch, ping, probe, stat,
+    nginx_switch, ping, probe, setup, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -28,6 +28,7 @@ pub static MODULES: &[&dyn Module] = &[
     &control::Assert,
     &control::Fail,
     &ping::Ping,
+    &setup::Setup,
     &docker::image::DockerImage,
     &docker::container::DockerContainer,
     &docker::login::DockerLogin,

@@ -73,6 +73,9 @@ pub enum Capability {
     /// Its parameters are the names of variables it sets on the host (`set_fact`): any valid
     /// variable name is a parameter, and the checker knows them as defined.
     SetsFacts,
+    /// Its `ansible_facts` are the host's facts (`setup`): the scheduler merges them into
+    /// `ansible_facts` and injects them as `ansible_X`; the checker knows the fact names.
+    GathersFacts,
     /// In check mode it reports that it would run instead of running (`command`, `shell`).
     WouldRunInCheck,
     /// The task's hosts step through its batches together (`modules::lockstep`): they all run

@@ -38,6 +38,14 @@ pub struct CheckInput<'a> {
     pub start_at_task: Option<&'a str>,
 }
 
+/// In the known names: facts are gathered, so an `ansible_` name may be a per-interface fact.
+const HOST_FACT: &str = "ansible_*";
+
+/// Whether a name is defined before the run (or may be, as a fact only the host names).
+fn is_known(known: &HashSet<String>, name: &str) -> bool {
+    known.contains(name) || (name.starts_with("ansible_") && known.contains(HOST_FACT))
+}
+
 const MAGIC: &[&str] = &[
     "inventory_hostname",
     "inventory_hostname_short",
@@ -126,6 +134,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
         known.extend(h.vars.keys().cloned());
     }
     let mut roles_seen: HashSet<*const super::RoleCtx> = HashSet::new();
+    let mut gathers = false;
     for play in &playbook.plays {
         known.extend(play.vars.keys().cloned());
         known.extend(play.role_defaults.keys().cloned());
@@ -165,15 +174,18 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                     }
                     if let Body::Module(m) = &t.body {
                         known.extend(m.spec().facts.iter().map(|f| f.to_string()));
+                        gathers |= m.spec().has(Capability::GathersFacts);
                     }
                 });
             }
         }
-        if play.gather_facts {
-            for f in crate::modules::facts::FACT_NAMES {
-                known.insert(f.to_string());
-            }
-        }
+        gathers |= play.gather_facts;
+    }
+    if gathers {
+        known.extend(crate::modules::facts::FACT_NAMES.iter().map(|f| f.to_string()));
+        // Per-interface facts (`ansible_eth0`) are named by the host: with facts gathered, any
+        // `ansible_` name may be one.
+        known.insert(HOST_FACT.to_string());
     }
     for n in &inventory.template_nodes {
         check_node(sources, &templar, n, &known, false, &mut diags);
@@ -566,7 +578,7 @@ fn check_template_file(
         diags.push(unknown_plugin(templar, &u, Span::new(id, u.range.start, u.range.end)));
     }
     for name in templar.undeclared(&file.text) {
-        if !known.contains(&name) && !guarded(&file.text, &name) {
+        if !is_known(known, &name) && !guarded(&file.text, &name) {
             let at = find_in_blocks(&file.text, &name).unwrap_or(0);
             diags.push(undefined(&name, Span::new(id, at, at + name.len()), known));
         }
@@ -696,7 +708,7 @@ fn check_node(
                 diags.push(unknown_plugin(templar, &u, name_span(sources, node.span, &u.name)));
             }
             for name in templar.undeclared(s) {
-                if !known.contains(&name) && !guarded(s, &name) {
+                if !is_known(known, &name) && !guarded(s, &name) {
                     let span = name_span(sources, node.span, &name);
                     diags.push(if is_mandatory(s, &name) {
                         required(&name, span, mandatory_message(s, &name))
@@ -746,7 +758,7 @@ fn check_expr_str(
         diags.push(unknown_plugin(templar, &u, name_span(sources, span, &u.name)));
     }
     for name in templar.undeclared(&format!("{{{{ {e} }}}}")) {
-        if !known.contains(&name) && !guarded(e, &name) {
+        if !is_known(known, &name) && !guarded(e, &name) {
             let at = name_span(sources, span, &name);
             diags.push(if is_mandatory(e, &name) {
                 required(&name, at, mandatory_message(e, &name))

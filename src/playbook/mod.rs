@@ -42,6 +42,7 @@ pub struct Play {
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
     pub force_handlers: bool,
+    /// Whether the play gathers facts first (`gather_facts`, else the `Gathering` default).
     pub gather_facts: bool,
     pub vars: Arc<VarMap>,
     pub pre_tasks: Vec<Task>,

@@ -170,12 +170,43 @@ fn collection_search_path(playbook_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn find_role(playbook_dir: &Path, parent: Option<&Path>, name: &str) -> Result<PathBuf, Vec<PathBuf>> {
-    if name.contains('/') {
-        let p = playbook_dir.join(name);
-        return if p.is_dir() { Ok(p) } else { Err(vec![p]) };
+/// `a/roles/../../b` as `b`'s path, without asking the filesystem (Python's `normpath`, which
+/// ansible-core's `unfrackpath` applies before it looks): `roles/` need not exist.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
     }
+    out
+}
+
+fn find_role(playbook_dir: &Path, parent: Option<&Path>, name: &str) -> Result<PathBuf, Vec<PathBuf>> {
     let mut looked = Vec::new();
+    if name.contains('/') {
+        // A path is looked for along the same search path as a name, `roles/` beside the
+        // playbook first (so `../../` from `tests/test.yml` is the role the tests sit in), then
+        // as written, as ansible-core's `_load_role_path` does.
+        for base in role_search_path(playbook_dir, parent) {
+            let p = normalize(&base.join(name));
+            if p.is_dir() {
+                return Ok(p);
+            }
+            looked.push(p);
+        }
+        let p = normalize(Path::new(name));
+        if p.is_dir() {
+            return Ok(p);
+        }
+        looked.push(p);
+        return Err(looked);
+    }
     if let Some((ns, coll, role)) = collection_role(name) {
         for base in collection_search_path(playbook_dir) {
             let p = base
@@ -379,7 +410,10 @@ impl Parser<'_> {
         }
         let parent_dir = chain.last().map(|f| f.dir.clone());
         let dir = match find_role(&self.dir, parent_dir.as_deref(), &u.name) {
-            Ok(d) => d,
+            Ok(d) => {
+                self.sources.add_project(&d);
+                d
+            }
             Err(looked) => {
                 let shown: Vec<String> = looked
                     .iter()
@@ -1011,6 +1045,19 @@ pub fn load_include(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_role_named_by_path_is_found_from_roles_beside_the_playbook_as_ansible_does() {
+        // `roles: [../../]` in `tests/test.yml` of a role's own repository: `tests/roles/../../`,
+        // normalised without `tests/roles` existing, is the repository's root.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("tasks")).unwrap();
+        std::fs::create_dir_all(d.path().join("tests")).unwrap();
+        let found = find_role(&d.path().join("tests"), None, "../../").unwrap();
+        assert_eq!(found.canonicalize().unwrap(), d.path().canonicalize().unwrap());
+        assert_eq!(normalize(Path::new("a/roles/../../b/./c")), PathBuf::from("b/c"));
+        assert!(find_role(&d.path().join("tests"), None, "../../nope/").is_err());
+    }
     use super::*;
 
     #[test]

@@ -11,6 +11,7 @@ mod diagnostics;
 mod docker;
 mod drain;
 mod events;
+mod facts;
 mod find;
 mod gitlab;
 mod lines;

@@ -151,7 +151,7 @@ fn a_host_that_dies_before_or_during_the_play_is_unreachable_and_the_others_fini
     write(
         d.path(),
         "pb.yml",
-        "- hosts: all\n  tasks:\n    - command: \"true\"\n    - command: sleep 3\n    - command: echo finished\n",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n    - command: sleep 3\n    - command: echo finished\n",
     );
     let mut cmd = roll(d.path());
     cmd.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
@@ -200,6 +200,7 @@ fn an_unreachable_host_in_a_rescued_block_still_stops_an_any_errors_fatal_play()
         "pb.yml",
         r#"
 - hosts: app:gone
+  gather_facts: false
   any_errors_fatal: true
   tasks:
     - block:
@@ -268,7 +269,7 @@ fn a_play_on_more_hosts_than_the_soft_descriptor_limit_allows_still_runs() {
     write(
         d.path(),
         "pb.yml",
-        "- hosts: app\n  tasks:\n    - command: \"true\"\n    - command: \"true\"\n",
+        "- hosts: app\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n    - command: \"true\"\n",
     );
     all_hosts_ok(&play_under("ulimit -Sn 100", d.path(), &f, &[]), 40, 2);
 }
@@ -299,7 +300,11 @@ fn a_wrong_host_key_is_refused_with_a_way_out() {
     let f = Fleet::up(2, "app");
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "hosts", &group(&f, "app"));
-    write(d.path(), "pb.yml", "- hosts: app\n  tasks:\n    - command: \"true\"\n");
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n",
+    );
     // app001's key in known_hosts is some other host's key.
     let other = d.path().join("other");
     assert!(
