@@ -7,7 +7,7 @@
 //! apps and the claim. It also refuses a `--limit` that cuts an app off from its proxies or the
 //! reverse, since the switch would then point a proxy at containers the run did not start.
 
-use super::nginx_switch::{Backend, parse_backends};
+use super::nginx_switch::{Backend, limit_refusal, parse_backends};
 use super::spec::{ModuleSpec, ROLL, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
 use crate::connection::Command;
@@ -175,45 +175,6 @@ pub fn conflict(mine: &Claims, other: &Claims) -> Option<String> {
                 mine.app, p.port, p.host, p.address, p.colour, other.app, o.colour
             ));
         }
-    }
-    None
-}
-
-/// Why the run's `--limit` must not run an app's rollout: it keeps the proxies without some of
-/// the app's backends (the switch would point them at containers this run did not start), or
-/// leaves out proxies of the play (they would keep the colour the run retires).
-pub fn limit_refusal(app: &str, backends: &[Backend], ctx: &Ctx<'_>) -> Option<String> {
-    let inventory: Vec<String> = ctx
-        .scope
-        .get_attr("groups")
-        .and_then(|g| g.get_item(&Value::from("all")))
-        .ok()
-        .and_then(|all| all.try_iter().ok().map(|it| it.map(|h| value_to_string(&h)).collect()))
-        .unwrap_or_default();
-    let cut = ctx.limit.left_out(
-        backends
-            .iter()
-            .map(|b| b.name.as_str())
-            .filter(|n| inventory.iter().any(|h| h == n)),
-    );
-    let flag = ctx.limit.flag();
-    if !cut.is_empty() {
-        return Some(format!(
-            "{flag} leaves {} of app `{app}`'s {} backends out of the run ({}): the switch would send \
-             their traffic to containers this run does not start; limit to whole apps (the proxies \
-             and all their app servers), or run without --limit",
-            cut.len(),
-            backends.len(),
-            cut.join(", ")
-        ));
-    }
-    if !ctx.limit.play_left_out.is_empty() {
-        return Some(format!(
-            "{flag} leaves app `{app}`'s proxies {} out of the run: they would keep sending traffic to \
-             the colour this run retires; limit to whole apps (every proxy and app server), or run \
-             without --limit",
-            ctx.limit.play_left_out.join(", ")
-        ));
     }
     None
 }

@@ -4,7 +4,6 @@
 //! The switch (`roll.nginx_switch`) records what it does; `roll.bluegreen_record` records a
 //! deploy that failed before any traffic moved; `roll.bluegreen_facts` reads it to decide.
 
-use super::nginx_switch::State;
 use serde::{Deserialize, Serialize};
 
 /// At most this many releases are kept, oldest dropped first: enough to roll back to any
@@ -39,7 +38,7 @@ impl Outcome {
     }
 
     /// An attempt that did not finish: a re-run of the same release and colour finishes it.
-    fn unfinished(self) -> bool {
+    pub fn unfinished(self) -> bool {
         matches!(self, Outcome::Failed | Outcome::Interrupted)
     }
 }
@@ -155,119 +154,6 @@ pub fn stopped(
     trim(history);
 }
 
-/// Where a rollback goes: a release and the colour it will serve on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub release: String,
-    pub colour: String,
-    /// Why this one, for the operator.
-    pub why: String,
-}
-
-fn other(colour: &str) -> String {
-    if colour == "blue" { "green" } else { "blue" }.to_string()
-}
-
-/// The rollback's target in `state`: with `named`, that release (the live colour if it is the
-/// live release, else the other one, where the deploy of it will start its containers again);
-/// without, after a failed or interrupted deploy (or a switch stopped part-way) the live
-/// release, else the release that was live before the current one.
-pub fn rollback_target(state: &State, named: Option<&str>) -> Result<Target, String> {
-    let live_release = state.release.clone();
-    let retained = || {
-        let mut seen: Vec<&str> = Vec::new();
-        for r in state.history.iter().rev() {
-            if !seen.contains(&r.release.as_str()) {
-                seen.push(&r.release);
-            }
-        }
-        if seen.is_empty() {
-            "none recorded".to_string()
-        } else {
-            seen.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
-        }
-    };
-    if let Some(name) = named {
-        if live_release.as_deref() == Some(name) {
-            return Ok(Target {
-                release: name.to_string(),
-                colour: state.live.clone(),
-                why: format!("release {name} is the live one, on {}", state.live),
-            });
-        }
-        if !state.history.iter().any(|r| r.release == name) {
-            return Err(format!(
-                "release `{name}` is not in the history of `{}` (releases known, newest first: {})",
-                state.app,
-                retained()
-            ));
-        }
-        return Ok(Target {
-            release: name.to_string(),
-            colour: other(&state.live),
-            why: format!("release {name} was asked for"),
-        });
-    }
-    let Some(live) = live_release else {
-        return Err(format!(
-            "the state of `{}` names no live release (it was written before roll kept release history)",
-            state.app
-        ));
-    };
-    let under_way = state.target.is_some() || state.status != "live";
-    let current = state.history.iter().rposition(|r| r.outcome == Outcome::Live);
-    let after_current = match current {
-        Some(i) => &state.history[i + 1..],
-        None => &state.history[..],
-    };
-    let unfinished = after_current.iter().rev().find(|r| r.outcome.unfinished());
-    // A rollback that stopped part-way goes on where it was going, not back to where it came from.
-    if under_way
-        && let Some(r) = unfinished.filter(|r| r.rollback)
-        && state.target.as_deref() == Some(r.colour.as_str())
-    {
-        return Ok(Target {
-            release: r.release.clone(),
-            colour: r.colour.clone(),
-            why: format!(
-                "the rollback to release {} on {} stopped part-way: it goes on",
-                r.release, r.colour
-            ),
-        });
-    }
-    if under_way || unfinished.is_some() {
-        let what = after_current
-            .iter()
-            .rev()
-            .find(|r| r.outcome.unfinished())
-            .map(|r| format!("release {} {} on {}", r.release, r.outcome.label(), r.colour))
-            .unwrap_or_else(|| format!("the switch stopped ({})", state.status));
-        return Ok(Target {
-            release: live.clone(),
-            colour: state.live.clone(),
-            why: format!("{what}: back to release {live}, live on {}", state.live),
-        });
-    }
-    let before = current.map_or(0, |i| i);
-    match state.history[..before]
-        .iter()
-        .rev()
-        .find(|r| r.outcome == Outcome::Replaced && r.release != live)
-    {
-        Some(r) => Ok(Target {
-            release: r.release.clone(),
-            colour: other(&state.live),
-            why: format!("release {} was live before release {live}", r.release),
-        }),
-        None => Err(format!(
-            "nothing to roll back to: release {live} is live on {} and no release served before it \
-             (releases known, newest first: {})",
-            state.live,
-            retained()
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,17 +162,6 @@ mod tests {
         h.iter()
             .map(|r| format!("{} {} {}", r.release, r.colour, r.outcome.label()))
             .collect()
-    }
-
-    fn settled(live: &str, release: &str, history: Vec<Release>) -> State {
-        State {
-            app: "web".into(),
-            live: live.into(),
-            release: Some(release.into()),
-            status: "live".into(),
-            history,
-            ..State::default()
-        }
     }
 
     #[test]
@@ -331,59 +206,5 @@ mod tests {
         }
         assert_eq!(h.len(), HISTORY_LEN);
         assert_eq!(h.last().unwrap().release, "29");
-    }
-
-    #[test]
-    fn a_rollback_goes_to_the_release_before_after_a_complete_deploy() {
-        let mut h = Vec::new();
-        went_live(&mut h, "1", "blue", None, false, 1);
-        went_live(&mut h, "2", "green", None, false, 2);
-        let t = rollback_target(&settled("green", "2", h.clone()), None).unwrap();
-        assert_eq!((t.release.as_str(), t.colour.as_str()), ("1", "blue"));
-        // After rolling back to 1, nothing served before it: a second rollback is refused.
-        went_live(&mut h, "1", "blue", None, true, 3);
-        let err = rollback_target(&settled("blue", "1", h.clone()), None).unwrap_err();
-        assert!(err.contains("nothing to roll back to"), "{err}");
-        // A named release in the history goes to the other colour; an unknown one is refused.
-        let t = rollback_target(&settled("blue", "1", h.clone()), Some("2")).unwrap();
-        assert_eq!((t.release.as_str(), t.colour.as_str()), ("2", "green"));
-        let err = rollback_target(&settled("blue", "1", h), Some("7")).unwrap_err();
-        assert!(err.contains("`1`, `2`"), "{err}");
-    }
-
-    #[test]
-    fn after_a_failed_or_interrupted_deploy_a_rollback_returns_to_the_live_release() {
-        let mut h = Vec::new();
-        went_live(&mut h, "1", "blue", None, false, 1);
-        went_live(&mut h, "2", "green", None, false, 2);
-        // Release 3 did not become healthy: nothing switched, 2 stays live on green.
-        stopped(&mut h, "3", "blue", Outcome::Failed, "not healthy", false, 3);
-        let t = rollback_target(&settled("green", "2", h.clone()), None).unwrap();
-        assert_eq!((t.release.as_str(), t.colour.as_str()), ("2", "green"), "{}", t.why);
-        // Interrupted after batch 1 of 3 on the way to blue: back to green.
-        let mut s = settled("green", "2", h);
-        s.target = Some("blue".into());
-        s.status = "interrupted after batch 1 of 3".into();
-        let t = rollback_target(&s, None).unwrap();
-        assert_eq!((t.release.as_str(), t.colour.as_str()), ("2", "green"));
-    }
-
-    #[test]
-    fn a_rollback_interrupted_part_way_goes_on_when_run_again() {
-        let mut h = Vec::new();
-        went_live(&mut h, "1", "blue", None, false, 1);
-        went_live(&mut h, "2", "green", None, false, 2);
-        stopped(&mut h, "1", "blue", Outcome::Interrupted, "after batch 1 of 3", true, 3);
-        let mut s = settled("green", "2", h);
-        s.target = Some("blue".into());
-        s.status = "interrupted after batch 1 of 3".into();
-        let t = rollback_target(&s, None).unwrap();
-        assert_eq!((t.release.as_str(), t.colour.as_str()), ("1", "blue"), "{}", t.why);
-        // When it finishes, release 2 is the one rolled back.
-        went_live(&mut s.history, "1", "blue", None, true, 4);
-        assert_eq!(
-            entries(&s.history),
-            ["1 blue replaced", "2 green rolled back", "1 blue live"]
-        );
     }
 }

@@ -1103,7 +1103,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let to = args.req_str("to")?;
     let backends = parse_backends(args.get("backends"), args.get("ports"), ctx.scope)?;
     // Checked here too, so that a dry run refuses what the run would fail at its health check.
-    if let Some(why) = super::app_claim::limit_refusal(&app, &backends, ctx) {
+    if let Some(why) = limit_refusal(&app, &backends, ctx) {
         return Err(Failure::refused(why));
     }
     for b in &backends {
@@ -1959,6 +1959,45 @@ fn failure_text(f: &Failure) -> String {
         Failure::Unreachable(m) => m.clone(),
         Failure::Failed(r) => r.msg.clone().unwrap_or_default(),
     }
+}
+
+/// Why the run's `--limit` must not run an app's rollout: it keeps the proxies without some of
+/// the app's backends (the switch would point them at containers this run did not start), or
+/// leaves out proxies of the play (they would keep the colour the run retires).
+pub(super) fn limit_refusal(app: &str, backends: &[Backend], ctx: &Ctx<'_>) -> Option<String> {
+    let inventory: Vec<String> = ctx
+        .scope
+        .get_attr("groups")
+        .and_then(|g| g.get_item(&Value::from("all")))
+        .ok()
+        .and_then(|all| all.try_iter().ok().map(|it| it.map(|h| value_to_string(&h)).collect()))
+        .unwrap_or_default();
+    let cut = ctx.limit.left_out(
+        backends
+            .iter()
+            .map(|b| b.name.as_str())
+            .filter(|n| inventory.iter().any(|h| h == n)),
+    );
+    let flag = ctx.limit.flag();
+    if !cut.is_empty() {
+        return Some(format!(
+            "{flag} leaves {} of app `{app}`'s {} backends out of the run ({}): the switch would send \
+             their traffic to containers this run does not start; limit to whole apps (the proxies \
+             and all their app servers), or run without --limit",
+            cut.len(),
+            backends.len(),
+            cut.join(", ")
+        ));
+    }
+    if !ctx.limit.play_left_out.is_empty() {
+        return Some(format!(
+            "{flag} leaves app `{app}`'s proxies {} out of the run: they would keep sending traffic to \
+             the colour this run retires; limit to whole apps (every proxy and app server), or run \
+             without --limit",
+            ctx.limit.play_left_out.join(", ")
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! YAML nodes → plays and tasks. Every problem becomes a diagnostic with a span; parsing goes on
 //! after an error so that all the problems of a file are reported together.
 
-use super::roles::{IncludeKey, RoleFiles};
 use super::{Body, Keywords, Loop, LoopControl, Meta, MetaAction, ModuleCall, Play, Playbook, RoleCtx, Task};
 use crate::batches::SerialStep;
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -13,6 +12,42 @@ use crate::yaml::{self, Kind, Node};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The keys that make a task an import or an include.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IncludeKey {
+    ImportTasks,
+    IncludeTasks,
+    ImportRole,
+    IncludeRole,
+}
+
+impl IncludeKey {
+    pub(super) fn parse(key: &str) -> Option<IncludeKey> {
+        let short = key
+            .strip_prefix("ansible.builtin.")
+            .or_else(|| key.strip_prefix("ansible.legacy."))
+            .unwrap_or(key);
+        Some(match short {
+            "import_tasks" => IncludeKey::ImportTasks,
+            "include_tasks" => IncludeKey::IncludeTasks,
+            "import_role" => IncludeKey::ImportRole,
+            "include_role" => IncludeKey::IncludeRole,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn is_role(self) -> bool {
+        matches!(self, IncludeKey::ImportRole | IncludeKey::IncludeRole)
+    }
+}
+
+/// The files of one role directory, parsed once per run however often the role is used.
+#[derive(Debug, Default)]
+pub(super) struct RoleFiles {
+    pub meta: Option<Node>,
+    pub argument_specs: Option<Node>,
+}
 
 const PLAY_KEYS: &[&str] = &[
     "name",

@@ -3,7 +3,7 @@
 //! merged along the dependency chain, and the static (`import_*`) and dynamic (`include_*`)
 //! task files, read relative to the file or role that names them.
 
-use super::parse::{Parser, describe};
+use super::parse::{IncludeKey, Parser, RoleFiles, describe};
 use super::{Body, Include, IncludeKind, Keywords, RoleCtx, RoleInclude, Task};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
@@ -11,42 +11,6 @@ use crate::values::VarMap;
 use crate::yaml::{self, Kind, Node};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The keys that make a task an import or an include.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum IncludeKey {
-    ImportTasks,
-    IncludeTasks,
-    ImportRole,
-    IncludeRole,
-}
-
-impl IncludeKey {
-    pub(super) fn parse(key: &str) -> Option<IncludeKey> {
-        let short = key
-            .strip_prefix("ansible.builtin.")
-            .or_else(|| key.strip_prefix("ansible.legacy."))
-            .unwrap_or(key);
-        Some(match short {
-            "import_tasks" => IncludeKey::ImportTasks,
-            "include_tasks" => IncludeKey::IncludeTasks,
-            "import_role" => IncludeKey::ImportRole,
-            "include_role" => IncludeKey::IncludeRole,
-            _ => return None,
-        })
-    }
-
-    fn is_role(self) -> bool {
-        matches!(self, IncludeKey::ImportRole | IncludeKey::IncludeRole)
-    }
-}
-
-/// The files of one role directory, parsed once per run however often the role is used.
-#[derive(Debug, Default)]
-pub(super) struct RoleFiles {
-    pub meta: Option<Node>,
-    pub argument_specs: Option<Node>,
-}
 
 /// Which files of a role an instance reads (`tasks_from` and friends).
 #[derive(Debug, Clone, Default, PartialEq)]
