@@ -170,12 +170,26 @@ impl Diagnostic {
 /// The candidate closest to `got`, if it is plausibly a typo of it: a small edit distance
 /// (transpositions count once) or a very similar spelling.
 pub fn closest<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (got.chars().count() / 3).max(1);
+    let n = got.chars().count();
+    let limit = (n / 3).max(1);
     let mut best: Option<(usize, f64, &str)> = None;
+    // A suggestion is a courtesy: bound its work (an inventory may name 100,000 long hosts).
+    let mut budget: usize = 50_000_000;
     for c in candidates {
         if c == got {
             continue;
         }
+        // Neither test can pass when one is over four times as long as the other: the edit
+        // distance is at least the difference, and Jaro-Winkler stays under 0.9 (Jaro < 0.75).
+        let m = c.chars().count();
+        if m > 4 * n.max(1) || n > 4 * m.max(1) {
+            continue;
+        }
+        let cost = n.max(1) * m.max(1);
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
         let dist = strsim::damerau_levenshtein(got, c);
         let sim = strsim::jaro_winkler(got, c);
         if dist > limit && sim < 0.9 {
