@@ -250,19 +250,7 @@ fn statinfo(e: &Entry) -> VarMap {
     };
     m.insert("gr_name".into(), Value::from(name(&e.group, e.gid)));
     m.insert("pw_name".into(), Value::from(name(&e.user, e.uid)));
-    for (k, bit) in [
-        ("wusr", 0o200),
-        ("rusr", 0o400),
-        ("xusr", 0o100),
-        ("wgrp", 0o020),
-        ("rgrp", 0o040),
-        ("xgrp", 0o010),
-        ("woth", 0o002),
-        ("roth", 0o004),
-        ("xoth", 0o001),
-        ("isuid", 0o4000),
-        ("isgid", 0o2000),
-    ] {
+    for (k, bit) in super::stat::MODE_BITS {
         m.insert(k.into(), Value::from(e.mode & bit != 0));
     }
     m

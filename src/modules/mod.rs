@@ -37,7 +37,7 @@ pub mod progress;
 pub mod registry;
 mod setup;
 pub mod spec;
-mod stat;
+pub(crate) mod stat;
 
 pub use spec::{Capability, ModuleSpec, ParamKind};
 

@@ -54,6 +54,21 @@ impl Module for Slurp {
     }
 }
 
+/// The permission bits Ansible's `stat` and `find` report one by one, by their names.
+pub(super) const MODE_BITS: [(&str, u32); 11] = [
+    ("wusr", 0o200),
+    ("rusr", 0o400),
+    ("xusr", 0o100),
+    ("wgrp", 0o020),
+    ("rgrp", 0o040),
+    ("xgrp", 0o010),
+    ("woth", 0o002),
+    ("roth", 0o004),
+    ("xoth", 0o001),
+    ("isuid", 0o4000),
+    ("isgid", 0o2000),
+];
+
 /// ansible-core's names for `lsattr`'s flags (module_utils/common/file.py).
 const FILE_ATTRIBUTES: &[(char, &str)] = &[
     ('A', "noatime"),
@@ -180,20 +195,8 @@ fn parse(path: &str, out: &str, mime: bool, attributes: bool) -> Result<Vec<(Str
     put("atime", Value::from(float(7)?));
     put("mtime", Value::from(float(8)?));
     put("ctime", Value::from(float(9)?));
-    for (k, bit) in [
-        ("wusr", 0o200),
-        ("rusr", 0o400),
-        ("xusr", 0o100),
-        ("wgrp", 0o020),
-        ("rgrp", 0o040),
-        ("xgrp", 0o010),
-        ("woth", 0o002),
-        ("roth", 0o004),
-        ("xoth", 0o001),
-        ("isuid", 0o4000),
-        ("isgid", 0o2000),
-    ] {
-        put(k, Value::from(mode & bit != 0));
+    for (k, bit) in MODE_BITS {
+        put(k, Value::from(mode & u64::from(bit) != 0));
     }
     put("blocks", Value::from(int(10, 10)?));
     put("block_size", Value::from(int(11, 10)?));
