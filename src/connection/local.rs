@@ -35,6 +35,32 @@ impl Local {
                 let _ = stdin.write_all(&data).await;
             });
         }
+        if let Some(sink) = &cmd.lines
+            && let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take())
+        {
+            let run = async {
+                let (stdout, stderr) = super::read_streaming(out, err, sink).await?;
+                let status = child.wait().await?;
+                Ok::<_, std::io::Error>(Output {
+                    rc: status.code().unwrap_or(-1),
+                    stdout,
+                    stderr,
+                })
+            };
+            return match cmd.timeout {
+                None => run.await,
+                Some(t) => match tokio::time::timeout(t, run).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        if let Some(pid) = pid {
+                            kill_group(pid);
+                        }
+                        return Err(ConnError::Timeout(t.as_secs()));
+                    }
+                },
+            }
+            .map_err(|e| ConnError::Failed(format!("waiting for /bin/sh: {e}")));
+        }
         let wait = child.wait_with_output();
         let out = match cmd.timeout {
             None => wait.await,

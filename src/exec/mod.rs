@@ -44,6 +44,9 @@ pub struct Options {
     /// Timeout of a command that has no `timeout:` of its own, so a hung command never hangs
     /// the run.
     pub command_timeout: Option<std::time::Duration>,
+    /// Pass commands' output on as `Progress::Output` lines once they have run this long
+    /// (`roll run`); `None`: results only.
+    pub stream_output: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             interactive: false,
             ssh: SshOptions::default(),
             command_timeout: Some(std::time::Duration::from_secs(1800)),
+            stream_output: None,
         }
     }
 }
