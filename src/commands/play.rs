@@ -215,6 +215,7 @@ pub(crate) fn execute(
             if on_signal == Interrupt::StopNow {
                 if interrupted(&mut term).await {
                     eprintln!("\n[roll] interrupted: stopping the remote commands and closing ssh connections");
+                    aborting.silence();
                     tokio::select! {
                         () = aborting.abort() => {}
                         _ = interrupted(&mut term) => {}

@@ -305,15 +305,23 @@ fn module_args(
     })
 }
 
-/// The words of `-a` as the shell would split them (quotes removed), each with its span; an
-/// unclosed quote is an error at the quote.
+/// The words of `-a` as Ansible's `split_args` finds them: split at whitespace outside quotes
+/// and outside Jinja blocks (`{{ x }}`, `{% %}`, `{# #}`), each with its span, quotes then
+/// removed; an unclosed quote or block is an error where it opens.
 fn words(raw: &str, line: &Line) -> Result<Vec<(String, Span)>, Diagnostic> {
     let at = |start: usize, end: usize| Span::new(line.file, line.args_offset + start, line.args_offset + end);
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let mut quote: Option<(char, usize)> = None;
+    // Open Jinja blocks: where each opened.
+    let mut blocks: Vec<usize> = Vec::new();
     let mut escaped = false;
-    for (i, c) in raw.char_indices() {
+    let chars: Vec<(usize, char)> = raw.char_indices().collect();
+    let mut k = 0;
+    while k < chars.len() {
+        let (i, c) = chars[k];
+        let next = chars.get(k + 1).map(|&(_, n)| n);
+        k += 1;
         if escaped {
             escaped = false;
             continue;
@@ -322,15 +330,24 @@ fn words(raw: &str, line: &Line) -> Result<Vec<(String, Span)>, Diagnostic> {
             (Some((q, _)), c) if c == q => quote = None,
             (Some(('"', _)), '\\') => escaped = true,
             (Some(_), _) => {}
+            (None, '{') if matches!(next, Some('{' | '%' | '#')) => {
+                start.get_or_insert(i);
+                blocks.push(i);
+                k += 1;
+            }
+            (None, '}' | '%' | '#') if next == Some('}') && !blocks.is_empty() => {
+                blocks.pop();
+                k += 1;
+            }
             (None, '\\') => {
                 start.get_or_insert(i);
                 escaped = true;
             }
-            (None, '\'' | '"') => {
+            (None, '\'' | '"') if blocks.is_empty() => {
                 start.get_or_insert(i);
                 quote = Some((c, i));
             }
-            (None, c) if c.is_whitespace() => {
+            (None, c) if c.is_whitespace() && blocks.is_empty() => {
                 if let Some(s) = start.take() {
                     out.push((s, i));
                 }
@@ -346,16 +363,69 @@ fn words(raw: &str, line: &Line) -> Result<Vec<(String, Span)>, Diagnostic> {
                 .with_help("close the quote, or quote the whole `-a` value for your shell: `-a 'msg=\"two words\"'`"),
         );
     }
+    if let Some(&i) = blocks.first() {
+        return Err(Diagnostic::at("`-a`: this Jinja block is never closed", at(i, i + 2))
+            .with_help("close it with `}}` (or `%}`, `#}`)"));
+    }
     if let Some(s) = start {
         out.push((s, raw.len()));
     }
-    Ok(out
-        .into_iter()
-        .map(|(s, e)| {
-            let w = crate::shell::split(&raw[s..e])
-                .and_then(|v| v.into_iter().next())
-                .unwrap_or_default();
-            (w, at(s, e))
-        })
-        .collect())
+    Ok(out.into_iter().map(|(s, e)| (unquote(&raw[s..e]), at(s, e))).collect())
+}
+
+/// A word without its quotes (`msg="two words"` → `msg=two words`); Jinja blocks are kept as
+/// written, quotes inside them included.
+fn unquote(word: &str) -> String {
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut chars = word.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        match (quote, c) {
+            (None, '{') if matches!(next, Some('{' | '%' | '#')) => {
+                depth += 1;
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            (None, '}' | '%' | '#') if depth > 0 && next == Some('}') => {
+                depth -= 1;
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            _ if depth > 0 => out.push(c),
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unquote;
+
+    #[test]
+    fn words_lose_their_quotes_but_jinja_blocks_stay_whole() {
+        assert_eq!(unquote(r#"msg="two words""#), "msg=two words");
+        assert_eq!(unquote(r#"a='x y'z"#), "a=x yz");
+        assert_eq!(unquote(r#"p={{ "a b" | upper }}/x"#), r#"p={{ "a b" | upper }}/x"#);
+        assert_eq!(unquote(r"a=b\ c"), "a=b c");
+    }
 }

@@ -98,6 +98,9 @@ pub struct Runner {
     /// Hosts that failed a task by refusing it, and whether any task changed a host.
     refused: Mutex<std::collections::HashSet<usize>>,
     changed: AtomicBool,
+    /// No more events reach the reports (`roll run` stopped by a signal: what the closed
+    /// connections make of the commands they ran is no result).
+    silenced: AtomicBool,
 }
 
 /// Per host, within one play.
@@ -175,6 +178,7 @@ impl Runner {
             cancelled: Arc::new(AtomicBool::new(false)),
             refused: Mutex::new(Default::default()),
             changed: AtomicBool::new(false),
+            silenced: AtomicBool::new(false),
         }
     }
 
@@ -183,7 +187,15 @@ impl Runner {
         self.cancelled.clone()
     }
 
+    /// From now on the run's events reach no report.
+    pub fn silence(&self) {
+        self.silenced.store(true, Ordering::SeqCst);
+    }
+
     fn emit(&self, mut e: Event) {
+        if self.silenced.load(Ordering::SeqCst) {
+            return;
+        }
         // The one way out to every report: secrets are masked here.
         e.mask(&self.state.secrets);
         self.reporter.lock().unwrap_or_else(|p| p.into_inner()).event(&e);
