@@ -102,7 +102,8 @@ impl<W: Write + Send> AdHoc<W> {
             return t;
         }
         if self.streamed.contains(&r.host) {
-            return format!("{} | {caption} | rc={rc} >>\n{msg}", r.host);
+            let head = format!("{} | {caption} | rc={rc} >>", r.host);
+            return if msg.is_empty() { head } else { format!("{head}\n{msg}") };
         }
         format!("{} | {caption} | rc={rc} >>\n{stdout}{stderr}{msg}", r.host)
     }

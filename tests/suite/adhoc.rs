@@ -167,6 +167,43 @@ fn modules_run_ad_hoc_in_ansibles_layout() {
     );
     assert_eq!(events.last().unwrap()["event"], "run_end");
 
+    // A command still running after a second streams: `progress` events of kind `output`,
+    // before the host's result (which has the whole output). A quick one does not.
+    let o = run(
+        d,
+        &f,
+        &[
+            "adh002",
+            "-m",
+            "shell",
+            "-a",
+            "echo one; sleep 1.5; echo two >&2",
+            "--format",
+            "json",
+        ],
+    );
+    let events: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "host" || e["kind"] == "output")
+        .map(|e| match e["event"].as_str() {
+            Some("host") => format!("host {}", e["result"]["stdout"].as_str().unwrap()),
+            _ => format!("{} {} {}", e["host"], e["stream"], e["line"]),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "\"adh002\" \"stdout\" \"one\"",
+            "\"adh002\" \"stderr\" \"two\"",
+            "host one"
+        ],
+        "{}",
+        shown(&o)
+    );
+    let o = run(d, &f, &["adh002", "-a", "echo quick", "--format", "json"]);
+    assert!(!stdout(&o).contains("\"kind\":\"output\""), "{}", shown(&o));
+
     // A host that cannot be reached: Ansible's UNREACHABLE! layout and roll's exit 4.
     let port = common::free_port();
     write(
