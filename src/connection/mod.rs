@@ -140,6 +140,9 @@ pub fn streamed_line(line: &str) -> String {
     )
 }
 
+/// How much of a streamed command's output, already passed on, its result keeps at most.
+const STREAM_KEEP: usize = 8 << 20;
+
 /// Read a command's stdout and stderr to their ends, passing complete lines to `sink` once the
 /// command has run `sink.after`; returns everything read, as a command without a sink would.
 pub async fn read_streaming<O, E>(mut out: O, mut err: E, sink: &LineSink) -> std::io::Result<(Vec<u8>, Vec<u8>)>
@@ -183,6 +186,14 @@ where
         }
         if live {
             pass(&bufs, &mut sent, false);
+            // `docker logs -f` may run for days: what was passed on is not kept past a bound,
+            // so the result holds the output since then.
+            for (buf, done) in bufs.iter_mut().zip(sent.iter_mut()) {
+                if *done > STREAM_KEEP {
+                    buf.drain(..*done);
+                    *done = 0;
+                }
+            }
         }
     }
     if live {
@@ -382,4 +393,47 @@ pub struct FileAttrs {
     pub mode: Option<u32>,
     pub owner: Option<String>,
     pub group: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LineSink, OutStream, read_streaming};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    fn read(after: Duration, out: &'static [u8], err: &'static [u8]) -> (Vec<(OutStream, String)>, Vec<u8>, Vec<u8>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let sink = LineSink {
+            after,
+            sink: Arc::new(move |s, l| seen.lock().unwrap().push((s, l))),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (o, e) = rt.block_on(read_streaming(out, err, &sink)).unwrap();
+        let lines = got.lock().unwrap().clone();
+        (lines, o, e)
+    }
+
+    #[test]
+    fn lines_are_passed_on_once_live_and_the_output_is_kept_whole() {
+        let (lines, out, err) = read(Duration::ZERO, b"a\nb\r\nlast", b"e\n");
+        let stdout: Vec<&str> = lines
+            .iter()
+            .filter(|(s, _)| *s == OutStream::Stdout)
+            .map(|(_, l)| l.as_str())
+            .collect();
+        assert_eq!(stdout, ["a", "b", "last"]);
+        assert!(lines.contains(&(OutStream::Stderr, "e".to_string())));
+        assert_eq!((out.as_slice(), err.as_slice()), (&b"a\nb\r\nlast"[..], &b"e\n"[..]));
+    }
+
+    #[test]
+    fn a_command_that_ends_before_the_hold_passes_nothing_on() {
+        let (lines, out, _) = read(Duration::from_secs(30), b"quick\n", b"");
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(out, b"quick\n");
+    }
 }
