@@ -81,6 +81,10 @@ fn modules_run_ad_hoc_in_ansibles_layout() {
     );
     assert_eq!(o.status.code(), Some(2));
 
+    // `-b` runs through sudo, as the user `--become-user` names.
+    let o = run(d, &f, &["adh003", "-b", "--become-user", "nobody", "-a", "id -un"]);
+    assert_eq!(stdout(&o), "adh003 | CHANGED | rc=0 >>\nnobody\n", "{}", shown(&o));
+
     // A JSON module: its result, keys sorted, four-space indent; `-o` on one line.
     let o = run(d, &f, &["adh001", "-m", "ping"]);
     assert_eq!(
