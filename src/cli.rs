@@ -15,6 +15,10 @@ pub enum Command {
     /// Run a playbook against an inventory.
     #[command(after_help = crate::exit::HELP)]
     Play(PlayArgs),
+    /// Run one module on the hosts of a pattern, as Ansible's ad-hoc `ansible` command does;
+    /// the output of a long command is streamed line by line (`docker logs -f`).
+    #[command(after_help = crate::exit::HELP)]
+    Run(RunArgs),
     /// Show the inventory as ansible-inventory does.
     Inventory(InventoryArgs),
     /// Encrypt, decrypt and view files and strings in the ansible-vault format, as ansible-vault does.
@@ -152,6 +156,69 @@ pub struct PlayArgs {
     /// How long to wait for another rollout's deploy lock (`roll.deploy_lock`), e.g. `10m`.
     #[arg(long, value_name = "DURATION", value_parser = duration_text)]
     pub lock_wait: Option<String>,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The hosts to run on: a group, a host, or a pattern (`app:!app01`, `web[0:2]`).
+    pub pattern: String,
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    #[arg(short, long, env = "ROLL_INVENTORY")]
+    pub inventory: String,
+    /// The module to run.
+    #[arg(short = 'm', long = "module-name", default_value = "command", value_name = "MODULE")]
+    pub module: String,
+    /// The module's arguments: `key=value ...`, a JSON mapping, or for `command` and `shell`
+    /// the command line.
+    #[arg(
+        short = 'a',
+        long = "args",
+        default_value = "",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub args: String,
+    /// Run as root (or `--become-user`) through `sudo -n`.
+    #[arg(short = 'b', long = "become")]
+    pub r#become: bool,
+    /// The user to become with `-b`.
+    #[arg(long, value_name = "USER")]
+    pub become_user: Option<String>,
+    /// Connect as this user where the inventory names none.
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Only hosts matching this pattern, too.
+    #[arg(short, long)]
+    pub limit: Option<String>,
+    /// Extra variables: `key=value ...`, a JSON or YAML mapping, or `@file`. Highest precedence.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// How many hosts run at the same time.
+    #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub forks: u32,
+    /// Dry run: report what would change, change nothing.
+    #[arg(short = 'C', long)]
+    pub check: bool,
+    /// Show unified diffs of changed files.
+    #[arg(short = 'D', long)]
+    pub diff: bool,
+    /// One line per host, as `ansible -o` prints it (no streaming).
+    #[arg(short = 'o', long)]
+    pub one_line: bool,
+    /// Output format on stdout: Ansible's ad-hoc layout, or the JSON events of `roll play`.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Seconds a command may run before it is killed; 0 (the default): as long as it runs,
+    /// until Ctrl-C.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub command_timeout: u64,
+    /// Colour: `auto` (on a terminal, not under CI, unless NO_COLOR), `always`, `never`.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
 }

@@ -76,6 +76,7 @@ pub fn run() -> exit::Exit {
     };
     match cli.command {
         cli::Command::Play(a) => commands::play::run(a),
+        cli::Command::Run(a) => commands::run::run(a),
         cli::Command::Inventory(a) => commands::inventory::run(a),
         cli::Command::Vault(a) => commands::vault::run(a),
         cli::Command::Status(a) => commands::status::run(a),

@@ -90,6 +90,7 @@ impl Play {
                 interactive: out.interactive,
                 ssh: ssh_options(a.ssh),
                 command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),
+                stream_output: None,
             },
             json: a.format == crate::cli::Format::Json,
             junit: a.junit.clone(),

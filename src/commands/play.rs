@@ -54,7 +54,7 @@ pub fn run_with(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, qu
 /// The stack of the thread that loads and checks, and of the run's workers. A 1,000-level
 /// expression or YAML tree takes under 8 MiB in a debug build (measured); this leaves room for
 /// both at once and for the run's deep futures. Only the pages touched are ever mapped.
-const RUN_STACK: usize = 64 << 20;
+pub(crate) const RUN_STACK: usize = 64 << 20;
 
 fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool, secrets: &mut Arc<Secrets>) -> Exit {
     let sources = Sources::new();
@@ -99,28 +99,7 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         return invalid(&sources, d.into(), &out);
     }
 
-    let inv = Arc::new(inv);
-    let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
-    let vars = RunVars::with_secrets(
-        inv,
-        settings.extra_vars.clone(),
-        playbook_dir,
-        sources.secrets().clone(),
-    );
-    vars.templar.set_vault(sources.vault());
-    vars.set_run_info(crate::vars::RunInfo {
-        run_tags: settings.opts.tags.clone(),
-        skip_tags: settings.opts.skip_tags.clone(),
-        limit: settings.limit.clone(),
-        diff_mode: settings.opts.diff,
-        forks: settings.opts.forks,
-        verbosity: settings.verbose,
-        inventory_file: std::path::Path::new(&settings.inventory)
-            .is_file()
-            .then(|| std::path::absolute(&settings.inventory).ok())
-            .flatten()
-            .map(|p| p.display().to_string()),
-    });
+    let vars = run_vars(&sources, &pb, inv, &settings);
     *secrets = vars.templar.secrets().clone();
     let log: Box<dyn Reporter> = if quiet {
         Box::new(crate::report::JsonLines::new(std::io::sink()))
@@ -151,6 +130,60 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     }
     views.extend(extra);
     let reporter: Box<dyn Reporter> = Box::new(crate::report::Tee(views));
+    let summary = match execute(sources, pb, checked, vars, &settings, reporter, Interrupt::FinishTask) {
+        Some(s) => s,
+        None => return Exit::Error,
+    };
+    exit_of(&summary, detailed)
+}
+
+/// The run's variables: the inventory's, `-e`, and the magic ones the command line sets.
+pub(crate) fn run_vars(sources: &Sources, pb: &Playbook, inv: inventory::Inventory, settings: &Play) -> Arc<RunVars> {
+    let inv = Arc::new(inv);
+    let playbook_dir = pb.dir.canonicalize().unwrap_or(pb.dir.clone()).display().to_string();
+    let vars = RunVars::with_secrets(
+        inv,
+        settings.extra_vars.clone(),
+        playbook_dir,
+        sources.secrets().clone(),
+    );
+    vars.templar.set_vault(sources.vault());
+    vars.set_run_info(crate::vars::RunInfo {
+        run_tags: settings.opts.tags.clone(),
+        skip_tags: settings.opts.skip_tags.clone(),
+        limit: settings.limit.clone(),
+        diff_mode: settings.opts.diff,
+        forks: settings.opts.forks,
+        verbosity: settings.verbose,
+        inventory_file: std::path::Path::new(&settings.inventory)
+            .is_file()
+            .then(|| std::path::absolute(&settings.inventory).ok())
+            .flatten()
+            .map(|p| p.display().to_string()),
+    });
+    vars
+}
+
+/// What the first SIGINT or SIGTERM does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    /// `roll play`: finish the current task, then stop (a second signal aborts).
+    FinishTask,
+    /// `roll run`: its one task may never end (`docker logs -f`): stop the remote commands
+    /// and close the connections at once.
+    StopNow,
+}
+
+/// Run a checked playbook with its reporter; `None` when the runtime cannot start.
+pub(crate) fn execute(
+    sources: Sources,
+    pb: Playbook,
+    checked: check::Checked,
+    vars: Arc<RunVars>,
+    settings: &Play,
+    reporter: Box<dyn Reporter>,
+    on_signal: Interrupt,
+) -> Option<crate::exec::Summary> {
     let runner = Arc::new(Runner::new(
         sources,
         Arc::new(pb),
@@ -170,7 +203,7 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Error;
+            return None;
         }
     };
     let run = rt.spawn(async move {
@@ -179,6 +212,18 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         tokio::spawn(async move {
             // SIGTERM (a cancelled CI job, systemd) is treated as Ctrl-C: stop cleanly.
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            if on_signal == Interrupt::StopNow {
+                if interrupted(&mut term).await {
+                    eprintln!("\n[roll] interrupted: stopping the remote commands and closing ssh connections");
+                    aborting.silence();
+                    tokio::select! {
+                        () = aborting.abort() => {}
+                        _ = interrupted(&mut term) => {}
+                    }
+                    std::process::exit(Exit::Interrupted.code() as i32);
+                }
+                return;
+            }
             if interrupted(&mut term).await {
                 eprintln!(
                     "\n[roll] interrupted: finishing the current task, then stopping (press Ctrl-C again to abort)"
@@ -201,10 +246,14 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         });
         runner.run().await
     });
-    let summary = match rt.block_on(run) {
-        Ok(summary) => summary,
+    match rt.block_on(run) {
+        Ok(summary) => Some(summary),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
+    }
+}
+
+/// The exit status of a run, as README and `--help` document it.
+pub(crate) fn exit_of(summary: &crate::exec::Summary, detailed: bool) -> Exit {
     if summary.interrupted {
         Exit::Interrupted
     } else if summary.refused {
@@ -228,7 +277,11 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
 /// The hosts a task runs on at once (`--forks`, at most the SSH hosts of the run) each need a
 /// master open: when the descriptor limit cannot hold that many, hosts would fail for a local
 /// reason, so the run does not start.
-fn descriptors_suffice(inv: &inventory::Inventory, checked: &check::Checked, forks: usize) -> Result<(), Diagnostic> {
+pub(crate) fn descriptors_suffice(
+    inv: &inventory::Inventory,
+    checked: &check::Checked,
+    forks: usize,
+) -> Result<(), Diagnostic> {
     use crate::connection::ssh::{FDS_PER_MASTER, FDS_RESERVE, descriptor_limit, master_budget};
     let mut ssh_hosts: Vec<usize> = checked
         .play_hosts
@@ -256,7 +309,7 @@ fn descriptors_suffice(inv: &inventory::Inventory, checked: &check::Checked, for
 /// The project a run reads from: the working directory, the playbook's directory and the
 /// inventory's. A file outside them (`vars_files: [/etc/shadow]`) is named in diagnostics but
 /// its text is never shown.
-fn project_dirs(playbook: &std::path::Path, inventory: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn project_dirs(playbook: &std::path::Path, inventory: &str) -> Vec<std::path::PathBuf> {
     let mut dirs = vec![std::path::PathBuf::from(".")];
     let parent = |p: &std::path::Path| {
         p.parent()
@@ -277,7 +330,7 @@ fn project_dirs(playbook: &std::path::Path, inventory: &str) -> Vec<std::path::P
     dirs
 }
 
-fn invalid(sources: &Sources, d: Diagnostics, out: &Output) -> Exit {
+pub(crate) fn invalid(sources: &Sources, d: Diagnostics, out: &Output) -> Exit {
     let color = out.color && std::io::IsTerminal::is_terminal(&std::io::stderr());
     eprint!("{}", d.render(sources, color));
     Exit::InvalidInput

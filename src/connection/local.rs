@@ -9,12 +9,18 @@ pub struct Local;
 
 impl Local {
     pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
-        let (env, script) = cmd.split_env();
+        let (env, mut script) = cmd.split_env();
+        // A streamed command ends when its stdin closes, as over ssh: also when roll exits
+        // on a signal, which drops nothing (kill_on_drop does not run then).
+        let streamed = cmd.lines.is_some() && cmd.stdin.is_none();
+        if streamed {
+            script = super::streamed_line(&script);
+        }
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(script)
             .envs(env)
-            .stdin(if cmd.stdin.is_some() {
+            .stdin(if cmd.stdin.is_some() || streamed {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -34,6 +40,33 @@ impl Local {
             tokio::spawn(async move {
                 let _ = stdin.write_all(&data).await;
             });
+        }
+        if let Some(sink) = &cmd.lines
+            && let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take())
+        {
+            let _stdin = child.stdin.take();
+            let run = async {
+                let (stdout, stderr) = super::read_streaming(out, err, sink).await?;
+                let status = child.wait().await?;
+                Ok::<_, std::io::Error>(Output {
+                    rc: status.code().unwrap_or(-1),
+                    stdout,
+                    stderr,
+                })
+            };
+            return match cmd.timeout {
+                None => run.await,
+                Some(t) => match tokio::time::timeout(t, run).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        if let Some(pid) = pid {
+                            kill_group(pid);
+                        }
+                        return Err(ConnError::Timeout(t.as_secs()));
+                    }
+                },
+            }
+            .map_err(|e| ConnError::Failed(format!("waiting for /bin/sh: {e}")));
         }
         let wait = child.wait_with_output();
         let out = match cmd.timeout {

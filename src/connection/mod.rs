@@ -102,6 +102,105 @@ pub struct Command {
     pub timeout: Option<Duration>,
     /// Run as this user through `sudo -n`.
     pub become_user: Option<String>,
+    /// Pass the output on line by line while the command runs (`roll run`), and end the
+    /// command on the host when roll stops waiting for it.
+    pub lines: Option<LineSink>,
+}
+
+/// Which stream a line of a command's output came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutStream {
+    Stdout,
+    Stderr,
+}
+
+/// Where the lines of a running command go. Lines are held until the command has run `after`
+/// (a short command's output is shown whole with its result), then passed on as they arrive.
+#[derive(Clone)]
+pub struct LineSink {
+    pub after: Duration,
+    pub sink: Arc<dyn Fn(OutStream, String) + Send + Sync>,
+}
+
+impl std::fmt::Debug for LineSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LineSink(after {:?})", self.after)
+    }
+}
+
+/// The remote side of a streamed command: the command runs in a session (process group) of
+/// its own, and when its standard input (held open by roll) reaches end of file, because roll
+/// stopped waiting, was interrupted or closed the connection, the whole group is killed, so
+/// nothing (`docker logs -f`) keeps running on the host.
+pub fn streamed_line(line: &str) -> String {
+    format!(
+        "exec 3<&0; setsid /bin/sh -c {} </dev/null & p=$!; {{ cat <&3 >/dev/null 2>&1; kill -TERM -$p; }} 2>/dev/null & w=$!; wait $p; rc=$?; kill $w 2>/dev/null; exit $rc",
+        quote(line)
+    )
+}
+
+/// How much of a streamed command's output, already passed on, its result keeps at most.
+const STREAM_KEEP: usize = 8 << 20;
+
+/// Read a command's stdout and stderr to their ends, passing complete lines to `sink` once the
+/// command has run `sink.after`; returns everything read, as a command without a sink would.
+pub async fn read_streaming<O, E>(mut out: O, mut err: E, sink: &LineSink) -> std::io::Result<(Vec<u8>, Vec<u8>)>
+where
+    O: tokio::io::AsyncRead + Unpin,
+    E: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut bufs = [Vec::new(), Vec::new()];
+    let mut sent = [0usize; 2];
+    let mut open = [true, true];
+    let mut live = sink.after.is_zero();
+    let hold = tokio::time::sleep(sink.after);
+    tokio::pin!(hold);
+    let pass = |bufs: &[Vec<u8>; 2], sent: &mut [usize; 2], all: bool| {
+        for (i, stream) in [OutStream::Stdout, OutStream::Stderr].into_iter().enumerate() {
+            let buf = &bufs[i];
+            while let Some(nl) = buf[sent[i]..].iter().position(|&b| b == b'\n') {
+                let line = &buf[sent[i]..sent[i] + nl];
+                (sink.sink)(stream, String::from_utf8_lossy(line).trim_end_matches('\r').to_string());
+                sent[i] += nl + 1;
+            }
+            if all && sent[i] < buf.len() {
+                (sink.sink)(stream, String::from_utf8_lossy(&buf[sent[i]..]).into_owned());
+                sent[i] = buf.len();
+            }
+        }
+    };
+    let (mut a, mut b) = (vec![0u8; 16384], vec![0u8; 16384]);
+    while open[0] || open[1] {
+        tokio::select! {
+            n = out.read(&mut a), if open[0] => {
+                let n = n?;
+                if n == 0 { open[0] = false } else { bufs[0].extend_from_slice(&a[..n]) }
+            }
+            n = err.read(&mut b), if open[1] => {
+                let n = n?;
+                if n == 0 { open[1] = false } else { bufs[1].extend_from_slice(&b[..n]) }
+            }
+            () = &mut hold, if !live => live = true,
+        }
+        if live {
+            pass(&bufs, &mut sent, false);
+            // `docker logs -f` may run for days: what was passed on is not kept past a bound,
+            // so the result holds the output since then.
+            for (buf, done) in bufs.iter_mut().zip(sent.iter_mut()) {
+                if *done > STREAM_KEEP {
+                    buf.drain(..*done);
+                    *done = 0;
+                }
+            }
+        }
+    }
+    if live {
+        pass(&bufs, &mut sent, true);
+    }
+    let [o, e] = bufs;
+    Ok((o, e))
 }
 
 impl Command {
@@ -294,4 +393,47 @@ pub struct FileAttrs {
     pub mode: Option<u32>,
     pub owner: Option<String>,
     pub group: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LineSink, OutStream, read_streaming};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    fn read(after: Duration, out: &'static [u8], err: &'static [u8]) -> (Vec<(OutStream, String)>, Vec<u8>, Vec<u8>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let sink = LineSink {
+            after,
+            sink: Arc::new(move |s, l| seen.lock().unwrap().push((s, l))),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (o, e) = rt.block_on(read_streaming(out, err, &sink)).unwrap();
+        let lines = got.lock().unwrap().clone();
+        (lines, o, e)
+    }
+
+    #[test]
+    fn lines_are_passed_on_once_live_and_the_output_is_kept_whole() {
+        let (lines, out, err) = read(Duration::ZERO, b"a\nb\r\nlast", b"e\n");
+        let stdout: Vec<&str> = lines
+            .iter()
+            .filter(|(s, _)| *s == OutStream::Stdout)
+            .map(|(_, l)| l.as_str())
+            .collect();
+        assert_eq!(stdout, ["a", "b", "last"]);
+        assert!(lines.contains(&(OutStream::Stderr, "e".to_string())));
+        assert_eq!((out.as_slice(), err.as_slice()), (&b"a\nb\r\nlast"[..], &b"e\n"[..]));
+    }
+
+    #[test]
+    fn a_command_that_ends_before_the_hold_passes_nothing_on() {
+        let (lines, out, _) = read(Duration::from_secs(30), b"quick\n", b"");
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(out, b"quick\n");
+    }
 }

@@ -777,12 +777,18 @@ impl Ssh {
             line = format!("timeout -k 5 {} {line}", t.as_secs().max(1));
         }
         line = format!("{assign}{line}");
+        let streamed = cmd.lines.as_ref().filter(|_| cmd.stdin.is_none());
+        if streamed.is_some() {
+            line = super::streamed_line(&line);
+        }
         let mut retried = false;
         loop {
             let session = self.pool.session(&self.slot).await?;
-            let result = match self.pool.opts.transport {
-                Transport::Shell => self.run_in_shell(&session, &line, cmd).await,
-                Transport::Exec => self.run_on_channel(&session, &line, cmd).await,
+            let result = match (streamed, self.pool.opts.transport) {
+                // A channel of its own: its end is the command's end on the host.
+                (Some(sink), _) => self.run_streamed(&session, &line, cmd, sink).await,
+                (None, Transport::Shell) => self.run_in_shell(&session, &line, cmd).await,
+                (None, Transport::Exec) => self.run_on_channel(&session, &line, cmd).await,
             };
             match result {
                 Ok(out) => {
@@ -845,6 +851,46 @@ impl Ssh {
             rc: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
             stderr: out.stderr,
+        })
+    }
+
+    /// One exec channel whose output is passed on line by line; its standard input stays open
+    /// while roll waits, and closes when roll stops waiting (the future is dropped) or the
+    /// master goes, which ends the command on the host (see `streamed_line`).
+    async fn run_streamed(
+        &self,
+        session: &Session,
+        line: &str,
+        cmd: &Command,
+        sink: &super::LineSink,
+    ) -> Result<Output, RunError> {
+        let mut c = session.raw_command(line);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().await.map_err(|e| classify(e, false))?;
+        let _stdin = child.stdin().take();
+        let lost = |e: std::io::Error| RunError::Connection {
+            started: true,
+            msg: e.to_string(),
+        };
+        let (Some(out), Some(err)) = (child.stdout().take(), child.stderr().take()) else {
+            return Err(RunError::Connection {
+                started: false,
+                msg: "the channel has no pipes".into(),
+            });
+        };
+        let read = super::read_streaming(out, err, sink);
+        let (stdout, stderr) = match cmd.timeout {
+            Some(t) => tokio::time::timeout(t + Duration::from_secs(15), read)
+                .await
+                .map_err(|_| RunError::Timeout)?,
+            None => read.await,
+        }
+        .map_err(lost)?;
+        let status = child.wait().await.map_err(|e| classify(e, true))?;
+        Ok(Output {
+            rc: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
         })
     }
 

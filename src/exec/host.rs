@@ -969,6 +969,15 @@ async fn attempts(
             })
         };
         let other_host = |name: &str| host_connection(r, name);
+        // Lines come from the connection's reader, which outlives no borrow: through a channel,
+        // emitted here as they arrive while the module runs.
+        let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel();
+        let lines = r.opts.stream_output.map(|after| crate::connection::LineSink {
+            after,
+            sink: std::sync::Arc::new(move |stream, line| {
+                let _ = line_tx.send((stream, line));
+            }),
+        });
         let mctx = modules::Ctx {
             conn: &conn,
             run: &r.state,
@@ -989,8 +998,21 @@ async fn attempts(
             progress: &progress,
             limit: &ctx.limit,
             connect: &other_host,
+            lines,
         };
-        let mut res = match modules::run(call.module, &p.args, &mctx).await {
+        let output = |(stream, line)| progress(modules::progress::Progress::Output { stream, line });
+        let ran = modules::run(call.module, &p.args, &mctx);
+        tokio::pin!(ran);
+        let ran = loop {
+            tokio::select! {
+                res = &mut ran => break res,
+                Some(l) = line_rx.recv() => output(l),
+            }
+        };
+        while let Ok(l) = line_rx.try_recv() {
+            output(l);
+        }
+        let mut res = match ran {
             Ok(res) => res,
             Err(Failure::Failed(res)) => *res,
             Err(Failure::Unreachable(msg)) => return Item::unreachable(msg),

@@ -44,6 +44,9 @@ pub struct Options {
     /// Timeout of a command that has no `timeout:` of its own, so a hung command never hangs
     /// the run.
     pub command_timeout: Option<std::time::Duration>,
+    /// Pass commands' output on as `Progress::Output` lines once they have run this long
+    /// (`roll run`); `None`: results only.
+    pub stream_output: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             interactive: false,
             ssh: SshOptions::default(),
             command_timeout: Some(std::time::Duration::from_secs(1800)),
+            stream_output: None,
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct Runner {
     /// Hosts that failed a task by refusing it, and whether any task changed a host.
     refused: Mutex<std::collections::HashSet<usize>>,
     changed: AtomicBool,
+    /// No more events reach the reports (`roll run` stopped by a signal: what the closed
+    /// connections make of the commands they ran is no result).
+    silenced: AtomicBool,
 }
 
 /// Per host, within one play.
@@ -171,6 +178,7 @@ impl Runner {
             cancelled: Arc::new(AtomicBool::new(false)),
             refused: Mutex::new(Default::default()),
             changed: AtomicBool::new(false),
+            silenced: AtomicBool::new(false),
         }
     }
 
@@ -179,7 +187,15 @@ impl Runner {
         self.cancelled.clone()
     }
 
+    /// From now on the run's events reach no report.
+    pub fn silence(&self) {
+        self.silenced.store(true, Ordering::SeqCst);
+    }
+
     fn emit(&self, mut e: Event) {
+        if self.silenced.load(Ordering::SeqCst) {
+            return;
+        }
         // The one way out to every report: secrets are masked here.
         e.mask(&self.state.secrets);
         self.reporter.lock().unwrap_or_else(|p| p.into_inner()).event(&e);

@@ -178,6 +178,7 @@ async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         chdir: run.chdir,
         timeout: ctx.timeout,
         become_user: ctx.become_user.clone(),
+        lines: ctx.lines.clone(),
     };
     let start = std::time::Instant::now();
     let out = ctx.conn.exec(&cmd).await?;

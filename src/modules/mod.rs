@@ -98,6 +98,8 @@ pub struct Ctx<'a> {
     pub cancelled: &'a std::sync::atomic::AtomicBool,
     /// Tells the reports how a long module is getting on (the switch's batches, waits).
     pub progress: &'a (dyn Fn(progress::Progress) + Send + Sync),
+    /// Where commands pass their output line by line as it arrives (`roll run`), if anywhere.
+    pub lines: Option<crate::connection::LineSink>,
     /// What the run's `--limit` leaves out, for modules whose work spans hosts.
     pub limit: &'a Limit,
     /// Another inventory host's connection, as that host's own variables say (the switch, run

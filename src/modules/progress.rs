@@ -58,6 +58,11 @@ pub enum Progress {
         elapsed_s: f64,
         left_s: Option<f64>,
     },
+    /// A line of a running command's output (`roll run`), without its newline.
+    Output {
+        stream: crate::connection::OutStream,
+        line: String,
+    },
     /// The wait is over (done, failed or interrupted), after `waited_s` seconds.
     WaitEnd {
         wait: WaitKind,
@@ -112,6 +117,7 @@ impl Progress {
             Progress::WaitEnd { what, waited_s, .. } => {
                 format!("waited {} for {what}", secs(*waited_s))
             }
+            Progress::Output { line, .. } => line.clone(),
         }
     }
 }
@@ -181,7 +187,7 @@ impl Progress {
     pub fn mask(&mut self, secrets: &crate::secrets::Secrets) {
         let m = |s: &mut String| secrets.mask_in_place(s);
         match self {
-            Progress::Note { text } => m(text),
+            Progress::Note { text } | Progress::Output { line: text, .. } => m(text),
             Progress::BatchStart { app, to, backends, .. } | Progress::BatchDone { app, to, backends, .. } => {
                 m(app);
                 m(to);

@@ -12,7 +12,7 @@ use crate::yaml::Node;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use parse::{load, parse, parse_kv as parse_kv_pub};
+pub use parse::{load, parse, parse_kv as parse_kv_pub, parse_tree};
 pub use roles::{add_params, load_include};
 
 #[derive(Debug)]

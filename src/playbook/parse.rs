@@ -194,6 +194,12 @@ pub fn load(sources: &Sources, path: &Path) -> Result<Playbook, Diagnostics> {
 /// `vars_files` and templates. `load` reads the file first; the fuzz targets call this directly.
 pub fn parse(sources: &Sources, file: FileId, path: &Path) -> Result<Playbook, Diagnostics> {
     let root = yaml::parse(sources, file).map_err(Diagnostics::from)?;
+    parse_tree(sources, &root, path)
+}
+
+/// Parse a playbook given as a YAML tree (`roll run` builds one from its command line, with
+/// spans into it); `path` places its files, as for [`parse`].
+pub fn parse_tree(sources: &Sources, root: &Node, path: &Path) -> Result<Playbook, Diagnostics> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")

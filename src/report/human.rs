@@ -257,6 +257,7 @@ impl<W: Write + Send> Human<W> {
                 ms(*gate_ms)
             ),
             Progress::Note { text } => text.clone(),
+            Progress::Output { line, .. } => line.clone(),
             Progress::WaitStart { wait, what, limit_s } => {
                 self.waits.insert((host.to_string(), what.clone()), Instant::now());
                 match (wait, limit_s) {
@@ -326,7 +327,7 @@ fn cmd_text(v: &serde_json::Value) -> String {
 }
 
 /// The result as Ansible shows it: without its own `failed`/`skipped` flags.
-fn shown(v: &serde_json::Value) -> serde_json::Value {
+pub(super) fn shown(v: &serde_json::Value) -> serde_json::Value {
     let mut v = v.clone();
     if let serde_json::Value::Object(m) = &mut v {
         m.remove("failed");
@@ -358,7 +359,7 @@ fn python_json(v: &serde_json::Value) -> String {
 }
 
 /// Keys sorted, as Ansible prints results.
-fn sorted(v: &serde_json::Value) -> serde_json::Value {
+pub(super) fn sorted(v: &serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
@@ -370,7 +371,7 @@ fn sorted(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-fn pretty(v: &serde_json::Value) -> String {
+pub(super) fn pretty(v: &serde_json::Value) -> String {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);

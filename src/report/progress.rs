@@ -141,6 +141,8 @@ impl Progress {
                 self.say(fit(&head, &backends, &tail, room));
             }
             Said::WaitStart { .. } | Said::Waiting { .. } | Said::Note { .. } => self.say(p.message()),
+            // Output lines belong to the log, not the status line.
+            Said::Output { .. } => {}
             Said::WaitEnd { .. } => match self.batch.clone() {
                 Some((head, backends)) => self.say(fit(&head, &backends, "", room)),
                 None => self.clear_status(),

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adhoc;
 mod apps;
 mod cli;
 mod compat;
