@@ -42,6 +42,7 @@ fn docker_modules_against_the_real_engine() {
     let _cleanup = Cleanup::new();
     let reg = registry();
     images_are_pulled_by_tag_or_digest_and_removed(&reg);
+    images_are_built_loaded_tagged_and_pushed(&reg);
     containers_start_stay_unchanged_and_are_replaced_when_a_value_changes(&reg);
     a_dry_run_of_a_new_image_tag_predicts_a_replacement_and_changes_nothing(&reg);
     a_container_that_never_becomes_healthy_fails_with_its_logs(&reg);
@@ -144,6 +145,130 @@ fn images_are_pulled_by_tag_or_digest_and_removed(reg: &dockerfx::Registry) {
     assert_eq!(changed(&by_digest), [1]);
     assert!(docker(&["image", "inspect", &pinned]).status.success());
     docker(&["image", "rm", &pinned]);
+}
+
+/// `docker_image` with `source: build` (a context on the host, FROM scratch), `load`, `local`,
+/// `repository` and `push` to the local registry: a second build is `ok` (the image is there),
+/// a forced rebuild of the same context too (same ID), of a changed context not.
+fn images_are_built_loaded_tagged_and_pushed(reg: &dockerfx::Registry) {
+    let s = setup(
+        reg,
+        1,
+        "bld",
+        r#"
+- hosts: app
+  vars:
+    built: "roll-built-{{ run }}"
+    build: { path: "{{ ctx }}", target: final, args: { TEST_RUN: "{{ run }}", RELEASE: "1" } }
+  tasks:
+    - community.docker.docker_image: { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}" }
+      register: first
+    - community.docker.docker_image: { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}" }
+      register: again
+    - community.docker.docker_image:
+        { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}", force_source: true }
+      register: same_context
+    - community.docker.docker_image:
+        name: "{{ built }}"
+        tag: "1"
+        source: build
+        build: "{{ build }}"
+        repository: "{{ registry }}/{{ built }}"
+        push: true
+      register: pushed
+    - community.docker.docker_image:
+        name: "{{ built }}"
+        tag: "1"
+        source: build
+        build: "{{ build }}"
+        repository: "{{ registry }}/{{ built }}"
+        push: true
+      register: pushed_again
+    - community.docker.docker_image: { name: "{{ built }}", tag: "1", source: local }
+      register: local
+      when: not ansible_check_mode
+    - community.docker.docker_image: { name: "roll-nowhere-{{ run }}", source: local }
+      register: missing
+      ignore_errors: true
+      when: not ansible_check_mode
+    - community.docker.docker_image:
+        { name: "roll-loaded-{{ run }}", tag: "1", source: load, load_path: "{{ ctx }}/image.tar" }
+      register: loaded
+    - community.docker.docker_image:
+        { name: "roll-loaded-{{ run }}", tag: "1", source: load, load_path: "{{ ctx }}/image.tar" }
+      register: loaded_again
+    - copy: { content: "two\n", dest: "{{ ctx }}/hello.txt" }
+      when: not ansible_check_mode
+    - community.docker.docker_image:
+        { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}", force_source: true }
+      register: new_context
+      when: not ansible_check_mode
+    - assert:
+        that:
+          - first.changed and first.id is match('sha256:')
+          - first.actions == ['Built image ' ~ built ~ ':1']
+          - "'Step ' in first.stdout"
+          - not again.changed and again.actions == []
+          - not same_context.changed and same_context.id == first.id
+          - pushed.changed
+          - pushed.actions == ['Tagged image ' ~ built ~ ':1 to ' ~ registry ~ '/' ~ built ~ ':1', 'Pushed image ' ~ registry ~ '/' ~ built ~ ':1']
+          - not pushed_again.changed
+          - not local.changed and local.id == first.id
+          - missing.failed and missing.msg == 'Cannot find the image roll-nowhere-' ~ run ~ ':latest locally.'
+          - loaded.changed and not loaded_again.changed
+          - new_context.changed and new_context.id != first.id
+      when: not ansible_check_mode
+"#,
+    );
+    let ctx = s.dir.path().join("ctx");
+    let run = run_label().split_once('=').unwrap().1.to_string();
+    write(&ctx, "hello.txt", "one\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM scratch AS base\nARG TEST_RUN\nARG RELEASE\nCOPY hello.txt /hello.txt\n\
+         LABEL roll.test=${TEST_RUN} release=${RELEASE}\nFROM base AS final\nCOPY hello.txt /again.txt\n",
+    );
+    // The archive `source: load` reads: an image built here, saved, and removed from the engine.
+    let loaded = format!("roll-loaded-{run}:1");
+    let b = docker(&[
+        "build",
+        "--quiet",
+        "--build-arg",
+        &format!("TEST_RUN={run}"),
+        "-t",
+        &loaded,
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let tar = ctx.join("image.tar");
+    assert!(docker(&["save", "-o", tar.to_str().unwrap(), &loaded]).status.success());
+    assert!(docker(&["image", "rm", &loaded]).status.success());
+
+    let (c, r, g) = (
+        format!("ctx={}", ctx.display()),
+        format!("run={run}"),
+        format!("registry={}", reg.addr),
+    );
+    let vars = ["-e", c.as_str(), "-e", r.as_str(), "-e", g.as_str()];
+    let dry = play(&s, &[&["--check"], &vars[..]].concat());
+    assert_eq!(dry.status.code(), Some(0), "{}", stdout(&dry));
+    let built = format!("roll-built-{run}:1");
+    assert!(
+        !docker(&["image", "inspect", &built]).status.success(),
+        "a dry run built the image"
+    );
+    assert!(
+        !docker(&["image", "inspect", &loaded]).status.success(),
+        "a dry run loaded the image"
+    );
+    let out = play(&s, &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // The push reached the registry: the engine pulls it back by name.
+    let pushed = format!("{}/{built}", reg.addr);
+    assert!(docker(&["image", "rm", &pushed]).status.success());
+    assert!(docker(&["pull", "--quiet", &pushed]).status.success());
+    docker(&["image", "rm", &pushed]);
 }
 
 const SERVICE: &str = r#"
