@@ -43,6 +43,7 @@ fn docker_modules_against_the_real_engine() {
     let reg = registry();
     images_are_pulled_by_tag_or_digest_and_removed(&reg);
     images_are_built_loaded_tagged_and_pushed(&reg);
+    container_options_reach_the_engine_and_are_compared(&reg);
     containers_start_stay_unchanged_and_are_replaced_when_a_value_changes(&reg);
     a_dry_run_of_a_new_image_tag_predicts_a_replacement_and_changes_nothing(&reg);
     a_container_that_never_becomes_healthy_fails_with_its_logs(&reg);
@@ -269,6 +270,114 @@ fn images_are_built_loaded_tagged_and_pushed(reg: &dockerfx::Registry) {
     assert!(docker(&["image", "rm", &pushed]).status.success());
     assert!(docker(&["pull", "--quiet", &pushed]).status.success());
     docker(&["image", "rm", &pushed]);
+}
+
+/// The `docker_container` options deploys add (`user`, `etc_hosts`, `memory`, `ulimits`,
+/// `links`, `volumes_from`...) reach the engine; a second run is `ok`, a changed value replaces
+/// the container unless `comparisons` ignores it; `restart` restarts, `force_kill` kills.
+fn container_options_reach_the_engine_and_are_compared(reg: &dockerfx::Registry) {
+    let s = setup(
+        reg,
+        1,
+        "opt",
+        r#"
+- hosts: app
+  tasks:
+    - community.docker.docker_container:
+        name: "opt-helper-{{ inventory_hostname }}"
+        image: "{{ image }}:1"
+        labels: "{{ test_label }}"
+        volumes: ["/data"]
+      when: step == 'run'
+    - community.docker.docker_container:
+        name: "opt-{{ inventory_hostname }}"
+        image: "{{ image }}:1"
+        labels: "{{ test_label }}"
+        entrypoint: ["/roll-demo"]
+        user: "1000:1000"
+        working_dir: /
+        hostname: opt-box
+        etc_hosts: { db: 10.0.0.5 }
+        memory: "{{ memory | default('64m') }}"
+        cpus: 0.5
+        dns_servers: [10.0.0.53]
+        capabilities: [NET_BIND_SERVICE]
+        cap_drop: [ALL]
+        devices: ["/dev/null:/dev/xnull"]
+        ulimits: ["nofile:1024:2048"]
+        volumes_from: ["opt-helper-{{ inventory_hostname }}"]
+        links: ["opt-helper-{{ inventory_hostname }}:helper"]
+        published_ports: ["{{ ansible_host }}:18090:8080"]
+        comparisons: "{{ cmp | default({}) }}"
+        container_default_behavior: no_defaults
+        restart: "{{ step == 'restart' }}"
+      when: step in ['run', 'restart']
+    - community.docker.docker_container: { name: "opt-{{ inventory_hostname }}", state: stopped, force_kill: true }
+      when: step == 'kill'
+"#,
+    );
+    let name = "opt-opt001";
+    let step = |st: &str, extra: &[&str]| {
+        let arg = format!("step={st}");
+        let out = play(&s, &[&["-e", arg.as_str()], extra].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        changed(&out)
+    };
+    let inspect = || -> serde_json::Value {
+        let o = docker(&["inspect", name]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0].clone()
+    };
+    assert_eq!(step("run", &[]), [2]);
+    let c = inspect();
+    let (cfg, host) = (&c["Config"], &c["HostConfig"]);
+    assert_eq!(cfg["User"], "1000:1000");
+    assert_eq!(cfg["Hostname"], "opt-box");
+    assert_eq!(cfg["WorkingDir"], "/");
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/roll-demo"]));
+    assert_eq!(host["ExtraHosts"], serde_json::json!(["db:10.0.0.5"]));
+    assert_eq!(host["Memory"], 64 * 1024 * 1024);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["Dns"], serde_json::json!(["10.0.0.53"]));
+    assert_eq!(host["CapAdd"], serde_json::json!(["CAP_NET_BIND_SERVICE"]));
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(host["Devices"][0]["PathInContainer"], "/dev/xnull");
+    assert_eq!(
+        host["Ulimits"],
+        serde_json::json!([{"Name": "nofile", "Soft": 1024, "Hard": 2048}])
+    );
+    assert_eq!(host["VolumesFrom"], serde_json::json!(["opt-helper-opt001"]));
+    assert!(
+        host["Links"][0].as_str().unwrap().ends_with("/opt-opt001/helper"),
+        "{}",
+        host["Links"]
+    );
+    assert_eq!(c["State"]["Running"], true, "{}", c["State"]);
+    let id = c["Id"].clone();
+
+    assert_eq!(step("run", &[]), [0], "a second run changes nothing");
+    assert_eq!(
+        step(
+            "run",
+            &["-e", "memory=96m", "-e", "{\"cmp\": {\"memory\": \"ignore\"}}"]
+        ),
+        [0]
+    );
+    assert_eq!(inspect()["Id"], id, "an ignored difference replaced the container");
+    assert_eq!(step("run", &["-e", "memory=96m"]), [1]);
+    let c = inspect();
+    assert_ne!(c["Id"], id, "a changed memory limit did not replace the container");
+    assert_eq!(c["HostConfig"]["Memory"], 96 * 1024 * 1024);
+    let started = c["State"]["StartedAt"].clone();
+    assert_eq!(step("restart", &["-e", "memory=96m"]), [1]);
+    assert_ne!(
+        inspect()["State"]["StartedAt"],
+        started,
+        "restart: true did not restart"
+    );
+    assert_eq!(step("kill", &[]), [1]);
+    // Killed (SIGKILL: 137), not stopped.
+    assert_eq!(inspect()["State"]["ExitCode"], 137);
+    docker(&["rm", "-f", name, "opt-helper-opt001"]);
 }
 
 const SERVICE: &str = r#"
