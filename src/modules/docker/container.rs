@@ -1113,6 +1113,34 @@ mod tests {
     }
 
     #[test]
+    fn comparisons_ignore_or_allow_more_of_an_option() {
+        let recorded =
+            json!({"image": "web:1", "image_id": "sha256:a", "dns_servers": ["1.1.1.1", "9.9.9.9"], "memory": "64m"});
+        let wanted = json!({"image": "web:2", "image_id": "sha256:b", "dns_servers": ["9.9.9.9"], "memory": "64m"});
+        let rules = |pairs: &[(&'static str, Rule)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        assert!(!compare(
+            &recorded,
+            &wanted,
+            &Json::Null,
+            &rules(&[("memory", Rule::Strict)])
+        ));
+        let lenient = rules(&[
+            ("image", Rule::Ignore),
+            ("image_id", Rule::Ignore),
+            ("dns_servers", Rule::AllowMorePresent),
+        ]);
+        assert!(compare(&recorded, &wanted, &Json::Null, &lenient));
+        // More wanted than present is a difference, also when more present is allowed.
+        assert!(!compare(&wanted, &recorded, &Json::Null, &lenient));
+        let cmp = crate::values::from_serde(&json!({"*": "ignore", "memory": "strict"}));
+        let read = comparisons(Some(&cmp)).unwrap();
+        assert_eq!(read.get("memory"), Some(&Rule::Strict));
+        assert_eq!(read.get("image_id"), Some(&Rule::Ignore));
+        let bad = crate::values::from_serde(&json!({"memroy": "ignore"}));
+        assert!(comparisons(Some(&bad)).is_err());
+    }
+
+    #[test]
     fn env_files_carry_values_and_reject_newlines() {
         let env: BTreeMap<String, String> = [("B".to_string(), "2".to_string())].into();
         assert_eq!(env_file_content(&env, "# c\nA=1\n\n").unwrap(), b"A=1\nB=2\n");
