@@ -740,10 +740,11 @@ fn with_extras(mut config: Json, args: &Args) -> Result<(Json, Vec<String>), Fai
     let mut run = Vec::new();
     let obj = config.as_object_mut().ok_or("config is not a mapping")?;
     if let Some(v) = args.get("entrypoint") {
+        // A list of words; a string is read as Ansible reads a `list` option: split at commas.
         let words = if v.kind() == ValueKind::Seq {
             strings(Some(v), "entrypoint")?
         } else {
-            crate::shell::split(&value_to_string(v)).ok_or("unterminated quote in `entrypoint`")?
+            value_to_string(v).split(',').map(|w| w.trim().to_string()).collect()
         };
         // docker takes the program; the rest of the entrypoint goes before the command.
         obj.insert("entrypoint".into(), json!(words));
