@@ -26,6 +26,7 @@ pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
 mod find;
+mod haproxy;
 pub(crate) mod history;
 pub mod include_vars;
 pub(crate) mod lines;

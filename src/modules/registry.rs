@@ -3,7 +3,7 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, include_vars, lines,
+    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, haproxy, include_vars, lines,
     nginx_switch, ping, probe, setup, stat,
 };
 
@@ -29,6 +29,7 @@ pub static MODULES: &[&dyn Module] = &[
     &control::Fail,
     &ping::Ping,
     &setup::Setup,
+    &haproxy::Haproxy,
     &docker::image::DockerImage,
     &docker::container::DockerContainer,
     &docker::login::DockerLogin,

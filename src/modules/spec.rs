@@ -139,6 +139,8 @@ pub const fn req(name: &'static str) -> Param {
 pub const BUILTIN: &[&str] = &["ansible.builtin", "ansible.legacy"];
 /// community.docker's modules.
 pub const DOCKER: &[&str] = &["community.docker"];
+/// community.general's modules (`community.general.haproxy`).
+pub const GENERAL: &[&str] = &["community.general"];
 /// roll's own modules (`roll.nginx_switch`).
 pub const ROLL: &[&str] = &["roll"];
 

@@ -42,6 +42,8 @@ fn docker_modules_against_the_real_engine() {
     let _cleanup = Cleanup::new();
     let reg = registry();
     images_are_pulled_by_tag_or_digest_and_removed(&reg);
+    images_are_built_loaded_tagged_and_pushed(&reg);
+    container_options_reach_the_engine_and_are_compared(&reg);
     containers_start_stay_unchanged_and_are_replaced_when_a_value_changes(&reg);
     a_dry_run_of_a_new_image_tag_predicts_a_replacement_and_changes_nothing(&reg);
     a_container_that_never_becomes_healthy_fails_with_its_logs(&reg);
@@ -144,6 +146,238 @@ fn images_are_pulled_by_tag_or_digest_and_removed(reg: &dockerfx::Registry) {
     assert_eq!(changed(&by_digest), [1]);
     assert!(docker(&["image", "inspect", &pinned]).status.success());
     docker(&["image", "rm", &pinned]);
+}
+
+/// `docker_image` with `source: build` (a context on the host, FROM scratch), `load`, `local`,
+/// `repository` and `push` to the local registry: a second build is `ok` (the image is there),
+/// a forced rebuild of the same context too (same ID), of a changed context not.
+fn images_are_built_loaded_tagged_and_pushed(reg: &dockerfx::Registry) {
+    let s = setup(
+        reg,
+        1,
+        "bld",
+        r#"
+- hosts: app
+  vars:
+    built: "roll-built-{{ run }}"
+    build: { path: "{{ ctx }}", target: final, args: { TEST_RUN: "{{ run }}", RELEASE: "1" } }
+  tasks:
+    - community.docker.docker_image: { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}" }
+      register: first
+    - community.docker.docker_image: { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}" }
+      register: again
+    - community.docker.docker_image:
+        { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}", force_source: true }
+      register: same_context
+    - community.docker.docker_image:
+        name: "{{ built }}"
+        tag: "1"
+        source: build
+        build: "{{ build }}"
+        repository: "{{ registry }}/{{ built }}"
+        push: true
+      register: pushed
+    - community.docker.docker_image:
+        name: "{{ built }}"
+        tag: "1"
+        source: build
+        build: "{{ build }}"
+        repository: "{{ registry }}/{{ built }}"
+        push: true
+      register: pushed_again
+    - community.docker.docker_image: { name: "{{ built }}", tag: "1", source: local }
+      register: local
+      when: not ansible_check_mode
+    - community.docker.docker_image: { name: "roll-nowhere-{{ run }}", source: local }
+      register: missing
+      ignore_errors: true
+      when: not ansible_check_mode
+    - community.docker.docker_image:
+        { name: "roll-loaded-{{ run }}", tag: "1", source: load, load_path: "{{ ctx }}/image.tar" }
+      register: loaded
+    - community.docker.docker_image:
+        { name: "roll-loaded-{{ run }}", tag: "1", source: load, load_path: "{{ ctx }}/image.tar" }
+      register: loaded_again
+    - copy: { content: "two\n", dest: "{{ ctx }}/hello.txt" }
+      when: not ansible_check_mode
+    - community.docker.docker_image:
+        { name: "{{ built }}", tag: "1", source: build, build: "{{ build }}", force_source: true }
+      register: new_context
+      when: not ansible_check_mode
+    - assert:
+        that:
+          - first.changed and first.id is match('sha256:')
+          - first.actions == ['Built image ' ~ built ~ ':1']
+          - "'Step ' in first.stdout"
+          - not again.changed and again.actions == []
+          - not same_context.changed and same_context.id == first.id
+          - pushed.changed
+          - pushed.actions == ['Tagged image ' ~ built ~ ':1 to ' ~ registry ~ '/' ~ built ~ ':1', 'Pushed image ' ~ registry ~ '/' ~ built ~ ':1']
+          - not pushed_again.changed
+          - not local.changed and local.id == first.id
+          - missing.failed and missing.msg == 'Cannot find the image roll-nowhere-' ~ run ~ ':latest locally.'
+          - loaded.changed and not loaded_again.changed
+          - new_context.changed and new_context.id != first.id
+      when: not ansible_check_mode
+"#,
+    );
+    let ctx = s.dir.path().join("ctx");
+    let run = run_label().split_once('=').unwrap().1.to_string();
+    write(&ctx, "hello.txt", "one\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM scratch AS base\nARG TEST_RUN\nARG RELEASE\nCOPY hello.txt /hello.txt\n\
+         LABEL roll.test=${TEST_RUN} release=${RELEASE}\nFROM base AS final\nCOPY hello.txt /again.txt\n",
+    );
+    // The archive `source: load` reads: an image built here, saved, and removed from the engine.
+    let loaded = format!("roll-loaded-{run}:1");
+    let b = docker(&[
+        "build",
+        "--quiet",
+        "--build-arg",
+        &format!("TEST_RUN={run}"),
+        "-t",
+        &loaded,
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let tar = ctx.join("image.tar");
+    assert!(docker(&["save", "-o", tar.to_str().unwrap(), &loaded]).status.success());
+    assert!(docker(&["image", "rm", &loaded]).status.success());
+
+    let (c, r, g) = (
+        format!("ctx={}", ctx.display()),
+        format!("run={run}"),
+        format!("registry={}", reg.addr),
+    );
+    let vars = ["-e", c.as_str(), "-e", r.as_str(), "-e", g.as_str()];
+    let dry = play(&s, &[&["--check"], &vars[..]].concat());
+    assert_eq!(dry.status.code(), Some(0), "{}", stdout(&dry));
+    let built = format!("roll-built-{run}:1");
+    assert!(
+        !docker(&["image", "inspect", &built]).status.success(),
+        "a dry run built the image"
+    );
+    assert!(
+        !docker(&["image", "inspect", &loaded]).status.success(),
+        "a dry run loaded the image"
+    );
+    let out = play(&s, &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // The push reached the registry: the engine pulls it back by name.
+    let pushed = format!("{}/{built}", reg.addr);
+    assert!(docker(&["image", "rm", &pushed]).status.success());
+    assert!(docker(&["pull", "--quiet", &pushed]).status.success());
+    docker(&["image", "rm", &pushed]);
+}
+
+/// The `docker_container` options deploys add (`user`, `etc_hosts`, `memory`, `ulimits`,
+/// `links`, `volumes_from`...) reach the engine; a second run is `ok`, a changed value replaces
+/// the container unless `comparisons` ignores it; `restart` restarts, `force_kill` kills.
+fn container_options_reach_the_engine_and_are_compared(reg: &dockerfx::Registry) {
+    let s = setup(
+        reg,
+        1,
+        "opt",
+        r#"
+- hosts: app
+  tasks:
+    - community.docker.docker_container:
+        name: "opt-helper-{{ inventory_hostname }}"
+        image: "{{ image }}:1"
+        labels: "{{ test_label }}"
+        volumes: ["/data"]
+      when: step == 'run'
+    - community.docker.docker_container:
+        name: "opt-{{ inventory_hostname }}"
+        image: "{{ image }}:1"
+        labels: "{{ test_label }}"
+        entrypoint: ["/roll-demo"]
+        user: "1000:1000"
+        working_dir: /
+        hostname: opt-box
+        etc_hosts: { db: 10.0.0.5 }
+        memory: "{{ memory | default('64m') }}"
+        cpus: 0.5
+        dns_servers: [10.0.0.53]
+        capabilities: [NET_BIND_SERVICE]
+        cap_drop: [ALL]
+        devices: ["/dev/null:/dev/xnull"]
+        ulimits: ["nofile:1024:2048"]
+        volumes_from: ["opt-helper-{{ inventory_hostname }}"]
+        links: ["opt-helper-{{ inventory_hostname }}:helper"]
+        published_ports: ["{{ ansible_host }}:18090:8080"]
+        comparisons: "{{ cmp | default({}) }}"
+        container_default_behavior: no_defaults
+        restart: "{{ step == 'restart' }}"
+      when: step in ['run', 'restart']
+    - community.docker.docker_container: { name: "opt-{{ inventory_hostname }}", state: stopped, force_kill: true }
+      when: step == 'kill'
+"#,
+    );
+    let name = "opt-opt001";
+    let step = |st: &str, extra: &[&str]| {
+        let arg = format!("step={st}");
+        let out = play(&s, &[&["-e", arg.as_str()], extra].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        changed(&out)
+    };
+    let inspect = || -> serde_json::Value {
+        let o = docker(&["inspect", name]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0].clone()
+    };
+    assert_eq!(step("run", &[]), [2]);
+    let c = inspect();
+    let (cfg, host) = (&c["Config"], &c["HostConfig"]);
+    assert_eq!(cfg["User"], "1000:1000");
+    assert_eq!(cfg["Hostname"], "opt-box");
+    assert_eq!(cfg["WorkingDir"], "/");
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/roll-demo"]));
+    assert_eq!(host["ExtraHosts"], serde_json::json!(["db:10.0.0.5"]));
+    assert_eq!(host["Memory"], 64 * 1024 * 1024);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["Dns"], serde_json::json!(["10.0.0.53"]));
+    assert_eq!(host["CapAdd"], serde_json::json!(["CAP_NET_BIND_SERVICE"]));
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(host["Devices"][0]["PathInContainer"], "/dev/xnull");
+    assert_eq!(
+        host["Ulimits"],
+        serde_json::json!([{"Name": "nofile", "Soft": 1024, "Hard": 2048}])
+    );
+    assert_eq!(host["VolumesFrom"], serde_json::json!(["opt-helper-opt001"]));
+    assert!(
+        host["Links"][0].as_str().unwrap().ends_with("/opt-opt001/helper"),
+        "{}",
+        host["Links"]
+    );
+    assert_eq!(c["State"]["Running"], true, "{}", c["State"]);
+    let id = c["Id"].clone();
+
+    assert_eq!(step("run", &[]), [0], "a second run changes nothing");
+    assert_eq!(
+        step(
+            "run",
+            &["-e", "memory=96m", "-e", "{\"cmp\": {\"memory\": \"ignore\"}}"]
+        ),
+        [0]
+    );
+    assert_eq!(inspect()["Id"], id, "an ignored difference replaced the container");
+    assert_eq!(step("run", &["-e", "memory=96m"]), [1]);
+    let c = inspect();
+    assert_ne!(c["Id"], id, "a changed memory limit did not replace the container");
+    assert_eq!(c["HostConfig"]["Memory"], 96 * 1024 * 1024);
+    let started = c["State"]["StartedAt"].clone();
+    assert_eq!(step("restart", &["-e", "memory=96m"]), [1]);
+    assert_ne!(
+        inspect()["State"]["StartedAt"],
+        started,
+        "restart: true did not restart"
+    );
+    assert_eq!(step("kill", &[]), [1]);
+    // Killed (SIGKILL: 137), not stopped.
+    assert_eq!(inspect()["State"]["ExitCode"], 137);
+    docker(&["rm", "-f", name, "opt-helper-opt001"]);
 }
 
 const SERVICE: &str = r#"

@@ -45,6 +45,24 @@ static DOCKER_CONTAINER: ModuleSpec = ModuleSpec {
         p("detach"),
         p("cleanup"),
         p("wait_healthy"),
+        p("entrypoint"),
+        p("user"),
+        p("working_dir"),
+        p("hostname"),
+        p("etc_hosts"),
+        p("memory"),
+        p("cpus"),
+        p("dns_servers"),
+        p("capabilities"),
+        p("cap_drop"),
+        p("devices"),
+        p("ulimits"),
+        p("volumes_from"),
+        p("links"),
+        p("restart"),
+        p("force_kill").aliases(&["killed"]),
+        p("comparisons"),
+        p("container_default_behavior").choices(&["compatibility", "no_defaults"]),
     ],
     exclusive: &[("networks", "network_mode")],
     ..ModuleSpec::new("docker_container", DOCKER)
@@ -92,6 +110,8 @@ pub struct Apply {
     health: Option<Health>,
     stop_timeout: Option<String>,
     host_port: Option<String>,
+    /// `force_kill`: stopping is `docker kill`.
+    kill: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +120,8 @@ enum Op {
     Create,
     Start,
     Stop,
+    /// `restart: true` on a matching running container: stopped and started again.
+    Restart,
     Remove,
     /// A one-off command in a new container (`detach: false`).
     Once,
@@ -212,7 +234,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         });
         return Ok(Plan::Change {
             preview,
-            action: apply_action(simple(name, Op::Remove, None)),
+            action: apply_action(simple(name, Op::Remove, None, false)),
         });
     }
     // `state: stopped` with only a name stops the container as it is: there is no wanted
@@ -234,7 +256,12 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         });
         return Ok(Plan::Change {
             preview,
-            action: apply_action(simple(name, Op::Stop, args.str("stop_timeout")?)),
+            action: apply_action(simple(
+                name,
+                Op::Stop,
+                args.str("stop_timeout")?,
+                args.bool("force_kill", false)?,
+            )),
         });
     }
     let (image, local_image) = match image_arg {
@@ -327,6 +354,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         "log_driver": args.str("log_driver")?,
         "log_options": log_options,
     });
+    let (config, extra_run) = with_extras(config, args)?;
     let config_text = serde_json::to_string(&config).map_err(|e| e.to_string())?;
     let hash = config_hash(&config_text);
 
@@ -383,6 +411,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             }
         }
     }
+    run.extend(extra_run);
     if let Some(s) = args.str("stop_signal")? {
         run.extend(["--stop-signal".into(), s]);
     }
@@ -453,12 +482,16 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         health,
         stop_timeout: args.str("stop_timeout")?,
         host_port,
+        kill: args.bool("force_kill", false)?,
     };
+    apply.run_args.push(image.clone());
+    if let Some(rest) = config["entrypoint"].as_array() {
+        apply
+            .run_args
+            .extend(rest.iter().skip(1).filter_map(|w| w.as_str().map(str::to_string)));
+    }
     if let Some(c) = &command {
-        apply.run_args.push(image.clone());
         apply.run_args.extend(c.iter().cloned());
-    } else {
-        apply.run_args.push(image.clone());
     }
 
     let result = base
@@ -476,12 +509,17 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         });
     }
     let recreate = args.bool("recreate", false)?;
+    let restart = args.bool("restart", false)?;
     let want_running = state == "started";
+    let rules = comparisons(args.get("comparisons"))?;
     let matches = |cur: &Json| {
         let recorded: Json = cur["Config"]["Labels"][CONFIG_LABEL]
             .as_str()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or(Json::Null);
+        if !rules.is_empty() {
+            return compare(&recorded, &config, &image_labels, &rules);
+        }
         cur["Config"]["Labels"][HASH_LABEL].as_str() == Some(hash.as_str())
             || same_but_image_labels(&recorded, &config, &image_labels)
     };
@@ -490,6 +528,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             let running = cur["State"]["Running"].as_bool().unwrap_or(false);
             let op = match (state.as_str(), running) {
                 ("started", false) => Op::Start,
+                ("started", true) if restart => Op::Restart,
                 ("stopped", true) => Op::Stop,
                 _ => {
                     return Ok(Plan::Unchanged(
@@ -503,12 +542,12 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             preview.diffs.push(FileDiff {
                 path: format!("container {name}"),
                 before: state_line(&cur),
-                after: if op == Op::Start {
-                    "running\n".into()
-                } else {
-                    "stopped\n".into()
+                after: match op {
+                    Op::Start => "running\n".into(),
+                    Op::Restart => "restarted\n".into(),
+                    _ => "stopped\n".into(),
                 },
-                change: if op == Op::Start { Change::Start } else { Change::Stop },
+                change: if op == Op::Stop { Change::Stop } else { Change::Start },
             });
             Ok(Plan::Change {
                 preview,
@@ -554,11 +593,222 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     }
 }
 
+/// How one option of the recorded configuration is compared with the wanted one
+/// (`comparisons:`, as community.docker names the modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Strict,
+    Ignore,
+    /// The container may have more entries (list items, mapping keys) than the task asks.
+    AllowMorePresent,
+}
+
+/// The options `comparisons: {"*": ...}` sets.
+const OPTIONS: &[&str] = &[
+    "image",
+    "command",
+    "env",
+    "ports",
+    "volumes",
+    "networks",
+    "network_mode",
+    "labels",
+    "restart_policy",
+    "healthcheck",
+    "stop_signal",
+    "stop_timeout",
+    "log_driver",
+    "log_options",
+    "entrypoint",
+    "user",
+    "working_dir",
+    "hostname",
+    "etc_hosts",
+    "memory",
+    "cpus",
+    "dns_servers",
+    "capabilities",
+    "cap_drop",
+    "devices",
+    "ulimits",
+    "volumes_from",
+    "links",
+];
+
+/// The configuration keys an option of `comparisons:` stands for.
+fn config_keys(option: &str) -> Option<&'static [&'static str]> {
+    Some(match option {
+        "image" => &["image", "image_id"],
+        "command" => &["command"],
+        "env" => &["env"],
+        "published_ports" | "ports" => &["ports"],
+        "volumes" => &["volumes"],
+        "networks" => &["networks"],
+        "network_mode" => &["network_mode"],
+        "labels" => &["labels"],
+        "restart_policy" => &["restart_policy"],
+        "healthcheck" => &["healthcheck"],
+        "stop_signal" => &["stop_signal"],
+        "stop_timeout" => &["stop_timeout"],
+        "log_driver" => &["log_driver"],
+        "log_options" => &["log_options"],
+        "entrypoint" => &["entrypoint"],
+        "user" => &["user"],
+        "working_dir" => &["working_dir"],
+        "hostname" => &["hostname"],
+        "etc_hosts" => &["etc_hosts"],
+        "memory" => &["memory"],
+        "cpus" => &["cpus"],
+        "dns_servers" => &["dns_servers"],
+        "capabilities" => &["capabilities"],
+        "cap_drop" => &["cap_drop"],
+        "devices" => &["devices"],
+        "ulimits" => &["ulimits"],
+        "volumes_from" => &["volumes_from"],
+        "links" => &["links"],
+        _ => return None,
+    })
+}
+
+/// `comparisons:` read into a rule per configuration key; `*` sets every key's rule first.
+fn comparisons(v: Option<&Value>) -> Result<BTreeMap<&'static str, Rule>, Failure> {
+    let given = map(v, "comparisons")?;
+    let mut out = BTreeMap::new();
+    let rule = |k: &str, r: &str| match r {
+        "strict" => Ok(Rule::Strict),
+        "ignore" => Ok(Rule::Ignore),
+        "allow_more_present" => Ok(Rule::AllowMorePresent),
+        other => Err(format!(
+            "`comparisons.{k}` is `strict`, `ignore` or `allow_more_present`, got `{other}`"
+        )),
+    };
+    if let Some(r) = given.get("*") {
+        let r = rule("*", r)?;
+        for o in OPTIONS {
+            for k in config_keys(o).unwrap_or(&[]) {
+                out.insert(*k, r);
+            }
+        }
+    }
+    for (o, r) in given.iter().filter(|(o, _)| *o != "*") {
+        let keys = config_keys(o).ok_or_else(|| format!("`comparisons` names an unknown option `{o}`"))?;
+        let r = rule(o, r)?;
+        for k in keys {
+            out.insert(*k, r);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a container whose recorded configuration is `recorded` is the wanted one under the
+/// task's comparison rules (image labels left out, as without rules).
+fn compare(recorded: &Json, wanted: &Json, image_labels: &Json, rules: &BTreeMap<&str, Rule>) -> bool {
+    let (Some(rec), Some(want)) = (recorded.as_object(), wanted.as_object()) else {
+        return false;
+    };
+    let keys: std::collections::BTreeSet<&String> = rec.keys().chain(want.keys()).collect();
+    keys.into_iter().all(|k| {
+        let (r, w) = (rec.get(k).unwrap_or(&Json::Null), want.get(k).unwrap_or(&Json::Null));
+        let (r, w) = if k == "labels" {
+            let strip = |l: &Json| -> Json {
+                let mut l = l.clone();
+                if let Some(o) = l.as_object_mut() {
+                    o.retain(|key, val| image_labels.get(key) != Some(&*val));
+                }
+                l
+            };
+            (strip(r), strip(w))
+        } else {
+            (r.clone(), w.clone())
+        };
+        match rules.get(k.as_str()).copied().unwrap_or(Rule::Strict) {
+            Rule::Ignore => true,
+            Rule::Strict => r == w,
+            Rule::AllowMorePresent => match (&r, &w) {
+                (Json::Array(ra), Json::Array(wa)) => wa.iter().all(|x| ra.contains(x)),
+                (Json::Object(ro), Json::Object(wo)) => wo.iter().all(|(key, val)| ro.get(key) == Some(val)),
+                _ => r == w,
+            },
+        }
+    })
+}
+
+/// The options a deploy adds now and then (`user`, `etc_hosts`, `memory`...): each is in the
+/// recorded configuration only when the task sets it, so a container made before roll knew the
+/// option keeps its hash; a changed value replaces the container as any other does.
+fn with_extras(mut config: Json, args: &Args) -> Result<(Json, Vec<String>), Failure> {
+    let mut run = Vec::new();
+    let obj = config.as_object_mut().ok_or("config is not a mapping")?;
+    if let Some(v) = args.get("entrypoint") {
+        // A list of words; a string is read as Ansible reads a `list` option: split at commas.
+        let words = if v.kind() == ValueKind::Seq {
+            strings(Some(v), "entrypoint")?
+        } else {
+            value_to_string(v).split(',').map(|w| w.trim().to_string()).collect()
+        };
+        // docker takes the program; the rest of the entrypoint goes before the command.
+        obj.insert("entrypoint".into(), json!(words));
+        run.extend(["--entrypoint".into(), words.first().cloned().unwrap_or_default()]);
+    }
+    for (k, flag) in [
+        ("user", "--user"),
+        ("working_dir", "--workdir"),
+        ("hostname", "--hostname"),
+        ("memory", "--memory"),
+        ("cpus", "--cpus"),
+    ] {
+        if let Some(v) = args.str(k)? {
+            obj.insert(k.into(), json!(v));
+            run.extend([flag.into(), v]);
+        }
+    }
+    if args.get("etc_hosts").is_some() {
+        let hosts = map(args.get("etc_hosts"), "etc_hosts")?;
+        for (h, ip) in &hosts {
+            run.extend(["--add-host".into(), format!("{h}:{ip}")]);
+        }
+        obj.insert("etc_hosts".into(), json!(hosts));
+    }
+    for (k, flag) in [
+        ("dns_servers", "--dns"),
+        ("capabilities", "--cap-add"),
+        ("cap_drop", "--cap-drop"),
+        ("devices", "--device"),
+        ("volumes_from", "--volumes-from"),
+        ("links", "--link"),
+    ] {
+        if args.get(k).is_some() {
+            let mut list = strings(args.get(k), k)?;
+            if k != "dns_servers" {
+                // Order does not matter to docker but for DNS servers.
+                list.sort();
+            }
+            for x in &list {
+                run.extend([flag.into(), x.clone()]);
+            }
+            obj.insert(k.into(), json!(list));
+        }
+    }
+    if args.get("ulimits").is_some() {
+        let mut list = strings(args.get("ulimits"), "ulimits")?;
+        list.sort();
+        for u in &list {
+            // community.docker writes `nofile:1024:2048`; docker takes `nofile=1024:2048`.
+            let (name, limits) = u
+                .split_once(':')
+                .ok_or_else(|| format!("`ulimits` entries are `NAME:SOFT[:HARD]`, got `{u}`"))?;
+            run.extend(["--ulimit".into(), format!("{name}={limits}")]);
+        }
+        obj.insert("ulimits".into(), json!(list));
+    }
+    Ok((config, run))
+}
+
 fn apply_action(a: Apply) -> Box<dyn crate::modules::Apply> {
     Box::new(Action::Container(Box::new(a)))
 }
 
-fn simple(name: String, op: Op, stop_timeout: Option<String>) -> Apply {
+fn simple(name: String, op: Op, stop_timeout: Option<String>, kill: bool) -> Apply {
     Apply {
         name,
         image: String::new(),
@@ -571,6 +821,7 @@ fn simple(name: String, op: Op, stop_timeout: Option<String>) -> Apply {
         health: None,
         stop_timeout,
         host_port: None,
+        kill,
     }
 }
 
@@ -655,14 +906,22 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             wait(&a, ctx).await?;
             return Ok(result.with("state", "running"));
         }
-        Op::Stop => {
-            let mut args = vec!["stop"];
+        Op::Stop if a.kill => {
+            docker(ctx, &["kill", &a.name], None).await?;
+            return Ok(result.with("state", "stopped"));
+        }
+        Op::Stop | Op::Restart => {
+            let mut args = vec![if a.op == Op::Stop { "stop" } else { "restart" }];
             if let Some(t) = &a.stop_timeout {
                 args.extend(["--time", t]);
             }
             args.push(&a.name);
             docker(ctx, &args, None).await?;
-            return Ok(result.with("state", "stopped"));
+            if a.op == Op::Stop {
+                return Ok(result.with("state", "stopped"));
+            }
+            wait(&a, ctx).await?;
+            return Ok(result.with("state", "running"));
         }
         _ => {}
     }
@@ -852,6 +1111,34 @@ mod tests {
         assert!(!same_but_image_labels(&recorded, &other_value, &image));
         let other_image = json!({ "image": "demo:3", "labels": { "roll.release": "2" } });
         assert!(!same_but_image_labels(&recorded, &other_image, &image));
+    }
+
+    #[test]
+    fn comparisons_ignore_or_allow_more_of_an_option() {
+        let recorded =
+            json!({"image": "web:1", "image_id": "sha256:a", "dns_servers": ["1.1.1.1", "9.9.9.9"], "memory": "64m"});
+        let wanted = json!({"image": "web:2", "image_id": "sha256:b", "dns_servers": ["9.9.9.9"], "memory": "64m"});
+        let rules = |pairs: &[(&'static str, Rule)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        assert!(!compare(
+            &recorded,
+            &wanted,
+            &Json::Null,
+            &rules(&[("memory", Rule::Strict)])
+        ));
+        let lenient = rules(&[
+            ("image", Rule::Ignore),
+            ("image_id", Rule::Ignore),
+            ("dns_servers", Rule::AllowMorePresent),
+        ]);
+        assert!(compare(&recorded, &wanted, &Json::Null, &lenient));
+        // More wanted than present is a difference, also when more present is allowed.
+        assert!(!compare(&wanted, &recorded, &Json::Null, &lenient));
+        let cmp = crate::values::from_serde(&json!({"*": "ignore", "memory": "strict"}));
+        let read = comparisons(Some(&cmp)).unwrap();
+        assert_eq!(read.get("memory"), Some(&Rule::Strict));
+        assert_eq!(read.get("image_id"), Some(&Rule::Ignore));
+        let bad = crate::values::from_serde(&json!({"memroy": "ignore"}));
+        assert!(comparisons(Some(&bad)).is_err());
     }
 
     #[test]

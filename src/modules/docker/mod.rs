@@ -148,7 +148,7 @@ pub(crate) async fn resolve_known(
 
 /// The config digest of an image in its registry (`docker manifest inspect`), `None` if the
 /// registry does not have it.
-async fn registry_image_id(ctx: &Ctx<'_>, image: &str) -> Result<Option<String>, Failure> {
+pub(crate) async fn registry_image_id(ctx: &Ctx<'_>, image: &str) -> Result<Option<String>, Failure> {
     let args = ["manifest", "inspect", "--insecure", image];
     let out = docker_raw(ctx, &args, None).await?;
     if out.rc != 0 {
@@ -171,7 +171,8 @@ pub(crate) async fn pull(ctx: &Ctx<'_>, image: &str) -> Result<(), Failure> {
 /// What a docker module's `apply` does, exactly as its `check` planned it.
 pub enum Action {
     Pull { image: String },
-    RemoveImage { image: String },
+    RemoveImage { image: String, force: bool },
+    Image(image::Apply),
     Container(Box<container::Apply>),
     Login(login::Apply),
     Network(network::Apply),
@@ -191,10 +192,16 @@ async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
                 .with("image", image)
                 .with("id", id.unwrap_or_default()))
         }
-        Action::RemoveImage { image } => {
-            docker(ctx, &["image", "rm", &image], None).await?;
+        Action::RemoveImage { image, force } => {
+            let mut words = vec!["image", "rm"];
+            if force {
+                words.push("--force");
+            }
+            words.push(&image);
+            docker(ctx, &words, None).await?;
             Ok(ModuleResult::changed().with("image", image))
         }
+        Action::Image(a) => image::apply(a, ctx).await,
         Action::Container(a) => container::apply(*a, ctx).await,
         Action::Login(a) => login::apply(a, ctx).await,
         Action::Network(a) => network::apply(a, ctx).await,
