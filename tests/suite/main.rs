@@ -5,6 +5,7 @@
 mod common;
 
 mod apps;
+mod bluegreen_role;
 mod cli;
 mod compat;
 mod diagnostics;
