@@ -2138,6 +2138,17 @@ mod tests {
     }
 
     #[test]
+    fn on_failure_is_hold_by_default_or_abort() {
+        assert_eq!(parse_on_failure(None), Ok(OnFailure::Hold));
+        assert_eq!(parse_on_failure(Some("hold".into())), Ok(OnFailure::Hold));
+        assert_eq!(parse_on_failure(Some(" abort ".into())), Ok(OnFailure::Abort));
+        assert_eq!(
+            parse_on_failure(Some("rollback".into())),
+            Err("`on_failure` is `hold` or `abort`, got `rollback`".into())
+        );
+    }
+
+    #[test]
     fn batches_by_count_size_and_serial() {
         let names: Vec<String> = (1..=7).map(|i| format!("a{i}")).collect();
         let sizes = |a: Args| batches_of(&names, &a).unwrap().iter().map(Vec::len).collect::<Vec<_>>();
