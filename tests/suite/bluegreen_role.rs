@@ -80,6 +80,19 @@ fn a_new_app_from_its_playbook_previews_is_promoted_and_rolls_back_while_the_app
     let shop1 = sb.play("shop.yml", &[&shop, "release=1"]);
     assert_eq!(shop1.status.code(), Some(0), "{}", text(&shop1));
     assert_eq!(answer_becomes(&addr, "shop", "shop blue 1"), "shop blue 1");
+    // The preview's name is shop's claim too: another app under it is refused.
+    let claim = std::fs::read_to_string(sb.proxy_dir(0).join("state/claims/shop.json")).unwrap();
+    assert!(claim.contains("preview.shop"), "{claim}");
+    let other = [
+        "app=other",
+        "release=1",
+        "proxy_server_name=preview.shop",
+        r#"{"ports": {"blue": 8111, "green": 8112}}"#,
+    ];
+    let refused = sb.play("deploy.yml", &other);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(5), "{said}");
+    assert!(said.contains("which app `shop` already serves"), "{said}");
     let preview_file = sb.proxy_dir(0).join("nginx/conf.d/shop-preview.conf");
     assert!(!preview_file.exists(), "the first deploy's preview is still up");
     let shop_load = Load::start_site(&addr, "shop", clock, 2, Duration::from_secs(300));
