@@ -155,7 +155,7 @@ async fn facts(args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     // The releases known, newest first, each once: `keep` counts in this order.
     let mut releases: Vec<String> = Vec::new();
     for r in state.iter().flat_map(|s| s.history.iter().rev()) {
-        if r.outcome != Outcome::Failed && !releases.contains(&r.release) {
+        if !matches!(r.outcome, Outcome::Failed | Outcome::Aborted) && !releases.contains(&r.release) {
             releases.push(r.release.clone());
         }
     }

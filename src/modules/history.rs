@@ -24,6 +24,9 @@ pub enum Outcome {
     Failed,
     /// Its switch was interrupted part-way (Ctrl-C).
     Interrupted,
+    /// A batch of its switch failed and every batch went back to the live colour
+    /// (`on_failure: abort`): it never served all traffic.
+    Aborted,
 }
 
 impl Outcome {
@@ -34,12 +37,13 @@ impl Outcome {
             Outcome::RolledBack => "rolled back",
             Outcome::Failed => "failed",
             Outcome::Interrupted => "interrupted",
+            Outcome::Aborted => "aborted",
         }
     }
 
     /// An attempt that did not finish: a re-run of the same release and colour finishes it.
     pub fn unfinished(self) -> bool {
-        matches!(self, Outcome::Failed | Outcome::Interrupted)
+        matches!(self, Outcome::Failed | Outcome::Interrupted | Outcome::Aborted)
     }
 }
 

@@ -59,6 +59,7 @@ static NGINX_SWITCH: ModuleSpec = ModuleSpec {
         p("retire").kind(ParamKind::PerHost { provides: RETIRE_NAMES }),
         p("config"),
         p("rollback"),
+        p("on_failure"),
     ],
     exclusive: &[
         ("batches", "batch_size"),
@@ -156,6 +157,7 @@ pub struct Apply {
     pause: Duration,
     drain: Option<Drain>,
     retire: Option<Retire>,
+    on_failure: OnFailure,
     /// Backends already on the new colour whose old colour a failed retirement left running.
     unretired: Vec<String>,
     /// The configuration's fingerprint, recorded with the release.
@@ -288,6 +290,25 @@ enum Master {
     PidFile(String),
     /// The container's PID 1 (nginx with `daemon off`), as a host pid.
     Container(String),
+}
+
+/// What a batch that fails does to the batches before it (`on_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnFailure {
+    /// Restore the failed batch only: the batches before it stay on the next colour, and a
+    /// re-run goes on from there (the default).
+    Hold,
+    /// Put every backend back on the live colour, as Argo Rollouts' abort does: production is
+    /// where it was before the switch, and the release is recorded as aborted.
+    Abort,
+}
+
+fn parse_on_failure(v: Option<String>) -> Result<OnFailure, String> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") | Some("hold") => Ok(OnFailure::Hold),
+        Some("abort") => Ok(OnFailure::Abort),
+        Some(other) => Err(format!("`on_failure` is `hold` or `abort`, got `{other}`")),
+    }
 }
 
 /// After the last batch: hold a fixed time, or poll a command until the number it prints is
@@ -1169,6 +1190,15 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             parse_retire(ctx, args.get("retire"), &acting, &to)?
         }
     };
+    let on_failure = parse_on_failure(args.str("on_failure")?)?;
+    if on_failure == OnFailure::Abort && retire.is_some() {
+        return Err(
+            "`on_failure: abort` moves switched batches back to the old colour, which `retire` \
+             stops batch by batch; set `retire.enabled: false` (the old colour then stops after the switch)"
+                .to_string()
+                .into(),
+        );
+    }
     if remaining.is_empty() && (unretired.is_empty() || retire.is_none()) {
         return Ok(Plan::Unchanged(result.with("batches", 0)));
     }
@@ -1245,6 +1275,11 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         // Left running by a retirement that failed: stopped before the next batch.
         preview.data.insert("unretired".into(), stops_of(r, &unretired));
     }
+    if on_failure == OnFailure::Abort {
+        // What a failed batch does, for the dry run: every switched batch back to this colour.
+        preview.data.insert("on_failure".into(), Value::from("abort"));
+        preview.data.insert("abort_to".into(), Value::from(state.live.as_str()));
+    }
     preview.changed = true;
     preview.msg = planned.note.clone();
     preview.diffs.push(FileDiff {
@@ -1295,6 +1330,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         pause,
         drain,
         retire,
+        on_failure,
         unretired,
         config: args.str("config")?,
         rollback: args.bool("rollback", false)?,
@@ -1628,6 +1664,9 @@ async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             Ok(()) => None,
         };
         if let Some(why) = failure {
+            if a.on_failure == OnFailure::Abort {
+                return Err(abort(ctx, &a, state, &why).await);
+            }
             // Back to the file that served before this batch; nginx reloads it if it had
             // already loaded the new one.
             if let Some(prev) = previous {
@@ -1832,6 +1871,74 @@ async fn retire_failed(ctx: &Ctx<'_>, a: &Apply, state: &mut State, batch: &[Str
     Failure::Failed(Box::new(r))
 }
 
+/// `on_failure: abort`: a batch failed, so every backend goes back to the live colour (the
+/// batches before it too), nginx reloads that file and the history records the release as
+/// aborted. The task fails either way; it says whether production is back where it was.
+async fn abort(ctx: &Ctx<'_>, a: &Apply, mut state: State, why: &BatchError) -> Failure {
+    let at = format!("batch {} of {}", state.batches_done + 1, state.batches_total);
+    let live: BTreeMap<String, String> = a
+        .backends
+        .iter()
+        .map(|b| (b.name.clone(), state.live.clone()))
+        .collect();
+    let back = async {
+        let content = render(ctx, &a.template, &state.app, &a.backends, &live)?;
+        let in_place = a.validate.as_deref().filter(|v| v.contains("%s"));
+        write(ctx, &a.dest, content, in_place.map(failing_on_warnings)).await?;
+        if let Some(v) = a.validate.as_deref().filter(|v| !v.contains("%s")) {
+            let out = sh(ctx, v.to_string()).await?;
+            if out.rc != 0 {
+                return Err(Failure::from(format!("`{v}` failed: {}", out.stderr_text().trim())));
+            }
+        }
+        reload(ctx, a).await.map_err(Failure::from)
+    };
+    let moved_back = back.await;
+    state.pending.clear();
+    state.updated = now();
+    match &moved_back {
+        Ok(()) => {
+            state.status = format!("aborted: {at}: {why}");
+            note_stopped(&mut state, a, super::history::Outcome::Aborted);
+            state.backends = live;
+            state.target = None;
+            state.target_release = None;
+            state.target_config = None;
+            state.plan.clear();
+            state.batches_done = 0;
+            state.batches_total = 0;
+        }
+        Err(f) => {
+            state.status = format!("failed: {at}: {why}; the abort did not go through: {}", failure_text(f));
+            note_stopped(&mut state, a, super::history::Outcome::Failed);
+        }
+    }
+    let recorded = record(ctx, a, &state).await;
+    audit(ctx, a, &state, &format!("switch to {} {}", a.to, state.status)).await;
+    let mut r = ModuleResult::failed(match &moved_back {
+        Ok(()) => format!(
+            "switch of `{}` aborted at {at}: {why}; every backend is back on {}",
+            state.app, state.live
+        ),
+        Err(f) => format!(
+            "switch of `{}` stopped at {at}: {why}; moving every backend back to {} failed: {}",
+            state.app,
+            state.live,
+            failure_text(f)
+        ),
+    });
+    r.changed = true;
+    if let Err(e) = recorded {
+        r.msg = Some(format!(
+            "{}; and the state could not be recorded: {}",
+            r.msg.unwrap_or_default(),
+            failure_text(&e)
+        ));
+    }
+    r.data.insert("state".into(), crate::values::from_serde(&state));
+    Failure::Failed(Box::new(r))
+}
+
 /// The history's entry for a switch that stopped part-way (its status says why), when the
 /// release it moves to is known.
 fn note_stopped(state: &mut State, a: &Apply, outcome: super::history::Outcome) {
@@ -2028,6 +2135,17 @@ mod tests {
         assert!(err.contains("did you mean `app1`?"), "{err}");
         let outside = names(serde_json::json!([{"name": "ext", "address": "192.0.2.7"}])).unwrap();
         assert_eq!(outside[0].address, "192.0.2.7");
+    }
+
+    #[test]
+    fn on_failure_is_hold_by_default_or_abort() {
+        assert_eq!(parse_on_failure(None), Ok(OnFailure::Hold));
+        assert_eq!(parse_on_failure(Some("hold".into())), Ok(OnFailure::Hold));
+        assert_eq!(parse_on_failure(Some(" abort ".into())), Ok(OnFailure::Abort));
+        assert_eq!(
+            parse_on_failure(Some("rollback".into())),
+            Err("`on_failure` is `hold` or `abort`, got `rollback`".into())
+        );
     }
 
     #[test]

@@ -226,6 +226,16 @@ impl<W: Write + Send> Human<W> {
                 retirements(left)
             );
         }
+        if result.get("on_failure").and_then(|v| v.as_str()) == Some("abort") {
+            let to = result
+                .get("abort_to")
+                .and_then(|v| v.as_str())
+                .unwrap_or("the live colour");
+            let _ = writeln!(
+                self.out,
+                "    a failed batch moves every batch back to {to} (on_failure: abort)"
+            );
+        }
         if let Some(t) = result.get("expected_s").and_then(|v| v.as_f64()) {
             let n = plan.len();
             let _ = writeln!(

@@ -130,7 +130,7 @@ fn two_apps_share_a_proxy_through_deploys_and_a_rollback_and_a_third_claiming_we
                 && said.contains("which app `web` already serves"),
             "{said}"
         );
-        assert!(!said.contains("TASK [Take the deploy lock]"), "{said}");
+        assert!(!said.contains("TASK [blue_green : Take the deploy lock]"), "{said}");
     }
     assert_eq!(site_files(&sb), files, "a site file changed");
     assert_eq!(sb.containers(), containers, "containers changed");
@@ -179,7 +179,7 @@ fn a_limit_that_cuts_an_app_off_from_its_proxy_is_refused_by_the_dry_run_and_the
             let said = text(&out);
             assert_eq!(out.status.code(), Some(5), "--limit {limit} check={check}: {said}");
             assert!(said.contains(&format!("`--limit {limit}` {cut}")), "{said}");
-            assert!(!said.contains("TASK [Switch the nginx upstream"), "{said}");
+            assert!(!said.contains("TASK [blue_green : Switch the nginx upstream"), "{said}");
         }
     }
     // App servers without their proxy: no colour to start, the dry run fails as the run does.

@@ -6,6 +6,7 @@ mod common;
 
 mod adhoc;
 mod apps;
+mod bluegreen_role;
 mod cli;
 mod compat;
 mod diagnostics;

@@ -7,9 +7,8 @@ use crate::common::load;
 use crate::common::sandbox;
 
 use common::{recap, stdout};
-use load::{Load, share};
+use load::{Load, gate_server, share};
 use sandbox::Sandbox;
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -173,7 +172,7 @@ fn a_release_that_never_becomes_healthy_switches_nothing_and_is_stopped() {
     );
     assert!(out.contains("nothing was switched"), "{out}");
     assert!(
-        !out.contains("TASK [Switch the nginx upstream"),
+        !out.contains("TASK [blue_green : Switch the nginx upstream"),
         "the switch must not run: {out}"
     );
     // Nothing switched: the same state and upstream, the history saying that release 2 failed;
@@ -201,26 +200,6 @@ fn a_release_that_never_becomes_healthy_switches_nothing_and_is_stopped() {
     for (name, running) in containers {
         assert_eq!(running, name.ends_with("-blue"), "{name} running={running}");
     }
-}
-
-/// A gate the test controls: answers 200 until told to fail, then 503.
-fn gate_server(failing: Arc<AtomicBool>) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let status = if failing.load(Ordering::SeqCst) {
-                "503 Service Unavailable"
-            } else {
-                "200 OK"
-            };
-            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    port
 }
 
 /// The upstream of a proxy points only at backends that answer, as its state says.

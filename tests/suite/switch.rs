@@ -1103,7 +1103,7 @@ fn nginx_in_a_container_is_reloaded_through_docker_and_validated_inside_it() {
 
 #[test]
 fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
-    // Two apps' sites from `templates/nginx/site.conf.j2` on one `listen`: one named by
+    // Two apps' sites from `roles/blue_green/templates/nginx/site.conf.j2` on one `listen`: one named by
     // `proxy_server_name`, one by its default (the app). nginx takes both, with no warning that
     // one is ignored, and routes by Host.
     let rig = Rig::new(1);
@@ -1124,7 +1124,7 @@ fn two_apps_share_a_listen_by_server_name_with_the_shipped_site_template() {
             ng = ng.display()
         ),
     );
-    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/nginx/site.conf.j2");
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles/blue_green/templates/nginx/site.conf.j2");
     write(&dir, "hosts", "proxy1 ansible_connection=local\n");
     write(
         &dir,

@@ -92,3 +92,23 @@ pub fn share(seen: &[Answer], word: &str, from: f64, to: f64) -> (f64, usize) {
     let n = window.iter().filter(|b| b.starts_with(word)).count();
     (n as f64 / window.len().max(1) as f64, window.len())
 }
+
+/// A gate the test controls: answers 200 until told to fail, then 503.
+pub fn gate_server(failing: Arc<AtomicBool>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let status = if failing.load(Ordering::SeqCst) {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    port
+}

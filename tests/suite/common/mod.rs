@@ -48,13 +48,18 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Copy a directory tree.
+/// Copy a directory tree, symbolic links as links.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let t = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        let kind = e.file_type().unwrap();
+        if kind.is_symlink() {
+            // As git checks it out (`playbooks/roles` → `../roles`): relative, so it still
+            // points into the copy.
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), t).unwrap();
+        } else if kind.is_dir() {
             copy_dir(&e.path(), &t);
         } else {
             std::fs::copy(e.path(), t).unwrap();
