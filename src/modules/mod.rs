@@ -17,6 +17,7 @@ macro_rules! apply_by {
     };
 }
 
+mod accounts;
 mod app_claim;
 mod bluegreen;
 mod command;

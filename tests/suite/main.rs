@@ -33,4 +33,5 @@ mod snapshots;
 mod ssh;
 mod stat;
 mod switch;
+mod users;
 mod vault;
