@@ -22,6 +22,7 @@ mod app_claim;
 mod bluegreen;
 mod command;
 mod control;
+mod cron;
 pub(crate) mod deploy_lock;
 pub(crate) mod docker;
 pub mod facts;

@@ -3,8 +3,8 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, accounts, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, include_vars, lines,
-    nginx_switch, ping, probe, setup, stat,
+    Module, accounts, app_claim, bluegreen, command, control, cron, deploy_lock, docker, files, find, include_vars,
+    lines, nginx_switch, ping, probe, setup, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -21,6 +21,7 @@ pub static MODULES: &[&dyn Module] = &[
     &find::Find,
     &accounts::User,
     &accounts::Group,
+    &cron::Cron,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

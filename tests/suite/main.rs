@@ -7,6 +7,7 @@ mod common;
 mod apps;
 mod cli;
 mod compat;
+mod cron;
 mod diagnostics;
 mod docker;
 mod drain;

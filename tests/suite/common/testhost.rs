@@ -88,3 +88,60 @@ impl Drop for TestHost {
             .output();
     }
 }
+
+/// Where the module playbooks work on the test host (`base`), as the oracle ran them.
+pub const BASE: &str = "/tmp/roll-base";
+
+/// What roll and ansible-core registered for `tests/modules/NAME/play.yml` on a test host.
+pub struct Played {
+    pub host: TestHost,
+    pub out: Output,
+    pub got: Vec<serde_json::Value>,
+    pub want: Vec<serde_json::Value>,
+}
+
+fn results(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// roll registers `skipped: false` on every result; ansible-core only on skipped tasks.
+fn without_skipped(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(r) = v.get_mut("result").and_then(|r| r.as_object_mut()) {
+        r.remove("skipped");
+    }
+    v
+}
+
+/// Run `tests/modules/NAME/play.yml` with roll (and `extra` arguments) on a fresh test host;
+/// panics if the play fails or the counts of results differ.
+pub fn play(name: &str, extra: &[&str]) -> Played {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules").join(name);
+    let host = TestHost::up();
+    let base = format!("base={BASE}");
+    let mut args = vec!["play", "play.yml", "-e", &base];
+    args.extend_from_slice(extra);
+    let out = host.roll(&dir, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        super::stdout(&out),
+        super::stderr(&out)
+    );
+    let got: Vec<_> = results(&host.sh(&format!("cat {BASE}/results.jsonl")))
+        .into_iter()
+        .map(without_skipped)
+        .collect();
+    let want = results(&std::fs::read_to_string(dir.join("ansible.jsonl")).unwrap());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "roll wrote {} results, ansible {}",
+        got.len(),
+        want.len()
+    );
+    Played { host, out, got, want }
+}
