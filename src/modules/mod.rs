@@ -37,6 +37,7 @@ mod ping;
 mod probe;
 pub mod progress;
 pub mod registry;
+mod services;
 mod setup;
 pub mod spec;
 pub(crate) mod stat;

@@ -4,7 +4,7 @@
 
 use super::{
     Module, accounts, app_claim, bluegreen, command, control, cron, deploy_lock, docker, files, find, include_vars,
-    lines, nginx_switch, ping, probe, setup, stat,
+    lines, nginx_switch, ping, probe, services, setup, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -22,6 +22,10 @@ pub static MODULES: &[&dyn Module] = &[
     &accounts::User,
     &accounts::Group,
     &cron::Cron,
+    &services::Service,
+    &services::ServiceFacts,
+    &services::Systemd,
+    &services::SystemdService,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

@@ -30,6 +30,7 @@ mod rollback;
 mod rollout;
 mod secrets;
 mod security;
+mod services;
 mod snapshots;
 mod ssh;
 mod stat;
