@@ -303,7 +303,7 @@ async fn check_service(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         "stopped" => is_running,
         _ => true,
     } || (is_running && state == "reloaded");
-    let action = svc_change.then(|| match state.as_str() {
+    let action = svc_change.then_some(match state.as_str() {
         "started" => "start",
         "reloaded" if !is_running => "start",
         "stopped" => "stop",
