@@ -33,6 +33,7 @@ pub mod include_vars;
 pub(crate) mod lines;
 pub mod lockstep;
 pub(crate) mod nginx_switch;
+mod packages;
 mod ping;
 mod probe;
 pub mod progress;

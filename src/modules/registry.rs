@@ -4,7 +4,7 @@
 
 use super::{
     Module, accounts, app_claim, bluegreen, command, control, cron, deploy_lock, docker, files, find, include_vars,
-    lines, nginx_switch, ping, probe, services, setup, stat,
+    lines, nginx_switch, packages, ping, probe, services, setup, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -26,6 +26,10 @@ pub static MODULES: &[&dyn Module] = &[
     &services::ServiceFacts,
     &services::Systemd,
     &services::SystemdService,
+    &packages::Apt,
+    &packages::Package,
+    &packages::Yum,
+    &packages::Dnf,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

@@ -19,6 +19,7 @@ mod lines;
 mod listing;
 mod lock;
 mod lookups;
+mod packages;
 mod plan;
 mod play;
 mod published;
