@@ -66,3 +66,21 @@ fn become_from_a_user_with_sudo_manages_accounts_and_without_it_fails() {
     assert!(so.contains("useradd"), "{so}");
     assert_eq!(host.sh("getent passwd other"), "");
 }
+
+#[test]
+fn a_state_user_does_not_know_is_refused_at_its_place_before_any_host() {
+    let host = testhost::TestHost::up();
+    let dir = tempfile::tempdir().unwrap();
+    common::write(
+        dir.path(),
+        "p.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - group: { name: g1 }\n    - user: { name: u1, state: gone }\n",
+    );
+    let out = host.roll(dir.path(), &["play", "p.yml"]);
+    let se = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{se}");
+    assert!(se.contains("p.yml:5:"), "{se}");
+    assert!(se.contains("gone"), "{se}");
+    // Nothing ran: not even the task before it.
+    assert_eq!(host.sh("getent group g1"), "");
+}
