@@ -17,10 +17,12 @@ macro_rules! apply_by {
     };
 }
 
+mod accounts;
 mod app_claim;
 mod bluegreen;
 mod command;
 mod control;
+mod cron;
 pub(crate) mod deploy_lock;
 pub(crate) mod docker;
 pub mod facts;
@@ -32,10 +34,12 @@ pub mod include_vars;
 pub(crate) mod lines;
 pub mod lockstep;
 pub(crate) mod nginx_switch;
+mod packages;
 mod ping;
 mod probe;
 pub mod progress;
 pub mod registry;
+mod services;
 mod setup;
 pub mod spec;
 pub(crate) mod stat;

@@ -3,8 +3,8 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, haproxy, include_vars, lines,
-    nginx_switch, ping, probe, setup, stat,
+    Module, accounts, app_claim, bluegreen, command, control, cron, deploy_lock, docker, files, find, haproxy,
+    include_vars, lines, nginx_switch, packages, ping, probe, services, setup, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -19,6 +19,17 @@ pub static MODULES: &[&dyn Module] = &[
     &stat::Stat,
     &stat::Slurp,
     &find::Find,
+    &accounts::User,
+    &accounts::Group,
+    &cron::Cron,
+    &services::Service,
+    &services::ServiceFacts,
+    &services::Systemd,
+    &services::SystemdService,
+    &packages::Apt,
+    &packages::Package,
+    &packages::Yum,
+    &packages::Dnf,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

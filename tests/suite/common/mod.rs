@@ -9,6 +9,7 @@ pub mod nginx;
 pub mod oracle;
 pub mod resources;
 pub mod sandbox;
+pub mod testhost;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
