@@ -90,6 +90,15 @@ const MAGIC: &[&str] = &[
     "None",
     "debug",
     "environment",
+    // What the `template` module and lookup give a template file (vars::template_vars).
+    "ansible_managed",
+    "template_host",
+    "template_path",
+    "template_mtime",
+    "template_uid",
+    "template_run_date",
+    "template_destpath",
+    "template_fullpath",
 ];
 
 pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {

@@ -32,19 +32,24 @@ pub fn ansible_bool(v: &Value) -> bool {
 }
 
 pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
-    env.add_filter("to_json", |v: Value| -> Result<String, Error> {
-        serde_json::to_string(&to_json_value(&v)?).map_err(|e| invalid(e.to_string()))
+    // Python's json.dumps text, as Ansible writes it: `{"a": 1, "b": "\u00e9"}`.
+    env.add_filter("to_json", |v: Value, kw: Kwargs| -> Result<String, Error> {
+        let style = super::pyjson::Style {
+            indent: kw.get::<Option<usize>>("indent")?,
+            ensure_ascii: kw.get::<Option<bool>>("ensure_ascii")?.unwrap_or(true),
+            sort_keys: kw.get::<Option<bool>>("sort_keys")?.unwrap_or(false),
+        };
+        kw.assert_all_used()?;
+        super::pyjson::dumps(&to_json_value(&v)?, &style).map_err(|e| invalid(e.to_string()))
     });
     env.add_filter("to_nice_json", |v: Value, kw: Kwargs| -> Result<String, Error> {
-        let indent: usize = kw.get::<Option<usize>>("indent")?.unwrap_or(4);
+        let style = super::pyjson::Style {
+            indent: Some(kw.get::<Option<usize>>("indent")?.unwrap_or(4)),
+            ensure_ascii: kw.get::<Option<bool>>("ensure_ascii")?.unwrap_or(true),
+            sort_keys: kw.get::<Option<bool>>("sort_keys")?.unwrap_or(true),
+        };
         kw.assert_all_used()?;
-        let value = to_json_value(&v)?;
-        let mut buf = Vec::new();
-        let ind = " ".repeat(indent);
-        let fmt = serde_json::ser::PrettyFormatter::with_indent(ind.as_bytes());
-        let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-        serde::Serialize::serialize(&value, &mut ser).map_err(|e| invalid(e.to_string()))?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
+        super::pyjson::dumps(&to_json_value(&v)?, &style).map_err(|e| invalid(e.to_string()))
     });
     env.add_filter("from_json", |s: String| -> Result<Value, Error> {
         let v: serde_json::Value = serde_json::from_str(&s).map_err(|e| invalid(format!("from_json: {e}")))?;

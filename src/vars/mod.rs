@@ -1,9 +1,13 @@
 //! Variables and templating: the minijinja environment (strict undefined, Ansible filters),
 //! variable scopes in Ansible's precedence order, and lazy rendering of templated variables.
 
+pub mod datetime;
+pub mod extra_filters;
 pub mod filters;
+pub mod ipaddr;
 pub mod lookups;
 pub mod more_filters;
+pub mod pyjson;
 
 use crate::inventory::Inventory;
 use crate::secrets::Secrets;
@@ -82,7 +86,10 @@ impl Templar {
         filters::register(&mut env, secrets.clone());
         let vault = Arc::new(RwLock::new(crate::vault::Keyring::default()));
         lookups::register(&mut env, secrets.clone(), vault.clone());
-        more_filters::register(&mut env);
+        more_filters::register(&mut env, secrets.clone());
+        ipaddr::register(&mut env);
+        datetime::register(&mut env);
+        extra_filters::register(&mut env, secrets.clone());
         Templar {
             env,
             secrets,
@@ -590,6 +597,78 @@ impl RunVars {
         let mut facts = self.facts.write().unwrap_or_else(|e| e.into_inner());
         Arc::make_mut(&mut facts[host]).insert(key.to_string(), value);
     }
+}
+
+/// ansible-core 2.19's `ansible_managed` (its `DEFAULT_MANAGED_STR`), which the `template`
+/// module and lookup give a template that does not define one.
+pub const ANSIBLE_MANAGED: &str = "Ansible managed";
+
+/// The variables ansible-core gives a template file it renders (`template` module and lookup):
+/// `template_path` as the task named it, `template_fullpath`, `template_host` (the controller),
+/// `template_uid` (the file's owner), `template_mtime` and `template_run_date` (datetimes),
+/// `template_destpath`, and `ansible_managed`.
+pub fn template_vars(path: &str, fullpath: &std::path::Path, dest: Option<&str>) -> VarMap {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(fullpath).ok();
+    let local = |secs: i64| {
+        chrono::DateTime::from_timestamp(secs, 0)
+            .map(|d| Value::from_object(datetime::DateTime(d.with_timezone(&chrono::Local).naive_local())))
+            .unwrap_or_default()
+    };
+    let uid = meta.as_ref().map_or(0, |m| m.uid());
+    // The owner's name from the passwd file, as Python's pwd module gives it; else the number.
+    let owner = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| Value::from(f[0]))
+            })
+        })
+        .unwrap_or_else(|| Value::from(uid));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut vars = VarMap::new();
+    vars.insert("template_host".into(), Value::from(host));
+    vars.insert("template_path".into(), Value::from(path));
+    vars.insert("template_mtime".into(), local(meta.as_ref().map_or(0, |m| m.mtime())));
+    vars.insert("template_uid".into(), owner);
+    vars.insert("template_run_date".into(), local(now));
+    vars.insert("template_destpath".into(), dest.map(Value::from).unwrap_or_default());
+    vars.insert("template_fullpath".into(), Value::from(fullpath.display().to_string()));
+    vars.insert("ansible_managed".into(), Value::from(ANSIBLE_MANAGED));
+    vars
+}
+
+/// `scope` with `extra` above its own variables (as ansible-core updates a template's variables
+/// with its template vars), except that a variable the scope defines (`ansible_managed` set by
+/// the user) is kept when `keep` names it.
+pub fn with_template_vars(scope: &Value, mut extra: VarMap, keep: &[&str]) -> Value {
+    let Some(s) = scope.downcast_object_ref::<Scope>() else {
+        return scope.clone();
+    };
+    extra.retain(|k, _| !(keep.contains(&k.as_str()) && s.raw(k).is_some()));
+    let mut locals = s.locals.clone();
+    locals.extend(extra);
+    Value::from_object(Scope {
+        run: s.run.clone(),
+        play: s.play.clone(),
+        host: s.host,
+        layers: s.layers.clone(),
+        role_defaults: s.role_defaults.clone(),
+        role_vars: s.role_vars.clone(),
+        params: s.params.clone(),
+        locals,
+        facts: s.facts.clone(),
+        included: s.included.clone(),
+        depth: AtomicUsize::new(0),
+        error: Mutex::new(None),
+        secret_vars: std::sync::OnceLock::new(),
+    })
 }
 
 /// The play-level part of a scope.

@@ -143,7 +143,7 @@ fn ansible_filters() {
     );
     assert_eq!(r("{{ m | dict2items | map(attribute='key') | join(',') }}"), "a,b");
     assert_eq!(r("{{ (m | dict2items | items2dict).b }}"), "2");
-    assert_eq!(r("{{ m | to_json }}"), r#"{"a":1,"b":2}"#);
+    assert_eq!(r("{{ m | to_json }}"), r#"{"a": 1, "b": 2}"#);
     assert_eq!(r("{{ ('{\"k\": [1]}' | from_json).k[0] }}"), "1");
     assert_eq!(
         r("{{ undefined_thing | default('d') }} {{ undefined_thing | d('e') }}"),

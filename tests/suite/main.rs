@@ -12,6 +12,7 @@ mod docker;
 mod drain;
 mod events;
 mod facts;
+mod filters;
 mod find;
 mod gitlab;
 mod lines;
