@@ -147,10 +147,18 @@ impl Templar {
             }
             return Ok(v);
         }
-        let tmpl = self.env.template_from_str(source).map_err(|e| convert(e, source))?;
-        tmpl.render(scope.clone())
-            .map(Value::from)
-            .map_err(|e| self.explain(e, source, scope))
+        // Ansible's trailing newlines: Jinja drops the source's last newline, then ansible-core
+        // pads the output up to as many newlines as the source ends with. So a template whose
+        // last expression ends in a newline (a nested template lookup) gains no extra one.
+        let wanted = source.len() - source.trim_end_matches('\n').len();
+        let body = source.strip_suffix('\n').unwrap_or(source);
+        let tmpl = self.env.template_from_str(body).map_err(|e| convert(e, source))?;
+        let mut out = tmpl.render(scope.clone()).map_err(|e| self.explain(e, source, scope))?;
+        let have = out.len() - out.trim_end_matches('\n').len();
+        for _ in have..wanted {
+            out.push('\n');
+        }
+        Ok(Value::from(out))
     }
 
     /// Render a string to text.
@@ -613,7 +621,7 @@ pub fn template_vars(path: &str, fullpath: &std::path::Path, dest: Option<&str>)
     let local = |secs: i64| {
         chrono::DateTime::from_timestamp(secs, 0)
             .map(|d| Value::from_object(datetime::DateTime(d.with_timezone(&chrono::Local).naive_local())))
-            .unwrap_or_default()
+            .unwrap_or(Value::from(()))
     };
     let uid = meta.as_ref().map_or(0, |m| m.uid());
     // The owner's name from the passwd file, as Python's pwd module gives it; else the number.
@@ -638,7 +646,10 @@ pub fn template_vars(path: &str, fullpath: &std::path::Path, dest: Option<&str>)
     vars.insert("template_mtime".into(), local(meta.as_ref().map_or(0, |m| m.mtime())));
     vars.insert("template_uid".into(), owner);
     vars.insert("template_run_date".into(), local(now));
-    vars.insert("template_destpath".into(), dest.map(Value::from).unwrap_or_default());
+    vars.insert(
+        "template_destpath".into(),
+        dest.map(Value::from).unwrap_or(Value::from(())),
+    );
     vars.insert("template_fullpath".into(), Value::from(fullpath.display().to_string()));
     vars.insert("ansible_managed".into(), Value::from(ANSIBLE_MANAGED));
     vars

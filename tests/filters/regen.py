@@ -51,6 +51,15 @@ for c in cases:
     if failed != bool(c.get("error")):
         print("MISMATCH case %s: ansible %s, cases.yml says error=%s: %s" % (c["id"], "failed" if failed else "passed", c.get("error"), r.get("msg")))
     out[c["id"]] = {"failed": True, "ansible_msg": r.get("msg")} if failed else {"msg": r.get("msg")}
+# The template vars (ansible_managed...): managed/pb.yml renders managed/templates/*.j2.
+with tempfile.TemporaryDirectory() as d:
+    import shutil
+    shutil.copytree(os.path.join(here, "managed"), d, dirs_exist_ok=True)
+    os.makedirs(os.path.join(d, "out"), exist_ok=True)
+    open(os.path.join(d, "hosts"), "w").write("app1 ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    subprocess.run(["ansible-playbook", "-i", "hosts", "pb.yml"], cwd=d, env=env, check=True, stdout=subprocess.DEVNULL)
+    for name in ["default", "custom"]:
+        shutil.copy(os.path.join(d, "out", name + ".txt"), os.path.join(here, "managed", name + ".expected"))
 json.dump(out, open(os.path.join(here, "expected.json"), "w"), indent=2, sort_keys=True)
 open(os.path.join(here, "expected.json"), "a").write("\n")
 print("wrote", os.path.join(here, "expected.json"))

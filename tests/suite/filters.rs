@@ -166,3 +166,24 @@ fn hashes_of_a_secret_are_masked_in_the_output() {
     // What was not derived from a secret is shown.
     assert_eq!(answers["t3"]["msg"], sha256("public-text"));
 }
+
+/// A template file gets the variables ansible-core gives it, `ansible_managed` (its default, or
+/// the play's own when it sets one) among them, in the `template` module and lookup alike: the
+/// files tests/filters/managed/pb.yml writes are the ones ansible-playbook wrote (regen.py).
+#[test]
+fn templates_get_ansible_managed_and_the_template_vars() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filters/managed");
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    common::copy_dir(&root.join("templates"), &dir.join("templates"));
+    std::fs::copy(root.join("pb.yml"), dir.join("pb.yml")).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+    let out = roll(dir).args(["play", "pb.yml", "-i", "hosts"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), common::stderr(&out));
+    for name in ["default", "custom"] {
+        let want = std::fs::read_to_string(root.join(format!("{name}.expected"))).unwrap();
+        let got = std::fs::read_to_string(dir.join(format!("out/{name}.txt"))).unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}
