@@ -99,6 +99,8 @@ const MAGIC: &[&str] = &[
     "template_run_date",
     "template_destpath",
     "template_fullpath",
+    "ansible_parent_role_names",
+    "ansible_parent_role_paths",
 ];
 
 pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {

@@ -60,6 +60,14 @@ with tempfile.TemporaryDirectory() as d:
     subprocess.run(["ansible-playbook", "-i", "hosts", "pb.yml"], cwd=d, env=env, check=True, stdout=subprocess.DEVNULL)
     for name in ["default", "custom"]:
         shutil.copy(os.path.join(d, "out", name + ".txt"), os.path.join(here, "managed", name + ".expected"))
+# ansible_parent_role_names: the msg lines of parents/pb.yml.
+with tempfile.TemporaryDirectory() as d:
+    shutil.copytree(os.path.join(here, "parents"), d, dirs_exist_ok=True)
+    open(os.path.join(d, "hosts"), "w").write("app1 ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    text = subprocess.run(["ansible-playbook", "-i", "hosts", "pb.yml"], cwd=d, env=env, check=True,
+                          capture_output=True, text=True).stdout
+    lines = [l.strip() for l in text.splitlines() if l.strip().startswith('"msg": ')]
+    open(os.path.join(here, "parents.expected"), "w").write("\n".join(lines) + "\n")
 json.dump(out, open(os.path.join(here, "expected.json"), "w"), indent=2, sort_keys=True)
 open(os.path.join(here, "expected.json"), "a").write("\n")
 print("wrote", os.path.join(here, "expected.json"))

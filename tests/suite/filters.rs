@@ -187,3 +187,25 @@ fn templates_get_ansible_managed_and_the_template_vars() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+/// `ansible_parent_role_names` and `_paths` are what ansible-core 2.19 gives: the roles that
+/// imported or included this one, the nearest first; a dependency has none (parents.expected,
+/// the lines ansible-playbook printed for tests/filters/parents/pb.yml).
+#[test]
+fn imported_and_included_roles_know_their_parents() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filters");
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    common::copy_dir(&root.join("parents"), dir);
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+    let out = roll(dir).args(["play", "pb.yml", "-i", "hosts"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    let got: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("\"msg\": "))
+        .collect();
+    let want = std::fs::read_to_string(root.join("parents.expected")).unwrap();
+    assert_eq!(got, want.lines().collect::<Vec<_>>(), "{text}");
+}
