@@ -445,6 +445,12 @@ fn convert(e: minijinja::Error, source: &str) -> TemplateError {
     } else if e.kind() == ErrorKind::OutOfFuel {
         msg = format!("the template does more than the {TEMPLATE_FUEL} steps a render may take");
         help = Some("is there a loop inside a loop over a large range? render less, or split it".into());
+    } else if msg.contains("- operator on unsupported types plain object and plain object") {
+        // Most likely two `to_datetime` values: Python subtracts them into a timedelta.
+        msg.push_str(
+            "; roll cannot subtract datetimes (to_datetime): subtract their timestamp()s, \
+             e.g. (a.timestamp() - b.timestamp()) / 86400 for days",
+        );
     }
     let range = e.range().filter(|r| r.end <= source.len());
     TemplateError {

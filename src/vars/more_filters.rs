@@ -231,6 +231,18 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
         }
         Ok(out)
     });
+    // `md5` and `sha1`: ansible-core's shorthands for `hash('md5')` and `hash('sha1')`.
+    for algo in ["md5", "sha1"] {
+        let secrets = secrets.clone();
+        env.add_filter(algo, move |v: Value| -> Result<String, Error> {
+            let text = value_to_string(&v);
+            let out = hash(text.as_bytes(), algo)?;
+            if secrets.reveals(&text) {
+                secrets.add(&out);
+            }
+            Ok(out)
+        });
+    }
     env.add_filter("checksum", move |v: Value| -> Result<String, Error> {
         let text = value_to_string(&v);
         let out = hash(text.as_bytes(), "sha1")?;
@@ -412,6 +424,7 @@ fn hex(bytes: &[u8]) -> String {
 fn hash(data: &[u8], algo: &str) -> Result<String, Error> {
     use sha2::Digest as _;
     Ok(match algo {
+        "md5" => hex(&md5::Md5::digest(data)),
         "sha1" => hex(&sha1::Sha1::digest(data)),
         "sha224" => hex(&sha2::Sha224::digest(data)),
         "sha256" => hex(&sha2::Sha256::digest(data)),
@@ -419,7 +432,7 @@ fn hash(data: &[u8], algo: &str) -> Result<String, Error> {
         "sha512" => hex(&sha2::Sha512::digest(data)),
         other => {
             return Err(invalid(format!(
-                "roll's `hash` knows sha1, sha224, sha256, sha384 and sha512, not `{other}`"
+                "roll's `hash` knows md5, sha1, sha224, sha256, sha384 and sha512, not `{other}`"
             )));
         }
     })
