@@ -141,6 +141,8 @@ fn hashes_of_a_secret_are_masked_in_the_output() {
         "{{ password | hash('sha256') }}",
         "{{ password | checksum }}",
         "{{ 'public-text' | hash('sha256') }}",
+        "{{ {'pw': other} | to_json }}",
+        "{{ {'pw': other} | to_nice_json }}",
     ]
     .iter()
     .enumerate()
@@ -148,7 +150,9 @@ fn hashes_of_a_secret_are_masked_in_the_output() {
     .collect();
     let mut vars = vars();
     vars["password"] = serde_json::json!(secret);
-    vars["roll_secret_vars"] = serde_json::json!(["password"]);
+    // JSON text escapes this one (`p\u00e4\"ss`), where the mask would not find it as written.
+    vars["other"] = serde_json::json!("pä\"ss-Zq81-hunter");
+    vars["roll_secret_vars"] = serde_json::json!(["password", "other"]);
     let (answers, text) = answers(tasks, vars);
     use sha2::Digest as _;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
@@ -165,6 +169,13 @@ fn hashes_of_a_secret_are_masked_in_the_output() {
     for t in ["t0", "t1", "t2"] {
         assert_eq!(answers[t]["msg"], "********", "{t}: {}", answers[t]);
     }
+    assert_eq!(answers["t4"]["msg"], r#"{"pw": "********"}"#, "{}", answers["t4"]);
+    assert_eq!(
+        answers["t5"]["msg"], "{\n    \"pw\": \"********\"\n}",
+        "{}",
+        answers["t5"]
+    );
+    assert!(!text.contains("hunter"), "{text}");
     // What was not derived from a secret is shown.
     assert_eq!(answers["t3"]["msg"], sha256("public-text"));
 }
