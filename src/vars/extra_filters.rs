@@ -222,6 +222,10 @@ fn items(v: &Value) -> Option<Vec<Value>> {
 fn json_query(data: Value, expr: String) -> Result<Value, Error> {
     let fail = |e: jmespath::JmespathError| invalid(format!("JMESPathError in json_query filter plugin:\n{e}"));
     let compiled = jmespath::compile(&expr).map_err(fail)?;
+    // Through serde_json's value: jmespath's own serializer refuses the 128-bit integers
+    // minijinja holds some numbers in.
+    let data = serde_json::to_value(&data)
+        .map_err(|e| invalid(format!("Error in jmespath.search in json_query filter plugin:\n{e}")))?;
     let found = compiled.search(&data).map_err(fail)?;
     let json = serde_json::to_value(&*found)
         .map_err(|e| invalid(format!("Error in jmespath.search in json_query filter plugin:\n{e}")))?;

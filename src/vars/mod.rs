@@ -669,23 +669,9 @@ pub fn with_template_vars(scope: &Value, mut extra: VarMap, keep: &[&str]) -> Va
         return scope.clone();
     };
     extra.retain(|k, _| !(keep.contains(&k.as_str()) && s.raw(k).is_some()));
-    let mut locals = s.locals.clone();
-    locals.extend(extra);
-    Value::from_object(Scope {
-        run: s.run.clone(),
-        play: s.play.clone(),
-        host: s.host,
-        layers: s.layers.clone(),
-        role_defaults: s.role_defaults.clone(),
-        role_vars: s.role_vars.clone(),
-        params: s.params.clone(),
-        locals,
-        facts: s.facts.clone(),
-        included: s.included.clone(),
-        depth: AtomicUsize::new(0),
-        error: Mutex::new(None),
-        secret_vars: std::sync::OnceLock::new(),
-    })
+    let mut inner = s.detach();
+    inner.locals.extend(extra);
+    Value::from_object(inner)
 }
 
 /// The play-level part of a scope.
@@ -735,6 +721,9 @@ pub struct Scope {
     error: Mutex<Option<TemplateError>>,
     /// `roll_secret_vars`, read once per scope: every variable lookup consults it.
     secret_vars: std::sync::OnceLock<Vec<String>>,
+    /// A host's variables as `hostvars[h]` shows them: without `hostvars` among their names, as
+    /// in Ansible, so that walking them (`to_json`, `json_query`) ends.
+    in_hostvars: bool,
 }
 
 impl std::fmt::Debug for Scope {
@@ -781,7 +770,28 @@ impl Scope {
             depth: AtomicUsize::new(0),
             error: Mutex::new(None),
             secret_vars: std::sync::OnceLock::new(),
+            in_hostvars: false,
         })
+    }
+
+    /// A copy of this scope (its own recursion guard and error slot).
+    fn detach(&self) -> Scope {
+        Scope {
+            run: self.run.clone(),
+            play: self.play.clone(),
+            host: self.host,
+            layers: self.layers.clone(),
+            role_defaults: self.role_defaults.clone(),
+            role_vars: self.role_vars.clone(),
+            params: self.params.clone(),
+            locals: self.locals.clone(),
+            facts: self.facts.clone(),
+            included: self.included.clone(),
+            depth: AtomicUsize::new(0),
+            error: Mutex::new(None),
+            secret_vars: std::sync::OnceLock::new(),
+            in_hostvars: self.in_hostvars,
+        }
     }
 
     fn take_error(&self) -> Option<TemplateError> {
@@ -998,6 +1008,9 @@ impl Object for Scope {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut names = self.names();
+        if self.in_hostvars {
+            names.retain(|n| n != "hostvars");
+        }
         names.sort();
         names.dedup();
         Enumerator::Values(names.into_iter().map(Value::from).collect())
@@ -1023,13 +1036,10 @@ impl Object for HostVars {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let host = self.run.inventory.host(key.as_str()?)?;
-        Some(Scope::value(
-            self.run.clone(),
-            self.play.clone(),
-            host,
-            Vec::new(),
-            VarMap::new(),
-        ))
+        let scope = Scope::value(self.run.clone(), self.play.clone(), host, Vec::new(), VarMap::new());
+        let mut inner = scope.downcast_object_ref::<Scope>().map(Scope::detach)?;
+        inner.in_hostvars = true;
+        Some(Value::from_object(inner))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
