@@ -167,8 +167,10 @@ fn epoch(v: &Value) -> Result<f64, Error> {
 }
 
 pub fn register(env: &mut Environment<'static>) {
-    for name in ["to_datetime", "ansible.builtin.to_datetime"] {
-        env.add_filter(name, |text: Value, fmt: Option<String>| -> Result<Value, Error> {
+    // (`ansible.builtin.*` names: extra_filters.)
+    env.add_filter(
+        "to_datetime",
+        |text: Value, fmt: Option<String>| -> Result<Value, Error> {
             if text.kind() != ValueKind::String {
                 return Err(invalid(format!(
                     "to_datetime expects a string, got {} `{text}`",
@@ -177,40 +179,38 @@ pub fn register(env: &mut Environment<'static>) {
             }
             let fmt = fmt.unwrap_or_else(|| "%Y-%m-%d %H:%M:%S".into());
             Ok(Value::from_object(DateTime(strptime(&value_to_string(&text), &fmt)?)))
-        });
-    }
-    for name in ["strftime", "ansible.builtin.strftime"] {
-        env.add_filter(
-            name,
-            |fmt: String, second: Option<Value>, kwargs: minijinja::value::Kwargs| -> Result<String, Error> {
-                let utc: bool = kwargs.get::<Option<bool>>("utc")?.unwrap_or(false);
-                let second = match second {
-                    Some(s) => Some(s),
-                    None => kwargs.get::<Option<Value>>("second")?,
-                };
-                kwargs.assert_all_used()?;
-                let secs = match second.filter(|s| !s.is_none()) {
-                    Some(s) => epoch(&s)?,
-                    None => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap_or_default();
-                        now.as_secs_f64()
-                    }
-                };
-                // Python's time.gmtime/localtime drop the fraction of a second.
-                let whole = secs.floor() as i64;
-                let utc_dt = chrono::DateTime::from_timestamp(whole, 0)
-                    .ok_or_else(|| invalid(format!("epoch value {secs} is out of range")))?;
-                let naive = if utc {
-                    utc_dt.naive_utc()
-                } else {
-                    utc_dt.with_timezone(&chrono::Local).naive_local()
-                };
-                format(&naive, &fmt)
-            },
-        );
-    }
+        },
+    );
+    env.add_filter(
+        "strftime",
+        |fmt: String, second: Option<Value>, kwargs: minijinja::value::Kwargs| -> Result<String, Error> {
+            let utc: bool = kwargs.get::<Option<bool>>("utc")?.unwrap_or(false);
+            let second = match second {
+                Some(s) => Some(s),
+                None => kwargs.get::<Option<Value>>("second")?,
+            };
+            kwargs.assert_all_used()?;
+            let secs = match second.filter(|s| !s.is_none()) {
+                Some(s) => epoch(&s)?,
+                None => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    now.as_secs_f64()
+                }
+            };
+            // Python's time.gmtime/localtime drop the fraction of a second.
+            let whole = secs.floor() as i64;
+            let utc_dt = chrono::DateTime::from_timestamp(whole, 0)
+                .ok_or_else(|| invalid(format!("epoch value {secs} is out of range")))?;
+            let naive = if utc {
+                utc_dt.naive_utc()
+            } else {
+                utc_dt.with_timezone(&chrono::Local).naive_local()
+            };
+            format(&naive, &fmt)
+        },
+    );
 }
 
 #[cfg(test)]

@@ -415,19 +415,17 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
         env.add_filter(name, json_query);
     }
     // The hash of a secret is itself secret: a password_hash is a credential.
-    for name in ["password_hash", "ansible.builtin.password_hash"] {
-        let secrets = secrets.clone();
-        env.add_filter(
-            name,
-            move |password: Value, args: Rest<Value>, kwargs: Kwargs| -> Result<String, Error> {
-                let out = password_hash(&password, &args, &kwargs)?;
-                if secrets.reveals(&value_to_string(&password)) {
-                    secrets.add(&out);
-                }
-                Ok(out)
-            },
-        );
-    }
+    let hash_secrets = secrets;
+    env.add_filter(
+        "password_hash",
+        move |password: Value, args: Rest<Value>, kwargs: Kwargs| -> Result<String, Error> {
+            let out = password_hash(&password, &args, &kwargs)?;
+            if hash_secrets.reveals(&value_to_string(&password)) {
+                hash_secrets.add(&out);
+            }
+            Ok(out)
+        },
+    );
     env.add_filter(
         "random",
         |end: Value, start: Option<Value>, step: Option<Value>, kwargs: Kwargs| -> Result<Value, Error> {
@@ -488,9 +486,6 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
 
     for &name in BUILTIN_FILTERS {
         let fqcn = format!("ansible.builtin.{name}");
-        if matches!(name, "password_hash") {
-            continue;
-        }
         env.add_filter(fqcn, move |state: &mut State, args: Rest<Value>| {
             state.apply_filter(name, &args)
         });
