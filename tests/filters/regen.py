@@ -4,7 +4,7 @@ ansible-core venv (scripts/ansible-venv), with the community.general and ansible
 of the `ansible` 12 package (the one built on ansible-core 2.19) and the Python libraries their
 filters need (jmespath, netaddr, passlib), installed into the venv from PyPI. Run from anywhere:
 tests/filters/regen.py"""
-import glob, json, os, subprocess, sys, tempfile, zipfile
+import glob, json, os, shutil, subprocess, sys, tempfile, zipfile
 import yaml  # the venv's PyYAML
 
 ANSIBLE = "12.3.0"
@@ -53,7 +53,6 @@ for c in cases:
     out[c["id"]] = {"failed": True, "ansible_msg": r.get("msg")} if failed else {"msg": r.get("msg")}
 # The template vars (ansible_managed...): managed/pb.yml renders managed/templates/*.j2.
 with tempfile.TemporaryDirectory() as d:
-    import shutil
     shutil.copytree(os.path.join(here, "managed"), d, dirs_exist_ok=True)
     os.makedirs(os.path.join(d, "out"), exist_ok=True)
     open(os.path.join(d, "hosts"), "w").write("app1 ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
