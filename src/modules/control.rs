@@ -38,7 +38,12 @@ fn debug(args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             .unwrap_or_else(|_| Value::from("VARIABLE IS NOT DEFINED!"));
         ModuleResult::ok().with(&var, v)
     } else {
-        let msg = args.get("msg").cloned().unwrap_or_else(|| Value::from("Hello world!"));
+        // `msg` that renders to none shows as null, as in Ansible; only a missing one is the greeting.
+        let msg = args
+            .map
+            .get("msg")
+            .cloned()
+            .unwrap_or_else(|| Value::from("Hello world!"));
         ModuleResult::ok().with("msg", msg)
     };
     r.display = serde_json::to_value(Value::from_pairs(r.data.clone())).ok();

@@ -172,7 +172,10 @@ async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let src = args.req_str("src")?;
     let dest = args.req_str("dest")?;
     let file = ctx.template_source(&src)?;
-    let rendered = ctx.render_template(&file, ctx.scope)?;
+    let fullpath = std::path::absolute(&file.path).unwrap_or_else(|_| file.path.clone());
+    let vars = crate::vars::template_vars(&src, &fullpath, Some(&dest));
+    let scope = crate::vars::with_template_vars(ctx.scope, vars, &["ansible_managed"]);
+    let rendered = ctx.render_template(&file, &scope)?;
     plan_write(dest, rendered.into_bytes(), args, ctx).await
 }
 

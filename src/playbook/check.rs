@@ -90,6 +90,17 @@ const MAGIC: &[&str] = &[
     "None",
     "debug",
     "environment",
+    // What the `template` module and lookup give a template file (vars::template_vars).
+    "ansible_managed",
+    "template_host",
+    "template_path",
+    "template_mtime",
+    "template_uid",
+    "template_run_date",
+    "template_destpath",
+    "template_fullpath",
+    "ansible_parent_role_names",
+    "ansible_parent_role_paths",
 ];
 
 pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {

@@ -105,6 +105,9 @@ pub struct RoleCtx {
     /// that has run on a host is skipped there when it comes again, unless `allow_duplicates`.
     pub identity: String,
     pub allow_duplicates: bool,
+    /// The roles that imported or included it (name, path), the nearest first: the magic
+    /// `ansible_parent_role_names` / `_paths` (a dependency has none, as in Ansible).
+    pub parents: Vec<(String, String)>,
 }
 
 /// Keywords a task inherits from its play and enclosing blocks.
@@ -167,6 +170,8 @@ pub struct RoleInclude {
     pub allow_duplicates: bool,
     /// The including role's directory, for its dependencies' search path.
     pub parent_dir: Option<PathBuf>,
+    /// The including role and its own parents (name, path), the nearest first.
+    pub parents: Vec<(String, String)>,
     pub params: Arc<VarMap>,
 }
 

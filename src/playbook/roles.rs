@@ -33,6 +33,8 @@ pub(super) struct RoleUse<'n> {
     pub dedup: bool,
     /// Its defaults and vars are visible to the whole play (`roles:`, `import_role`).
     pub public: bool,
+    /// The roles that import or include it, the nearest first (none for `roles:` and dependencies).
+    pub parents: Vec<(String, String)>,
     pub node: &'n Node,
 }
 
@@ -316,6 +318,7 @@ impl Parser<'_> {
             from: FromFiles::default(),
             dedup: false,
             public: false,
+            parents: Vec::new(),
             node,
         };
         match &node.kind {
@@ -492,6 +495,12 @@ impl Parser<'_> {
             "role_path".into(),
             minijinja::Value::from(canonical.display().to_string()),
         );
+        if !u.parents.is_empty() {
+            let names: Vec<String> = u.parents.iter().map(|(n, _)| n.clone()).collect();
+            let paths: Vec<String> = u.parents.iter().map(|(_, p)| p.clone()).collect();
+            magic.insert("ansible_parent_role_names".into(), minijinja::Value::from(names));
+            magic.insert("ansible_parent_role_paths".into(), minijinja::Value::from(paths));
+        }
         let ctx = Arc::new(RoleCtx {
             name: u.name.clone(),
             dir: dir.clone(),
@@ -500,6 +509,7 @@ impl Parser<'_> {
             params: Arc::new(magic),
             identity,
             allow_duplicates,
+            parents: u.parents.clone(),
         });
 
         if emit {
@@ -685,6 +695,7 @@ impl Parser<'_> {
         let mut ri = RoleInclude {
             public: which == IncludeKey::ImportRole,
             parent_dir: self.role.as_ref().map(|r| r.dir.clone()),
+            parents: self.parents_of_a_role_used_here(),
             ..RoleInclude::default()
         };
         let mut from = FromFiles::default();
@@ -789,6 +800,7 @@ impl Parser<'_> {
                     from,
                     dedup: false,
                     public: ri.public,
+                    parents: ri.parents.clone(),
                     node: v,
                 };
                 let chain = self.chain();
@@ -832,6 +844,7 @@ impl Parser<'_> {
                         from: from.clone(),
                         dedup: false,
                         public: ri.public,
+                        parents: ri.parents.clone(),
                         node: v,
                     };
                     let chain = self.chain();
@@ -873,6 +886,19 @@ impl Parser<'_> {
             if !self.play_roles.handlers.iter().any(same) {
                 self.play_roles.handlers.push(h);
             }
+        }
+    }
+
+    /// The parents of a role imported or included by the role being read: that role, then its own.
+    fn parents_of_a_role_used_here(&self) -> Vec<(String, String)> {
+        match &self.role {
+            Some(r) => {
+                let path = r.dir.canonicalize().unwrap_or_else(|_| r.dir.clone());
+                std::iter::once((r.name.clone(), path.display().to_string()))
+                    .chain(r.parents.iter().cloned())
+                    .collect()
+            }
+            None => Vec::new(),
         }
     }
 
@@ -987,6 +1013,7 @@ pub fn load_include(
                 },
                 dedup: false,
                 public: false,
+                parents: ri.parents.clone(),
                 node: &node,
             };
             p.instantiate(u, &chain, true).map(|i| i.tasks)

@@ -32,19 +32,36 @@ pub fn ansible_bool(v: &Value) -> bool {
 }
 
 pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
-    env.add_filter("to_json", |v: Value| -> Result<String, Error> {
-        serde_json::to_string(&to_json_value(&v)?).map_err(|e| invalid(e.to_string()))
-    });
-    env.add_filter("to_nice_json", |v: Value, kw: Kwargs| -> Result<String, Error> {
-        let indent: usize = kw.get::<Option<usize>>("indent")?.unwrap_or(4);
-        kw.assert_all_used()?;
+    // Python's json.dumps text, as Ansible writes it: `{"a": 1, "b": "\u00e9"}`. A secret with a
+    // quote, a backslash or a non-ASCII character is escaped in that text, where the mask would
+    // not find it: its escaped form becomes a secret too.
+    let json_secrets = secrets.clone();
+    let json = move |v: Value, style: super::pyjson::Style| -> Result<String, Error> {
         let value = to_json_value(&v)?;
-        let mut buf = Vec::new();
-        let ind = " ".repeat(indent);
-        let fmt = serde_json::ser::PrettyFormatter::with_indent(ind.as_bytes());
-        let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-        serde::Serialize::serialize(&value, &mut ser).map_err(|e| invalid(e.to_string()))?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
+        let out = super::pyjson::dumps(&value, &style).map_err(|e| invalid(e.to_string()))?;
+        if !json_secrets.is_empty() {
+            mask_escaped(&value, &style, &json_secrets);
+        }
+        Ok(out)
+    };
+    let to_json = json.clone();
+    env.add_filter("to_json", move |v: Value, kw: Kwargs| -> Result<String, Error> {
+        let style = super::pyjson::Style {
+            indent: kw.get::<Option<usize>>("indent")?,
+            ensure_ascii: kw.get::<Option<bool>>("ensure_ascii")?.unwrap_or(true),
+            sort_keys: kw.get::<Option<bool>>("sort_keys")?.unwrap_or(false),
+        };
+        kw.assert_all_used()?;
+        to_json(v, style)
+    });
+    env.add_filter("to_nice_json", move |v: Value, kw: Kwargs| -> Result<String, Error> {
+        let style = super::pyjson::Style {
+            indent: Some(kw.get::<Option<usize>>("indent")?.unwrap_or(4)),
+            ensure_ascii: kw.get::<Option<bool>>("ensure_ascii")?.unwrap_or(true),
+            sort_keys: kw.get::<Option<bool>>("sort_keys")?.unwrap_or(true),
+        };
+        kw.assert_all_used()?;
+        json(v, style)
     });
     env.add_filter("from_json", |s: String| -> Result<Value, Error> {
         let v: serde_json::Value = serde_json::from_str(&s).map_err(|e| invalid(format!("from_json: {e}")))?;
@@ -252,6 +269,24 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     env.add_test("regex", |s: String, pat: String| -> Result<bool, Error> {
         Ok(build_regex(&pat, false)?.is_match(&s))
     });
+}
+
+/// Every string of `value` that holds a secret, as JSON text writes it (without its quotes),
+/// becomes a secret.
+fn mask_escaped(value: &serde_json::Value, style: &super::pyjson::Style, secrets: &Secrets) {
+    match value {
+        serde_json::Value::String(s) if secrets.reveals(s) => {
+            if let Ok(text) = super::pyjson::dumps(value, style) {
+                secrets.add(&text[1..text.len() - 1]);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| mask_escaped(v, style, secrets)),
+        serde_json::Value::Object(m) => m.iter().for_each(|(k, v)| {
+            mask_escaped(&serde_json::Value::String(k.clone()), style, secrets);
+            mask_escaped(v, style, secrets);
+        }),
+        _ => {}
+    }
 }
 
 /// One part of a loose version (`1.10a` is 1, 10, `a`), as Python's LooseVersion splits it.

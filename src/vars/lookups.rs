@@ -221,13 +221,22 @@ fn file(
         .collect()
 }
 
-/// The variables a template lookup renders with: every variable of the calling template.
-fn context(state: &State, extra: Option<Value>) -> Value {
+/// The variables a template lookup renders with: every variable of the calling template, the
+/// template vars ansible-core adds (`ansible_managed` unless the caller has one), then
+/// `template_vars`.
+fn context(state: &State, extra: Option<Value>, template: super::VarMap) -> Value {
     let mut pairs: Vec<(String, Value)> = state
         .known_variables()
         .into_iter()
         .filter_map(|n| state.lookup(&n).map(|v| (n.to_string(), v)))
         .collect();
+    for (k, v) in template {
+        if k == "ansible_managed" && pairs.iter().any(|(n, _)| *n == k) {
+            continue;
+        }
+        pairs.retain(|(n, _)| *n != k);
+        pairs.push((k, v));
+    }
     if let Some(extra) = extra
         && let Ok(keys) = extra.try_iter()
     {
@@ -252,7 +261,8 @@ fn template(state: &State, terms: &[Value], kwargs: Option<&Kwargs>) -> Result<V
                 .ok_or_else(|| fail("template", format!("the template file `{name}` could not be found")))?;
             let source =
                 std::fs::read_to_string(&path).map_err(|e| fail("template", format!("cannot read `{name}`: {e}")))?;
-            let ctx = context(state, extra.clone());
+            let fullpath = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            let ctx = context(state, extra.clone(), super::template_vars(&name, &fullpath, None));
             state
                 .env()
                 .render_str(&source, ctx)

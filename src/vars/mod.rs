@@ -1,9 +1,13 @@
 //! Variables and templating: the minijinja environment (strict undefined, Ansible filters),
 //! variable scopes in Ansible's precedence order, and lazy rendering of templated variables.
 
+pub mod datetime;
+pub mod extra_filters;
 pub mod filters;
+pub mod ipaddr;
 pub mod lookups;
 pub mod more_filters;
+pub mod pyjson;
 
 use crate::inventory::Inventory;
 use crate::secrets::Secrets;
@@ -82,7 +86,10 @@ impl Templar {
         filters::register(&mut env, secrets.clone());
         let vault = Arc::new(RwLock::new(crate::vault::Keyring::default()));
         lookups::register(&mut env, secrets.clone(), vault.clone());
-        more_filters::register(&mut env);
+        more_filters::register(&mut env, secrets.clone());
+        ipaddr::register(&mut env);
+        datetime::register(&mut env);
+        extra_filters::register(&mut env, secrets.clone());
         Templar {
             env,
             secrets,
@@ -140,10 +147,18 @@ impl Templar {
             }
             return Ok(v);
         }
-        let tmpl = self.env.template_from_str(source).map_err(|e| convert(e, source))?;
-        tmpl.render(scope.clone())
-            .map(Value::from)
-            .map_err(|e| self.explain(e, source, scope))
+        // Ansible's trailing newlines: Jinja drops the source's last newline, then ansible-core
+        // pads the output up to as many newlines as the source ends with. So a template whose
+        // last expression ends in a newline (a nested template lookup) gains no extra one.
+        let wanted = source.len() - source.trim_end_matches('\n').len();
+        let body = source.strip_suffix('\n').unwrap_or(source);
+        let tmpl = self.env.template_from_str(body).map_err(|e| convert(e, source))?;
+        let mut out = tmpl.render(scope.clone()).map_err(|e| self.explain(e, source, scope))?;
+        let have = out.len() - out.trim_end_matches('\n').len();
+        for _ in have..wanted {
+            out.push('\n');
+        }
+        Ok(Value::from(out))
     }
 
     /// Render a string to text.
@@ -430,6 +445,12 @@ fn convert(e: minijinja::Error, source: &str) -> TemplateError {
     } else if e.kind() == ErrorKind::OutOfFuel {
         msg = format!("the template does more than the {TEMPLATE_FUEL} steps a render may take");
         help = Some("is there a loop inside a loop over a large range? render less, or split it".into());
+    } else if msg.contains("- operator on unsupported types plain object and plain object") {
+        // Most likely two `to_datetime` values: Python subtracts them into a timedelta.
+        msg.push_str(
+            "; roll cannot subtract datetimes (to_datetime): subtract their timestamp()s, \
+             e.g. (a.timestamp() - b.timestamp()) / 86400 for days",
+        );
     }
     let range = e.range().filter(|r| r.end <= source.len());
     TemplateError {
@@ -592,6 +613,67 @@ impl RunVars {
     }
 }
 
+/// ansible-core 2.19's `ansible_managed` (its `DEFAULT_MANAGED_STR`), which the `template`
+/// module and lookup give a template that does not define one.
+pub const ANSIBLE_MANAGED: &str = "Ansible managed";
+
+/// The variables ansible-core gives a template file it renders (`template` module and lookup):
+/// `template_path` as the task named it, `template_fullpath`, `template_host` (the controller),
+/// `template_uid` (the file's owner), `template_mtime` and `template_run_date` (datetimes),
+/// `template_destpath`, and `ansible_managed`.
+pub fn template_vars(path: &str, fullpath: &std::path::Path, dest: Option<&str>) -> VarMap {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(fullpath).ok();
+    let local = |secs: i64| {
+        chrono::DateTime::from_timestamp(secs, 0)
+            .map(|d| Value::from_object(datetime::DateTime(d.with_timezone(&chrono::Local).naive_local())))
+            .unwrap_or(Value::from(()))
+    };
+    let uid = meta.as_ref().map_or(0, |m| m.uid());
+    // The owner's name from the passwd file, as Python's pwd module gives it; else the number.
+    let owner = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| Value::from(f[0]))
+            })
+        })
+        .unwrap_or_else(|| Value::from(uid));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut vars = VarMap::new();
+    vars.insert("template_host".into(), Value::from(host));
+    vars.insert("template_path".into(), Value::from(path));
+    vars.insert("template_mtime".into(), local(meta.as_ref().map_or(0, |m| m.mtime())));
+    vars.insert("template_uid".into(), owner);
+    vars.insert("template_run_date".into(), local(now));
+    vars.insert(
+        "template_destpath".into(),
+        dest.map(Value::from).unwrap_or(Value::from(())),
+    );
+    vars.insert("template_fullpath".into(), Value::from(fullpath.display().to_string()));
+    vars.insert("ansible_managed".into(), Value::from(ANSIBLE_MANAGED));
+    vars
+}
+
+/// `scope` with `extra` above its own variables (as ansible-core updates a template's variables
+/// with its template vars), except that a variable the scope defines (`ansible_managed` set by
+/// the user) is kept when `keep` names it.
+pub fn with_template_vars(scope: &Value, mut extra: VarMap, keep: &[&str]) -> Value {
+    let Some(s) = scope.downcast_object_ref::<Scope>() else {
+        return scope.clone();
+    };
+    extra.retain(|k, _| !(keep.contains(&k.as_str()) && s.raw(k).is_some()));
+    let mut inner = s.detach();
+    inner.locals.extend(extra);
+    Value::from_object(inner)
+}
+
 /// The play-level part of a scope.
 #[derive(Default)]
 pub struct PlayVars {
@@ -639,6 +721,9 @@ pub struct Scope {
     error: Mutex<Option<TemplateError>>,
     /// `roll_secret_vars`, read once per scope: every variable lookup consults it.
     secret_vars: std::sync::OnceLock<Vec<String>>,
+    /// A host's variables as `hostvars[h]` shows them: without `hostvars` among their names, as
+    /// in Ansible, so that walking them (`to_json`, `json_query`) ends.
+    in_hostvars: bool,
 }
 
 impl std::fmt::Debug for Scope {
@@ -685,7 +770,28 @@ impl Scope {
             depth: AtomicUsize::new(0),
             error: Mutex::new(None),
             secret_vars: std::sync::OnceLock::new(),
+            in_hostvars: false,
         })
+    }
+
+    /// A copy of this scope (its own recursion guard and error slot).
+    fn detach(&self) -> Scope {
+        Scope {
+            run: self.run.clone(),
+            play: self.play.clone(),
+            host: self.host,
+            layers: self.layers.clone(),
+            role_defaults: self.role_defaults.clone(),
+            role_vars: self.role_vars.clone(),
+            params: self.params.clone(),
+            locals: self.locals.clone(),
+            facts: self.facts.clone(),
+            included: self.included.clone(),
+            depth: AtomicUsize::new(0),
+            error: Mutex::new(None),
+            secret_vars: std::sync::OnceLock::new(),
+            in_hostvars: self.in_hostvars,
+        }
     }
 
     fn take_error(&self) -> Option<TemplateError> {
@@ -902,6 +1008,9 @@ impl Object for Scope {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut names = self.names();
+        if self.in_hostvars {
+            names.retain(|n| n != "hostvars");
+        }
         names.sort();
         names.dedup();
         Enumerator::Values(names.into_iter().map(Value::from).collect())
@@ -927,13 +1036,10 @@ impl Object for HostVars {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let host = self.run.inventory.host(key.as_str()?)?;
-        Some(Scope::value(
-            self.run.clone(),
-            self.play.clone(),
-            host,
-            Vec::new(),
-            VarMap::new(),
-        ))
+        let scope = Scope::value(self.run.clone(), self.play.clone(), host, Vec::new(), VarMap::new());
+        let mut inner = scope.downcast_object_ref::<Scope>().map(Scope::detach)?;
+        inner.in_hostvars = true;
+        Some(Value::from_object(inner))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {

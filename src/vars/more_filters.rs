@@ -1,9 +1,11 @@
 //! Ansible's list, path, size, URL, hash and YAML filters and its set and truth tests, as
 //! ansible-core 2.19 answers them (the table in tests/lookups/cases.yml).
 
+use crate::secrets::Secrets;
 use crate::values::value_to_string;
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Value};
+use std::sync::Arc;
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -22,7 +24,7 @@ fn list(v: &Value, what: &str) -> Result<Vec<Value>, Error> {
     }
 }
 
-pub fn register(env: &mut Environment<'static>) {
+pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     env.add_filter("product", |first: Value, rest: Rest<Value>| -> Result<Value, Error> {
         let mut out: Vec<Vec<Value>> = vec![Vec::new()];
         for l in std::iter::once(&first).chain(rest.iter()) {
@@ -219,11 +221,35 @@ pub fn register(env: &mut Environment<'static>) {
             Ok(v)
         },
     );
-    env.add_filter("hash", |v: Value, algo: Option<String>| -> Result<String, Error> {
-        hash(value_to_string(&v).as_bytes(), algo.as_deref().unwrap_or("sha1"))
+    // The digest of a secret stays a secret (a token's hash can be the credential itself).
+    let run_secrets = secrets.clone();
+    env.add_filter("hash", move |v: Value, algo: Option<String>| -> Result<String, Error> {
+        let text = value_to_string(&v);
+        let out = hash(text.as_bytes(), algo.as_deref().unwrap_or("sha1"))?;
+        if run_secrets.reveals(&text) {
+            run_secrets.add(&out);
+        }
+        Ok(out)
     });
-    env.add_filter("checksum", |v: Value| -> Result<String, Error> {
-        hash(value_to_string(&v).as_bytes(), "sha1")
+    // `md5` and `sha1`: ansible-core's shorthands for `hash('md5')` and `hash('sha1')`.
+    for algo in ["md5", "sha1"] {
+        let secrets = secrets.clone();
+        env.add_filter(algo, move |v: Value| -> Result<String, Error> {
+            let text = value_to_string(&v);
+            let out = hash(text.as_bytes(), algo)?;
+            if secrets.reveals(&text) {
+                secrets.add(&out);
+            }
+            Ok(out)
+        });
+    }
+    env.add_filter("checksum", move |v: Value| -> Result<String, Error> {
+        let text = value_to_string(&v);
+        let out = hash(text.as_bytes(), "sha1")?;
+        if secrets.reveals(&text) {
+            secrets.add(&out);
+        }
+        Ok(out)
     });
     env.add_filter("from_yaml_all", |s: String| -> Result<Value, Error> {
         let mut out = Vec::new();
@@ -398,6 +424,7 @@ fn hex(bytes: &[u8]) -> String {
 fn hash(data: &[u8], algo: &str) -> Result<String, Error> {
     use sha2::Digest as _;
     Ok(match algo {
+        "md5" => hex(&md5::Md5::digest(data)),
         "sha1" => hex(&sha1::Sha1::digest(data)),
         "sha224" => hex(&sha2::Sha224::digest(data)),
         "sha256" => hex(&sha2::Sha256::digest(data)),
@@ -405,7 +432,7 @@ fn hash(data: &[u8], algo: &str) -> Result<String, Error> {
         "sha512" => hex(&sha2::Sha512::digest(data)),
         other => {
             return Err(invalid(format!(
-                "roll's `hash` knows sha1, sha224, sha256, sha384 and sha512, not `{other}`"
+                "roll's `hash` knows md5, sha1, sha224, sha256, sha384 and sha512, not `{other}`"
             )));
         }
     })

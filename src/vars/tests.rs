@@ -143,7 +143,7 @@ fn ansible_filters() {
     );
     assert_eq!(r("{{ m | dict2items | map(attribute='key') | join(',') }}"), "a,b");
     assert_eq!(r("{{ (m | dict2items | items2dict).b }}"), "2");
-    assert_eq!(r("{{ m | to_json }}"), r#"{"a":1,"b":2}"#);
+    assert_eq!(r("{{ m | to_json }}"), r#"{"a": 1, "b": 2}"#);
     assert_eq!(r("{{ ('{\"k\": [1]}' | from_json).k[0] }}"), "1");
     assert_eq!(
         r("{{ undefined_thing | default('d') }} {{ undefined_thing | d('e') }}"),
@@ -262,4 +262,113 @@ fn what_a_host_answered_is_never_rendered_again() {
         render(&run, play(&unsafe_var), &[], "{{ raw }}").unwrap(),
         "{{ secret }}"
     );
+}
+
+/// Every filter and test issue 14 names for deploy playbooks is in the engine, under its short
+/// name and its FQCN.
+#[test]
+fn the_deploy_vocabulary_is_all_there() {
+    let t = Templar::new();
+    let filters = [
+        "json_query",
+        "version_compare",
+        "ipaddr",
+        "ipv4",
+        "ipv6",
+        "to_datetime",
+        "strftime",
+        "hash",
+        "checksum",
+        "password_hash",
+        "regex_escape",
+        "mandatory",
+        "product",
+        "zip",
+        "subelements",
+        "dictsort",
+        "random",
+        "shuffle",
+        "comment",
+        "urlsplit",
+        "splitext",
+        "realpath",
+        "path_join",
+        "expanduser",
+        "human_to_bytes",
+        "human_readable",
+        "type_debug",
+        "from_yaml_all",
+        "combine",
+        "extract",
+        "community.general.json_query",
+        "ansible.utils.ipaddr",
+        "ansible.utils.ipv4",
+        "ansible.utils.ipv6",
+        "ansible.builtin.to_json",
+        "ansible.builtin.password_hash",
+        "ansible.builtin.combine",
+    ];
+    let tests = [
+        "match",
+        "search",
+        "regex",
+        "in",
+        "contains",
+        "truthy",
+        "falsy",
+        "subset",
+        "superset",
+        "sameas",
+        "string",
+        "number",
+        "mapping",
+        "iterable",
+        "succeeded",
+        "failed",
+        "changed",
+        "skipped",
+        "file",
+        "directory",
+        "link",
+        "exists",
+        "abs",
+        "version",
+        "ansible.builtin.version",
+        "ansible.builtin.succeeded",
+    ];
+    let missing: Vec<&str> = filters
+        .iter()
+        .filter(|f| !t.has_plugin(Plugin::Filter, f))
+        .chain(tests.iter().filter(|x| !t.has_plugin(Plugin::Test, x)))
+        .copied()
+        .collect();
+    assert!(missing.is_empty(), "missing: {missing:?}");
+    // A name neither Ansible nor roll has stays unknown under its FQCN too.
+    assert!(!t.has_plugin(Plugin::Filter, "ansible.builtin.no_such_filter"));
+    assert!(!t.has_plugin(Plugin::Filter, "ansible.builtin.to_uuid"));
+}
+
+/// roll also takes the collections' filters by their short names (playbooks written for
+/// Ansible 2.9 say `ipaddr`), with the FQCN's answers.
+#[test]
+fn short_names_of_collection_filters_answer_as_their_fqcns() {
+    let t = Templar::new();
+    let scope = Value::from(());
+    for (short, fqcn) in [
+        (
+            "'10.1.2.3/8' | ipaddr('network')",
+            "'10.1.2.3/8' | ansible.utils.ipaddr('network')",
+        ),
+        ("['::1', '10.0.0.1'] | ipv4", "['::1', '10.0.0.1'] | ansible.utils.ipv4"),
+        ("'::1' | ipv6('address')", "'::1' | ansible.utils.ipv6('address')"),
+        (
+            "{'a': [1, 2]} | json_query('a[1]')",
+            "{'a': [1, 2]} | community.general.json_query('a[1]')",
+        ),
+    ] {
+        let a = t.render_string(&format!("{{{{ {short} }}}}"), &scope).unwrap();
+        let b = t.render_string(&format!("{{{{ {fqcn} }}}}"), &scope).unwrap();
+        assert_eq!(a, b, "{short}");
+        assert!(!a.is_empty() && a != "False", "{short} gave {a}");
+    }
 }

@@ -15,6 +15,7 @@ mod docker;
 mod drain;
 mod events;
 mod facts;
+mod filters;
 mod find;
 mod gitlab;
 mod haproxy;
