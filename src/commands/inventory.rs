@@ -17,7 +17,19 @@ pub fn run(args: crate::cli::InventoryArgs) -> Exit {
             return Exit::InvalidInput;
         }
     }
-    let inv = match crate::inventory::load(&sources, &args.inventory, &[]) {
+    let inventory = match crate::settings::ansible_config(&sources)
+        .map_err(|items| Diagnostics { items })
+        .and_then(|cfg| {
+            crate::commands::play::report_config(&cfg, 0);
+            crate::settings::inventory(args.inventory.clone(), &cfg).map_err(Diagnostics::from)
+        }) {
+        Ok(i) => i,
+        Err(d) => {
+            eprint!("{}", d.render(&sources, color));
+            return Exit::InvalidInput;
+        }
+    };
+    let inv = match crate::inventory::load(&sources, &inventory, &[]) {
         Ok(i) => i,
         Err(d) => {
             eprint!("{}", d.render(&sources, color));

@@ -794,12 +794,17 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
         Some(n) => flag(r, n, scope)?,
         None => r.opts.diff,
     };
-    let become_user = match &task.kw.r#become {
-        Some(n) if flag(r, n, scope)? => Some(match &task.kw.become_user {
+    let becomes = match &task.kw.r#become {
+        Some(n) => flag(r, n, scope)?,
+        None => r.opts.r#become,
+    };
+    let become_user = if becomes {
+        Some(match &task.kw.become_user {
             Some(u) => value_to_string(&render(r, u, scope)?),
-            None => "root".to_string(),
-        }),
-        _ => None,
+            None => r.opts.become_user.clone().unwrap_or_else(|| "root".to_string()),
+        })
+    } else {
+        None
     };
     let timeout = match &task.kw.timeout {
         Some(n) => {

@@ -44,6 +44,10 @@ pub struct Options {
     /// Timeout of a command that has no `timeout:` of its own, so a hung command never hangs
     /// the run.
     pub command_timeout: Option<std::time::Duration>,
+    /// Whether tasks that do not say `become:` become another user (ansible.cfg's `become`).
+    pub r#become: bool,
+    /// Whom `become` becomes when the task does not say `become_user:` (else root).
+    pub become_user: Option<String>,
 }
 
 impl Default for Options {
@@ -59,6 +63,8 @@ impl Default for Options {
             interactive: false,
             ssh: SshOptions::default(),
             command_timeout: Some(std::time::Duration::from_secs(1800)),
+            r#become: false,
+            become_user: None,
         }
     }
 }

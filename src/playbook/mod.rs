@@ -44,6 +44,8 @@ pub struct Play {
     pub force_handlers: bool,
     /// Whether the play gathers facts first (`gather_facts`, else the `Gathering` default).
     pub gather_facts: bool,
+    /// What the play's `gather_facts` says, if anything: a configured `gathering` decides the rest.
+    pub gather_said: Option<bool>,
     pub vars: Arc<VarMap>,
     pub pre_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
@@ -413,6 +415,15 @@ impl Task {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl Playbook {
+    /// Decide `gather_facts` of the plays that do not say it by the configured `gathering`.
+    pub fn set_gathering(&mut self, g: crate::modules::facts::Gathering) {
+        for play in &mut self.plays {
+            play.gather_facts = g.gathers(play.gather_said);
         }
     }
 }

@@ -409,9 +409,10 @@ impl Parser<'_> {
             max_fail_percentage: None,
             any_errors_fatal: false,
             force_handlers: false,
-            // Until ansible.cfg's `gathering` is read, the default applies (the hook is
-            // `Gathering`: pass the configured one here).
+            // Ansible's default; a configured `gathering` is applied once the playbook is read
+            // (`Playbook::set_gathering`).
             gather_facts: crate::modules::facts::Gathering::default().gathers(None),
+            gather_said: None,
             vars: Arc::default(),
             pre_tasks: Vec::new(),
             tasks: Vec::new(),
@@ -470,8 +471,8 @@ impl Parser<'_> {
                 "any_errors_fatal" => play.any_errors_fatal = self.bool(v, "any_errors_fatal").unwrap_or(false),
                 "force_handlers" => play.force_handlers = self.bool(v, "force_handlers").unwrap_or(false),
                 "gather_facts" => {
-                    play.gather_facts =
-                        crate::modules::facts::Gathering::default().gathers(self.bool(v, "gather_facts"))
+                    play.gather_said = self.bool(v, "gather_facts");
+                    play.gather_facts = crate::modules::facts::Gathering::default().gathers(play.gather_said)
                 }
                 "vars" => self.vars_into(v, &mut vars),
                 "vars_files" => self.vars_files(v, &mut vars),

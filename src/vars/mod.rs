@@ -526,6 +526,8 @@ pub struct RunInfo {
     pub verbosity: u8,
     /// The inventory file (absolute), when the inventory is one.
     pub inventory_file: Option<String>,
+    /// The ansible.cfg read (absolute), if any.
+    pub config_file: Option<String>,
 }
 
 impl RunVars {
@@ -730,7 +732,6 @@ impl Scope {
                     ("string", Value::from(full.as_str())),
                 ])
             }
-            "ansible_config_file" => Value::from(()),
             _ => return self.run_magic(key),
         })
     }
@@ -752,6 +753,8 @@ impl Scope {
             "ansible_forks" => Value::from(info.forks),
             "ansible_verbosity" => Value::from(info.verbosity),
             "inventory_file" => Value::from(info.inventory_file.clone()?),
+            // None when no ansible.cfg was read, as in Ansible.
+            "ansible_config_file" => Value::from(info.config_file.clone()),
             _ => return None,
         })
     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod ansible_cfg;
 mod apps;
 mod cli;
 mod compat;
