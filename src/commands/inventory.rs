@@ -93,7 +93,10 @@ pub fn list(inv: &Inventory) -> Json {
     let mut names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
     names.sort();
     for n in names {
-        if let Some(h) = inv.host(n) {
+        // A host without variables is left out, as ansible-inventory leaves it out.
+        if let Some(h) = inv.host(n)
+            && !inv.hosts[h].vars.is_empty()
+        {
             hostvars.insert(n.to_string(), vars_json(&inv.hosts[h].vars));
         }
     }

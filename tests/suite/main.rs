@@ -15,6 +15,7 @@ mod events;
 mod facts;
 mod find;
 mod gitlab;
+mod inventory;
 mod lines;
 mod listing;
 mod lock;
