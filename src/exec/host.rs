@@ -863,20 +863,15 @@ fn connect(
     let conn_vars_host = r.vars.inventory.host(conn_host).unwrap_or(host);
     let conn_kind = match &task.kw.connection {
         Some(n) => Some(value_to_string(&render(r, n, scope).unwrap_or_default())),
-        None => r.vars.inventory.hosts[conn_vars_host]
-            .vars
-            .get("ansible_connection")
+        None => extra_connection_var(r, "ansible_connection")
+            .or_else(|| r.vars.inventory.hosts[conn_vars_host].vars.get("ansible_connection"))
             .map(value_to_string),
     };
     let conn_kind = match (conn_kind, delegate) {
         (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
         (k, _) => k,
     };
-    let conn_vars = r
-        .vars
-        .inventory
-        .host(conn_host)
-        .map(|h| r.vars.inventory.hosts[h].vars.clone());
+    let conn_vars = connection_vars(r, r.vars.inventory.host(conn_host));
     // Becoming the user the connection already is needs no sudo.
     let remote_user = conn_vars
         .as_ref()
@@ -900,8 +895,36 @@ fn host_connection(r: &Runner, name: &str) -> Result<Connection, String> {
         .host(name)
         .ok_or_else(|| format!("`{name}` is not an inventory host"))?;
     r.connector
-        .connect(name, Some(&r.vars.inventory.hosts[i].vars), None)
+        .connect(name, connection_vars(r, Some(i)).as_deref(), None)
         .map_err(|e| e.to_string())
+}
+
+/// A connection variable (`ansible_host`, `ansible_user`, `ansible_connection`...) given with
+/// `-e`: extra vars are the highest precedence, so in Ansible they win over every host's
+/// inventory for its connection too.
+fn extra_connection_var<'a>(r: &'a Runner, name: &str) -> Option<&'a Value> {
+    r.vars.extra.get(name)
+}
+
+/// The variables a host is connected with: its inventory variables, with the `ansible_*`
+/// variables given with `-e` over them (unprefixed names such as `port` given with `-e` are the
+/// playbook's, not the connection's).
+pub(crate) fn connection_vars(r: &Runner, host: Option<usize>) -> Option<std::sync::Arc<crate::values::VarMap>> {
+    let own = host.map(|h| r.vars.inventory.hosts[h].vars.clone());
+    let mut over = r
+        .vars
+        .extra
+        .iter()
+        .filter(|(k, _)| k.starts_with("ansible_"))
+        .peekable();
+    if over.peek().is_none() {
+        return own;
+    }
+    let mut vars = own.map(|v| (*v).clone()).unwrap_or_default();
+    for (k, v) in over {
+        vars.insert(k.clone(), v.clone());
+    }
+    Some(std::sync::Arc::new(vars))
 }
 
 /// Run the module once (one loop item), with `until` retries and the result conditions.
@@ -1086,8 +1109,8 @@ fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, Tas
 pub(crate) async fn gather(r: &Runner, host: usize) -> HostOutcome {
     let name = r.vars.inventory.hosts[host].name.clone();
     let mut o = HostOutcome::new(host);
-    let vars = r.vars.inventory.hosts[host].vars.clone();
-    let res = match r.connector.connect(&name, Some(&vars), None) {
+    let vars = connection_vars(r, Some(host));
+    let res = match r.connector.connect(&name, vars.as_deref(), None) {
         Ok(c) => c
             .exec(&crate::connection::Command::new(modules::facts::script(
                 modules::facts::FACT_PATH,

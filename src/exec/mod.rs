@@ -1211,7 +1211,8 @@ impl Runner {
             .filter(|v| !v.is_undefined() && !v.is_none())
             .map(|v| crate::values::value_to_string(&v))
             .unwrap_or_else(|| "/var/lib/roll".into());
-        let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
+        let vars = host::connection_vars(self, Some(h));
+        let Ok(conn) = self.connector.connect(&host.name, vars.as_deref(), None) else {
             return;
         };
         let step = format!("changed: {step}");
@@ -1239,10 +1240,12 @@ impl Runner {
 
     /// Releases one lock this run holds, where its proxy can be reached.
     async fn release(&self, held: Held) {
-        let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
+        let Some(i) = self.vars.inventory.host(&held.host) else {
             return;
         };
-        let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
+        let host = &self.vars.inventory.hosts[i];
+        let vars = host::connection_vars(self, Some(i));
+        let Ok(conn) = self.connector.connect(&host.name, vars.as_deref(), None) else {
             return;
         };
         let by = Releaser::Run(self.state.locks.run_id());

@@ -30,6 +30,8 @@ fn known_hosts_of(dir: &Path, fleets: &[&Fleet]) -> std::path::PathBuf {
 
 fn play(dir: &Path, known_hosts: &Path, extra: &[&str]) -> Output {
     let mut c = roll(dir);
+    // A local task must not see the test runner's own ssh session.
+    c.env_remove("SSH_CONNECTION");
     c.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
         .arg(known_hosts)
         .args(extra);
@@ -610,4 +612,52 @@ fn masters_outlive_a_pause_longer_than_their_idle_time_in_a_private_control_dire
     assert_eq!(later, at_start, "a master exited or was replaced during the pause");
     let (code, out, err) = run.finish();
     assert_eq!(code, Some(0), "{out}{err}");
+}
+
+/// Connection variables given with `-e` win over the inventory's for every host, as extra vars
+/// do in Ansible (`-e ansible_connection=local` is the common case).
+#[test]
+fn connection_variables_given_with_extra_vars_win_over_the_inventory() {
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    // The inventory's port is one nothing listens on: only `-e ansible_port` reaches the fleet.
+    write(
+        d.path(),
+        "hosts",
+        &group(&f, "app").replace(&format!("ansible_port={}", f.port), "ansible_port=1"),
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  tasks:\n    - shell: echo \"${SSH_CONNECTION:-local}\" | cut -d' ' -f3\n      register: addr\n      changed_when: false\n    - assert: { that: [\"addr.stdout == want\"] }\n",
+    );
+    let first = format!("{}.0.1", f.net);
+    let kh = f.known_hosts();
+    let o = play(d.path(), &kh, &["-e", "want=none"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+
+    let port = format!("ansible_port={}", f.port);
+    let o = play(
+        d.path(),
+        &kh,
+        &["-e", &port, "-e", &format!("ansible_host={first} want={first}")],
+    );
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert_eq!(recap(&text).len(), 2, "{text}");
+    assert!(recap(&text).iter().all(|l| l.contains("ok=2")), "{text}");
+
+    // The inventory's `ansible_user=root` loses to `-e ansible_user`.
+    let o = play(
+        d.path(),
+        &kh,
+        &["-e", &port, "-e", "ansible_user=roll-no-such-user want=x"],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+
+    // `-e ansible_connection=local`: no host is connected to (the port stays unreachable).
+    let o = play(d.path(), &kh, &["-e", "ansible_connection=local want=local"]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert!(recap(&text).iter().all(|l| l.contains("ok=2")), "{text}");
 }
