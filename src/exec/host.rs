@@ -871,7 +871,27 @@ fn connect(
         (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
         (k, _) => k,
     };
-    let conn_vars = connection_vars(r, r.vars.inventory.host(conn_host));
+    let mut conn_vars = connection_vars(r, r.vars.inventory.host(conn_host));
+    // `remote_user` / `port` of the task, its blocks or play: below the host's own variables
+    // (inventory and `-e`), above ansible.cfg's defaults, as in Ansible.
+    for (kw, var, aliases) in [
+        (&task.kw.remote_user, "ansible_user", &["ansible_ssh_user", "user"][..]),
+        (&task.kw.port, "ansible_port", &["ansible_ssh_port", "port"][..]),
+    ] {
+        let Some(n) = kw else { continue };
+        let said = |v: &crate::values::VarMap| {
+            std::iter::once(var)
+                .chain(aliases.iter().copied())
+                .any(|k| v.contains_key(k))
+        };
+        if conn_vars.as_deref().is_some_and(said) {
+            continue;
+        }
+        let value = render(r, n, scope).map_err(|e| NotStarted::Failed(e.to_string()))?;
+        let mut vars = conn_vars.as_deref().cloned().unwrap_or_default();
+        vars.insert(var.to_string(), value);
+        conn_vars = Some(std::sync::Arc::new(vars));
+    }
     // Becoming the user the connection already is needs no sudo.
     let remote_user = conn_vars
         .as_ref()

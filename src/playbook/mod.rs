@@ -127,6 +127,10 @@ pub struct Keywords {
     pub timeout: Option<Node>,
     pub any_errors_fatal: Option<Node>,
     pub connection: Option<Node>,
+    /// `remote_user` and `port`: the connection's user and port where the host's variables
+    /// (`ansible_user`, `ansible_port`) name none, as in Ansible (variables beat keywords).
+    pub remote_user: Option<Node>,
+    pub port: Option<Node>,
     /// Include params (`include_tasks`'s `vars:` and loop item, `include_role` params), above
     /// `set_fact`, lowest first.
     pub params: Vec<Arc<VarMap>>,

@@ -68,6 +68,7 @@ const PLAY_KEYS: &[&str] = &[
     "become_user",
     "become_method",
     "remote_user",
+    "port",
     "environment",
     "ignore_errors",
     "force_handlers",
@@ -130,6 +131,7 @@ const TASK_KEYS: &[&str] = &[
     "listen",
     "throttle",
     "remote_user",
+    "port",
     "import_tasks",
     "include_tasks",
     "import_role",
@@ -159,6 +161,8 @@ const BLOCK_KEYS: &[&str] = &[
     "connection",
     "throttle",
     "notify",
+    "remote_user",
+    "port",
 ];
 
 /// What a task's action key names: a module, `meta`, or an import/include (decided here, not
@@ -501,7 +505,6 @@ impl Parser<'_> {
                     }
                 }
                 "pre_tasks" | "tasks" | "post_tasks" | "handlers" => {}
-                "remote_user" => {}
                 other => {
                     if !self.shared_keyword(other, v, &mut play.inherit) {
                         self.unknown_key(k, other, PLAY_KEYS, "play");
@@ -604,7 +607,8 @@ impl Parser<'_> {
                     self.err(Diagnostic::at("only `become_method: sudo` is supported", v.span));
                 }
             }
-            "remote_user" => {}
+            "remote_user" => kw.remote_user = Some(v.clone()),
+            "port" => kw.port = Some(v.clone()),
             "environment" => {
                 if !matches!(v.kind, Kind::Map(_)) && !v.as_str().is_some_and(crate::values::is_template) {
                     self.err(
@@ -823,7 +827,6 @@ impl Parser<'_> {
                 "changed_when" => task.changed_when = Some(self.conditions(v)),
                 "failed_when" => task.failed_when = Some(self.conditions(v)),
                 "args" => args_node = Some(v),
-                "remote_user" => {}
                 other => {
                     if other == "vars" {
                         own_vars = Some(v);
@@ -924,7 +927,7 @@ impl Parser<'_> {
         for (k, v) in pairs {
             let Some(key) = self.key(k) else { continue };
             match key {
-                "block" | "rescue" | "always" | "notify" | "remote_user" => {}
+                "block" | "rescue" | "always" | "notify" => {}
                 "name" => {
                     if self.string(v, "the block's `name`").is_some() {
                         name = Some(v.clone());

@@ -63,6 +63,7 @@ const ROLE_ENTRY_KEYWORDS: &[&str] = &[
     "become_user",
     "become_method",
     "remote_user",
+    "port",
     "environment",
     "ignore_errors",
     "no_log",
@@ -938,6 +939,8 @@ fn merge_keywords(kw: &mut Keywords, apply: &Keywords) {
     set(&mut kw.timeout, &apply.timeout);
     set(&mut kw.any_errors_fatal, &apply.any_errors_fatal);
     set(&mut kw.connection, &apply.connection);
+    set(&mut kw.remote_user, &apply.remote_user);
+    set(&mut kw.port, &apply.port);
 }
 
 /// Give a task (and every task inside it) include params: an include's loop item.

@@ -661,3 +661,62 @@ fn connection_variables_given_with_extra_vars_win_over_the_inventory() {
     assert!(o.status.success(), "{text}{}", stderr(&o));
     assert!(recap(&text).iter().all(|l| l.contains("ok=2")), "{text}");
 }
+
+/// `remote_user` and `port` at play, block and task level: used where the host's variables name
+/// no user or port, and losing to them where they do (Ansible: variables beat keywords).
+#[test]
+fn remote_user_and_port_keywords_connect_below_the_hosts_own_variables() {
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    // Addresses and key only: no ansible_user, no ansible_port.
+    let bare: String = group(&f, "app")
+        .lines()
+        .filter(|l| !l.starts_with("ansible_port=") && !l.starts_with("ansible_user="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(d.path(), "hosts", &bare);
+    let pb = |play_port: u16, block: &str| {
+        format!(
+            "- hosts: app\n  gather_facts: false\n  remote_user: root\n  port: {play_port}\n  tasks:\n    - command: id -un\n      register: who\n      changed_when: false\n    - assert: {{ that: [\"who.stdout == 'root'\"] }}\n    - block:\n        - command: \"true\"\n          changed_when: false\n{block}"
+        )
+    };
+    let kh = f.known_hosts();
+    write(d.path(), "pb.yml", &pb(f.port, ""));
+    let o = play(d.path(), &kh, &[]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert!(recap(&text).iter().all(|l| l.contains("ok=3")), "{text}");
+
+    // A block's `remote_user` is its tasks' user: a user that does not exist is refused.
+    write(
+        d.path(),
+        "pb.yml",
+        &pb(f.port, "      remote_user: roll-no-such-user\n"),
+    );
+    let o = play(d.path(), &kh, &[]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(4), "{text}");
+    assert!(
+        recap(&text)
+            .iter()
+            .all(|l| l.contains("ok=2") && l.contains("unreachable=1")),
+        "{text}"
+    );
+
+    // The play's port is wrong, but the inventory's `ansible_port` wins over it.
+    write(d.path(), "pb.yml", &pb(1, ""));
+    let o = play(d.path(), &kh, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "port 1 is used without ansible_port\n{}",
+        stdout(&o)
+    );
+    write(
+        d.path(),
+        "hosts",
+        &format!("{bare}\n[app:vars]\nansible_port={}\n", f.port),
+    );
+    let o = play(d.path(), &kh, &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
