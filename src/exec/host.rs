@@ -794,14 +794,29 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
         Some(n) => flag(r, n, scope)?,
         None => r.opts.diff,
     };
-    let becomes = match &task.kw.r#become {
-        Some(n) => flag(r, n, scope)?,
-        None => r.opts.r#become,
+    // `ansible_become` / `ansible_become_user` (inventory, play vars, `-e`) beat the keywords,
+    // which beat ansible.cfg, as in Ansible.
+    let var = |name: &str| -> Result<Option<Value>, TaskError> {
+        let defined = scope.get_attr(name).is_ok_and(|v| !v.is_undefined() && !v.is_none());
+        if !defined {
+            return Ok(None);
+        }
+        r.vars
+            .templar
+            .eval(name, scope)
+            .map(Some)
+            .map_err(|e| TaskError::Value(format!("`{name}`: {e}")))
+    };
+    let becomes = match (var("ansible_become")?, &task.kw.r#become) {
+        (Some(v), _) => crate::vars::filters::ansible_bool(&v) || (v.kind() == ValueKind::Bool && v.is_true()),
+        (None, Some(n)) => flag(r, n, scope)?,
+        (None, None) => r.opts.r#become,
     };
     let become_user = if becomes {
-        Some(match &task.kw.become_user {
-            Some(u) => value_to_string(&render(r, u, scope)?),
-            None => r.opts.become_user.clone().unwrap_or_else(|| "root".to_string()),
+        Some(match (var("ansible_become_user")?, &task.kw.become_user) {
+            (Some(v), _) => value_to_string(&v),
+            (None, Some(u)) => value_to_string(&render(r, u, scope)?),
+            (None, None) => r.opts.become_user.clone().unwrap_or_else(|| "root".to_string()),
         })
     } else {
         None

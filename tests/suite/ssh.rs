@@ -720,3 +720,36 @@ fn remote_user_and_port_keywords_connect_below_the_hosts_own_variables() {
     let o = play(d.path(), &kh, &[]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+/// `ansible_become` / `ansible_become_user` from the inventory or `-e` beat the `become`
+/// keywords, as connection variables do in Ansible.
+#[test]
+fn become_variables_from_the_inventory_and_extra_vars_beat_the_keywords() {
+    let f = Fleet::up(1, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "hosts",
+        &format!("{}ansible_become=yes\nansible_become_user=nobody\n", group(&f, "app")),
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  tasks:\n    - command: id -un\n      become: false\n      become_user: root\n      register: who\n      changed_when: false\n    - assert: { that: [\"who.stdout == want\"] }\n",
+    );
+    let kh = f.known_hosts();
+    let ok = |extra: &[&str]| {
+        let o = play(d.path(), &kh, extra);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    };
+    ok(&["-e", "want=nobody"]);
+    ok(&["-e", "want=root", "-e", "ansible_become=false"]);
+    ok(&["-e", "want=root", "-e", "ansible_become_user=root"]);
+    let o = play(d.path(), &kh, &["-e", "want=root"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the inventory's become user is nobody\n{}",
+        stdout(&o)
+    );
+}
