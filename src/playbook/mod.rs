@@ -131,6 +131,8 @@ pub struct Keywords {
     /// (`ansible_user`, `ansible_port`) name none, as in Ansible (variables beat keywords).
     pub remote_user: Option<Node>,
     pub port: Option<Node>,
+    /// `module_defaults` mappings of the play, blocks and task, outermost first.
+    pub module_defaults: Vec<Node>,
     /// Include params (`include_tasks`'s `vars:` and loop item, `include_role` params), above
     /// `set_fact`, lowest first.
     pub params: Vec<Arc<VarMap>>,

@@ -64,6 +64,7 @@ const ROLE_ENTRY_KEYWORDS: &[&str] = &[
     "become_method",
     "remote_user",
     "port",
+    "module_defaults",
     "environment",
     "ignore_errors",
     "no_log",
@@ -941,6 +942,7 @@ fn merge_keywords(kw: &mut Keywords, apply: &Keywords) {
     set(&mut kw.connection, &apply.connection);
     set(&mut kw.remote_user, &apply.remote_user);
     set(&mut kw.port, &apply.port);
+    kw.module_defaults.extend(apply.module_defaults.iter().cloned());
 }
 
 /// Give a task (and every task inside it) include params: an include's loop item.
