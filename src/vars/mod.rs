@@ -210,6 +210,12 @@ impl Templar {
                 let plugin = match i {
                     Instruction::ApplyFilter(name, ..) => Some((Plugin::Filter, *name)),
                     Instruction::PerformTest(name, ..) => Some((Plugin::Test, *name)),
+                    // `lookup('NAME', ...)`, `query(...)`, `q(...)` with a literal name.
+                    Instruction::CallFunction("lookup" | "query" | "q", _) => ins
+                        .get_span(idx)
+                        .and_then(|s| source.get(s.start_offset as usize..s.end_offset as usize))
+                        .and_then(lookup_name)
+                        .map(|n| (Plugin::Lookup, n)),
                     _ => None,
                 };
                 if let Some((kind, name)) = plugin {
@@ -254,7 +260,7 @@ impl Templar {
         used
     }
 
-    /// Whether this engine has the filter or test `name`: applied to `none`, it fails for any
+    /// Whether this engine has the filter, test or lookup `name`: applied to `none`, it fails for any
     /// reason but being unknown.
     pub fn has_plugin(&self, kind: Plugin, name: &str) -> bool {
         let key = (kind, name.to_string());
@@ -272,6 +278,7 @@ impl Templar {
         let probe = match kind {
             Plugin::Filter => format!("none | {name}"),
             Plugin::Test => format!("none is {name}"),
+            Plugin::Lookup => return lookups::known(name),
         };
         let Ok(expr) = self.env.compile_expression(&probe) else {
             return false;
@@ -338,6 +345,7 @@ impl Templar {
 pub enum Plugin {
     Filter,
     Test,
+    Lookup,
 }
 
 impl Plugin {
@@ -345,6 +353,7 @@ impl Plugin {
         match self {
             Plugin::Filter => "filter",
             Plugin::Test => "test",
+            Plugin::Lookup => "lookup",
         }
     }
 }
@@ -953,3 +962,13 @@ impl Object for HostVars {
 
 #[cfg(test)]
 mod tests;
+
+/// The literal first argument of a `lookup(...)` call's text: `lookup('env', 'HOME')` → `env`;
+/// a name that is an expression is decided when it renders.
+fn lookup_name(call: &str) -> Option<&str> {
+    let args = call.split_once('(')?.1.trim_start();
+    let quote = args.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let rest = &args[1..];
+    let end = rest.find(quote)?;
+    Some(&rest[..end])
+}
