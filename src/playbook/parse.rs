@@ -1576,19 +1576,6 @@ fn add_notify(t: &mut Task, names: &[(String, crate::source::Span)]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kv_words_split_from_free_form() {
-        let (p, rest) = split_kv_params("chdir=/tmp ls -l x=1", |k| k == "chdir");
-        assert_eq!(p, [("chdir".to_string(), "/tmp".to_string())]);
-        assert_eq!(rest, "ls -l x=1");
-        assert_eq!(parse_kv(r#"path=/x state=touch msg="a b""#).len(), 3);
-    }
-}
-
 /// The parameters `module_defaults` gives a module, as ansible-core merges them: the entries of
 /// every level in turn (a later level's entry for a name replaces an earlier one's whole), then
 /// the groups that hold the module, then the module's own entry over them.
@@ -1629,4 +1616,17 @@ fn module_defaults_for(spec: &'static crate::modules::ModuleSpec, levels: &[Node
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_words_split_from_free_form() {
+        let (p, rest) = split_kv_params("chdir=/tmp ls -l x=1", |k| k == "chdir");
+        assert_eq!(p, [("chdir".to_string(), "/tmp".to_string())]);
+        assert_eq!(rest, "ls -l x=1");
+        assert_eq!(parse_kv(r#"path=/x state=touch msg="a b""#).len(), 3);
+    }
 }
