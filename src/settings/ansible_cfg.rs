@@ -769,6 +769,41 @@ mod tests {
         );
     }
 
+    /// The text and the values `ansible-config dump --only-changed` (ansible-core 2.19.14)
+    /// printed for it, the file in /tmp/acfg and HOME=/root: DEFAULT_FORKS 7, DEFAULT_GATHERING
+    /// explicit, DEFAULT_HOST_LIST ['/tmp/acfg/hosts', '/tmp/other'], DEFAULT_PRIVATE_KEY_FILE
+    /// /tmp/acfg/"keys/id", DEFAULT_REMOTE_USER fromdefault, DEFAULT_ROLES_PATH
+    /// ['/tmp/acfg/a', '/root/b\nc'], DEFAULT_TIMEOUT 5, HOST_KEY_CHECKING False, DEFAULT_BECOME
+    /// True.
+    #[test]
+    fn resolves_as_ansible_config_dump() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("acfg");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("ansible.cfg"),
+            "# comment\n[DEFAULT]\nremote_user = fromdefault\n[defaults]\nForks: 7 ; seven\nroles_path = a:~/b\n  c\ninventory = hosts, ../other\ntimeout = 5.0\nhost_key_checking = nope\nunknown_key = 1\ngathering = explicit\nprivate_key_file = \"keys/id\"\n[privilege_escalation]\nbecome = yes\n[ssh_connection]\nssh_args = -o X=y\n",
+        )
+        .unwrap();
+        let env = Vars(HashMap::from([
+            ("HOME", "/root".to_string()),
+            ("ANSIBLE_CONFIG", dir.display().to_string()),
+        ]));
+        let c = load(&Sources::new(), &env, Path::new("/")).unwrap();
+        assert_eq!(c.file, Some(dir.join("ansible.cfg")));
+        assert_eq!(c.forks, Some(7));
+        assert_eq!(c.gathering, Some(crate::modules::facts::Gathering::Explicit));
+        assert_eq!(c.inventory, [dir.join("hosts"), d.path().join("other")]);
+        assert_eq!(c.private_key_file, Some(dir.join("\"keys/id\"")));
+        assert_eq!(c.remote_user.as_deref(), Some("fromdefault"));
+        assert_eq!(c.roles_path, Some(vec![dir.join("a"), PathBuf::from("/root/b\nc")]));
+        assert_eq!(c.timeout, Some(5));
+        assert_eq!(c.host_key_checking, Some(false));
+        assert_eq!(c.r#become, Some(true));
+        assert_eq!(c.ignored, ["[defaults] unknown_key", "[ssh_connection] ssh_args"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
     #[test]
     fn booleans_are_ansibles() {
         for t in ["yes", "True", "on", "1", "t", "Y"] {
