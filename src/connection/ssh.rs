@@ -151,7 +151,9 @@ impl Target {
         };
         Ok(Target {
             name: host.to_string(),
-            address: get("host").unwrap_or_else(|| host.to_string()),
+            address: get("host")
+                .or_else(|| get("ssh_host"))
+                .unwrap_or_else(|| host.to_string()),
             port,
             user: get("user").or_else(|| get("ssh_user")),
             key: get("ssh_private_key_file")

@@ -887,6 +887,33 @@ fn connect(
         (k, _) => k,
     };
     let mut conn_vars = connection_vars(r, r.vars.inventory.host(conn_host));
+    // The host's own connection variables as the play sees them (play and task `vars`,
+    // `set_fact`, templated inventory values), as Ansible takes them from the host's whole
+    // variable set; a delegate keeps its own inventory's.
+    if delegate.is_none() {
+        let mut changes: Vec<(&str, Value)> = Vec::new();
+        for name in CONNECTION_VARS {
+            let defined = scope.get_attr(name).is_ok_and(|v| !v.is_undefined() && !v.is_none());
+            if !defined {
+                continue;
+            }
+            let v = r
+                .vars
+                .templar
+                .eval(name, scope)
+                .map_err(|e| NotStarted::Failed(format!("`{name}`: {e}")))?;
+            if conn_vars.as_deref().and_then(|c| c.get(*name)) != Some(&v) {
+                changes.push((name, v));
+            }
+        }
+        if !changes.is_empty() {
+            let mut vars = conn_vars.as_deref().cloned().unwrap_or_default();
+            for (name, v) in changes {
+                vars.insert(name.to_string(), v);
+            }
+            conn_vars = Some(std::sync::Arc::new(vars));
+        }
+    }
     // `remote_user` / `port` of the task, its blocks or play: below the host's own variables
     // (inventory and `-e`), above ansible.cfg's defaults, as in Ansible.
     for (kw, var, aliases) in [
@@ -933,6 +960,17 @@ fn host_connection(r: &Runner, name: &str) -> Result<Connection, String> {
         .connect(name, connection_vars(r, Some(i)).as_deref(), None)
         .map_err(|e| e.to_string())
 }
+
+/// The variables that say how a host is reached (Ansible's connection variables roll uses).
+const CONNECTION_VARS: &[&str] = &[
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+];
 
 /// A connection variable (`ansible_host`, `ansible_user`, `ansible_connection`...) given with
 /// `-e`: extra vars are the highest precedence, so in Ansible they win over every host's

@@ -655,6 +655,29 @@ fn connection_variables_given_with_extra_vars_win_over_the_inventory() {
     );
     assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
 
+    // A play's `vars` are the host's variables too: its `ansible_port` wins over the inventory's.
+    write(
+        d.path(),
+        "vars.yml",
+        &std::fs::read_to_string(d.path().join("pb.yml")).unwrap().replacen(
+            "  gather_facts: false\n",
+            &format!(
+                "  gather_facts: false\n  vars: {{ ansible_port: {}, want: \"{{{{ ansible_host }}}}\" }}\n",
+                f.port
+            ),
+            1,
+        ),
+    );
+    let o = {
+        let mut c = roll(d.path());
+        c.env_remove("SSH_CONNECTION")
+            .args(["play", "vars.yml", "-i", "hosts", "--known-hosts"])
+            .arg(&kh);
+        c.output().unwrap()
+    };
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+
     // `-e ansible_connection=local`: no host is connected to (the port stays unreachable).
     let o = play(d.path(), &kh, &["-e", "ansible_connection=local want=local"]);
     let text = stdout(&o);
