@@ -876,11 +876,21 @@ fn connect(
     let host_name = &r.vars.inventory.hosts[host].name;
     let conn_host = delegate.unwrap_or(host_name);
     let conn_vars_host = r.vars.inventory.host(conn_host).unwrap_or(host);
-    let conn_kind = match &task.kw.connection {
-        Some(n) => Some(value_to_string(&render(r, n, scope).unwrap_or_default())),
-        None => extra_connection_var(r, "ansible_connection")
+    // `ansible_connection` (the host's variables, `-e` over them) beats the `connection`
+    // keyword, as in Ansible.
+    let own_kind = match delegate {
+        None => scope
+            .get_attr("ansible_connection")
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_none()),
+        Some(_) => extra_connection_var(r, "ansible_connection")
             .or_else(|| r.vars.inventory.hosts[conn_vars_host].vars.get("ansible_connection"))
-            .map(value_to_string),
+            .cloned(),
+    };
+    let conn_kind = match (own_kind, &task.kw.connection) {
+        (Some(v), _) => Some(value_to_string(&v)),
+        (None, Some(n)) => Some(value_to_string(&render(r, n, scope).unwrap_or_default())),
+        (None, None) => None,
     };
     let conn_kind = match (conn_kind, delegate) {
         (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),

@@ -879,3 +879,21 @@ fn module_defaults_fill_the_parameters_tasks_do_not_give() {
         "only the docker task: {err}"
     );
 }
+
+/// The host's `ansible_connection` beats the `connection` keyword (ansible-core 2.19 runs this
+/// play locally too); the keyword decides for hosts whose variables say nothing.
+#[test]
+fn the_hosts_ansible_connection_beats_the_connection_keyword() {
+    let d = setup("- hosts: app\n  gather_facts: false\n  connection: ssh\n  tasks:\n    - command: \"true\"\n");
+    let o = play(d.path(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(recap(&stdout(&o)).len(), 3);
+    write(d.path(), "hosts", "[app]\napp1 ansible_host=127.0.0.1 ansible_port=1\n");
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  connection: local\n  tasks:\n    - command: \"true\"\n",
+    );
+    let o = play(d.path(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
