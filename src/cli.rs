@@ -63,9 +63,10 @@ pub struct SshArgs {
     /// Accept the keys of hosts not yet in known_hosts (a changed key is still refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Seconds to wait for an ssh connection.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
-    pub connect_timeout: u64,
+    /// Seconds to wait for an ssh connection (default ANSIBLE_TIMEOUT, ansible.cfg's
+    /// `timeout`, else 10).
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<u64>,
     /// Keep ssh master connections open this many seconds after the run and reuse them in the
     /// next one (like Ansible's ControlPersist); 0 closes them at the end of the run.
     #[arg(long, env = "ROLL_SSH_PERSIST", default_value_t = 0, value_name = "SECS")]
@@ -86,9 +87,10 @@ pub enum SshTransport {
 pub struct PlayArgs {
     /// The playbook file.
     pub playbook: PathBuf,
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`
+    /// (otherwise ANSIBLE_INVENTORY, then ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: String,
+    pub inventory: Option<String>,
     /// Only hosts matching this pattern (`app:!app01`, `proxy[0]`, `~web\d+`).
     #[arg(short, long)]
     pub limit: Option<String>,
@@ -101,9 +103,10 @@ pub struct PlayArgs {
     /// Extra variables: `key=value ...`, a JSON or YAML mapping, or `@file`. Highest precedence.
     #[arg(short = 'e', long = "extra-vars")]
     pub extra_vars: Vec<String>,
-    /// How many hosts run a task at the same time.
-    #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
-    pub forks: u32,
+    /// How many hosts run a task at the same time (default ANSIBLE_FORKS, ansible.cfg's
+    /// `forks`, else 50).
+    #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub forks: Option<u32>,
     /// Dry run: report what would change, change nothing.
     #[arg(short = 'C', long)]
     pub check: bool,
@@ -243,9 +246,10 @@ pub struct VaultArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "graph", "host"])))]
 pub struct InventoryArgs {
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`
+    /// (otherwise ANSIBLE_INVENTORY, then ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: String,
+    pub inventory: Option<String>,
     /// All groups and hosts with their variables, as JSON.
     #[arg(long)]
     pub list: bool,

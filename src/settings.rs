@@ -7,6 +7,38 @@ use crate::yaml::{self, Kind};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+mod ansible_cfg;
+pub use ansible_cfg::{AnsibleConfig, Env, ProcessEnv};
+
+/// ansible.cfg (the file Ansible would read) and this process's `ANSIBLE_*` variables.
+pub fn ansible_config(sources: &Sources) -> Result<AnsibleConfig, Vec<Diagnostic>> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    ansible_cfg::load(sources, &ProcessEnv, &cwd)
+}
+
+/// The inventory to read: `-i` (or ROLL_INVENTORY), else ANSIBLE_INVENTORY / ansible.cfg's
+/// `inventory`.
+pub fn inventory(arg: Option<String>, cfg: &AnsibleConfig) -> Result<String, Diagnostic> {
+    if let Some(a) = arg {
+        return Ok(a);
+    }
+    match cfg.inventory.as_slice() {
+        [one] => Ok(one.display().to_string()),
+        [] => Err(Diagnostic::error("no inventory given").with_help(
+            "give `-i INVENTORY`, or set `inventory` under `[defaults]` in ansible.cfg (or ANSIBLE_INVENTORY)",
+        )),
+        many => Err(Diagnostic::error(format!(
+            "the configured inventory names {} sources ({}); roll reads one",
+            many.len(),
+            many.iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_help("put the inventory files in one directory and name it, or give `-i`")),
+    }
+}
+
 /// How output looks.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -46,10 +78,22 @@ pub struct Play {
     pub list_tasks: bool,
     pub list_tags: bool,
     pub syntax_check: bool,
+    /// How plays that do not say `gather_facts` gather (ansible.cfg's `gathering`).
+    pub gathering: Option<crate::modules::facts::Gathering>,
+    /// The ansible.cfg read, if any (`ansible_config_file`).
+    pub config_file: Option<PathBuf>,
 }
 
 impl Play {
-    pub fn from_args(a: crate::cli::PlayArgs, sources: &Sources, out: &Output) -> Result<Play, Vec<Diagnostic>> {
+    /// The run's settings: the command line first, then `cfg` (ansible.cfg and the
+    /// `ANSIBLE_*` variables), then roll's defaults.
+    pub fn from_args(
+        a: crate::cli::PlayArgs,
+        cfg: &AnsibleConfig,
+        sources: &Sources,
+        out: &Output,
+    ) -> Result<Play, Vec<Diagnostic>> {
+        let inventory = inventory(a.inventory.clone(), cfg).map_err(|d| vec![d])?;
         let mut extra_vars = parse_extra_vars(&a.extra_vars, sources)?;
         // Every `roll.deploy_lock` task of the run waits this long for another rollout's lock.
         if let Some(w) = &a.lock_wait {
@@ -71,13 +115,13 @@ impl Play {
         }
         Ok(Play {
             playbook: a.playbook,
-            inventory: a.inventory,
+            inventory,
             limit: a.limit,
             extra_vars,
             opts: crate::exec::Options {
                 check: a.check,
                 diff: a.diff,
-                forks: a.forks as usize,
+                forks: a.forks.or(cfg.forks).unwrap_or(50) as usize,
                 tags,
                 skip_tags: a
                     .skip_tags
@@ -88,7 +132,9 @@ impl Play {
                 start_at_task: a.start_at_task,
                 force_handlers: a.force_handlers,
                 interactive: out.interactive,
-                ssh: ssh_options(a.ssh),
+                ssh: ssh_options(a.ssh, cfg),
+                r#become: cfg.r#become.unwrap_or(false),
+                become_user: cfg.become_user.clone(),
                 command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),
                 stream_output: None,
             },
@@ -100,6 +146,8 @@ impl Play {
             list_tasks: a.list_tasks,
             list_tags: a.list_tags,
             syntax_check: a.syntax_check,
+            gathering: cfg.gathering,
+            config_file: cfg.file.clone(),
         })
     }
 }
@@ -169,13 +217,18 @@ pub fn parse_extra_vars(items: &[String], sources: &Sources) -> Result<VarMap, V
     if errs.is_empty() { Ok(vars) } else { Err(errs) }
 }
 
-/// SSH flags to connection options.
-pub fn ssh_options(a: crate::cli::SshArgs) -> crate::connection::ssh::SshOptions {
+/// SSH flags to connection options; ansible.cfg / `ANSIBLE_*` give what the flags do not
+/// (the connection's default user, port and key: a host's own variables still win).
+pub fn ssh_options(a: crate::cli::SshArgs, cfg: &AnsibleConfig) -> crate::connection::ssh::SshOptions {
     crate::connection::ssh::SshOptions {
         config: a.ssh_config,
         known_hosts: a.known_hosts,
         accept_new_host_keys: a.accept_new_host_keys,
-        connect_timeout: std::time::Duration::from_secs(a.connect_timeout.max(1)),
+        host_key_checking: cfg.host_key_checking.unwrap_or(true),
+        user: cfg.remote_user.clone(),
+        port: cfg.remote_port,
+        key: cfg.private_key_file.clone(),
+        connect_timeout: std::time::Duration::from_secs(a.connect_timeout.or(cfg.timeout).unwrap_or(10).max(1)),
         persist: (a.ssh_persist > 0).then(|| std::time::Duration::from_secs(a.ssh_persist)),
         transport: match a.ssh_transport {
             crate::cli::SshTransport::Exec => crate::connection::ssh::Transport::Exec,
@@ -202,9 +255,9 @@ pub fn vault_keyring(
     for f in &a.vault_password_file {
         slugs.push((DEFAULT_ID.to_string(), f.display().to_string()));
     }
-    if let Some(f) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE").filter(|f| !f.is_empty()) {
-        slugs.push((DEFAULT_ID.to_string(), f.to_string_lossy().into_owned()));
-    } else if let Some(f) = ansible_cfg_path("defaults", "vault_password_file") {
+    // ANSIBLE_VAULT_PASSWORD_FILE, else ansible.cfg's `vault_password_file`. A configuration
+    // that cannot be read is reported by the command that reads it whole.
+    if let Some(f) = ansible_config(&Sources::new()).ok().and_then(|c| c.vault_password_file) {
         slugs.push((DEFAULT_ID.to_string(), f.display().to_string()));
     }
     if a.ask_vault_pass {
@@ -307,64 +360,4 @@ fn read_vault_password(path: &std::path::Path, label: &str) -> Result<String, Di
         ))
     })?;
     Ok(text.trim_matches(['\r', '\n']).to_string())
-}
-
-/// The ansible.cfg Ansible would read: `ANSIBLE_CONFIG`, `./ansible.cfg`, `~/.ansible.cfg`,
-/// `/etc/ansible/ansible.cfg`, the first that exists.
-fn ansible_cfg() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(c) = std::env::var_os("ANSIBLE_CONFIG").filter(|c| !c.is_empty()) {
-        let p = PathBuf::from(c);
-        // ANSIBLE_CONFIG may name a directory holding ansible.cfg.
-        candidates.push(if p.is_dir() { p.join("ansible.cfg") } else { p });
-    }
-    candidates.push(PathBuf::from("ansible.cfg"));
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(home).join(".ansible.cfg"));
-    }
-    candidates.push(PathBuf::from("/etc/ansible/ansible.cfg"));
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-/// A path setting of ansible.cfg (`[section] key = value`), `~` expanded and relative to the
-/// file's directory, as Ansible resolves its path settings.
-pub fn ansible_cfg_path(section: &str, key: &str) -> Option<PathBuf> {
-    let cfg = ansible_cfg()?;
-    let text = std::fs::read_to_string(&cfg).ok()?;
-    let mut current = String::new();
-    let mut value = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = name.trim().to_string();
-            continue;
-        }
-        if current != section {
-            continue;
-        }
-        let Some((k, v)) = line.split_once(['=', ':']) else {
-            continue;
-        };
-        if k.trim() == key {
-            value = Some(v.trim().to_string());
-        }
-    }
-    let value = value.filter(|v| !v.is_empty())?;
-    let expanded = match (value.strip_prefix('~'), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-            PathBuf::from(format!("{}{rest}", home.to_string_lossy()))
-        }
-        _ => PathBuf::from(&value),
-    };
-    if expanded.is_absolute() {
-        return Some(expanded);
-    }
-    let dir = cfg
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    Some(dir.join(expanded))
 }

@@ -129,6 +129,9 @@ pub struct Sources {
     vault: Arc<RwLock<Keyring>>,
     /// The run's secrets: what a vault decrypts is added here, and every report masks it.
     secrets: Arc<Secrets>,
+    /// The configured role search path (ansible.cfg's `roles_path` / ANSIBLE_ROLES_PATH, as the
+    /// settings resolved it); `None`: the role loader reads ANSIBLE_ROLES_PATH itself.
+    roles_path: Arc<RwLock<Option<Vec<PathBuf>>>>,
 }
 
 impl Sources {
@@ -171,6 +174,16 @@ impl Sources {
     /// The run's vault passwords.
     pub fn vault(&self) -> Keyring {
         self.vault.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Name the configured role search path.
+    pub fn set_roles_path(&self, dirs: Vec<PathBuf>) {
+        *self.roles_path.write().unwrap_or_else(|e| e.into_inner()) = Some(dirs);
+    }
+
+    /// The configured role search path, if the settings gave one.
+    pub fn roles_path(&self) -> Option<Vec<PathBuf>> {
+        self.roles_path.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The run's secrets (decrypted vault values among them), which every report masks.

@@ -17,7 +17,19 @@ pub fn run(args: crate::cli::InventoryArgs) -> Exit {
             return Exit::InvalidInput;
         }
     }
-    let inv = match crate::inventory::load(&sources, &args.inventory, &[]) {
+    let inventory = match crate::settings::ansible_config(&sources)
+        .map_err(|items| Diagnostics { items })
+        .and_then(|cfg| {
+            crate::commands::play::report_config(&cfg, 0);
+            crate::settings::inventory(args.inventory.clone(), &cfg).map_err(Diagnostics::from)
+        }) {
+        Ok(i) => i,
+        Err(d) => {
+            eprint!("{}", d.render(&sources, color));
+            return Exit::InvalidInput;
+        }
+    };
+    let inv = match crate::inventory::load(&sources, &inventory, &[]) {
         Ok(i) => i,
         Err(d) => {
             eprint!("{}", d.render(&sources, color));
@@ -81,7 +93,10 @@ pub fn list(inv: &Inventory) -> Json {
     let mut names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
     names.sort();
     for n in names {
-        if let Some(h) = inv.host(n) {
+        // A host without variables is left out, as ansible-inventory leaves it out.
+        if let Some(h) = inv.host(n)
+            && !inv.hosts[h].vars.is_empty()
+        {
             hostvars.insert(n.to_string(), vars_json(&inv.hosts[h].vars));
         }
     }

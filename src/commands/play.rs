@@ -58,12 +58,21 @@ pub(crate) const RUN_STACK: usize = 64 << 20;
 
 fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool, secrets: &mut Arc<Secrets>) -> Exit {
     let sources = Sources::new();
-    sources.set_project(project_dirs(&args.playbook, &args.inventory));
     let mut out = Output::detect();
     match args.color {
         crate::cli::ColorWhen::Always => out.color = true,
         crate::cli::ColorWhen::Never => out.color = false,
         crate::cli::ColorWhen::Auto => {}
+    }
+    let cfg = match crate::settings::ansible_config(&sources) {
+        Ok(c) => c,
+        Err(diags) => return invalid(&sources, Diagnostics { items: diags }, &out),
+    };
+    report_config(&cfg, args.verbose);
+    let project_inventory = crate::settings::inventory(args.inventory.clone(), &cfg).unwrap_or_default();
+    sources.set_project(project_dirs(&args.playbook, &project_inventory));
+    if let Some(dirs) = &cfg.roles_path {
+        sources.set_roles_path(dirs.clone());
     }
     // Before anything is read: `-e @file`, vars files and inventories may be vault-encrypted.
     match crate::commands::vault::keyring(&args.vault) {
@@ -77,7 +86,7 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
         return Exit::InvalidInput;
     }
     let detailed = args.detailed_exitcode;
-    let settings = match Play::from_args(args, &sources, &out) {
+    let settings = match Play::from_args(args, &cfg, &sources, &out) {
         Ok(s) => s,
         Err(diags) => return invalid(&sources, Diagnostics { items: diags }, &out),
     };
@@ -159,6 +168,11 @@ pub(crate) fn run_vars(sources: &Sources, pb: &Playbook, inv: inventory::Invento
             .is_file()
             .then(|| std::path::absolute(&settings.inventory).ok())
             .flatten()
+            .map(|p| p.display().to_string()),
+        config_file: settings
+            .config_file
+            .as_ref()
+            .and_then(|p| std::path::absolute(p).ok())
             .map(|p| p.display().to_string()),
     });
     vars
@@ -274,6 +288,24 @@ pub(crate) fn exit_of(summary: &crate::exec::Summary, detailed: bool) -> Exit {
     }
 }
 
+/// What the configuration says about itself: the file read (with `-v`, as ansible-playbook
+/// says "Using ... as config file"), the keys roll does not use (with `-v`), and a warning for
+/// each setting roll cannot honour.
+pub(crate) fn report_config(cfg: &crate::settings::AnsibleConfig, verbose: u8) {
+    if verbose > 0 {
+        match &cfg.file {
+            Some(f) => eprintln!("Using {} as config file", f.display()),
+            None => eprintln!("No config file found; using defaults"),
+        }
+        if !cfg.ignored.is_empty() {
+            eprintln!("ansible.cfg settings roll does not use: {}", cfg.ignored.join(", "));
+        }
+    }
+    for w in &cfg.warnings {
+        eprintln!("[WARNING]: {w}");
+    }
+}
+
 /// The hosts a task runs on at once (`--forks`, at most the SSH hosts of the run) each need a
 /// master open: when the descriptor limit cannot hold that many, hosts would fail for a local
 /// reason, so the run does not start.
@@ -351,7 +383,7 @@ pub fn load_and_check(
         }
     });
     let inv_result = inventory::load(sources, &s.inventory, &pb_dir.into_iter().collect::<Vec<_>>());
-    let (pb, mut inv) = match (pb_result, inv_result) {
+    let (mut pb, mut inv) = match (pb_result, inv_result) {
         (Ok(pb), Ok(inv)) => (pb, inv),
         (Err(mut a), Err(b)) => {
             a.extend(b);
@@ -359,6 +391,9 @@ pub fn load_and_check(
         }
         (Err(a), _) | (_, Err(a)) => return Err(a),
     };
+    if let Some(g) = s.gathering {
+        pb.set_gathering(g);
+    }
     let extra: Vec<String> = s.extra_vars.keys().cloned().collect();
     let checked = check::check(check::CheckInput {
         sources,

@@ -54,6 +54,12 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
         crate::cli::ColorWhen::Never => out.color = false,
         crate::cli::ColorWhen::Auto => {}
     }
+    // ansible.cfg applies to the ad-hoc command as to playbooks (connection settings, become).
+    let cfg = match crate::settings::ansible_config(&sources) {
+        Ok(c) => c,
+        Err(diags) => return play::invalid(&sources, Diagnostics { items: diags }, &out),
+    };
+    play::report_config(&cfg, 0);
     match crate::commands::vault::keyring(&a.vault) {
         Ok(k) => sources.set_vault(k),
         Err(d) => return play::invalid(&sources, d.into(), &out),
@@ -121,10 +127,12 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
             diff: a.diff,
             forks: a.forks as usize,
             interactive: out.interactive,
-            ssh: crate::settings::ssh_options(a.ssh),
+            ssh: crate::settings::ssh_options(a.ssh, &cfg),
             command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),
             // `-o` puts each host's output on its one line, so nothing streams there.
             stream_output: (!a.one_line).then_some(STREAM_AFTER),
+            r#become: cfg.r#become.unwrap_or(false),
+            become_user: cfg.become_user.clone(),
             ..crate::exec::Options::default()
         },
         json,
@@ -135,6 +143,9 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
         list_tasks: false,
         list_tags: false,
         syntax_check: false,
+        // An ad-hoc command gathers no facts.
+        gathering: None,
+        config_file: cfg.file.clone(),
     };
     if let Err(d) = play::descriptors_suffice(&inv, &checked, settings.opts.forks) {
         return play::invalid(&sources, d.into(), &out);

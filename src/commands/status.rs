@@ -147,7 +147,10 @@ pub(crate) fn ask_proxies<T>(
         eprintln!("error: cannot start the async runtime");
         return Err(Exit::Error);
     };
-    let opts = crate::settings::ssh_options(ssh);
+    // ansible.cfg's connection defaults apply here as in `roll play`; a configuration that
+    // cannot be read leaves roll's own defaults.
+    let cfg = crate::settings::ansible_config(&Sources::new()).unwrap_or_default();
+    let opts = crate::settings::ssh_options(ssh, &cfg);
     // The state directory may be a template (`{{ sandbox_dir }}/state`): render it per host.
     let run = crate::vars::RunVars::new(std::sync::Arc::new(inv), Default::default(), String::new());
     let play = std::sync::Arc::new(crate::vars::PlayVars::default());

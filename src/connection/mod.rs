@@ -59,7 +59,11 @@ impl Connector {
                     .get_or_init(|| SshPool::new(self.opts.clone()).map_err(|e| e.to_string()))
                     .clone()
                     .map_err(ConnectError::ControlDir)?;
-                let target = Target::from_vars(host, vars).map_err(ConnectError::InvalidPort)?;
+                let mut target = Target::from_vars(host, vars).map_err(ConnectError::InvalidPort)?;
+                // ansible.cfg's defaults, under the host's own variables.
+                target.user = target.user.or_else(|| self.opts.user.clone());
+                target.port = target.port.or(self.opts.port);
+                target.key = target.key.or_else(|| self.opts.key.clone());
                 Ok(Connection::Ssh(pool.connection(target)))
             }
             other => Err(ConnectError::UnsupportedKind {

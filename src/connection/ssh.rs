@@ -69,6 +69,13 @@ pub struct SshOptions {
     pub known_hosts: Option<PathBuf>,
     /// Accept keys of hosts not yet in known_hosts (changed keys are still refused).
     pub accept_new_host_keys: bool,
+    /// Ansible's `host_key_checking`: off, any host key is accepted (`StrictHostKeyChecking=no`).
+    pub host_key_checking: bool,
+    /// The user, port and key of hosts whose variables name none (ansible.cfg's `remote_user`,
+    /// `remote_port`, `private_key_file`).
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub key: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub keepalive: Duration,
     /// Master connections being opened at once.
@@ -94,6 +101,10 @@ impl Default for SshOptions {
             config: None,
             known_hosts: None,
             accept_new_host_keys: false,
+            host_key_checking: true,
+            user: None,
+            port: None,
+            key: None,
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(15),
             max_starts: 30,
@@ -140,7 +151,9 @@ impl Target {
         };
         Ok(Target {
             name: host.to_string(),
-            address: get("host").unwrap_or_else(|| host.to_string()),
+            address: get("host")
+                .or_else(|| get("ssh_host"))
+                .unwrap_or_else(|| host.to_string()),
             port,
             user: get("user").or_else(|| get("ssh_user")),
             key: get("ssh_private_key_file")
@@ -391,7 +404,9 @@ impl SshPool {
             .map_err(|_| ConnError::Unreachable("connection pool closed".into()))?;
         let t = &slot.target;
         let mut b = SessionBuilder::default();
-        b.known_hosts_check(if self.opts.accept_new_host_keys {
+        b.known_hosts_check(if !self.opts.host_key_checking {
+            KnownHosts::Accept
+        } else if self.opts.accept_new_host_keys {
             KnownHosts::Add
         } else {
             KnownHosts::Strict
@@ -531,7 +546,9 @@ impl SshPool {
         c.arg("-o")
             .arg(format!("ControlPersist={}s", keep.as_secs().max(1)))
             .args(["-o", "BatchMode=yes"]);
-        let strict = if self.opts.accept_new_host_keys {
+        let strict = if !self.opts.host_key_checking {
+            "no"
+        } else if self.opts.accept_new_host_keys {
             "accept-new"
         } else {
             "yes"
@@ -582,6 +599,7 @@ impl SshPool {
             &self.opts.config,
             &self.opts.known_hosts,
             self.opts.accept_new_host_keys,
+            self.opts.host_key_checking,
         )
             .hash(&mut h);
         h.finish()

@@ -794,12 +794,32 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
         Some(n) => flag(r, n, scope)?,
         None => r.opts.diff,
     };
-    let become_user = match &task.kw.r#become {
-        Some(n) if flag(r, n, scope)? => Some(match &task.kw.become_user {
-            Some(u) => value_to_string(&render(r, u, scope)?),
-            None => "root".to_string(),
-        }),
-        _ => None,
+    // `ansible_become` / `ansible_become_user` (inventory, play vars, `-e`) beat the keywords,
+    // which beat ansible.cfg, as in Ansible.
+    let var = |name: &str| -> Result<Option<Value>, TaskError> {
+        let defined = scope.get_attr(name).is_ok_and(|v| !v.is_undefined() && !v.is_none());
+        if !defined {
+            return Ok(None);
+        }
+        r.vars
+            .templar
+            .eval(name, scope)
+            .map(Some)
+            .map_err(|e| TaskError::Value(format!("`{name}`: {e}")))
+    };
+    let becomes = match (var("ansible_become")?, &task.kw.r#become) {
+        (Some(v), _) => crate::vars::filters::ansible_bool(&v) || (v.kind() == ValueKind::Bool && v.is_true()),
+        (None, Some(n)) => flag(r, n, scope)?,
+        (None, None) => r.opts.r#become,
+    };
+    let become_user = if becomes {
+        Some(match (var("ansible_become_user")?, &task.kw.become_user) {
+            (Some(v), _) => value_to_string(&v),
+            (None, Some(u)) => value_to_string(&render(r, u, scope)?),
+            (None, None) => r.opts.become_user.clone().unwrap_or_else(|| "root".to_string()),
+        })
+    } else {
+        None
     };
     let timeout = match &task.kw.timeout {
         Some(n) => {
@@ -856,22 +876,74 @@ fn connect(
     let host_name = &r.vars.inventory.hosts[host].name;
     let conn_host = delegate.unwrap_or(host_name);
     let conn_vars_host = r.vars.inventory.host(conn_host).unwrap_or(host);
-    let conn_kind = match &task.kw.connection {
-        Some(n) => Some(value_to_string(&render(r, n, scope).unwrap_or_default())),
-        None => r.vars.inventory.hosts[conn_vars_host]
-            .vars
-            .get("ansible_connection")
-            .map(value_to_string),
+    // `ansible_connection` (the host's variables, `-e` over them) beats the `connection`
+    // keyword, as in Ansible.
+    let own_kind = match delegate {
+        None => scope
+            .get_attr("ansible_connection")
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_none()),
+        Some(_) => extra_connection_var(r, "ansible_connection")
+            .or_else(|| r.vars.inventory.hosts[conn_vars_host].vars.get("ansible_connection"))
+            .cloned(),
+    };
+    let conn_kind = match (own_kind, &task.kw.connection) {
+        (Some(v), _) => Some(value_to_string(&v)),
+        (None, Some(n)) => Some(value_to_string(&render(r, n, scope).unwrap_or_default())),
+        (None, None) => None,
     };
     let conn_kind = match (conn_kind, delegate) {
         (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
         (k, _) => k,
     };
-    let conn_vars = r
-        .vars
-        .inventory
-        .host(conn_host)
-        .map(|h| r.vars.inventory.hosts[h].vars.clone());
+    let mut conn_vars = connection_vars(r, r.vars.inventory.host(conn_host));
+    // The host's own connection variables as the play sees them (play and task `vars`,
+    // `set_fact`, templated inventory values), as Ansible takes them from the host's whole
+    // variable set; a delegate keeps its own inventory's.
+    if delegate.is_none() {
+        let mut changes: Vec<(&str, Value)> = Vec::new();
+        for name in CONNECTION_VARS {
+            let defined = scope.get_attr(name).is_ok_and(|v| !v.is_undefined() && !v.is_none());
+            if !defined {
+                continue;
+            }
+            let v = r
+                .vars
+                .templar
+                .eval(name, scope)
+                .map_err(|e| NotStarted::Failed(format!("`{name}`: {e}")))?;
+            if conn_vars.as_deref().and_then(|c| c.get(*name)) != Some(&v) {
+                changes.push((name, v));
+            }
+        }
+        if !changes.is_empty() {
+            let mut vars = conn_vars.as_deref().cloned().unwrap_or_default();
+            for (name, v) in changes {
+                vars.insert(name.to_string(), v);
+            }
+            conn_vars = Some(std::sync::Arc::new(vars));
+        }
+    }
+    // `remote_user` / `port` of the task, its blocks or play: below the host's own variables
+    // (inventory and `-e`), above ansible.cfg's defaults, as in Ansible.
+    for (kw, var, aliases) in [
+        (&task.kw.remote_user, "ansible_user", &["ansible_ssh_user", "user"][..]),
+        (&task.kw.port, "ansible_port", &["ansible_ssh_port", "port"][..]),
+    ] {
+        let Some(n) = kw else { continue };
+        let said = |v: &crate::values::VarMap| {
+            std::iter::once(var)
+                .chain(aliases.iter().copied())
+                .any(|k| v.contains_key(k))
+        };
+        if conn_vars.as_deref().is_some_and(said) {
+            continue;
+        }
+        let value = render(r, n, scope).map_err(|e| NotStarted::Failed(e.to_string()))?;
+        let mut vars = conn_vars.as_deref().cloned().unwrap_or_default();
+        vars.insert(var.to_string(), value);
+        conn_vars = Some(std::sync::Arc::new(vars));
+    }
     // Becoming the user the connection already is needs no sudo.
     let remote_user = conn_vars
         .as_ref()
@@ -895,8 +967,47 @@ fn host_connection(r: &Runner, name: &str) -> Result<Connection, String> {
         .host(name)
         .ok_or_else(|| format!("`{name}` is not an inventory host"))?;
     r.connector
-        .connect(name, Some(&r.vars.inventory.hosts[i].vars), None)
+        .connect(name, connection_vars(r, Some(i)).as_deref(), None)
         .map_err(|e| e.to_string())
+}
+
+/// The variables that say how a host is reached (Ansible's connection variables roll uses).
+const CONNECTION_VARS: &[&str] = &[
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+];
+
+/// A connection variable (`ansible_host`, `ansible_user`, `ansible_connection`...) given with
+/// `-e`: extra vars are the highest precedence, so in Ansible they win over every host's
+/// inventory for its connection too.
+fn extra_connection_var<'a>(r: &'a Runner, name: &str) -> Option<&'a Value> {
+    r.vars.extra.get(name)
+}
+
+/// The variables a host is connected with: its inventory variables, with the `ansible_*`
+/// variables given with `-e` over them (unprefixed names such as `port` given with `-e` are the
+/// playbook's, not the connection's).
+pub(crate) fn connection_vars(r: &Runner, host: Option<usize>) -> Option<std::sync::Arc<crate::values::VarMap>> {
+    let own = host.map(|h| r.vars.inventory.hosts[h].vars.clone());
+    let mut over = r
+        .vars
+        .extra
+        .iter()
+        .filter(|(k, _)| k.starts_with("ansible_"))
+        .peekable();
+    if over.peek().is_none() {
+        return own;
+    }
+    let mut vars = own.map(|v| (*v).clone()).unwrap_or_default();
+    for (k, v) in over {
+        vars.insert(k.clone(), v.clone());
+    }
+    Some(std::sync::Arc::new(vars))
 }
 
 /// Run the module once (one loop item), with `until` retries and the result conditions.
@@ -1103,8 +1214,8 @@ fn conditions_any(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, Tas
 pub(crate) async fn gather(r: &Runner, host: usize) -> HostOutcome {
     let name = r.vars.inventory.hosts[host].name.clone();
     let mut o = HostOutcome::new(host);
-    let vars = r.vars.inventory.hosts[host].vars.clone();
-    let res = match r.connector.connect(&name, Some(&vars), None) {
+    let vars = connection_vars(r, Some(host));
+    let res = match r.connector.connect(&name, vars.as_deref(), None) {
         Ok(c) => c
             .exec(&crate::connection::Command::new(modules::facts::script(
                 modules::facts::FACT_PATH,

@@ -47,6 +47,10 @@ pub struct Options {
     /// Pass commands' output on as `Progress::Output` lines once they have run this long
     /// (`roll run`); `None`: results only.
     pub stream_output: Option<std::time::Duration>,
+    /// Whether tasks that do not say `become:` become another user (ansible.cfg's `become`).
+    pub r#become: bool,
+    /// Whom `become` becomes when the task does not say `become_user:` (else root).
+    pub become_user: Option<String>,
 }
 
 impl Default for Options {
@@ -63,6 +67,8 @@ impl Default for Options {
             ssh: SshOptions::default(),
             command_timeout: Some(std::time::Duration::from_secs(1800)),
             stream_output: None,
+            r#become: false,
+            become_user: None,
         }
     }
 }
@@ -1221,7 +1227,8 @@ impl Runner {
             .filter(|v| !v.is_undefined() && !v.is_none())
             .map(|v| crate::values::value_to_string(&v))
             .unwrap_or_else(|| "/var/lib/roll".into());
-        let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
+        let vars = host::connection_vars(self, Some(h));
+        let Ok(conn) = self.connector.connect(&host.name, vars.as_deref(), None) else {
             return;
         };
         let step = format!("changed: {step}");
@@ -1249,10 +1256,12 @@ impl Runner {
 
     /// Releases one lock this run holds, where its proxy can be reached.
     async fn release(&self, held: Held) {
-        let Some(host) = self.vars.inventory.hosts.iter().find(|h| h.name == held.host) else {
+        let Some(i) = self.vars.inventory.host(&held.host) else {
             return;
         };
-        let Ok(conn) = self.connector.connect(&host.name, Some(&host.vars), None) else {
+        let host = &self.vars.inventory.hosts[i];
+        let vars = host::connection_vars(self, Some(i));
+        let Ok(conn) = self.connector.connect(&host.name, vars.as_deref(), None) else {
             return;
         };
         let by = Releaser::Run(self.state.locks.run_id());

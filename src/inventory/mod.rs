@@ -6,6 +6,7 @@ pub use ini::valid_var_name;
 pub use vars_dirs::parse_vars_file;
 pub mod pattern;
 pub mod range;
+mod script;
 mod vars_dirs;
 mod yaml_inv;
 
@@ -263,13 +264,21 @@ fn ignored_inventory_file(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.starts_with('.')
         || name.ends_with('~')
-        || [".md", ".orig", ".ini.sample", ".retry", ".pyc", ".cfg"]
+        // Ansible's INVENTORY_IGNORE_EXTS (a directory may hold a script's README.txt).
+        || [
+            ".pyc", ".pyo", ".swp", ".bak", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry", ".ini.sample",
+        ]
             .iter()
             .any(|s| name.ends_with(s))
         || name == "README"
 }
 
 fn load_file(sources: &Sources, path: &Path, b: &mut Builder) {
+    // An executable file is a script whose output is the inventory, as Ansible's `script`
+    // plugin (tried before the INI and YAML ones) reads it.
+    if script::is_script(path) {
+        return script::load(path, b);
+    }
     let file = match sources.load(path) {
         Ok(f) => f,
         Err(e) => {
@@ -346,6 +355,11 @@ impl Builder {
         self.group(group, None).hosts.insert(name.to_string());
     }
 
+    /// A host's own variables (an inventory script's `_meta.hostvars`).
+    fn add_vars(&mut self, name: &str, vars: Vec<(String, Value)>) {
+        self.hosts.entry(name.to_string()).or_default().vars.extend(vars);
+    }
+
     fn add_child(&mut self, parent: &str, child: &str, span: Option<Span>) {
         self.group(child, span);
         let p = self.group(parent, None);
@@ -370,6 +384,13 @@ impl Builder {
             .collect();
         for r in roots {
             self.add_child("all", &r, None);
+        }
+        // `ungrouped` is `all`'s first child in Ansible, even when a YAML file lists others
+        // under `all: children:` first.
+        let children = &mut self.groups["all"].children;
+        if let Some(i) = children.iter().position(|(c, _)| c == "ungrouped") {
+            let u = children.remove(i);
+            children.insert(0, u);
         }
         self.check_cycles();
         let grouped: HashSet<String> = self

@@ -71,8 +71,7 @@ pub const FACT_NAMES: &[&str] = &[
 pub const FACT_PATH: &str = "/etc/ansible/facts.d";
 
 /// How plays gather when they do not say (Ansible's `gathering` setting in ansible.cfg /
-/// `ANSIBLE_GATHERING`). Only the default is wired today; reading the setting is the hook:
-/// the parser asks [`Gathering::gathers`] for every play.
+/// `ANSIBLE_GATHERING`, read by the settings): [`Gathering::gathers`] decides every play.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Gathering {
     /// Gather unless the play says `gather_facts: false` (Ansible's default).

@@ -141,6 +141,22 @@ pub const BUILTIN: &[&str] = &["ansible.builtin", "ansible.legacy"];
 pub const DOCKER: &[&str] = &["community.docker"];
 /// community.general's modules (`community.general.haproxy`).
 pub const GENERAL: &[&str] = &["community.general"];
+
+/// The `module_defaults` groups (`group/NAME`) roll knows: the qualified name, its short
+/// alias in ansible-core's builtin runtime, and the collection whose modules it holds.
+pub const ACTION_GROUPS: &[(&str, &str, &str)] = &[("community.docker.docker", "docker", "community.docker")];
+
+/// The group `group/NAME` names (short or qualified).
+pub fn action_group(name: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    ACTION_GROUPS.iter().find(|g| g.0 == name || g.1 == name)
+}
+
+/// Whether a module is in the group whose qualified name is `group`.
+pub fn in_group(spec: &ModuleSpec, group: &str) -> bool {
+    ACTION_GROUPS
+        .iter()
+        .any(|g| g.0 == group && spec.collections.contains(&g.2))
+}
 /// roll's own modules (`roll.nginx_switch`).
 pub const ROLL: &[&str] = &["roll"];
 

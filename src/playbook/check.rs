@@ -603,6 +603,12 @@ fn unknown_plugin(templar: &Templar, u: &PluginUse, span: Span) -> Diagnostic {
     let dir = match u.kind {
         Plugin::Filter => "filter_plugins",
         Plugin::Test => "test_plugins",
+        Plugin::Lookup => {
+            return Diagnostic::at(format!("unknown lookup plugin `{}`", u.name), span).with_help(format!(
+                "roll provides the lookups {}; lookup plugins written in Python (`lookup_plugins/`, collections) are not loaded",
+                crate::vars::lookups::provided()
+            ));
+        }
     };
     let message = format!("unknown Jinja {noun} `{}`", u.name);
     let short = ["ansible.builtin.", "ansible.legacy."]

@@ -44,6 +44,8 @@ pub struct Play {
     pub force_handlers: bool,
     /// Whether the play gathers facts first (`gather_facts`, else the `Gathering` default).
     pub gather_facts: bool,
+    /// What the play's `gather_facts` says, if anything: a configured `gathering` decides the rest.
+    pub gather_said: Option<bool>,
     pub vars: Arc<VarMap>,
     pub pre_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
@@ -128,6 +130,12 @@ pub struct Keywords {
     pub timeout: Option<Node>,
     pub any_errors_fatal: Option<Node>,
     pub connection: Option<Node>,
+    /// `remote_user` and `port`: the connection's user and port where the host's variables
+    /// (`ansible_user`, `ansible_port`) name none, as in Ansible (variables beat keywords).
+    pub remote_user: Option<Node>,
+    pub port: Option<Node>,
+    /// `module_defaults` mappings of the play, blocks and task, outermost first.
+    pub module_defaults: Vec<Node>,
     /// Include params (`include_tasks`'s `vars:` and loop item, `include_role` params), above
     /// `set_fact`, lowest first.
     pub params: Vec<Arc<VarMap>>,
@@ -418,6 +426,15 @@ impl Task {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl Playbook {
+    /// Decide `gather_facts` of the plays that do not say it by the configured `gathering`.
+    pub fn set_gathering(&mut self, g: crate::modules::facts::Gathering) {
+        for play in &mut self.plays {
+            play.gather_facts = g.gathers(play.gather_said);
         }
     }
 }

@@ -68,6 +68,7 @@ const PLAY_KEYS: &[&str] = &[
     "become_user",
     "become_method",
     "remote_user",
+    "port",
     "environment",
     "ignore_errors",
     "force_handlers",
@@ -130,6 +131,8 @@ const TASK_KEYS: &[&str] = &[
     "listen",
     "throttle",
     "remote_user",
+    "port",
+    "module_defaults",
     "import_tasks",
     "include_tasks",
     "import_role",
@@ -159,6 +162,9 @@ const BLOCK_KEYS: &[&str] = &[
     "connection",
     "throttle",
     "notify",
+    "remote_user",
+    "port",
+    "module_defaults",
 ];
 
 /// What a task's action key names: a module, `meta`, or an import/include (decided here, not
@@ -415,9 +421,10 @@ impl Parser<'_> {
             max_fail_percentage: None,
             any_errors_fatal: false,
             force_handlers: false,
-            // Until ansible.cfg's `gathering` is read, the default applies (the hook is
-            // `Gathering`: pass the configured one here).
+            // Ansible's default; a configured `gathering` is applied once the playbook is read
+            // (`Playbook::set_gathering`).
             gather_facts: crate::modules::facts::Gathering::default().gathers(None),
+            gather_said: None,
             vars: Arc::default(),
             pre_tasks: Vec::new(),
             tasks: Vec::new(),
@@ -476,18 +483,15 @@ impl Parser<'_> {
                 "any_errors_fatal" => play.any_errors_fatal = self.bool(v, "any_errors_fatal").unwrap_or(false),
                 "force_handlers" => play.force_handlers = self.bool(v, "force_handlers").unwrap_or(false),
                 "gather_facts" => {
-                    play.gather_facts =
-                        crate::modules::facts::Gathering::default().gathers(self.bool(v, "gather_facts"))
+                    play.gather_said = self.bool(v, "gather_facts");
+                    play.gather_facts = crate::modules::facts::Gathering::default().gathers(play.gather_said)
                 }
                 "vars" => self.vars_into(v, &mut vars),
                 "vars_files" => self.vars_files(v, &mut vars),
                 "vars_prompt" => self.vars_prompt(v, &mut vars),
                 // roll finds its modules by short and qualified name whatever `collections` says.
                 "roles" | "collections" => {}
-                "module_defaults" => self.err(
-                    Diagnostic::at("`module_defaults` is not supported yet", k.span)
-                        .with_help("give the parameters on each task (or in a YAML anchor)"),
-                ),
+                "module_defaults" => self.module_defaults(v, &mut play.inherit),
                 "tags" => play.inherit.tags = self.tags(v),
                 "order" => match v.as_str().and_then(super::HostOrder::parse) {
                     Some(o) => play.order = o,
@@ -506,7 +510,6 @@ impl Parser<'_> {
                     }
                 }
                 "pre_tasks" | "tasks" | "post_tasks" | "handlers" => {}
-                "remote_user" => {}
                 other => {
                     if !self.shared_keyword(other, v, &mut play.inherit) {
                         self.unknown_key(k, other, PLAY_KEYS, "play");
@@ -609,7 +612,9 @@ impl Parser<'_> {
                     self.err(Diagnostic::at("only `become_method: sudo` is supported", v.span));
                 }
             }
-            "remote_user" => {}
+            "module_defaults" => self.module_defaults(v, kw),
+            "remote_user" => kw.remote_user = Some(v.clone()),
+            "port" => kw.port = Some(v.clone()),
             "environment" => {
                 if !matches!(v.kind, Kind::Map(_)) && !v.as_str().is_some_and(crate::values::is_template) {
                     self.err(
@@ -828,7 +833,6 @@ impl Parser<'_> {
                 "changed_when" => task.changed_when = Some(self.conditions(v)),
                 "failed_when" => task.failed_when = Some(self.conditions(v)),
                 "args" => args_node = Some(v),
-                "remote_user" => {}
                 other => {
                     if other == "vars" {
                         own_vars = Some(v);
@@ -887,7 +891,7 @@ impl Parser<'_> {
             return None;
         };
         task.body = match action {
-            Action::Module(m) => Body::Module(self.module_call(mk, mv, m, args_node)?),
+            Action::Module(m) => Body::Module(self.module_call(mk, mv, m, args_node, &task.kw.module_defaults)?),
             Action::Meta => Body::Meta(self.meta(mk, mv)?),
             Action::Include(which) => {
                 if task.loop_.is_some() && matches!(which, IncludeKey::ImportTasks | IncludeKey::ImportRole) {
@@ -929,7 +933,7 @@ impl Parser<'_> {
         for (k, v) in pairs {
             let Some(key) = self.key(k) else { continue };
             match key {
-                "block" | "rescue" | "always" | "notify" | "remote_user" => {}
+                "block" | "rescue" | "always" | "notify" => {}
                 "name" => {
                     if self.string(v, "the block's `name`").is_some() {
                         name = Some(v.clone());
@@ -969,6 +973,7 @@ impl Parser<'_> {
         v: &Node,
         module: &'static dyn Module,
         extra: Option<&Node>,
+        defaults: &[Node],
     ) -> Option<ModuleCall> {
         let spec = module.spec();
         let written = k.as_str().unwrap_or(spec.name).to_string();
@@ -1055,8 +1060,72 @@ impl Parser<'_> {
                 )),
             }
         }
+        for (name, node) in module_defaults_for(spec, defaults) {
+            if !call.args.iter().any(|(n, _)| *n == name) {
+                call.args.push((name, node));
+            }
+        }
         self.check_params(&call, v);
         Some(call)
+    }
+
+    /// `module_defaults` of a play, block or task: a mapping, or a list of mappings, from
+    /// module names (short or qualified) and `group/NAME` to parameter mappings.
+    fn module_defaults(&mut self, v: &Node, kw: &mut Keywords) {
+        let maps: Vec<&Node> = match &v.kind {
+            Kind::Map(_) => vec![v],
+            Kind::Seq(items) => items.iter().collect(),
+            Kind::Null => Vec::new(),
+            _ => {
+                return self.err(
+                    Diagnostic::at(
+                        format!("`module_defaults` must be a mapping, found {}", v.type_name()),
+                        v.span,
+                    )
+                    .with_help("write `module_defaults: { ansible.builtin.command: { chdir: /srv } }`"),
+                );
+            }
+        };
+        for m in maps {
+            let Some(pairs) = m.as_map() else {
+                self.err(Diagnostic::at(
+                    format!("`module_defaults` entries must be mappings, found {}", m.type_name()),
+                    m.span,
+                ));
+                continue;
+            };
+            for (k, params) in pairs {
+                let Some(name) = self.key(k) else { continue };
+                if let Some(group) = name.strip_prefix("group/")
+                    && crate::modules::spec::action_group(group).is_none()
+                {
+                    self.err(
+                        Diagnostic::at(format!("unknown module_defaults group `{group}`"), k.span).with_help(format!(
+                            "the groups are {}",
+                            crate::modules::spec::ACTION_GROUPS
+                                .iter()
+                                .map(|g| format!("`group/{}`", g.0))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    );
+                    continue;
+                }
+                if !matches!(params.kind, Kind::Map(_) | Kind::Null) {
+                    self.err(
+                        Diagnostic::at(
+                            format!(
+                                "the defaults of `{name}` must be a mapping, found {}",
+                                params.type_name()
+                            ),
+                            params.span,
+                        )
+                        .with_help("write `MODULE: { param: value }`"),
+                    );
+                }
+            }
+            kw.module_defaults.push(m.clone());
+        }
     }
 
     /// Unknown parameters, missing required ones, literal values outside their choices.
@@ -1087,11 +1156,20 @@ impl Parser<'_> {
                 .and_then(|pairs| pairs.iter().find(|(k, _)| k.as_str() == Some(name)))
                 .map_or(v.span, |(k, _)| k.span)
         };
+        // A parameter not written under the module (`args:`, `module_defaults`) is shown where
+        // its value is.
+        let place = |name: &str, node: &Node| {
+            call.raw_map
+                .as_ref()
+                .and_then(|m| m.as_map())
+                .and_then(|pairs| pairs.iter().find(|(k, _)| k.as_str() == Some(name)))
+                .map_or(node.span, |(k, _)| k.span)
+        };
         for (name, node) in &call.args {
             let Some(param) = spec.param(name) else {
                 let d = Diagnostic::at(
                     format!("unknown parameter `{name}` for module `{}`", call.written),
-                    key_span(name),
+                    place(name, node),
                 )
                 .suggest(name, spec.param_names())
                 .or_help(&format!(
@@ -1502,6 +1580,48 @@ fn add_notify(t: &mut Task, names: &[(String, crate::source::Span)]) {
             }
         }
     }
+}
+
+/// The parameters `module_defaults` gives a module, as ansible-core merges them: the entries of
+/// every level in turn (a later level's entry for a name replaces an earlier one's whole), then
+/// the groups that hold the module, then the module's own entry over them.
+fn module_defaults_for(spec: &'static crate::modules::ModuleSpec, levels: &[Node]) -> Vec<(String, Node)> {
+    // Entries by what they name: a module (short and qualified names are one) or a group.
+    let mut merged: Vec<(Option<&'static str>, Option<&'static str>, &Node)> = Vec::new();
+    for level in levels {
+        for (k, params) in level.as_map().unwrap_or_default() {
+            let Some(name) = k.as_str() else { continue };
+            let (module, group) = match name.strip_prefix("group/") {
+                Some(g) => (None, crate::modules::spec::action_group(g).map(|g| g.0)),
+                None => (registry::lookup(name).map(|m| m.spec().name), None),
+            };
+            if module.is_none() && group.is_none() {
+                continue;
+            }
+            merged.retain(|(m, g, _)| !(*m == module && *g == group));
+            merged.push((module, group, params));
+        }
+    }
+    let mut out: Vec<(String, Node)> = Vec::new();
+    let mut take = |params: &Node| {
+        for (pk, pv) in params.as_map().unwrap_or_default() {
+            if let Some(n) = pk.as_str() {
+                out.retain(|(o, _)| o != n);
+                out.push((n.to_string(), pv.clone()));
+            }
+        }
+    };
+    for (_, g, params) in &merged {
+        if g.is_some_and(|g| crate::modules::spec::in_group(spec, g)) {
+            take(params);
+        }
+    }
+    for (m, _, params) in &merged {
+        if *m == Some(spec.name) {
+            take(params);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

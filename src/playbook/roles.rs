@@ -65,6 +65,8 @@ const ROLE_ENTRY_KEYWORDS: &[&str] = &[
     "become_user",
     "become_method",
     "remote_user",
+    "port",
+    "module_defaults",
     "environment",
     "ignore_errors",
     "no_log",
@@ -101,9 +103,13 @@ fn home() -> Option<PathBuf> {
 /// The directories a role name is looked for in, in Ansible's order: `roles/` beside the
 /// playbook, `ANSIBLE_ROLES_PATH` (else Ansible's default roles path), the parent role's
 /// directory for a dependency, then the playbook's directory itself.
-pub(super) fn role_search_path(playbook_dir: &Path, parent: Option<&Path>) -> Vec<PathBuf> {
+pub(super) fn role_search_path(
+    playbook_dir: &Path,
+    parent: Option<&Path>,
+    configured: Option<&[PathBuf]>,
+) -> Vec<PathBuf> {
     let mut out = vec![playbook_dir.join("roles")];
-    let configured = env_paths("ANSIBLE_ROLES_PATH");
+    let configured = configured.map_or_else(|| env_paths("ANSIBLE_ROLES_PATH"), <[PathBuf]>::to_vec);
     if configured.is_empty() {
         if let Some(h) = home() {
             out.push(h.join(".ansible/roles"));
@@ -153,13 +159,18 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-fn find_role(playbook_dir: &Path, parent: Option<&Path>, name: &str) -> Result<PathBuf, Vec<PathBuf>> {
+fn find_role(
+    playbook_dir: &Path,
+    parent: Option<&Path>,
+    configured: Option<&[PathBuf]>,
+    name: &str,
+) -> Result<PathBuf, Vec<PathBuf>> {
     let mut looked = Vec::new();
     if name.contains('/') {
         // A path is looked for along the same search path as a name, `roles/` beside the
         // playbook first (so `../../` from `tests/test.yml` is the role the tests sit in), then
         // as written, as ansible-core's `_load_role_path` does.
-        for base in role_search_path(playbook_dir, parent) {
+        for base in role_search_path(playbook_dir, parent, configured) {
             let p = normalize(&base.join(name));
             if p.is_dir() {
                 return Ok(p);
@@ -187,7 +198,7 @@ fn find_role(playbook_dir: &Path, parent: Option<&Path>, name: &str) -> Result<P
             looked.push(p);
         }
     }
-    for base in role_search_path(playbook_dir, parent) {
+    for base in role_search_path(playbook_dir, parent, configured) {
         let p = base.join(name);
         if p.is_dir() && (p.join("tasks").is_dir() || p.join("meta").is_dir() || base.ends_with("roles")) {
             return Ok(p);
@@ -376,7 +387,12 @@ impl Parser<'_> {
             return None;
         }
         let parent_dir = chain.last().map(|f| f.dir.clone());
-        let dir = match find_role(&self.dir, parent_dir.as_deref(), &u.name) {
+        let dir = match find_role(
+            &self.dir,
+            parent_dir.as_deref(),
+            self.sources.roles_path().as_deref(),
+            &u.name,
+        ) {
             Ok(d) => {
                 self.sources.add_project(&d);
                 d
@@ -396,7 +412,7 @@ impl Parser<'_> {
                     .collect();
                 self.err(
                     Diagnostic::at(format!("the role `{}` was not found", u.name), u.name_span).with_help(format!(
-                        "looked in {}; set ANSIBLE_ROLES_PATH to add a directory",
+                        "looked in {}; set `roles_path` in ansible.cfg (or ANSIBLE_ROLES_PATH) to add a directory",
                         shown.join(", ")
                     )),
                 );
@@ -950,6 +966,9 @@ fn merge_keywords(kw: &mut Keywords, apply: &Keywords) {
     set(&mut kw.timeout, &apply.timeout);
     set(&mut kw.any_errors_fatal, &apply.any_errors_fatal);
     set(&mut kw.connection, &apply.connection);
+    set(&mut kw.remote_user, &apply.remote_user);
+    set(&mut kw.port, &apply.port);
+    kw.module_defaults.extend(apply.module_defaults.iter().cloned());
 }
 
 /// Give a task (and every task inside it) include params: an include's loop item.
@@ -1044,10 +1063,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("tasks")).unwrap();
         std::fs::create_dir_all(d.path().join("tests")).unwrap();
-        let found = find_role(&d.path().join("tests"), None, "../../").unwrap();
+        let found = find_role(&d.path().join("tests"), None, None, "../../").unwrap();
         assert_eq!(found.canonicalize().unwrap(), d.path().canonicalize().unwrap());
         assert_eq!(normalize(Path::new("a/roles/../../b/./c")), PathBuf::from("b/c"));
-        assert!(find_role(&d.path().join("tests"), None, "../../nope/").is_err());
+        assert!(find_role(&d.path().join("tests"), None, None, "../../nope/").is_err());
     }
     use super::*;
 

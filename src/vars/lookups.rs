@@ -116,9 +116,7 @@ fn run(
         other => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
-                format!(
-                    "unknown lookup plugin `{other}`; roll provides env, file, template, pipe, lines, first_found, fileglob, vars, items, list, dict, sequence, password, together, nested and subelements"
-                ),
+                format!("unknown lookup plugin `{other}`; roll provides {}", provided()),
             ));
         }
     };
@@ -898,4 +896,35 @@ fn without(v: &Value, path: &[&str]) -> Result<Value, Error> {
         }
     }
     Ok(Value::from_pairs(pairs))
+}
+
+/// The lookup plugins roll has (each also as `ansible.builtin.NAME`).
+pub const NAMES: &[&str] = &[
+    "env",
+    "file",
+    "template",
+    "pipe",
+    "lines",
+    "first_found",
+    "fileglob",
+    "vars",
+    "items",
+    "list",
+    "dict",
+    "sequence",
+    "password",
+    "together",
+    "nested",
+    "subelements",
+];
+
+/// Whether `lookup('NAME')` is one roll has, by short or `ansible.builtin.` name.
+pub fn known(name: &str) -> bool {
+    NAMES.contains(&name.strip_prefix("ansible.builtin.").unwrap_or(name))
+}
+
+/// `env, file, ... and subelements`, for messages.
+pub fn provided() -> String {
+    let (last, rest) = NAMES.split_last().unwrap_or((&"", &[]));
+    format!("{} and {last}", rest.join(", "))
 }

@@ -225,6 +225,12 @@ impl Templar {
                 let plugin = match i {
                     Instruction::ApplyFilter(name, ..) => Some((Plugin::Filter, *name)),
                     Instruction::PerformTest(name, ..) => Some((Plugin::Test, *name)),
+                    // `lookup('NAME', ...)`, `query(...)`, `q(...)` with a literal name.
+                    Instruction::CallFunction("lookup" | "query" | "q", _) => ins
+                        .get_span(idx)
+                        .and_then(|s| source.get(s.start_offset as usize..s.end_offset as usize))
+                        .and_then(lookup_name)
+                        .map(|n| (Plugin::Lookup, n)),
                     _ => None,
                 };
                 if let Some((kind, name)) = plugin {
@@ -269,7 +275,7 @@ impl Templar {
         used
     }
 
-    /// Whether this engine has the filter or test `name`: applied to `none`, it fails for any
+    /// Whether this engine has the filter, test or lookup `name`: applied to `none`, it fails for any
     /// reason but being unknown.
     pub fn has_plugin(&self, kind: Plugin, name: &str) -> bool {
         let key = (kind, name.to_string());
@@ -287,6 +293,7 @@ impl Templar {
         let probe = match kind {
             Plugin::Filter => format!("none | {name}"),
             Plugin::Test => format!("none is {name}"),
+            Plugin::Lookup => return lookups::known(name),
         };
         let Ok(expr) = self.env.compile_expression(&probe) else {
             return false;
@@ -353,6 +360,7 @@ impl Templar {
 pub enum Plugin {
     Filter,
     Test,
+    Lookup,
 }
 
 impl Plugin {
@@ -360,6 +368,7 @@ impl Plugin {
         match self {
             Plugin::Filter => "filter",
             Plugin::Test => "test",
+            Plugin::Lookup => "lookup",
         }
     }
 }
@@ -547,6 +556,8 @@ pub struct RunInfo {
     pub verbosity: u8,
     /// The inventory file (absolute), when the inventory is one.
     pub inventory_file: Option<String>,
+    /// The ansible.cfg read (absolute), if any.
+    pub config_file: Option<String>,
 }
 
 impl RunVars {
@@ -836,7 +847,6 @@ impl Scope {
                     ("string", Value::from(full.as_str())),
                 ])
             }
-            "ansible_config_file" => Value::from(()),
             _ => return self.run_magic(key),
         })
     }
@@ -858,6 +868,8 @@ impl Scope {
             "ansible_forks" => Value::from(info.forks),
             "ansible_verbosity" => Value::from(info.verbosity),
             "inventory_file" => Value::from(info.inventory_file.clone()?),
+            // None when no ansible.cfg was read, as in Ansible.
+            "ansible_config_file" => Value::from(info.config_file.clone()),
             _ => return None,
         })
     }
@@ -1056,3 +1068,13 @@ impl Object for HostVars {
 
 #[cfg(test)]
 mod tests;
+
+/// The literal first argument of a `lookup(...)` call's text: `lookup('env', 'HOME')` → `env`;
+/// a name that is an expression is decided when it renders.
+fn lookup_name(call: &str) -> Option<&str> {
+    let args = call.split_once('(')?.1.trim_start();
+    let quote = args.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let rest = &args[1..];
+    let end = rest.find(quote)?;
+    Some(&rest[..end])
+}

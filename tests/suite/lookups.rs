@@ -201,3 +201,41 @@ fn rescue_sees_the_failed_task_and_its_result() {
     assert!(text.contains("\"msg\": \"Break it / boom\""), "{text}");
     assert!(text.contains("\"msg\": \" / second\""), "{text}");
 }
+
+/// A lookup roll does not have is refused before the run, every one at once with its place
+/// (roles too), as unknown filters are; a name given as an expression is left to the run.
+#[test]
+fn unknown_lookups_are_reported_before_anything_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(p, "hosts", "localhost ansible_connection=local\n");
+    write(
+        p,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  roles: [r]\n  tasks:\n    - debug: { msg: \"{{ lookup('env', 'HOME') }} {{ lookup('nope_lookup', 'x') }}\" }\n    - debug: { msg: \"{{ lookup(which, 'x') }}\" }\n      vars: { which: env }\n    - debug: { msg: hi }\n      when: query(\"ansible.builtin.dig\", \"example.com\") | length > 0\n",
+    );
+    write(
+        p,
+        "roles/r/tasks/main.yml",
+        "- debug: { msg: \"{{ q('community.hashi_vault.hashi_vault', 'secret') }}\" }\n",
+    );
+    let o = roll(p)
+        .args(["play", "pb.yml", "-i", "hosts", "--syntax-check"])
+        .output()
+        .unwrap();
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    for (name, at) in [
+        ("nope_lookup", "pb.yml:5:61"),
+        ("ansible.builtin.dig", "pb.yml:9:20"),
+        ("community.hashi_vault.hashi_vault", "roles/r/tasks/main.yml:1:24"),
+    ] {
+        assert!(
+            err.contains(&format!("error: unknown lookup plugin `{name}`")),
+            "{name}\n{err}"
+        );
+        assert!(err.contains(at), "{at}\n{err}");
+    }
+    assert!(!err.contains("`env`"), "{err}");
+    assert!(err.contains("aborting due to 3 previous errors"), "{err}");
+}

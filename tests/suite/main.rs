@@ -5,6 +5,7 @@
 mod common;
 
 mod adhoc;
+mod ansible_cfg;
 mod apps;
 mod bluegreen_role;
 mod cli;
@@ -19,6 +20,7 @@ mod filters;
 mod find;
 mod gitlab;
 mod haproxy;
+mod inventory;
 mod lines;
 mod listing;
 mod lock;

@@ -837,3 +837,63 @@ fn a_lock_wait_that_is_not_a_duration_is_refused_at_the_command_line() {
         Some(0)
     );
 }
+
+/// `module_defaults` at play and block level, short and qualified names, merged as ansible-core
+/// 2.19 merges them (its run of the same playbook printed `[a, b, a, /tmp]`): a block's entry
+/// for `ansible.builtin.command` replaces the play's `command` entry, `shell` keeps the play's,
+/// and a task's own parameter wins.
+#[test]
+fn module_defaults_fill_the_parameters_tasks_do_not_give() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("a")).unwrap();
+    std::fs::create_dir_all(p.join("b")).unwrap();
+    let (a, b) = (p.join("a").display().to_string(), p.join("b").display().to_string());
+    write(p, "hosts", "localhost ansible_connection=local\n");
+    write(
+        p,
+        "pb.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  module_defaults:\n    command: {{ chdir: {a} }}\n    shell: {{ chdir: {a} }}\n  tasks:\n    - command: pwd\n      register: p1\n    - block:\n        - command: pwd\n          register: p2\n        - shell: pwd\n          register: p3\n        - command: pwd\n          args: {{ chdir: /tmp }}\n          register: p4\n      module_defaults:\n        ansible.builtin.command: {{ chdir: {b} }}\n    - assert: {{ that: [\"[p1.stdout, p2.stdout, p3.stdout, p4.stdout] == ['{a}', '{b}', '{a}', '/tmp']\"] }}\n"
+        ),
+    );
+    let o = run(p, &["play", "pb.yml", "-i", "hosts"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+
+    // `group/docker` reaches the docker modules (a wrong parameter is refused at its place
+    // before the run) and not the others; an unknown group is named.
+    write(
+        p,
+        "pb.yml",
+        "- hosts: localhost\n  gather_facts: false\n  module_defaults:\n    group/docker: { no_such_param: 1 }\n    group/nope: {}\n  tasks:\n    - command: \"true\"\n    - community.docker.docker_image: { name: busybox }\n",
+    );
+    let o = run(p, &["play", "pb.yml", "-i", "hosts", "--syntax-check"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert!(err.contains("no_such_param"), "{err}");
+    assert!(err.contains("pb.yml:4:36"), "{err}");
+    assert!(err.contains("error: unknown module_defaults group `nope`"), "{err}");
+    assert_eq!(
+        err.matches("unknown parameter `no_such_param`").count(),
+        1,
+        "only the docker task: {err}"
+    );
+}
+
+/// The host's `ansible_connection` beats the `connection` keyword (ansible-core 2.19 runs this
+/// play locally too); the keyword decides for hosts whose variables say nothing.
+#[test]
+fn the_hosts_ansible_connection_beats_the_connection_keyword() {
+    let d = setup("- hosts: app\n  gather_facts: false\n  connection: ssh\n  tasks:\n    - command: \"true\"\n");
+    let o = play(d.path(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(recap(&stdout(&o)).len(), 3);
+    write(d.path(), "hosts", "[app]\napp1 ansible_host=127.0.0.1 ansible_port=1\n");
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  connection: local\n  tasks:\n    - command: \"true\"\n",
+    );
+    let o = play(d.path(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}

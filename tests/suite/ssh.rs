@@ -30,6 +30,8 @@ fn known_hosts_of(dir: &Path, fleets: &[&Fleet]) -> std::path::PathBuf {
 
 fn play(dir: &Path, known_hosts: &Path, extra: &[&str]) -> Output {
     let mut c = roll(dir);
+    // A local task must not see the test runner's own ssh session.
+    c.env_remove("SSH_CONNECTION");
     c.args(["play", "pb.yml", "-i", "hosts", "--known-hosts"])
         .arg(known_hosts)
         .args(extra);
@@ -610,4 +612,167 @@ fn masters_outlive_a_pause_longer_than_their_idle_time_in_a_private_control_dire
     assert_eq!(later, at_start, "a master exited or was replaced during the pause");
     let (code, out, err) = run.finish();
     assert_eq!(code, Some(0), "{out}{err}");
+}
+
+/// Connection variables given with `-e` win over the inventory's for every host, as extra vars
+/// do in Ansible (`-e ansible_connection=local` is the common case).
+#[test]
+fn connection_variables_given_with_extra_vars_win_over_the_inventory() {
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    // The inventory's port is one nothing listens on: only `-e ansible_port` reaches the fleet.
+    write(
+        d.path(),
+        "hosts",
+        &group(&f, "app").replace(&format!("ansible_port={}", f.port), "ansible_port=1"),
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  tasks:\n    - shell: echo \"${SSH_CONNECTION:-local}\" | cut -d' ' -f3\n      register: addr\n      changed_when: false\n    - assert: { that: [\"addr.stdout == want\"] }\n",
+    );
+    let first = format!("{}.0.1", f.net);
+    let kh = f.known_hosts();
+    let o = play(d.path(), &kh, &["-e", "want=none"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+
+    let port = format!("ansible_port={}", f.port);
+    let o = play(
+        d.path(),
+        &kh,
+        &["-e", &port, "-e", &format!("ansible_host={first} want={first}")],
+    );
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert_eq!(recap(&text).len(), 2, "{text}");
+    assert!(recap(&text).iter().all(|l| l.contains("ok=2")), "{text}");
+
+    // The inventory's `ansible_user=root` loses to `-e ansible_user`.
+    let o = play(
+        d.path(),
+        &kh,
+        &["-e", &port, "-e", "ansible_user=roll-no-such-user want=x"],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+
+    // A play's `vars` are the host's variables too: its `ansible_port` wins over the inventory's.
+    write(
+        d.path(),
+        "vars.yml",
+        &std::fs::read_to_string(d.path().join("pb.yml")).unwrap().replacen(
+            "  gather_facts: false\n",
+            &format!(
+                "  gather_facts: false\n  vars: {{ ansible_port: {}, want: \"{{{{ ansible_host }}}}\" }}\n",
+                f.port
+            ),
+            1,
+        ),
+    );
+    let o = {
+        let mut c = roll(d.path());
+        c.env_remove("SSH_CONNECTION")
+            .args(["play", "vars.yml", "-i", "hosts", "--known-hosts"])
+            .arg(&kh);
+        c.output().unwrap()
+    };
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+
+    // `-e ansible_connection=local`: no host is connected to (the port stays unreachable).
+    let o = play(d.path(), &kh, &["-e", "ansible_connection=local want=local"]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert!(recap(&text).iter().all(|l| l.contains("ok=2")), "{text}");
+}
+
+/// `remote_user` and `port` at play, block and task level: used where the host's variables name
+/// no user or port, and losing to them where they do (Ansible: variables beat keywords).
+#[test]
+fn remote_user_and_port_keywords_connect_below_the_hosts_own_variables() {
+    let f = Fleet::up(2, "app");
+    let d = tempfile::tempdir().unwrap();
+    // Addresses and key only: no ansible_user, no ansible_port.
+    let bare: String = group(&f, "app")
+        .lines()
+        .filter(|l| !l.starts_with("ansible_port=") && !l.starts_with("ansible_user="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(d.path(), "hosts", &bare);
+    let pb = |play_port: u16, block: &str| {
+        format!(
+            "- hosts: app\n  gather_facts: false\n  remote_user: root\n  port: {play_port}\n  tasks:\n    - command: id -un\n      register: who\n      changed_when: false\n    - assert: {{ that: [\"who.stdout == 'root'\"] }}\n    - block:\n        - command: \"true\"\n          changed_when: false\n{block}"
+        )
+    };
+    let kh = f.known_hosts();
+    write(d.path(), "pb.yml", &pb(f.port, ""));
+    let o = play(d.path(), &kh, &[]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert!(recap(&text).iter().all(|l| l.contains("ok=3")), "{text}");
+
+    // A block's `remote_user` is its tasks' user: a user that does not exist is refused.
+    write(
+        d.path(),
+        "pb.yml",
+        &pb(f.port, "      remote_user: roll-no-such-user\n"),
+    );
+    let o = play(d.path(), &kh, &[]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(4), "{text}");
+    assert!(
+        recap(&text)
+            .iter()
+            .all(|l| l.contains("ok=2") && l.contains("unreachable=1")),
+        "{text}"
+    );
+
+    // The play's port is wrong, but the inventory's `ansible_port` wins over it.
+    write(d.path(), "pb.yml", &pb(1, ""));
+    let o = play(d.path(), &kh, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "port 1 is used without ansible_port\n{}",
+        stdout(&o)
+    );
+    write(
+        d.path(),
+        "hosts",
+        &format!("{bare}\n[app:vars]\nansible_port={}\n", f.port),
+    );
+    let o = play(d.path(), &kh, &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// `ansible_become` / `ansible_become_user` from the inventory or `-e` beat the `become`
+/// keywords, as connection variables do in Ansible.
+#[test]
+fn become_variables_from_the_inventory_and_extra_vars_beat_the_keywords() {
+    let f = Fleet::up(1, "app");
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "hosts",
+        &format!("{}ansible_become=yes\nansible_become_user=nobody\n", group(&f, "app")),
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: app\n  gather_facts: false\n  tasks:\n    - command: id -un\n      become: false\n      become_user: root\n      register: who\n      changed_when: false\n    - assert: { that: [\"who.stdout == want\"] }\n",
+    );
+    let kh = f.known_hosts();
+    let ok = |extra: &[&str]| {
+        let o = play(d.path(), &kh, extra);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    };
+    ok(&["-e", "want=nobody"]);
+    ok(&["-e", "want=root", "-e", "ansible_become=false"]);
+    ok(&["-e", "want=root", "-e", "ansible_become_user=root"]);
+    let o = play(d.path(), &kh, &["-e", "want=root"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the inventory's become user is nobody\n{}",
+        stdout(&o)
+    );
 }
