@@ -26,6 +26,7 @@ pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
 mod find;
+mod git;
 pub(crate) mod history;
 pub mod include_vars;
 pub(crate) mod lines;
@@ -441,7 +442,8 @@ impl ModuleResult {
         if !self.facts.is_empty() {
             m.insert("ansible_facts".into(), Value::from_pairs(self.facts.clone()));
         }
-        if !self.diffs.is_empty() {
+        // A module that reports Ansible's own `diff` value (`git`'s `prepared`) keeps it.
+        if !self.diffs.is_empty() && !m.contains_key("diff") {
             m.insert("diff".into(), crate::values::from_serde(&self.diffs));
         }
         m

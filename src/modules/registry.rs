@@ -3,7 +3,7 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, include_vars, lines,
+    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, git, include_vars, lines,
     nginx_switch, ping, probe, setup, stat,
 };
 
@@ -19,6 +19,7 @@ pub static MODULES: &[&dyn Module] = &[
     &stat::Stat,
     &stat::Slurp,
     &find::Find,
+    &git::Git,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

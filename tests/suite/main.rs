@@ -13,6 +13,7 @@ mod drain;
 mod events;
 mod facts;
 mod find;
+mod git;
 mod gitlab;
 mod lines;
 mod listing;
