@@ -26,6 +26,7 @@ pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
 mod find;
+mod get_url;
 mod git;
 pub(crate) mod history;
 pub mod include_vars;

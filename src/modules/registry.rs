@@ -3,8 +3,8 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, git, include_vars, lines,
-    nginx_switch, ping, probe, setup, stat,
+    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, get_url, git, include_vars,
+    lines, nginx_switch, ping, probe, setup, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -20,6 +20,7 @@ pub static MODULES: &[&dyn Module] = &[
     &stat::Slurp,
     &find::Find,
     &git::Git,
+    &get_url::GetUrl,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

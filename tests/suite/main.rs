@@ -13,6 +13,7 @@ mod drain;
 mod events;
 mod facts;
 mod find;
+mod get_url;
 mod git;
 mod gitlab;
 mod lines;
