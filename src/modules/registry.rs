@@ -3,13 +3,15 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, get_url, git, include_vars,
-    lines, nginx_switch, ping, probe, setup, stat,
+    Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, get_url, getent, git,
+    include_vars, lines, nginx_switch, ping, probe, raw, setup, stat,
 };
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
     &command::Shell,
+    &raw::Raw,
+    &raw::Script,
     &files::Template,
     &files::Copy,
     &files::File,
@@ -21,6 +23,7 @@ pub static MODULES: &[&dyn Module] = &[
     &find::Find,
     &git::Git,
     &get_url::GetUrl,
+    &getent::Getent,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

@@ -35,4 +35,5 @@ mod snapshots;
 mod ssh;
 mod stat;
 mod switch;
+mod system;
 mod vault;
