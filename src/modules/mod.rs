@@ -42,6 +42,7 @@ pub mod registry;
 mod setup;
 pub mod spec;
 pub(crate) mod stat;
+mod unarchive;
 
 pub use spec::{Capability, ModuleSpec, ParamKind};
 

@@ -4,7 +4,7 @@
 
 use super::{
     Module, app_claim, bluegreen, command, control, deploy_lock, docker, files, find, get_url, getent, git,
-    include_vars, lines, nginx_switch, ping, probe, raw, setup, stat,
+    include_vars, lines, nginx_switch, ping, probe, raw, setup, stat, unarchive,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -24,6 +24,7 @@ pub static MODULES: &[&dyn Module] = &[
     &git::Git,
     &get_url::GetUrl,
     &getent::Getent,
+    &unarchive::Unarchive,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

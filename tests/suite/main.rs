@@ -5,6 +5,7 @@
 mod common;
 
 mod apps;
+mod archives;
 mod cli;
 mod compat;
 mod diagnostics;
