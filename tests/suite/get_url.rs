@@ -81,3 +81,23 @@ fn headers_reach_the_server_and_a_refusal_fails_the_task() {
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "token s3cr3t-token\n");
     assert!(common::recap(&stdout)[0].contains("changed=1"), "{stdout}");
 }
+
+#[test]
+fn a_parameter_ansible_removed_is_refused_at_its_place_before_the_run() {
+    // `sha256sum` left get_url in ansible-core 2.14; here on the second line of a folded
+    // `key=value` string, where the diagnostic points.
+    let d = tempfile::tempdir().unwrap();
+    common::write(d.path(), "hosts", "localhost ansible_connection=local\n");
+    common::write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - get_url: url=http://127.0.0.1:9/x dest=/nonexistent/x\n               sha256sum=abc\n",
+    );
+    let out = common::run(d.path(), &["play", "pb.yml", "-i", "hosts"]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("unknown parameter `sha256sum` for module `get_url`") && err.contains("pb.yml:5:16"),
+        "{err}"
+    );
+}
