@@ -28,6 +28,9 @@ pub(crate) mod docker;
 pub mod facts;
 pub(crate) mod files;
 mod find;
+mod get_url;
+mod getent;
+mod git;
 mod haproxy;
 pub(crate) mod history;
 pub mod include_vars;
@@ -38,11 +41,13 @@ mod packages;
 mod ping;
 mod probe;
 pub mod progress;
+mod raw;
 pub mod registry;
 mod services;
 mod setup;
 pub mod spec;
 pub(crate) mod stat;
+mod unarchive;
 
 pub use spec::{Capability, ModuleSpec, ParamKind};
 
@@ -448,7 +453,8 @@ impl ModuleResult {
         if !self.facts.is_empty() {
             m.insert("ansible_facts".into(), Value::from_pairs(self.facts.clone()));
         }
-        if !self.diffs.is_empty() {
+        // A module that reports Ansible's own `diff` value (`git`'s `prepared`) keeps it.
+        if !self.diffs.is_empty() && !m.contains_key("diff") {
             m.insert("diff".into(), crate::values::from_serde(&self.diffs));
         }
         m

@@ -3,13 +3,15 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, accounts, app_claim, bluegreen, command, control, cron, deploy_lock, docker, files, find, haproxy,
-    include_vars, lines, nginx_switch, packages, ping, probe, services, setup, stat,
+    Module, accounts, app_claim, bluegreen, command, control, cron, deploy_lock, docker, files, find, get_url, getent,
+    git, haproxy, include_vars, lines, nginx_switch, packages, ping, probe, raw, services, setup, stat, unarchive,
 };
 
 pub static MODULES: &[&dyn Module] = &[
     &command::Command,
     &command::Shell,
+    &raw::Raw,
+    &raw::Script,
     &files::Template,
     &files::Copy,
     &files::File,
@@ -30,6 +32,10 @@ pub static MODULES: &[&dyn Module] = &[
     &packages::Package,
     &packages::Yum,
     &packages::Dnf,
+    &git::Git,
+    &get_url::GetUrl,
+    &getent::Getent,
+    &unarchive::Unarchive,
     &probe::WaitFor,
     &probe::Uri,
     &control::Pause,

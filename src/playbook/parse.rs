@@ -6,7 +6,7 @@ use crate::batches::SerialStep;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::modules::spec::{Capability, FreeForm};
 use crate::modules::{Module, registry};
-use crate::source::{FileId, Sources};
+use crate::source::{FileId, Sources, Span};
 use crate::values::VarMap;
 use crate::yaml::{self, Kind, Node};
 use std::collections::HashMap;
@@ -1149,12 +1149,15 @@ impl Parser<'_> {
             return;
         }
         let mut seen: Vec<&str> = Vec::new();
+        let sources = self.sources;
         let key_span = |name: &str| {
             call.raw_map
                 .as_ref()
                 .and_then(|m| m.as_map())
                 .and_then(|pairs| pairs.iter().find(|(k, _)| k.as_str() == Some(name)))
-                .map_or(v.span, |(k, _)| k.span)
+                .map(|(k, _)| k.span)
+                .or_else(|| kv_key_span(sources, v.span, name))
+                .unwrap_or(v.span)
         };
         // A parameter not written under the module (`args:`, `module_defaults`) is shown where
         // its value is.
@@ -1514,6 +1517,40 @@ pub(crate) fn list(items: &[&str]) -> String {
 }
 
 /// `key=value key2="two words"` → pairs. Words without `=` are dropped.
+/// Where `name=` starts a word in a `key=value` string (`get_url: url=... sha256sum=...`), so a
+/// diagnostic about that parameter points at it rather than at the start of the string.
+fn kv_key_span(sources: &Sources, span: Span, name: &str) -> Option<Span> {
+    let file = sources.get(span.file);
+    let full = file.text.as_str();
+    let start = span.start as usize;
+    // A plain scalar folded over several lines has a span of its first line only: take in the
+    // lines after it that are indented deeper than the line it starts on.
+    let line_start = full.get(..start)?.rfind('\n').map_or(0, |i| i + 1);
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let indent = indent_of(full.get(line_start..)?.lines().next().unwrap_or(""));
+    let mut end = (span.end as usize).min(full.len());
+    while let Some(nl) = full[end..].find('\n') {
+        let next = end + nl + 1;
+        let line = full[next..].lines().next().unwrap_or("");
+        if line.trim().is_empty() || indent_of(line) <= indent {
+            break;
+        }
+        end = next + line.len();
+    }
+    let text = full.get(start..end)?;
+    let pat = format!("{name}=");
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&pat) {
+        let at = from + i;
+        if at == 0 || text[..at].ends_with(char::is_whitespace) {
+            let start = span.start as usize + at;
+            return Some(Span::new(span.file, start, start + name.len()));
+        }
+        from = at + pat.len();
+    }
+    None
+}
+
 pub fn parse_kv(s: &str) -> Vec<(String, String)> {
     crate::shell::split(s)
         .unwrap_or_default()

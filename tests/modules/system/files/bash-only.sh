@@ -1,0 +1,1 @@
+echo "shell: ${BASH_VERSION:+bash}"
