@@ -6,6 +6,7 @@ pub mod extra_filters;
 pub mod filters;
 pub mod ipaddr;
 pub mod lookups;
+pub mod mathstuff;
 pub mod more_filters;
 pub mod pyjson;
 
@@ -87,6 +88,7 @@ impl Templar {
         let vault = Arc::new(RwLock::new(crate::vault::Keyring::default()));
         lookups::register(&mut env, secrets.clone(), vault.clone());
         more_filters::register(&mut env, secrets.clone());
+        mathstuff::register(&mut env, secrets.clone());
         ipaddr::register(&mut env);
         datetime::register(&mut env);
         extra_filters::register(&mut env, secrets.clone());

@@ -143,6 +143,7 @@ fn hashes_of_a_secret_are_masked_in_the_output() {
         "{{ 'public-text' | hash('sha256') }}",
         "{{ {'pw': other} | to_json }}",
         "{{ {'pw': other} | to_nice_json }}",
+        "{{ password | to_uuid }}",
     ]
     .iter()
     .enumerate()
@@ -175,6 +176,7 @@ fn hashes_of_a_secret_are_masked_in_the_output() {
         "{}",
         answers["t5"]
     );
+    assert_eq!(answers["t6"]["msg"], "********", "{}", answers["t6"]);
     assert!(!text.contains("hunter"), "{text}");
     // What was not derived from a secret is shown.
     assert_eq!(answers["t3"]["msg"], sha256("public-text"));
