@@ -88,14 +88,7 @@ pub fn run() -> exit::Exit {
             // stops early (`| head`) is no error.
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut cli::Cli::command(), "roll", &mut script);
-            use std::io::Write;
-            match std::io::stdout().lock().write_all(&script) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!("error: cannot write the completions: {e}");
-                    exit::Exit::Error
-                }
-                _ => exit::Exit::Ok,
-            }
+            commands::print_out(String::from_utf8_lossy(&script).trim_end_matches('\n'))
         }
     }
 }

@@ -63,8 +63,7 @@ pub fn run(args: crate::cli::InventoryArgs) -> Exit {
         out.trim_end().to_string()
     };
     // Vault values are secrets here too (ansible-inventory shows their ciphertext).
-    println!("{}", sources.secrets().mask(&text));
-    Exit::Ok
+    super::print_out(&sources.secrets().mask(&text))
 }
 
 fn pretty(v: &Json) -> String {

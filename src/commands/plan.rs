@@ -195,15 +195,17 @@ pub fn plan(a: PlanArgs) -> Exit {
         eprintln!("error: cannot write the plan to {}: {e}", a.out.display());
         return Exit::Error;
     }
-    println!(
+    let said = super::print_out(&format!(
         "Plan: {changes} change{} on {} host{}. Saved to {}; run exactly this with `roll apply {}`.",
         if changes == 1 { "" } else { "s" },
         hosts,
         if hosts == 1 { "" } else { "s" },
         a.out.display(),
         a.out.display()
-    );
-    if detailed && changes > 0 {
+    ));
+    if said != Exit::Ok {
+        said
+    } else if detailed && changes > 0 {
         Exit::Changes
     } else {
         Exit::Ok

@@ -1,5 +1,5 @@
-//! The command line's small promises, each run on the real binary: completions that a reader
-//! stops early do not panic, `-i` suggestions, `--check --detailed-exitcode`, `status --format
+//! The command line's small promises, each run on the real binary: completions and inventory
+//! listings that a reader stops early do not panic, `-i` suggestions, `--check --detailed-exitcode`, `status --format
 //! json` as JSON Lines, every `task_start` closed by a `task_end`, the lock holder without
 //! `$USER`, and where a tab in group_vars is reported.
 
@@ -25,6 +25,33 @@ fn completions_read_only_in_part_do_not_panic() {
     // And in full, it is the script.
     let full = common::run(std::path::Path::new("."), &["completions", "bash"]);
     assert!(stdout(&full).starts_with("_roll() {"), "{}", stdout(&full));
+}
+
+/// `roll inventory --list | head -1`: the reader goes after the first line, and roll's next write
+/// meets a closed pipe (an inventory's JSON well past a pipe's 64 KiB buffer).
+#[test]
+fn an_inventory_listing_read_only_in_part_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts: String = (0..4000)
+        .map(|i| format!("app{i} ansible_host=127.0.0.1 note=filler-{i}\n"))
+        .collect();
+    write(dir.path(), "hosts", &format!("[app]\n{hosts}"));
+    let mut child = Command::new(common::roll_bin())
+        .args(["inventory", "--list", "-i", "hosts"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    use std::io::Read;
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(first[0], b'{');
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
