@@ -19,6 +19,7 @@ macro_rules! apply_by {
 
 mod accounts;
 mod app_claim;
+pub(crate) mod argument_spec;
 mod bluegreen;
 mod command;
 mod control;

@@ -3,8 +3,9 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, accounts, app_claim, bluegreen, command, control, cron, deploy_lock, docker, files, find, get_url, getent,
-    git, haproxy, include_vars, lines, nginx_switch, packages, ping, probe, raw, services, setup, stat, unarchive,
+    Module, accounts, app_claim, argument_spec, bluegreen, command, control, cron, deploy_lock, docker, files, find,
+    get_url, getent, git, haproxy, include_vars, lines, nginx_switch, packages, ping, probe, raw, services, setup,
+    stat, unarchive,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -21,6 +22,7 @@ pub static MODULES: &[&dyn Module] = &[
     &stat::Stat,
     &stat::Slurp,
     &find::Find,
+    &argument_spec::ValidateArgumentSpec,
     &accounts::User,
     &accounts::Group,
     &cron::Cron,

@@ -489,7 +489,7 @@ impl Parser<'_> {
             }
         }
         if let Some(specs) = &rf.argument_specs {
-            self.check_argument_specs(specs, &u, &own_defaults, u.from.tasks.as_deref().unwrap_or("main"));
+            self.check_argument_specs(specs, &u, u.from.tasks.as_deref().unwrap_or("main"));
         }
 
         let mut defaults = dep_defaults.clone();
@@ -533,7 +533,16 @@ impl Parser<'_> {
             if let Some(f) = role_file(&dir, "tasks", u.from.tasks.as_deref(), false).first() {
                 let saved_base = std::mem::replace(&mut self.base, dir.join("tasks"));
                 if let Some(n) = self.yaml_file(f, u.name_span) {
-                    let list = self.task_list(&n, &u.kw, false);
+                    let entry = u.from.tasks.as_deref().unwrap_or("main");
+                    let mut list = match rf
+                        .argument_specs
+                        .as_ref()
+                        .and_then(|s| validation_task(s, entry, &u, &canonical))
+                    {
+                        Some(v) => self.task_list(&v, &u.kw, false),
+                        None => Vec::new(),
+                    };
+                    list.extend(self.task_list(&n, &u.kw, false));
                     let mut t = Task::new(
                         None,
                         u.node.span,
@@ -587,29 +596,18 @@ impl Parser<'_> {
         })
     }
 
-    /// `argument_specs` of the entry point: required options and literal `choices` and types of
-    /// the parameters given, checked before anything runs (Ansible checks them when the role
-    /// starts).
-    fn check_argument_specs(&mut self, specs: &Node, u: &RoleUse<'_>, defaults: &VarMap, entry: &str) {
+    /// `argument_specs` of the entry point: the literal `choices` and types of the parameters
+    /// given with the role, checked before anything runs (Ansible checks them when the role
+    /// starts, in the task [`validation_task`] puts first).
+    fn check_argument_specs(&mut self, specs: &Node, u: &RoleUse<'_>, entry: &str) {
         let Some(options) = specs.get(entry).and_then(|e| e.get("options")).and_then(|o| o.as_map()) else {
             return;
         };
         for (k, spec) in options {
             let Some(name) = k.as_str() else { continue };
+            // A required argument may come from any variable (the inventory's too): the role's
+            // first task checks that when it runs, as in Ansible.
             let given = u.params.get(name).or_else(|| u.entry_vars.get(name));
-            let required = spec.get("required").is_some_and(|r| matches!(r.kind, Kind::Bool(true)));
-            if required && given.is_none() && !defaults.contains_key(name) {
-                self.err(
-                    Diagnostic::at(
-                        format!("role `{}` is missing its required argument `{name}`", u.name),
-                        u.name_span,
-                    )
-                    .with_help(format!(
-                        "give `{name}:` with the role (its `meta/argument_specs` requires it)"
-                    )),
-                );
-                continue;
-            }
             let Some(v) = given else { continue };
             if v.as_str().is_some_and(crate::values::is_template) {
                 continue;
@@ -631,13 +629,8 @@ impl Parser<'_> {
                 }
             }
             let ty = spec.get("type").and_then(|t| t.as_str()).unwrap_or("str");
-            let ok = match ty {
-                "int" => v.as_i64().is_some() || crate::values::value_to_string(v).parse::<i64>().is_ok(),
-                "bool" => v.kind() == minijinja::value::ValueKind::Bool,
-                "list" => v.kind() == minijinja::value::ValueKind::Seq,
-                "dict" => v.kind() == minijinja::value::ValueKind::Map,
-                _ => true,
-            };
+            // The conversions the role's validation task would make (`"a,b"` is a list).
+            let ok = crate::modules::argument_spec::type_error(ty, v).is_none();
             if !ok {
                 self.err(
                     Diagnostic::at(format!("role `{}`: `{name}` must be of type {ty}", u.name), u.name_span)
@@ -1051,6 +1044,50 @@ pub fn load_include(
         return Err(msgs.join("; "));
     }
     tasks.ok_or_else(|| format!("cannot read `{target}`"))
+}
+
+/// The task ansible-core puts first in a role whose `argument_specs` name the entry point
+/// (`Role._prepend_validation_task`): `validate_argument_spec` with the entry point's options and
+/// the role's params, tagged `always`; a one-task list for the parser, spanning the role's name.
+fn validation_task(specs: &Node, entry: &str, u: &RoleUse<'_>, path: &Path) -> Option<Node> {
+    let spec = specs.get(entry)?;
+    let at = u.name_span;
+    let node = |kind: Kind| Node { kind, span: at };
+    let text = |t: &str| node(Kind::Str(t.to_string()));
+    let mut name = format!("Validating arguments against arg spec '{entry}'");
+    if let Some(d) = spec.get("short_description").and_then(Node::scalar_text) {
+        name.push_str(" - ");
+        name.push_str(&d);
+    }
+    let options = spec
+        .get("options")
+        .cloned()
+        .unwrap_or_else(|| node(Kind::Map(Vec::new())));
+    let params: Vec<(Node, Node)> = u
+        .node
+        .as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| k.as_str().is_some_and(|k| u.params.contains_key(k)))
+        .cloned()
+        .collect();
+    let context = node(Kind::Map(vec![
+        (text("argument_spec_name"), text(entry)),
+        (text("name"), text(&u.name)),
+        (text("path"), text(&path.display().to_string())),
+        (text("type"), text("role")),
+    ]));
+    let args = node(Kind::Map(vec![
+        (text("argument_spec"), options),
+        (text("provided_arguments"), node(Kind::Map(params))),
+        (text("validate_args_context"), context),
+    ]));
+    let task = node(Kind::Map(vec![
+        (text("name"), text(&name)),
+        (text("ansible.builtin.validate_argument_spec"), args),
+        (text("tags"), node(Kind::Seq(vec![text("always")]))),
+    ]));
+    Some(node(Kind::Seq(vec![task])))
 }
 
 #[cfg(test)]

@@ -345,7 +345,7 @@ fn the_deploy_vocabulary_is_all_there() {
     assert!(missing.is_empty(), "missing: {missing:?}");
     // A name neither Ansible nor roll has stays unknown under its FQCN too.
     assert!(!t.has_plugin(Plugin::Filter, "ansible.builtin.no_such_filter"));
-    assert!(!t.has_plugin(Plugin::Filter, "ansible.builtin.to_uuid"));
+    assert!(!t.has_plugin(Plugin::Filter, "ansible.builtin.win_splitdrive"));
 }
 
 /// roll also takes the collections' filters by their short names (playbooks written for

@@ -61,6 +61,35 @@ fn roles_and_includes_run_in_ansibles_order() {
     cases("order");
 }
 
+/// A role's `meta/argument_specs` are checked by the task Ansible puts first in the role, against
+/// every variable the task sees (an inventory variable satisfies `required`), listed and run as
+/// ansible-playbook does.
+#[test]
+fn role_argument_specs_are_validated_by_the_roles_first_task() {
+    cases("argspec");
+}
+
+/// What that task reports when validation fails: a missing argument, a wrong type and choice,
+/// a param the spec does not name; `bad.ansible` holds the `fatal:` line ansible-playbook
+/// printed for each play (`-l web4`, `web2`, `web3`).
+#[test]
+fn a_role_argument_that_fails_its_spec_fails_as_in_ansible() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/roles/argspec");
+    let want = std::fs::read_to_string(dir.join("bad.ansible")).unwrap();
+    let mut got = String::new();
+    for host in ["web4", "web2", "web3"] {
+        let out = common::run(&dir, &["play", "-i", "hosts", "bad.yml", "-l", host]);
+        assert_eq!(out.status.code(), Some(2), "{host}: {}", common::stderr(&out));
+        let text = common::stdout(&out).replace(&dir.display().to_string(), "<DIR>");
+        got.extend(
+            text.lines()
+                .filter(|l| l.starts_with("fatal:"))
+                .map(|l| format!("{l}\n")),
+        );
+    }
+    assert_eq!(normalise(&got), normalise(&want));
+}
+
 /// Which of the places a variable is set in wins, row by row, as ansible-playbook decided.
 #[test]
 fn role_variable_precedence_matches_ansible() {
