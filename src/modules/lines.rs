@@ -128,7 +128,7 @@ pub fn python_regex(pattern: &str, multiline: bool, dot_all: bool) -> Result<Reg
         (false, true) => "(?s)",
         (false, false) => "",
     };
-    regex::bytes::RegexBuilder::new(&format!("{flags}{pattern}"))
+    regex::bytes::RegexBuilder::new(&format!("{flags}{}", literal_braces(pattern)))
         .size_limit(1 << 24)
         .build()
         .map_err(|e| {
@@ -141,6 +141,44 @@ pub fn python_regex(pattern: &str, multiline: bool, dot_all: bool) -> Result<Reg
             };
             format!("invalid regular expression `{pattern}`: {why}")
         })
+}
+
+/// Python reads a `{` that does not open a repetition (`{2}`, `{2,}`, `{,3}`, `{2,3}`) as the
+/// character itself (`^{ "fact": true }`); Rust's engine refuses it, so it is escaped here, and
+/// `{,3}` gets its lower bound.
+fn literal_braces(pattern: &str) -> std::borrow::Cow<'_, str> {
+    let is_repetition = |rest: &str| {
+        let Some(end) = rest.find('}') else { return false };
+        let inner = &rest[1..end];
+        let (lo, hi) = inner.split_once(',').unwrap_or((inner, ""));
+        let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        !inner.is_empty() && inner != "," && digits(lo) && digits(hi)
+    };
+    if !pattern.contains('{') {
+        return pattern.into();
+    }
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let (mut escaped, mut class) = (false, false);
+    for (i, c) in pattern.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' if !class => class = true,
+            ']' if class => class = false,
+            '{' if !class && !is_repetition(&pattern[i..]) => {
+                out.push_str("\\{");
+                continue;
+            }
+            // `{,3}` is `{0,3}` to Python; Rust's engine wants the lower bound written.
+            '{' if !class && pattern[i..].starts_with("{,") => {
+                out.push_str("{0");
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out.into()
 }
 
 /// Python's `match.expand(template)`: `\1`, `\g<1>`, `\g<name>` and the escapes `\n \t \r \\`.
@@ -818,6 +856,25 @@ mod tests {
             present: true,
             line: Some(line.as_bytes().to_vec()),
             ..LineArgs::default()
+        }
+    }
+
+    #[test]
+    fn a_brace_that_opens_no_repetition_is_the_character_as_in_python() {
+        // python3 -c 'import re; print(bool(re.match(r"^{ \"fact\": true }", "{ \"fact\": true }")))'
+        let r = python_regex(r#"^{ "fact": true }"#, false, false).unwrap();
+        assert!(r.is_match(br#"{ "fact": true }"#));
+        for (p, text, hit) in [
+            (r"a{2}", "aa", true),
+            (r"a{2,}", "aaa", true),
+            (r"a{,2}b", "b", true),
+            (r"a{x}", "a{x}", true),
+            (r"a{}", "a{}", true),
+            (r"\{2}", "{2}", true),
+            (r"[{]", "{", true),
+        ] {
+            let r = python_regex(p, false, false).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(r.is_match(text.as_bytes()), hit, "{p} on {text}");
         }
     }
 
