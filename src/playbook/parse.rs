@@ -1166,7 +1166,10 @@ impl Parser<'_> {
                 .as_ref()
                 .and_then(|m| m.as_map())
                 .and_then(|pairs| pairs.iter().find(|(k, _)| k.as_str() == Some(name)))
-                .map_or(node.span, |(k, _)| k.span)
+                .map(|(k, _)| k.span)
+                // In a `key=value` string: at its `name=`, on its own line.
+                .or_else(|| kv_key_span(sources, node.span, name))
+                .unwrap_or(node.span)
         };
         for (name, node) in &call.args {
             let Some(param) = spec.param(name) else {
