@@ -3,6 +3,7 @@
 //! `normpath` and `to_uuid` filters, as ansible-core 2.19 answers them (its filter/mathstuff.py
 //! and filter/core.py).
 
+use super::more_filters::list as items;
 use crate::secrets::Secrets;
 use crate::values::value_to_string;
 use indexmap::IndexSet;
@@ -22,19 +23,6 @@ const MAX_COMBINATIONS: usize = 1_000_000;
 const UUID_NAMESPACE_ANSIBLE: [u8; 16] = [
     0x36, 0x1e, 0x6d, 0x51, 0xfa, 0xec, 0x44, 0x4a, 0x90, 0x79, 0x34, 0x13, 0x86, 0xda, 0x8e, 0x2e,
 ];
-
-fn items(v: &Value, filter: &str) -> Result<Vec<Value>, Error> {
-    match v.kind() {
-        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => Ok(v.try_iter()?.collect()),
-        ValueKind::String => Ok(v
-            .as_str()
-            .unwrap_or("")
-            .chars()
-            .map(|c| Value::from(c.to_string()))
-            .collect()),
-        other => Err(invalid(format!("`{filter}` expects lists, got {other}"))),
-    }
-}
 
 /// Each value once, in the order first seen. Ansible answers with a Python set where the values
 /// are hashable, whose order is the interpreter's (string hashes differ from run to run); roll

@@ -11,7 +11,9 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-fn list(v: &Value, what: &str) -> Result<Vec<Value>, Error> {
+/// A filter's list argument: a list, a mapping's keys, or a string's characters, as Python
+/// iterates them.
+pub(crate) fn list(v: &Value, what: &str) -> Result<Vec<Value>, Error> {
     match v.kind() {
         ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => Ok(v.try_iter()?.collect()),
         ValueKind::String => Ok(v
