@@ -59,6 +59,17 @@ impl Output {
             progress: std::io::stderr().is_terminal() && !ci,
         }
     }
+
+    /// What this terminal and environment allow, with `--color` over it.
+    pub fn with_color(when: crate::cli::ColorWhen) -> Output {
+        let mut out = Output::detect();
+        match when {
+            crate::cli::ColorWhen::Always => out.color = true,
+            crate::cli::ColorWhen::Never => out.color = false,
+            crate::cli::ColorWhen::Auto => {}
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -17,15 +17,14 @@ pub fn run(args: crate::cli::InventoryArgs) -> Exit {
             return Exit::InvalidInput;
         }
     }
-    let inventory = match crate::settings::ansible_config(&sources)
-        .map_err(|items| Diagnostics { items })
-        .and_then(|cfg| {
-            crate::commands::play::report_config(&cfg, 0);
-            crate::settings::inventory(args.inventory.clone(), &cfg).map_err(Diagnostics::from)
-        }) {
+    let cfg = match crate::commands::play::ansible_config(&sources, &crate::settings::Output::detect(), 0) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let inventory = match crate::settings::inventory(args.inventory.clone(), &cfg) {
         Ok(i) => i,
         Err(d) => {
-            eprint!("{}", d.render(&sources, color));
+            eprint!("{}", Diagnostics::from(d).render(&sources, color));
             return Exit::InvalidInput;
         }
     };

@@ -58,17 +58,11 @@ pub(crate) const RUN_STACK: usize = 64 << 20;
 
 fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: bool, secrets: &mut Arc<Secrets>) -> Exit {
     let sources = Sources::new();
-    let mut out = Output::detect();
-    match args.color {
-        crate::cli::ColorWhen::Always => out.color = true,
-        crate::cli::ColorWhen::Never => out.color = false,
-        crate::cli::ColorWhen::Auto => {}
-    }
-    let cfg = match crate::settings::ansible_config(&sources) {
+    let out = Output::with_color(args.color);
+    let cfg = match ansible_config(&sources, &out, args.verbose) {
         Ok(c) => c,
-        Err(diags) => return invalid(&sources, Diagnostics { items: diags }, &out),
+        Err(exit) => return exit,
     };
-    report_config(&cfg, args.verbose);
     let project_inventory = crate::settings::inventory(args.inventory.clone(), &cfg).unwrap_or_default();
     sources.set_project(project_dirs(&args.playbook, &project_inventory));
     if let Some(dirs) = &cfg.roles_path {
@@ -288,10 +282,22 @@ pub(crate) fn exit_of(summary: &crate::exec::Summary, detailed: bool) -> Exit {
     }
 }
 
+/// ansible.cfg and the `ANSIBLE_*` variables, reported (see [`report_config`]); an invalid one
+/// is reported as invalid input.
+pub(crate) fn ansible_config(
+    sources: &Sources,
+    out: &Output,
+    verbose: u8,
+) -> Result<crate::settings::AnsibleConfig, Exit> {
+    let cfg = crate::settings::ansible_config(sources).map_err(|items| invalid(sources, Diagnostics { items }, out))?;
+    report_config(&cfg, verbose);
+    Ok(cfg)
+}
+
 /// What the configuration says about itself: the file read (with `-v`, as ansible-playbook
 /// says "Using ... as config file"), the keys roll does not use (with `-v`), and a warning for
 /// each setting roll cannot honour.
-pub(crate) fn report_config(cfg: &crate::settings::AnsibleConfig, verbose: u8) {
+fn report_config(cfg: &crate::settings::AnsibleConfig, verbose: u8) {
     if verbose > 0 {
         match &cfg.file {
             Some(f) => eprintln!("Using {} as config file", f.display()),

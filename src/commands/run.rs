@@ -48,18 +48,12 @@ struct Line {
 fn adhoc(a: crate::cli::RunArgs) -> Exit {
     let sources = Sources::new();
     sources.set_project(play::project_dirs(std::path::Path::new("."), &a.inventory));
-    let mut out = Output::detect();
-    match a.color {
-        crate::cli::ColorWhen::Always => out.color = true,
-        crate::cli::ColorWhen::Never => out.color = false,
-        crate::cli::ColorWhen::Auto => {}
-    }
+    let out = Output::with_color(a.color);
     // ansible.cfg applies to the ad-hoc command as to playbooks (connection settings, become).
-    let cfg = match crate::settings::ansible_config(&sources) {
+    let cfg = match play::ansible_config(&sources, &out, 0) {
         Ok(c) => c,
-        Err(diags) => return play::invalid(&sources, Diagnostics { items: diags }, &out),
+        Err(exit) => return exit,
     };
-    play::report_config(&cfg, 0);
     match crate::commands::vault::keyring(&a.vault) {
         Ok(k) => sources.set_vault(k),
         Err(d) => return play::invalid(&sources, d.into(), &out),
