@@ -384,12 +384,13 @@ impl Task {
         }
     }
 
-    /// The name `--list-tasks` shows, as ansible-playbook lists it: a dynamic include without a
-    /// name is listed by its action alone (`include_tasks`), and an `include_role` by its own
-    /// name without the role it sits in; every other task as its `TASK [...]` banner names it.
+    /// The name `--list-tasks` shows, as ansible-playbook lists it: a task without a name is
+    /// listed by its action alone (`include_tasks`, `debug`), also in a role, and an
+    /// `include_role` by its own name without the role it sits in; every other task as its
+    /// `TASK [...]` banner names it.
     pub fn list_name(&self) -> String {
         match (&self.body, &self.name) {
-            (Body::Include(i), None) => i.written.clone(),
+            (_, None) => self.plain_name(),
             (Body::Include(i), Some(_)) if matches!(i.kind, IncludeKind::Role) => self.plain_name(),
             _ => self.display_name(),
         }
