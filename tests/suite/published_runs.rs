@@ -101,6 +101,34 @@ fn recap(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The run's outline: each banner (`PLAY [...]`, `TASK [...]`, `RUNNING HANDLER [...]`) with
+/// the set of `STATUS [HOST]` its hosts got under it. A set, since Ansible prints hosts in the
+/// order they finish; messages and items are left out (the PLAY RECAP and files say the rest).
+fn outline(text: &str) -> Vec<(String, BTreeSet<String>)> {
+    let status =
+        regex::Regex::new(r"^(ok|changed|skipping|fatal|failed|unreachable|rescued|ignored): (\[[^\]]*\])").unwrap();
+    let mut out: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for l in text.lines() {
+        let banner = ["PLAY [", "TASK [", "RUNNING HANDLER ["]
+            .iter()
+            .any(|b| l.starts_with(b))
+            && l.trim_end().ends_with(['*', ']']);
+        if banner {
+            out.push((l.trim_end_matches(['*', ' ']).to_string(), BTreeSet::new()));
+        } else if let (Some(m), Some(last)) = (status.captures(l), out.last_mut()) {
+            last.1.insert(format!("{} {}", &m[1], &m[2]));
+        }
+    }
+    out
+}
+
+fn show_outline(o: &[(String, BTreeSet<String>)]) -> String {
+    o.iter()
+        .map(|(b, hosts)| format!("{b}  {}", hosts.iter().cloned().collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Where a timestamp name (8 or more digits and an optional `Z`, not inside a longer word)
 /// starts and ends in `s`: scripts/compat-outputs' `(?<![0-9])[0-9]{8,}Z?(?![0-9A-Za-z])`.
 fn stamps(s: &str) -> Vec<&str> {
@@ -256,6 +284,16 @@ fn check(case: &Case, run: &Run) -> Result<(), String> {
                 let got_recap = recap(&format!("{stdout}\n{stderr}"));
                 let want_files = lines(&case.stored(&run_n, "files"));
                 let got_files = listing(tmp.path());
+                let want_outline = outline(&case.stored(&run_n, "out"));
+                let got_outline = outline(&format!("{stdout}\n{stderr}"));
+                if got_outline != want_outline {
+                    diffs.push(format!(
+                        "{name} run {n}: the tasks and their hosts' statuses differ\n\
+                         --- ansible-playbook\n{}\n--- roll\n{}",
+                        show_outline(&want_outline),
+                        show_outline(&got_outline)
+                    ));
+                }
                 if got_rc != want_rc || got_recap != want_recap || got_files != want_files {
                     diffs.push(format!(
                         "{name} run {n}: exit {got_rc} (ansible-playbook {want_rc})\n\
@@ -400,4 +438,27 @@ fn a_roles_task_file_included_by_a_templated_name_sees_the_roles_defaults_and_te
         "hello from the role's defaults\n"
     );
     assert!(log.contains("TASK [web : Write the page]"), "{log}");
+}
+
+/// ansistrano.rollback's anon-stats task: `delegate_to: 127.0.0.1`, skipped. Ansible's default
+/// callback shows the delegation on every line but `skipping:`.
+#[test]
+fn a_skipped_delegated_task_names_only_the_host_as_ansible_does() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("hosts"), "web01 ansible_connection=local\n").unwrap();
+    std::fs::write(
+        d.path().join("site.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: Skipped\n      command: 'true'\n      \
+         when: false\n      delegate_to: 127.0.0.1\n    - name: Run\n      command: 'true'\n      \
+         delegate_to: 127.0.0.1\n",
+    )
+    .unwrap();
+    let out = common::run(d.path(), &["play", "site.yml", "-i", "hosts"]);
+    let log = format!("{}{}", common::stdout(&out), common::stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(
+        show_outline(&outline(&log)),
+        "PLAY [all]  \nTASK [Skipped]  skipping [web01]\nTASK [Run]  changed [web01 -> 127.0.0.1]",
+        "{log}"
+    );
 }
