@@ -880,20 +880,23 @@ impl Runner {
         for (target, item, hosts) in groups {
             let tasks = match &inc.tasks {
                 Some(t) => t.clone(),
-                None => match crate::playbook::load_include(&self.sources, &ctx.play.dir, inc, &target) {
-                    Ok(t) => t,
-                    Err(msg) => {
-                        for &h in &hosts {
-                            let name = self.vars.inventory.hosts[h].name.clone();
-                            self.emit(Event::host(events::HostResult::failed(&name, &msg)));
-                            self.stat(h, |s| s.failed += 1);
-                            if let Some(s) = state.get_mut(&h) {
-                                s.failed = true;
+                None => {
+                    match crate::playbook::load_include(&self.sources, &ctx.play.dir, inc, task.role.as_ref(), &target)
+                    {
+                        Ok(t) => t,
+                        Err(msg) => {
+                            for &h in &hosts {
+                                let name = self.vars.inventory.hosts[h].name.clone();
+                                self.emit(Event::host(events::HostResult::failed(&name, &msg)));
+                                self.stat(h, |s| s.failed += 1);
+                                if let Some(s) = state.get_mut(&h) {
+                                    s.failed = true;
+                                }
                             }
+                            continue;
                         }
-                        continue;
                     }
-                },
+                }
             };
             let tasks = match item {
                 None => tasks,

@@ -989,12 +989,17 @@ pub fn load_include(
     sources: &crate::source::Sources,
     play_dir: &Path,
     inc: &Include,
+    role: Option<&Arc<RoleCtx>>,
     target: &str,
 ) -> Result<Vec<Task>, String> {
     let mut p = Parser::new(sources, play_dir.to_path_buf());
     p.base = inc.base.clone();
     let tasks = match inc.kind {
         IncludeKind::Tasks => {
+            // A role's task file included by a templated name is still the role's: its tasks
+            // see the role's defaults and vars, find sources in its `files/` and `templates/`,
+            // and are shown as `ROLE : NAME`, as when the name is known at load time.
+            p.role = role.cloned();
             let path = p.task_file(target);
             p.tasks_of_file(&path, &inc.apply, inc.target.span)
         }

@@ -144,6 +144,9 @@ impl<W: Write + Send> Human<W> {
                 self.paint(&line, code)
             }
             Status::Skipped => {
+                // Ansible's default callback names only the host on `skipping:`, never where the
+                // task would have been delegated (it shows `[app1 -> proxy1]` on every other line).
+                let label = format!("[{}]", r.host);
                 if r.item.is_some() {
                     self.paint(&format!("skipping: {label}{item} "), "36")
                 } else {

@@ -5,7 +5,7 @@
 //! SOURCE says `roll: unsupported FILE:LINE MESSAGE` is one roll does not read yet: roll must
 //! refuse it before touching a host (exit 5), with exactly those diagnostics, so that a case
 //! moves to `roll: compared` as soon as the feature it needs lands (the test then fails until
-//! its manifest says so).
+//! its manifest says so). `published_runs` reads the same cases and runs those that can run here.
 
 use crate::common;
 use crate::common::listing::normalise;
@@ -15,19 +15,19 @@ use std::path::{Path, PathBuf};
 
 const FLAGS: [&str; 4] = ["syntax-check", "list-tasks", "list-hosts", "list-tags"];
 
-fn corpus() -> PathBuf {
+pub(crate) fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/published")
 }
 
 /// One diagnostic roll prints: where (`file:line`) and what (the text after `error: `).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Refusal {
-    place: String,
-    message: String,
+pub(crate) struct Refusal {
+    pub(crate) place: String,
+    pub(crate) message: String,
 }
 
 #[derive(Debug)]
-enum Expect {
+pub(crate) enum Expect {
     /// roll reads the case: its listings must equal ansible-playbook's.
     Compared,
     /// roll does not read the case yet and must say why, all at once.
@@ -35,23 +35,24 @@ enum Expect {
 }
 
 #[derive(Debug)]
-struct Case {
-    name: String,
-    dir: PathBuf,
-    source: String,
-    cwd: PathBuf,
-    playbook: String,
-    inventory: String,
-    args: Vec<String>,
-    expect: Expect,
+pub(crate) struct Case {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) source: String,
+    pub(crate) cwd: PathBuf,
+    pub(crate) playbook: String,
+    pub(crate) inventory: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) expect: Expect,
 }
 
 impl Case {
-    fn field(&self, key: &str) -> Option<&str> {
+    pub(crate) fn field(&self, key: &str) -> Option<&str> {
         field(&self.source, key)
     }
 
-    fn stored(&self, flag: &str, ext: &str) -> String {
+    /// `ansible/<flag>.<ext>`, as scripts/compat-outputs stored it.
+    pub(crate) fn stored(&self, flag: &str, ext: &str) -> String {
         let p = self.dir.join("ansible").join(format!("{flag}.{ext}"));
         std::fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("{}: {e}; run scripts/compat-outputs {}", p.display(), self.name))
@@ -64,7 +65,7 @@ fn field<'a>(source: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(str::trim))
 }
 
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mut dirs: Vec<_> = std::fs::read_dir(corpus())
         .unwrap()
@@ -130,7 +131,7 @@ fn cases() -> Vec<Case> {
 
 /// roll's diagnostics: each `error: MESSAGE` with the `--> FILE:LINE:COL` under it. An error
 /// without a place gets `-`, which no manifest line can match: a refusal must say where.
-fn refusals(stderr: &str) -> BTreeSet<Refusal> {
+pub(crate) fn refusals(stderr: &str) -> BTreeSet<Refusal> {
     let mut out = BTreeSet::new();
     let mut lines = stderr.lines().peekable();
     while let Some(l) = lines.next() {
