@@ -14,8 +14,13 @@ Measured in the same invocation, each as the median of several runs:
   roll+facts (--facts): roll's run with `gather_facts: true` (one more remote command per host);
              printed against roll's facts-off run as a ratio and as extra round trips per host
              (the time facts add over the time one of the five tasks costs)
+  lineinfile, stat, service (--modules): roll's run of five tasks of that module with nothing to
+             change (a line already in a file; a file's stat; a sysvinit service already running,
+             the bench's own /etc/init.d script, removed afterwards), against warm-cm's five
+             commands: the ratio is the time one unchanged task costs per host over one plain
+             ssh round trip (target <= 1.2)
 
-Usage: benches/ssh_fleet.py [--sizes 10,50,200] [--runs 5] [--roll target/release/roll] [--tools VENV] [--facts]
+Usage: benches/ssh_fleet.py [--sizes 10,50,200] [--runs 5] [--roll target/release/roll] [--tools VENV] [--facts] [--modules]
 Targets (issue 3): at N = 50 roll <= 0.75 x warm-cm and <= 0.6 x pyinfra; at N = 200 zero
 failures and roll's peak RSS under 100 MiB.
 """
@@ -30,6 +35,20 @@ PLAYBOOK = """- hosts: fleet
   tasks:
 """ + "".join(f"    - shell: {c!r}\n" for c in CMDS)
 PLAYBOOK_FACTS = PLAYBOOK.replace("gather_facts: false", "gather_facts: true")
+
+# One module, five times, with nothing to change once the untimed first run made the file.
+SERVICE = "roll-bench-svc"
+MODULES = {
+    "lineinfile": "lineinfile: {path: '{{ playbook_dir }}/{{ inventory_hostname }}.conf', line: 'listen 8080', create: true}",
+    "stat": "stat: {path: '{{ playbook_dir }}/{{ inventory_hostname }}.conf'}",
+    "service": f"service: {{name: {SERVICE}, state: started}}",
+}
+def module_playbook(task):
+    return "- hosts: fleet\n  gather_facts: false\n  tasks:\n" + f"    - {task}\n" * len(CMDS)
+INIT_SCRIPT = f"""#!/bin/sh
+# roll's benches/ssh_fleet.py --modules: a service that always runs.
+case "$1" in status) echo "{SERVICE} is running"; exit 0;; start|stop|restart|reload|force-reload) exit 0;; *) exit 3;; esac
+"""
 
 def hosts_of(d):
     out = []
@@ -89,6 +108,13 @@ def bench(n, a):
         results["roll"] = timed(roll, a.runs)
         if a.facts:
             results["roll+facts"] = timed(lambda: run_roll(a.roll, d, n, "shell", "bench-facts.yml"), a.runs)
+        if a.modules:
+            for name, task in MODULES.items():
+                book = f"bench-{name}.yml"
+                open(os.path.join(d, book), "w").write(module_playbook(task))
+                run = lambda: run_roll(a.roll, d, n, "shell", book)
+                run()  # the change, once (not timed): the runs measured change nothing
+                results[name] = timed(run, a.runs)
         results["roll-exec"] = timed(roll_exec, a.runs)
         results["warm-cm"] = timed(warm, a.runs)
         results["floor"] = timed(floor, a.runs)
@@ -148,25 +174,43 @@ def main():
     ap.add_argument("--roll", default=os.path.join(ROOT, "target", "release", "roll"))
     ap.add_argument("--tools", help="a venv with pyinfra and/or ansible-core to compare against")
     ap.add_argument("--facts", action="store_true", help="also run roll with gather_facts on")
+    ap.add_argument("--modules", action="store_true", help="also run lineinfile, stat and service tasks that change nothing")
     a = ap.parse_args()
     a.roll = os.path.abspath(a.roll)
     ok = True
-    for n in [int(x) for x in a.sizes.split(",")]:
-        res, rss = bench(n, a)
-        base = res["warm-cm"][0]
-        print(f"N={n}")
-        for k, (t, f) in res.items():
-            print(f"  {k:9s} median {t*1000:8.1f} ms  failures {f}  ratio to warm-cm {t/base:5.2f}")
-        print(f"  roll peak RSS {rss:.1f} MiB")
-        print(f"  roll / floor {res['roll'][0]/res['floor'][0]:.2f}")
-        if "roll+facts" in res:
-            on, off = res["roll+facts"][0], res["roll"][0]
-            per_task = off / len(CMDS)
-            print(f"  facts on / off {on/off:.2f}  (+{(on-off)*1000:.1f} ms = {(on-off)/per_task:.2f} task round trips per host)")
-        if "pyinfra" in res:
-            print(f"  roll / pyinfra {res['roll'][0]/res['pyinfra'][0]:.2f}")
-        ok &= all(f == 0 for _, f in res.values())
+    init = f"/etc/init.d/{SERVICE}"
+    if a.modules:
+        # The loopback fleet's hosts are this machine: one init script serves them all.
+        with open(init, "w") as f:
+            f.write(INIT_SCRIPT)
+        os.chmod(init, 0o755)
+    try:
+        for n in [int(x) for x in a.sizes.split(",")]:
+            ok &= report(n, a)
+    finally:
+        if a.modules:
+            os.remove(init)
     sys.exit(0 if ok else 1)
+
+def report(n, a):
+    """Run the benchmark on N hosts and print it; whether no run failed."""
+    res, rss = bench(n, a)
+    base = res["warm-cm"][0]
+    print(f"N={n}")
+    for k, (t, f) in res.items():
+        print(f"  {k:9s} median {t*1000:8.1f} ms  failures {f}  ratio to warm-cm {t/base:5.2f}")
+    print(f"  roll peak RSS {rss:.1f} MiB")
+    print(f"  roll / floor {res['roll'][0]/res['floor'][0]:.2f}")
+    if "roll+facts" in res:
+        on, off = res["roll+facts"][0], res["roll"][0]
+        per_task = off / len(CMDS)
+        print(f"  facts on / off {on/off:.2f}  (+{(on-off)*1000:.1f} ms = {(on-off)/per_task:.2f} task round trips per host)")
+    for name in MODULES:
+        if name in res:
+            print(f"  {name} unchanged: one task per host / one plain ssh round trip {res[name][0]/base:.2f}  (target <= 1.2)")
+    if "pyinfra" in res:
+        print(f"  roll / pyinfra {res['roll'][0]/res['pyinfra'][0]:.2f}")
+    return all(f == 0 for _, f in res.values())
 
 if __name__ == "__main__":
     main()

@@ -91,46 +91,46 @@ impl Gathering {
     }
 }
 
+/// The destinations whose routes decide `default_ipv4` / `default_ipv6` (Ansible's choice).
+const ROUTE4: &str = "8.8.8.8";
+const ROUTE6: &str = "2404:6800:4003:c00::64";
+
 /// Section marker of [`SCRIPT`]'s output (a line of its own, followed by the section's name).
 const MARK: &str = "@@roll-facts@@ ";
 
 /// The one remote command: POSIX sh and the base system's tools, no Python. It prints raw
 /// sections that [`parse`] turns into facts, so the host does no interpretation and a missing
 /// tool leaves only its section empty.
+///
+/// It costs the host about as much as one more command over the connection: process starts
+/// are what a host spends here, so every file is read by one `grep -aH` (the `files` section,
+/// each line prefixed with its file's path), shell builtins read what decides the rest, and
+/// only six programs start (grep, date, two getents for the FQDN, ip, stat). Where a tool
+/// reads files roll can read itself, roll reads them: `/proc/self/status` for the user and
+/// the CPUs a process may use (`nproc`), `/proc/self/mountinfo` for bind mounts (`findmnt`),
+/// udev's database for file system UUIDs (`lsblk`), `/etc/os-release` where `lsb_release` is
+/// Debian's shell script that only reformats it.
 pub const SCRIPT: &str = r#"s() { printf '\n@@roll-facts@@ %s\n' "$1"; }
 r() { v=; read -r v 2>/dev/null < "$1"; printf '%s\n' "$v"; }
-s hostname; r /proc/sys/kernel/hostname
-s nodename; r /proc/sys/kernel/hostname
-s fqdn; a=$(getent ahosts "$(uname -n)" 2>/dev/null | awk 'NR==1{print $1}'); [ -n "$a" ] && getent hosts "$a" 2>/dev/null | head -n 1
-s uname; r /proc/sys/kernel/ostype; r /proc/sys/kernel/osrelease; r /proc/sys/kernel/version; uname -m
-s os_release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
-s debian_version; cat /etc/debian_version 2>/dev/null
-s lsb_release; cat /etc/lsb-release 2>/dev/null
-s lsb_bin; lsb_release -a 2>/dev/null
-s cpuinfo; cat /proc/cpuinfo 2>/dev/null
-s nproc; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null
-s meminfo; cat /proc/meminfo 2>/dev/null
-s id; id
-s passwd; getent passwd "$(id -u)" 2>/dev/null || grep "^$(id -un):" /etc/passwd 2>/dev/null
-s env; awk 'BEGIN{for(k in ENVIRON){v=ENVIRON[k];gsub(/\\/,"\\\\",v);gsub(/\n/,"\\n",v);print k"="v}}' 2>/dev/null
-s date; date '+%Y|%m|%d|%H|%M|%S|%s|%Z|%z|%A|%w|%W|%N|%Y%m%dT%H%M%S'; date -u '+%Y-%m-%dT%H:%M:%S'
-s tz_dst; TZ="${TZ:-$(cat /etc/timezone 2>/dev/null)}" date -d '2000-07-01' '+%Z' 2>/dev/null
-s init; cat /proc/1/comm 2>/dev/null; readlink /sbin/init 2>/dev/null
+s files; grep -aH '' /proc/sys/kernel/hostname /proc/sys/kernel/ostype /proc/sys/kernel/osrelease /proc/sys/kernel/version /proc/sys/kernel/arch /etc/os-release /usr/lib/os-release /etc/debian_version /etc/lsb-release /proc/cpuinfo /proc/meminfo /proc/self/status "/proc/$$/environ" /proc/1/cgroup /run/systemd/container /proc/1/environ /sys/devices/virtual/dmi/id/product_name /sys/devices/virtual/dmi/id/sys_vendor /sys/devices/virtual/dmi/id/bios_vendor /etc/mtab /proc/mounts /proc/self/mountinfo /sys/class/block/*/dev /run/udev/data/b* /etc/resolv.conf /etc/machine-id /var/lib/dbus/machine-id /proc/uptime 2>/dev/null
+[ -r /proc/sys/kernel/arch ] || { s machine; uname -m; }
+s fqdn; read -r h 2>/dev/null < /proc/sys/kernel/hostname; set -- $(getent ahosts "$h" 2>/dev/null); [ -n "${1:-}" ] && getent hosts "$1" 2>/dev/null
+s id; u=; g=; while read -r k a _; do case $k in Uid:) u=$a;; Gid:) g=$a; break;; esac; done 2>/dev/null < /proc/self/status; printf 'uid=%s gid=%s\n' "$u" "$g"
+s passwd; p=; while IFS=: read -r n x pu pg rest; do [ "$pu" = "$u" ] && { printf '%s:%s:%s:%s:%s\n' "$n" "$x" "$pu" "$pg" "$rest"; p=1; break; }; done 2>/dev/null < /etc/passwd; [ -n "$p" ] || getent passwd "$u" 2>/dev/null
+for b in /usr/bin/lsb_release /bin/lsb_release; do [ -x "$b" ] || continue; [ -e /etc/lsb-release ] && break; m=; while IFS= read -r l; do case $l in *"Mimic the output of Debian's Python-based lsb_release"*) m=1; break;; esac; done < "$b"; if [ -n "$m" ]; then s lsb_minimal; else s lsb_bin; "$b" -a 2>/dev/null; fi; break; done
+s date; date -f - '+%Y|%m|%d|%H|%M|%S|%s|%Z|%z|%A|%w|%W|%N|%Y%m%dT%H%M%S' 2>/dev/null <<'E' || date '+%Y|%m|%d|%H|%M|%S|%s|%Z|%z|%A|%w|%W|%N|%Y%m%dT%H%M%S'
+now
+2000-07-01
+E
+s init; r /proc/1/comm; case $v in init|*sh) readlink /sbin/init 2>/dev/null;; esac
 s paths; for f in /run/systemd/system /dev/.run/systemd /dev/.systemd /etc/init /sbin/openrc /etc/init.d /etc/dinit.d /usr/bin/rpm-ostree /usr/bin/yum /usr/bin/dnf-3 /usr/bin/dnf5 /usr/bin/apt-get /usr/bin/zypper /usr/sbin/urpmi /usr/bin/pacman /bin/opkg /sbin/apk /usr/bin/emerge /usr/bin/xbps-install /usr/bin/swupd /usr/bin/rpm /usr/bin/dnf /usr/bin/microdnf /run/ostree-booted /.dockerenv /run/.containerenv /proc/vz /proc/bc /proc/xen /proc/sys/xen /dev/kvm; do [ -e "$f" ] && echo "$f"; done; command -v systemctl initctl 2>/dev/null; true
-s cgroup; cat /proc/1/cgroup 2>/dev/null
-s container; cat /run/systemd/container 2>/dev/null; tr '\0' '\n' 2>/dev/null < /proc/1/environ | grep '^container='
-s dmi; for f in product_name sys_vendor bios_vendor; do printf '%s=' "$f"; cat "/sys/devices/virtual/dmi/id/$f" 2>/dev/null || echo; done
-s mounts; cat /etc/mtab 2>/dev/null || cat /proc/mounts 2>/dev/null
-s findmnt; findmnt --list --noheadings --notruncate 2>/dev/null
-s lsblk; lsblk --list --noheadings --paths --output NAME,UUID --exclude 2 2>/dev/null
 s statfs; set --; while read -r d m t o x; do case "$d" in /*) set -- "$@" "$m";; esac; done < /proc/mounts; [ $# -gt 0 ] && stat -f -c '%n|%S|%s|%b|%f|%a|%c|%d' "$@" 2>/dev/null
-s net; for d in /sys/class/net/*; do [ -d "$d" ] || continue; a=; m=; fl=; t=; sp=; op=; k=; bi=; st=; br=; l=; read -r a 2>/dev/null < "$d/address"; read -r m 2>/dev/null < "$d/mtu"; read -r fl 2>/dev/null < "$d/flags"; read -r t 2>/dev/null < "$d/type"; read -r sp 2>/dev/null < "$d/speed"; read -r op 2>/dev/null < "$d/operstate"; if [ -e "$d/bridge" ]; then k=bridge; read -r bi 2>/dev/null < "$d/bridge/bridge_id"; read -r st 2>/dev/null < "$d/bridge/stp_state"; for b in "$d"/brif/*; do [ -e "$b" ] && br="$br${b##*/} "; done; fi; [ -e "$d/bonding" ] && k=bonding; [ -e "$d/device" ] && l=$(readlink "$d/device" 2>/dev/null); printf 'dev|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$a" "$m" "$fl" "$t" "$k" "$sp" "${l##*/}" "$op" "$bi" "$st" "$br"; done
-s addr; ip -o addr show 2>/dev/null
-s route4; ip -4 route get 8.8.8.8 2>/dev/null
-s route6; ip -6 route get 2404:6800:4003:c00::64 2>/dev/null
-s dns; cat /etc/resolv.conf 2>/dev/null
-s machine_id; cat /etc/machine-id 2>/dev/null || cat /var/lib/dbus/machine-id 2>/dev/null
-s uptime; cat /proc/uptime 2>/dev/null
+s net; o=$PWD; for d in /sys/class/net/*; do [ -d "$d" ] || continue; a=; m=; fl=; t=; sp=; op=; k=; bi=; st=; br=; l=; read -r a 2>/dev/null < "$d/address"; read -r m 2>/dev/null < "$d/mtu"; read -r fl 2>/dev/null < "$d/flags"; read -r t 2>/dev/null < "$d/type"; read -r sp 2>/dev/null < "$d/speed"; read -r op 2>/dev/null < "$d/operstate"; if [ -e "$d/bridge" ]; then k=bridge; read -r bi 2>/dev/null < "$d/bridge/bridge_id"; read -r st 2>/dev/null < "$d/bridge/stp_state"; for b in "$d"/brif/*; do [ -e "$b" ] && br="$br${b##*/} "; done; fi; [ -e "$d/bonding" ] && k=bonding; [ -e "$d/device" ] && cd -P "$d/device" 2>/dev/null && l=$PWD; printf 'dev|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$a" "$m" "$fl" "$t" "$k" "$sp" "${l##*/}" "$op" "$bi" "$st" "$br"; done; cd "$o" 2>/dev/null
+s ip; ip -o -force -batch - 2>/dev/null <<'E'
+addr show
+route get 8.8.8.8
+route get 2404:6800:4003:c00::64
+E
 "#;
 
 /// [`SCRIPT`] plus the local facts of `fact_path` (`*.fact`: an executable's output, else the
@@ -166,7 +166,140 @@ fn sections(stdout: &str) -> BTreeMap<String, String> {
     if let Some((n, body)) = cur {
         out.insert(n, body.trim_end_matches('\n').to_string());
     }
+    if let Some(files) = out.remove("files") {
+        from_files(&mut out, &by_file(&files));
+    }
     out
+}
+
+/// The `files` section (`grep -aH ''`: every line as `PATH:line`), back into each file's text.
+fn by_file(body: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for line in body.split('\n') {
+        // udev's database names a device by `bMAJOR:MINOR`: its path has a colon of its own.
+        let split = match line.strip_prefix("/run/udev/data/b") {
+            Some(rest) => rest
+                .find(':')
+                .and_then(|i| rest[i + 1..].find(':').map(|j| "/run/udev/data/b".len() + i + 1 + j)),
+            None => line.find(':'),
+        };
+        let Some(i) = split else { continue };
+        let text = out.entry(line[..i].to_string()).or_default();
+        text.push_str(&line[i + 1..]);
+        text.push('\n');
+    }
+    out
+}
+
+/// The sections [`parse`] reads, from the files the script read (a section the script printed
+/// itself stays as it is).
+fn from_files(sec: &mut BTreeMap<String, String>, files: &BTreeMap<String, String>) {
+    let file = |p: &str| files.get(p).map(|t| t.trim_end_matches('\n')).filter(|t| !t.is_empty());
+    let first = |ps: &[&str]| ps.iter().find_map(|p| file(p)).unwrap_or("").to_string();
+    // `uname -m` where the kernel has no /proc/sys/kernel/arch (before 6.1).
+    let machine = file("/proc/sys/kernel/arch")
+        .map(str::to_string)
+        .or_else(|| sec.get("machine").cloned())
+        .unwrap_or_default();
+    let mut put = |name: &str, text: String| {
+        sec.entry(name.to_string()).or_insert(text);
+    };
+    let hostname = first(&["/proc/sys/kernel/hostname"]);
+    put("hostname", hostname.clone());
+    put("nodename", hostname);
+    let uname = ["ostype", "osrelease", "version"]
+        .iter()
+        .map(|k| first(&[&format!("/proc/sys/kernel/{k}")]))
+        .chain([machine])
+        .collect::<Vec<_>>()
+        .join("\n");
+    put("uname", uname);
+    let os_release = first(&["/etc/os-release", "/usr/lib/os-release"]);
+    put("os_release", os_release.clone());
+    put("debian_version", first(&["/etc/debian_version"]));
+    put("lsb_release", first(&["/etc/lsb-release"]));
+    put("cpuinfo", first(&["/proc/cpuinfo"]));
+    put("meminfo", first(&["/proc/meminfo"]));
+    // nproc: the CPUs this process may run on (sched_getaffinity), as /proc/self/status lists them.
+    let status_text = first(&["/proc/self/status"]);
+    let status = shell_status(&status_text);
+    if let Some(list) = status.get("Cpus_allowed_list") {
+        put("nproc", cpu_count(list).to_string());
+    }
+    // The login's environment, NUL-separated as the kernel keeps it (values may hold newlines).
+    if let Some((_, env)) = files
+        .iter()
+        .find(|(p, _)| p.starts_with("/proc/") && p.ends_with("/environ") && *p != "/proc/1/environ")
+    {
+        put("env", env.trim_end_matches('\n').to_string());
+    }
+    put("cgroup", first(&["/proc/1/cgroup"]));
+    let container = [
+        first(&["/run/systemd/container"]),
+        first(&["/proc/1/environ"])
+            .split('\0')
+            .filter(|v| v.starts_with("container="))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ];
+    put("container", container.join("\n"));
+    let dmi = ["product_name", "sys_vendor", "bios_vendor"]
+        .iter()
+        .map(|k| format!("{k}={}", first(&[&format!("/sys/devices/virtual/dmi/id/{k}")])))
+        .collect::<Vec<_>>()
+        .join("\n");
+    put("dmi", dmi);
+    put("mounts", first(&["/etc/mtab", "/proc/mounts"]));
+    // Bind mounts: a mount whose root in its file system is not `/` (what findmnt shows as
+    // `SOURCE[/dir]`).
+    let binds = first(&["/proc/self/mountinfo"])
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (w.len() > 4 && w[3] != "/").then(|| w[4].to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    put("binds", binds);
+    // File system UUIDs by device, from udev's database as lsblk reads it (floppies, major 2,
+    // left out as `lsblk --exclude 2` does).
+    let mut uuids = Vec::new();
+    for (path, dev) in files {
+        let Some(name) = path.strip_prefix("/sys/class/block/").and_then(|p| p.strip_suffix("/dev")) else {
+            continue;
+        };
+        let dev = dev.trim();
+        if dev.starts_with("2:") {
+            continue;
+        }
+        let uuid = files
+            .get(&format!("/run/udev/data/b{dev}"))
+            .and_then(|db| db.lines().find_map(|l| l.strip_prefix("E:ID_FS_UUID=")))
+            .unwrap_or("");
+        uuids.push(format!("/dev/{name} {uuid}"));
+    }
+    put("lsblk", uuids.join("\n"));
+    put("dns", first(&["/etc/resolv.conf"]));
+    put("machine_id", first(&["/etc/machine-id", "/var/lib/dbus/machine-id"]));
+    put("uptime", first(&["/proc/uptime"]));
+}
+
+/// `Key:\tvalue` lines of a `/proc/PID/status` file.
+fn shell_status(text: &str) -> BTreeMap<&str, &str> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// How many CPUs a list such as `0-3,8,10-11` names.
+fn cpu_count(list: &str) -> usize {
+    list.split(',')
+        .filter_map(|r| match r.split_once('-') {
+            Some((a, b)) => Some(b.trim().parse::<usize>().ok()? + 1 - a.trim().parse::<usize>().ok()?),
+            None => r.trim().parse::<usize>().ok().map(|_| 1),
+        })
+        .sum()
 }
 
 /// The node name (`uname -n`, Python's `platform.node()`), if the host printed one.
@@ -218,7 +351,13 @@ pub fn parse(stdout: &str) -> Map<String, J> {
     let short = nodename.split('.').next().unwrap_or("").to_string();
     // Python's `socket.getfqdn()`: the node name resolved, then its address resolved back; the
     // first of those names with a dot, else the canonical one.
-    let names: Vec<&str> = get("fqdn").split_whitespace().skip(1).collect();
+    let names: Vec<&str> = get("fqdn")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .collect();
     let fqdn = names
         .iter()
         .find(|n| n.contains('.'))
@@ -248,17 +387,21 @@ pub fn parse(stdout: &str) -> Map<String, J> {
         f.insert("uptime_seconds".into(), json!(up as i64));
     }
 
+    let lsb_bin = match sec.contains_key("lsb_minimal") {
+        true => lsb_minimal(get("os_release")),
+        false => get("lsb_bin").to_string(),
+    };
     distribution(
         &mut f,
         get("os_release"),
         get("debian_version"),
         get("lsb_release"),
-        get("lsb_bin"),
+        &lsb_bin,
     );
     hardware(&mut f, get("cpuinfo"), get("nproc"), get("meminfo"));
     user(&mut f, get("id"), get("passwd"));
     f.insert("env".into(), env(get("env")));
-    f.insert("date_time".into(), date_time(get("date"), get("tz_dst")));
+    f.insert("date_time".into(), date_time(get("date")));
     let paths: Vec<&str> = get("paths").lines().collect();
     let family = f.get("os_family").and_then(J::as_str).unwrap_or("").to_string();
     let system = f.get("system").and_then(J::as_str).unwrap_or("").to_string();
@@ -274,9 +417,22 @@ pub fn parse(stdout: &str) -> Map<String, J> {
     );
     f.insert(
         "mounts".into(),
-        mounts(get("mounts"), get("statfs"), get("findmnt"), get("lsblk")),
+        mounts(get("mounts"), get("statfs"), get("binds"), get("lsblk")),
     );
-    network(&mut f, get("net"), get("addr"), get("route4"), get("route6"));
+    // One `ip -o -batch`: the addresses (`N: dev ...`), then each route by its destination.
+    let ip = get("ip");
+    let routed = |dest: &str| ip.lines().filter(|l| l.starts_with(dest)).collect::<Vec<_>>().join("\n");
+    let addr: Vec<&str> = ip
+        .lines()
+        .filter(|l| l.split_once(": ").is_some_and(|(n, _)| n.parse::<u32>().is_ok()))
+        .collect();
+    network(
+        &mut f,
+        get("net"),
+        &addr.join("\n"),
+        &routed(ROUTE4),
+        &routed(ROUTE6),
+    );
     let nameservers: Vec<&str> = get("dns")
         .lines()
         .filter_map(|l| l.trim().strip_prefix("nameserver"))
@@ -420,6 +576,26 @@ fn distribution(f: &mut Map<String, J>, os_release: &str, debian_version: &str, 
     f.insert("lsb".into(), J::Object(lsbm));
 }
 
+/// What Debian's `lsb_release -a` (lsb-release-minimal, a shell script) prints: os-release
+/// reformatted, the ID capitalised (or NAME where it differs from ID only in case).
+fn lsb_minimal(os_release: &str) -> String {
+    let os = shell_vars(os_release);
+    let na = |k: &str| os.get(k).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| "n/a".into());
+    let raw = os.get("ID").cloned().unwrap_or_default();
+    let mut c = raw.chars();
+    let mut id: String = c.next().map(|h| h.to_uppercase().chain(c).collect()).unwrap_or_default();
+    if let Some(name) = os.get("NAME").filter(|n| n.to_lowercase() == id.to_lowercase()) {
+        id = name.clone();
+    }
+    let id = if id.is_empty() { "n/a".to_string() } else { id };
+    format!(
+        "Distributor ID:\t{id}\nDescription:\t{}\nRelease:\t{}\nCodename:\t{}\n",
+        na("PRETTY_NAME"),
+        na("VERSION_ID"),
+        na("VERSION_CODENAME")
+    )
+}
+
 /// Ansible's `OS_FAMILY_MAP` for the distributions deploys meet; others are their own family.
 fn os_family(distribution: &str) -> String {
     const MAP: &[(&str, &[&str])] = &[
@@ -553,7 +729,13 @@ fn user(f: &mut Map<String, J>, id: &str, passwd: &str) {
         })
     };
     let num = |i: usize| field(if i == 1 { "uid=" } else { "gid=" }).and_then(|(n, _)| n.parse::<i64>().ok());
-    f.insert("user_id".into(), json!(field("uid=").map_or("", |(_, name)| name)));
+    let pw: Vec<&str> = passwd.lines().next().unwrap_or("").split(':').collect();
+    // `uid=0 gid=0` from the script; `uid=0(root) ...` as `id` prints it.
+    let name = field("uid=")
+        .map(|(_, name)| name)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(if pw.len() >= 7 { pw[0] } else { "" });
+    f.insert("user_id".into(), json!(name));
     if let Some(u) = num(1) {
         f.insert("user_uid".into(), json!(u));
         f.insert("real_user_id".into(), json!(u));
@@ -564,7 +746,6 @@ fn user(f: &mut Map<String, J>, id: &str, passwd: &str) {
         f.insert("real_group_id".into(), json!(g));
         f.insert("effective_group_id".into(), json!(g));
     }
-    let pw: Vec<&str> = passwd.lines().next().unwrap_or("").split(':').collect();
     if pw.len() >= 7 {
         f.insert("user_gecos".into(), json!(pw[4]));
         f.insert("user_dir".into(), json!(pw[5]));
@@ -574,6 +755,15 @@ fn user(f: &mut Map<String, J>, id: &str, passwd: &str) {
 
 fn env(text: &str) -> J {
     let mut m: BTreeMap<String, String> = BTreeMap::new();
+    // The kernel's copy (`/proc/PID/environ`): `NAME=value` entries between NULs.
+    if text.contains('\0') {
+        for entry in text.split('\0') {
+            if let Some((k, v)) = entry.split_once('=') {
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+        return json!(m);
+    }
     for line in text.lines() {
         let Some((k, v)) = line.split_once('=') else { continue };
         // Undo the script's escaping of backslashes and newlines.
@@ -598,13 +788,22 @@ fn env(text: &str) -> J {
     json!(m)
 }
 
-fn date_time(text: &str, tz_dst: &str) -> J {
+/// `date`'s fields now and on 2000-07-01 (whose zone name is the summer one, Python's
+/// `time.tzname[1]`); the UTC times follow from the epoch.
+fn date_time(text: &str) -> J {
     let mut lines = text.lines();
     let p: Vec<&str> = lines.next().unwrap_or("").split('|').collect();
-    let utc = lines.next().unwrap_or("").trim();
+    let summer: Vec<&str> = lines.next().unwrap_or("").split('|').collect();
+    let tz_dst = summer.get(7).copied().unwrap_or("");
     if p.len() < 14 {
         return J::Object(Map::new());
     }
+    let utc = p[6]
+        .parse::<i64>()
+        .ok()
+        .and_then(|e| chrono::DateTime::from_timestamp(e, 0))
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_default();
     // `%N` is GNU date; elsewhere it prints itself, and the microseconds are zero.
     let micro: String = if p[12].chars().all(|c| c.is_ascii_digit()) && p[12].len() >= 6 {
         p[12][..6].to_string()
@@ -798,15 +997,10 @@ fn virtualization(f: &mut Map<String, J>, paths: &[&str], cgroup: &str, containe
     f.insert("virtualization_tech_host".into(), json!(h));
 }
 
-fn mounts(mounts: &str, statfs: &str, findmnt: &str, lsblk: &str) -> J {
-    // Bind mounts show `[/dir]` in findmnt's SOURCE column; Ansible adds `bind` to their options.
-    let binds: Vec<&str> = findmnt
-        .lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() >= 2 && w[1].ends_with(']')).then_some(w[0])
-        })
-        .collect();
+/// `binds`: the mount points (octal-escaped, as /proc lists them) of bind mounts, to which
+/// Ansible adds `bind` in the options (it asks findmnt, which shows them as `SOURCE[/dir]`).
+fn mounts(mounts: &str, statfs: &str, binds: &str, lsblk: &str) -> J {
+    let binds: Vec<String> = binds.lines().map(unescape_octal).collect();
     let uuids: BTreeMap<&str, &str> = lsblk
         .lines()
         .filter_map(|l| {
@@ -837,7 +1031,7 @@ fn mounts(mounts: &str, statfs: &str, findmnt: &str, lsblk: &str) -> J {
         m.insert("mount".into(), json!(mount));
         m.insert("device".into(), json!(unescape_octal(device)));
         m.insert("fstype".into(), json!(fstype));
-        let options = if binds.contains(&mount.as_str()) && !options.split(',').any(|o| o == "bind") {
+        let options = if binds.contains(&mount) && !options.split(',').any(|o| o == "bind") {
             format!("{options},bind")
         } else {
             options.to_string()
@@ -1146,11 +1340,11 @@ mod tests {
 @@roll-facts@@ os_release\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n\
 @@roll-facts@@ debian_version\n12.11\n\
 @@roll-facts@@ net\ndev|eth0|02:00:00:00:00:01|1500|0x1003|1||1000|virtio0|up|||\ndev|lo|00:00:00:00:00:00|65536|0x9|772|||||unknown|||\n\
-@@roll-facts@@ addr\n1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
+@@roll-facts@@ ip\n1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
 2: eth0    inet 10.0.1.7/20 brd 10.0.15.255 scope global eth0\\       valid_lft forever\n\
 2: eth0    inet 10.0.1.8/20 brd 10.0.15.255 scope global secondary eth0:1\\ x\n\
 2: eth0    inet6 fe80::1/64 scope link \\       valid_lft forever\n\
-@@roll-facts@@ route4\n8.8.8.8 via 10.0.0.1 dev eth0 src 10.0.1.7 uid 0\n\
+8.8.8.8 via 10.0.0.1 dev eth0 src 10.0.1.7 uid 0\n\
 @@roll-facts@@ local app.fact\n{\"release\": \"v2\"}\n@@roll-facts@@ local ini.fact\n[main]\nColour=blue\n\
 @@roll-facts@@ end\n";
 
@@ -1178,6 +1372,52 @@ mod tests {
         assert_eq!(f["lo"]["type"], "loopback");
         assert_eq!(f["local"]["app"]["release"], "v2");
         assert_eq!(f["local"]["ini"]["main"]["colour"], "blue");
+    }
+
+    /// What `grep -aH ''` printed for a host's files, as the script's `files` section.
+    const FILES: &str = "\n@@roll-facts@@ files\n/proc/sys/kernel/hostname:app7\n\
+/proc/sys/kernel/ostype:Linux\n/proc/sys/kernel/osrelease:6.1.0-9\n/proc/sys/kernel/version:#1 SMP\n\
+/proc/sys/kernel/arch:aarch64\n/usr/lib/os-release:ID=debian\n/usr/lib/os-release:NAME=\"Debian GNU/Linux\"\n\
+/usr/lib/os-release:PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n/usr/lib/os-release:VERSION_ID=\"12\"\n\
+/usr/lib/os-release:VERSION_CODENAME=bookworm\n/proc/self/status:Name:\tgrep\n/proc/self/status:Cpus_allowed_list:\t0-3,6\n\
+/proc/4242/environ:HOME=/root\0NOTE=two\n/proc/4242/environ:lines\0USER=root\0\n\
+/proc/1/environ:container=podman\0PATH=/bin\0\n\
+/proc/mounts:/dev/vda1 / ext4 rw 0 0\n/proc/mounts:/dev/vda1 /srv/my\\040data ext4 rw 0 0\n\
+/proc/self/mountinfo:25 1 254:1 / / rw - ext4 /dev/vda1 rw\n/proc/self/mountinfo:45 25 254:1 /data /srv/my\\040data rw - ext4 /dev/vda1 rw\n\
+/sys/class/block/vda1/dev:254:1\n/sys/class/block/fd0/dev:2:0\n\
+/run/udev/data/b254:1:S:disk/by-uuid/0f1e\n/run/udev/data/b254:1:E:ID_FS_UUID=0f1e-77\n\
+@@roll-facts@@ id\nuid=0 gid=0\n@@roll-facts@@ passwd\nroot:x:0:0:root:/root:/bin/bash\n\
+@@roll-facts@@ lsb_minimal\n@@roll-facts@@ date\n2026|12|01|19|30|00|1796149800|CET|+0100|Tuesday|2|48|123456789|20261201T193000\n\
+2000|07|01|00|00|00|962402400|CEST|+0200|Saturday|6|26|000000000|20000701T000000\n@@roll-facts@@ end\n";
+
+    #[test]
+    fn files_the_script_read_become_the_facts_their_tools_would_give() {
+        let f = parse(FILES);
+        assert_eq!(f["hostname"], "app7");
+        assert_eq!(f["kernel"], "6.1.0-9");
+        assert_eq!(f["architecture"], "aarch64");
+        assert_eq!(f["distribution"], "Debian");
+        assert_eq!(f["processor_nproc"], 5);
+        assert_eq!(f["env"]["NOTE"], "two\nlines");
+        assert_eq!(f["env"]["USER"], "root");
+        assert_eq!(f["user_id"], "root");
+        assert_eq!(f["user_dir"], "/root");
+        assert_eq!(f["virtualization_type"], "podman");
+        assert_eq!(
+            f["lsb"],
+            json!({"id": "Debian", "description": "Debian GNU/Linux 12 (bookworm)", "release": "12",
+                   "codename": "bookworm", "major_release": "12"})
+        );
+        let mounts = f["mounts"].as_array().unwrap();
+        assert_eq!(mounts[0]["uuid"], "0f1e-77");
+        assert_eq!(mounts[0]["options"], "rw");
+        assert_eq!(mounts[1]["mount"], "/srv/my data");
+        assert_eq!(mounts[1]["options"], "rw,bind");
+        let dt = &f["date_time"];
+        assert_eq!(dt["tz"], "CET");
+        assert_eq!(dt["tz_dst"], "CEST");
+        assert_eq!(dt["iso8601"], "2026-12-01T18:30:00Z");
+        assert_eq!(dt["iso8601_micro"], "2026-12-01T18:30:00.123456Z");
     }
 
     #[test]
