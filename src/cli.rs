@@ -87,10 +87,11 @@ pub enum SshTransport {
 pub struct PlayArgs {
     /// The playbook file.
     pub playbook: PathBuf,
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`
-    /// (otherwise ANSIBLE_INVENTORY, then ansible.cfg's `inventory`).
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`;
+    /// repeated, the sources are merged in order (otherwise ANSIBLE_INVENTORY, then
+    /// ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: Option<String>,
+    pub inventory: Vec<String>,
     /// Only hosts matching this pattern (`app:!app01`, `proxy[0]`, `~web\d+`).
     #[arg(short, long)]
     pub limit: Option<String>,
@@ -246,10 +247,11 @@ pub struct VaultArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "graph", "host"])))]
 pub struct InventoryArgs {
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`
-    /// (otherwise ANSIBLE_INVENTORY, then ansible.cfg's `inventory`).
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`;
+    /// repeated, the sources are merged in order (otherwise ANSIBLE_INVENTORY, then
+    /// ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: Option<String>,
+    pub inventory: Vec<String>,
     /// All groups and hosts with their variables, as JSON.
     #[arg(long)]
     pub list: bool,
@@ -269,9 +271,11 @@ pub struct InventoryArgs {
 /// Which proxy hosts to ask, and how (shared by `roll status` and `roll lock`).
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`;
+    /// repeated, the sources are merged in order (otherwise ANSIBLE_INVENTORY, then
+    /// ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: String,
+    pub inventory: Vec<String>,
     /// The proxy hosts to ask.
     #[arg(long, default_value = "proxy", value_name = "PATTERN")]
     pub hosts: String,
