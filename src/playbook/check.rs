@@ -334,14 +334,29 @@ fn check_task(
     for n in nodes(&t.name) {
         check_node(sources, templar, &n, known, false, diags);
     }
-    for n in
-        t.kw.when
-            .iter()
-            .chain(t.changed_when.iter().flatten())
-            .chain(t.failed_when.iter().flatten())
-            .chain(t.until.iter())
-    {
-        check_node(sources, templar, n, known, true, diags);
+    // A list of conditions is ANDed and read in order, stopping at the first false one: a
+    // variable an earlier condition requires (`x is defined`) is defined in the later ones.
+    for list in [
+        &t.kw.when[..],
+        t.changed_when.as_deref().unwrap_or_default(),
+        t.failed_when.as_deref().unwrap_or_default(),
+        t.until.as_slice(),
+    ] {
+        let mut guarded_known: Option<HashSet<String>> = None;
+        for n in list {
+            check_node(
+                sources,
+                templar,
+                n,
+                guarded_known.as_ref().unwrap_or(known),
+                true,
+                diags,
+            );
+            let required = n.as_str().map(required_defined).unwrap_or_default();
+            if !required.is_empty() {
+                guarded_known.get_or_insert_with(|| known.clone()).extend(required);
+            }
+        }
     }
     for n in [
         &t.retries,
@@ -795,6 +810,26 @@ fn name_span(sources: &Sources, span: Span, name: &str) -> Span {
         return Span::new(span.file, start + i, start + i + name.len());
     }
     span
+}
+
+/// The variables a condition cannot be true without: the `x is defined` (or `x is not
+/// undefined`) terms it ANDs at its top level.
+fn required_defined(cond: &str) -> Vec<String> {
+    let Ok(re) = regex::Regex::new(r"^\(?\s*([A-Za-z_]\w*)\s+is\s+(?:defined|not\s+undefined)\s*\)?$") else {
+        return Vec::new();
+    };
+    let cond = cond.trim();
+    let cond = cond
+        .strip_prefix("{{")
+        .and_then(|c| c.strip_suffix("}}"))
+        .unwrap_or(cond);
+    // Top-level conjuncts only (no brackets, quotes or `or` to look through).
+    if cond.contains([' ', '\t']) && (cond.contains(" or ") || cond.contains(['\'', '"'])) {
+        return Vec::new();
+    }
+    cond.split(" and ")
+        .filter_map(|c| re.captures(c.trim()).map(|m| m[1].to_string()))
+        .collect()
 }
 
 /// Whether every use of `name` may be undefined on purpose: `name | default(...)`,
