@@ -1212,4 +1212,29 @@ mod tests {
         assert_eq!(master_budget(10), 1);
         assert_eq!(master_budget(0), 1);
     }
+
+    #[test]
+    fn ssh_words_keep_ansibles_order_and_leave_control_options_to_roll() {
+        let mut vars = VarMap::new();
+        vars.insert(
+            "ansible_ssh_common_args".into(),
+            minijinja::Value::from("-o 'ProxyJump=bastion' -oControlPath=/x"),
+        );
+        let t = Target::from_vars("web1", Some(&vars)).unwrap();
+        let opts = SshOptions {
+            ssh_args: Some("-C -o ControlMaster=auto -o ControlPersist=60s -o SetEnv=A=1".into()),
+            extra_args: Some("-A".into()),
+            ..SshOptions::default()
+        };
+        let (first, last) = t.ssh_words(&opts).unwrap();
+        assert_eq!(first, ["-C", "-o", "SetEnv=A=1"]);
+        assert_eq!(last, ["-o", "ProxyJump=bastion", "-A"]);
+        // A host's own ssh_args replace the configuration's, even empty.
+        vars.insert("ansible_ssh_args".into(), minijinja::Value::from(""));
+        let t = Target::from_vars("web1", Some(&vars)).unwrap();
+        assert!(t.ssh_words(&opts).unwrap().0.is_empty());
+        vars.insert("ansible_ssh_extra_args".into(), minijinja::Value::from("-o 'Unclosed"));
+        let t = Target::from_vars("web1", Some(&vars)).unwrap();
+        assert!(t.ssh_words(&opts).unwrap_err().contains("unterminated quote"));
+    }
 }

@@ -121,7 +121,7 @@ fn validate(args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     if !matches!(provided.kind(), ValueKind::Map | ValueKind::None) {
         return Err("Incorrect type for provided_arguments, expected dict".into());
     }
-    let names = keys(&spec)?;
+    let names = keys(spec)?;
     // Every variable the task sees that the spec names, with the role's params over them.
     let mut values: Vec<(String, Value)> = Vec::new();
     for name in &names {
@@ -149,10 +149,10 @@ fn validate(args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut errors = Vec::new();
     // The validator lists the no_log values of sub-options before anything else, and the
     // first sub-option value that is no mapping stops that with an error of its own.
-    if let Some(e) = first_bad_sub_value(&spec, &values)? {
+    if let Some(e) = first_bad_sub_value(spec, &values)? {
         errors.push(e);
     }
-    level(&spec, &values, &mut Vec::new(), &mut errors, &mut unsupported)?;
+    level(spec, &values, &mut Vec::new(), &mut errors, &mut unsupported)?;
     // Reported last, in one line, as the validator does; it lists the parameters of the level
     // of the last name it met (the last one in order here).
     if !unsupported.is_empty() {

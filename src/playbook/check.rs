@@ -879,3 +879,21 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::required_defined;
+
+    #[test]
+    fn a_condition_requires_the_variables_it_tests_defined_at_its_top_level() {
+        assert_eq!(required_defined("x is defined"), ["x"]);
+        assert_eq!(
+            required_defined("{{ x is defined and y is not undefined }}"),
+            ["x", "y"]
+        );
+        assert!(required_defined("x is defined or y").is_empty());
+        assert!(required_defined("x is not defined").is_empty());
+        assert!(required_defined("x.y is defined").is_empty());
+        assert!(required_defined("'a and b' is defined").is_empty());
+    }
+}

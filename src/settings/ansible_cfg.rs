@@ -833,7 +833,8 @@ mod tests {
         assert_eq!(c.timeout, Some(5));
         assert_eq!(c.host_key_checking, Some(false));
         assert_eq!(c.r#become, Some(true));
-        assert_eq!(c.ignored, ["[defaults] unknown_key", "[ssh_connection] ssh_args"]);
+        assert_eq!(c.ignored, ["[defaults] unknown_key"]);
+        assert_eq!(c.ssh_args.as_deref(), Some("-o X=y"));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
