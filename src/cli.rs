@@ -75,6 +75,13 @@ pub struct SshArgs {
     /// persistent remote shell per host.
     #[arg(long, env = "ROLL_SSH_TRANSPORT", value_enum, default_value_t = SshTransport::Shell)]
     pub ssh_transport: SshTransport,
+    /// Words for every ssh command line, as ansible-playbook's `--ssh-common-args` (over
+    /// ANSIBLE_SSH_COMMON_ARGS and ansible.cfg; a host's `ansible_ssh_common_args` wins).
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub ssh_common_args: Option<String>,
+    /// Words for ssh only, after the common ones, as ansible-playbook's `--ssh-extra-args`.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub ssh_extra_args: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -240,8 +240,9 @@ pub fn ssh_options(a: crate::cli::SshArgs, cfg: &AnsibleConfig) -> crate::connec
             crate::cli::SshTransport::Shell => crate::connection::ssh::Transport::Shell,
         },
         ssh_args: cfg.ssh_args.clone(),
-        common_args: cfg.ssh_common_args.clone(),
-        extra_args: cfg.ssh_extra_args.clone(),
+        // The command line over the environment and the file, as Ansible's `cli` entries.
+        common_args: a.ssh_common_args.or_else(|| cfg.ssh_common_args.clone()),
+        extra_args: a.ssh_extra_args.or_else(|| cfg.ssh_extra_args.clone()),
         ..Default::default()
     }
 }

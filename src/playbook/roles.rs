@@ -400,6 +400,17 @@ impl Parser<'_> {
             ),
         );
         let templar = crate::vars::Templar::new();
+        // A play var may be a template of other play vars or extra vars (`which: "{{ base }}"`):
+        // rendered in the same scope, as Ansible's lazy templating would; one that cannot be
+        // stays as written.
+        let plain = minijinja::Value::from_pairs(vars.clone().into_iter().collect::<Vec<_>>());
+        for v in vars.values_mut() {
+            if crate::vars::contains_template(v)
+                && let Ok(r) = templar.render_deep(v, &plain)
+            {
+                *v = r;
+            }
+        }
         let scope = minijinja::Value::from_pairs(vars.into_iter().collect::<Vec<_>>());
         match templar.render_string(name, &scope) {
             Ok(n) if !n.trim().is_empty() => Some(n.trim().to_string()),

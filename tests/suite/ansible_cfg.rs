@@ -440,6 +440,21 @@ fn ssh_args_and_the_hosts_ssh_arg_variables_reach_ssh_in_ansibles_order() {
     let o = run(&[("ANSIBLE_SSH_COMMON_ARGS", "-o SetEnv=LC_ROLL=x")], &[]);
     assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
     assert!(stdout(&o).contains("UNREACHABLE"), "{}", stdout(&o));
+    // `--ssh-common-args` over the environment's and the file's.
+    all_ok(&run(
+        &[
+            ("ANSIBLE_SSH_ARGS", "-C"),
+            ("ANSIBLE_SSH_COMMON_ARGS", "-o SetEnv=LC_ROLL=x"),
+        ],
+        &[
+            "--ssh-common-args",
+            &format!("-o IdentityFile={} -o SetEnv=LC_ROLL=flag", key.display()),
+            "-e",
+            "expected=flag",
+            "-l",
+            "sargs002",
+        ],
+    ));
     // `-e ansible_ssh_common_args=...` wins over every host's inventory, as connection
     // variables given with -e do.
     all_ok(&run(

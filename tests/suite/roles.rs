@@ -131,7 +131,7 @@ fn a_templated_role_name_is_rendered_with_play_and_extra_vars() {
     common::write(
         p,
         "site.yml",
-        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - \"{{ role_name | default('app') }}\"\n- hosts: localhost\n  gather_facts: false\n  vars: { which: web }\n  roles:\n    - role: \"{{ which }}\"\n  tasks:\n    - import_role: { name: \"{{ which }}\" }\n",
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - \"{{ role_name | default('app') }}\"\n- hosts: localhost\n  gather_facts: false\n  vars: { base: web, which: \"{{ base }}\" }\n  roles:\n    - role: \"{{ which }}\"\n  tasks:\n    - import_role: { name: \"{{ which }}\" }\n",
     );
     let list = |extra: &[&str]| {
         let mut argv = vec!["play", "site.yml", "-i", "localhost,", "--list-tasks"];
