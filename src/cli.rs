@@ -75,6 +75,13 @@ pub struct SshArgs {
     /// persistent remote shell per host.
     #[arg(long, env = "ROLL_SSH_TRANSPORT", value_enum, default_value_t = SshTransport::Shell)]
     pub ssh_transport: SshTransport,
+    /// Words for every ssh command line, as ansible-playbook's `--ssh-common-args` (over
+    /// ANSIBLE_SSH_COMMON_ARGS and ansible.cfg; a host's `ansible_ssh_common_args` wins).
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub ssh_common_args: Option<String>,
+    /// Words for ssh only, after the common ones, as ansible-playbook's `--ssh-extra-args`.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub ssh_extra_args: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,10 +94,11 @@ pub enum SshTransport {
 pub struct PlayArgs {
     /// The playbook file.
     pub playbook: PathBuf,
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`
-    /// (otherwise ANSIBLE_INVENTORY, then ansible.cfg's `inventory`).
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`;
+    /// repeated, the sources are merged in order (otherwise ANSIBLE_INVENTORY, then
+    /// ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: Option<String>,
+    pub inventory: Vec<String>,
     /// Only hosts matching this pattern (`app:!app01`, `proxy[0]`, `~web\d+`).
     #[arg(short, long)]
     pub limit: Option<String>,
@@ -246,10 +254,11 @@ pub struct VaultArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "graph", "host"])))]
 pub struct InventoryArgs {
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`
-    /// (otherwise ANSIBLE_INVENTORY, then ansible.cfg's `inventory`).
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`;
+    /// repeated, the sources are merged in order (otherwise ANSIBLE_INVENTORY, then
+    /// ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: Option<String>,
+    pub inventory: Vec<String>,
     /// All groups and hosts with their variables, as JSON.
     #[arg(long)]
     pub list: bool,
@@ -269,9 +278,11 @@ pub struct InventoryArgs {
 /// Which proxy hosts to ask, and how (shared by `roll status` and `roll lock`).
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`;
+    /// repeated, the sources are merged in order (otherwise ANSIBLE_INVENTORY, then
+    /// ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: String,
+    pub inventory: Vec<String>,
     /// The proxy hosts to ask.
     #[arg(long, default_value = "proxy", value_name = "PATTERN")]
     pub hosts: String,

@@ -16,27 +16,18 @@ pub fn ansible_config(sources: &Sources) -> Result<AnsibleConfig, Vec<Diagnostic
     ansible_cfg::load(sources, &ProcessEnv, &cwd)
 }
 
-/// The inventory to read: `-i` (or ROLL_INVENTORY), else ANSIBLE_INVENTORY / ansible.cfg's
-/// `inventory`.
-pub fn inventory(arg: Option<String>, cfg: &AnsibleConfig) -> Result<String, Diagnostic> {
-    if let Some(a) = arg {
-        return Ok(a);
+/// The inventory sources to read, in order: every `-i` (or ROLL_INVENTORY), else
+/// ANSIBLE_INVENTORY / ansible.cfg's `inventory` (a comma-separated list of paths there).
+pub fn inventory(args: Vec<String>, cfg: &AnsibleConfig) -> Result<Vec<String>, Diagnostic> {
+    if !args.is_empty() {
+        return Ok(args);
     }
-    match cfg.inventory.as_slice() {
-        [one] => Ok(one.display().to_string()),
-        [] => Err(Diagnostic::error("no inventory given").with_help(
+    if cfg.inventory.is_empty() {
+        return Err(Diagnostic::error("no inventory given").with_help(
             "give `-i INVENTORY`, or set `inventory` under `[defaults]` in ansible.cfg (or ANSIBLE_INVENTORY)",
-        )),
-        many => Err(Diagnostic::error(format!(
-            "the configured inventory names {} sources ({}); roll reads one",
-            many.len(),
-            many.iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .with_help("put the inventory files in one directory and name it, or give `-i`")),
+        ));
     }
+    Ok(cfg.inventory.iter().map(|p| p.display().to_string()).collect())
 }
 
 /// How output looks.
@@ -75,7 +66,8 @@ impl Output {
 #[derive(Debug, Clone)]
 pub struct Play {
     pub playbook: PathBuf,
-    pub inventory: String,
+    /// The inventory sources, in order.
+    pub inventory: Vec<String>,
     pub limit: Option<String>,
     pub extra_vars: VarMap,
     pub opts: crate::exec::Options,
@@ -146,6 +138,8 @@ impl Play {
                 ssh: ssh_options(a.ssh, cfg),
                 r#become: cfg.r#become.unwrap_or(false),
                 become_user: cfg.become_user.clone(),
+                become_exe: cfg.become_exe.clone(),
+                become_flags: cfg.become_flags.clone(),
                 command_timeout: (a.command_timeout > 0).then(|| std::time::Duration::from_secs(a.command_timeout)),
                 stream_output: None,
             },
@@ -245,6 +239,10 @@ pub fn ssh_options(a: crate::cli::SshArgs, cfg: &AnsibleConfig) -> crate::connec
             crate::cli::SshTransport::Exec => crate::connection::ssh::Transport::Exec,
             crate::cli::SshTransport::Shell => crate::connection::ssh::Transport::Shell,
         },
+        ssh_args: cfg.ssh_args.clone(),
+        // The command line over the environment and the file, as Ansible's `cli` entries.
+        common_args: a.ssh_common_args.or_else(|| cfg.ssh_common_args.clone()),
+        extra_args: a.ssh_extra_args.or_else(|| cfg.ssh_extra_args.clone()),
         ..Default::default()
     }
 }

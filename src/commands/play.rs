@@ -158,11 +158,14 @@ pub(crate) fn run_vars(sources: &Sources, pb: &Playbook, inv: inventory::Invento
         diff_mode: settings.opts.diff,
         forks: settings.opts.forks,
         verbosity: settings.verbose,
-        inventory_file: std::path::Path::new(&settings.inventory)
-            .is_file()
-            .then(|| std::path::absolute(&settings.inventory).ok())
-            .flatten()
-            .map(|p| p.display().to_string()),
+        // The first source's (Ansible names the source each host was first read from).
+        inventory_file: settings.inventory.first().and_then(|i| {
+            std::path::Path::new(i)
+                .is_file()
+                .then(|| std::path::absolute(i).ok())
+                .flatten()
+                .map(|p| p.display().to_string())
+        }),
         config_file: settings
             .config_file
             .as_ref()
@@ -347,7 +350,7 @@ pub(crate) fn descriptors_suffice(
 /// The project a run reads from: the working directory, the playbook's directory and the
 /// inventory's. A file outside them (`vars_files: [/etc/shadow]`) is named in diagnostics but
 /// its text is never shown.
-pub(crate) fn project_dirs(playbook: &std::path::Path, inventory: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn project_dirs(playbook: &std::path::Path, inventories: &[String]) -> Vec<std::path::PathBuf> {
     let mut dirs = vec![std::path::PathBuf::from(".")];
     let parent = |p: &std::path::Path| {
         p.parent()
@@ -355,10 +358,10 @@ pub(crate) fn project_dirs(playbook: &std::path::Path, inventory: &str) -> Vec<s
             .map(|d| d.to_path_buf())
     };
     dirs.extend(parent(playbook));
-    for inv in [
-        std::path::PathBuf::from(inventory),
-        std::path::Path::new("inventories").join(inventory),
-    ] {
+    for inv in inventories
+        .iter()
+        .flat_map(|i| [std::path::PathBuf::from(i), std::path::Path::new("inventories").join(i)])
+    {
         if inv.is_dir() {
             dirs.push(inv);
         } else if inv.is_file() {
@@ -380,7 +383,7 @@ pub fn load_and_check(
     s: &Play,
 ) -> Result<(Playbook, inventory::Inventory, check::Checked), Diagnostics> {
     // Parse the playbook first: its directory holds `group_vars/` too.
-    let pb_result = playbook::load(sources, &s.playbook);
+    let pb_result = playbook::load_with(sources, &s.playbook, &s.extra_vars);
     let pb_dir = s.playbook.parent().map(|p| {
         if p.as_os_str().is_empty() {
             std::path::PathBuf::from(".")

@@ -47,7 +47,10 @@ struct Line {
 
 fn adhoc(a: crate::cli::RunArgs) -> Exit {
     let sources = Sources::new();
-    sources.set_project(play::project_dirs(std::path::Path::new("."), &a.inventory));
+    sources.set_project(play::project_dirs(
+        std::path::Path::new("."),
+        std::slice::from_ref(&a.inventory),
+    ));
     let out = Output::with_color(a.color);
     // ansible.cfg applies to the ad-hoc command as to playbooks (connection settings, become).
     let cfg = match play::ansible_config(&sources, &out, 0) {
@@ -70,7 +73,11 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
     // Ansible's ad-hoc play lives in the working directory: `group_vars/` there apply.
     let pb_path = std::path::PathBuf::from(SOURCE_NAME);
     let pb = crate::playbook::parse_tree(&sources, &tree, &pb_path);
-    let inv = crate::inventory::load(&sources, &a.inventory, &[std::path::PathBuf::from(".")]);
+    let inv = crate::inventory::load(
+        &sources,
+        std::slice::from_ref(&a.inventory),
+        &[std::path::PathBuf::from(".")],
+    );
     let (mut pb, mut inv) = match (pb, inv) {
         (Ok(pb), Ok(inv)) => (pb, inv),
         (Err(mut x), Err(y)) => {
@@ -113,7 +120,7 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
     let json = a.format == crate::cli::Format::Json;
     let settings = crate::settings::Play {
         playbook: pb_path,
-        inventory: a.inventory.clone(),
+        inventory: vec![a.inventory.clone()],
         limit: a.limit.clone(),
         extra_vars,
         opts: crate::exec::Options {
@@ -127,6 +134,8 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
             stream_output: (!a.one_line).then_some(STREAM_AFTER),
             r#become: cfg.r#become.unwrap_or(false),
             become_user: cfg.become_user.clone(),
+            become_exe: cfg.become_exe.clone(),
+            become_flags: cfg.become_flags.clone(),
             ..crate::exec::Options::default()
         },
         json,

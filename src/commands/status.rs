@@ -126,7 +126,18 @@ pub(crate) fn ask_proxies<T>(
         ..
     } = proxies;
     let sources = Sources::new();
-    let color = crate::settings::Output::detect().color;
+    let out = crate::settings::Output::detect();
+    let color = out.color;
+    // ansible.cfg (and ANSIBLE_INVENTORY) as `roll play` reads it: the inventory when `-i` is
+    // not given, and the connection defaults.
+    let cfg = crate::commands::play::ansible_config(&sources, &out, 0)?;
+    let inventory = match crate::settings::inventory(inventory, &cfg) {
+        Ok(i) => i,
+        Err(d) => {
+            eprint!("{}", Diagnostics::from(d).render(&sources, color));
+            return Err(Exit::InvalidInput);
+        }
+    };
     let mut inv = match crate::inventory::load(&sources, &inventory, &[]) {
         Ok(i) => i,
         Err(d) => {
@@ -147,9 +158,6 @@ pub(crate) fn ask_proxies<T>(
         eprintln!("error: cannot start the async runtime");
         return Err(Exit::Error);
     };
-    // ansible.cfg's connection defaults apply here as in `roll play`; a configuration that
-    // cannot be read leaves roll's own defaults.
-    let cfg = crate::settings::ansible_config(&Sources::new()).unwrap_or_default();
     let opts = crate::settings::ssh_options(ssh, &cfg);
     // The state directory may be a template (`{{ sandbox_dir }}/state`): render it per host.
     let run = crate::vars::RunVars::new(std::sync::Arc::new(inv), Default::default(), String::new());

@@ -5,11 +5,14 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, Clone, Default)]
-pub struct Local;
+pub struct Local {
+    /// How `become` runs commands (`None`: roll's default sudo).
+    pub(super) method: Option<std::sync::Arc<super::BecomeMethod>>,
+}
 
 impl Local {
     pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
-        let (env, mut script) = cmd.split_env();
+        let (env, mut script) = cmd.split_env(self.method.as_deref().unwrap_or(&super::BecomeMethod::default()));
         // A streamed command ends when its stdin closes, as over ssh: also when roll exits
         // on a signal, which drops nothing (kill_on_drop does not run then).
         let streamed = cmd.lines.is_some() && cmd.stdin.is_none();

@@ -52,7 +52,7 @@ impl Connector {
         let from_vars = || vars.and_then(|v| v.get("ansible_connection")).map(value_to_string);
         let kind = kind.map(str::to_string).or_else(from_vars);
         match kind.as_deref().unwrap_or("ssh") {
-            "local" => Ok(Connection::Local(Local)),
+            "local" => Ok(Connection::Local(Local::default())),
             "ssh" | "smart" | "paramiko" => {
                 let pool = self
                     .pool
@@ -207,6 +207,30 @@ where
     Ok((o, e))
 }
 
+/// How `become` runs a command as another user over one connection: Ansible's sudo become
+/// plugin with its `become_exe` and `become_flags` (`None`: roll's `sudo -n -H`, Ansible's
+/// defaults without `-S`, as roll asks for no password). The connection carries it, as in
+/// Ansible the become plugin is set on the task's connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BecomeMethod {
+    pub exe: Option<String>,
+    /// Shell words, given to the shell as written (as Ansible joins them into its command).
+    pub flags: Option<String>,
+}
+
+impl BecomeMethod {
+    /// `script` run as `user`: `EXE FLAGS -u USER /bin/sh -c SCRIPT`, as Ansible's sudo
+    /// plugin builds it.
+    fn wrap(&self, user: &str, script: &str) -> String {
+        if self.exe.is_none() && self.flags.is_none() {
+            return format!("sudo -n -H -u {} -- /bin/sh -c {}", quote(user), quote(script));
+        }
+        let exe = self.exe.as_deref().unwrap_or("sudo");
+        let flags = self.flags.as_deref().unwrap_or("-H -S -n");
+        format!("{exe} {flags} -u {} /bin/sh -c {}", quote(user), quote(script))
+    }
+}
+
 impl Command {
     pub fn new(script: impl Into<String>) -> Command {
         Command {
@@ -219,18 +243,18 @@ impl Command {
     /// The environment to set on the process and the script without it, so that values stay
     /// out of argument lists (`ps`); under `become` sudo resets the environment, so the values
     /// go into the script there.
-    pub fn split_env(&self) -> (Vec<(String, String)>, String) {
+    pub fn split_env(&self, method: &BecomeMethod) -> (Vec<(String, String)>, String) {
         if self.become_user.is_some() || self.env.is_empty() {
-            return (Vec::new(), self.wrapped());
+            return (Vec::new(), self.wrapped(method));
         }
         let bare = Command {
             env: Vec::new(),
             ..self.clone()
         };
-        (self.env.clone(), bare.wrapped())
+        (self.env.clone(), bare.wrapped(method))
     }
 
-    pub fn wrapped(&self) -> String {
+    pub fn wrapped(&self, method: &BecomeMethod) -> String {
         let mut s = String::new();
         for (k, v) in &self.env {
             s.push_str(&format!("export {k}={}\n", quote(v)));
@@ -240,7 +264,7 @@ impl Command {
         }
         s.push_str(&self.script);
         match &self.become_user {
-            Some(user) => format!("sudo -n -H -u {} -- /bin/sh -c {}", quote(user), quote(&s)),
+            Some(user) => method.wrap(user, &s),
             None => s,
         }
     }
@@ -316,6 +340,21 @@ pub enum Connection {
 }
 
 impl Connection {
+    /// The same connection, becoming other users as `method` says.
+    pub fn with_become(self, method: BecomeMethod) -> Connection {
+        let method = (method != BecomeMethod::default()).then(|| Arc::new(method));
+        match self {
+            Connection::Local(mut l) => {
+                l.method = method;
+                Connection::Local(l)
+            }
+            Connection::Ssh(mut s) => {
+                s.method = method;
+                Connection::Ssh(s)
+            }
+        }
+    }
+
     /// Run a command. Boxed and never inlined: the SSH state machine is large (~32 KiB of
     /// code), and every module future that awaited it inline carried its own copy.
     #[inline(never)]

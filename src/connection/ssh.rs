@@ -84,6 +84,15 @@ pub struct SshOptions {
     /// them in the next run (Ansible's ControlPersist). `None`: close them at the end of the run.
     pub persist: Option<Duration>,
     pub transport: Transport,
+    /// `[ssh_connection] ssh_args` / ANSIBLE_SSH_ARGS (a host's `ansible_ssh_args` wins):
+    /// `None` is Ansible's default, whose only effect, multiplexing, roll provides itself.
+    pub ssh_args: Option<String>,
+    /// `[ssh_connection] ssh_common_args` / ANSIBLE_SSH_COMMON_ARGS (a host's
+    /// `ansible_ssh_common_args` wins).
+    pub common_args: Option<String>,
+    /// `[ssh_connection] ssh_extra_args` / ANSIBLE_SSH_EXTRA_ARGS (a host's
+    /// `ansible_ssh_extra_args` wins).
+    pub extra_args: Option<String>,
 }
 
 /// How commands travel over a host's master connection.
@@ -110,6 +119,9 @@ impl Default for SshOptions {
             max_starts: 30,
             persist: None,
             transport: Transport::Shell,
+            ssh_args: None,
+            common_args: None,
+            extra_args: None,
         }
     }
 }
@@ -123,6 +135,11 @@ pub struct Target {
     pub port: Option<u16>,
     pub user: Option<String>,
     pub key: Option<PathBuf>,
+    /// The host's `ansible_ssh_args`, `ansible_ssh_common_args` and `ansible_ssh_extra_args`
+    /// (over the configuration's: [`SshOptions`]).
+    pub ssh_args: Option<String>,
+    pub common_args: Option<String>,
+    pub extra_args: Option<String>,
 }
 
 impl Target {
@@ -159,8 +176,69 @@ impl Target {
             key: get("ssh_private_key_file")
                 .or_else(|| get("private_key_file"))
                 .map(PathBuf::from),
+            // Only with the prefix: Ansible knows these by no other name. An empty value says
+            // "none" and wins over the configuration's.
+            ssh_args: ssh_arg_var(vars, "ansible_ssh_args"),
+            common_args: ssh_arg_var(vars, "ansible_ssh_common_args"),
+            extra_args: ssh_arg_var(vars, "ansible_ssh_extra_args"),
         })
     }
+
+    /// The words added to this host's `ssh` command line, in Ansible's order: `ssh_args`, then
+    /// `ssh_common_args`, then `ssh_extra_args` (ssh takes the first value it is given of an
+    /// option, so `ssh_args` wins over roll's own `-o` settings, which follow it, as it wins
+    /// over Ansible's). The `Control*` options are left out: roll runs its own master and
+    /// control socket, as Ansible sets its own ControlPath.
+    pub fn ssh_words(&self, opts: &SshOptions) -> Result<(Vec<String>, Vec<String>), String> {
+        let split = |what: &str, text: Option<&String>| -> Result<Vec<String>, String> {
+            let Some(text) = text else { return Ok(Vec::new()) };
+            let words = crate::shell::split(text.trim())
+                .ok_or_else(|| format!("`{what}` of host `{}` has an unterminated quote: {text}", self.name))?;
+            let mut out: Vec<String> = Vec::new();
+            let mut it = words
+                .into_iter()
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty());
+            while let Some(w) = it.next() {
+                if w == "-o" {
+                    match it.next() {
+                        Some(o) if is_control_option(&o) => {}
+                        Some(o) => out.extend(["-o".to_string(), o]),
+                        None => out.push(w),
+                    }
+                } else if w.strip_prefix("-o").is_some_and(is_control_option) {
+                } else {
+                    out.push(w);
+                }
+            }
+            Ok(out)
+        };
+        let first = split("ssh_args", self.ssh_args.as_ref().or(opts.ssh_args.as_ref()))?;
+        let mut last = split(
+            "ssh_common_args",
+            self.common_args.as_ref().or(opts.common_args.as_ref()),
+        )?;
+        last.extend(split(
+            "ssh_extra_args",
+            self.extra_args.as_ref().or(opts.extra_args.as_ref()),
+        )?);
+        Ok((first, last))
+    }
+}
+
+/// A host's ssh argument variable, rendered already (a template left is not used).
+fn ssh_arg_var(vars: Option<&VarMap>, name: &str) -> Option<String> {
+    vars.and_then(|v| v.get(name))
+        .filter(|v| !v.is_none() && !v.is_undefined())
+        .map(value_to_string)
+        .filter(|s| !is_template(s))
+}
+
+/// `ControlMaster=...`, `ControlPath ...`, `ControlPersist=...`: options of the multiplexing
+/// roll does itself.
+fn is_control_option(o: &str) -> bool {
+    let name = o.trim_start().split(['=', ' ', '\t']).next().unwrap_or("");
+    ["controlmaster", "controlpath", "controlpersist"].contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// A host's master and the mux client connection roll holds to it for the run: to OpenSSH an
@@ -313,6 +391,7 @@ impl SshPool {
         Ssh {
             pool: self.clone(),
             slot,
+            method: None,
         }
     }
 
@@ -434,11 +513,24 @@ impl SshPool {
         }
         // The master is idle from its start until roll holds it; should it exit in that moment
         // (a machine stalled for seconds), a second one is started.
+        let words = t.ssh_words(&self.opts).map_err(ConnError::Unreachable)?;
         let mut tries = 0;
         let master = loop {
             tries += 1;
             let session = match self.opts.persist {
-                Some(keep) => self.open_persistent(t, keep).await?,
+                Some(keep) => self.open_persistent(t, keep, &words).await?,
+                // The crate passes no arguments of the user's: this master roll starts itself,
+                // in the run's control directory (where the watchdog looks).
+                None if !(words.0.is_empty() && words.1.is_empty()) => {
+                    let n = self.ticks.fetch_add(1, Ordering::Relaxed);
+                    let dir = self.control_dir.path().join(format!(".ssh-connection-args{n}"));
+                    std::fs::create_dir(&dir)
+                        .and_then(|()| std::fs::set_permissions(&dir, private()))
+                        .map_err(|e| ConnError::Unreachable(format!("cannot use the ssh control directory: {e}")))?;
+                    let keep = Duration::from_secs(ORPHAN_EXIT_SECS as u64);
+                    self.start_master(t, &dir.join("master"), &dir.join("log"), keep, &words)
+                        .await?
+                }
                 None => {
                     let s = b
                         .connect_mux(&t.address)
@@ -529,7 +621,12 @@ impl SshPool {
     /// A master that outlives the run: its socket has a fixed name (per target and options) in
     /// a private per-user directory, so the next run finds it. The `openssh` crate names its
     /// sockets at random, so this master is started here and then resumed through the crate.
-    async fn open_persistent(&self, t: &Target, keep: Duration) -> Result<Session, ConnError> {
+    async fn open_persistent(
+        &self,
+        t: &Target,
+        keep: Duration,
+        words: &(Vec<String>, Vec<String>),
+    ) -> Result<Session, ConnError> {
         let dir =
             persist_dir().map_err(|e| ConnError::Unreachable(format!("cannot use the ssh control directory: {e}")))?;
         let ctl = dir.join(format!("cm-{:016x}", self.target_key(t)));
@@ -541,11 +638,26 @@ impl SshPool {
             let _ = std::fs::remove_file(&ctl);
         }
         let log = ctl.with_extension("log");
+        self.start_master(t, &ctl, &log, keep, words).await
+    }
+
+    /// Start a master for `t` on the control socket `ctl` that lives `keep` once idle, with the
+    /// user's ssh arguments (`words`: before roll's options and after them), then resume it
+    /// through the crate.
+    async fn start_master(
+        &self,
+        t: &Target,
+        ctl: &Path,
+        log: &Path,
+        keep: Duration,
+        words: &(Vec<String>, Vec<String>),
+    ) -> Result<Session, ConnError> {
         let mut c = tokio::process::Command::new("ssh");
-        c.arg("-E").arg(&log).arg("-S").arg(&ctl).args(["-M", "-f", "-N"]);
+        c.arg("-E").arg(log).arg("-S").arg(ctl).args(["-M", "-f", "-N"]);
         c.arg("-o")
             .arg(format!("ControlPersist={}s", keep.as_secs().max(1)))
             .args(["-o", "BatchMode=yes"]);
+        c.args(&words.0);
         let strict = if !self.opts.host_key_checking {
             "no"
         } else if self.opts.accept_new_host_keys {
@@ -573,6 +685,7 @@ impl SshPool {
         if let Some(k) = &self.opts.known_hosts {
             c.arg("-o").arg(format!("UserKnownHostsFile={}", k.display()));
         }
+        c.args(&words.1);
         c.arg("--")
             .arg(&t.address)
             .stdin(std::process::Stdio::null())
@@ -583,11 +696,14 @@ impl SshPool {
             .await
             .map_err(|e| ConnError::Unreachable(format!("cannot run ssh: {e}")))?;
         if !status.success() {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let _ = std::fs::remove_file(&log);
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let _ = std::fs::remove_file(log);
             return Err(unreachable(t, &text, &self.opts));
         }
-        Ok(Session::resume_mux(ctl.into_boxed_path(), Some(log.into_boxed_path())))
+        Ok(Session::resume_mux(
+            ctl.to_path_buf().into_boxed_path(),
+            Some(log.to_path_buf().into_boxed_path()),
+        ))
     }
 
     /// Same target and same connection options → same master.
@@ -766,6 +882,8 @@ fn unreachable(t: &Target, detail: &str, opts: &SshOptions) -> ConnError {
 pub struct Ssh {
     pool: Arc<SshPool>,
     slot: Arc<Slot>,
+    /// How `become` runs commands (`None`: roll's default sudo).
+    pub(super) method: Option<Arc<super::BecomeMethod>>,
 }
 
 impl std::fmt::Debug for Ssh {
@@ -788,7 +906,7 @@ impl Ssh {
         // process group) on the host itself, so nothing keeps running after roll gives up.
         // Environment values are assignments read by the shell that starts the command, not
         // words of its argument list, so `ps` on the host does not show them.
-        let (env, script) = cmd.split_env();
+        let (env, script) = cmd.split_env(self.method.as_deref().unwrap_or(&super::BecomeMethod::default()));
         let assign: String = env.iter().map(|(k, v)| format!("{k}={} ", quote(v))).collect();
         let mut line = format!("/bin/sh -c {}", quote(&script));
         if let Some(t) = cmd.timeout {
@@ -1093,5 +1211,30 @@ mod tests {
         assert_eq!(master_budget(128), 16);
         assert_eq!(master_budget(10), 1);
         assert_eq!(master_budget(0), 1);
+    }
+
+    #[test]
+    fn ssh_words_keep_ansibles_order_and_leave_control_options_to_roll() {
+        let mut vars = VarMap::new();
+        vars.insert(
+            "ansible_ssh_common_args".into(),
+            minijinja::Value::from("-o 'ProxyJump=bastion' -oControlPath=/x"),
+        );
+        let t = Target::from_vars("web1", Some(&vars)).unwrap();
+        let opts = SshOptions {
+            ssh_args: Some("-C -o ControlMaster=auto -o ControlPersist=60s -o SetEnv=A=1".into()),
+            extra_args: Some("-A".into()),
+            ..SshOptions::default()
+        };
+        let (first, last) = t.ssh_words(&opts).unwrap();
+        assert_eq!(first, ["-C", "-o", "SetEnv=A=1"]);
+        assert_eq!(last, ["-o", "ProxyJump=bastion", "-A"]);
+        // A host's own ssh_args replace the configuration's, even empty.
+        vars.insert("ansible_ssh_args".into(), minijinja::Value::from(""));
+        let t = Target::from_vars("web1", Some(&vars)).unwrap();
+        assert!(t.ssh_words(&opts).unwrap().0.is_empty());
+        vars.insert("ansible_ssh_extra_args".into(), minijinja::Value::from("-o 'Unclosed"));
+        let t = Target::from_vars("web1", Some(&vars)).unwrap();
+        assert!(t.ssh_words(&opts).unwrap_err().contains("unterminated quote"));
     }
 }

@@ -722,6 +722,7 @@ struct Prepared {
     check_mode: bool,
     diff: bool,
     become_user: Option<String>,
+    become_method: crate::connection::BecomeMethod,
     timeout: Option<Duration>,
     /// How many times `until` retries, and how long it waits between attempts.
     retries: u32,
@@ -821,6 +822,38 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
     } else {
         None
     };
+    // The sudo plugin's `become_exe` / `become_flags`: its variables (`ansible_become_*`, then
+    // `ansible_sudo_*`), then the keywords, then ansible.cfg, as Ansible resolves its options.
+    let mut become_method = crate::connection::BecomeMethod::default();
+    if become_user.is_some() {
+        for (dst, vars, kw, cfg) in [
+            (
+                &mut become_method.exe,
+                ["ansible_become_exe", "ansible_sudo_exe"],
+                &task.kw.become_exe,
+                &r.opts.become_exe,
+            ),
+            (
+                &mut become_method.flags,
+                ["ansible_become_flags", "ansible_sudo_flags"],
+                &task.kw.become_flags,
+                &r.opts.become_flags,
+            ),
+        ] {
+            let mut found = None;
+            for v in vars {
+                if let Some(x) = var(v)? {
+                    found = Some(value_to_string(&x));
+                    break;
+                }
+            }
+            *dst = match (found, kw) {
+                (Some(x), _) => Some(x),
+                (None, Some(n)) => Some(value_to_string(&render(r, n, scope)?)),
+                (None, None) => cfg.clone(),
+            };
+        }
+    }
     let timeout = match &task.kw.timeout {
         Some(n) => {
             let v = render(r, n, scope)?;
@@ -852,6 +885,7 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
         check_mode,
         diff,
         become_user,
+        become_method,
         timeout: timeout.or(r.opts.command_timeout),
         retries,
         delay,
@@ -871,7 +905,7 @@ fn connect(
     become_user: &mut Option<String>,
 ) -> Result<Connection, NotStarted> {
     if call.spec().has(Capability::Controller) {
-        return Ok(Connection::Local(crate::connection::Local));
+        return Ok(Connection::Local(crate::connection::Local::default()));
     }
     let host_name = &r.vars.inventory.hosts[host].name;
     let conn_host = delegate.unwrap_or(host_name);
@@ -980,6 +1014,9 @@ const CONNECTION_VARS: &[&str] = &[
     "ansible_ssh_user",
     "ansible_ssh_private_key_file",
     "ansible_private_key_file",
+    "ansible_ssh_args",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
 ];
 
 /// A connection variable (`ansible_host`, `ansible_user`, `ansible_connection`...) given with
@@ -1041,7 +1078,8 @@ async fn run_item(
     let started = prepare(r, task, call, scope)
         .map_err(|e| NotStarted::Failed(e.to_string()))
         .and_then(|mut p| {
-            let conn = connect(r, task, call, host, delegate, scope, &mut p.become_user)?;
+            let conn =
+                connect(r, task, call, host, delegate, scope, &mut p.become_user)?.with_become(p.become_method.clone());
             Ok((p, conn))
         });
     match started {

@@ -51,6 +51,9 @@ pub struct Options {
     pub r#become: bool,
     /// Whom `become` becomes when the task does not say `become_user:` (else root).
     pub become_user: Option<String>,
+    /// ansible.cfg's `become_exe` / `become_flags` (`[privilege_escalation]`).
+    pub become_exe: Option<String>,
+    pub become_flags: Option<String>,
 }
 
 impl Default for Options {
@@ -69,6 +72,8 @@ impl Default for Options {
             stream_output: None,
             r#become: false,
             become_user: None,
+            become_exe: None,
+            become_flags: None,
         }
     }
 }

@@ -168,11 +168,46 @@ fn not_found(arg: &str) -> Diagnostic {
     }
 }
 
-/// Load an inventory. `extra_vars_dirs` are searched for `group_vars/` and `host_vars/` after the
-/// inventory's own directory (the playbook's directory, in `roll play`).
-pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result<Inventory, Diagnostics> {
+/// Load an inventory from its sources, in order (`-i a -i b`, or ansible.cfg's `inventory =
+/// a,b`), into one inventory as Ansible merges them: groups and their hosts are the union, a
+/// variable a later source sets for the same host or group wins, and each source's directory
+/// (a file's parent) is searched for `group_vars/` and `host_vars/` in source order.
+/// `extra_vars_dirs` are searched after them (the playbook's directory, in `roll play`).
+pub fn load(sources: &Sources, args: &[String], extra_vars_dirs: &[PathBuf]) -> Result<Inventory, Diagnostics> {
     let mut b = Builder::default();
-    let inv_dir = match resolve_path(arg) {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut first_dir = None;
+    let mut missing = Diagnostics::default();
+    for arg in args {
+        match load_source(sources, arg, &mut b) {
+            Ok(Some(dir)) => {
+                first_dir.get_or_insert_with(|| dir.clone());
+                if !dirs.iter().any(|x| same_dir(x, &dir)) {
+                    dirs.push(dir);
+                }
+            }
+            Ok(None) => {}
+            Err(d) => missing.push(d),
+        }
+    }
+    if !missing.items.is_empty() {
+        return Err(missing);
+    }
+    for d in extra_vars_dirs {
+        if !dirs.iter().any(|x| same_dir(x, d)) {
+            dirs.push(d.clone());
+        }
+    }
+    let mut inv = b.finish(sources, &dirs)?;
+    check_ports(&inv)?;
+    inv.dir = first_dir;
+    Ok(inv)
+}
+
+/// Read one source into `b`: the directory its `group_vars/` and `host_vars/` are in (none for
+/// a host list).
+fn load_source(sources: &Sources, arg: &str, b: &mut Builder) -> Result<Option<PathBuf>, Diagnostic> {
+    match resolve_path(arg) {
         Some(path) if path.is_dir() => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
                 .map_err(|e| Diagnostic::error(format!("cannot read inventory directory `{}`: {e}", path.display())))?
@@ -185,37 +220,27 @@ pub fn load(sources: &Sources, arg: &str, extra_vars_dirs: &[PathBuf]) -> Result
                     "inventory directory `{}` holds no inventory file",
                     path.display()
                 ))
-                .with_help("add a `hosts` (INI) or `hosts.yml` file to it")
-                .into());
+                .with_help("add a `hosts` (INI) or `hosts.yml` file to it"));
             }
             for f in files {
-                load_file(sources, &f, &mut b);
+                load_file(sources, &f, b);
             }
-            Some(path)
+            Ok(Some(path))
         }
         Some(path) => {
-            load_file(sources, &path, &mut b);
-            Some(path.parent().map(Path::to_path_buf).unwrap_or_default())
+            load_file(sources, &path, b);
+            Ok(Some(path.parent().map(Path::to_path_buf).unwrap_or_default()))
         }
+        // Ansible's `host_list` source: a comma in a name that is no path makes it a list of
+        // hosts, even when the parts are paths (`-i a.ini,b.ini` names hosts `a.ini`, `b.ini`).
         None if arg.contains(',') => {
             for name in arg.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 b.add_host(name, None, "ungrouped", Vec::new());
             }
-            None
+            Ok(None)
         }
-        None => return Err(not_found(arg).into()),
-    };
-    let mut dirs: Vec<PathBuf> = inv_dir.iter().cloned().collect();
-    for d in extra_vars_dirs {
-        let same = dirs.iter().any(|x| same_dir(x, d));
-        if !same {
-            dirs.push(d.clone());
-        }
+        None => Err(not_found(arg)),
     }
-    let mut inv = b.finish(sources, &dirs)?;
-    check_ports(&inv)?;
-    inv.dir = inv_dir;
-    Ok(inv)
 }
 
 /// Every host reached over ssh has a port ssh can use: `ansible_port: "22abc"` or `70000` is
@@ -399,6 +424,9 @@ impl Builder {
             .filter(|(n, _)| *n != "all" && *n != "ungrouped")
             .flat_map(|(_, g)| g.hosts.iter().cloned())
             .collect();
+        // A host another source put in a group leaves `ungrouped`, as Ansible's
+        // reconcile_inventory takes it out.
+        self.groups["ungrouped"].hosts.retain(|h| !grouped.contains(h));
         let all_hosts = std::mem::take(&mut self.groups["all"].hosts);
         for h in all_hosts {
             if !grouped.contains(&h) {

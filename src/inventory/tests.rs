@@ -61,7 +61,7 @@ fn ini_groups_children_vars_ranges_and_ports() {
         "solo ansible_host=10.0.0.9\n[app]\napp[01:03] ansible_user=deploy\n[proxy]\nlb:2222 weight=5\n[web:children]\napp\nproxy\n[web:vars]\nport=8080\n[all:vars]\nport=80\nenv=prod\n",
     );
     let s = Sources::new();
-    let inv = load(&s, d.path().join("hosts").to_str().unwrap(), &[]).unwrap();
+    let inv = load(&s, &[d.path().join("hosts").to_str().unwrap().to_string()], &[]).unwrap();
     assert_eq!(names(&inv, &inv.group_hosts("app")), ["app01", "app02", "app03"]);
     assert_eq!(names(&inv, &inv.group_hosts("web")), ["app01", "app02", "app03", "lb"]);
     assert_eq!(names(&inv, &inv.group_hosts("ungrouped")), ["solo"]);
@@ -82,7 +82,7 @@ fn yaml_inventory_matches_ini() {
         "all:\n  vars: { port: 80 }\n  children:\n    app:\n      hosts:\n        app[1:2]:\n        app3: { port: 9000 }\n      vars: { port: 8080 }\n    proxy:\n      hosts:\n        lb:2200:\n",
     );
     let s = Sources::new();
-    let inv = load(&s, d.path().join("hosts.yml").to_str().unwrap(), &[]).unwrap();
+    let inv = load(&s, &[d.path().join("hosts.yml").to_str().unwrap().to_string()], &[]).unwrap();
     assert_eq!(names(&inv, &inv.group_hosts("all")), ["app1", "app2", "app3", "lb"]);
     assert_eq!(var(&inv, "app1", "port"), "8080");
     assert_eq!(var(&inv, "app3", "port"), "9000");
@@ -104,7 +104,12 @@ fn group_vars_and_host_vars_follow_ansible_precedence() {
     write(d.path(), "inv/host_vars/a1.yml", "from_host: inv_host_vars\n");
     write(d.path(), "pb/host_vars/a1", "from_host: pb_host_vars\n");
     let s = Sources::new();
-    let inv = load(&s, d.path().join("inv").to_str().unwrap(), &[d.path().join("pb")]).unwrap();
+    let inv = load(
+        &s,
+        &[d.path().join("inv").to_str().unwrap().to_string()],
+        &[d.path().join("pb")],
+    )
+    .unwrap();
     assert_eq!(var(&inv, "a1", "layer"), "pb_app");
     assert_eq!(var(&inv, "a1", "only_all"), "True");
     assert_eq!(var(&inv, "a1", "from_host"), "pb_host_vars");
@@ -119,7 +124,7 @@ fn patterns_union_intersection_exclusion_glob_regex_subscripts() {
         "[app]\napp[1:4]\n[canary]\napp1\napp3\n[proxy]\nlb1\nlb2\n",
     );
     let s = Sources::new();
-    let mut inv = load(&s, d.path().join("hosts").to_str().unwrap(), &[]).unwrap();
+    let mut inv = load(&s, &[d.path().join("hosts").to_str().unwrap().to_string()], &[]).unwrap();
     let mut r = |p: &str| pattern::resolve(&mut inv, p).map(|h| h.len());
     assert_eq!(r("app:proxy"), Ok(6));
     assert_eq!(r("app,proxy"), Ok(6));
@@ -148,7 +153,7 @@ fn cyclic_children_are_reported() {
     let d = tmp();
     write(d.path(), "hosts", "[a:children]\nb\n[b:children]\na\n");
     let s = Sources::new();
-    let err = load(&s, d.path().join("hosts").to_str().unwrap(), &[]).unwrap_err();
+    let err = load(&s, &[d.path().join("hosts").to_str().unwrap().to_string()], &[]).unwrap_err();
     assert_eq!(err.items[0].message, "group `a` is its own ancestor: `a` → `b` → `a`");
 }
 

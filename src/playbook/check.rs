@@ -334,14 +334,29 @@ fn check_task(
     for n in nodes(&t.name) {
         check_node(sources, templar, &n, known, false, diags);
     }
-    for n in
-        t.kw.when
-            .iter()
-            .chain(t.changed_when.iter().flatten())
-            .chain(t.failed_when.iter().flatten())
-            .chain(t.until.iter())
-    {
-        check_node(sources, templar, n, known, true, diags);
+    // A list of conditions is ANDed and read in order, stopping at the first false one: a
+    // variable an earlier condition requires (`x is defined`) is defined in the later ones.
+    for list in [
+        &t.kw.when[..],
+        t.changed_when.as_deref().unwrap_or_default(),
+        t.failed_when.as_deref().unwrap_or_default(),
+        t.until.as_slice(),
+    ] {
+        let mut guarded_known: Option<HashSet<String>> = None;
+        for n in list {
+            check_node(
+                sources,
+                templar,
+                n,
+                guarded_known.as_ref().unwrap_or(known),
+                true,
+                diags,
+            );
+            let required = n.as_str().map(required_defined).unwrap_or_default();
+            if !required.is_empty() {
+                guarded_known.get_or_insert_with(|| known.clone()).extend(required);
+            }
+        }
     }
     for n in [
         &t.retries,
@@ -797,6 +812,26 @@ fn name_span(sources: &Sources, span: Span, name: &str) -> Span {
     span
 }
 
+/// The variables a condition cannot be true without: the `x is defined` (or `x is not
+/// undefined`) terms it ANDs at its top level.
+fn required_defined(cond: &str) -> Vec<String> {
+    let Ok(re) = regex::Regex::new(r"^\(?\s*([A-Za-z_]\w*)\s+is\s+(?:defined|not\s+undefined)\s*\)?$") else {
+        return Vec::new();
+    };
+    let cond = cond.trim();
+    let cond = cond
+        .strip_prefix("{{")
+        .and_then(|c| c.strip_suffix("}}"))
+        .unwrap_or(cond);
+    // Top-level conjuncts only (no brackets, quotes or `or` to look through).
+    if cond.contains([' ', '\t']) && (cond.contains(" or ") || cond.contains(['\'', '"'])) {
+        return Vec::new();
+    }
+    cond.split(" and ")
+        .filter_map(|c| re.captures(c.trim()).map(|m| m[1].to_string()))
+        .collect()
+}
+
 /// Whether every use of `name` may be undefined on purpose: `name | default(...)`,
 /// `name is defined`. Such variables are not required to exist anywhere (`mandatory` ones are:
 /// nothing defining one is found before any host is touched).
@@ -843,4 +878,22 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
         from = at + word.len();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::required_defined;
+
+    #[test]
+    fn a_condition_requires_the_variables_it_tests_defined_at_its_top_level() {
+        assert_eq!(required_defined("x is defined"), ["x"]);
+        assert_eq!(
+            required_defined("{{ x is defined and y is not undefined }}"),
+            ["x", "y"]
+        );
+        assert!(required_defined("x is defined or y").is_empty());
+        assert!(required_defined("x is not defined").is_empty());
+        assert!(required_defined("x.y is defined").is_empty());
+        assert!(required_defined("'a and b' is defined").is_empty());
+    }
 }

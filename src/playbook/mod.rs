@@ -12,7 +12,7 @@ use crate::yaml::Node;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use parse::{load, parse, parse_kv as parse_kv_pub, parse_tree};
+pub use parse::{load, load_with, parse, parse_kv as parse_kv_pub, parse_tree};
 pub use roles::{add_params, load_include};
 
 #[derive(Debug)]
@@ -127,6 +127,10 @@ pub struct Keywords {
     pub run_once: Option<Node>,
     pub r#become: Option<Node>,
     pub become_user: Option<Node>,
+    /// `become_exe` / `become_flags`: the sudo program and its flags (Ansible's sudo become
+    /// plugin), below `ansible_become_exe` / `ansible_become_flags`.
+    pub become_exe: Option<Node>,
+    pub become_flags: Option<Node>,
     pub timeout: Option<Node>,
     pub any_errors_fatal: Option<Node>,
     pub connection: Option<Node>,

@@ -67,6 +67,8 @@ const PLAY_KEYS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_exe",
+    "become_flags",
     "remote_user",
     "port",
     "environment",
@@ -126,6 +128,8 @@ const TASK_KEYS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_exe",
+    "become_flags",
     "any_errors_fatal",
     "connection",
     "listen",
@@ -157,6 +161,8 @@ const BLOCK_KEYS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_exe",
+    "become_flags",
     "timeout",
     "any_errors_fatal",
     "connection",
@@ -187,13 +193,20 @@ fn unsupported(key: &str) -> Option<&'static str> {
 
 /// Load and parse a playbook file (and its `vars_files`).
 pub fn load(sources: &Sources, path: &Path) -> Result<Playbook, Diagnostics> {
+    load_with(sources, path, &VarMap::new())
+}
+
+/// [`load`], with the run's extra vars for what Ansible renders as it reads the playbook (a
+/// templated role name in `roles:`).
+pub fn load_with(sources: &Sources, path: &Path, extra: &VarMap) -> Result<Playbook, Diagnostics> {
     let file = sources.load(path).map_err(|e| {
         Diagnostics::from(
             Diagnostic::unreadable("playbook", path, &e)
                 .or_help("give the path of a playbook file, as in `roll play playbooks/deploy.yml`"),
         )
     })?;
-    parse(sources, file, path)
+    let root = yaml::parse(sources, file).map_err(Diagnostics::from)?;
+    parse_tree_with(sources, &root, path, extra)
 }
 
 /// Parse a playbook whose text is already in `sources` (as `file`); `path` places its
@@ -206,6 +219,10 @@ pub fn parse(sources: &Sources, file: FileId, path: &Path) -> Result<Playbook, D
 /// Parse a playbook given as a YAML tree (`roll run` builds one from its command line, with
 /// spans into it); `path` places its files, as for [`parse`].
 pub fn parse_tree(sources: &Sources, root: &Node, path: &Path) -> Result<Playbook, Diagnostics> {
+    parse_tree_with(sources, root, path, &VarMap::new())
+}
+
+fn parse_tree_with(sources: &Sources, root: &Node, path: &Path, extra: &VarMap) -> Result<Playbook, Diagnostics> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -213,6 +230,7 @@ pub fn parse_tree(sources: &Sources, root: &Node, path: &Path) -> Result<Playboo
         dir
     };
     let mut p = Parser::new(sources, dir.clone());
+    p.extra = extra.clone();
     let plays = match &root.kind {
         Kind::Seq(items) => {
             let mut plays = Vec::new();
@@ -263,6 +281,10 @@ pub(super) struct Parser<'a> {
     pub(super) play_roles: PlayRoles,
     /// Nesting of task files and imported playbooks, against include cycles.
     pub(super) depth: usize,
+    /// The run's extra vars: with the play's vars, what a role name is rendered with.
+    pub(super) extra: VarMap,
+    /// The `vars` and `vars_files` of the play being read.
+    pub(super) play_vars: Arc<VarMap>,
 }
 
 /// What the roles of the play being read contribute to it.
@@ -285,6 +307,8 @@ impl<'a> Parser<'a> {
             roles: HashMap::new(),
             play_roles: PlayRoles::default(),
             depth: 0,
+            extra: VarMap::new(),
+            play_vars: Arc::default(),
         }
     }
 }
@@ -502,10 +526,20 @@ impl Parser<'_> {
                     ),
                 },
                 "strategy" => {
-                    if v.as_str() != Some("linear") {
+                    // The linear strategy under each of its names. `free` and `host_pinned` let
+                    // each host run ahead on its own; roll's scheduler runs a task on every
+                    // host of the batch before the next, so it refuses them rather than run
+                    // them linearly.
+                    if !matches!(
+                        v.as_str(),
+                        Some("linear" | "ansible.builtin.linear" | "ansible.legacy.linear")
+                    ) {
                         self.err(
-                            Diagnostic::at("only the `linear` strategy is supported", v.span)
-                                .with_help("remove `strategy:`; roll runs each task on every host before the next"),
+                            Diagnostic::at(
+                                format!("the {} strategy is not supported; roll runs plays with `linear`", describe(v)),
+                                v.span,
+                            )
+                            .with_help("remove `strategy:` (or write `strategy: linear`): roll runs each task on every host before the next"),
                         );
                     }
                 }
@@ -524,6 +558,7 @@ impl Parser<'_> {
             );
         }
         play.vars = Arc::new(vars);
+        self.play_vars = play.vars.clone();
         let inherit = play.inherit.clone();
         // Ansible's order: pre_tasks, then roles (each after its dependencies), then tasks.
         let mut role_tasks = Vec::new();
@@ -607,6 +642,8 @@ impl Parser<'_> {
             "any_errors_fatal" => kw.any_errors_fatal = Some(self.flag(v, key)),
             "become" => kw.r#become = Some(self.flag(v, key)),
             "become_user" => kw.become_user = Some(v.clone()),
+            "become_exe" => kw.become_exe = Some(v.clone()),
+            "become_flags" => kw.become_flags = Some(v.clone()),
             "become_method" => {
                 if v.as_str() != Some("sudo") {
                     self.err(Diagnostic::at("only `become_method: sudo` is supported", v.span));

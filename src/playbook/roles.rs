@@ -64,6 +64,8 @@ const ROLE_ENTRY_KEYWORDS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_exe",
+    "become_flags",
     "remote_user",
     "port",
     "module_defaults",
@@ -373,7 +375,58 @@ impl Parser<'_> {
             );
             return None;
         }
+        if crate::values::is_template(&u.name) {
+            u.name = self.parse_time_name(&u.name, &u.kw, u.name_span, "role name")?;
+        }
         Some(u)
+    }
+
+    /// A templated role name rendered as Ansible renders it while it reads the play: with the
+    /// variables known then (the play's `vars` and `vars_files`, then the extra vars), no
+    /// host's.
+    fn parse_time_name(&mut self, name: &str, kw: &Keywords, at: Span, what: &str) -> Option<String> {
+        let mut vars = (*self.play_vars).clone();
+        for layer in &kw.vars {
+            merge(&mut vars, layer);
+        }
+        merge(&mut vars, &self.extra);
+        vars.insert(
+            "playbook_dir".into(),
+            minijinja::Value::from(
+                std::path::absolute(&self.dir)
+                    .unwrap_or_else(|_| self.dir.clone())
+                    .display()
+                    .to_string(),
+            ),
+        );
+        let templar = crate::vars::Templar::new();
+        // A play var may be a template of other play vars or extra vars (`which: "{{ base }}"`):
+        // rendered in the same scope, as Ansible's lazy templating would; one that cannot be
+        // stays as written.
+        let plain = minijinja::Value::from_pairs(vars.clone().into_iter().collect::<Vec<_>>());
+        for v in vars.values_mut() {
+            if crate::vars::contains_template(v)
+                && let Ok(r) = templar.render_deep(v, &plain)
+            {
+                *v = r;
+            }
+        }
+        let scope = minijinja::Value::from_pairs(vars.into_iter().collect::<Vec<_>>());
+        match templar.render_string(name, &scope) {
+            Ok(n) if !n.trim().is_empty() => Some(n.trim().to_string()),
+            Ok(_) => {
+                self.err(Diagnostic::at(format!("the {what} `{name}` renders empty"), at));
+                None
+            }
+            Err(e) => {
+                self.err(
+                    Diagnostic::at(format!("cannot render the {what} `{name}`: {e}"), at).with_help(
+                        "it is rendered when the play is read, with the play's vars, vars_files and extra vars (`-e`), no host's variables; an `include_*` reads a name that comes from a host",
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// Load one use of a role: its dependencies first (each read with this role as parent),
@@ -776,18 +829,12 @@ impl Parser<'_> {
         };
         let templated = target.as_str().is_some_and(crate::values::is_template);
         let static_ = matches!(which, IncludeKey::ImportTasks | IncludeKey::ImportRole);
+        let mut name = target.scalar_text().unwrap_or_default();
         if static_ && templated {
-            // A static import is read before any host variable exists; Ansible renders it with
-            // play and extra vars only. roll reads it at load time, so the name must be literal.
-            self.err(
-                Diagnostic::at(format!("`{written}` needs a literal file name"), target.span).with_help(format!(
-                    "use `{}` for a name that comes from a variable",
-                    written.replace("import", "include")
-                )),
-            );
-            return None;
+            // A static import is read before any host variable exists: Ansible renders its
+            // name with the play's vars and the extra vars only, and so does roll.
+            name = self.parse_time_name(&name, &task.kw, target.span, &format!("`{written}` name"))?;
         }
-        let name = target.scalar_text().unwrap_or_default();
         match which {
             IncludeKey::ImportTasks => {
                 // `vars` on an import are task vars of every imported task (already in kw).
@@ -956,6 +1003,8 @@ fn merge_keywords(kw: &mut Keywords, apply: &Keywords) {
     set(&mut kw.run_once, &apply.run_once);
     set(&mut kw.r#become, &apply.r#become);
     set(&mut kw.become_user, &apply.become_user);
+    set(&mut kw.become_exe, &apply.become_exe);
+    set(&mut kw.become_flags, &apply.become_flags);
     set(&mut kw.timeout, &apply.timeout);
     set(&mut kw.any_errors_fatal, &apply.any_errors_fatal);
     set(&mut kw.connection, &apply.connection);

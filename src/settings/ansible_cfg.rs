@@ -110,6 +110,20 @@ const SPECS: &[Spec] = &[
     ),
     spec(
         "privilege_escalation",
+        "become_exe",
+        "ANSIBLE_BECOME_EXE",
+        Type::Str,
+        Use::Used,
+    ),
+    spec(
+        "privilege_escalation",
+        "become_flags",
+        "ANSIBLE_BECOME_FLAGS",
+        Type::Str,
+        Use::Used,
+    ),
+    spec(
+        "privilege_escalation",
         "become_method",
         "ANSIBLE_BECOME_METHOD",
         Type::Str,
@@ -208,12 +222,20 @@ const SPECS: &[Spec] = &[
         Type::Bool,
         Use::Accepted,
     ),
+    spec("ssh_connection", "ssh_args", "ANSIBLE_SSH_ARGS", Type::Str, Use::Used),
     spec(
         "ssh_connection",
-        "ssh_args",
-        "ANSIBLE_SSH_ARGS",
+        "ssh_common_args",
+        "ANSIBLE_SSH_COMMON_ARGS",
         Type::Str,
-        Use::Accepted,
+        Use::Used,
+    ),
+    spec(
+        "ssh_connection",
+        "ssh_extra_args",
+        "ANSIBLE_SSH_EXTRA_ARGS",
+        Type::Str,
+        Use::Used,
     ),
     spec(
         "ssh_connection",
@@ -286,6 +308,12 @@ pub struct AnsibleConfig {
     pub r#become: Option<bool>,
     pub become_user: Option<String>,
     pub become_method: Option<String>,
+    pub become_exe: Option<String>,
+    pub become_flags: Option<String>,
+    /// `[ssh_connection] ssh_args`, `ssh_common_args`, `ssh_extra_args`: words for ssh.
+    pub ssh_args: Option<String>,
+    pub ssh_common_args: Option<String>,
+    pub ssh_extra_args: Option<String>,
     /// Settings roll cannot honour, once each (`[WARNING]` lines for the command layer).
     pub warnings: Vec<String>,
     /// Keys of the file roll does not use (accepted, or unknown to roll), for `-v`.
@@ -506,8 +534,13 @@ pub fn load(sources: &Sources, env: &dyn Env, cwd: &Path) -> Result<AnsibleConfi
                     }
                 })
             }
+            "ssh_args" => cfg.ssh_args = Some(raw.clone()),
+            "ssh_common_args" => cfg.ssh_common_args = Some(raw.clone()),
+            "ssh_extra_args" => cfg.ssh_extra_args = Some(raw.clone()),
             "become" => cfg.r#become = Some(boolean(&raw)),
             "become_user" => cfg.become_user = Some(raw.clone()),
+            "become_exe" => cfg.become_exe = Some(raw.clone()).filter(|x| !x.is_empty()),
+            "become_flags" => cfg.become_flags = Some(raw.clone()),
             "become_method" => {
                 if raw.trim() != "sudo" {
                     let at = match span {
@@ -800,7 +833,8 @@ mod tests {
         assert_eq!(c.timeout, Some(5));
         assert_eq!(c.host_key_checking, Some(false));
         assert_eq!(c.r#become, Some(true));
-        assert_eq!(c.ignored, ["[defaults] unknown_key", "[ssh_connection] ssh_args"]);
+        assert_eq!(c.ignored, ["[defaults] unknown_key"]);
+        assert_eq!(c.ssh_args.as_deref(), Some("-o X=y"));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 

@@ -10,7 +10,7 @@ fn run_vars(inv_text: &str, extra: &[(&str, Value)]) -> Arc<RunVars> {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("hosts");
     std::fs::write(&path, inv_text).unwrap();
-    let inv = inventory::load(&Sources::new(), path.to_str().unwrap(), &[]).unwrap();
+    let inv = inventory::load(&Sources::new(), &[path.to_str().unwrap().to_string()], &[]).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let extra: VarMap = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     RunVars::new(Arc::new(inv), extra, ".".into())

@@ -1,6 +1,8 @@
 //! ansible.cfg and the `ANSIBLE_*` variables: which file is read (as ansible-core 2.19 finds
 //! it), precedence command line > environment > file > default, and the settings that reach the
-//! real loopback fleet (remote_user, remote_port, private_key_file, host_key_checking, become).
+//! real loopback fleet (remote_user, remote_port, private_key_file, host_key_checking, become,
+//! `[ssh_connection]` ssh_args / ssh_common_args and the hosts' `ansible_ssh_*_args`,
+//! `[privilege_escalation]` become_exe / become_flags and their keywords and variables).
 //! Expected values that depend on Ansible's reading were checked with ansible-core 2.19's
 //! `ansible-config dump --only-changed` on the same text.
 
@@ -197,9 +199,7 @@ fn mistakes_in_the_file_are_reported_at_their_place_and_unsupported_settings_war
     assert!(!err.contains("not_a_setting"), "{err}");
     let err = stderr(&run(&["-v"]));
     assert!(
-        err.contains(
-            "ansible.cfg settings roll does not use: [defaults] not_a_setting, [ssh_connection] pipelining, [ssh_connection] ssh_args"
-        ),
+        err.contains("ansible.cfg settings roll does not use: [defaults] not_a_setting, [ssh_connection] pipelining\n"),
         "{err}"
     );
     assert!(
@@ -346,4 +346,240 @@ fn remote_user_port_key_host_key_checking_and_become_reach_the_fleet() {
     write(p, "ansible.cfg", &format!("{cfg}become = yes\n"));
     all_ok(&run("known_hosts", "nobody", &[]));
     all_ok(&run("known_hosts", "root", &[("ANSIBLE_BECOME", "no")]));
+}
+
+/// The fleet's hosts (addresses only) and a copy of its known_hosts and key in `p`.
+fn bare_fleet(f: &Fleet, p: &Path, host_vars: &[&str]) {
+    let mut hosts = String::new();
+    for (i, l) in f.inventory().lines().take_while(|l| !l.is_empty()).enumerate() {
+        hosts.push_str(l);
+        // Host lines follow the comment and `[fleet]`.
+        if let Some(v) = i.checked_sub(2).and_then(|k| host_vars.get(k)) {
+            hosts.push(' ');
+            hosts.push_str(v);
+        }
+        hosts.push('\n');
+    }
+    write(p, "hosts", &hosts);
+    write(
+        p,
+        "keys/id",
+        &std::fs::read_to_string(f.path().join("id_ed25519")).unwrap(),
+    );
+    std::fs::set_permissions(p.join("keys/id"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::copy(f.known_hosts(), p.join("known_hosts")).unwrap();
+}
+
+/// ssh_args, ssh_common_args and ssh_extra_args reach the system ssh as Ansible composes them:
+/// the only key is given in ssh_common_args, and the remote side sees the `SetEnv` of the first
+/// place that sets one (ssh keeps the first `SetEnv` it is given): a host's `ansible_ssh_args`
+/// over the configuration's `ssh_args`, ssh_args before ssh_common_args. Ansible's default
+/// `-o ControlMaster=auto -o ControlPersist=60s` is left to roll's own multiplexing.
+#[test]
+fn ssh_args_and_the_hosts_ssh_arg_variables_reach_ssh_in_ansibles_order() {
+    let f = Fleet::up(2, "sargs");
+    let d = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let p = d.path();
+    bare_fleet(
+        &f,
+        p,
+        &[
+            "ansible_ssh_args='-o SetEnv=LC_ROLL=host' expected=host",
+            "expected=cfg",
+        ],
+    );
+    let key = p.join("keys/id");
+    write(
+        p,
+        "site.yml",
+        "- hosts: fleet\n  gather_facts: false\n  tasks:\n    - command: printenv LC_ROLL\n      register: seen\n      changed_when: false\n    - assert: { that: [\"seen.stdout == expected\"] }\n",
+    );
+    write(
+        p,
+        "ansible.cfg",
+        &format!(
+            "[defaults]\ninventory = hosts\nremote_user = root\nremote_port = {}\n\n[ssh_connection]\nssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o SetEnv=LC_ROLL=cfg\nssh_common_args = -o IdentityFile={} -o IdentitiesOnly=yes -o SetEnv=LC_ROLL=common\n",
+            f.port,
+            key.display()
+        ),
+    );
+    let run = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut c = roll(p, home.path());
+        c.args(["play", "site.yml", "--known-hosts", "known_hosts"])
+            .args(extra)
+            .envs(env.iter().copied());
+        out(c)
+    };
+    let all_ok = |o: &Output| {
+        let text = stdout(o);
+        assert!(o.status.success(), "{text}{}", stderr(o));
+        assert!(!recap(&text).is_empty(), "{text}");
+        assert!(recap(&text).iter().all(|l| l.contains("ok=2")), "{text}");
+    };
+    all_ok(&run(&[], &[]));
+    assert_eq!(recap(&stdout(&run(&[], &[]))).len(), 2);
+    // The environment over the file: ANSIBLE_SSH_ARGS sets no SetEnv, so the common args' is
+    // the first; the host's own ansible_ssh_args still wins for it.
+    all_ok(&run(
+        &[("ANSIBLE_SSH_ARGS", "-C")],
+        &["-e", "expected=common", "-l", "sargs002"],
+    ));
+    // ssh_extra_args come last: their SetEnv loses to the common args', and reach ssh (an
+    // option ssh refuses makes the host unreachable).
+    all_ok(&run(
+        &[
+            ("ANSIBLE_SSH_ARGS", "-C"),
+            ("ANSIBLE_SSH_EXTRA_ARGS", "-o SetEnv=LC_ROLL=extra"),
+        ],
+        &["-e", "expected=common", "-l", "sargs002"],
+    ));
+    let o = run(&[("ANSIBLE_SSH_EXTRA_ARGS", "-o NoSuchOption=1")], &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+    // The key is only in ssh_common_args: without it no host lets roll in.
+    let o = run(&[("ANSIBLE_SSH_COMMON_ARGS", "-o SetEnv=LC_ROLL=x")], &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+    assert!(stdout(&o).contains("UNREACHABLE"), "{}", stdout(&o));
+    // `--ssh-common-args` over the environment's and the file's.
+    all_ok(&run(
+        &[
+            ("ANSIBLE_SSH_ARGS", "-C"),
+            ("ANSIBLE_SSH_COMMON_ARGS", "-o SetEnv=LC_ROLL=x"),
+        ],
+        &[
+            "--ssh-common-args",
+            &format!("-o IdentityFile={} -o SetEnv=LC_ROLL=flag", key.display()),
+            "-e",
+            "expected=flag",
+            "-l",
+            "sargs002",
+        ],
+    ));
+    // `-e ansible_ssh_common_args=...` wins over every host's inventory, as connection
+    // variables given with -e do.
+    all_ok(&run(
+        &[("ANSIBLE_SSH_ARGS", "-C")],
+        &[
+            "-e",
+            &format!(
+                "ansible_ssh_common_args='-o IdentityFile={} -o SetEnv=LC_ROLL=cli'",
+                key.display()
+            ),
+            "-e",
+            "expected=cli",
+            "-l",
+            "sargs002",
+        ],
+    ));
+}
+
+/// become_exe and become_flags run sudo as Ansible's sudo plugin does (`EXE FLAGS -u USER
+/// /bin/sh -c ...`): flags that change the group (`-g daemon`) show in `id -gn`, an exe that
+/// is a wrapper sees the whole command line; the variables beat the keywords, which beat
+/// ansible.cfg.
+#[test]
+fn become_exe_and_become_flags_run_sudo_as_ansible_does() {
+    let f = Fleet::up(1, "bexe");
+    let d = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let p = d.path();
+    bare_fleet(&f, p, &[]);
+    // The fleet's host is this machine: the wrapper is on it.
+    let log = p.join("sudo-args");
+    write(
+        p,
+        "bin/sudo-wrapper",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" > {}\nexec sudo \"$@\"\n",
+            log.display()
+        ),
+    );
+    std::fs::set_permissions(p.join("bin/sudo-wrapper"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = format!(
+        "[defaults]\ninventory = hosts\nremote_user = root\nremote_port = {}\nprivate_key_file = keys/id\n",
+        f.port
+    );
+    write(p, "ansible.cfg", &cfg);
+    write(
+        p,
+        "site.yml",
+        "- hosts: fleet\n  gather_facts: false\n  become: true\n  become_user: nobody\n  tasks:\n    - command: id -gn\n      register: plain\n    - command: id -gn\n      become_flags: -H -S -n -g daemon\n      register: flagged\n    - command: id -gn\n      become_flags: -H -S -n -g daemon\n      vars: { ansible_become_flags: -n -g users }\n      register: var_wins\n    - assert:\n        that:\n          - plain.stdout == default_group\n          - flagged.stdout == 'daemon'\n          - var_wins.stdout == 'users'\n",
+    );
+    let run = |extra: &[&str]| {
+        let mut c = roll(p, home.path());
+        c.args(["play", "site.yml", "--known-hosts", "known_hosts"]).args(extra);
+        out(c)
+    };
+    let ok = |o: &Output| {
+        let text = stdout(o);
+        assert!(o.status.success(), "{text}{}", stderr(o));
+        assert!(recap(&text)[0].contains("failed=0"), "{text}");
+    };
+    ok(&run(&["-e", "default_group=nogroup"]));
+    assert!(!log.exists(), "the default exe is sudo");
+    // ansible.cfg's flags apply where no keyword or variable says otherwise.
+    write(
+        p,
+        "ansible.cfg",
+        &format!("{cfg}\n[privilege_escalation]\nbecome_flags = -H -S -n -g daemon\n"),
+    );
+    ok(&run(&["-e", "default_group=daemon"]));
+    // A become_exe: the wrapper sees what Ansible's sudo plugin would pass.
+    ok(&run(&[
+        "-e",
+        "default_group=daemon",
+        "-e",
+        &format!("ansible_become_exe={}", p.join("bin/sudo-wrapper").display()),
+    ]));
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(args.starts_with("-n -g users -u nobody /bin/sh -c "), "{args}");
+}
+
+/// `roll status` and `roll lock status` read the inventory as `roll play` does when `-i` is
+/// not given: ANSIBLE_INVENTORY, else ansible.cfg's `inventory` (several sources merged).
+#[test]
+fn status_and_lock_take_the_inventory_from_the_configuration() {
+    let d = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let state = p.join("state");
+    write(
+        &state,
+        "web.json",
+        "{\"app\":\"web\",\"live\":\"green\",\"release\":\"7\",\"target\":null,\"backends\":{\"app1\":\"green\"},\"batches_done\":1,\"batches_total\":1,\"status\":\"live\",\"updated\":1}\n",
+    );
+    write(p, "inv/proxies", "[proxy]\nproxy1 ansible_connection=local\n");
+    write(p, "inv/more", "[proxy]\nproxy2 ansible_connection=local\n");
+    let state_arg = state.display().to_string();
+    let status = |env: &[(&str, &str)]| {
+        let mut c = roll(p, home.path());
+        c.args(["status", "--state-dir", &state_arg, "--format", "json"])
+            .envs(env.iter().copied());
+        out(c)
+    };
+    let proxies = |o: &Output| -> Vec<String> {
+        assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+        stdout(o)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["proxy"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    // Nothing names an inventory: refused, saying where one may come from.
+    let o = status(&[]);
+    assert_eq!(o.status.code(), Some(5), "{}", stdout(&o));
+    assert!(stderr(&o).contains("error: no inventory given"), "{}", stderr(&o));
+    assert_eq!(proxies(&status(&[("ANSIBLE_INVENTORY", "inv/proxies")])), ["proxy1"]);
+    write(p, "ansible.cfg", "[defaults]\ninventory = inv/proxies,inv/more\n");
+    assert_eq!(proxies(&status(&[])), ["proxy1", "proxy2"]);
+
+    let mut c = roll(p, home.path());
+    c.args(["lock", "status", "--state-dir", &state_arg]);
+    let o = out(c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "no deploy locks");
 }

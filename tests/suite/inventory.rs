@@ -1,5 +1,6 @@
 //! Inventory sources: executable inventory scripts (`--list` with `_meta.hostvars`, `--host H`
-//! without it), a directory mixing INI, YAML and a script, and script errors named by path.
+//! without it), a directory mixing INI, YAML and a script, and script errors named by path;
+//! several sources (`-i a -i b`, ansible.cfg's and ANSIBLE_INVENTORY's lists) merged in order.
 //! The expected listings in `tests/inventory/*.ansible.json` are ansible-core 2.19.14's own
 //! (`cd tests/inventory/NAME && ansible-inventory -i . --list`, from `scripts/ansible-venv`).
 
@@ -135,4 +136,94 @@ fn a_play_runs_over_ssh_on_the_hosts_a_script_lists() {
     let r = recap(&text);
     assert_eq!(r.len(), 2, "{text}");
     assert!(r.iter().all(|l| l.contains("ok=2") && l.contains("failed=0")), "{text}");
+}
+
+/// `roll inventory ARGS --list` in a copy of `tests/inventory/multi` (with `env` and an
+/// optional ansible.cfg), against ansible-inventory's stored `listing`.
+fn multi_listing(args: &[&str], env: &[(&str, &str)], cfg: Option<&str>, listing: &str) {
+    let d = tempfile::tempdir().unwrap();
+    common::copy_dir(&fixtures().join("multi"), d.path());
+    if let Some(text) = cfg {
+        write(d.path(), "ansible.cfg", text);
+    }
+    let mut c = common::roll(d.path());
+    c.arg("inventory")
+        .args(args)
+        .arg("--list")
+        .env_remove("ANSIBLE_INVENTORY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join(listing)).unwrap()).unwrap();
+    want["_meta"].as_object_mut().unwrap().remove("profile");
+    assert_eq!(got, want, "roll {args:?} {env:?}:\n{}", stdout(&o));
+}
+
+/// Two sources, INI then YAML, each with its own group_vars/: groups and hosts add up, the later
+/// source wins for the same host or group variable, and the second source's group_vars/ apply
+/// after the first's (`ansible-inventory -i a/hosts -i b/hosts.yml --list`).
+#[test]
+fn several_inventory_sources_merge_in_order_as_ansible_merges_them() {
+    let want = "multi.ansible.json";
+    multi_listing(&["-i", "a/hosts", "-i", "b/hosts.yml"], &[], None, want);
+    // The same list from ANSIBLE_INVENTORY and from ansible.cfg (paths relative to the file).
+    multi_listing(&[], &[("ANSIBLE_INVENTORY", "a/hosts,b/hosts.yml")], None, want);
+    multi_listing(&[], &[], Some("[defaults]\ninventory = a/hosts, b/hosts.yml\n"), want);
+}
+
+/// The other order: the INI file's values win now.
+#[test]
+fn the_last_inventory_source_wins() {
+    let d = tempfile::tempdir().unwrap();
+    common::copy_dir(&fixtures().join("multi"), d.path());
+    let o = run(
+        d.path(),
+        &["inventory", "-i", "b/hosts.yml", "-i", "a/hosts", "--host", "web1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["color"], "blue", "{v}");
+    assert_eq!(v["tier"], "front", "{v}");
+    // group_vars/ still apply in source order: b's, then a's.
+    assert_eq!(v["shared"], "a", "{v}");
+}
+
+/// `-i a/hosts,b/hosts.yml` is one source, a list of host names, even though the parts are
+/// files: ansible-core's `host_list` plugin takes any source with a comma that is no path.
+#[test]
+fn a_comma_in_one_source_is_a_host_list_as_in_ansible() {
+    multi_listing(&["-i", "a/hosts,b/hosts.yml"], &[], None, "multi-hostlist.ansible.json");
+}
+
+/// A play over two sources: the groups of both, each source's group_vars/, and a source that
+/// does not exist named with every other one before anything runs.
+#[test]
+fn a_play_reads_every_inventory_source() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    common::copy_dir(&fixtures().join("multi"), p);
+    write(
+        p,
+        "pb.yml",
+        "- hosts: web:&cache\n  gather_facts: false\n  connection: local\n  tasks:\n    - debug: { msg: \"{{ shared }} {{ tier }} {{ everywhere }}\" }\n",
+    );
+    let o = run(p, &["play", "pb.yml", "-i", "a/hosts", "-i", "b/hosts.yml"]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert!(text.contains("\"msg\": \"b edge b\""), "{text}");
+    assert_eq!(recap(&text).len(), 1, "only web2 is in both groups: {text}");
+
+    let o = run(
+        p,
+        &["play", "pb.yml", "-i", "a/hosts", "-i", "nope", "-i", "b/nope.yml"],
+    );
+    assert_eq!(o.status.code(), Some(5));
+    let err = stderr(&o);
+    assert!(err.contains("error: inventory `nope` not found"), "{err}");
+    assert!(err.contains("error: inventory `b/nope.yml` not found"), "{err}");
+    assert!(!stdout(&o).contains("PLAY"), "nothing ran");
 }

@@ -45,6 +45,7 @@ mod services;
 mod snapshots;
 mod ssh;
 mod stat;
+mod strategy;
 mod switch;
 mod system;
 mod users;

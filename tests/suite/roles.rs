@@ -90,6 +90,83 @@ fn a_role_argument_that_fails_its_spec_fails_as_in_ansible() {
     assert_eq!(normalise(&got), normalise(&want));
 }
 
+/// Nested `options` of a `dict` argument and of a `list` of `dict`s, validated level by level
+/// as ArgumentSpecValidator does: `nested.ansible` holds the `fatal:` line ansible-playbook
+/// printed for `nested.yml` (web1 passes; web2 has a missing, a mistyped, an unknown name and an
+/// off-choice value at each level, and a list element that is no mapping).
+#[test]
+fn nested_role_argument_options_fail_as_in_ansible() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/roles/argspec");
+    let want = std::fs::read_to_string(dir.join("nested.ansible")).unwrap();
+    let out = common::run(&dir, &["play", "-i", "hosts", "nested.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let text = common::stdout(&out).replace(&dir.display().to_string(), "<DIR>");
+    let got: String = text
+        .lines()
+        .filter(|l| l.starts_with("fatal:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(normalise(&got), normalise(&want), "{text}");
+    let recap = common::recap(&text);
+    assert!(
+        recap.iter().any(|l| l.starts_with("web1") && l.contains("ok=2")),
+        "{text}"
+    );
+}
+
+/// A role named by a template (`roles: ["{{ role_name | default('app') }}"]`) is the role its
+/// value names when the play is read: the default, a play var, then `-e`, as ansible-playbook
+/// lists it; a name that renders to nothing known is refused at its line.
+#[test]
+fn a_templated_role_name_is_rendered_with_play_and_extra_vars() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    for r in ["app", "web", "cli"] {
+        common::write(
+            p,
+            &format!("roles/{r}/tasks/main.yml"),
+            &format!("- name: in {r}\n  debug: {{ msg: {r} }}\n"),
+        );
+    }
+    common::write(
+        p,
+        "site.yml",
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - \"{{ role_name | default('app') }}\"\n- hosts: localhost\n  gather_facts: false\n  vars: { base: web, which: \"{{ base }}\" }\n  roles:\n    - role: \"{{ which }}\"\n  tasks:\n    - import_role: { name: \"{{ which }}\" }\n",
+    );
+    let list = |extra: &[&str]| {
+        let mut argv = vec!["play", "site.yml", "-i", "localhost,", "--list-tasks"];
+        argv.extend_from_slice(extra);
+        let o = common::run(p, &argv);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        common::stdout(&o)
+    };
+    let text = list(&[]);
+    assert!(text.contains("app : in app"), "{text}");
+    assert_eq!(text.matches("web : in web").count(), 2, "{text}");
+    // Extra vars win over play vars, as they do everywhere.
+    let text = list(&["-e", "role_name=cli", "-e", "which=cli"]);
+    assert!(
+        text.contains("cli : in cli") && !text.contains("in app") && !text.contains("in web"),
+        "{text}"
+    );
+    let o = common::run(
+        p,
+        &[
+            "play",
+            "site.yml",
+            "-i",
+            "localhost,",
+            "--syntax-check",
+            "-e",
+            "role_name=nope",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(5));
+    let err = common::stderr(&o);
+    assert!(err.contains("error: the role `nope` was not found"), "{err}");
+    assert!(err.contains("site.yml:4:7"), "{err}");
+}
+
 /// Which of the places a variable is set in wins, row by row, as ansible-playbook decided.
 #[test]
 fn role_variable_precedence_matches_ansible() {
