@@ -726,6 +726,8 @@ struct Prepared {
     /// How many times `until` retries, and how long it waits between attempts.
     retries: u32,
     delay: Duration,
+    /// The task's `delegate_to` host (rendered), if any.
+    delegate: Option<String>,
 }
 
 /// Why a task could not start on a host.
@@ -855,6 +857,7 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
         timeout: timeout.or(r.opts.command_timeout),
         retries,
         delay,
+        delegate: None,
     })
 }
 
@@ -1042,6 +1045,7 @@ async fn run_item(
         .map_err(|e| NotStarted::Failed(e.to_string()))
         .and_then(|mut p| {
             let conn = connect(r, task, call, host, delegate, scope, &mut p.become_user)?;
+            p.delegate = delegate.map(str::to_string);
             Ok((p, conn))
         });
     match started {
@@ -1109,6 +1113,7 @@ async fn attempts(
             progress: &progress,
             limit: &ctx.limit,
             connect: &other_host,
+            delegate_to: p.delegate.as_deref(),
             lines,
         };
         let output = |(stream, line)| progress(modules::progress::Progress::Output { stream, line });
