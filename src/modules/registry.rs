@@ -58,6 +58,8 @@ pub static MODULES: &[&dyn Module] = &[
     &docker::network::DockerNetwork,
     &docker::info::DockerContainerInfo,
     &docker::prune::DockerPruneReleases,
+    &docker::exec::DockerContainerExec,
+    &docker::volume::DockerVolume,
     &deploy_lock::DeployLock,
     &nginx_switch::NginxSwitch,
     &app_claim::AppClaim,

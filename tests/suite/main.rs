@@ -14,6 +14,7 @@ mod compat;
 mod cron;
 mod diagnostics;
 mod docker;
+mod docker_more;
 mod drain;
 mod events;
 mod facts;
