@@ -42,6 +42,8 @@ impl Module for DockerContainerExec {
 pub struct Apply {
     container: String,
     words: Vec<String>,
+    /// `env`'s values, by name: in docker's environment, never on its command line.
+    env: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
     detach: bool,
     strip: bool,
@@ -85,6 +87,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     if let Some(d) = args.str("chdir")? {
         words.extend(["--workdir".into(), d]);
     }
+    let mut env_values = Vec::new();
     if let Some(env) = args.get("env") {
         if env.kind() != ValueKind::Map {
             return Err("`env` must be a mapping".to_string().into());
@@ -97,7 +100,16 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 )
                 .into());
             }
-            words.extend(["--env".into(), format!("{k}={}", crate::values::value_to_string(&v))]);
+            // The value travels in docker's own environment (`--env NAME` reads it there).
+            let name = crate::values::value_to_string(&k);
+            // It is assigned by the shell that starts docker: a shell variable name.
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("`env` has a name that is not a variable name: `{name}`").into());
+            }
+            words.extend(["--env".into(), name.clone()]);
+            env_values.push((name, crate::values::value_to_string(&v)));
         }
     }
     words.push(container.clone());
@@ -116,6 +128,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         action: Box::new(Action::Exec(Apply {
             container,
             words,
+            env: env_values,
             stdin: stdin.filter(|s| !s.is_empty()).map(String::into_bytes),
             detach,
             strip: args.bool("strip_empty_ends", true)?,
@@ -138,12 +151,15 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     if a.detach {
         // The CLI does not print the exec's ID: it is the one the container did not have before.
         let before = exec_ids(ctx, &a.container).await?;
-        super::docker(ctx, &words, None).await?;
+        let out = super::docker_env(ctx, &words, None, a.env).await?;
+        if out.rc != 0 {
+            return Err(super::docker_failure(&words, &out));
+        }
         let after = exec_ids(ctx, &a.container).await?;
         let id = after.into_iter().find(|i| !before.contains(i)).unwrap_or_default();
         return Ok(ModuleResult::changed().with("exec_id", id));
     }
-    let out = super::docker_raw(ctx, &words, a.stdin).await?;
+    let out = super::docker_env(ctx, &words, a.stdin, a.env).await?;
     let (mut stdout, mut stderr) = (out.stdout_text(), out.stderr_text());
     // The docker CLI's own failures (the container stopped or paused meanwhile) are not the
     // command's: they fail the task.

@@ -29,11 +29,23 @@ pub(crate) async fn docker_raw(
     args: &[&str],
     stdin: Option<Vec<u8>>,
 ) -> Result<crate::connection::Output, Failure> {
+    docker_env(ctx, args, stdin, Vec::new()).await
+}
+
+/// As [`docker_raw`], with variables in the docker CLI's environment (after the task's): values
+/// that `--env NAME` passes on stay off the command line, where `ps` on the host would show them.
+pub(crate) async fn docker_env(
+    ctx: &Ctx<'_>,
+    args: &[&str],
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+) -> Result<crate::connection::Output, Failure> {
     let mut words = vec!["docker"];
     words.extend_from_slice(args);
     let mut cmd = Command::new(join(&words));
     cmd.stdin = stdin;
     cmd.env = ctx.env.clone();
+    cmd.env.extend(env);
     cmd.become_user = ctx.become_user.clone();
     cmd.timeout = ctx.timeout;
     let out = ctx.conn.exec(&cmd).await?;

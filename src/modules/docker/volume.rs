@@ -211,3 +211,27 @@ pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     }
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::differences;
+    use serde_json::json;
+
+    fn s(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn only_what_was_asked_is_compared_and_named_as_the_collection_names_it() {
+        let have =
+            json!({"Driver": "local", "Options": {"type": "tmpfs", "o": "size=1m"}, "Labels": {"a": "1", "b": "2"}});
+        assert!(differences(&have, "local", &s(&[("type", "tmpfs")]), &s(&[("a", "1")])).is_empty());
+        let d = differences(&have, "local", &s(&[("o", "size=2m")]), &s(&[("a", "9")]));
+        let names: Vec<&str> = d.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["driver_options.o", "labels.a"]);
+        let none = json!({"Driver": "local", "Options": null, "Labels": null});
+        let d = differences(&none, "other", &s(&[("type", "tmpfs")]), &[]);
+        let names: Vec<&str> = d.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["driver", "driver_options"]);
+    }
+}
