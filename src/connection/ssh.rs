@@ -893,6 +893,32 @@ impl std::fmt::Debug for Ssh {
 }
 
 impl Ssh {
+    /// Run `f` with this host's master open, given its control socket, for a controller
+    /// program that speaks ssh itself (rsync's `--rsh`): through the socket it reaches the host
+    /// exactly as roll does (user, port, key, ssh config, known hosts), with no second login.
+    /// The host counts as busy meanwhile, so its master is not closed for another host's.
+    pub async fn over_master<F, Fut, T>(&self, f: F) -> Result<T, ConnError>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let _busy = Busy::new(&self.pool, &self.slot);
+        let _channel = self
+            .slot
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| ConnError::Unreachable("closed".into()))?;
+        let session = self.pool.session(&self.slot).await?;
+        let socket = session.control_socket().to_path_buf();
+        Ok(f(socket).await)
+    }
+
+    /// Where this connection goes (inventory name, address, port, user, key).
+    pub fn target(&self) -> &Target {
+        &self.slot.target
+    }
+
     pub async fn exec(&self, cmd: &Command) -> Result<Output, ConnError> {
         let _busy = Busy::new(&self.pool, &self.slot);
         let _channel = self

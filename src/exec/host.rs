@@ -727,6 +727,8 @@ struct Prepared {
     /// How many times `until` retries, and how long it waits between attempts.
     retries: u32,
     delay: Duration,
+    /// The task's `delegate_to` host (rendered), if any.
+    delegate: Option<String>,
 }
 
 /// Why a task could not start on a host.
@@ -889,6 +891,7 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
         timeout: timeout.or(r.opts.command_timeout),
         retries,
         delay,
+        delegate: None,
     })
 }
 
@@ -1080,6 +1083,7 @@ async fn run_item(
         .and_then(|mut p| {
             let conn =
                 connect(r, task, call, host, delegate, scope, &mut p.become_user)?.with_become(p.become_method.clone());
+            p.delegate = delegate.map(str::to_string);
             Ok((p, conn))
         });
     match started {
@@ -1147,6 +1151,7 @@ async fn attempts(
             progress: &progress,
             limit: &ctx.limit,
             connect: &other_host,
+            delegate_to: p.delegate.as_deref(),
             lines,
         };
         let output = |(stream, line)| progress(modules::progress::Progress::Output { stream, line });

@@ -20,6 +20,7 @@ macro_rules! apply_by {
 mod accounts;
 mod app_claim;
 pub(crate) mod argument_spec;
+mod authorized_key;
 mod bluegreen;
 mod command;
 mod control;
@@ -48,7 +49,9 @@ mod services;
 mod setup;
 pub mod spec;
 pub(crate) mod stat;
+mod synchronize;
 mod unarchive;
+mod wait_for_connection;
 
 pub use spec::{Capability, ModuleSpec, ParamKind};
 
@@ -116,6 +119,9 @@ pub struct Ctx<'a> {
     /// Another inventory host's connection, as that host's own variables say (the switch, run
     /// on a proxy, retires each backend's old colour over the backend's own connection).
     pub connect: &'a (dyn Fn(&str) -> Result<Connection, String> + Send + Sync),
+    /// The task's `delegate_to` host, if it has one: `conn` is that host's connection, and
+    /// modules whose work spans two hosts (`synchronize`) tell it from the task's own host.
+    pub delegate_to: Option<&'a str>,
 }
 
 /// What a run's `--limit` leaves out. The switch points proxies at app servers and retiring

@@ -1,5 +1,7 @@
 //! `docker_login` (`community.docker.docker_login`): the password goes to `docker login
-//! --password-stdin` on stdin, never on a command line.
+//! --password-stdin` on stdin, never on a command line; `state: absent` logs out. `config_path`
+//! picks the docker config file (through `DOCKER_CONFIG`); `email`, which older releases of the
+//! collection took, is accepted and ignored, as the registry API ignores it.
 
 use super::Action;
 use crate::modules::spec::{DOCKER, ModuleSpec, p};
@@ -10,11 +12,13 @@ pub struct DockerLogin;
 
 static DOCKER_LOGIN: ModuleSpec = ModuleSpec {
     params: &[
-        p("registry").aliases(&["registry_url"]),
+        p("registry").aliases(&["registry_url", "url"]),
         p("username"),
         p("password"),
-        p("reauthorize"),
+        p("email"),
+        p("reauthorize").aliases(&["reauth"]),
         p("state").choices(&["present", "absent"]),
+        p("config_path").aliases(&["dockercfg_path"]),
     ],
     ..ModuleSpec::new("docker_login", DOCKER)
 };
@@ -30,18 +34,56 @@ impl Module for DockerLogin {
 }
 
 pub struct Apply {
+    /// `DOCKER_CONFIG` for the docker CLI, when `config_path` names another file.
+    config_dir: Option<String>,
     registry: String,
     username: String,
     password: Option<String>,
     logout: bool,
 }
 
+/// The directory of the docker config file `config_path` names (the docker CLI reads
+/// `config.json` in `DOCKER_CONFIG`), with `~` as the host's home.
+async fn config_dir(ctx: &Ctx<'_>, config_path: Option<String>) -> Result<Option<String>, Failure> {
+    let Some(path) = config_path else {
+        return Ok(None);
+    };
+    let Some((dir, file)) = path.rsplit_once('/') else {
+        return Err(format!("`config_path` must be a path ending in `/config.json`, got `{path}`").into());
+    };
+    if file != "config.json" {
+        return Err(format!(
+            "`config_path` must name a `config.json` (the file the docker CLI reads in its config directory), got `{path}`"
+        )
+        .into());
+    }
+    let dir = match dir.strip_prefix('~') {
+        Some(rest) => {
+            let mut cmd = crate::connection::Command::new("printf %s \"$HOME\"");
+            cmd.become_user = ctx.become_user.clone();
+            let home = ctx.conn.exec(&cmd).await?.stdout_text();
+            format!("{home}{rest}")
+        }
+        None => dir.to_string(),
+    };
+    Ok(Some(dir))
+}
+
+/// The task's environment, with `DOCKER_CONFIG` when a config directory is given.
+fn env_with(ctx: &Ctx<'_>, config_dir: &Option<String>) -> Vec<(String, String)> {
+    let mut env = ctx.env.clone();
+    if let Some(d) = config_dir {
+        env.push(("DOCKER_CONFIG".into(), d.clone()));
+    }
+    env
+}
+
 /// Whether the host's docker config holds credentials for the registry.
-async fn logged_in(ctx: &Ctx<'_>, registry: &str) -> Result<bool, Failure> {
+async fn logged_in(ctx: &Ctx<'_>, registry: &str, config_dir: &Option<String>) -> Result<bool, Failure> {
     let cmd =
         crate::connection::Command::new("cat \"${DOCKER_CONFIG:-$HOME/.docker}/config.json\" 2>/dev/null || true");
     let mut cmd = cmd;
-    cmd.env = ctx.env.clone();
+    cmd.env = env_with(ctx, config_dir);
     cmd.become_user = ctx.become_user.clone();
     let out = ctx.conn.exec(&cmd).await?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -53,10 +95,15 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .str("registry")?
         .unwrap_or_else(|| "https://index.docker.io/v1/".into());
     let logout = args.str("state")?.as_deref() == Some("absent");
-    let have = logged_in(ctx, &registry).await?;
+    let config_dir = config_dir(ctx, args.str("config_path")?).await?;
+    let have = logged_in(ctx, &registry, &config_dir).await?;
     let reauthorize = args.bool("reauthorize", false)?;
     if (logout && !have) || (!logout && have && !reauthorize) {
-        return Ok(Plan::Unchanged(ModuleResult::ok().with("registry", registry)));
+        let mut r = ModuleResult::ok().with("registry", registry);
+        if logout {
+            r = r.with("login_result", crate::values::from_serde(&serde_json::json!({})));
+        }
+        return Ok(Plan::Unchanged(r));
     }
     let username = if logout {
         String::new()
@@ -77,6 +124,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     Ok(Plan::Change {
         preview,
         action: Box::new(Action::Login(Apply {
+            config_dir,
             registry,
             username,
             password,
@@ -86,16 +134,20 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
 }
 
 pub async fn apply(a: Apply, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
-    if a.logout {
-        super::docker(ctx, &["logout", &a.registry], None).await?;
-    } else {
-        let pw = a.password.unwrap_or_default().into_bytes();
-        super::docker(
-            ctx,
-            &["login", "--username", &a.username, "--password-stdin", &a.registry],
-            Some(pw),
-        )
-        .await?;
+    // The CLI's global `--config` is the directory `config_path` names.
+    let mut words: Vec<&str> = Vec::new();
+    if let Some(d) = &a.config_dir {
+        words.extend(["--config", d.as_str()]);
     }
-    Ok(ModuleResult::changed().with("registry", a.registry))
+    if a.logout {
+        words.extend(["logout", &a.registry]);
+        super::docker(ctx, &words, None).await?;
+        return Ok(ModuleResult::changed()
+            .with("registry", a.registry.as_str())
+            .with("login_result", crate::values::from_serde(&serde_json::json!({}))));
+    }
+    let pw = a.password.unwrap_or_default().into_bytes();
+    words.extend(["login", "--username", &a.username, "--password-stdin", &a.registry]);
+    super::docker(ctx, &words, Some(pw)).await?;
+    Ok(ModuleResult::changed().with("registry", a.registry.as_str()))
 }

@@ -3,11 +3,13 @@
 //! registry, without pulling), and running docker with its output checked.
 
 pub mod container;
+pub mod exec;
 pub mod image;
 pub mod info;
 pub mod login;
 pub mod network;
 pub mod prune;
+pub mod volume;
 
 use super::{Ctx, Failure, ModuleResult};
 use crate::connection::Command;
@@ -27,11 +29,23 @@ pub(crate) async fn docker_raw(
     args: &[&str],
     stdin: Option<Vec<u8>>,
 ) -> Result<crate::connection::Output, Failure> {
+    docker_env(ctx, args, stdin, Vec::new()).await
+}
+
+/// As [`docker_raw`], with variables in the docker CLI's environment (after the task's): values
+/// that `--env NAME` passes on stay off the command line, where `ps` on the host would show them.
+pub(crate) async fn docker_env(
+    ctx: &Ctx<'_>,
+    args: &[&str],
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+) -> Result<crate::connection::Output, Failure> {
     let mut words = vec!["docker"];
     words.extend_from_slice(args);
     let mut cmd = Command::new(join(&words));
     cmd.stdin = stdin;
     cmd.env = ctx.env.clone();
+    cmd.env.extend(env);
     cmd.become_user = ctx.become_user.clone();
     cmd.timeout = ctx.timeout;
     let out = ctx.conn.exec(&cmd).await?;
@@ -65,8 +79,9 @@ pub(crate) async fn inspect(ctx: &Ctx<'_>, kind: &str, name: &str) -> Result<Opt
     let args = ["inspect", "--type", kind, name];
     let out = docker_raw(ctx, &args, None).await?;
     if out.rc != 0 {
-        let err = out.stderr_text();
-        if err.contains("No such") || err.contains("not found") {
+        // Volumes say "no such volume", the other kinds "No such object".
+        let err = out.stderr_text().to_lowercase();
+        if err.contains("no such") || err.contains("not found") {
             return Ok(None);
         }
         return Err(docker_failure(&args, &out));
@@ -177,6 +192,8 @@ pub enum Action {
     Login(login::Apply),
     Network(network::Apply),
     Prune(prune::Apply),
+    Exec(exec::Apply),
+    Volume(volume::Apply),
 }
 
 apply_by!(Action, apply);
@@ -206,5 +223,7 @@ async fn apply(action: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         Action::Login(a) => login::apply(a, ctx).await,
         Action::Network(a) => network::apply(a, ctx).await,
         Action::Prune(a) => prune::apply(a, ctx).await,
+        Action::Exec(a) => exec::apply(a, ctx).await,
+        Action::Volume(a) => volume::apply(a, ctx).await,
     }
 }
