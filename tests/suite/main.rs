@@ -46,5 +46,6 @@ mod ssh;
 mod stat;
 mod switch;
 mod system;
+mod systemd;
 mod users;
 mod vault;
