@@ -1061,7 +1061,7 @@ fn systemd_unit_files(text: &str, services: &mut Services) -> Result<Vec<String>
 
 #[cfg(test)]
 mod tests {
-    use super::running;
+    use super::{Services, parse_show, running, systemd_unit_files, systemd_units};
 
     #[test]
     fn status_output_reads_as_ansible_reads_it() {
@@ -1070,5 +1070,42 @@ mod tests {
         assert_eq!(running("x", 0, "x: not running\n"), Some(false));
         assert_eq!(running("x", 0, "a\nb\nc\n"), Some(true));
         assert_eq!(running("x", 5, "a\nb\nc\n"), None);
+    }
+
+    #[test]
+    fn systemctl_show_reads_as_the_module_reads_it() {
+        let text = "Type=simple\nDescription={ not multi-line\nExecStart={ path=/bin/sleep ; argv[]=/bin/sleep\n  infinity }\nActiveState=active \nNoValue\n";
+        let m = parse_show(text);
+        assert_eq!(m["Description"].as_str(), Some("{ not multi-line"));
+        assert_eq!(
+            m["ExecStart"].as_str(),
+            Some("{ path=/bin/sleep ; argv[]=/bin/sleep\n  infinity }")
+        );
+        assert_eq!(m["ActiveState"].as_str(), Some("active"));
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn units_and_unit_files_merge_as_service_facts_merges_them() {
+        let mut s = Services::new();
+        systemd_units(
+            "UNIT LOAD ACTIVE SUB DESCRIPTION\n\
+             dbus.service loaded active running D-Bus\n\
+             x.service loaded failed failed X\n\
+             y.service masked inactive dead y.service\n\
+             3 loaded units listed.\n",
+            &mut s,
+        );
+        assert_eq!(s["dbus.service"]["state"], "running");
+        assert_eq!(s["dbus.service"]["status"], "active");
+        assert_eq!(s["x.service"]["status"], "failed");
+        let unknown = systemd_unit_files(
+            "UNIT FILE STATE PRESET\ndbus.service static -\ny.service masked enabled\nz.service disabled enabled\n",
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(s["dbus.service"]["status"], "static");
+        assert_eq!(s["y.service"]["status"], "masked");
+        assert_eq!(unknown, vec!["z.service".to_string()]);
     }
 }

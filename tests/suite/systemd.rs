@@ -171,3 +171,29 @@ fn bad_systemd_arguments_are_refused_at_their_place_before_any_host() {
     // Nothing ran: not even the task before them.
     assert_eq!(host.sh("ls /tmp/ran 2>/dev/null"), "");
 }
+
+#[test]
+fn service_on_a_host_without_systemd_checks_what_the_service_module_checks() {
+    // Ansible's service action runs the service module there (PID 1 is not systemd): it needs
+    // `name` and refuses systemd's parameters, on the host, with ansible-core's messages.
+    let host = common::testhost::TestHost::up();
+    let dir = tempfile::tempdir().unwrap();
+    common::write(
+        dir.path(),
+        "p.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    \
+         - service: { daemon_reload: true }\n      ignore_errors: true\n    \
+         - service: { name: cron, state: started, daemon_reload: true }\n      ignore_errors: true\n",
+    );
+    let out = host.roll(dir.path(), &["play", "p.yml"]);
+    let so = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{so}{}", common::stderr(&out));
+    assert!(so.contains("missing required arguments: name"), "{so}");
+    assert!(
+        so.contains(
+            "Unsupported parameters for (ansible.legacy.service) module: daemon_reload. Supported parameters include: arguments, enabled, name, pattern, runlevel, sleep, state (args)."
+        ),
+        "{so}"
+    );
+    assert!(so.contains("ignored=2"), "{so}");
+}
