@@ -173,6 +173,8 @@ pub struct ModuleSpec {
     pub one_of: &'static [&'static str],
     /// Pairs that cannot be given together.
     pub exclusive: &'static [(&'static str, &'static str)],
+    /// Pairs `(a, b)`: `a` given needs `b` given too (Ansible's `required_by`).
+    pub required_by: &'static [(&'static str, &'static str)],
     pub capabilities: &'static [Capability],
     /// The facts it always sets on the host (`roll.bluegreen_facts` sets `bluegreen`): the
     /// checker knows them as defined in later tasks.
@@ -191,6 +193,7 @@ impl ModuleSpec {
             params: &[],
             one_of: &[],
             exclusive: &[],
+            required_by: &[],
             capabilities: &[],
             facts: &[],
         }

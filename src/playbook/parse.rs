@@ -1285,6 +1285,14 @@ impl Parser<'_> {
                 );
             }
         }
+        for (a, b) in spec.required_by {
+            if seen.contains(a) && !seen.contains(b) && literal(a) {
+                self.err(
+                    Diagnostic::at(format!("`{a}` needs `{b}` in `{}`", call.written), key_span(a))
+                        .with_help(format!("add `{b}:` to the task")),
+                );
+            }
+        }
     }
 
     fn loop_control(&mut self, v: &Node) -> LoopControl {

@@ -51,5 +51,6 @@ mod strategy;
 mod switch;
 mod synchronize;
 mod system;
+mod systemd;
 mod users;
 mod vault;

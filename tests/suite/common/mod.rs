@@ -9,6 +9,7 @@ pub mod nginx;
 pub mod oracle;
 pub mod resources;
 pub mod sandbox;
+pub mod systemd_host;
 pub mod testhost;
 
 use std::path::{Path, PathBuf};
