@@ -1,21 +1,43 @@
-//! `template`, `copy` and `file`: compare the wanted file or path state with the host's, then
-//! write atomically (temp file beside the destination, validate, rename) or change the path.
+//! `template`, `copy` (of a file; a directory is `copy_tree`'s) and `file`: compare the wanted
+//! file or path state with the host's, then write atomically (temp file beside the destination,
+//! validate, rename) or change the path.
 
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
 use crate::connection::{Command, FileAttrs, FileKind, FileStat};
 use crate::shell::quote;
 
+/// A file module's own parameters followed by ansible-core's common file arguments
+/// (`add_file_common_args`): `mode`, `owner`, `group`, the SELinux context keys, `unsafe_writes`
+/// and `attributes`. The SELinux keys are accepted and do nothing, as ansible-core does on a
+/// host where SELinux is off (Debian's default); `unsafe_writes` only matters where an atomic
+/// rename is impossible, which roll's writes never fall back from; `attributes` (chattr flags)
+/// is accepted and not applied.
+macro_rules! file_params {
+    ($($param:expr),* $(,)?) => {
+        &[
+            $($param,)*
+            $crate::modules::spec::p("mode"),
+            $crate::modules::spec::p("owner"),
+            $crate::modules::spec::p("group"),
+            $crate::modules::spec::p("seuser"),
+            $crate::modules::spec::p("serole"),
+            $crate::modules::spec::p("setype"),
+            $crate::modules::spec::p("selevel"),
+            $crate::modules::spec::p("unsafe_writes"),
+            $crate::modules::spec::p("attributes").aliases(&["attr"]),
+        ]
+    };
+}
+pub(crate) use file_params;
+
 /// `template`: a file rendered from a Jinja template on the controller.
 pub struct Template;
 
 static TEMPLATE: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         req("src").kind(ParamKind::TemplateFile),
         req("dest"),
-        p("mode"),
-        p("owner"),
-        p("group"),
         p("backup"),
         p("validate"),
         p("force"),
@@ -37,16 +59,15 @@ impl Module for Template {
 pub struct Copy;
 
 static COPY: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         p("src").kind(ParamKind::ControllerFile),
         p("content"),
         req("dest"),
-        p("mode"),
-        p("owner"),
-        p("group"),
         p("backup"),
         p("validate"),
         p("force"),
+        p("remote_src"),
+        p("directory_mode"),
     ],
     one_of: &["src", "content"],
     exclusive: &[("src", "content")],
@@ -67,13 +88,10 @@ impl Module for Copy {
 pub struct File;
 
 static FILE: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         p("path").aliases(&["dest", "name"]),
         p("state").choices(&["file", "directory", "absent", "touch", "link", "hard"]),
         p("src"),
-        p("mode"),
-        p("owner"),
-        p("group"),
         p("recurse"),
         p("force"),
     ],
@@ -189,7 +207,33 @@ async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             };
             s.into_bytes()
         }
+        (None, Some(src)) if args.bool("remote_src", false)? => {
+            let stat = ctx.conn.stat(&src, ctx.become_user.as_deref()).await?;
+            if stat.kind == FileKind::Directory {
+                // `src/` copies what the directory holds, `src` the directory itself.
+                let entries = super::copy_tree::remote_tree(&src, !src.ends_with('/'), ctx).await?;
+                return super::copy_tree::plan_tree(&dest, &src, entries, args, ctx).await;
+            }
+            if dest.ends_with('/') {
+                dest.push_str(src.rsplit('/').next().unwrap_or(""));
+            }
+            ctx.conn
+                .read_file(&src, ctx.become_user.as_deref())
+                .await?
+                .ok_or_else(|| format!("Source {src} not found"))?
+        }
         (None, Some(src)) => {
+            let found =
+                crate::source::find_path_in(ctx.role_dir, ctx.playbook_dir, &src, crate::source::SourceDir::Files);
+            if let Some(dir) = found.as_ref().filter(|p| p.is_dir()) {
+                let trailing = src.ends_with('/');
+                let mut shown = dir.display().to_string();
+                if trailing && !shown.ends_with('/') {
+                    shown.push('/');
+                }
+                let entries = super::copy_tree::local_tree(dir, !trailing, ctx)?;
+                return super::copy_tree::plan_tree(&dest, &shown, entries, args, ctx).await;
+            }
             let path = ctx
                 .find_source(&src, crate::source::SourceDir::Files)
                 .ok_or_else(|| format!("copy source `{src}` not found"))?;
@@ -415,6 +459,10 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         },
     };
     let recurse = args.bool("recurse", false)?;
+    if recurse && state != "directory" {
+        let r = ModuleResult::failed("recurse option requires state to be 'directory'").with("path", path.as_str());
+        return Err(Failure::Failed(Box::new(r)));
+    }
     let change = |preview: ModuleResult, op: FileOp| {
         Ok(Plan::Change {
             preview,
@@ -445,13 +493,13 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                     },
                 )
             }
-            FileKind::Directory => attrs_plan(base, &path, &stat, want, recurse),
+            FileKind::Directory => attrs_plan(base, &path, &stat, want, recurse, ctx).await,
             other => Err(format!("`{path}` exists and is a {}, not a directory", kind_name(other)).into()),
         },
         "file" => match &stat.kind {
             FileKind::Absent => Err(format!("file `{path}` does not exist; use `state: touch` to create it").into()),
             FileKind::Directory => Err(format!("`{path}` is a directory, not a file").into()),
-            _ => attrs_plan(base, &path, &stat, want, false),
+            _ => attrs_plan(base, &path, &stat, want, false, ctx).await,
         },
         "touch" => {
             // Touch always changes the timestamps, as in Ansible.
@@ -507,23 +555,26 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     }
 }
 
-fn attrs_plan(
+async fn attrs_plan(
     base: ModuleResult,
     path: &str,
     stat: &FileStat,
     want: FileAttrs,
     recurse: bool,
+    ctx: &Ctx<'_>,
 ) -> Result<Plan, Failure> {
     let changes = attr_changes(stat, &want);
-    if changes.is_empty() && !recurse {
-        return Ok(Plan::Unchanged(base));
-    }
-    if changes.is_empty() {
+    // `recurse` applies the attributes to everything below too (links themselves excepted, as
+    // ansible-core's walk skips them): a tree that already has them everywhere is unchanged.
+    let below = recurse && below_differs(path, &want, ctx).await?;
+    if changes.is_empty() && !below {
         return Ok(Plan::Unchanged(base));
     }
     let mut p = base;
     p.changed = true;
-    p.diffs.push(attr_diff(path, &changes));
+    if !changes.is_empty() {
+        p.diffs.push(attr_diff(path, &changes));
+    }
     Ok(Plan::Change {
         preview: p,
         action: Box::new(FileOp::Attrs {
@@ -532,6 +583,43 @@ fn attrs_plan(
             recurse,
         }),
     })
+}
+
+/// Whether anything below directory `path` lacks the wanted mode, owner or group: one `find`
+/// that stops at the first such path. Links keep their own mode (Linux has no `lchmod`) but take
+/// the owner and group, as `chown -R` and ansible-core's walk give them.
+async fn below_differs(path: &str, want: &FileAttrs, ctx: &Ctx<'_>) -> Result<bool, Failure> {
+    let mut ids = Vec::new();
+    if let Some(o) = &want.owner {
+        ids.push(format!("! -user {}", quote(o)));
+    }
+    if let Some(g) = &want.group {
+        ids.push(format!("! -group {}", quote(g)));
+    }
+    let mut all = ids.clone();
+    if let Some(m) = want.mode {
+        all.push(format!("! -perm {m:o}"));
+    }
+    if all.is_empty() {
+        return Ok(false);
+    }
+    let links = if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" -o -type l \\( {} \\)", ids.join(" -o "))
+    };
+    let mut cmd = Command::new(format!(
+        "find {} -mindepth 1 \\( ! -type l \\( {} \\){links} \\) -print -quit",
+        quote(path),
+        all.join(" -o ")
+    ));
+    cmd.become_user = ctx.become_user.clone();
+    cmd.timeout = ctx.timeout;
+    let out = ctx.conn.exec(&cmd).await?;
+    if out.rc != 0 {
+        return Err(format!("cannot read the tree below `{path}`: {}", out.stderr_text().trim()).into());
+    }
+    Ok(!out.stdout.is_empty())
 }
 
 fn kind_name(k: &FileKind) -> &'static str {

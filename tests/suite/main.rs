@@ -46,5 +46,6 @@ mod ssh;
 mod stat;
 mod switch;
 mod system;
+mod transfer;
 mod users;
 mod vault;
