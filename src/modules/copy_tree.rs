@@ -14,8 +14,8 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub enum Entry {
     /// A directory; `implicit` for the destination itself (and, without a trailing slash, the
-    /// source directory's own name under it): made when missing, but never given
-    /// `directory_mode`, as ansible-core only creates those on the way to a file.
+    /// source directory's own name under it): made (with `directory_mode`) when missing, but an
+    /// existing one is left as it is, as ansible-core only creates those on the way to a file.
     Dir { rel: String, implicit: bool },
     /// A file, with its content and (from the host) the source's mode, which a copy on the host
     /// keeps.
@@ -250,6 +250,17 @@ enum Step1 {
 pub struct TreeCopy {
     steps: Vec<Step1>,
     result: ModuleResult,
+    /// The path whose size the result reports after the copy (a copy on the host).
+    size_of: Option<String>,
+}
+
+/// The size of a path on the host, if it exists.
+pub async fn size(path: &str, ctx: &Ctx<'_>) -> Result<Option<i64>, Failure> {
+    let p = quote(path);
+    let mut cmd = Command::new(format!("[ -e {p} ] && stat -L -c %s {p}; true"));
+    cmd.become_user = ctx.become_user.clone();
+    let out = ctx.conn.exec(&cmd).await?;
+    Ok(out.stdout_text().trim().parse().ok())
 }
 
 fn differs(want: &FileAttrs, mode: u32, owner: &str, group: &str) -> bool {
@@ -264,11 +275,22 @@ fn differs(want: &FileAttrs, mode: u32, owner: &str, group: &str) -> bool {
             .is_some_and(|g| g != group && g.parse::<u32>().is_err())
 }
 
+/// Where a tree is copied from, which decides what the result shows: from the controller, what
+/// ansible-core's action plugin reports (the destination with a slash and the found source, or
+/// a lone file's own result); on the host, what its module reports (both as given, no checksum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    Controller,
+    Host,
+}
+
 /// Plan the copy of `entries` into directory `dest` (given with or without its trailing slash);
 /// `shown_src` is the source as the result names it.
 pub async fn plan_tree(
     dest: &str,
+    shown_dest: &str,
     shown_src: &str,
+    from: From,
     entries: Vec<Entry>,
     args: &Args,
     ctx: &Ctx<'_>,
@@ -305,11 +327,13 @@ pub async fn plan_tree(
                     after: "state: directory\n".into(),
                     change: Change::Create,
                 });
+                // A directory made on the way to a file gets `directory_mode` too.
+                let _ = implicit;
                 steps.push(Step1::Mkdir {
                     path,
-                    mode: if implicit { None } else { dir_attrs.mode },
-                    owner: dir_attrs.owner.clone().filter(|_| !implicit),
-                    group: dir_attrs.group.clone().filter(|_| !implicit),
+                    mode: dir_attrs.mode,
+                    owner: dir_attrs.owner.clone(),
+                    group: dir_attrs.group.clone(),
                 });
             }
             (Entry::Dir { implicit: true, .. }, There::Dir { .. }) => {}
@@ -331,7 +355,7 @@ pub async fn plan_tree(
                     mode: file_attrs.mode.or(mode),
                     ..file_attrs.clone()
                 };
-                if files == 1 {
+                if files == 1 && from == From::Controller {
                     single = Some((path.clone(), sum.clone(), content.len()));
                 }
                 let same = matches!(&t, There::File { sha1, .. } if *sha1 == sum);
@@ -374,21 +398,42 @@ pub async fn plan_tree(
         }
     }
     // One file in the tree: ansible-core reports that file's own copy result.
-    let mut result = match single {
+    let mut result = match single.clone() {
         Some((path, sum, size)) => ModuleResult::ok()
             .with("dest", path.as_str())
             .with("checksum", sum)
             .with("size", size as i64),
-        None => ModuleResult::ok().with("dest", root.as_str()).with("src", shown_src),
+        None if from == From::Controller => ModuleResult::ok().with("dest", root.as_str()).with("src", shown_src),
+        None => ModuleResult::ok()
+            .with("dest", shown_dest)
+            .with("src", shown_src)
+            .with("md5sum", minijinja::Value::from(()))
+            .with("checksum", minijinja::Value::from(())),
     };
+    // On the host, the module's result has the destination's size when it exists (its
+    // `add_path_info`), before the copy in check mode and after it in a run.
+    let size_of = (from == From::Host).then(|| shown_dest.to_string());
+    if let Some(p) = &size_of
+        && let Some(size) = size(p, ctx).await?
+    {
+        result = result.with("size", size);
+    }
     if steps.is_empty() {
         return Ok(Plan::Unchanged(result));
     }
     result.changed = true;
     result.diffs = diffs;
+    // In check mode ansible-core's action plugin says only `changed` for a lone file it would copy.
+    let preview = if single.is_some() {
+        let mut p = ModuleResult::changed();
+        p.diffs = result.diffs.clone();
+        p
+    } else {
+        result.clone()
+    };
     Ok(Plan::Change {
-        preview: result.clone(),
-        action: Box::new(TreeCopy { steps, result }),
+        preview,
+        action: Box::new(TreeCopy { steps, result, size_of }),
     })
 }
 
@@ -448,5 +493,11 @@ async fn apply_tree(t: TreeCopy, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure>
     for w in writes {
         apply_write(w, ctx).await?;
     }
-    Ok(t.result)
+    let mut r = t.result;
+    if let Some(p) = &t.size_of
+        && let Some(n) = size(p, ctx).await?
+    {
+        r = r.with("size", n);
+    }
+    Ok(r)
 }

@@ -1,6 +1,6 @@
-//! `template`, `copy` (of a file; a directory is `copy_tree`'s) and `file`: compare the wanted
-//! file or path state with the host's, then write atomically (temp file beside the destination,
-//! validate, rename) or change the path.
+//! `template` and `file`, and the writing every file module shares (`copy`'s too): compare the
+//! wanted file or path state with the host's, then write atomically (temp file beside the
+//! destination, validate, rename) or change the path.
 
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
@@ -52,35 +52,6 @@ impl Module for Template {
 
     fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
         Box::pin(check_template(args, ctx))
-    }
-}
-
-/// `copy`: a file from the controller, or given content.
-pub struct Copy;
-
-static COPY: ModuleSpec = ModuleSpec {
-    params: file_params![
-        p("src").kind(ParamKind::ControllerFile),
-        p("content"),
-        req("dest"),
-        p("backup"),
-        p("validate"),
-        p("force"),
-        p("remote_src"),
-        p("directory_mode"),
-    ],
-    one_of: &["src", "content"],
-    exclusive: &[("src", "content")],
-    ..ModuleSpec::new("copy", BUILTIN)
-};
-
-impl Module for Copy {
-    fn spec(&self) -> &'static ModuleSpec {
-        &COPY
-    }
-
-    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
-        Box::pin(check_copy(args, ctx))
     }
 }
 
@@ -197,57 +168,6 @@ async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     plan_write(dest, rendered.into_bytes(), args, ctx).await
 }
 
-async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
-    let mut dest = args.req_str("dest")?;
-    let content = match (args.get("content"), args.str("src")?) {
-        (Some(c), _) => {
-            let s = match c.kind() {
-                minijinja::value::ValueKind::String => c.as_str().unwrap_or("").to_string(),
-                _ => serde_json::to_string(c).map_err(|e| e.to_string())?,
-            };
-            s.into_bytes()
-        }
-        (None, Some(src)) if args.bool("remote_src", false)? => {
-            let stat = ctx.conn.stat(&src, ctx.become_user.as_deref()).await?;
-            if stat.kind == FileKind::Directory {
-                // `src/` copies what the directory holds, `src` the directory itself.
-                let entries = super::copy_tree::remote_tree(&src, !src.ends_with('/'), ctx).await?;
-                return super::copy_tree::plan_tree(&dest, &src, entries, args, ctx).await;
-            }
-            if dest.ends_with('/') {
-                dest.push_str(src.rsplit('/').next().unwrap_or(""));
-            }
-            ctx.conn
-                .read_file(&src, ctx.become_user.as_deref())
-                .await?
-                .ok_or_else(|| format!("Source {src} not found"))?
-        }
-        (None, Some(src)) => {
-            let found =
-                crate::source::find_path_in(ctx.role_dir, ctx.playbook_dir, &src, crate::source::SourceDir::Files);
-            if let Some(dir) = found.as_ref().filter(|p| p.is_dir()) {
-                let trailing = src.ends_with('/');
-                let mut shown = dir.display().to_string();
-                if trailing && !shown.ends_with('/') {
-                    shown.push('/');
-                }
-                let entries = super::copy_tree::local_tree(dir, !trailing, ctx)?;
-                return super::copy_tree::plan_tree(&dest, &shown, entries, args, ctx).await;
-            }
-            let path = ctx
-                .find_source(&src, crate::source::SourceDir::Files)
-                .ok_or_else(|| format!("copy source `{src}` not found"))?;
-            if dest.ends_with('/') {
-                dest.push_str(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
-            }
-            // A vault-encrypted source is sent decrypted, as Ansible's `copy` does.
-            ctx.sources.read_controller_file(&path)?
-        }
-        (None, None) => return Err("give `content` or `src`".to_string().into()),
-    };
-    plan_write(dest, content, args, ctx).await
-}
-
 /// A destination as it is now: its stat and, when it is a file, its content.
 pub struct CurrentFile {
     pub stat: FileStat,
@@ -270,7 +190,7 @@ pub async fn read_current(dest: &str, ctx: &Ctx<'_>) -> Result<CurrentFile, Fail
     Ok(CurrentFile { stat, content })
 }
 
-async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+pub(crate) async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let current = read_current(&dest, ctx).await?;
     if current.is_dir() {
         return Err(format!("destination `{dest}` is a directory").into());

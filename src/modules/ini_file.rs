@@ -49,12 +49,14 @@ impl Module for IniFile {
 /// before the first section header are a section like the others.
 const FAKE_SECTION: &str = "ad01e11446efb704fcdbdb21f2c43757423d91c5";
 
+/// `section_has_values`: each option and the values (any, when empty) one of its lines has.
+pub type Conditions = Vec<(String, Vec<String>)>;
+
 /// What the task asks of the file.
 #[derive(Debug, Default, Clone)]
 pub struct IniArgs {
     pub section: Option<String>,
-    /// `section_has_values`: each option and the values (any, when empty) one of its lines has.
-    pub section_has_values: Option<Vec<(String, Vec<String>)>>,
+    pub section_has_values: Option<Conditions>,
     pub option: Option<String>,
     pub values: Vec<String>,
     pub present: bool,
@@ -371,7 +373,7 @@ fn str_list(v: &Value) -> Result<Vec<String>, Failure> {
         .collect())
 }
 
-fn section_has_values(args: &Args) -> Result<Option<Vec<(String, Vec<String>)>>, Failure> {
+fn section_has_values(args: &Args) -> Result<Option<Conditions>, Failure> {
     let Some(v) = args.get("section_has_values") else {
         return Ok(None);
     };

@@ -24,6 +24,7 @@ mod assemble;
 mod bluegreen;
 mod command;
 mod control;
+mod copy;
 mod copy_tree;
 mod cron;
 pub(crate) mod deploy_lock;

@@ -14,7 +14,7 @@ pub static MODULES: &[&dyn Module] = &[
     &raw::Raw,
     &raw::Script,
     &files::Template,
-    &files::Copy,
+    &super::copy::Copy,
     &files::File,
     &super::fetch::Fetch,
     &super::tempfile::TempFile,
