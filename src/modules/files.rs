@@ -1,21 +1,43 @@
-//! `template`, `copy` and `file`: compare the wanted file or path state with the host's, then
-//! write atomically (temp file beside the destination, validate, rename) or change the path.
+//! `template` and `file`, and the writing every file module shares (`copy`'s too): compare the
+//! wanted file or path state with the host's, then write atomically (temp file beside the
+//! destination, validate, rename) or change the path.
 
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
 use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
 use crate::connection::{Command, FileAttrs, FileKind, FileStat};
 use crate::shell::quote;
 
+/// A file module's own parameters followed by ansible-core's common file arguments
+/// (`add_file_common_args`): `mode`, `owner`, `group`, the SELinux context keys, `unsafe_writes`
+/// and `attributes`. The SELinux keys are accepted and do nothing, as ansible-core does on a
+/// host where SELinux is off (Debian's default); `unsafe_writes` only matters where an atomic
+/// rename is impossible, which roll's writes never fall back from; `attributes` (chattr flags)
+/// is accepted and not applied.
+macro_rules! file_params {
+    ($($param:expr),* $(,)?) => {
+        &[
+            $($param,)*
+            $crate::modules::spec::p("mode"),
+            $crate::modules::spec::p("owner"),
+            $crate::modules::spec::p("group"),
+            $crate::modules::spec::p("seuser"),
+            $crate::modules::spec::p("serole"),
+            $crate::modules::spec::p("setype"),
+            $crate::modules::spec::p("selevel"),
+            $crate::modules::spec::p("unsafe_writes"),
+            $crate::modules::spec::p("attributes").aliases(&["attr"]),
+        ]
+    };
+}
+pub(crate) use file_params;
+
 /// `template`: a file rendered from a Jinja template on the controller.
 pub struct Template;
 
 static TEMPLATE: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         req("src").kind(ParamKind::TemplateFile),
         req("dest"),
-        p("mode"),
-        p("owner"),
-        p("group"),
         p("backup"),
         p("validate"),
         p("force"),
@@ -33,47 +55,14 @@ impl Module for Template {
     }
 }
 
-/// `copy`: a file from the controller, or given content.
-pub struct Copy;
-
-static COPY: ModuleSpec = ModuleSpec {
-    params: &[
-        p("src").kind(ParamKind::ControllerFile),
-        p("content"),
-        req("dest"),
-        p("mode"),
-        p("owner"),
-        p("group"),
-        p("backup"),
-        p("validate"),
-        p("force"),
-    ],
-    one_of: &["src", "content"],
-    exclusive: &[("src", "content")],
-    ..ModuleSpec::new("copy", BUILTIN)
-};
-
-impl Module for Copy {
-    fn spec(&self) -> &'static ModuleSpec {
-        &COPY
-    }
-
-    fn check<'a>(&'a self, args: &'a Args, ctx: &'a Ctx<'a>) -> Step<'a, Plan> {
-        Box::pin(check_copy(args, ctx))
-    }
-}
-
 /// `file`: a path's state (directory, absent, touched, link) and attributes.
 pub struct File;
 
 static FILE: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         p("path").aliases(&["dest", "name"]),
         p("state").choices(&["file", "directory", "absent", "touch", "link", "hard"]),
         p("src"),
-        p("mode"),
-        p("owner"),
-        p("group"),
         p("recurse"),
         p("force"),
     ],
@@ -179,31 +168,6 @@ async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     plan_write(dest, rendered.into_bytes(), args, ctx).await
 }
 
-async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
-    let mut dest = args.req_str("dest")?;
-    let content = match (args.get("content"), args.str("src")?) {
-        (Some(c), _) => {
-            let s = match c.kind() {
-                minijinja::value::ValueKind::String => c.as_str().unwrap_or("").to_string(),
-                _ => serde_json::to_string(c).map_err(|e| e.to_string())?,
-            };
-            s.into_bytes()
-        }
-        (None, Some(src)) => {
-            let path = ctx
-                .find_source(&src, crate::source::SourceDir::Files)
-                .ok_or_else(|| format!("copy source `{src}` not found"))?;
-            if dest.ends_with('/') {
-                dest.push_str(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
-            }
-            // A vault-encrypted source is sent decrypted, as Ansible's `copy` does.
-            ctx.sources.read_controller_file(&path)?
-        }
-        (None, None) => return Err("give `content` or `src`".to_string().into()),
-    };
-    plan_write(dest, content, args, ctx).await
-}
-
 /// A destination as it is now: its stat and, when it is a file, its content.
 pub struct CurrentFile {
     pub stat: FileStat,
@@ -226,7 +190,7 @@ pub async fn read_current(dest: &str, ctx: &Ctx<'_>) -> Result<CurrentFile, Fail
     Ok(CurrentFile { stat, content })
 }
 
-async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+pub(crate) async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let current = read_current(&dest, ctx).await?;
     if current.is_dir() {
         return Err(format!("destination `{dest}` is a directory").into());
@@ -415,6 +379,10 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         },
     };
     let recurse = args.bool("recurse", false)?;
+    if recurse && state != "directory" {
+        let r = ModuleResult::failed("recurse option requires state to be 'directory'").with("path", path.as_str());
+        return Err(Failure::Failed(Box::new(r)));
+    }
     let change = |preview: ModuleResult, op: FileOp| {
         Ok(Plan::Change {
             preview,
@@ -445,13 +413,13 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                     },
                 )
             }
-            FileKind::Directory => attrs_plan(base, &path, &stat, want, recurse),
+            FileKind::Directory => attrs_plan(base, &path, &stat, want, recurse, ctx).await,
             other => Err(format!("`{path}` exists and is a {}, not a directory", kind_name(other)).into()),
         },
         "file" => match &stat.kind {
             FileKind::Absent => Err(format!("file `{path}` does not exist; use `state: touch` to create it").into()),
             FileKind::Directory => Err(format!("`{path}` is a directory, not a file").into()),
-            _ => attrs_plan(base, &path, &stat, want, false),
+            _ => attrs_plan(base, &path, &stat, want, false, ctx).await,
         },
         "touch" => {
             // Touch always changes the timestamps, as in Ansible.
@@ -507,23 +475,26 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     }
 }
 
-fn attrs_plan(
+async fn attrs_plan(
     base: ModuleResult,
     path: &str,
     stat: &FileStat,
     want: FileAttrs,
     recurse: bool,
+    ctx: &Ctx<'_>,
 ) -> Result<Plan, Failure> {
     let changes = attr_changes(stat, &want);
-    if changes.is_empty() && !recurse {
-        return Ok(Plan::Unchanged(base));
-    }
-    if changes.is_empty() {
+    // `recurse` applies the attributes to everything below too (links themselves excepted, as
+    // ansible-core's walk skips them): a tree that already has them everywhere is unchanged.
+    let below = recurse && below_differs(path, &want, ctx).await?;
+    if changes.is_empty() && !below {
         return Ok(Plan::Unchanged(base));
     }
     let mut p = base;
     p.changed = true;
-    p.diffs.push(attr_diff(path, &changes));
+    if !changes.is_empty() {
+        p.diffs.push(attr_diff(path, &changes));
+    }
     Ok(Plan::Change {
         preview: p,
         action: Box::new(FileOp::Attrs {
@@ -532,6 +503,43 @@ fn attrs_plan(
             recurse,
         }),
     })
+}
+
+/// Whether anything below directory `path` lacks the wanted mode, owner or group: one `find`
+/// that stops at the first such path. Links keep their own mode (Linux has no `lchmod`) but take
+/// the owner and group, as `chown -R` and ansible-core's walk give them.
+async fn below_differs(path: &str, want: &FileAttrs, ctx: &Ctx<'_>) -> Result<bool, Failure> {
+    let mut ids = Vec::new();
+    if let Some(o) = &want.owner {
+        ids.push(format!("! -user {}", quote(o)));
+    }
+    if let Some(g) = &want.group {
+        ids.push(format!("! -group {}", quote(g)));
+    }
+    let mut all = ids.clone();
+    if let Some(m) = want.mode {
+        all.push(format!("! -perm {m:o}"));
+    }
+    if all.is_empty() {
+        return Ok(false);
+    }
+    let links = if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" -o -type l \\( {} \\)", ids.join(" -o "))
+    };
+    let mut cmd = Command::new(format!(
+        "find {} -mindepth 1 \\( ! -type l \\( {} \\){links} \\) -print -quit",
+        quote(path),
+        all.join(" -o ")
+    ));
+    cmd.become_user = ctx.become_user.clone();
+    cmd.timeout = ctx.timeout;
+    let out = ctx.conn.exec(&cmd).await?;
+    if out.rc != 0 {
+        return Err(format!("cannot read the tree below `{path}`: {}", out.stderr_text().trim()).into());
+    }
+    Ok(!out.stdout.is_empty())
 }
 
 fn kind_name(k: &FileKind) -> &'static str {

@@ -6,7 +6,7 @@
 //! which has the same syntax for everything but look-around and backreferences inside the
 //! pattern; those are refused with the pattern's place before the run, never matched wrongly.
 
-use super::files::{CurrentFile, plan_content, read_current};
+use super::files::{CurrentFile, file_params, plan_content, read_current};
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
 use super::{Apply, Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use regex::bytes::{Captures, Regex};
@@ -15,7 +15,7 @@ use regex::bytes::{Captures, Regex};
 pub struct LineInFile;
 
 static LINEINFILE: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         req("path").aliases(&["dest", "destfile", "name"]),
         p("state").choices(&["present", "absent"]),
         p("regexp").aliases(&["regex"]).kind(ParamKind::Regex),
@@ -28,10 +28,6 @@ static LINEINFILE: ModuleSpec = ModuleSpec {
         p("firstmatch"),
         p("backup"),
         p("validate"),
-        p("mode"),
-        p("owner"),
-        p("group"),
-        p("unsafe_writes"),
     ],
     exclusive: &[
         ("insertbefore", "insertafter"),
@@ -55,7 +51,7 @@ impl Module for LineInFile {
 pub struct BlockInFile;
 
 static BLOCKINFILE: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         req("path").aliases(&["dest", "destfile", "name"]),
         p("state").choices(&["present", "absent"]),
         p("marker"),
@@ -69,10 +65,6 @@ static BLOCKINFILE: ModuleSpec = ModuleSpec {
         p("marker_end"),
         p("append_newline"),
         p("prepend_newline"),
-        p("mode"),
-        p("owner"),
-        p("group"),
-        p("unsafe_writes"),
     ],
     exclusive: &[("insertbefore", "insertafter")],
     ..ModuleSpec::new("blockinfile", BUILTIN)
@@ -92,7 +84,7 @@ impl Module for BlockInFile {
 pub struct Replace;
 
 static REPLACE: ModuleSpec = ModuleSpec {
-    params: &[
+    params: file_params![
         req("path").aliases(&["dest", "destfile", "name"]),
         req("regexp").kind(ParamKind::Regex),
         p("replace"),
@@ -101,10 +93,6 @@ static REPLACE: ModuleSpec = ModuleSpec {
         p("backup"),
         p("validate"),
         p("encoding").choices(&["utf-8", "utf8"]),
-        p("mode"),
-        p("owner"),
-        p("group"),
-        p("unsafe_writes"),
     ],
     ..ModuleSpec::new("replace", BUILTIN)
 };

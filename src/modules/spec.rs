@@ -29,7 +29,8 @@ pub enum ParamKind {
     /// on top of the host's (`roll.nginx_switch: template:` gets `backends` and `app`): found and
     /// checked before the run, with `provides` known as defined in it.
     ModuleTemplate { provides: &'static [&'static str] },
-    /// A file on the controller (`copy: src:`): must exist before the run.
+    /// A file or directory on the controller (`copy: src:`): must exist before the run, unless
+    /// the task's `remote_src` puts it on the host.
     ControllerFile,
     /// A Python regular expression (`lineinfile: regexp:`): a literal one must compile before
     /// the run.

@@ -7,7 +7,7 @@ use super::{Body, Play, Playbook, Task};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::{Inventory, pattern};
 use crate::modules::{Capability, ParamKind};
-use crate::source::{FileId, SourceDir, Sources, Span, find_source_in};
+use crate::source::{FileId, SourceDir, Sources, Span, find_path_in, find_source_in};
 use crate::values::is_template;
 use crate::vars::{Plugin, PluginUse, Templar};
 use crate::yaml::{Kind, Node};
@@ -389,8 +389,19 @@ fn check_task(
         check_node(sources, templar, f, known, false, diags);
     }
     let spec = m.spec();
+    // `copy: remote_src:` (unless literally false) puts `src` on the host, not the controller.
+    let remote_src = m.args.iter().any(|(n, v)| {
+        n == "remote_src"
+            && !matches!(&v.kind, Kind::Bool(false))
+            && !v
+                .as_str()
+                .is_some_and(|s| ["no", "false", "False", "off", "0"].contains(&s))
+    });
     for (name, node) in &m.args {
         let kind = spec.kind_of(name);
+        if kind == ParamKind::ControllerFile && remote_src {
+            continue;
+        }
         if let Some(own) = kind.per_host_names() {
             // Rendered by the module with the names it provides on top of the host's.
             let mut known = known.clone();
@@ -427,7 +438,7 @@ fn check_task(
                 }
             }
             ParamKind::ControllerFile
-                if !is_template(s) && find_source_in(role_dir, &play.dir, s, SourceDir::Files).is_none() =>
+                if !is_template(s) && find_path_in(role_dir, &play.dir, s, SourceDir::Files).is_none() =>
             {
                 diags.push(not_found(
                     format!("{} source `{s}` not found", spec.name),

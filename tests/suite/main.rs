@@ -52,5 +52,6 @@ mod switch;
 mod synchronize;
 mod system;
 mod systemd;
+mod transfer;
 mod users;
 mod vault;
