@@ -1,6 +1,7 @@
 //! Variables and templating: the minijinja environment (strict undefined, Ansible filters),
 //! variable scopes in Ansible's precedence order, and lazy rendering of templated variables.
 
+mod crypt;
 pub mod datetime;
 pub mod extra_filters;
 pub mod filters;

@@ -32,6 +32,7 @@ mod packages;
 mod plan;
 mod play;
 mod published;
+mod register;
 mod report;
 mod resources;
 mod retire;
