@@ -301,7 +301,12 @@ impl Parser<'_> {
                 pairs.iter().find(|(k, _)| {
                     matches!(
                         k.as_str(),
-                        Some("import_playbook" | "ansible.builtin.import_playbook" | "include_playbook")
+                        Some(
+                            "import_playbook"
+                                | "ansible.builtin.import_playbook"
+                                | "ansible.legacy.import_playbook"
+                                | "include_playbook"
+                        )
                     )
                 })
             });
