@@ -83,6 +83,7 @@ const MAGIC: &[&str] = &[
     "lookup",
     "query",
     "q",
+    "now",
     "dict",
     "namespace",
     "loop",

@@ -269,6 +269,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sha512_crypt_of_the_crypt3_reference_vector() {
+        // The reference vector of Drepper's SHA-crypt specification.
+        let kw = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
+        let args = [
+            Value::from("sha512"),
+            Value::from("saltstring"),
+            Value::from(()),
+            Value::from(5000),
+        ];
+        assert_eq!(
+            password_hash(&Value::from("Hello world!"), &args, &kw).unwrap(),
+            "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+        );
+    }
+
+    #[test]
     fn bcrypt_salt_keeps_only_the_bits_that_count() {
         // passlib's repair: the last character `v` (49) loses its low four bits and reads `u`.
         let a = bcrypt("secret", "abcdefghijklmnopqrstuv", 4, None).unwrap();

@@ -377,22 +377,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sha512_crypt_of_the_crypt3_reference_vector() {
-        // The reference vector of Drepper's SHA-crypt specification.
-        let kw = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
-        let args = [
-            Value::from("sha512"),
-            Value::from("saltstring"),
-            Value::from(()),
-            Value::from(5000),
-        ];
-        assert_eq!(
-            password_hash(&Value::from("Hello world!"), &args, &kw).unwrap(),
-            "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
-        );
-    }
-
-    #[test]
     fn seeded_random_is_reproducible_and_in_range() {
         let mut a = Rng::new(Some(&Value::from("web1")));
         let mut b = Rng::new(Some(&Value::from("web1")));
