@@ -101,6 +101,10 @@ pub(crate) enum TaskError {
     DictNotAMapping { kind: String, at: String },
     #[error("the loop needs a list, got {kind} (at {at}); use `dict2items` to loop over a mapping")]
     LoopNotAList { kind: String, at: String },
+    #[error(
+        "Invalid variable name '{name}' (at {at}); variable names must be strings starting with a letter or underscore character, and contain only letters, numbers and underscores"
+    )]
+    FactName { name: String, at: String },
     /// A rendered value that cannot be walked as its kind says.
     #[error("{0}")]
     Value(String),
@@ -166,6 +170,18 @@ fn conditions(r: &Runner, conds: &[Node], scope: &Value) -> Result<bool, TaskErr
         }
     }
     Ok(true)
+}
+
+/// The first of a task's `when` conditions that does not hold, as written: ansible-core
+/// registers it on a skipped result (`false_condition`).
+fn false_condition(r: &Runner, conds: &[Node], scope: &Value) -> Option<String> {
+    conds
+        .iter()
+        .find(|c| matches!(conditions(r, std::slice::from_ref(c), scope), Ok(false)))
+        .and_then(|c| match &c.kind {
+            Kind::Bool(b) => Some(if *b { "True" } else { "False" }.to_string()),
+            _ => c.scalar_text(),
+        })
 }
 
 pub(crate) fn display_name(r: &Runner, ctx: &PlayCtx<'_>, task: &Task, host: usize) -> String {
@@ -439,20 +455,26 @@ async fn run_host(
             tokio::time::sleep(d).await;
         }
     }
+    // A loop's result as ansible-core registers it: `failed` only when an item failed,
+    // `skipped` always; without items, only that it was skipped and why.
     let mut reg = VarMap::new();
     reg.insert("changed".into(), Value::from(any_changed));
-    reg.insert("failed".into(), Value::from(any_failed));
+    if any_failed {
+        reg.insert("failed".into(), Value::from(true));
+    }
     reg.insert("skipped".into(), Value::from(all_skipped && total > 0));
-    reg.insert(
-        "msg".into(),
-        Value::from(if any_failed {
-            "One or more items failed"
-        } else if all_skipped {
-            "All items skipped"
-        } else {
-            "All items completed"
-        }),
-    );
+    if total > 0 {
+        reg.insert(
+            "msg".into(),
+            Value::from(if any_failed {
+                "One or more items failed"
+            } else if all_skipped {
+                "All items skipped"
+            } else {
+                "All items completed"
+            }),
+        );
+    }
     reg.insert("results".into(), Value::from(results));
     outcome.status = if any_failed {
         Status::Failed
@@ -746,6 +768,20 @@ fn prepare(r: &Runner, task: &Task, call: &ModuleCall, scope: &Value) -> Result<
     };
     let mut raw = Vec::new();
     for (k, n) in &call.args {
+        // `set_fact` templates its keys, as ansible-core does (`"{{ item.fact }}": value`); the
+        // result must then be a variable name.
+        let k = &if spec.has(Capability::SetsFacts) && crate::values::is_template(k) {
+            let name = value_to_string(&r.vars.templar.render(k, scope).map_err(|e| located(r, n.span, e))?);
+            if !crate::inventory::valid_var_name(&name) {
+                return Err(TaskError::FactName {
+                    name,
+                    at: r.sources.location(n.span),
+                });
+            }
+            name
+        } else {
+            k.clone()
+        };
         // An expression the module evaluates itself (`assert: that:`), and values it renders
         // for each other host it acts on, are passed unrendered.
         let v = match spec.kind_of(k) {
@@ -1074,6 +1110,9 @@ async fn run_item(
             };
             res.data
                 .insert("skip_reason".into(), Value::from("Conditional result was False"));
+            if let Some(c) = false_condition(r, &task.kw.when, scope) {
+                res.data.insert("false_condition".into(), Value::from(c));
+            }
             return Item::new(Status::Skipped, res);
         }
         Err(e) => return Item::failed(e.to_string()),
@@ -1199,7 +1238,10 @@ async fn attempts(
             }
         }
         value.insert("changed".into(), Value::from(res.changed));
-        value.insert("failed".into(), Value::from(res.failed));
+        // (A skipped result has no `failed`, as in ansible-core.)
+        if !res.skipped || res.failed {
+            value.insert("failed".into(), Value::from(res.failed));
+        }
         let done = match &task.until {
             None => true,
             Some(u) => match conditions(r, std::slice::from_ref(u), &rscope) {

@@ -141,7 +141,13 @@ async fn check(shell: bool, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure>
             r.rc = Some(0);
             r.stdout = Some(format!("skipped, since {why}"));
             r.stderr = Some(String::new());
-            return Ok(Plan::Unchanged(r.with("cmd", shown)));
+            // ansible-core registers the times of a command it did not run as null.
+            let r = r
+                .with("cmd", shown)
+                .with("start", Value::from(()))
+                .with("end", Value::from(()))
+                .with("delta", Value::from(()));
+            return Ok(Plan::Unchanged(r));
         }
     }
 
@@ -180,9 +186,9 @@ async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         become_user: ctx.become_user.clone(),
         lines: ctx.lines.clone(),
     };
-    let start = std::time::Instant::now();
+    let started = chrono::Local::now();
     let out = ctx.conn.exec(&cmd).await?;
-    let delta = start.elapsed();
+    let ended = chrono::Local::now();
     let text = |b: &[u8]| {
         let s = String::from_utf8_lossy(b).into_owned();
         if run.strip {
@@ -191,15 +197,30 @@ async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
             s
         }
     };
+    // `start` and `end` as Python's `str(datetime)`, `delta` as its `str(timedelta)`, as
+    // ansible-core's command module registers them (measured here on the controller).
+    let stamp = |t: &chrono::DateTime<chrono::Local>| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let micros = (ended - started).num_microseconds().unwrap_or(0).max(0);
+    let delta = format!(
+        "{}:{:02}:{:02}.{:06}",
+        micros / 3_600_000_000,
+        micros / 60_000_000 % 60,
+        micros / 1_000_000 % 60,
+        micros % 1_000_000
+    );
     let mut r = ModuleResult::changed()
         .with("cmd", run.shown)
-        .with("delta", format!("{:.6}", delta.as_secs_f64()));
+        .with("start", stamp(&started))
+        .with("end", stamp(&ended))
+        .with("delta", delta);
     r.rc = Some(out.rc as i64);
     r.stdout = Some(text(&out.stdout));
     r.stderr = Some(text(&out.stderr));
-    if out.rc != 0 {
+    r.msg = Some(if out.rc != 0 {
         r.failed = true;
-        r.msg = Some("non-zero return code".into());
-    }
+        "non-zero return code".into()
+    } else {
+        String::new()
+    });
     Ok(r)
 }

@@ -629,6 +629,29 @@ fn regex_arg(args: &Args, k: &str) -> Result<Option<Regex>, Failure> {
     }
 }
 
+/// The `diff` lineinfile and blockinfile register in diff mode, changed or not: the content's
+/// texts, then the file attributes' headers, as ansible-core's modules report them.
+fn registered_diff(path: &str, before: Option<&[u8]>, after: &[u8]) -> minijinja::Value {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let content = minijinja::Value::from_pairs(vec![
+        ("before", minijinja::Value::from(text(before.unwrap_or_default()))),
+        ("after", minijinja::Value::from(text(after))),
+        ("before_header", minijinja::Value::from(format!("{path} (content)"))),
+        ("after_header", minijinja::Value::from(format!("{path} (content)"))),
+    ]);
+    let attributes = minijinja::Value::from_pairs(vec![
+        (
+            "before_header",
+            minijinja::Value::from(format!("{path} (file attributes)")),
+        ),
+        (
+            "after_header",
+            minijinja::Value::from(format!("{path} (file attributes)")),
+        ),
+    ]);
+    minijinja::Value::from(vec![content, attributes])
+}
+
 /// Turn the new content into a plan: `plan_content` decides whether anything changes (content
 /// or attributes); the result carries the module's own message and fields.
 #[allow(clippy::too_many_arguments)]
@@ -740,18 +763,11 @@ async fn check_lineinfile(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     if !present {
         extra.push(("found", minijinja::Value::from(e.found)));
     }
-    finish(
-        path,
-        current,
-        e.lines.concat(),
-        e.changed,
-        e.msg,
-        extra,
-        "backup",
-        args,
-        ctx,
-    )
-    .await
+    let new = e.lines.concat();
+    if ctx.diff {
+        extra.push(("diff", registered_diff(&path, current.content.as_deref(), &new)));
+    }
+    finish(path, current, new, e.changed, e.msg, extra, "backup", args, ctx).await
 }
 
 async fn check_blockinfile(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
@@ -785,13 +801,17 @@ async fn check_blockinfile(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> 
     };
     let (content, msg) = edit_block(current.content.as_deref(), &a)?;
     let changed = !msg.is_empty();
+    let mut extra = Vec::new();
+    if ctx.diff {
+        extra.push(("diff", registered_diff(&path, current.content.as_deref(), &content)));
+    }
     finish(
         path,
         current,
         content,
         changed,
         msg.to_string(),
-        Vec::new(),
+        extra,
         "backup_file",
         args,
         ctx,

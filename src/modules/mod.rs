@@ -367,6 +367,19 @@ pub struct Guard {
 }
 
 impl FileDiff {
+    /// The diff as ansible-core's file modules register it (`copy`, `template`): the texts and
+    /// the path as both headers, no `before_header` for a file created.
+    pub fn registered(&self) -> Value {
+        let mut m = VarMap::new();
+        if self.change != Change::Create {
+            m.insert("before_header".into(), Value::from(self.path.as_str()));
+        }
+        m.insert("before".into(), Value::from(self.before.as_str()));
+        m.insert("after_header".into(), Value::from(self.path.as_str()));
+        m.insert("after".into(), Value::from(self.after.as_str()));
+        Value::from_pairs(m)
+    }
+
     /// Unified diff with the destination path in both headers, as `--diff` prints it.
     pub fn render(&self) -> String {
         let diff = similar::TextDiff::from_lines(&self.before, &self.after);
@@ -409,6 +422,9 @@ pub struct ModuleResult {
     /// proxy). A run whose failures are all refusals and that changed nothing exits as invalid
     /// input (5), in a dry run and in a run alike.
     pub refused: bool,
+    /// The task ran in diff mode: only then does `register` store the diffs (as ansible-core's
+    /// modules return them only then); the reports read `diffs` either way.
+    pub diff_mode: bool,
 }
 
 impl ModuleResult {
@@ -441,12 +457,19 @@ impl ModuleResult {
         self
     }
 
-    /// The result as `register` stores it.
+    /// The result as `register` stores it, shaped as ansible-core's: `skipped` only on a
+    /// skipped result (which has no `failed`), and a module's diffs as `diff`, a list of
+    /// `before`/`after` texts with their headers (the `before_header` left out for a file that
+    /// did not exist), unless the module registers Ansible's own `diff` value itself (`file`'s
+    /// states, `lineinfile`'s content and attributes).
     pub fn to_value(&self) -> VarMap {
         let mut m = VarMap::new();
         m.insert("changed".into(), Value::from(self.changed));
-        m.insert("failed".into(), Value::from(self.failed));
-        m.insert("skipped".into(), Value::from(self.skipped));
+        if self.skipped {
+            m.insert("skipped".into(), Value::from(true));
+        } else {
+            m.insert("failed".into(), Value::from(self.failed));
+        }
         if let Some(msg) = &self.msg {
             m.insert("msg".into(), Value::from(msg.as_str()));
         }
@@ -467,8 +490,9 @@ impl ModuleResult {
             m.insert("ansible_facts".into(), Value::from_pairs(self.facts.clone()));
         }
         // A module that reports Ansible's own `diff` value (`git`'s `prepared`) keeps it.
-        if !self.diffs.is_empty() && !m.contains_key("diff") {
-            m.insert("diff".into(), crate::values::from_serde(&self.diffs));
+        if self.diff_mode && !self.diffs.is_empty() && !m.contains_key("diff") {
+            let diffs: Vec<Value> = self.diffs.iter().map(FileDiff::registered).collect();
+            m.insert("diff".into(), Value::from(diffs));
         }
         m
     }
@@ -555,6 +579,18 @@ impl From<String> for Failure {
 
 /// Check, then (unless in check mode or nothing changes) apply exactly what was checked.
 pub async fn run(module: &dyn Module, args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
+    let in_diff_mode = |mut r: ModuleResult| {
+        r.diff_mode = ctx.diff;
+        r
+    };
+    match checked_and_applied(module, args, ctx).await {
+        Ok(r) => Ok(in_diff_mode(r)),
+        Err(Failure::Failed(r)) => Err(Failure::Failed(Box::new(in_diff_mode(*r)))),
+        Err(e) => Err(e),
+    }
+}
+
+async fn checked_and_applied(module: &dyn Module, args: &Args, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     match module.check(args, ctx).await? {
         Plan::Unchanged(r) => Ok(r),
         Plan::Change { mut preview, .. } if ctx.check_mode => {

@@ -104,6 +104,16 @@ mod tests {
         names.dedup();
         assert_eq!(before, names.len(), "a module is listed twice");
         assert!(lookup("community.docker.command").is_none());
+        // ansible-core's builtin routing: every builtin under `ansible.legacy.`, and the
+        // redirected short names of collection modules under both builtin prefixes.
+        assert_eq!(lookup("ansible.legacy.copy").unwrap().spec().name, "copy");
+        assert_eq!(lookup("ansible.legacy.haproxy").unwrap().spec().name, "haproxy");
+        assert_eq!(
+            lookup("ansible.builtin.docker_container").unwrap().spec().name,
+            "docker_container"
+        );
+        assert!(lookup("ansible.legacy.nginx_switch").is_none());
+        assert!(lookup("community.general.docker_container").is_none());
         assert!(lookup("nope").is_none());
     }
 }

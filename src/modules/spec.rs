@@ -220,9 +220,16 @@ impl ModuleSpec {
     }
 
     /// Whether `name` (short, or with one of the module's collections) names this module.
+    /// ansible-core's builtin routing redirects the old short names of community.docker's and
+    /// community.general's modules (`docker_container`, `haproxy`) to their collections, so
+    /// `ansible.builtin.haproxy` and `ansible.legacy.haproxy` name them too.
     pub fn is_named(&self, name: &str) -> bool {
         match name.rsplit_once('.') {
-            Some((prefix, short)) => short == self.name && self.collections.contains(&prefix),
+            Some((prefix, short)) => {
+                short == self.name
+                    && (self.collections.contains(&prefix)
+                        || (BUILTIN.contains(&prefix) && (self.collections == DOCKER || self.collections == GENERAL)))
+            }
             None => name == self.name,
         }
     }

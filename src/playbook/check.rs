@@ -41,9 +41,13 @@ pub struct CheckInput<'a> {
 /// In the known names: facts are gathered, so an `ansible_` name may be a per-interface fact.
 const HOST_FACT: &str = "ansible_*";
 
+/// In the known names: a `set_fact` with a templated name (`"{{ item.fact }}": v`) may define
+/// any name, known only on the host.
+const ANY_NAME: &str = "*";
+
 /// Whether a name is defined before the run (or may be, as a fact only the host names).
 fn is_known(known: &HashSet<String>, name: &str) -> bool {
-    known.contains(name) || (name.starts_with("ansible_") && known.contains(HOST_FACT))
+    known.contains(name) || known.contains(ANY_NAME) || (name.starts_with("ansible_") && known.contains(HOST_FACT))
 }
 
 const MAGIC: &[&str] = &[
@@ -79,6 +83,7 @@ const MAGIC: &[&str] = &[
     "lookup",
     "query",
     "q",
+    "now",
     "dict",
     "namespace",
     "loop",
@@ -181,7 +186,13 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                     if let Body::Module(m) = &t.body
                         && m.spec().has(Capability::SetsFacts)
                     {
-                        known.extend(m.args.iter().map(|(k, _)| k.clone()));
+                        for (k, _) in &m.args {
+                            known.insert(if is_template(k) {
+                                ANY_NAME.to_string()
+                            } else {
+                                k.clone()
+                            });
+                        }
                     }
                     if let Body::Module(m) = &t.body {
                         known.extend(m.spec().facts.iter().map(|f| f.to_string()));
@@ -397,6 +408,15 @@ fn check_task(
                 .as_str()
                 .is_some_and(|s| ["no", "false", "False", "off", "0"].contains(&s))
     });
+    if spec.has(Capability::SetsFacts) {
+        // The templated names of `set_fact` are rendered on the host: check them as templates.
+        let keys = m.raw_map.as_ref().and_then(|r| r.as_map()).unwrap_or_default();
+        for (k, _) in keys {
+            if k.as_str().is_some_and(is_template) {
+                check_node(sources, templar, k, known, false, diags);
+            }
+        }
+    }
     for (name, node) in &m.args {
         let kind = spec.kind_of(name);
         if kind == ParamKind::ControllerFile && remote_src {

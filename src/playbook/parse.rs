@@ -325,7 +325,12 @@ impl Parser<'_> {
                 pairs.iter().find(|(k, _)| {
                     matches!(
                         k.as_str(),
-                        Some("import_playbook" | "ansible.builtin.import_playbook" | "include_playbook")
+                        Some(
+                            "import_playbook"
+                                | "ansible.builtin.import_playbook"
+                                | "ansible.legacy.import_playbook"
+                                | "include_playbook"
+                        )
                     )
                 })
             });
@@ -1170,7 +1175,9 @@ impl Parser<'_> {
         let spec = call.spec();
         if spec.has(Capability::SetsFacts) {
             for (name, node) in &call.args {
-                if name != "cacheable" && !crate::inventory::valid_var_name(name) {
+                // A templated name is rendered on the host, as Ansible's set_fact templates its
+                // keys, and checked there once it is a name.
+                if name != "cacheable" && !crate::values::is_template(name) && !crate::inventory::valid_var_name(name) {
                     self.err(Diagnostic::at(
                         format!("invalid variable name `{name}` in `{}`", spec.name),
                         node.span,

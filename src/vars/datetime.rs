@@ -2,9 +2,10 @@
 //! `time.strftime`), and the datetime value `to_datetime` gives: its fields, its methods
 //! (`strftime`, `isoformat`, `timestamp`, `weekday`...) and comparisons.
 //!
-//! What minijinja cannot do: subtract two datetimes (`(a | to_datetime) - (b | to_datetime)`,
-//! Python's `timedelta`), since its `-` takes numbers only. The error says to compare
-//! `timestamp()`s instead.
+//! Subtracting datetimes gives Python's `timedelta` (`.days`, `.seconds`, `.microseconds`,
+//! `.total_seconds()`), as in Ansible templates: minijinja's `-` takes numbers only, so an
+//! expression that uses datetimes (`to_datetime`, `now()`) has its subtractions read as calls of
+//! one function that knows both ([`arithmetic`]); numbers subtract there as minijinja's `-` does.
 
 use crate::values::value_to_string;
 use chrono::{Datelike, NaiveDateTime, TimeZone, Timelike};
@@ -143,7 +144,7 @@ impl Object for DateTime {
                 return Err(Error::new(
                     ErrorKind::UnknownMethod,
                     format!(
-                        "a datetime has no method `{method}` with {} argument(s); roll's has strftime, isoformat, timestamp, weekday, isoweekday, date and time (subtracting datetimes is not supported: compare their timestamp())",
+                        "a datetime has no method `{method}` with {} argument(s); roll's has strftime, isoformat, timestamp, weekday, isoweekday, date and time",
                         args.len()
                     ),
                 ));
@@ -153,6 +154,310 @@ impl Object for DateTime {
 
     fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
         other.downcast_ref::<DateTime>().map(|o| self.0.cmp(&o.0))
+    }
+}
+
+/// Python's `datetime.timedelta`, held in microseconds; its fields are normalised as Python's
+/// (`days` may be negative, `0 <= seconds < 86400`, `0 <= microseconds < 1000000`).
+#[derive(Debug, Clone, Copy)]
+pub struct TimeDelta(pub i64);
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+impl TimeDelta {
+    fn parts(&self) -> (i64, i64, i64) {
+        let days = self.0.div_euclid(MICROS_PER_DAY);
+        let rest = self.0.rem_euclid(MICROS_PER_DAY);
+        (days, rest / 1_000_000, rest % 1_000_000)
+    }
+}
+
+impl Object for TimeDelta {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    /// Python's `str(timedelta)`: `2 days, 3:04:05.000006`, `-1 day, 23:59:59`.
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (days, secs, micros) = self.parts();
+        if days != 0 {
+            write!(f, "{days} day{}, ", if days.abs() == 1 { "" } else { "s" })?;
+        }
+        write!(f, "{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)?;
+        if micros != 0 {
+            write!(f, ".{micros:06}")?;
+        }
+        Ok(())
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let (days, secs, micros) = self.parts();
+        Some(Value::from(match key.as_str()? {
+            "days" => days,
+            "seconds" => secs,
+            "microseconds" => micros,
+            _ => return None,
+        }))
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match (method, args) {
+            ("total_seconds", []) => Ok(Value::from(self.0 as f64 / 1e6)),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!(
+                    "a timedelta has no method `{method}`; roll's has total_seconds (and the fields days, seconds, microseconds)"
+                ),
+            )),
+        }
+    }
+
+    fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+        other.downcast_ref::<TimeDelta>().map(|o| self.0.cmp(&o.0))
+    }
+}
+
+/// The function subtractions are read as in expressions that use datetimes.
+const SUB: &str = "__roll_sub";
+
+/// `a - b` with datetimes: datetime − datetime is a timedelta, datetime − timedelta a datetime,
+/// timedelta − timedelta a timedelta; anything else subtracts as minijinja's `-`.
+fn sub(a: Value, b: Value) -> Result<Value, Error> {
+    let dt = |v: &Value| v.downcast_object_ref::<DateTime>().map(|d| d.0);
+    let td = |v: &Value| v.downcast_object_ref::<TimeDelta>().map(|d| d.0);
+    let micros = |d: chrono::TimeDelta| {
+        d.num_microseconds()
+            .ok_or_else(|| invalid("the difference of these datetimes is out of range"))
+    };
+    if let (Some(x), Some(y)) = (dt(&a), dt(&b)) {
+        return Ok(Value::from_object(TimeDelta(micros(x - y)?)));
+    }
+    if let (Some(x), Some(y)) = (dt(&a), td(&b)) {
+        let moved = x
+            .checked_sub_signed(chrono::TimeDelta::microseconds(y))
+            .ok_or_else(|| invalid("date value out of range"))?;
+        return Ok(Value::from_object(DateTime(moved)));
+    }
+    if let (Some(x), Some(y)) = (td(&a), td(&b)) {
+        return Ok(Value::from_object(TimeDelta(x - y)));
+    }
+    let unsupported = || {
+        invalid(format!(
+            "tried to use - operator on unsupported types {} and {}",
+            a.kind(),
+            b.kind()
+        ))
+    };
+    if a.kind() != ValueKind::Number || b.kind() != ValueKind::Number {
+        return Err(unsupported());
+    }
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64())
+        && a.is_integer()
+        && b.is_integer()
+    {
+        return Ok(match x.checked_sub(y) {
+            Some(d) => Value::from(d),
+            None => Value::from(i128::from(x) - i128::from(y)),
+        });
+    }
+    match (f64::try_from(a.clone()), f64::try_from(b.clone())) {
+        (Ok(x), Ok(y)) => Ok(Value::from(x - y)),
+        _ => Err(unsupported()),
+    }
+}
+
+/// An expression (or a template's `{{ }}` expressions) that uses datetimes, with its
+/// subtractions read as calls of [`SUB`]; `None` when there is nothing to read so (no datetime
+/// word, no `-`, or a syntax error the normal compile will report).
+pub fn arithmetic(source: &str, expression: bool) -> Option<String> {
+    if !source.contains('-') || !(source.contains("to_datetime") || source.contains("now(")) {
+        return None;
+    }
+    if expression {
+        return rewrite_expr(source);
+    }
+    // Each `{{ ... }}` of a template, up to its closing `}}` outside quotes.
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut rest = source;
+    let mut changed = false;
+    while let Some(open) = rest.find("{{") {
+        let body_start = open + 2;
+        let Some(len) = expression_end(&rest[body_start..]) else {
+            break;
+        };
+        let body = &rest[body_start..body_start + len];
+        out.push_str(&rest[..body_start]);
+        match rewrite_expr(body.trim_start_matches(['-', '+']).trim_end_matches(['-', '+'])) {
+            Some(new) => {
+                // Whitespace control marks (`{{-`, `-}}`) stay outside the expression.
+                let lead = if body.starts_with(['-', '+']) { &body[..1] } else { "" };
+                let trail = if body.ends_with(['-', '+']) {
+                    &body[body.len() - 1..]
+                } else {
+                    ""
+                };
+                out.push_str(lead);
+                out.push_str(&new);
+                out.push_str(trail);
+                changed = true;
+            }
+            None => out.push_str(body),
+        }
+        rest = &rest[body_start + len..];
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+/// The length of an expression up to its closing `}}`, quotes skipped.
+fn expression_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(_) if c == b'\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'}' && bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn rewrite_expr(expr: &str) -> Option<String> {
+    let ast = minijinja::machinery::parse_expr(expr).ok()?;
+    let mut subs = Vec::new();
+    collect_subs(&ast, expr, &mut subs);
+    if subs.is_empty() {
+        return None;
+    }
+    Some(splice(expr, 0, expr.len(), &subs))
+}
+
+/// One subtraction: its whole span and where its `-` is.
+struct SubAt {
+    start: usize,
+    end: usize,
+    minus: usize,
+}
+
+fn offsets(span: minijinja::machinery::Span) -> (usize, usize) {
+    (span.start_offset as usize, span.end_offset as usize)
+}
+
+/// `source[start..end]` with each subtraction in it read as a call (inner ones too).
+fn splice(source: &str, start: usize, end: usize, subs: &[SubAt]) -> String {
+    if let Some(whole) = subs.iter().find(|s| s.start == start && s.end == end) {
+        return format!(
+            "{SUB}({}, {})",
+            splice(source, whole.start, whole.minus, subs),
+            splice(source, whole.minus + 1, whole.end, subs)
+        );
+    }
+    let inside = |s: &&SubAt| s.start >= start && s.end <= end;
+    // The outermost subtractions in the range: inside no other one in it.
+    let mut outer: Vec<&SubAt> = subs
+        .iter()
+        .filter(inside)
+        .filter(|s| {
+            !subs
+                .iter()
+                .filter(inside)
+                .any(|o| o.start <= s.start && s.end <= o.end && (o.start, o.end) != (s.start, s.end))
+        })
+        .collect();
+    outer.sort_by_key(|s| s.start);
+    let mut out = String::new();
+    let mut at = start;
+    for s in outer {
+        out.push_str(&source[at..s.start]);
+        out.push_str(&splice(source, s.start, s.end, subs));
+        at = s.end;
+    }
+    out.push_str(&source[at..end]);
+    out
+}
+
+fn collect_subs(e: &minijinja::machinery::ast::Expr<'_>, source: &str, out: &mut Vec<SubAt>) {
+    use minijinja::machinery::ast::{BinOpKind, CallArg, Expr};
+    let args = |args: &[CallArg<'_>], out: &mut Vec<SubAt>| {
+        for a in args {
+            match a {
+                CallArg::Pos(x) | CallArg::Kwarg(_, x) | CallArg::PosSplat(x) | CallArg::KwargSplat(x) => {
+                    collect_subs(x, source, out)
+                }
+            }
+        }
+    };
+    match e {
+        Expr::Var(_) | Expr::Const(_) => {}
+        Expr::Slice(s) => {
+            collect_subs(&s.expr, source, out);
+            for x in [&s.start, &s.stop, &s.step].into_iter().flatten() {
+                collect_subs(x, source, out);
+            }
+        }
+        Expr::UnaryOp(u) => collect_subs(&u.expr, source, out),
+        Expr::BinOp(b) => {
+            collect_subs(&b.left, source, out);
+            collect_subs(&b.right, source, out);
+            if matches!(b.op, BinOpKind::Sub) {
+                let (start, end) = offsets(b.span());
+                let (_, left_end) = offsets(b.left.span());
+                let (right_start, _) = offsets(b.right.span());
+                if let Some(minus) = source.get(left_end..right_start).and_then(|g| g.find('-')) {
+                    out.push(SubAt {
+                        start,
+                        end,
+                        minus: left_end + minus,
+                    });
+                }
+            }
+        }
+        Expr::Compare(c) => {
+            collect_subs(&c.expr, source, out);
+            for op in &c.ops {
+                collect_subs(&op.expr, source, out);
+            }
+        }
+        Expr::IfExpr(i) => {
+            collect_subs(&i.test_expr, source, out);
+            collect_subs(&i.true_expr, source, out);
+            if let Some(f) = &i.false_expr {
+                collect_subs(f, source, out);
+            }
+        }
+        Expr::Filter(f) => {
+            if let Some(x) = &f.expr {
+                collect_subs(x, source, out);
+            }
+            args(&f.args, out);
+        }
+        Expr::Test(t) => {
+            collect_subs(&t.expr, source, out);
+            args(&t.args, out);
+        }
+        Expr::GetAttr(g) => collect_subs(&g.expr, source, out),
+        Expr::GetItem(g) => {
+            collect_subs(&g.expr, source, out);
+            collect_subs(&g.subscript_expr, source, out);
+        }
+        Expr::Call(c) => {
+            collect_subs(&c.expr, source, out);
+            args(&c.args, out);
+        }
+        Expr::List(l) => l.items.iter().for_each(|x| collect_subs(x, source, out)),
+        Expr::Tuple(t) => t.items.iter().for_each(|x| collect_subs(x, source, out)),
+        Expr::Map(m) => m
+            .keys
+            .iter()
+            .chain(&m.values)
+            .for_each(|x| collect_subs(x, source, out)),
     }
 }
 
@@ -167,6 +472,22 @@ fn epoch(v: &Value) -> Result<f64, Error> {
 }
 
 pub fn register(env: &mut Environment<'static>) {
+    env.add_function(SUB, sub);
+    // Ansible's `now(utc=False, fmt=None)`: the controller's time, a datetime or formatted.
+    env.add_function("now", |kwargs: minijinja::value::Kwargs| -> Result<Value, Error> {
+        let utc: bool = kwargs.get::<Option<bool>>("utc")?.unwrap_or(false);
+        let fmt: Option<String> = kwargs.get("fmt")?;
+        kwargs.assert_all_used()?;
+        let now = if utc {
+            chrono::Utc::now().naive_utc()
+        } else {
+            chrono::Local::now().naive_local()
+        };
+        Ok(match fmt {
+            Some(f) => Value::from(format(&now, &f)?),
+            None => Value::from_object(DateTime(now)),
+        })
+    });
     // (`ansible.builtin.*` names: extra_filters.)
     env.add_filter(
         "to_datetime",
@@ -220,6 +541,32 @@ mod tests {
 
     fn midnight(date: NaiveDate) -> NaiveDateTime {
         NaiveDateTime::new(date, NaiveTime::MIN)
+    }
+
+    fn render(source: &str) -> String {
+        let mut env = Environment::new();
+        register(&mut env);
+        let read = arithmetic(source, false).unwrap_or_else(|| source.to_string());
+        env.render_str(&read, ()).unwrap()
+    }
+
+    #[test]
+    fn datetimes_subtract_into_timedeltas_in_a_template_and_numbers_still_subtract() {
+        let a = "'2024-03-06 07:08:09' | to_datetime";
+        let b = "'2024-03-04 05:06:00' | to_datetime";
+        assert_eq!(
+            render(&format!("took {{{{ ({a}) - ({b}) }}}}.")),
+            "took 2 days, 2:02:09."
+        );
+        assert_eq!(render(&format!("{{{{- (({a}) - ({b})).seconds -}}}} s")), "7329s");
+        // Chained and nested: each `-` reads as its own call, numbers as minijinja's `-`.
+        assert_eq!(render(&format!("{{{{ (({a}) - ({b})).days - 1 - 1 }}}}")), "0");
+        assert_eq!(render("{{ 10 - 2.5 }} {{ 'x-y' }}"), "7.5 x-y");
+        assert_eq!(
+            render(&format!("{{{{ [(({b}) - ({a})).days, 'a-b' ~ '}}}}'] }}}}")),
+            "[-3, 'a-b}}']"
+        );
+        assert!(arithmetic("a - b", true).is_none(), "no datetime: left as written");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `json_query` (community.general, JMESPath), `password_hash` (SHA-crypt), `random` and
+//! `json_query` (community.general, JMESPath), `password_hash` (hashed in crypt.rs), `random` and
 //! `shuffle`, the `subelements` filter, and the `ansible.builtin.*` names of Ansible's own
 //! filters and tests, as ansible-core 2.19 answers them.
 
@@ -232,132 +232,6 @@ fn json_query(data: Value, expr: String) -> Result<Value, Error> {
     Ok(crate::values::from_serde(&json))
 }
 
-/// SHA-crypt's salt alphabet.
-fn crypt_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '.' || c == '/'
-}
-
-/// `password_hash(hashtype, salt, salt_size, rounds, ident)`: sha512_crypt / sha256_crypt in
-/// the Modular Crypt Format, with passlib's rules (salt of at most 16 characters of `./0-9A-Za-z`,
-/// at least 1,000 rounds) and ansible-core's default rounds (656,000 and 535,000), which show in
-/// the hash as `rounds=N` since they are not SHA-crypt's implicit 5,000.
-fn password_hash(password: &Value, args: &[Value], kwargs: &Kwargs) -> Result<String, Error> {
-    let arg = |i: usize, name: &str| -> Result<Option<Value>, Error> {
-        Ok(match args.get(i) {
-            Some(v) => Some(v.clone()),
-            None => kwargs.get::<Option<Value>>(name)?,
-        }
-        .filter(|v| !v.is_none()))
-    };
-    let hashtype = arg(0, "hashtype")?.map_or_else(|| "sha512".to_string(), |v| value_to_string(&v));
-    let salt = arg(1, "salt")?.map(|v| value_to_string(&v)).filter(|s| !s.is_empty());
-    let salt_size = arg(2, "salt_size")?;
-    let rounds = arg(3, "rounds")?;
-    let ident = arg(4, "ident")?;
-    kwargs.assert_all_used()?;
-    let (sha512, algo) = match hashtype.as_str() {
-        "sha512" | "sha512_crypt" => (true, "sha512_crypt"),
-        "sha256" | "sha256_crypt" => (false, "sha256_crypt"),
-        "md5" | "md5_crypt" | "blowfish" | "bcrypt" => {
-            return Err(invalid(format!(
-                "roll's password_hash hashes with sha512 and sha256 (SHA-crypt), not `{hashtype}`"
-            )));
-        }
-        other => {
-            return Err(invalid(format!(
-                "{other} is not in the list of supported passlib algorithms: md5, blowfish, sha256, sha512"
-            )));
-        }
-    };
-    if ident.is_some() {
-        return Err(invalid(format!("Could not hash the secret: {algo} takes no `ident`")));
-    }
-    let password = match password.kind() {
-        ValueKind::String => value_to_string(password),
-        other => {
-            return Err(invalid(format!(
-                "secret must be unicode or bytes, not {}",
-                match other {
-                    ValueKind::Number if password.is_integer() => "int".to_string(),
-                    ValueKind::Number => "float".to_string(),
-                    k => k.to_string(),
-                }
-            )));
-        }
-    };
-    let hash_fail = |msg: String| invalid(format!("Could not hash the secret: {msg}"));
-    let salt = match salt {
-        Some(s) => {
-            if s.chars().count() > 16 {
-                return Err(hash_fail(format!("salt too large ({algo} requires <= 16 chars)")));
-            }
-            if !s.chars().all(crypt_char) {
-                return Err(hash_fail(format!("invalid characters in {algo} salt")));
-            }
-            s
-        }
-        None => {
-            let size = match salt_size {
-                Some(v) => i64::try_from(v).map_err(|_| invalid("salt_size must be an integer"))?,
-                None => 16,
-            };
-            if !(1..=16).contains(&size) {
-                return Err(hash_fail(format!("salt_size must be between 1 and 16 for {algo}")));
-            }
-            const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./";
-            let mut rng = Rng::new(None);
-            (0..size)
-                .map(|_| rng.below(ALPHABET.len() as u64).map(|i| ALPHABET[i as usize] as char))
-                .collect::<Result<String, Error>>()?
-        }
-    };
-    let rounds: u32 = match rounds {
-        Some(v) => {
-            let n = i64::try_from(v.clone()).map_err(|_| invalid(format!("rounds must be an integer, got `{v}`")))?;
-            if n < 1000 {
-                return Err(hash_fail(format!(
-                    "{algo}: min_desired_rounds ({n}) is too low, must be at least 1000"
-                )));
-            }
-            u32::try_from(n)
-                .ok()
-                .filter(|n| *n <= 999_999_999)
-                .ok_or_else(|| hash_fail(format!("{algo}: rounds ({n}) is too high, must be at most 999999999")))?
-        }
-        None if sha512 => 656_000,
-        None => 535_000,
-    };
-    let params = sha_crypt::Params::new(rounds).map_err(|e| hash_fail(format!("{e:?}")))?;
-    // The crate's raw SHA-crypt, laid out in the Modular Crypt Format as crypt(3) does: the bytes
-    // of the digest in SHA-crypt's order, in its base64 alphabet.
-    use base64ct::Encoding as _;
-    let encoded = if sha512 {
-        const ORDER: [usize; 64] = [
-            42, 21, 0, 1, 43, 22, 23, 2, 44, 45, 24, 3, 4, 46, 25, 26, 5, 47, 48, 27, 6, 7, 49, 28, 29, 8, 50, 51, 30,
-            9, 10, 52, 31, 32, 11, 53, 54, 33, 12, 13, 55, 34, 35, 14, 56, 57, 36, 15, 16, 58, 37, 38, 17, 59, 60, 39,
-            18, 19, 61, 40, 41, 20, 62, 63,
-        ];
-        let raw = sha_crypt::sha512_crypt(password.as_bytes(), salt.as_bytes(), params);
-        let ordered: Vec<u8> = ORDER.iter().map(|&i| raw[i]).collect();
-        base64ct::Base64ShaCrypt::encode_string(&ordered)
-    } else {
-        const ORDER: [usize; 32] = [
-            20, 10, 0, 11, 1, 21, 2, 22, 12, 23, 13, 3, 14, 4, 24, 5, 25, 15, 26, 16, 6, 17, 7, 27, 8, 28, 18, 29, 19,
-            9, 30, 31,
-        ];
-        let raw = sha_crypt::sha256_crypt(password.as_bytes(), salt.as_bytes(), params);
-        let ordered: Vec<u8> = ORDER.iter().map(|&i| raw[i]).collect();
-        base64ct::Base64ShaCrypt::encode_string(&ordered)
-    };
-    let id = if sha512 { 6 } else { 5 };
-    let rounds_field = if rounds == 5000 {
-        String::new()
-    } else {
-        format!("rounds={rounds}$")
-    };
-    Ok(format!("${id}${rounds_field}{salt}${encoded}"))
-}
-
 /// The `subelements` filter: `[record, element]` for each element of each record's list at the
 /// dotted path; unlike the lookup, the record keeps the list.
 fn subelements(obj: Value, path: Value, skip: Option<bool>, kwargs: Kwargs) -> Result<Value, Error> {
@@ -419,7 +293,7 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
     env.add_filter(
         "password_hash",
         move |password: Value, args: Rest<Value>, kwargs: Kwargs| -> Result<String, Error> {
-            let out = password_hash(&password, &args, &kwargs)?;
+            let out = super::crypt::password_hash(&password, &args, &kwargs)?;
             if hash_secrets.reveals(&value_to_string(&password)) {
                 hash_secrets.add(&out);
             }
@@ -501,22 +375,6 @@ pub fn register(env: &mut Environment<'static>, secrets: Arc<Secrets>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sha512_crypt_of_the_crypt3_reference_vector() {
-        // The reference vector of Drepper's SHA-crypt specification.
-        let kw = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
-        let args = [
-            Value::from("sha512"),
-            Value::from("saltstring"),
-            Value::from(()),
-            Value::from(5000),
-        ];
-        assert_eq!(
-            password_hash(&Value::from("Hello world!"), &args, &kw).unwrap(),
-            "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
-        );
-    }
 
     #[test]
     fn seeded_random_is_reproducible_and_in_range() {

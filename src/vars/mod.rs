@@ -1,6 +1,7 @@
 //! Variables and templating: the minijinja environment (strict undefined, Ansible filters),
 //! variable scopes in Ansible's precedence order, and lazy rendering of templated variables.
 
+mod crypt;
 pub mod datetime;
 pub mod extra_filters;
 pub mod filters;
@@ -136,6 +137,8 @@ impl Templar {
         }
         shallow(source, false)?;
         if let Some(expr) = single_expression(source) {
+            let read = datetime::arithmetic(expr, true);
+            let expr = read.as_deref().unwrap_or(expr);
             let compiled = self.env.compile_expression(expr).map_err(|e| convert(e, source))?;
             let v = compiled
                 .eval(scope.clone())
@@ -154,6 +157,8 @@ impl Templar {
         // last expression ends in a newline (a nested template lookup) gains no extra one.
         let wanted = source.len() - source.trim_end_matches('\n').len();
         let body = source.strip_suffix('\n').unwrap_or(source);
+        let read = datetime::arithmetic(body, false);
+        let body = read.as_deref().unwrap_or(body);
         let tmpl = self.env.template_from_str(body).map_err(|e| convert(e, source))?;
         let mut out = tmpl.render(scope.clone()).map_err(|e| self.explain(e, source, scope))?;
         let have = out.len() - out.trim_end_matches('\n').len();
@@ -310,6 +315,8 @@ impl Templar {
     pub fn eval(&self, expr: &str, scope: &Value) -> Result<Value, TemplateError> {
         let e = single_expression(expr).unwrap_or(expr);
         shallow(e, true)?;
+        let read = datetime::arithmetic(e, true);
+        let e = read.as_deref().unwrap_or(e);
         let compiled = self.env.compile_expression(e).map_err(|err| convert(err, expr))?;
         compiled
             .eval(scope.clone())
@@ -457,10 +464,11 @@ fn convert(e: minijinja::Error, source: &str) -> TemplateError {
         msg = format!("the template does more than the {TEMPLATE_FUEL} steps a render may take");
         help = Some("is there a loop inside a loop over a large range? render less, or split it".into());
     } else if msg.contains("- operator on unsupported types plain object and plain object") {
-        // Most likely two `to_datetime` values: Python subtracts them into a timedelta.
+        // Most likely two `to_datetime` values in a `{% %}` statement: roll subtracts them into a
+        // timedelta only in expressions (`{{ }}`, conditions).
         msg.push_str(
-            "; roll cannot subtract datetimes (to_datetime): subtract their timestamp()s, \
-             e.g. (a.timestamp() - b.timestamp()) / 86400 for days",
+            "; roll subtracts datetimes (to_datetime, now()) in `{{ }}` expressions and conditions, \
+             not in `{% %}` statements: compute the difference in a `{{ }}` (or a variable)",
         );
     }
     let range = e.range().filter(|r| r.end <= source.len());

@@ -2,7 +2,8 @@
 """Regenerates expected.json: every case of cases.yml rendered by ansible-playbook from the pinned
 ansible-core venv (scripts/ansible-venv), with the community.general and ansible.utils collections
 of the `ansible` 12 package (the one built on ansible-core 2.19) and the Python libraries their
-filters need (jmespath, netaddr, passlib), installed into the venv from PyPI. Run from anywhere:
+filters need (jmespath, netaddr, passlib, and bcrypt 4.0 as passlib's bcrypt backend: bcrypt 5 refuses
+the long password passlib probes it with), installed into the venv from PyPI. Run from anywhere:
 tests/filters/regen.py"""
 import glob, json, os, shutil, subprocess, sys, tempfile, zipfile
 import yaml  # the venv's PyYAML
@@ -12,7 +13,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 bin_dir = subprocess.check_output([os.path.join(root, "scripts/ansible-venv")], text=True).strip()
 pip = os.path.join(bin_dir, "pip")
-subprocess.run([pip, "install", "--quiet", "--disable-pip-version-check", "jmespath", "netaddr", "passlib"], check=True)
+subprocess.run([pip, "install", "--quiet", "--disable-pip-version-check", "jmespath", "netaddr", "passlib", "bcrypt==4.0.1"], check=True)
 collections = os.path.expanduser("~/.cache/roll/ansible-%s-collections" % ANSIBLE)
 if not os.path.isdir(os.path.join(collections, "ansible_collections/ansible/utils")):
     with tempfile.TemporaryDirectory() as dl:

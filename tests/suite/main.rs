@@ -35,6 +35,7 @@ mod plan;
 mod play;
 mod published;
 mod published_runs;
+mod register;
 mod report;
 mod resources;
 mod retire;

@@ -897,3 +897,65 @@ fn the_hosts_ansible_connection_beats_the_connection_keyword() {
     let o = play(d.path(), &[]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+/// ansible-core resolves `ansible.legacy.NAME` to the builtin (or adjacent) module: roll reads a
+/// published task file (geerlingguy.docker's setup-Suse.yml, which writes
+/// `ansible.legacy.zypper`) the same whether its modules are written short or under
+/// `ansible.legacy.`: the same diagnostics, once the prefix is read past.
+#[test]
+fn ansible_legacy_names_read_as_the_builtin_modules_in_a_published_role() {
+    let published = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/compat/published/afd-docker-flask/docker-flask/provisioning/roles/geerlingguy.docker/tasks/setup-Suse.yml",
+    );
+    let text = std::fs::read_to_string(published).unwrap();
+    assert!(text.contains("  ansible.legacy.zypper:"), "the published file changed");
+    let keywords = ["name", "when", "register", "changed_when", "check_mode"];
+    let rewrite = |legacy: bool| -> String {
+        text.lines()
+            .map(|l| {
+                let key = l.strip_prefix("  ").and_then(|r| r.split_once(':')).map(|(k, _)| k);
+                match key {
+                    Some(k) if !k.starts_with(' ') && !keywords.contains(&k) => {
+                        let short = k.strip_prefix("ansible.legacy.").unwrap_or(k);
+                        let written = if legacy {
+                            format!("ansible.legacy.{short}")
+                        } else {
+                            short.to_string()
+                        };
+                        l.replacen(k, &written, 1)
+                    }
+                    _ => l.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let said = |legacy: bool| -> (Option<i32>, String) {
+        let d = setup(
+            "- hosts: app\n  gather_facts: false\n  vars: { docker_obsolete_packages: [], docker_zypper_repo_url: u, docker_add_repo: false, docker_packages: [docker] }\n  tasks:\n    - import_tasks: setup-Suse.yml\n",
+        );
+        write(d.path(), "setup-Suse.yml", &rewrite(legacy));
+        let out = play(d.path(), &["--syntax-check"]);
+        // What is wrong and where (the caret and the suggestion follow the name as written).
+        let what: Vec<String> = stderr(&out)
+            .replace("ansible.legacy.", "")
+            .lines()
+            .filter(|l| l.starts_with("error") || l.trim_start().starts_with("-->"))
+            .map(str::to_string)
+            .collect();
+        (out.status.code(), what.join("\n"))
+    };
+    let legacy = rewrite(true);
+    assert!(legacy.contains("  ansible.legacy.package:") && legacy.contains("  ansible.legacy.systemd:"));
+    let (short_rc, short) = said(false);
+    let (legacy_rc, long) = said(true);
+    assert_eq!(
+        (legacy_rc, &long),
+        (short_rc, &short),
+        "short:\n{short}\nlegacy:\n{long}"
+    );
+    assert!(
+        !short.contains("`package`") && !short.contains("`systemd`") && !short.contains("`command`"),
+        "{short}"
+    );
+}
