@@ -440,7 +440,7 @@ async fn run(sync: &Sync, ctx: &Ctx<'_>, dry: bool) -> Result<Ran, Failure> {
                     let mut c = Command::new(join(&w));
                     c.timeout = ctx.timeout;
                     c.env = ctx.env.clone();
-                    let out = Connection::Local(Local).exec(&c).await;
+                    let out = Connection::Local(Local::default()).exec(&c).await;
                     // The socket's name is the run's own: the command reported names the host.
                     let shown = join(&words(sync, dry, &host, Some("ssh".into())));
                     out.map(|o| (o, shown))
