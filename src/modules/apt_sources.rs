@@ -505,7 +505,11 @@ fn field_name(k: &str) -> String {
             .map(|w| {
                 let mut c = w.chars();
                 c.next()
-                    .map(|f| f.to_uppercase().chain(c.flat_map(char::to_lowercase)).collect::<String>())
+                    .map(|f| {
+                        f.to_uppercase()
+                            .chain(c.flat_map(char::to_lowercase))
+                            .collect::<String>()
+                    })
                     .unwrap_or_default()
             })
             .collect::<Vec<_>>()
@@ -537,7 +541,15 @@ const BOOLS: &[&str] = &[
     "pdiffs",
     "trusted",
 ];
-const LISTS: &[&str] = &["architectures", "components", "languages", "suites", "targets", "types", "uris"];
+const LISTS: &[&str] = &[
+    "architectures",
+    "components",
+    "languages",
+    "suites",
+    "targets",
+    "types",
+    "uris",
+];
 
 /// What `deb822_repository` writes (or removes).
 struct Deb822Write {
@@ -555,7 +567,9 @@ async fn check_deb822(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let name = args.req_str("name")?;
     let state = args.str("state")?.unwrap_or_else(|| "present".into());
     let lower = name.to_lowercase();
-    let dashed = regex::Regex::new(r"[_\s]+").expect("a valid regex").replace_all(&lower, "-");
+    let dashed = regex::Regex::new(r"[_\s]+")
+        .expect("a valid regex")
+        .replace_all(&lower, "-");
     let slug = regex::Regex::new(r"[^a-z0-9-]+")
         .expect("a valid regex")
         .replace_all(&dashed, "")
@@ -582,6 +596,9 @@ async fn check_deb822(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         }
         let mut preview = r;
         preview.changed = true;
+        if ctx.check_mode {
+            super::get_url::path_info(&mut preview, &dest, ctx).await?;
+        }
         return Ok(Plan::Change {
             preview,
             action: Box::new(Deb822Write {
@@ -626,8 +643,7 @@ async fn check_deb822(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 )
                 .into());
             }
-            let is_file = !v.contains('\n')
-                && exec(ctx, format!("[ -f {} ]", quote(&v))).await?.rc == 0;
+            let is_file = !v.contains('\n') && exec(ctx, format!("[ -f {} ]", quote(&v))).await?.rc == 0;
             if is_file {
                 key_filename = Value::from(v.as_str());
             }
@@ -654,7 +670,10 @@ async fn check_deb822(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let mode = args.mode("mode")?.unwrap_or(0o644);
     let out = exec(
         ctx,
-        format!("if [ -f {0} ]; then stat -c %a {0}; cat {0}; else echo none; fi", quote(&dest)),
+        format!(
+            "if [ -f {0} ]; then stat -c %a {0}; cat {0}; else echo none; fi",
+            quote(&dest)
+        ),
     )
     .await?;
     let text = out.stdout_text();
@@ -668,11 +687,17 @@ async fn check_deb822(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .with("repo", repo.as_str())
         .with("dest", dest.as_str())
         .with("key_filename", key_filename);
+    // ansible-core adds the file's attributes (as they are now) to a result naming a `dest`.
+    let mut r = r;
     if !write_content && now_mode == Some(mode) {
+        super::get_url::path_info(&mut r, &dest, ctx).await?;
         return Ok(Plan::Unchanged(r));
     }
     let mut preview = r;
     preview.changed = true;
+    if ctx.check_mode {
+        super::get_url::path_info(&mut preview, &dest, ctx).await?;
+    }
     Ok(Plan::Change {
         preview,
         action: Box::new(Deb822Write {
@@ -706,7 +731,9 @@ async fn apply_deb822(w: Deb822Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Fai
             }
         }
     }
-    Ok(ModuleResult::changed())
+    let mut r = ModuleResult::changed();
+    super::get_url::path_info(&mut r, &w.dest, ctx).await?;
+    Ok(r)
 }
 
 /// ansible-core's `parse_output_for_keys`: the key ids of `pub`/`sub` lines not expired.
@@ -721,7 +748,13 @@ fn keys_in(output: &str, short: bool) -> Vec<String> {
                 _ => l.split(':').nth(4).map(str::to_string),
             }
         })
-        .map(|k| if short { k[k.len().saturating_sub(8)..].to_string() } else { k })
+        .map(|k| {
+            if short {
+                k[k.len().saturating_sub(8)..].to_string()
+            } else {
+                k
+            }
+        })
         .collect()
 }
 
@@ -800,7 +833,10 @@ async fn check_key(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             return Err("Missing key_id, required with keyserver.".into());
         }
         if let Some(u) = args.str("url")? {
-            return Err(format!("`url: {u}`: roll's apt_key does not download keys; give `data` or a `file` on the host").into());
+            return Err(format!(
+                "`url: {u}`: roll's apt_key does not download keys; give `data` or a `file` on the host"
+            )
+            .into());
         }
         let (arg, stdin, what) = match (&file, &data) {
             (Some(f), _) => (quote(f), None, f.clone()),

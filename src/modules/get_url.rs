@@ -224,7 +224,7 @@ fn fields(text: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// What Ansible adds to a result whose `dest` exists: its owner, mode, size...
-async fn path_info(r: &mut ModuleResult, dest: &str, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn path_info(r: &mut ModuleResult, dest: &str, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let out = sh(
         ctx,
         format!("stat -c '%u %g %U %G %a %s %F' -- {} 2>/dev/null || true", quote(dest)),

@@ -151,7 +151,10 @@ pub(super) async fn not_here(module: &str, tools: &[&str], ctx: &Ctx<'_>) -> Res
     let probe: Vec<String> = tools.iter().map(|t| quote(t)).collect();
     let out = exec(
         ctx,
-        format!("for t in {}; do command -v \"$t\" >/dev/null && echo \"$t\"; done; true", probe.join(" ")),
+        format!(
+            "for t in {}; do command -v \"$t\" >/dev/null && echo \"$t\"; done; true",
+            probe.join(" ")
+        ),
     )
     .await?;
     if let Some(t) = out.stdout_text().lines().next() {
@@ -232,7 +235,11 @@ impl Params {
 
     /// `-o "Dpkg::Options::=--X"` for each of `dpkg_options`, and the lock timeout.
     fn dpkg(&self) -> String {
-        format!("{} -o DPkg::Lock::Timeout={}", expand_dpkg_options(&self.dpkg_options), self.lock_timeout)
+        format!(
+            "{} -o DPkg::Lock::Timeout={}",
+            expand_dpkg_options(&self.dpkg_options),
+            self.lock_timeout
+        )
     }
 }
 
@@ -371,10 +378,7 @@ fn split_spec(text: &str) -> Result<Spec, Failure> {
     // A version is matched by the shell as a glob: only the characters of Debian versions
     // and of globs may reach it.
     if let Some((_, v)) = version
-        && (v.is_empty()
-            || !v
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".+~:-_*?[]".contains(c)))
+        && (v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || ".+~:-_*?[]".contains(c)))
     {
         return Err(format!("invalid package spec: {text}").into());
     }
@@ -831,9 +835,10 @@ async fn deb_install(run: &DebRun, ctx: &Ctx<'_>, simulate: bool) -> Result<Modu
     let mut deps_diff = None;
     if let Some(deps) = &run.deps {
         let names: Vec<String> = match deps {
-            AptGet::Install(list) | AptGet::Remove(list) => {
-                list.split_whitespace().map(|n| n.trim_matches('\'').to_string()).collect()
-            }
+            AptGet::Install(list) | AptGet::Remove(list) => list
+                .split_whitespace()
+                .map(|n| n.trim_matches('\'').to_string())
+                .collect(),
         };
         // ansible-core installs them with apt's defaults, not the task's release or force.
         let mut dp = p.clone();

@@ -311,7 +311,11 @@ fn want(args: &Args) -> Result<Want, Failure> {
                 return Err("The 'version' argument conflicts with any version specifier provided along with a package name. Please keep the version specifier, but remove the 'version' argument.".into());
             }
             let v = v.trim_start();
-            let sep = if v.starts_with(|c: char| c.is_ascii_digit()) { "==" } else { " " };
+            let sep = if v.starts_with(|c: char| c.is_ascii_digit()) {
+                "=="
+            } else {
+                " "
+            };
             *first = parse_requirement(&format!("{}{sep}{v}", first.to_pip()));
         }
     }
@@ -371,7 +375,12 @@ async fn find_host(w: &Want, ctx: &Ctx<'_>) -> Result<Host, Failure> {
          for b in pip3 {exe}; do p=$(command -v \"$b\") && echo \"BIN $b $p\"; done\n\
          e={env}\n\
          if [ -n \"$e\" ]; then [ -e \"$e/bin/activate\" ] && echo VENV; for b in pip3 pip; do [ -x \"$e/bin/$b\" ] && echo \"VPIP $e/bin/$b\"; done; fi; true",
-        exe = w.executable.as_deref().filter(|e| !e.starts_with('/')).map(quote).unwrap_or_default()
+        exe = w
+            .executable
+            .as_deref()
+            .filter(|e| !e.starts_with('/'))
+            .map(quote)
+            .unwrap_or_default()
     );
     let out = exec(ctx, w, &script).await?;
     let text = out.stdout_text();
@@ -384,7 +393,11 @@ async fn find_host(w: &Want, ctx: &Ctx<'_>) -> Result<Host, Failure> {
     let venv_exists = text.lines().any(|l| l == "VENV");
     let bin = |name: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix("BIN ").and_then(|r| r.strip_prefix(name)).and_then(|r| r.strip_prefix(' ')))
+            .find_map(|l| {
+                l.strip_prefix("BIN ")
+                    .and_then(|r| r.strip_prefix(name))
+                    .and_then(|r| r.strip_prefix(' '))
+            })
             .map(str::to_string)
     };
     let pip = if let Some(e) = &w.env {
@@ -399,12 +412,16 @@ async fn find_host(w: &Want, ctx: &Ctx<'_>) -> Result<Host, Failure> {
         if x.starts_with('/') {
             Some(vec![x.clone()])
         } else {
-            Some(vec![bin(x).ok_or_else(|| format!("Unable to find any of {x} to use.  pip needs to be installed."))?])
+            Some(vec![bin(x).ok_or_else(|| {
+                format!("Unable to find any of {x} to use.  pip needs to be installed.")
+            })?])
         }
     } else if text.lines().any(|l| l == "PIPMOD") && !python.is_empty() {
         Some(vec![python.clone(), "-m".into(), "pip".into()])
     } else {
-        Some(vec![bin("pip3").ok_or("Unable to find any of pip3 to use.  pip needs to be installed.")?])
+        Some(vec![bin("pip3").ok_or(
+            "Unable to find any of pip3 to use.  pip needs to be installed.",
+        )?])
     };
     Ok(Host {
         pip,
@@ -441,7 +458,11 @@ async fn list_packages(w: &Want, pip: &[String], ctx: &Ctx<'_>) -> Result<(Strin
     cmd.push("freeze".into());
     let out = exec(ctx, w, &join(&cmd)).await?;
     if out.rc != 0 {
-        return Err(pip_failed(Value::from(cmd.join(" ")), &out.stdout_text(), &out.stderr_text()));
+        return Err(pip_failed(
+            Value::from(cmd.join(" ")),
+            &out.stdout_text(),
+            &out.stderr_text(),
+        ));
     }
     Ok((cmd.join(" "), out.stdout_text(), out.stderr_text()))
 }
@@ -497,11 +518,10 @@ async fn check_pip(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .collect();
     let mut changed = false;
     for r in &w.packages {
-        let present = r.plain.as_ref().is_some_and(|p| {
-            installed
-                .iter()
-                .any(|(n, v)| *n == p.canonical && r.satisfied_by(v))
-        });
+        let present = r
+            .plain
+            .as_ref()
+            .is_some_and(|p| installed.iter().any(|(n, v)| *n == p.canonical && r.satisfied_by(v)));
         if (w.state == "present" && !present) || (w.state == "absent" && present) {
             changed = true;
             break;
@@ -545,7 +565,9 @@ async fn make_venv(w: &Want, host: &Host, env: &str, ctx: &Ctx<'_>) -> Result<(S
     if !is_venv {
         cmd.push(format!("-p{}", w.venv_python.as_deref().unwrap_or(&host.python)));
     } else if w.venv_python.is_some() {
-        return Err("virtualenv_python should not be used when using the venv module or pyvenv as virtualenv_command".into());
+        return Err(
+            "virtualenv_python should not be used when using the venv module or pyvenv as virtualenv_command".into(),
+        );
     }
     cmd.push(env.to_string());
     let out = exec(ctx, w, &join(&cmd)).await?;
@@ -600,7 +622,8 @@ async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let (o, e) = (res.stdout_text(), res.stderr_text());
     out.push_str(&o);
     err.push_str(&e);
-    let not_installed = res.rc == 1 && w.state == "absent" && (o.contains("not installed") || e.contains("not installed"));
+    let not_installed =
+        res.rc == 1 && w.state == "absent" && (o.contains("not installed") || e.contains("not installed"));
     if res.rc != 0 && !not_installed {
         return Err(pip_failed(words(&cmd), &out, &err));
     }
@@ -637,7 +660,10 @@ mod tests {
         assert!(r.satisfied_by("1.11.3"));
         assert!(!r.satisfied_by("2.0"));
         assert_eq!(r.plain.as_ref().unwrap().canonical, "django");
-        assert!(parse_requirement("/tmp/x-1.0.tar.gz").plain.is_none() || parse_requirement("/tmp/x-1.0.tar.gz").to_pip() == "/tmp/x-1.0.tar.gz");
+        assert!(
+            parse_requirement("/tmp/x-1.0.tar.gz").plain.is_none()
+                || parse_requirement("/tmp/x-1.0.tar.gz").to_pip() == "/tmp/x-1.0.tar.gz"
+        );
         assert!(parse_requirement("demo==1.*").satisfied_by("1.4"));
         assert!(parse_requirement("demo~=1.4").satisfied_by("1.9"));
         assert!(!parse_requirement("demo~=1.4").satisfied_by("2.0"));

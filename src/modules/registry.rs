@@ -3,9 +3,9 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, accounts, app_claim, apt_sources, argument_spec, bluegreen, command, control, cron, deploy_lock, docker, files, find,
-    get_url, getent, git, haproxy, include_vars, lines, nginx_switch, other_managers, packages, ping, pip, probe, raw, services,
-    setup, stat, unarchive,
+    Module, accounts, app_claim, apt_sources, argument_spec, bluegreen, command, control, cron, deploy_lock, docker,
+    files, find, get_url, getent, git, haproxy, include_vars, lines, nginx_switch, other_managers, packages, ping, pip,
+    probe, raw, services, setup, stat, unarchive,
 };
 
 pub static MODULES: &[&dyn Module] = &[

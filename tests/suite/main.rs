@@ -33,6 +33,7 @@ mod plan;
 mod play;
 mod published;
 mod report;
+mod repositories;
 mod resources;
 mod retire;
 mod roles;

@@ -102,7 +102,9 @@ fn other_systems_package_modules_are_read_whole_and_fail_on_debian_naming_apt() 
     assert_eq!(out.status.code(), Some(0), "{so}{se}");
     for tool in ["`zypper`", "`pacman`", "`pkg`", "`pkg_add`", "`rpm`", "`dnf` or `yum`"] {
         assert!(
-            so.contains(&format!("this host has no {tool}: its package manager is `apt-get`; use `package` or `apt`")),
+            so.contains(&format!(
+                "this host has no {tool}: its package manager is `apt-get`; use `package` or `apt`"
+            )),
             "{tool}:\n{so}"
         );
     }
