@@ -619,6 +619,8 @@ async fn check_deb822(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         .filter(|k| !["mode", "state"].contains(k))
         .collect();
     keys.sort_unstable();
+    // A URL (`https://...`) would be fetched: Python's urlparse finds a scheme.
+    let scheme = regex::Regex::new(r"^[A-Za-z][A-Za-z0-9+.-]*:").expect("a valid regex");
     for k in keys {
         let value = if BOOLS.contains(&k) {
             if args.get(k).is_none() {
@@ -633,11 +635,7 @@ async fn check_deb822(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             }
         } else if k == "signed_by" {
             let Some(v) = args.str(k)? else { continue };
-            if regex::Regex::new(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-                .expect("a valid regex")
-                .is_match(&v)
-                && !v.contains('\n')
-            {
+            if scheme.is_match(&v) && !v.contains('\n') {
                 return Err(format!(
                     "Could not fetch signed_by key: roll's deb822_repository does not download keys (`{v}`); give the key's text or a file on the host"
                 )

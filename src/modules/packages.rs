@@ -320,9 +320,7 @@ async fn read(ctx: &Ctx<'_>, p: &Params) -> Result<State, Failure> {
         if spec.version.is_none() {
             s.push_str("c=$(printf '%s\\n' \"$pol\" | sed -n 's/^ *Candidate: //p')\n");
         }
-        s.push_str(&format!(
-            "printf 'P %s|%s|%s|%s|%s\\n' \"$([ -n \"$pol\" ] && echo known)\" \"$c\" \"$m\" \"$g\" \"$st\"\n"
-        ));
+        s.push_str("printf 'P %s|%s|%s|%s|%s\\n' \"$([ -n \"$pol\" ] && echo known)\" \"$c\" \"$m\" \"$g\" \"$st\"\n");
     }
     let out = exec(ctx, s).await?;
     let mut st = State {
