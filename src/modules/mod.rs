@@ -19,6 +19,7 @@ macro_rules! apply_by {
 
 mod accounts;
 mod app_claim;
+mod apt_sources;
 pub(crate) mod argument_spec;
 mod assemble;
 mod authorized_key;
@@ -44,8 +45,10 @@ mod ini_file;
 pub(crate) mod lines;
 pub mod lockstep;
 pub(crate) mod nginx_switch;
+mod other_managers;
 mod packages;
 mod ping;
+mod pip;
 mod probe;
 pub mod progress;
 mod raw;

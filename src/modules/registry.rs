@@ -3,9 +3,9 @@
 //! any of its names) and ask its spec, never its name.
 
 use super::{
-    Module, accounts, app_claim, argument_spec, bluegreen, command, control, cron, deploy_lock, docker, files, find,
-    get_url, getent, git, haproxy, include_vars, lines, nginx_switch, packages, ping, probe, raw, services, setup,
-    stat, unarchive,
+    Module, accounts, app_claim, apt_sources, argument_spec, bluegreen, command, control, cron, deploy_lock, docker,
+    files, find, get_url, getent, git, haproxy, include_vars, lines, nginx_switch, other_managers, packages, ping, pip,
+    probe, raw, services, setup, stat, unarchive,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -38,6 +38,17 @@ pub static MODULES: &[&dyn Module] = &[
     &packages::Package,
     &packages::Yum,
     &packages::Dnf,
+    &pip::Pip,
+    &apt_sources::AptKey,
+    &apt_sources::AptRepository,
+    &apt_sources::Deb822Repository,
+    &other_managers::ZYPPER,
+    &other_managers::ZYPPER_REPOSITORY,
+    &other_managers::PACMAN,
+    &other_managers::PKGNG,
+    &other_managers::OPENBSD_PKG,
+    &other_managers::RPM_KEY,
+    &other_managers::YUM_REPOSITORY,
     &git::Git,
     &get_url::GetUrl,
     &getent::Getent,

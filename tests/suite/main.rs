@@ -37,6 +37,7 @@ mod published;
 mod published_runs;
 mod register;
 mod report;
+mod repositories;
 mod resources;
 mod retire;
 mod roles;
