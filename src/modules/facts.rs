@@ -265,7 +265,10 @@ fn from_files(sec: &mut BTreeMap<String, String>, files: &BTreeMap<String, Strin
     // left out as `lsblk --exclude 2` does).
     let mut uuids = Vec::new();
     for (path, dev) in files {
-        let Some(name) = path.strip_prefix("/sys/class/block/").and_then(|p| p.strip_suffix("/dev")) else {
+        let Some(name) = path
+            .strip_prefix("/sys/class/block/")
+            .and_then(|p| p.strip_suffix("/dev"))
+        else {
             continue;
         };
         let dev = dev.trim();
@@ -421,18 +424,17 @@ pub fn parse(stdout: &str) -> Map<String, J> {
     );
     // One `ip -o -batch`: the addresses (`N: dev ...`), then each route by its destination.
     let ip = get("ip");
-    let routed = |dest: &str| ip.lines().filter(|l| l.starts_with(dest)).collect::<Vec<_>>().join("\n");
+    let routed = |dest: &str| {
+        ip.lines()
+            .filter(|l| l.starts_with(dest))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let addr: Vec<&str> = ip
         .lines()
         .filter(|l| l.split_once(": ").is_some_and(|(n, _)| n.parse::<u32>().is_ok()))
         .collect();
-    network(
-        &mut f,
-        get("net"),
-        &addr.join("\n"),
-        &routed(ROUTE4),
-        &routed(ROUTE6),
-    );
+    network(&mut f, get("net"), &addr.join("\n"), &routed(ROUTE4), &routed(ROUTE6));
     let nameservers: Vec<&str> = get("dns")
         .lines()
         .filter_map(|l| l.trim().strip_prefix("nameserver"))
@@ -580,10 +582,18 @@ fn distribution(f: &mut Map<String, J>, os_release: &str, debian_version: &str, 
 /// reformatted, the ID capitalised (or NAME where it differs from ID only in case).
 fn lsb_minimal(os_release: &str) -> String {
     let os = shell_vars(os_release);
-    let na = |k: &str| os.get(k).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| "n/a".into());
+    let na = |k: &str| {
+        os.get(k)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "n/a".into())
+    };
     let raw = os.get("ID").cloned().unwrap_or_default();
     let mut c = raw.chars();
-    let mut id: String = c.next().map(|h| h.to_uppercase().chain(c).collect()).unwrap_or_default();
+    let mut id: String = c
+        .next()
+        .map(|h| h.to_uppercase().chain(c).collect())
+        .unwrap_or_default();
     if let Some(name) = os.get("NAME").filter(|n| n.to_lowercase() == id.to_lowercase()) {
         id = name.clone();
     }

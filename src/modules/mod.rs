@@ -53,6 +53,7 @@ mod probe;
 pub mod progress;
 mod raw;
 pub mod registry;
+mod selinux;
 mod services;
 mod setup;
 pub mod spec;

@@ -5,7 +5,7 @@
 use super::{
     Module, accounts, app_claim, apt_sources, argument_spec, bluegreen, command, control, cron, deploy_lock, docker,
     files, find, get_url, getent, git, haproxy, include_vars, lines, nginx_switch, other_managers, packages, ping, pip,
-    probe, raw, services, setup, stat, unarchive,
+    probe, raw, selinux, services, setup, stat, unarchive,
 };
 
 pub static MODULES: &[&dyn Module] = &[
@@ -49,6 +49,7 @@ pub static MODULES: &[&dyn Module] = &[
     &other_managers::OPENBSD_PKG,
     &other_managers::RPM_KEY,
     &other_managers::YUM_REPOSITORY,
+    &selinux::SeBoolean,
     &git::Git,
     &get_url::GetUrl,
     &getent::Getent,

@@ -565,6 +565,19 @@ impl Parser<'_> {
         play.vars = Arc::new(vars);
         self.play_vars = play.vars.clone();
         let inherit = play.inherit.clone();
+        // A templated `hosts` is rendered as Ansible renders it while it reads the play: with
+        // the play's vars and the extra vars (`{{ target | default('all') }}`).
+        if play.patterns.iter().any(|p| crate::values::is_template(p)) {
+            let patterns = std::mem::take(&mut play.patterns);
+            for p in patterns {
+                let rendered = match crate::values::is_template(&p) {
+                    true => self.parse_time_name(&p, &inherit, play.hosts_span, "`hosts` pattern"),
+                    false => Some(p),
+                };
+                play.patterns.extend(rendered);
+            }
+            play.hosts = play.patterns.join(",");
+        }
         // Ansible's order: pre_tasks, then roles (each after its dependencies), then tasks.
         let mut role_tasks = Vec::new();
         for section in ["pre_tasks", "roles", "tasks", "post_tasks", "handlers"] {
@@ -1606,12 +1619,75 @@ fn kv_key_span(sources: &Sources, span: Span, name: &str) -> Option<Span> {
     None
 }
 
+/// `key=value` words as ansible-core's `parse_kv` reads them: words split at whitespace outside
+/// quotes and outside Jinja's `{{ }}`, `{% %}` and `{# #}` (so `name={{ x | default(omit) }}`
+/// is one word), a value's quotes removed.
 pub fn parse_kv(s: &str) -> Vec<(String, String)> {
-    crate::shell::split(s)
-        .unwrap_or_default()
+    split_args(s)
         .into_iter()
-        .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|w| {
+            let (k, v) = w.split_once('=')?;
+            Some((k.to_string(), unquote(v)))
+        })
         .collect()
+}
+
+/// ansible-core's `split_args`, for `key=value` lines: whitespace separates words except
+/// inside quotes or a Jinja block.
+fn split_args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), '\\') => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                continue;
+            }
+            (None, '"' | '\'') if depth == 0 => quote = Some(c),
+            (None, '{') if matches!(chars.peek(), Some('{' | '%' | '#')) => {
+                depth += 1;
+                cur.push(c);
+                cur.extend(chars.next());
+                continue;
+            }
+            (None, '}' | '%' | '#') if depth > 0 && chars.peek() == Some(&'}') => {
+                depth -= 1;
+                cur.push(c);
+                cur.extend(chars.next());
+                continue;
+            }
+            (None, c) if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A value without the quotes around it (`"a b"` → `a b`), as ansible-core's `unquote`.
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    for q in ['"', '\''] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return v[1..v.len() - 1].to_string();
+        }
+    }
+    v.to_string()
 }
 
 /// Split leading and trailing `key=value` words whose key is a parameter off a command line.
@@ -1726,5 +1802,14 @@ mod tests {
         assert_eq!(p, [("chdir".to_string(), "/tmp".to_string())]);
         assert_eq!(rest, "ls -l x=1");
         assert_eq!(parse_kv(r#"path=/x state=touch msg="a b""#).len(), 3);
+        assert_eq!(
+            parse_kv("name={{ pkgs | default(omit) }} state=present msg='a b' x={% if a %}1{% endif %}"),
+            vec![
+                ("name".to_string(), "{{ pkgs | default(omit) }}".to_string()),
+                ("state".to_string(), "present".to_string()),
+                ("msg".to_string(), "a b".to_string()),
+                ("x".to_string(), "{% if a %}1{% endif %}".to_string()),
+            ]
+        );
     }
 }

@@ -384,7 +384,7 @@ impl Parser<'_> {
     /// A templated role name rendered as Ansible renders it while it reads the play: with the
     /// variables known then (the play's `vars` and `vars_files`, then the extra vars), no
     /// host's.
-    fn parse_time_name(&mut self, name: &str, kw: &Keywords, at: Span, what: &str) -> Option<String> {
+    pub(super) fn parse_time_name(&mut self, name: &str, kw: &Keywords, at: Span, what: &str) -> Option<String> {
         let mut vars = (*self.play_vars).clone();
         for layer in &kw.vars {
             merge(&mut vars, layer);

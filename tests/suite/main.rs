@@ -45,6 +45,7 @@ mod rollback;
 mod rollout;
 mod secrets;
 mod security;
+mod selinux;
 mod services;
 mod snapshots;
 mod ssh;
