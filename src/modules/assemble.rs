@@ -2,9 +2,9 @@
 //! from the controller with `remote_src: false`), delimited and filtered as ansible-core 2.19's
 //! `assemble` does, then written as `copy` writes it.
 
-use super::files::{file_params, plan_content, read_current};
+use super::files::{file_params, plan_content_as, read_current};
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
-use super::{Apply, Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
+use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::connection::Command;
 use crate::shell::quote;
 
@@ -232,41 +232,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     if remote_src {
         result.msg = Some("OK".into());
     }
-    let (plan, _) = plan_content(dest, current, content, args, false)?;
-    Ok(match plan {
-        Plan::Change { preview, action } => {
-            let mut r = result;
-            r.changed = true;
-            r.diffs = preview.diffs;
-            Plan::Change {
-                preview: r.clone(),
-                action: Box::new(Reported {
-                    inner: action,
-                    result: r,
-                }),
-            }
-        }
-        _ => Plan::Unchanged(result),
-    })
-}
-
-/// The write, reported with the module's own fields.
-struct Reported {
-    inner: Box<dyn Apply>,
-    result: ModuleResult,
-}
-
-impl Apply for Reported {
-    fn apply<'a>(self: Box<Self>, ctx: &'a Ctx<'a>) -> Step<'a, ModuleResult> {
-        Box::pin(async move {
-            let done = self.inner.apply(ctx).await?;
-            let mut r = self.result;
-            if let Some(b) = done.data.get("backup_file") {
-                r.data.insert("backup_file".into(), b.clone());
-            }
-            Ok(r)
-        })
-    }
+    plan_content_as(dest, current, content, args, false, result)
 }
 
 #[cfg(test)]

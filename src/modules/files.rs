@@ -3,7 +3,7 @@
 //! destination, validate, rename) or change the path.
 
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
-use super::{Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
+use super::{Apply, Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
 use crate::connection::{Command, FileAttrs, FileKind, FileStat};
 use crate::shell::quote;
 
@@ -202,6 +202,53 @@ pub(crate) async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx:
         return Ok(Plan::Unchanged(r.with_msg("file exists and `force` is false")));
     }
     Ok(plan_content(dest, current, content, args, false)?.0)
+}
+
+/// [`plan_content`] for a module that reports its own fields: `result` is what it registers,
+/// marked changed with the write's diff when there is one (and the write's `backup_file`).
+pub fn plan_content_as(
+    dest: String,
+    current: CurrentFile,
+    content: Vec<u8>,
+    args: &Args,
+    parents: bool,
+    result: ModuleResult,
+) -> Result<Plan, Failure> {
+    let (plan, _) = plan_content(dest, current, content, args, parents)?;
+    Ok(match plan {
+        Plan::Change { preview, action } => {
+            let mut r = result;
+            r.changed = true;
+            r.diffs = preview.diffs;
+            Plan::Change {
+                preview: r.clone(),
+                action: Box::new(Reported {
+                    inner: action,
+                    result: r,
+                }),
+            }
+        }
+        _ => Plan::Unchanged(result),
+    })
+}
+
+/// A write, reported with the module's own fields.
+struct Reported {
+    inner: Box<dyn Apply>,
+    result: ModuleResult,
+}
+
+impl Apply for Reported {
+    fn apply<'a>(self: Box<Self>, ctx: &'a Ctx<'a>) -> Step<'a, ModuleResult> {
+        Box::pin(async move {
+            let done = self.inner.apply(ctx).await?;
+            let mut r = self.result;
+            if let Some(b) = done.data.get("backup_file") {
+                r.data.insert("backup_file".into(), b.clone());
+            }
+            Ok(r)
+        })
+    }
 }
 
 /// The plan that makes `dest` hold `content` with the task's `mode`/`owner`/`group` (and

@@ -3,9 +3,9 @@
 //! spaced options, the same placement of new lines, the same messages), computed on the
 //! controller from the file's content and written as `copy` writes it.
 
-use super::files::{CurrentFile, file_params, plan_content, read_current};
+use super::files::{file_params, plan_content_as, read_current};
 use super::spec::{GENERAL, ModuleSpec, p, req};
-use super::{Apply, Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
+use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use minijinja::Value;
 use minijinja::value::ValueKind;
 use regex::Regex;
@@ -468,51 +468,7 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     } else {
         current.content.clone().unwrap_or_default()
     };
-    shape(target, current, content, result, args)
-}
-
-/// The write (or attribute change) `plan_content` plans, reported as the module reports it.
-fn shape(
-    target: String,
-    current: CurrentFile,
-    content: Vec<u8>,
-    result: ModuleResult,
-    args: &Args,
-) -> Result<Plan, Failure> {
-    let (plan, _) = plan_content(target, current, content, args, true)?;
-    Ok(match plan {
-        Plan::Change { preview, action } => {
-            let mut r = result;
-            r.changed = true;
-            r.diffs = preview.diffs;
-            Plan::Change {
-                preview: r.clone(),
-                action: Box::new(Shaped {
-                    inner: action,
-                    result: r,
-                }),
-            }
-        }
-        _ => Plan::Unchanged(result),
-    })
-}
-
-struct Shaped {
-    inner: Box<dyn Apply>,
-    result: ModuleResult,
-}
-
-impl Apply for Shaped {
-    fn apply<'a>(self: Box<Self>, ctx: &'a Ctx<'a>) -> Step<'a, ModuleResult> {
-        Box::pin(async move {
-            let done = self.inner.apply(ctx).await?;
-            let mut r = self.result;
-            if let Some(b) = done.data.get("backup_file") {
-                r.data.insert("backup_file".into(), b.clone());
-            }
-            Ok(r)
-        })
-    }
+    plan_content_as(target, current, content, args, true, result)
 }
 
 #[cfg(test)]

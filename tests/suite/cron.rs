@@ -9,13 +9,7 @@ use crate::common::{self, oracle, testhost};
 #[test]
 fn every_step_reports_and_writes_what_ansible_did() {
     let played = testhost::play("cron", &[]);
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
     assert!(common::stdout(&played.out).contains("changed="), "no recap");
 }
 

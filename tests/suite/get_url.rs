@@ -9,13 +9,7 @@ use std::process::Command;
 #[test]
 fn every_case_reports_what_ansible_reported() {
     let played = oracle::play("get_url");
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
 }
 
 /// A process killed when dropped.

@@ -10,13 +10,7 @@ use std::process::Command;
 #[test]
 fn every_case_reports_what_ansible_reported() {
     let played = oracle::play("git");
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
 }
 
 /// Run git in `dir` with fixed names and dates; panics when it fails.

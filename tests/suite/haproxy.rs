@@ -44,13 +44,7 @@ fn every_case_registers_what_ansible_registered() {
     let played = oracle::play("haproxy");
     let want: Vec<_> = played.want.iter().map(normalised).collect();
     let got: Vec<_> = played.got.iter().map(normalised).collect();
-    let differ = oracle::differences(&want, &got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&want, &got);
 }
 
 /// haproxy in the foreground, stopped when dropped, and the backends' processes (their pid

@@ -10,13 +10,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn every_authorized_key_step_reports_what_ansible_reported() {
     let played = testhost::play("authorized_key", &[]);
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
     // What the play left, read directly: the managed directory and file belong to the user.
     let host = &played.host;
     assert_eq!(

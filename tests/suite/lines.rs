@@ -7,13 +7,7 @@ use crate::common::{self, oracle};
 #[test]
 fn every_case_reports_what_ansible_reported_and_leaves_the_same_bytes() {
     let played = oracle::play("lines");
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
 }
 
 #[test]

@@ -26,13 +26,7 @@ fn apt_steps_report_what_ansible_reported_with_real_debian_packages() {
         want.push(w.clone());
         got.push(g.clone());
     }
-    let differ = oracle::differences(&want, &got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&want, &got);
 }
 
 /// dpkg's "(Reading database ... N files and directories currently installed.)" counts what the
@@ -53,13 +47,7 @@ fn apt_versions_releases_downgrades_and_deb_files_report_what_ansible_reported()
     let played = testhost::play("packages_deb", &[]);
     let want: Vec<_> = played.want.iter().map(without_file_counts).collect();
     let got: Vec<_> = played.got.iter().map(without_file_counts).collect();
-    let differ = oracle::differences(&want, &got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&want, &got);
 }
 
 #[test]
@@ -67,13 +55,7 @@ fn pip_into_a_virtualenv_reports_what_ansible_reported() {
     let played = testhost::play("packages_pip", &[]);
     let want: Vec<_> = played.want.iter().map(without_file_counts).collect();
     let got: Vec<_> = played.got.iter().map(without_file_counts).collect();
-    let differ = oracle::differences(&want, &got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&want, &got);
 }
 
 #[test]

@@ -8,11 +8,5 @@ use crate::common::oracle;
 #[test]
 fn every_case_reports_what_ansible_reported() {
     let played = oracle::play("system");
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
 }

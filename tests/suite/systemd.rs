@@ -9,7 +9,7 @@ use crate::common::{self, systemd_host};
 
 #[test]
 fn the_systemd_host_boots_with_systemd_as_pid_1() {
-    let host = systemd_host::SystemdHost::up();
+    let host = systemd_host::up();
     assert_eq!(host.sh("cat /proc/1/comm").trim(), "systemd");
     let state = host.sh("systemctl is-system-running");
     assert!(
@@ -144,7 +144,7 @@ fn systemd_steps_report_what_ansible_reported() {
 
 #[test]
 fn bad_systemd_arguments_are_refused_at_their_place_before_any_host() {
-    let host = systemd_host::SystemdHost::up();
+    let host = systemd_host::up();
     let dir = tempfile::tempdir().unwrap();
     common::write(
         dir.path(),

@@ -9,25 +9,13 @@ use crate::common::{self, oracle};
 #[test]
 fn every_case_reports_what_ansible_reported_and_leaves_the_same_files() {
     let played = oracle::play("transfer");
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
 }
 
 #[test]
 fn copying_a_directory_reports_what_ansible_reported_and_leaves_the_same_trees() {
     let played = oracle::play("transfer_copy");
-    let differ = oracle::differences(&played.want, &played.got);
-    assert!(
-        differ.is_empty(),
-        "{} results differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
+    oracle::assert_same(&played.want, &played.got);
 }
 
 #[test]

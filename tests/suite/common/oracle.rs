@@ -60,6 +60,17 @@ pub fn play(name: &str) -> Played {
     Played { base, got, want }
 }
 
+/// Panics listing every result that differs from ansible-core's.
+pub fn assert_same(want: &[serde_json::Value], got: &[serde_json::Value]) {
+    let differ = differences(want, got);
+    assert!(
+        differ.is_empty(),
+        "{} results differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}
+
 /// The pairs that differ, as `ansible: ... / roll: ...` lines (empty when all agree).
 pub fn differences(want: &[serde_json::Value], got: &[serde_json::Value]) -> Vec<String> {
     want.iter()

@@ -2,147 +2,21 @@
 //! `roll-systemd-host:bookworm` (scripts/systemd-host-image) booted by `scripts/systemd-host`
 //! (the same script the ansible-core oracle's `--systemd-host` mode uses), which waits until
 //! `systemctl is-system-running` says running or degraded and sshd answers; removed when
-//! dropped. Its container carries `roll.systemdhost=1` and the run's label.
+//! dropped. Its container carries `roll.systemdhost=1` and the run's label. It is a
+//! [`TestHost`] of the other kind.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use super::testhost::{Played, SYSTEMD, TestHost};
 
-pub struct SystemdHost {
-    pub dir: tempfile::TempDir,
-    /// The container's id.
-    pub cid: String,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd-host")
-}
-
-impl SystemdHost {
-    /// Boot one; panics naming what is missing (the Docker engine, the image) or what did not
-    /// start (systemd's state, its failed units).
-    pub fn up() -> SystemdHost {
-        let ok = Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .output();
-        assert!(
-            ok.as_ref().is_ok_and(|o| o.status.success()),
-            "these tests need a running Docker engine (Debian package docker.io)"
-        );
-        let dir = tempfile::Builder::new().prefix("roll-systemd-host-").tempdir().unwrap();
-        let mut host = SystemdHost {
-            cid: String::new(),
-            dir,
-        };
-        let out = Command::new(script())
-            .args(["up", host.dir.path().to_str().unwrap(), &super::docker::run_label()])
-            .output()
-            .unwrap();
-        let cid = std::fs::read_to_string(host.dir.path().join("cid")).unwrap_or_default();
-        host.cid = cid.trim().to_string();
-        assert!(
-            out.status.success(),
-            "scripts/systemd-host up failed (the image is built by scripts/systemd-host-image, Debian package mmdebstrap): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        host
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The inventory file: one host, `systemdhost`, in group `systemdhosts`.
-    pub fn inventory(&self) -> PathBuf {
-        self.path().join("hosts")
-    }
-
-    pub fn known_hosts(&self) -> PathBuf {
-        self.path().join("known_hosts")
-    }
-
-    /// `roll ARGS` in `dir` against this host (its inventory and known_hosts).
-    pub fn roll(&self, dir: &Path, args: &[&str]) -> Output {
-        super::roll(dir)
-            .env("ROLL_KNOWN_HOSTS", self.known_hosts())
-            .args(args)
-            .args(["-i", self.inventory().to_str().unwrap()])
-            .output()
-            .unwrap()
-    }
-
-    /// A shell command run in the container as root (to look at what a module did).
-    pub fn sh(&self, script: &str) -> String {
-        let out = Command::new("docker")
-            .args(["exec", &self.cid, "sh", "-c", script])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for SystemdHost {
-    fn drop(&mut self) {
-        let _ = Command::new(script())
-            .args(["down", self.dir.path().to_str().unwrap()])
-            .output();
-    }
-}
-
-/// Where the module playbooks work on the host (`base`), as the oracle ran them.
-pub const BASE: &str = super::testhost::BASE;
-
-/// What roll and ansible-core registered for `tests/modules/NAME/play.yml` on a systemd host.
-pub struct Played {
-    pub host: SystemdHost,
-    pub out: Output,
-    pub got: Vec<serde_json::Value>,
-    pub want: Vec<serde_json::Value>,
-}
-
-fn results(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// roll registers `skipped: false` on every result; ansible-core only on skipped tasks.
-fn without_skipped(mut v: serde_json::Value) -> serde_json::Value {
-    if let Some(r) = v.get_mut("result").and_then(|r| r.as_object_mut()) {
-        r.remove("skipped");
-    }
-    v
+/// Boot one; panics naming what is missing (the Docker engine, the image) or what did not
+/// start (systemd's state, its failed units).
+pub fn up() -> TestHost {
+    TestHost::start(SYSTEMD)
 }
 
 /// Run `tests/modules/NAME/play.yml` with roll (and `extra` arguments) on a freshly booted
 /// systemd host; panics if the play fails or the counts of results differ.
 pub fn play(name: &str, extra: &[&str]) -> Played {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules").join(name);
-    let host = SystemdHost::up();
-    let base = format!("base={BASE}");
-    let mut args = vec!["play", "play.yml", "-e", &base];
-    args.extend_from_slice(extra);
-    let out = host.roll(&dir, &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        super::stdout(&out),
-        super::stderr(&out)
-    );
-    let got: Vec<_> = results(&host.sh(&format!("cat {BASE}/results.jsonl")))
-        .into_iter()
-        .map(without_skipped)
-        .collect();
-    let want = results(&std::fs::read_to_string(dir.join("ansible.jsonl")).unwrap());
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "roll wrote {} results, ansible {}",
-        got.len(),
-        want.len()
-    );
-    Played { host, out, got, want }
+    super::testhost::play_on(SYSTEMD, name, extra)
 }

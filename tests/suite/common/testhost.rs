@@ -13,15 +13,42 @@ pub struct TestHost {
     pub dir: tempfile::TempDir,
     /// The container's id.
     pub cid: String,
+    kind: Kind,
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testhost")
+/// Which host: the script that starts and removes it, and the one that builds its image.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    script: &'static str,
+    image_script: &'static str,
+}
+
+/// The Debian test host (sysvinit-style: no init system runs).
+pub const DEBIAN: Kind = Kind {
+    script: "scripts/testhost",
+    image_script: "scripts/testhost-image",
+};
+
+/// The Debian host that boots systemd as PID 1 (common/systemd_host.rs).
+pub const SYSTEMD: Kind = Kind {
+    script: "scripts/systemd-host",
+    image_script: "scripts/systemd-host-image",
+};
+
+impl Kind {
+    fn script(self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(self.script)
+    }
 }
 
 impl TestHost {
-    /// Start one; panics naming what is missing (the Docker engine, the image).
+    /// Start a Debian test host; panics naming what is missing (the Docker engine, the image).
     pub fn up() -> TestHost {
+        TestHost::start(DEBIAN)
+    }
+
+    /// Start a host of `kind`; panics naming what is missing or what did not start.
+    pub fn start(kind: Kind) -> TestHost {
         let ok = Command::new("docker")
             .args(["info", "--format", "{{.ServerVersion}}"])
             .output();
@@ -33,8 +60,9 @@ impl TestHost {
         let mut host = TestHost {
             cid: String::new(),
             dir,
+            kind,
         };
-        let out = Command::new(script())
+        let out = Command::new(kind.script())
             .args(["up", host.dir.path().to_str().unwrap(), &super::docker::run_label()])
             .output()
             .unwrap();
@@ -42,7 +70,9 @@ impl TestHost {
         host.cid = cid.trim().to_string();
         assert!(
             out.status.success(),
-            "scripts/testhost up failed (the image is built by scripts/testhost-image, Debian package mmdebstrap): {}",
+            "{} up failed (the image is built by {}, Debian package mmdebstrap): {}",
+            kind.script,
+            kind.image_script,
             String::from_utf8_lossy(&out.stderr)
         );
         host
@@ -83,7 +113,7 @@ impl TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
-        let _ = Command::new(script())
+        let _ = Command::new(self.kind.script())
             .args(["down", self.dir.path().to_str().unwrap()])
             .output();
     }
@@ -118,8 +148,13 @@ fn without_skipped(mut v: serde_json::Value) -> serde_json::Value {
 /// Run `tests/modules/NAME/play.yml` with roll (and `extra` arguments) on a fresh test host;
 /// panics if the play fails or the counts of results differ.
 pub fn play(name: &str, extra: &[&str]) -> Played {
+    play_on(DEBIAN, name, extra)
+}
+
+/// [`play`] on a fresh host of `kind`.
+pub fn play_on(kind: Kind, name: &str, extra: &[&str]) -> Played {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules").join(name);
-    let host = TestHost::up();
+    let host = TestHost::start(kind);
     let base = format!("base={BASE}");
     let mut args = vec!["play", "play.yml", "-e", &base];
     args.extend_from_slice(extra);
