@@ -175,9 +175,11 @@ pub struct PlayArgs {
 pub struct RunArgs {
     /// The hosts to run on: a group, a host, or a pattern (`app:!app01`, `web[0:2]`).
     pub pattern: String,
-    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`.
+    /// Inventory: a file, a directory, a name under `inventories/`, or `host1,host2,`;
+    /// repeated, the sources are merged in order (otherwise ANSIBLE_INVENTORY, then
+    /// ansible.cfg's `inventory`).
     #[arg(short, long, env = "ROLL_INVENTORY")]
-    pub inventory: String,
+    pub inventory: Vec<String>,
     /// The module to run.
     #[arg(short = 'm', long = "module-name", default_value = "command", value_name = "MODULE")]
     pub module: String,

@@ -47,16 +47,18 @@ struct Line {
 
 fn adhoc(a: crate::cli::RunArgs) -> Exit {
     let sources = Sources::new();
-    sources.set_project(play::project_dirs(
-        std::path::Path::new("."),
-        std::slice::from_ref(&a.inventory),
-    ));
     let out = Output::with_color(a.color);
-    // ansible.cfg applies to the ad-hoc command as to playbooks (connection settings, become).
+    // ansible.cfg applies to the ad-hoc command as to playbooks (connection settings, become,
+    // the inventory when `-i` is not given).
     let cfg = match play::ansible_config(&sources, &out, 0) {
         Ok(c) => c,
         Err(exit) => return exit,
     };
+    let inventory = match crate::settings::inventory(a.inventory.clone(), &cfg) {
+        Ok(i) => i,
+        Err(d) => return play::invalid(&sources, d.into(), &out),
+    };
+    sources.set_project(play::project_dirs(std::path::Path::new("."), &inventory));
     match crate::commands::vault::keyring(&a.vault) {
         Ok(k) => sources.set_vault(k),
         Err(d) => return play::invalid(&sources, d.into(), &out),
@@ -73,11 +75,7 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
     // Ansible's ad-hoc play lives in the working directory: `group_vars/` there apply.
     let pb_path = std::path::PathBuf::from(SOURCE_NAME);
     let pb = crate::playbook::parse_tree(&sources, &tree, &pb_path);
-    let inv = crate::inventory::load(
-        &sources,
-        std::slice::from_ref(&a.inventory),
-        &[std::path::PathBuf::from(".")],
-    );
+    let inv = crate::inventory::load(&sources, &inventory, &[std::path::PathBuf::from(".")]);
     let (mut pb, mut inv) = match (pb, inv) {
         (Ok(pb), Ok(inv)) => (pb, inv),
         (Err(mut x), Err(y)) => {
@@ -120,7 +118,7 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
     let json = a.format == crate::cli::Format::Json;
     let settings = crate::settings::Play {
         playbook: pb_path,
-        inventory: vec![a.inventory.clone()],
+        inventory,
         limit: a.limit.clone(),
         extra_vars,
         opts: crate::exec::Options {

@@ -457,3 +457,28 @@ fn docker_logs_follow_streams_from_six_hosts_and_stops_on_sigint() {
     assert_eq!(stdout(&o).matches(" | CHANGED => ").count(), 6, "{}", shown(&o));
     dockerfx::docker(&["image", "rm", "-f", &image]);
 }
+
+#[test]
+fn without_dash_i_the_inventory_sources_of_ansible_cfg_are_read_and_merged() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "ansible.cfg", "[defaults]\ninventory = web.ini,db.ini\n");
+    write(d.path(), "web.ini", "[web]\nweb1 ansible_connection=local\n");
+    write(d.path(), "db.ini", "[db]\ndb1 ansible_connection=local\n");
+    let out = roll(d.path()).args(["run", "all", "-m", "ping"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    for host in ["web1", "db1"] {
+        assert!(text.contains(&format!("{host} | SUCCESS")), "{}", shown(&out));
+    }
+    // Two `-i` are merged in order, as `roll play` merges them.
+    let out = roll(d.path())
+        .args(["run", "db", "-i", "web.ini", "-i", "db.ini", "-m", "ping"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert!(
+        stdout(&out).contains("db1 | SUCCESS") && !stdout(&out).contains("web1"),
+        "{}",
+        shown(&out)
+    );
+}
