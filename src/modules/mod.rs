@@ -275,6 +275,21 @@ impl Args {
         }
     }
 
+    /// A `type='list'` parameter as ansible-core reads it: a list's items as strings, or a
+    /// string split at commas.
+    pub fn list(&self, k: &str) -> Option<Vec<String>> {
+        let v = self.get(k)?;
+        Some(if v.kind() == ValueKind::Seq {
+            v.try_iter()
+                .into_iter()
+                .flatten()
+                .map(|x| value_to_string(&x))
+                .collect()
+        } else {
+            value_to_string(v).split(',').map(str::to_string).collect()
+        })
+    }
+
     pub fn req_str(&self, k: &str) -> ArgResult<String> {
         self.str(k)?.ok_or_else(|| ArgError::Missing(k.to_string()))
     }

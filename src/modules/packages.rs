@@ -7,7 +7,6 @@ use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::connection::Command;
 use crate::shell::quote;
 use minijinja::Value;
-use minijinja::value::ValueKind;
 
 /// `apt`: Debian packages.
 pub struct Apt;
@@ -388,20 +387,7 @@ fn split_spec(text: &str) -> Result<Spec, Failure> {
 }
 
 fn names_arg(args: &Args) -> Result<Vec<Spec>, Failure> {
-    let Some(v) = args.get("name") else {
-        return Ok(Vec::new());
-    };
-    let list: Vec<String> = if v.kind() == ValueKind::Seq {
-        v.try_iter()
-            .map_err(|e| e.to_string())?
-            .map(|x| crate::values::value_to_string(&x))
-            .collect()
-    } else {
-        crate::values::value_to_string(v)
-            .split(',')
-            .map(str::to_string)
-            .collect()
-    };
+    let list = args.list("name").unwrap_or_default();
     let list: Vec<String> = list
         .into_iter()
         .map(|n| n.trim().to_string())

@@ -7,7 +7,6 @@ use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::connection::Command;
 use crate::shell::{join, quote, split};
 use minijinja::Value;
-use minijinja::value::ValueKind;
 use std::cmp::Ordering;
 
 /// `pip`.
@@ -276,28 +275,13 @@ struct Want {
     break_system_packages: bool,
 }
 
-fn list_arg(args: &Args, k: &str) -> Result<Option<Vec<String>>, Failure> {
-    let Some(v) = args.get(k) else { return Ok(None) };
-    Ok(Some(if v.kind() == ValueKind::Seq {
-        v.try_iter()
-            .map_err(|e| e.to_string())?
-            .map(|x| crate::values::value_to_string(&x))
-            .collect()
-    } else {
-        crate::values::value_to_string(v)
-            .split(',')
-            .map(str::to_string)
-            .collect()
-    }))
-}
-
 fn want(args: &Args) -> Result<Want, Failure> {
     let state = args.str("state")?.unwrap_or_else(|| "present".into());
     let version = args.str("version")?;
     if state == "latest" && version.is_some() {
         return Err("version is incompatible with state=latest".into());
     }
-    let names = list_arg(args, "name")?;
+    let names = args.list("name");
     let mut packages: Vec<Requirement> = names
         .as_deref()
         .map(|n| recover_names(n).iter().map(|r| parse_requirement(r)).collect())
