@@ -1626,10 +1626,59 @@ pub fn parse_kv(s: &str) -> Vec<(String, String)> {
     split_args(s)
         .into_iter()
         .filter_map(|w| {
+            let w = decode_escapes(&w);
             let (k, v) = w.split_once('=')?;
             Some((k.to_string(), unquote(v)))
         })
         .collect()
+}
+
+/// Python's string escapes in a `key=value` word, as ansible-core's `_decode_escapes` decodes
+/// them (`\"` in `msg="a \"b\""`, also `\n`, `\t`, `\xHH`, `\uHHHH`); other backslashes stay.
+fn decode_escapes(w: &str) -> String {
+    let mut out = String::with_capacity(w.len());
+    let mut chars = w.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let simple = match chars.peek() {
+            Some('\\') => Some('\\'),
+            Some('\'') => Some('\''),
+            Some('"') => Some('"'),
+            Some('a') => Some('\u{7}'),
+            Some('b') => Some('\u{8}'),
+            Some('f') => Some('\u{c}'),
+            Some('n') => Some('\n'),
+            Some('r') => Some('\r'),
+            Some('t') => Some('\t'),
+            Some('v') => Some('\u{b}'),
+            _ => None,
+        };
+        if let Some(d) = simple {
+            chars.next();
+            out.push(d);
+            continue;
+        }
+        let width = match chars.peek() {
+            Some('x') => 2,
+            Some('u') => 4,
+            Some('U') => 8,
+            _ => 0,
+        };
+        let hex: String = chars.clone().skip(1).take(width).collect();
+        match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+            Some(d) if width > 0 && hex.len() == width => {
+                for _ in 0..=width {
+                    chars.next();
+                }
+                out.push(d);
+            }
+            _ => out.push('\\'),
+        }
+    }
+    out
 }
 
 /// ansible-core's `split_args`, for `key=value` lines: whitespace separates words except
@@ -1648,6 +1697,11 @@ fn split_args(s: &str) -> Vec<String> {
                 if let Some(n) = chars.next() {
                     cur.push(n);
                 }
+                continue;
+            }
+            (None, '\\') => {
+                cur.push(c);
+                cur.extend(chars.next());
                 continue;
             }
             (None, '"' | '\'') if depth == 0 => quote = Some(c),
@@ -1809,6 +1863,14 @@ mod tests {
                 ("state".to_string(), "present".to_string()),
                 ("msg".to_string(), "a b".to_string()),
                 ("x".to_string(), "{% if a %}1{% endif %}".to_string()),
+            ]
+        );
+        assert_eq!(
+            parse_kv(r#"msg="b {{ x | default(\"undef\") }}" path=C:\d\x41 it=it\'s"#),
+            vec![
+                ("msg".to_string(), r#"b {{ x | default("undef") }}"#.to_string()),
+                ("path".to_string(), r"C:\dA".to_string()),
+                ("it".to_string(), "it's".to_string()),
             ]
         );
     }
