@@ -443,7 +443,10 @@ fn batches_move_real_traffic_to_the_next_colour_and_a_bad_config_is_rolled_back(
 fn a_backend_not_serving_on_the_next_colour_stops_the_switch_before_its_batch() {
     // app2's green process is dead. nginx would pass its share of requests on to the others, so
     // the gate through the proxy still answers 200; the health check asks each backend itself.
+    // Its port stays held, unlistened: a freed port can be taken by a parallel test's server.
     let mut rig = Rig::new(3);
+    let dead = common::ClosedPort::new();
+    rig.backends[1]["ports"]["green"] = dead.port.into();
     let (dir, backends) = (rig.dir.clone(), rig.backends.clone());
     let green2 = &mut rig._procs.0[3];
     green2.kill().unwrap();

@@ -24,6 +24,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port held bound on 127.0.0.1 but never listened on, for as long as the value lives:
+/// connecting to it is refused, as to a dead server, and no other test can bind it meanwhile
+/// (a killed server's port is free for the next `free_port()` of a parallel test to take).
+pub struct ClosedPort {
+    _fd: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        use std::os::fd::FromRawFd;
+        // std's listeners always listen (and set SO_REUSEADDR, which would let another
+        // bind share the port); a plain bound socket needs the system call itself.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            use std::os::fd::AsRawFd;
+            let bound = libc::bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len);
+            assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+            let mut len = len;
+            let named = libc::getsockname(fd.as_raw_fd(), &mut addr as *mut _ as *mut libc::sockaddr, &mut len);
+            assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+            ClosedPort {
+                _fd: fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+}
+
 pub fn roll_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_roll"))
 }
