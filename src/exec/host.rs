@@ -446,7 +446,11 @@ async fn run_host(
             &it.result,
             no_log,
         );
-        hr.item = Some(if no_log { "None".into() } else { label });
+        hr.item = Some(if no_log {
+            "(censored due to no_log)".into()
+        } else {
+            label
+        });
         outcome.events.push(Event::Host(Box::new(hr)));
         results.push(Value::from_pairs(v));
         if let Some(d) = pause
@@ -568,9 +572,23 @@ fn host_result(
                 secrets.add_value(v);
             }
         }
-        visible = VarMap::new();
-        visible.insert("censored".into(), Value::from(CENSORED));
-        visible.insert("changed".into(), Value::from(res.changed));
+        let censored = |changed: bool| {
+            let mut c = VarMap::new();
+            c.insert("censored".into(), Value::from(CENSORED));
+            c.insert("changed".into(), Value::from(changed));
+            c
+        };
+        visible = censored(res.changed);
+        // A loop keeps its shape, each item censored, so that it is still shown as a loop.
+        if let Some(items) = value.get("results").and_then(|r| r.try_iter().ok()) {
+            let items: Vec<Value> = items
+                .map(|i| {
+                    let changed = i.get_attr("changed").map(|c| c.is_true()).unwrap_or(false);
+                    Value::from_pairs(censored(changed))
+                })
+                .collect();
+            visible.insert("results".into(), Value::from(items));
+        }
     }
     HostResult {
         host: host.to_string(),

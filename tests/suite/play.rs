@@ -508,6 +508,41 @@ fn no_log_timeout_environment_become_and_verbose() {
     assert!(text.contains("TASK [Gathering Facts]"), "{text}");
 }
 
+/// A `no_log` loop shows each item censored, and no line for the loop as a whole, as
+/// ansible-core 2.19's default callback prints it (checked with ansible-playbook).
+#[test]
+fn a_no_log_loop_shows_each_item_censored_and_no_summary_line() {
+    let d = setup(
+        r#"
+- hosts: app1
+  gather_facts: false
+  tasks:
+    - command: echo {{ item }}-s3cr3t
+      loop: [a, b]
+      no_log: true
+    - command: "false"
+      loop: [a]
+      no_log: true
+      ignore_errors: true
+"#,
+    );
+    let out = play(d.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let hidden = "{\"censored\": \"the output has been hidden due to the fact that 'no_log: true' was specified for this result\", \"changed\": true}";
+    let want = format!(
+        "TASK [command] *****************************************************************\n\
+         changed: [app1] => (item=(censored due to no_log))\n\
+         changed: [app1] => (item=(censored due to no_log))\n\
+         \n\
+         TASK [command] *****************************************************************\n\
+         failed: [app1] (item=(censored due to no_log)) => {hidden}\n\
+         ...ignoring\n"
+    );
+    assert!(text.contains(&want), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+}
+
 #[test]
 fn any_errors_fatal_stops_every_host() {
     let d = setup(
