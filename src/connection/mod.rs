@@ -330,6 +330,12 @@ pub struct FileStat {
     pub mode: u32,
     pub owner: String,
     pub group: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Bytes (a link's own: the length of its target).
+    pub size: u64,
+    /// Hard links to it.
+    pub links: u64,
 }
 
 /// A connection to one host.
@@ -385,15 +391,7 @@ impl Connection {
     }
 
     pub async fn stat(&self, path: &str, become_user: Option<&str>) -> Result<FileStat, ConnError> {
-        let p = quote(path);
-        let script = format!(
-            "if [ -L {p} ]; then printf 'link\\n%s\\n' \"$(readlink {p})\"; \
-             elif [ -d {p} ]; then printf 'directory\\n'; \
-             elif [ -f {p} ]; then printf 'file\\n'; \
-             elif [ -e {p} ]; then printf 'other\\n'; \
-             else printf 'absent\\n'; exit 0; fi; stat -c '%a %U %G' {p}"
-        );
-        let mut cmd = Command::new(script);
+        let mut cmd = Command::new(stat_script(path));
         cmd.become_user = become_user.map(str::to_string);
         let out = self.exec(&cmd).await?;
         if out.rc != 0 {
@@ -402,31 +400,68 @@ impl Connection {
                 out.stderr_text().trim()
             )));
         }
-        let text = out.stdout_text();
+        Ok(FileStat::parse(&out.stdout_text()))
+    }
+}
+
+/// A shell snippet printing what [`FileStat::parse`] reads about `path` (not following a link):
+/// its kind (and a link's target), then mode, owner, group, uid, gid, size and link count.
+/// Modules that change a path end their own script with it, to report the result in the same
+/// round trip (it is a subshell: it ends nothing but itself).
+pub fn stat_script(path: &str) -> String {
+    let p = quote(path);
+    format!(
+        "(if [ -L {p} ]; then printf 'link\\n%s\\n' \"$(readlink {p})\"; \
+         elif [ -d {p} ]; then printf 'directory\\n'; \
+         elif [ -f {p} ]; then printf 'file\\n'; \
+         elif [ -e {p} ]; then printf 'other\\n'; \
+         else printf 'absent\\n'; exit 0; fi; stat -c '%a %U %G %u %g %s %h' {p})"
+    )
+}
+
+impl FileStat {
+    pub fn absent() -> FileStat {
+        FileStat {
+            kind: FileKind::Absent,
+            mode: 0,
+            owner: String::new(),
+            group: String::new(),
+            uid: 0,
+            gid: 0,
+            size: 0,
+            links: 0,
+        }
+    }
+
+    /// What [`stat_script`] printed.
+    pub fn parse(text: &str) -> FileStat {
         let mut lines = text.lines();
         let kind = match lines.next() {
-            Some("absent") => {
-                return Ok(FileStat {
-                    kind: FileKind::Absent,
-                    mode: 0,
-                    owner: String::new(),
-                    group: String::new(),
-                });
-            }
             Some("link") => FileKind::Link(lines.next().unwrap_or("").to_string()),
             Some("directory") => FileKind::Directory,
             Some("file") => FileKind::File,
-            _ => FileKind::Other,
+            Some("other") => FileKind::Other,
+            _ => return FileStat::absent(),
         };
         let meta = lines.next().unwrap_or("");
         let mut parts = meta.split_whitespace();
-        let mode = parts.next().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0);
-        Ok(FileStat {
+        let mut next = || parts.next().unwrap_or("");
+        let mode = u32::from_str_radix(next(), 8).unwrap_or(0);
+        let (owner, group) = (next().to_string(), next().to_string());
+        let (uid, gid) = (next().parse().unwrap_or(0), next().parse().unwrap_or(0));
+        let (size, links) = (next().parse().unwrap_or(0), next().parse().unwrap_or(0));
+        // `stat` prints UNKNOWN for an id without a name; Python's modules show the number.
+        let named = |name: String, id: u32| if name == "UNKNOWN" { id.to_string() } else { name };
+        FileStat {
             kind,
             mode,
-            owner: parts.next().unwrap_or("").into(),
-            group: parts.next().unwrap_or("").into(),
-        })
+            owner: named(owner, uid),
+            group: named(group, gid),
+            uid,
+            gid,
+            size,
+            links,
+        }
     }
 }
 

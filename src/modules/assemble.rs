@@ -2,7 +2,7 @@
 //! from the controller with `remote_src: false`), delimited and filtered as ansible-core 2.19's
 //! `assemble` does, then written as `copy` writes it.
 
-use super::files::{file_params, plan_content_as, read_current};
+use super::files::{file_params, md5_hex, plan_content_as, read_current, sha1_hex};
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
 use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::connection::Command;
@@ -111,10 +111,6 @@ pub fn join(fragments: &[Vec<u8>], delimiter: Option<&str>) -> Vec<u8> {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Which of a directory's regular files (links followed) are fragments, in Python's sorted order.
 fn pick(mut names: Vec<String>, regexp: Option<&regex::bytes::Regex>, ignore_hidden: bool) -> Vec<String> {
     names.sort();
@@ -210,14 +206,8 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         local_fragments(&src, regexp.as_ref(), ignore_hidden, args.bool("decrypt", true)?, ctx)?
     };
     let content = join(&fragments, args.str("delimiter")?.as_deref());
-    let checksum = {
-        use sha1::Digest as _;
-        hex(&sha1::Sha1::digest(&content))
-    };
-    let md5sum = {
-        use md5::Digest as _;
-        hex(&md5::Md5::digest(&content))
-    };
+    let checksum = sha1_hex(&content);
+    let md5sum = md5_hex(&content);
     let current = read_current(&dest, ctx).await?;
     if current.is_dir() {
         return Err(format!("destination `{dest}` is a directory").into());

@@ -2,7 +2,7 @@
 //! or directory already on the host, written as every file module writes (`files`); a
 //! directory's tree is `copy_tree`'s.
 
-use super::files::{file_params, plan_write};
+use super::files::{Then, file_params, plan_upload, plan_write, sha1_hex};
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
 use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::connection::FileKind;
@@ -119,7 +119,7 @@ async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         }
         (None, None) => return Err("give `content` or `src`".to_string().into()),
     };
-    plan_write(dest, content, args, ctx).await
+    plan_upload(dest, content, args, ctx).await
 }
 
 /// `copy: remote_src:` of one file: written as any copy, reported as the module on the host
@@ -131,13 +131,7 @@ async fn plan_remote_file(
     args: &Args,
     ctx: &Ctx<'_>,
 ) -> Result<Plan, Failure> {
-    let checksum = {
-        use sha1::Digest as _;
-        sha1::Sha1::digest(&content)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let checksum = sha1_hex(&content);
     let exists = super::copy_tree::size(&dest, ctx).await?.is_some();
     let shape = |mut r: ModuleResult| {
         r = r.with("src", src.as_str()).with("checksum", checksum.as_str());
@@ -148,9 +142,13 @@ async fn plan_remote_file(
     };
     Ok(match plan_write(dest, content, args, ctx).await? {
         Plan::Unchanged(r) => Plan::Unchanged(shape(r)),
+        // The source is the file on the host, not the temporary file the write went through.
         Plan::Change { preview, action } => Plan::Change {
             preview: shape(preview),
-            action,
+            action: Box::new(Then {
+                inner: action,
+                shape: move |r: ModuleResult| r.with("src", src.as_str()),
+            }),
         },
         probe => probe,
     })

@@ -2,6 +2,7 @@
 //! `flat`), rewritten only when its SHA-1 differs from the copy already there, as ansible-core
 //! 2.19's action plugin does it.
 
+use super::files::{md5_hex, sha1_hex};
 use super::spec::{BUILTIN, ModuleSpec, p, req};
 use super::{Args, Ctx, Failure, Module, ModuleResult, Plan, Step};
 use crate::connection::Command;
@@ -39,20 +40,6 @@ struct Transfer {
     dest: PathBuf,
     remote_checksum: String,
     validate: bool,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha1(data: &[u8]) -> String {
-    use sha1::Digest as _;
-    hex(&sha1::Sha1::digest(data))
-}
-
-fn md5(data: &[u8]) -> String {
-    use md5::Digest as _;
-    hex(&md5::Md5::digest(data))
 }
 
 /// `os.path.normpath` for the controller path: `.` and repeated slashes go, `..` pops.
@@ -173,11 +160,11 @@ async fn check(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let dest_text = dest.display().to_string();
     let local = std::fs::read(&dest).ok().filter(|_| dest.is_file());
     if let Some(data) = &local
-        && sha1(data) == remote_checksum
+        && sha1_hex(data) == remote_checksum
     {
         return Ok(Plan::Unchanged(
             ModuleResult::ok()
-                .with("md5sum", md5(data))
+                .with("md5sum", md5_hex(data))
                 .with("file", src.as_str())
                 .with("dest", dest_text.as_str())
                 .with("checksum", remote_checksum.as_str()),
@@ -212,9 +199,9 @@ async fn apply(t: Transfer, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
         std::fs::write(&t.dest, &data)
     };
     write().map_err(|e| format!("Failed to fetch the file to `{dest}`: {e}"))?;
-    let checksum = sha1(&data);
+    let checksum = sha1_hex(&data);
     let mut r = ModuleResult::changed()
-        .with("md5sum", md5(&data))
+        .with("md5sum", md5_hex(&data))
         .with("dest", dest.as_str())
         .with("remote_md5sum", Value::from(()))
         .with("checksum", checksum.as_str())

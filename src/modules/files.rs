@@ -4,8 +4,9 @@
 
 use super::spec::{BUILTIN, ModuleSpec, ParamKind, p, req};
 use super::{Apply, Args, Change, Ctx, Failure, FileDiff, Module, ModuleResult, Plan, Step};
-use crate::connection::{Command, FileAttrs, FileKind, FileStat};
+use crate::connection::{Command, FileAttrs, FileKind, FileStat, stat_script};
 use crate::shell::quote;
+use minijinja::Value;
 
 /// A file module's own parameters followed by ansible-core's common file arguments
 /// (`add_file_common_args`): `mode`, `owner`, `group`, the SELinux context keys, `unsafe_writes`
@@ -91,30 +92,112 @@ pub struct Write {
     pub(crate) parents: bool,
 }
 
-/// A change to a path made by `file`.
-pub enum FileOp {
-    Mkdir {
-        path: String,
-        attrs: FileAttrs,
-        recurse: bool,
-    },
-    Remove {
-        path: String,
-    },
-    Touch {
-        path: String,
-        attrs: FileAttrs,
-    },
+/// A change to a path made by `file` (and by `copy`/`template` when only attributes differ).
+pub struct FileOp {
+    path: String,
+    kind: OpKind,
+    attrs: FileAttrs,
+    /// The path's state before and the state asked for, as ansible-core's `file` names them in
+    /// the `diff` it registers.
+    prev: &'static str,
+    wanted: &'static str,
+    /// What the result names the path: `dest` for links and `touch`, else `path`.
+    key: &'static str,
+}
+
+enum OpKind {
+    /// Each missing directory is made with the attributes, as ansible-core's `file` makes them.
+    Mkdir,
+    Remove,
+    Touch,
     Link {
         src: String,
-        path: String,
         hard: bool,
     },
     Attrs {
-        path: String,
-        attrs: FileAttrs,
         recurse: bool,
     },
+}
+
+impl FileOp {
+    /// Attributes set on an existing file (what `copy`, `template` and the line editors do when
+    /// the content is already right).
+    fn attrs_of(path: String, attrs: FileAttrs, stat: &FileStat) -> FileOp {
+        FileOp {
+            path,
+            kind: OpKind::Attrs { recurse: false },
+            attrs,
+            prev: state_name(stat),
+            wanted: "file",
+            key: "path",
+        }
+    }
+}
+
+/// The SHA-1 of `data` in hex: ansible-core's `checksum`.
+pub(crate) fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest as _;
+    hex(&sha1::Sha1::digest(data))
+}
+
+/// The MD5 of `data` in hex: ansible-core's `md5sum`.
+pub(crate) fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest as _;
+    hex(&md5::Md5::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A path's state as ansible-core's `file` names it (`get_state`).
+fn state_name(stat: &FileStat) -> &'static str {
+    match stat.kind {
+        FileKind::Absent => "absent",
+        FileKind::Directory => "directory",
+        FileKind::Link(_) => "link",
+        _ if stat.links > 1 => "hard",
+        _ => "file",
+    }
+}
+
+/// A mode as ansible-core prints one (`'0%03o'`).
+fn mode_text(mode: u32) -> String {
+    format!("0{mode:03o}")
+}
+
+/// The fields ansible-core adds to every result that names an existing path
+/// (`AnsibleModule.add_path_info`): ids and names, mode, state and size, of the path itself.
+pub(crate) fn path_info(r: ModuleResult, stat: &FileStat) -> ModuleResult {
+    if stat.kind == FileKind::Absent {
+        return r;
+    }
+    r.with("uid", stat.uid)
+        .with("gid", stat.gid)
+        .with("owner", stat.owner.as_str())
+        .with("group", stat.group.as_str())
+        .with("mode", mode_text(stat.mode))
+        .with("state", state_name(stat))
+        .with("size", stat.size)
+}
+
+/// The `diff` ansible-core's `file` registers: the path and, when they differ, the states before
+/// and after (`initial_diff`), then each attribute that changed (`set_*_if_different`).
+fn registered_file_diff(path: &str, prev: &str, wanted: &str, changed: Vec<(&str, Value, Value)>) -> Value {
+    let mut before = vec![("path".to_string(), Value::from(path))];
+    let mut after = before.clone();
+    if prev != wanted {
+        before.push(("state".into(), Value::from(prev)));
+        after.push(("state".into(), Value::from(wanted)));
+    }
+    for (k, b, a) in changed {
+        before.push((k.into(), b));
+        after.push((k.into(), a));
+    }
+    Value::from_pairs(vec![
+        ("before".to_string(), Value::from_pairs(before)),
+        ("after".to_string(), Value::from_pairs(after)),
+    ])
 }
 
 fn attrs(args: &Args) -> Result<FileAttrs, String> {
@@ -125,27 +208,45 @@ fn attrs(args: &Args) -> Result<FileAttrs, String> {
     })
 }
 
-/// Attribute differences between what is there and what is wanted, as `key: before → after` lines.
+/// Attribute differences between what is there and what is wanted, as `key: before → after`
+/// lines. A numeric owner or group is compared with the id.
 fn attr_changes(stat: &FileStat, want: &FileAttrs) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     if let Some(m) = want.mode
         && m != stat.mode
     {
-        out.push(("mode".into(), format!("{:04o}", stat.mode), format!("{m:04o}")));
+        out.push(("mode".into(), mode_text(stat.mode), mode_text(m)));
     }
-    if let Some(o) = &want.owner
-        && o != &stat.owner
-        && o.parse::<u32>().is_err()
-    {
-        out.push(("owner".into(), stat.owner.clone(), o.clone()));
-    }
-    if let Some(g) = &want.group
-        && g != &stat.group
-        && g.parse::<u32>().is_err()
-    {
-        out.push(("group".into(), stat.group.clone(), g.clone()));
+    for (key, wanted, name, id) in [
+        ("owner", &want.owner, &stat.owner, stat.uid),
+        ("group", &want.group, &stat.group, stat.gid),
+    ] {
+        let Some(w) = wanted else { continue };
+        match w.parse::<u32>() {
+            Ok(n) if n != id => out.push((key.into(), id.to_string(), w.clone())),
+            Ok(_) => {}
+            Err(_) if w != name => out.push((key.into(), name.clone(), w.clone())),
+            Err(_) => {}
+        }
     }
     out
+}
+
+/// What check mode can register of attribute changes: the mode, and an owner or group given
+/// as an id (ansible-core registers ids, which a name gives only once it is applied).
+fn registered_changes(changes: &[(String, String, String)]) -> Vec<(&str, Value, Value)> {
+    changes
+        .iter()
+        .filter_map(|(k, b, a)| match (k.as_str(), b.parse::<u32>(), a.parse::<u32>()) {
+            ("mode", _, _) => Some(("mode", Value::from(b.as_str()), Value::from(a.as_str()))),
+            (k, Ok(b), Ok(a)) => Some((
+                if k == "owner" { "owner" } else { "group" },
+                Value::from(b),
+                Value::from(a),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 fn attr_diff(path: &str, changes: &[(String, String, String)]) -> FileDiff {
@@ -165,7 +266,7 @@ async fn check_template(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let vars = crate::vars::template_vars(&src, &fullpath, Some(&dest));
     let scope = crate::vars::with_template_vars(ctx.scope, vars, &["ansible_managed"]);
     let rendered = ctx.render_template(&file, &scope)?;
-    plan_write(dest, rendered.into_bytes(), args, ctx).await
+    plan_upload(dest, rendered.into_bytes(), args, ctx).await
 }
 
 /// A destination as it is now: its stat and, when it is a file, its content.
@@ -190,6 +291,8 @@ pub async fn read_current(dest: &str, ctx: &Ctx<'_>) -> Result<CurrentFile, Fail
     Ok(CurrentFile { stat, content })
 }
 
+/// The plan that makes `dest` hold `content`, unless it exists and `force` is false: what the
+/// `copy` module on the host does and reports.
 pub(crate) async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     let current = read_current(&dest, ctx).await?;
     if current.is_dir() {
@@ -202,6 +305,73 @@ pub(crate) async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx:
         return Ok(Plan::Unchanged(r.with_msg("file exists and `force` is false")));
     }
     Ok(plan_content(dest, current, content, args, false)?.0)
+}
+
+/// [`plan_write`] of content from the controller, registered as ansible-core's copy action
+/// (`copy`, `template`) registers it: new content as the `copy` module reports it (`dest`, the
+/// `src` it went through, `md5sum`, `checksum`, the file's attributes; in check mode only that it
+/// changes, and the diff), content already right as the `file` module reports setting the
+/// attributes (`path`, the attributes' `diff`, the attributes, plus `checksum` and `dest`), and
+/// `diff: []` outside diff mode.
+pub(crate) async fn plan_upload(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
+    let current = read_current(&dest, ctx).await?;
+    if current.is_dir() {
+        return Err(format!("destination `{dest}` is a directory").into());
+    }
+    if current.content.is_some() && !args.bool("force", true)? {
+        let r = ModuleResult::ok()
+            .with("dest", dest.as_str())
+            .with("size", content.len() as i64);
+        return Ok(Plan::Unchanged(r.with_msg("file exists and `force` is false")));
+    }
+    let stat = current.stat.clone();
+    let same_content = current.content.as_deref() == Some(content.as_slice());
+    let checksum = sha1_hex(&content);
+    let md5sum = md5_hex(&content);
+    let copied = |mut r: ModuleResult| {
+        // Outside diff mode the action registers its empty list of diffs.
+        if !ctx.diff {
+            r = r.with("diff", Value::from(Vec::<Value>::new()));
+        }
+        r
+    };
+    let as_file = |r: ModuleResult, changes: &[(String, String, String)]| {
+        let mut r = path_info(r.with("path", dest.as_str()), &stat)
+            .with("checksum", checksum.as_str())
+            .with("dest", dest.as_str());
+        if ctx.diff {
+            let prev = state_name(&stat);
+            r = r.with(
+                "diff",
+                registered_file_diff(&dest, prev, "file", registered_changes(changes)),
+            );
+        }
+        copied(r)
+    };
+    let changes = attr_changes(&stat, &attrs(args)?);
+    Ok(match plan_content(dest.clone(), current, content, args, false)?.0 {
+        Plan::Unchanged(_) => Plan::Unchanged(as_file(ModuleResult::ok(), &changes)),
+        Plan::Change { preview, action } if same_content => {
+            let mut p = as_file(ModuleResult::changed(), &changes);
+            p.diffs = preview.diffs;
+            Plan::Change { preview: p, action }
+        }
+        // New content in check mode: the action registers only that it changes, and the diff.
+        Plan::Change { preview, action } if ctx.check_mode => {
+            let mut p = copied(ModuleResult::changed());
+            p.diffs = preview.diffs;
+            Plan::Change { preview: p, action }
+        }
+        Plan::Change { preview, action } => Plan::Change {
+            preview: copied(
+                preview
+                    .with("checksum", checksum.as_str())
+                    .with("md5sum", md5sum.as_str()),
+            ),
+            action,
+        },
+        probe => probe,
+    })
 }
 
 /// [`plan_content`] for a module that reports its own fields: `result` is what it registers,
@@ -230,6 +400,21 @@ pub fn plan_content_as(
         }
         _ => Plan::Unchanged(result),
     })
+}
+
+/// An action whose result is reshaped once it ran (a module reporting a write its own way).
+pub(crate) struct Then<F> {
+    pub inner: Box<dyn Apply>,
+    pub shape: F,
+}
+
+impl<F: FnOnce(ModuleResult) -> ModuleResult + Send + 'static> Apply for Then<F> {
+    fn apply<'a>(self: Box<Self>, ctx: &'a Ctx<'a>) -> Step<'a, ModuleResult> {
+        Box::pin(async move {
+            let done = self.inner.apply(ctx).await?;
+            Ok((self.shape)(done))
+        })
+    }
 }
 
 /// A write, reported with the module's own fields.
@@ -298,11 +483,7 @@ pub fn plan_content(
     }
     // When only attributes differ, the file is left in place and only they are changed.
     if same_content {
-        let action = Box::new(FileOp::Attrs {
-            path: dest,
-            attrs: want,
-            recurse: false,
-        });
+        let action = Box::new(FileOp::attrs_of(dest, want, &current.stat));
         return Ok((Plan::Change { preview, action }, attrs_change));
     }
     let write = Write {
@@ -373,10 +554,14 @@ pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failur
     }
     if w.backup {
         script.push_str(&format!(
-            "if [ -e {p} ]; then b={p}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {p} \"$b\" || exit 1; echo \"$b\"; fi\n"
+            "if [ -e {p} ]; then b={p}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {p} \"$b\" || exit 1; echo \"backup $b\"; fi\n"
         ));
     }
-    script.push_str(&format!("mv -f \"$t\" {p} || exit 1\ntrap - EXIT\n"));
+    // What was written where, and the file as it now is, for the result (the same round trip).
+    script.push_str(&format!(
+        "mv -f \"$t\" {p} || exit 1\ntrap - EXIT\necho \"src $t\"\necho {DONE}\n{}\n",
+        stat_script(&w.dest)
+    ));
     let mut cmd = Command::new(script);
     cmd.stdin = Some(w.content.clone());
     cmd.become_user = ctx.become_user.clone();
@@ -392,14 +577,19 @@ pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failur
         r.rc = Some(out.rc as i64);
         return Err(Failure::Failed(Box::new(r)));
     }
+    let text = out.stdout_text();
+    let (said, after) = text.split_once(&format!("{DONE}\n")).unwrap_or((&text, ""));
     let mut r = ModuleResult::changed()
         .with("dest", w.dest.as_str())
         .with("size", w.content.len() as i64);
-    let backup = out.stdout_text().trim().to_string();
-    if !backup.is_empty() {
-        r = r.with("backup_file", backup);
+    for line in said.lines() {
+        if let Some(b) = line.strip_prefix("backup ") {
+            r = r.with("backup_file", b);
+        } else if let Some(t) = line.strip_prefix("src ") {
+            r = r.with("src", t);
+        }
     }
-    Ok(r)
+    Ok(path_info(r, &FileStat::parse(after)))
 }
 
 async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
@@ -411,10 +601,34 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         None if stat.kind == FileKind::Directory => "directory".into(),
         None => "file".into(),
     };
+    let wanted: &'static str = match state.as_str() {
+        "absent" => "absent",
+        "directory" => "directory",
+        "file" => "file",
+        "touch" => "touch",
+        "link" => "link",
+        "hard" => "hard",
+        other => return Err(format!("unknown state `{other}`").into()),
+    };
+    let prev = state_name(&stat);
+    let key = if matches!(wanted, "link" | "hard" | "touch") {
+        "dest"
+    } else {
+        "path"
+    };
+    // What the module registers before it acts (an unchanged path, or check mode): the path as
+    // it is, and in diff mode the diff ansible-core computes before acting.
+    let found = |r: ModuleResult, changes: &[(String, String, String)]| {
+        let mut r = path_info(r.with(key, path.as_str()), &stat);
+        if ctx.diff {
+            r = r.with(
+                "diff",
+                registered_file_diff(&path, prev, wanted, registered_changes(changes)),
+            );
+        }
+        r
+    };
     let now = kind_name(&stat.kind);
-    let base = ModuleResult::ok()
-        .with("path", path.as_str())
-        .with("state", state.as_str());
     let state_diff = |to: &str| FileDiff {
         path: path.clone(),
         before: format!("state: {now}\n"),
@@ -430,56 +644,57 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         let r = ModuleResult::failed("recurse option requires state to be 'directory'").with("path", path.as_str());
         return Err(Failure::Failed(Box::new(r)));
     }
-    let change = |preview: ModuleResult, op: FileOp| {
+    let op = |kind: OpKind, attrs: FileAttrs| FileOp {
+        path: path.clone(),
+        kind,
+        attrs,
+        prev,
+        wanted,
+        key,
+    };
+    let change = |mut preview: ModuleResult, diff: Option<FileDiff>, op: FileOp| {
+        preview.changed = true;
+        preview.diffs.extend(diff);
         Ok(Plan::Change {
             preview,
             action: Box::new(op),
         })
     };
-    match state.as_str() {
+    match wanted {
         "absent" => {
+            let gone = |r: ModuleResult| r.with("path", path.as_str()).with("state", "absent");
             if stat.kind == FileKind::Absent {
-                return Ok(Plan::Unchanged(base));
+                return Ok(Plan::Unchanged(gone(ModuleResult::ok())));
             }
-            let mut p = base;
-            p.changed = true;
-            p.diffs.push(state_diff("absent"));
-            change(p, FileOp::Remove { path })
+            let mut p = gone(ModuleResult::ok());
+            if ctx.diff {
+                p = p.with("diff", registered_file_diff(&path, prev, wanted, Vec::new()));
+            }
+            change(p, Some(state_diff("absent")), op(OpKind::Remove, want))
         }
         "directory" => match &stat.kind {
-            FileKind::Absent => {
-                let mut p = base;
-                p.changed = true;
-                p.diffs.push(state_diff("directory"));
-                change(
-                    p,
-                    FileOp::Mkdir {
-                        path,
-                        attrs: want,
-                        recurse,
-                    },
-                )
-            }
-            FileKind::Directory => attrs_plan(base, &path, &stat, want, recurse, ctx).await,
+            FileKind::Absent => change(
+                found(ModuleResult::ok(), &[]),
+                Some(state_diff("directory")),
+                op(OpKind::Mkdir, want),
+            ),
+            FileKind::Directory => attrs_plan(found, &path, &stat, op, want, recurse, ctx).await,
             other => Err(format!("`{path}` exists and is a {}, not a directory", kind_name(other)).into()),
         },
         "file" => match &stat.kind {
             FileKind::Absent => Err(format!("file `{path}` does not exist; use `state: touch` to create it").into()),
             FileKind::Directory => Err(format!("`{path}` is a directory, not a file").into()),
-            _ => attrs_plan(base, &path, &stat, want, false, ctx).await,
+            _ => attrs_plan(found, &path, &stat, op, want, false, ctx).await,
         },
         "touch" => {
             // Touch always changes the timestamps, as in Ansible.
-            let mut p = base;
-            p.changed = true;
-            if stat.kind == FileKind::Absent {
-                p.diffs.push(state_diff("file"));
-            }
-            change(p, FileOp::Touch { path, attrs: want })
+            let created = (stat.kind == FileKind::Absent).then(|| state_diff("file"));
+            let changes = attr_changes(&stat, &want);
+            change(found(ModuleResult::ok(), &changes), created, op(OpKind::Touch, want))
         }
-        "link" | "hard" => {
+        _ => {
             let src = args.req_str("src")?;
-            let hard = state == "hard";
+            let hard = wanted == "hard";
             let done = match &stat.kind {
                 FileKind::Link(target) => !hard && *target == src,
                 FileKind::File if hard => {
@@ -491,15 +706,14 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 }
                 _ => false,
             };
+            let found = |r: ModuleResult| found(r.with("src", src.as_str()), &[]);
             if done {
-                return Ok(Plan::Unchanged(base.with("src", src.as_str())));
+                return Ok(Plan::Unchanged(found(ModuleResult::ok())));
             }
             if stat.kind == FileKind::Directory {
                 return Err(format!("`{path}` is a directory; refusing to replace it with a link").into());
             }
-            let mut p = base.with("src", src.as_str());
-            p.changed = true;
-            p.diffs.push(FileDiff {
+            let shown = FileDiff {
                 path: path.clone(),
                 before: match &stat.kind {
                     FileKind::Link(t) => format!("link: {t}\n"),
@@ -515,17 +729,21 @@ async fn check_file(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 } else {
                     Change::Update
                 },
-            });
-            change(p, FileOp::Link { src, path, hard })
+            };
+            change(
+                found(ModuleResult::ok()),
+                Some(shown),
+                op(OpKind::Link { src: src.clone(), hard }, want),
+            )
         }
-        other => Err(format!("unknown state `{other}`").into()),
     }
 }
 
 async fn attrs_plan(
-    base: ModuleResult,
+    found: impl Fn(ModuleResult, &[(String, String, String)]) -> ModuleResult,
     path: &str,
     stat: &FileStat,
+    op: impl Fn(OpKind, FileAttrs) -> FileOp,
     want: FileAttrs,
     recurse: bool,
     ctx: &Ctx<'_>,
@@ -535,20 +753,15 @@ async fn attrs_plan(
     // ansible-core's walk skips them): a tree that already has them everywhere is unchanged.
     let below = recurse && below_differs(path, &want, ctx).await?;
     if changes.is_empty() && !below {
-        return Ok(Plan::Unchanged(base));
+        return Ok(Plan::Unchanged(found(ModuleResult::ok(), &changes)));
     }
-    let mut p = base;
-    p.changed = true;
+    let mut p = found(ModuleResult::changed(), &changes);
     if !changes.is_empty() {
         p.diffs.push(attr_diff(path, &changes));
     }
     Ok(Plan::Change {
         preview: p,
-        action: Box::new(FileOp::Attrs {
-            path: path.to_string(),
-            attrs: want,
-            recurse,
-        }),
+        action: Box::new(op(OpKind::Attrs { recurse }, want)),
     })
 }
 
@@ -599,42 +812,56 @@ fn kind_name(k: &FileKind) -> &'static str {
     }
 }
 
-fn attrs_script(path: &str, a: &FileAttrs, recurse: bool) -> String {
+/// The commands that give `word` (a quoted path or a shell variable) the attributes; chmod after
+/// chown, which would clear set-id bits.
+fn attrs_script(word: &str, a: &FileAttrs, recurse: bool) -> String {
     let r = if recurse { "-R " } else { "" };
-    let p = quote(path);
     let mut s = String::new();
-    if let Some(m) = a.mode {
-        s.push_str(&format!("chmod {r}{m:o} {p} || exit 1\n"));
-    }
     if let Some(o) = &a.owner {
-        s.push_str(&format!("chown {r}{} {p} || exit 1\n", quote(o)));
+        s.push_str(&format!("chown {r}{} {word} || exit 1\n", quote(o)));
     }
     if let Some(g) = &a.group {
-        s.push_str(&format!("chgrp {r}{} {p} || exit 1\n", quote(g)));
+        s.push_str(&format!("chgrp {r}{} {word} || exit 1\n", quote(g)));
+    }
+    if let Some(m) = a.mode {
+        s.push_str(&format!("chmod {r}{m:o} {word} || exit 1\n"));
     }
     s
 }
 
+/// The markers between the parts of what a change's script prints: the path as it was made
+/// (before its attributes), its times then, and the path after the change.
+const MADE: &str = "--roll-made--";
+const TIMES: &str = "--roll-times--";
+const DONE: &str = "--roll-done--";
+
+/// Make the change in one command, which also reports the path before and after its attributes
+/// are set, so the result is registered as ansible-core's `file` registers it.
 async fn apply_file(op: FileOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
-    let (script, path) = match &op {
-        FileOp::Mkdir { path, attrs, recurse } => (
-            format!(
-                "mkdir -p {} || exit 1\n{}",
-                quote(path),
-                attrs_script(path, attrs, *recurse)
-            ),
-            path,
+    let p = quote(&op.path);
+    let (made, times) = (
+        format!("echo {MADE}\n{}\n", stat_script(&op.path)),
+        format!("echo {TIMES}\nstat -c '%.9Y %.9X' {p}\n"),
+    );
+    let done = format!("echo {DONE}\n{}\n", stat_script(&op.path));
+    let script = match &op.kind {
+        // Each directory `mkdir -p` makes gets the attributes, topmost first.
+        OpKind::Mkdir => format!(
+            "new=; d={p}\nwhile [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do new=\"$d\n$new\"; d=$(dirname \"$d\"); done\n\
+             mkdir -p -- {p} || exit 1\n{made}\
+             printf '%s' \"$new\" | while IFS= read -r d; do\n[ -n \"$d\" ] || continue\n{}done || exit 1\n{done}",
+            attrs_script("\"$d\"", &op.attrs, false)
         ),
-        FileOp::Remove { path } => (format!("rm -rf -- {}", quote(path)), path),
-        FileOp::Touch { path, attrs } => (
-            format!("touch {} || exit 1\n{}", quote(path), attrs_script(path, attrs, false)),
-            path,
+        OpKind::Remove => format!("rm -rf -- {p}"),
+        OpKind::Touch => format!(
+            "[ -e {p} ] || : > {p} || exit 1\n{made}{times}{}touch {p} || exit 1\n{times}{done}",
+            attrs_script(&p, &op.attrs, false)
         ),
-        FileOp::Link { src, path, hard } => {
+        OpKind::Link { src, hard } => {
             let flags = if *hard { "-f" } else { "-sfn" };
-            (format!("ln {flags} {} {}", quote(src), quote(path)), path)
+            format!("ln {flags} {} {p} || exit 1\n{done}", quote(src))
         }
-        FileOp::Attrs { path, attrs, recurse } => (attrs_script(path, attrs, *recurse), path),
+        OpKind::Attrs { recurse } => format!("{made}{}{done}", attrs_script(&p, &op.attrs, *recurse)),
     };
     let mut cmd = Command::new(script);
     cmd.become_user = ctx.become_user.clone();
@@ -642,9 +869,62 @@ async fn apply_file(op: FileOp, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> 
     let out = ctx.conn.exec(&cmd).await?;
     if out.rc != 0 {
         return Err(Failure::Failed(Box::new(ModuleResult::failed(format!(
-            "cannot change `{path}`: {}",
+            "cannot change `{}`: {}",
+            op.path,
             out.stderr_text().trim()
         )))));
     }
-    Ok(ModuleResult::changed().with("path", path.as_str()))
+    let r = ModuleResult::changed().with(op.key, op.path.as_str());
+    if matches!(op.kind, OpKind::Remove) {
+        let r = r.with("state", "absent");
+        return Ok(if ctx.diff {
+            r.with("diff", registered_file_diff(&op.path, op.prev, op.wanted, Vec::new()))
+        } else {
+            r
+        });
+    }
+    let text = out.stdout_text();
+    let part = |marker: &str| {
+        text.split(&format!("{marker}\n"))
+            .nth(1)
+            .map(|t| t.split("--roll-").next().unwrap_or(""))
+    };
+    let after = FileStat::parse(part(DONE).unwrap_or(""));
+    let mut r = path_info(r, &after);
+    if let OpKind::Link { src, .. } = &op.kind {
+        r = r.with("src", src.as_str());
+    }
+    if ctx.diff {
+        let mut changed = Vec::new();
+        if let Some(made) = part(MADE).map(FileStat::parse) {
+            if made.mode != after.mode {
+                changed.push((
+                    "mode",
+                    Value::from(mode_text(made.mode)),
+                    Value::from(mode_text(after.mode)),
+                ));
+            }
+            if made.uid != after.uid {
+                changed.push(("owner", Value::from(made.uid), Value::from(after.uid)));
+            }
+            if made.gid != after.gid {
+                changed.push(("group", Value::from(made.gid), Value::from(after.gid)));
+            }
+        }
+        // `touch`'s times, before and after, as the module's float seconds.
+        let stamps: Vec<Vec<f64>> = text
+            .split(&format!("{TIMES}\n"))
+            .skip(1)
+            .map(|t| t.split_whitespace().take(2).filter_map(|n| n.parse().ok()).collect())
+            .collect();
+        if let [b, a] = stamps.as_slice()
+            && b.len() == 2
+            && a.len() == 2
+        {
+            changed.push(("mtime", Value::from(b[0]), Value::from(a[0])));
+            changed.push(("atime", Value::from(b[1]), Value::from(a[1])));
+        }
+        r = r.with("diff", registered_file_diff(&op.path, op.prev, op.wanted, changed));
+    }
+    Ok(r)
 }
