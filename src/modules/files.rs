@@ -294,17 +294,29 @@ pub async fn read_current(dest: &str, ctx: &Ctx<'_>) -> Result<CurrentFile, Fail
 /// The plan that makes `dest` hold `content`, unless it exists and `force` is false: what the
 /// `copy` module on the host does and reports.
 pub(crate) async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
-    let current = read_current(&dest, ctx).await?;
+    match writable(&dest, &content, args, ctx).await? {
+        Ok(current) => Ok(plan_content(dest, current, content, args, false)?.0),
+        Err(kept) => Ok(kept),
+    }
+}
+
+/// The destination as it is now, or the plan when nothing is to be written there: an error for
+/// a directory, the unchanged result for a file that exists while `force` is false.
+async fn writable(
+    dest: &str,
+    content: &[u8],
+    args: &Args,
+    ctx: &Ctx<'_>,
+) -> Result<Result<CurrentFile, Plan>, Failure> {
+    let current = read_current(dest, ctx).await?;
     if current.is_dir() {
         return Err(format!("destination `{dest}` is a directory").into());
     }
     if current.content.is_some() && !args.bool("force", true)? {
-        let r = ModuleResult::ok()
-            .with("dest", dest.as_str())
-            .with("size", content.len() as i64);
-        return Ok(Plan::Unchanged(r.with_msg("file exists and `force` is false")));
+        let r = ModuleResult::ok().with("dest", dest).with("size", content.len() as i64);
+        return Ok(Err(Plan::Unchanged(r.with_msg("file exists and `force` is false"))));
     }
-    Ok(plan_content(dest, current, content, args, false)?.0)
+    Ok(Ok(current))
 }
 
 /// [`plan_write`] of content from the controller, registered as ansible-core's copy action
@@ -314,16 +326,10 @@ pub(crate) async fn plan_write(dest: String, content: Vec<u8>, args: &Args, ctx:
 /// attributes (`path`, the attributes' `diff`, the attributes, plus `checksum` and `dest`), and
 /// `diff: []` outside diff mode.
 pub(crate) async fn plan_upload(dest: String, content: Vec<u8>, args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
-    let current = read_current(&dest, ctx).await?;
-    if current.is_dir() {
-        return Err(format!("destination `{dest}` is a directory").into());
-    }
-    if current.content.is_some() && !args.bool("force", true)? {
-        let r = ModuleResult::ok()
-            .with("dest", dest.as_str())
-            .with("size", content.len() as i64);
-        return Ok(Plan::Unchanged(r.with_msg("file exists and `force` is false")));
-    }
+    let current = match writable(&dest, &content, args, ctx).await? {
+        Ok(current) => current,
+        Err(kept) => return Ok(kept),
+    };
     let stat = current.stat.clone();
     let same_content = current.content.as_deref() == Some(content.as_slice());
     let checksum = sha1_hex(&content);
