@@ -132,6 +132,8 @@ pub struct Sources {
     /// The configured role search path (ansible.cfg's `roles_path` / ANSIBLE_ROLES_PATH, as the
     /// settings resolved it); `None`: the role loader reads ANSIBLE_ROLES_PATH itself.
     roles_path: Arc<RwLock<Option<Vec<PathBuf>>>>,
+    /// The configured `filter_plugins` and `test_plugins` paths, in the same way.
+    plugin_paths: Arc<RwLock<[Option<Vec<PathBuf>>; 2]>>,
 }
 
 impl Sources {
@@ -184,6 +186,16 @@ impl Sources {
     /// The configured role search path, if the settings gave one.
     pub fn roles_path(&self) -> Option<Vec<PathBuf>> {
         self.roles_path.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Name the configured `filter_plugins` and `test_plugins` paths.
+    pub fn set_plugin_paths(&self, filters: Option<Vec<PathBuf>>, tests: Option<Vec<PathBuf>>) {
+        *self.plugin_paths.write().unwrap_or_else(|e| e.into_inner()) = [filters, tests];
+    }
+
+    /// The configured `filter_plugins` (`tests: false`) or `test_plugins` path, if the settings gave one.
+    pub fn plugin_path(&self, tests: bool) -> Option<Vec<PathBuf>> {
+        self.plugin_paths.read().unwrap_or_else(|e| e.into_inner())[usize::from(tests)].clone()
     }
 
     /// The run's secrets (decrypted vault values among them), which every report masks.
@@ -283,6 +295,12 @@ impl Sources {
     pub fn get(&self, id: FileId) -> Arc<SourceFile> {
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         files[id.0 as usize].clone()
+    }
+
+    /// Whether any file read so far holds `needle`.
+    pub fn mention(&self, needle: &str) -> bool {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files.iter().any(|f| f.text.contains(needle))
     }
 
     /// `file:line:col` of the start of a span.

@@ -68,6 +68,7 @@ fn play(args: crate::cli::PlayArgs, extra: Option<Box<dyn Reporter>>, quiet: boo
     if let Some(dirs) = &cfg.roles_path {
         sources.set_roles_path(dirs.clone());
     }
+    sources.set_plugin_paths(cfg.filter_plugins.clone(), cfg.test_plugins.clone());
     // Before anything is read: `-e @file`, vars files and inventories may be vault-encrypted.
     match crate::commands::vault::keyring(&args.vault) {
         Ok(k) => sources.set_vault(k),
@@ -149,6 +150,7 @@ pub(crate) fn run_vars(sources: &Sources, pb: &Playbook, inv: inventory::Invento
         settings.extra_vars.clone(),
         playbook_dir,
         sources.secrets().clone(),
+        pb.python.clone(),
     );
     vars.templar.set_vault(sources.vault());
     vars.set_run_info(crate::vars::RunInfo {

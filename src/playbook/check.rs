@@ -12,6 +12,7 @@ use crate::values::is_template;
 use crate::vars::{Plugin, PluginUse, Templar};
 use crate::yaml::{Kind, Node};
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// What checking proved and later stages reuse.
@@ -119,7 +120,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
     } = input;
     let mut diags = Diagnostics::default();
     let mut out = Checked::default();
-    let templar = Templar::new();
+    let templar = Templar::with_plugins(Default::default(), playbook.python.clone());
 
     // A `--limit` that leaves no host would run nothing and exit 0: in CI, a deploy that
     // silently did not happen. It is invalid input, like a pattern that matches nothing.
@@ -665,11 +666,16 @@ fn unknown_plugin(templar: &Templar, u: &PluginUse, span: Span) -> Diagnostic {
         return Diagnostic::at(message, span)
             .with_help(format!("roll has this {noun} under its short name: write `{short}`"));
     }
-    Diagnostic::at(message, span).with_help(format!(
-        "roll's templates have Jinja's and Ansible's common {noun}s; {noun} plugins written in Python \
-         (`{dir}/`, collections) are not loaded: write the expression without `{}`",
+    let mut help = format!(
+        "roll's templates have Jinja's and Ansible's {noun}s, and those of the Python {noun} plugins in \
+         `{dir}/` beside the playbook or in its roles, and in collections: none defines `{}`",
         u.name
-    ))
+    );
+    // A plugin file that did not load may be the one that defines it.
+    for (path, why) in templar.python_problems() {
+        let _ = write!(help, "; {} could not be loaded ({why})", path.display());
+    }
+    Diagnostic::at(message, span).with_help(help)
 }
 
 fn undefined(name: &str, span: Span, known: &HashSet<String>) -> Diagnostic {

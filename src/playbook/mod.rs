@@ -3,6 +3,7 @@
 
 pub mod check;
 mod parse;
+mod plugins;
 mod roles;
 
 use crate::modules::{Module, ModuleSpec};
@@ -21,6 +22,8 @@ pub struct Playbook {
     /// The playbook's directory: relative `src:` paths and `group_vars/` are looked up here.
     pub dir: PathBuf,
     pub plays: Vec<Play>,
+    /// The filters and tests it brings in Python (beside it, in its roles, in collections).
+    pub python: Arc<crate::vars::python::PythonPlugins>,
 }
 
 #[derive(Debug)]

@@ -258,10 +258,14 @@ fn parse_tree_with(sources: &Sources, root: &Node, path: &Path, extra: &VarMap) 
     if !p.diags.is_empty() {
         return Err(p.diags);
     }
+    let mut role_dirs: Vec<PathBuf> = p.roles.keys().cloned().collect();
+    role_dirs.sort();
+    let python = crate::vars::python::PythonPlugins::load(&super::plugins::find(sources, &dir, &role_dirs));
     Ok(Playbook {
         path: path.to_path_buf(),
         dir,
         plays,
+        python: Arc::new(python),
     })
 }
 

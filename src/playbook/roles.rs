@@ -88,7 +88,7 @@ fn collection_role(name: &str) -> Option<(&str, &str, &str)> {
     (parts.next().is_none() && !ns.is_empty() && !coll.is_empty() && !role.is_empty()).then_some((ns, coll, role))
 }
 
-fn env_paths(var: &str) -> Vec<PathBuf> {
+pub(super) fn env_paths(var: &str) -> Vec<PathBuf> {
     std::env::var_os(var)
         .map(|v| {
             std::env::split_paths(&v)
@@ -98,7 +98,7 @@ fn env_paths(var: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-fn home() -> Option<PathBuf> {
+pub(super) fn home() -> Option<PathBuf> {
     std::env::var_os("HOME").map(PathBuf::from)
 }
 
@@ -129,7 +129,7 @@ pub(super) fn role_search_path(
 }
 
 /// The directories that hold `ansible_collections/`, in Ansible's order.
-fn collection_search_path(playbook_dir: &Path) -> Vec<PathBuf> {
+pub(super) fn collection_search_path(playbook_dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![playbook_dir.join("collections")];
     let mut configured = env_paths("ANSIBLE_COLLECTIONS_PATH");
     configured.extend(env_paths("ANSIBLE_COLLECTIONS_PATHS"));

@@ -68,6 +68,20 @@ const SPECS: &[Spec] = &[
         Type::PathSpec,
         Use::Used,
     ),
+    spec(
+        "defaults",
+        "filter_plugins",
+        "ANSIBLE_FILTER_PLUGINS",
+        Type::PathSpec,
+        Use::Used,
+    ),
+    spec(
+        "defaults",
+        "test_plugins",
+        "ANSIBLE_TEST_PLUGINS",
+        Type::PathSpec,
+        Use::Used,
+    ),
     spec("defaults", "remote_user", "ANSIBLE_REMOTE_USER", Type::Str, Use::Used),
     spec("defaults", "remote_port", "ANSIBLE_REMOTE_PORT", Type::Int, Use::Used),
     spec(
@@ -297,6 +311,9 @@ pub struct AnsibleConfig {
     pub file: Option<PathBuf>,
     pub inventory: Vec<PathBuf>,
     pub roles_path: Option<Vec<PathBuf>>,
+    /// `filter_plugins` and `test_plugins`: where Python filters and tests are looked for.
+    pub filter_plugins: Option<Vec<PathBuf>>,
+    pub test_plugins: Option<Vec<PathBuf>>,
     pub remote_user: Option<String>,
     pub remote_port: Option<u16>,
     pub private_key_file: Option<PathBuf>,
@@ -503,6 +520,8 @@ pub fn load(sources: &Sources, env: &dyn Env, cwd: &Path) -> Result<AnsibleConfi
         match s.key {
             "inventory" => cfg.inventory = paths(&raw, ',', env, dir),
             "roles_path" => cfg.roles_path = Some(paths(&raw, ':', env, dir)),
+            "filter_plugins" => cfg.filter_plugins = Some(paths(&raw, ':', env, dir)),
+            "test_plugins" => cfg.test_plugins = Some(paths(&raw, ':', env, dir)),
             "remote_user" => cfg.remote_user = Some(raw.clone()).filter(|u| !u.is_empty()),
             "remote_port" => match int() {
                 Ok(p) if (1..=65535).contains(&p) => cfg.remote_port = Some(p as u16),

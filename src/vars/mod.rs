@@ -10,6 +10,7 @@ pub mod lookups;
 pub mod mathstuff;
 pub mod more_filters;
 pub mod pyjson;
+pub mod python;
 
 use crate::inventory::Inventory;
 use crate::secrets::Secrets;
@@ -53,6 +54,8 @@ pub struct Templar {
     plugins: Mutex<std::collections::HashMap<(Plugin, String), bool>>,
     /// The run's vault passwords: the `file` lookup decrypts a vault-encrypted file, as Ansible's.
     vault: Arc<RwLock<crate::vault::Keyring>>,
+    /// The filters and tests the playbook brings in Python.
+    python: Arc<python::PythonPlugins>,
 }
 
 impl Default for Templar {
@@ -69,6 +72,11 @@ impl Templar {
     /// An engine whose lookups and filters add to these secrets (the run's, which its files'
     /// vault values are already in).
     pub fn with_secrets(secrets: Arc<Secrets>) -> Templar {
+        Templar::with_plugins(secrets, Arc::default())
+    }
+
+    /// [`Templar::with_secrets`], with the playbook's Python filters and tests over the built-in ones.
+    pub fn with_plugins(secrets: Arc<Secrets>, python: Arc<python::PythonPlugins>) -> Templar {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Ansible keeps a file's trailing newline; jinja2 in Ansible runs with
@@ -93,11 +101,13 @@ impl Templar {
         ipaddr::register(&mut env);
         datetime::register(&mut env);
         extra_filters::register(&mut env, secrets.clone());
+        python.register(&mut env, &secrets);
         Templar {
             env,
             secrets,
             plugins: Mutex::default(),
             vault,
+            python,
         }
     }
 
@@ -296,7 +306,16 @@ impl Templar {
         known
     }
 
+    /// The Python plugin files that could not be loaded, with why.
+    pub fn python_problems(&self) -> &[(std::path::PathBuf, String)] {
+        self.python.problems()
+    }
+
     fn probe_plugin(&self, kind: Plugin, name: &str) -> bool {
+        // Known without calling it: a plugin's code runs only when a template applies it.
+        if self.python.has(kind, name) {
+            return true;
+        }
         let probe = match kind {
             Plugin::Filter => format!("none | {name}"),
             Plugin::Test => format!("none is {name}"),
@@ -572,16 +591,17 @@ pub struct RunInfo {
 
 impl RunVars {
     pub fn new(inventory: Arc<Inventory>, extra: VarMap, playbook_dir: String) -> Arc<RunVars> {
-        RunVars::with_secrets(inventory, extra, playbook_dir, Arc::new(Secrets::new()))
+        RunVars::with_secrets(inventory, extra, playbook_dir, Arc::new(Secrets::new()), Arc::default())
     }
 
     /// The run's variables, masking with the run's secrets (`Sources::secrets`, where what the
-    /// vault decrypted already is).
+    /// vault decrypted already is), templated with the playbook's Python plugins.
     pub fn with_secrets(
         inventory: Arc<Inventory>,
         extra: VarMap,
         playbook_dir: String,
         secrets: Arc<Secrets>,
+        python: Arc<python::PythonPlugins>,
     ) -> Arc<RunVars> {
         let groups = inventory.groups_value();
         let facts = RwLock::new((0..inventory.hosts.len()).map(|_| Arc::new(VarMap::new())).collect());
@@ -593,7 +613,7 @@ impl RunVars {
             .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()).display().to_string())
             .unwrap_or_default();
         Arc::new(RunVars {
-            templar: Templar::with_secrets(secrets),
+            templar: Templar::with_plugins(secrets, python),
             inventory,
             groups,
             extra: Arc::new(extra),

@@ -224,3 +224,179 @@ fn imported_and_included_roles_know_their_parents() {
     let want = std::fs::read_to_string(root.join("parents.expected")).unwrap();
     assert_eq!(got, want.lines().collect::<Vec<_>>(), "{text}");
 }
+
+/// Filters and tests written in Python, from `filter_plugins/` and `test_plugins/` beside the
+/// playbook, a role's `filter_plugins/`, and a collection beside the playbook (whose plugin
+/// imports its own `module_utils` relatively): each answers as ansible-playbook 2.19.14 answered
+/// for the same files, keyword arguments too; what a plugin prints is not shown; a plugin that
+/// raises fails its task in Ansible's words; and the python3 process ends with the run.
+fn python_plugin_project(dir: &Path) {
+    write(
+        dir,
+        "filter_plugins/mine.py",
+        "from ansible.errors import AnsibleFilterError\nprint('chatty plugin at import')\n\n\
+         def shout(s, times=1, sep='!'):\n    return (s.upper() + sep) * times\n\n\
+         def pick(d, *keys):\n    return {k: d[k] for k in keys}\n\n\
+         def boom(x):\n    raise AnsibleFilterError('boom: cannot take %r' % (x,))\n\n\
+         class FilterModule(object):\n    def filters(self):\n        return {'shout': shout, 'pick': pick, 'boom': boom}\n",
+    );
+    write(
+        dir,
+        "test_plugins/numbers.py",
+        "class TestModule:\n    def tests(self):\n        return {'even_number': lambda n: n % 2 == 0}\n",
+    );
+    write(
+        dir,
+        "roles/web/filter_plugins/web.py",
+        "class FilterModule:\n    def filters(self):\n        return {'vhost': lambda n, port=80: '%s:%d' % (n, port)}\n",
+    );
+    write(
+        dir,
+        "roles/web/tasks/main.yml",
+        "- name: role\n  debug:\n    msg: \"{{ 'shop' | vhost(port=8080) }}\"\n",
+    );
+    let coll = "collections/ansible_collections/acme/tools/plugins";
+    write(
+        dir,
+        &format!("{coll}/module_utils/helpers.py"),
+        "def double(x):\n    return [x, x]\n",
+    );
+    write(
+        dir,
+        &format!("{coll}/filter/dup.py"),
+        "from ..module_utils.helpers import double\n\nclass FilterModule:\n    def filters(self):\n        return {'dup': double}\n",
+    );
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+}
+
+#[test]
+fn python_filter_and_test_plugins_answer_as_in_ansible() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    python_plugin_project(dir);
+    write(
+        dir,
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  roles: [web]
+  tasks:
+    - name: kwargs
+      debug:
+        msg: "{{ 'hi' | shout }} {{ 'yo' | shout(2, sep='?') }}"
+    - name: dict
+      debug:
+        msg: "{{ {'a': 1, 'b': [2, 3], 'c': 'x'} | pick('b', 'a') }}"
+    - name: collection
+      debug:
+        msg: "{{ 'z' | acme.tools.dup }}"
+    - name: test
+      debug:
+        msg: "{{ [1, 2, 3, 4] | select('even_number') | list }} {{ 3 is even_number }}"
+    - name: raises
+      debug:
+        msg: "{{ 7 | boom }}"
+"#,
+    );
+    let out = roll(dir)
+        .args(["play", "pb.yml", "-i", "hosts", "--format", "json"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}{}", common::stderr(&out));
+    let mut task = String::new();
+    let mut got = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        match e["event"].as_str() {
+            Some("task_start") => task = e["name"].as_str().unwrap().to_string(),
+            Some("host") => {
+                got.insert(task.clone(), e["result"]["msg"].clone());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(got["web : role"], "shop:8080", "{text}");
+    assert_eq!(got["kwargs"], "HI! YO?YO?", "{text}");
+    assert_eq!(got["dict"], serde_json::json!({"b": [2, 3], "a": 1}), "{text}");
+    assert_eq!(got["collection"], serde_json::json!(["z", "z"]), "{text}");
+    assert_eq!(got["test"], "[2, 4] False", "{text}");
+    let raised = got["raises"].as_str().unwrap();
+    assert!(
+        raised.starts_with("The filter plugin 'boom' failed: boom: cannot take 7"),
+        "{raised}"
+    );
+    assert!(!text.contains("chatty"), "{text}");
+    let left = common::resources::processes_mentioning(&dir.display().to_string());
+    assert!(left.is_empty(), "python3 left running: {left:?}");
+}
+
+/// A plugin file that cannot be imported is named, with Python's reason, where a name it may
+/// define is used: nothing runs.
+#[test]
+fn a_plugin_file_that_cannot_load_is_named_where_its_filter_is_used() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(dir, "filter_plugins/broken.py", "import no_such_module_zq\n");
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+    write(
+        dir,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy:\n        content: \"{{ 'x' | brokenfilter }}\"\n        dest: \"{{ playbook_dir }}/written\"\n",
+    );
+    let out = roll(dir).args(["play", "pb.yml", "-i", "hosts"]).output().unwrap();
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{}{err}", stdout(&out));
+    assert!(err.contains("unknown Jinja filter `brokenfilter`"), "{err}");
+    assert!(
+        err.contains("broken.py could not be loaded (ModuleNotFoundError: No module named 'no_such_module_zq')"),
+        "{err}"
+    );
+    assert!(!dir.join("written").exists());
+}
+
+/// What a Python filter makes from a secret is masked like the secret.
+#[test]
+fn what_a_python_filter_makes_from_a_secret_is_masked() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    python_plugin_project(dir);
+    write(
+        dir,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  vars:\n    token: tok-Zq81-hunter\n    roll_secret_vars: [token]\n  tasks:\n    - debug:\n        msg: \"{{ token | shout(sep='') }} {{ 'open' | shout }}\"\n",
+    );
+    let out = roll(dir).args(["play", "pb.yml", "-i", "hosts"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(!text.to_lowercase().contains("hunter"), "{text}");
+    assert!(text.contains("******** OPEN!"), "{text}");
+}
+
+/// ansible.cfg's `filter_plugins` names a directory of Python filters, as in Ansible.
+#[test]
+fn ansible_cfg_filter_plugins_names_where_python_filters_are() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(
+        dir,
+        "plugins/filter/pad.py",
+        "class FilterModule:\n    def filters(self):\n        return {'pad': lambda s, n=6: s.rjust(n, '.')}\n",
+    );
+    write(dir, "ansible.cfg", "[defaults]\nfilter_plugins = ./plugins/filter\n");
+    write(dir, "hosts", "app1 ansible_connection=local\n");
+    write(
+        dir,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: \"{{ 'ab' | pad }}|{{ 'cd' | pad(n=3) }}\"\n",
+    );
+    let out = roll(dir)
+        .args(["play", "pb.yml", "-i", "hosts"])
+        .env_remove("ANSIBLE_FILTER_PLUGINS")
+        .env_remove("ANSIBLE_CONFIG")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(text.contains("\"msg\": \"....ab|.cd\""), "{text}");
+}
