@@ -9,7 +9,8 @@ use serde_json::{Map, Value as Json};
 
 pub fn run(args: crate::cli::InventoryArgs) -> Exit {
     let sources = Sources::new();
-    let color = crate::settings::Output::detect().color;
+    let out = crate::settings::Output::detect();
+    let color = out.color;
     match crate::commands::vault::keyring(&args.vault) {
         Ok(k) => sources.set_vault(k),
         Err(d) => {
@@ -17,7 +18,7 @@ pub fn run(args: crate::cli::InventoryArgs) -> Exit {
             return Exit::InvalidInput;
         }
     }
-    let cfg = match crate::commands::play::ansible_config(&sources, &crate::settings::Output::detect(), 0) {
+    let cfg = match crate::commands::play::ansible_config(&sources, &out, 0) {
         Ok(c) => c,
         Err(exit) => return exit,
     };

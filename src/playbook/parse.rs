@@ -1211,15 +1211,6 @@ impl Parser<'_> {
         }
         let mut seen: Vec<&str> = Vec::new();
         let sources = self.sources;
-        let key_span = |name: &str| {
-            call.raw_map
-                .as_ref()
-                .and_then(|m| m.as_map())
-                .and_then(|pairs| pairs.iter().find(|(k, _)| k.as_str() == Some(name)))
-                .map(|(k, _)| k.span)
-                .or_else(|| kv_key_span(sources, v.span, name))
-                .unwrap_or(v.span)
-        };
         // A parameter not written under the module (`args:`, `module_defaults`) is shown where
         // its value is.
         let place = |name: &str, node: &Node| {
@@ -1232,6 +1223,8 @@ impl Parser<'_> {
                 .or_else(|| kv_key_span(sources, node.span, name))
                 .unwrap_or(node.span)
         };
+        // A parameter named by a rule between two of them: at its key, else the module's value.
+        let key_span = |name: &str| place(name, v);
         for (name, node) in &call.args {
             let Some(param) = spec.param(name) else {
                 let d = Diagnostic::at(
