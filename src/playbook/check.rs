@@ -14,6 +14,7 @@ use crate::yaml::{Kind, Node};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 /// What checking proved and later stages reuse.
 #[derive(Debug, Default)]
@@ -740,18 +741,44 @@ fn once_per_variable(diags: &mut Diagnostics) {
 
 /// The message of `name | mandatory('MESSAGE')` in `text`, if it has one.
 fn mandatory_message(text: &str, name: &str) -> Option<String> {
-    let re = regex::Regex::new(&format!(
-        r#"\b{}\b\s*\|\s*mandatory\s*\(\s*(?:'([^']*)'|"([^"]*)")"#,
-        regex::escape(name)
-    ))
-    .ok()?;
-    let c = re.captures(text)?;
-    c.get(1).or(c.get(2)).map(|m| m.as_str().to_string())
+    static MESSAGE: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r#"^\s*\|\s*mandatory\s*\(\s*(?:'([^']*)'|"([^"]*)")"#).expect("a valid regex")
+    });
+    word_ends(text, name).find_map(|end| {
+        let c = MESSAGE.captures(&text[end..])?;
+        c.get(1).or(c.get(2)).map(|m| m.as_str().to_string())
+    })
 }
 
 /// Whether `text` uses `name | mandatory`.
 fn is_mandatory(text: &str, name: &str) -> bool {
-    regex::Regex::new(&format!(r"\b{}\b\s*\|\s*mandatory\b", regex::escape(name))).is_ok_and(|re| re.is_match(text))
+    static MANDATORY_USE: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"^\s*\|\s*mandatory\b").expect("a valid regex"));
+    word_ends(text, name).any(|end| MANDATORY_USE.is_match(&text[end..]))
+}
+
+/// Where each use of `name` as a whole word in `text` ends (`\bname\b`: a `.` before it counts
+/// as a boundary). The checker asks this of every variable in every template, so the patterns
+/// that follow a name are compiled once, not once per name.
+fn word_ends<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = usize> + 't {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        if name.is_empty() {
+            return None;
+        }
+        while let Some(i) = text.get(from..)?.find(name) {
+            let at = from + i;
+            let end = at + name.len();
+            from = end;
+            let before = text[..at].chars().next_back();
+            let after = text[end..].chars().next();
+            if !before.is_some_and(word) && !after.is_some_and(word) {
+                return Some(end);
+            }
+        }
+        None
+    })
 }
 
 /// Check every templated string in a node: syntax, and variables that nothing defines.
@@ -852,9 +879,10 @@ fn name_span(sources: &Sources, span: Span, name: &str) -> Span {
 /// The variables a condition cannot be true without: the `x is defined` (or `x is not
 /// undefined`) terms it ANDs at its top level.
 fn required_defined(cond: &str) -> Vec<String> {
-    let Ok(re) = regex::Regex::new(r"^\(?\s*([A-Za-z_]\w*)\s+is\s+(?:defined|not\s+undefined)\s*\)?$") else {
-        return Vec::new();
-    };
+    static DEFINED: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"^\(?\s*([A-Za-z_]\w*)\s+is\s+(?:defined|not\s+undefined)\s*\)?$").expect("a valid regex")
+    });
+    let re = &*DEFINED;
     let cond = cond.trim();
     let cond = cond
         .strip_prefix("{{")
@@ -873,11 +901,11 @@ fn required_defined(cond: &str) -> Vec<String> {
 /// `name is defined`. Such variables are not required to exist anywhere (`mandatory` ones are:
 /// nothing defining one is found before any host is touched).
 fn guarded(text: &str, name: &str) -> bool {
-    let re = regex::Regex::new(&format!(
-        r"\b{}\b((\.\w+)|(\[[^\]]*\]))*\s*(\|\s*(default|d)\b|is\s+(not\s+)?(defined|undefined)\b)",
-        regex::escape(name)
-    ));
-    re.is_ok_and(|re| re.is_match(text))
+    static GUARD: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"^((\.\w+)|(\[[^\]]*\]))*\s*(\|\s*(default|d)\b|is\s+(not\s+)?(defined|undefined)\b)")
+            .expect("a valid regex")
+    });
+    word_ends(text, name).any(|end| GUARD.is_match(&text[end..]))
 }
 
 /// The first use of `word` inside `{{ }}` or `{% %}`, as a byte offset.
@@ -932,5 +960,24 @@ mod tests {
         assert!(required_defined("x is not defined").is_empty());
         assert!(required_defined("x.y is defined").is_empty());
         assert!(required_defined("'a and b' is defined").is_empty());
+    }
+
+    #[test]
+    fn a_guard_or_mandatory_counts_only_after_the_whole_name() {
+        use super::{guarded, is_mandatory, mandatory_message};
+        assert!(guarded("{{ port | default(80) }}", "port"));
+        assert!(guarded("{{ cfg.a['b'] |d(1) }}", "cfg"));
+        assert!(guarded("{% if port is not defined %}", "port"));
+        assert!(guarded("{{ app.port | default(1) }}", "port"));
+        assert!(!guarded("{{ ports | default(80) }}", "port"));
+        assert!(!guarded("{{ port }} {{ x | default(1) }}", "port"));
+        assert!(!guarded("{{ hé_port | default(1) }}", "port"));
+        assert!(is_mandatory("{{ x }} {{ token | mandatory }}", "token"));
+        assert!(!is_mandatory("{{ tokens | mandatory }}", "token"));
+        assert_eq!(
+            mandatory_message("{{ t }} {{ t | mandatory('set t') }}", "t").as_deref(),
+            Some("set t")
+        );
+        assert_eq!(mandatory_message("{{ t | mandatory }}", "t"), None);
     }
 }
