@@ -38,6 +38,11 @@ fn answers(
         .unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    (results_by_task(&text), text)
+}
+
+/// The result of each task by name, from `--format json` lines (one host).
+fn results_by_task(text: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
     let mut task = String::new();
     let mut answers = std::collections::BTreeMap::new();
     for line in text.lines() {
@@ -50,7 +55,7 @@ fn answers(
             _ => {}
         }
     }
-    (answers, text)
+    answers
 }
 
 fn vars() -> serde_json::Value {
@@ -304,18 +309,10 @@ fn python_filter_and_test_plugins_answer_as_in_ansible() {
         .unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{text}{}", common::stderr(&out));
-    let mut task = String::new();
-    let mut got = std::collections::BTreeMap::new();
-    for line in text.lines() {
-        let e: serde_json::Value = serde_json::from_str(line).unwrap();
-        match e["event"].as_str() {
-            Some("task_start") => task = e["name"].as_str().unwrap().to_string(),
-            Some("host") => {
-                got.insert(task.clone(), e["result"]["msg"].clone());
-            }
-            _ => {}
-        }
-    }
+    let got: std::collections::BTreeMap<_, _> = results_by_task(&text)
+        .into_iter()
+        .map(|(task, result)| (task, result["msg"].clone()))
+        .collect();
     assert_eq!(got["web : role"], "shop:8080", "{text}");
     assert_eq!(got["kwargs"], "HI! YO?YO?", "{text}");
     assert_eq!(got["dict"], serde_json::json!({"b": [2, 3], "a": 1}), "{text}");
