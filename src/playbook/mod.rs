@@ -5,6 +5,7 @@ pub mod check;
 mod parse;
 mod plugins;
 mod roles;
+mod search;
 
 use crate::modules::{Module, ModuleSpec};
 use crate::source::Span;

@@ -1,7 +1,7 @@
 //! Where a playbook's Jinja filters and tests written in Python are: the plugin files found
 //! as ansible-core finds them, for `vars::python` to load.
 
-use super::roles::{collection_search_path, env_paths, home};
+use super::search::{collection_search_path, env_paths, home};
 use crate::source::Sources;
 use crate::vars::Plugin;
 use crate::vars::python::PluginFile;

@@ -4,6 +4,7 @@
 //! task files, read relative to the file or role that names them.
 
 use super::parse::{IncludeKey, Parser, RoleFiles, describe};
+use super::search::{collection_search_path, env_paths, home};
 use super::{Body, Include, IncludeKind, Keywords, RoleCtx, RoleInclude, Task};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
@@ -88,20 +89,6 @@ fn collection_role(name: &str) -> Option<(&str, &str, &str)> {
     (parts.next().is_none() && !ns.is_empty() && !coll.is_empty() && !role.is_empty()).then_some((ns, coll, role))
 }
 
-pub(super) fn env_paths(var: &str) -> Vec<PathBuf> {
-    std::env::var_os(var)
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(super) fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(PathBuf::from)
-}
-
 /// The directories a role name is looked for in, in Ansible's order: `roles/` beside the
 /// playbook, `ANSIBLE_ROLES_PATH` (else Ansible's default roles path), the parent role's
 /// directory for a dependency, then the playbook's directory itself.
@@ -125,22 +112,6 @@ pub(super) fn role_search_path(
         out.push(p.to_path_buf());
     }
     out.push(playbook_dir.to_path_buf());
-    out
-}
-
-/// The directories that hold `ansible_collections/`, in Ansible's order.
-pub(super) fn collection_search_path(playbook_dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![playbook_dir.join("collections")];
-    let mut configured = env_paths("ANSIBLE_COLLECTIONS_PATH");
-    configured.extend(env_paths("ANSIBLE_COLLECTIONS_PATHS"));
-    if configured.is_empty() {
-        if let Some(h) = home() {
-            out.push(h.join(".ansible/collections"));
-        }
-        out.push("/usr/share/ansible/collections".into());
-    } else {
-        out.extend(configured);
-    }
     out
 }
 
