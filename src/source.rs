@@ -416,17 +416,30 @@ pub fn find_path_in(role_dir: Option<&Path>, playbook_dir: &Path, src: &str, dir
     search(role_dir, playbook_dir, src, dir, Path::exists)
 }
 
-fn search(
-    role_dir: Option<&Path>,
-    playbook_dir: &Path,
-    src: &str,
-    dir: SourceDir,
-    wanted: fn(&Path) -> bool,
-) -> Option<PathBuf> {
-    let p = Path::new(src);
-    if p.is_absolute() {
-        return wanted(p).then(|| p.to_path_buf());
+/// A task's controller source that is not there when the task runs, in ansible-core 2.19's
+/// words (its action plugins' `AnsibleFileNotFound`): a relative name lists where it was looked
+/// for.
+pub fn missing_on_controller(role_dir: Option<&Path>, playbook_dir: &Path, src: &str, dir: SourceDir) -> String {
+    let tail = " on the Ansible Controller.\nIf you are using a module and expect the file to exist on the remote, see the remote_src option";
+    if Path::new(src).is_absolute() {
+        return format!("Could not find or access '{src}'{tail}");
     }
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for c in candidates(role_dir, playbook_dir, Path::new(src), dir) {
+        let c = std::path::absolute(&c).unwrap_or(c);
+        if !seen.contains(&c) {
+            seen.push(c);
+        }
+    }
+    let searched: Vec<String> = seen.iter().map(|c| format!("\t{}", c.display())).collect();
+    format!(
+        "Could not find or access '{src}'\nSearched in:\n{}{tail}",
+        searched.join("\n")
+    )
+}
+
+/// Where a relative source name is looked for, in order.
+fn candidates(role_dir: Option<&Path>, playbook_dir: &Path, p: &Path, dir: SourceDir) -> Vec<PathBuf> {
     let sub = dir.name();
     let role = role_dir
         .map(|r| vec![r.join(sub).join(p), r.join(p), r.join("tasks").join(p)])
@@ -440,6 +453,22 @@ fn search(
             Path::new(sub).join(p),
             p.to_path_buf(),
         ])
+        .collect()
+}
+
+fn search(
+    role_dir: Option<&Path>,
+    playbook_dir: &Path,
+    src: &str,
+    dir: SourceDir,
+    wanted: fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    let p = Path::new(src);
+    if p.is_absolute() {
+        return wanted(p).then(|| p.to_path_buf());
+    }
+    candidates(role_dir, playbook_dir, p, dir)
+        .into_iter()
         .find(|c| wanted(c))
 }
 

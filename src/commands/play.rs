@@ -413,6 +413,12 @@ pub fn load_and_check(
         limit: s.limit.as_deref(),
         extra_vars: &extra,
         start_at_task: s.opts.start_at_task.as_deref(),
+        // ansible-playbook's syntax check and listings never look a task's source up.
+        purpose: if s.syntax_check || s.list_hosts || s.list_tasks || s.list_tags {
+            check::Purpose::Listing
+        } else {
+            check::Purpose::Run
+        },
     })?;
     Ok((pb, inv, checked))
 }

@@ -107,6 +107,7 @@ fn adhoc(a: crate::cli::RunArgs) -> Exit {
         limit: a.limit.as_deref(),
         extra_vars: &names,
         start_at_task: None,
+        purpose: check::Purpose::Run,
     }) {
         Ok(c) => c,
         Err(d) => return play::invalid(&sources, d, &out),

@@ -110,7 +110,7 @@ async fn check_copy(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             }
             let path = ctx
                 .find_source(&src, crate::source::SourceDir::Files)
-                .ok_or_else(|| format!("copy source `{src}` not found"))?;
+                .ok_or_else(|| ctx.missing_source(&src, crate::source::SourceDir::Files))?;
             if dest.ends_with('/') {
                 dest.push_str(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
             }

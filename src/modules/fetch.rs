@@ -21,6 +21,7 @@ static FETCH: ModuleSpec = ModuleSpec {
         p("fail_on_missing"),
         p("validate_checksum"),
     ],
+    capabilities: &[super::Capability::WritesController],
     ..ModuleSpec::new("fetch", BUILTIN)
 };
 

@@ -178,12 +178,18 @@ impl Ctx<'_> {
         crate::source::find_source_in(self.role_dir, self.playbook_dir, src, dir)
     }
 
+    /// A controller source that is not there when its task runs: the checker left it to the
+    /// task (listed only, templated, or an earlier task could have written it).
+    pub fn missing_source(&self, src: &str, dir: crate::source::SourceDir) -> String {
+        crate::source::missing_on_controller(self.role_dir, self.playbook_dir, src, dir)
+    }
+
     /// A template file on the controller (`template: src:`, the switch's `template:`), as the
     /// checker read it; read now when its name was templated, so the checker could not.
     pub fn template_source(&self, src: &str) -> Result<Arc<SourceFile>, Failure> {
         let path = self
             .find_source(src, crate::source::SourceDir::Templates)
-            .ok_or_else(|| format!("template `{src}` not found"))?;
+            .ok_or_else(|| self.missing_source(src, crate::source::SourceDir::Templates))?;
         let id = match self.template_files.get(&path) {
             Some(id) => *id,
             None => self

@@ -84,6 +84,10 @@ pub enum Capability {
     Lockstep,
     /// It runs on the controller and never uses the host's connection (`debug`, `assert`).
     Controller,
+    /// It writes files on the controller wherever its task runs (`fetch`): a later task's
+    /// controller source may exist only once it has run, so the checker leaves a missing one
+    /// to that task.
+    WritesController,
     /// The variables it returns are included vars (`include_vars`): below `set_fact` and
     /// registered results, above task vars.
     IncludesVars,

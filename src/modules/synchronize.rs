@@ -55,6 +55,8 @@ static SYNCHRONIZE: ModuleSpec = ModuleSpec {
         p("ssh_connection_multiplexing"),
         p("ssh_args"),
     ],
+    // `mode: pull` writes the host's tree on the controller.
+    capabilities: &[super::Capability::WritesController],
     ..ModuleSpec::new("synchronize", POSIX)
 };
 

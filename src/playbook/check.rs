@@ -29,6 +29,20 @@ pub struct Checked {
     pub template_files: HashMap<PathBuf, FileId>,
     /// Template files checked, with the names their module provides: each pair once.
     templates_checked: HashSet<(PathBuf, &'static [&'static str])>,
+    /// Whether a missing controller source is left to its task (which then fails in Ansible's
+    /// words): when only listing, or once an earlier task of the run may have written it.
+    sources_deferred: bool,
+}
+
+/// What the checked playbook is for: it decides when a missing controller source is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `--syntax-check` and the `--list-*` listings: like ansible-playbook, they never look a
+    /// source up (a source that exists is still read and checked).
+    Listing,
+    /// A run or `--check`: a missing source is refused before any host is touched, unless an
+    /// earlier task may write files on the controller (`fetch`, a task delegated to localhost).
+    Run,
 }
 
 pub struct CheckInput<'a> {
@@ -38,6 +52,7 @@ pub struct CheckInput<'a> {
     pub limit: Option<&'a str>,
     pub extra_vars: &'a [String],
     pub start_at_task: Option<&'a str>,
+    pub purpose: Purpose,
 }
 
 /// In the known names: facts are gathered, so an `ansible_` name may be a per-interface fact.
@@ -118,9 +133,13 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
         limit,
         extra_vars,
         start_at_task,
+        purpose,
     } = input;
     let mut diags = Diagnostics::default();
-    let mut out = Checked::default();
+    let mut out = Checked {
+        sources_deferred: purpose == Purpose::Listing,
+        ..Checked::default()
+    };
     let templar = Templar::with_plugins(Default::default(), playbook.python.clone());
 
     // A `--limit` that leaves no host would run nothing and exit 0: in CI, a deploy that
@@ -240,7 +259,7 @@ pub fn check(input: CheckInput) -> Result<Checked, Diagnostics> {
                 hosts_resolved = false;
             }
         }
-        check_play(sources, &templar, play, &known, &mut out, &mut diags);
+        check_play(sources, &templar, play, inventory, &known, &mut out, &mut diags);
         if let Some(name) = start_at_task {
             for (_, tasks) in play.sections() {
                 for t in tasks {
@@ -299,6 +318,7 @@ fn check_play(
     sources: &Sources,
     templar: &Templar,
     play: &Play,
+    inventory: &Inventory,
     known: &HashSet<String>,
     out: &mut Checked,
     diags: &mut Diagnostics,
@@ -329,6 +349,12 @@ fn check_play(
                     }
                 }
                 check_task(sources, templar, t, play, known, out, diags);
+                // Tasks are walked in the order they run (handlers last): what this one may
+                // write on the controller is there for the ones after it.
+                if !out.sources_deferred {
+                    let hosts = out.play_hosts.last().map(Vec::as_slice).unwrap_or_default();
+                    out.sources_deferred = may_write_controller(t, play, hosts, inventory);
+                }
             });
         }
     }
@@ -460,9 +486,12 @@ fn check_task(
                 }
             }
             ParamKind::ControllerFile
-                if !is_template(s) && find_path_in(role_dir, &play.dir, s, SourceDir::Files).is_none() =>
+                if !is_template(s)
+                    && !out.sources_deferred
+                    && find_path_in(role_dir, &play.dir, s, SourceDir::Files).is_none() =>
             {
                 diags.push(not_found(
+                    s,
                     format!("{} source `{s}` not found", spec.name),
                     node.span,
                     (role_dir, play),
@@ -561,7 +590,11 @@ fn check_template_param(
     diags: &mut Diagnostics,
 ) {
     let Some(path) = find_source_in(place.0, &place.1.dir, s, SourceDir::Templates) else {
+        if out.sources_deferred {
+            return;
+        }
         diags.push(not_found(
+            s,
             format!("template `{s}` not found"),
             span,
             place,
@@ -594,8 +627,52 @@ fn check_template_param(
     }
 }
 
+/// Whether a task may write files on the controller when it runs, so that a later task's
+/// missing controller source may be there by then: a module that writes there wherever it runs
+/// (`fetch`), or any module but the controller's own (`debug`, `set_fact`: they write no file)
+/// on a task that runs on the controller: delegated to `localhost`, `127.0.0.1`, a host whose
+/// connection is local or a templated name (known only at run time), or, undelegated, with a
+/// local connection (the task's `connection: local` or a play host's `ansible_connection`).
+fn may_write_controller(t: &Task, play: &Play, hosts: &[usize], inventory: &Inventory) -> bool {
+    let Body::Module(m) = &t.body else { return false };
+    let spec = m.spec();
+    if spec.has(Capability::WritesController) {
+        return true;
+    }
+    if spec.has(Capability::Controller) {
+        return false;
+    }
+    let literal = |n: &Option<Node>| n.as_ref().and_then(Node::scalar_text);
+    let local_vars = |v: &crate::values::VarMap| crate::connection::runs_locally(v);
+    if literal(&t.kw.connection).is_some_and(|c| c == "local")
+        || local_vars(&play.vars)
+        || t.kw.vars.iter().any(|v| local_vars(v))
+    {
+        return true;
+    }
+    match literal(&t.kw.delegate_to) {
+        Some(d) if is_template(&d) => true,
+        Some(d) => {
+            ["localhost", "127.0.0.1", "::1"].contains(&d.as_str())
+                || inventory.host(&d).is_some_and(|h| local_vars(&inventory.hosts[h].vars))
+        }
+        None => hosts.iter().any(|&h| local_vars(&inventory.hosts[h].vars)),
+    }
+}
+
 /// A controller file that is not where a task's file is looked for.
-fn not_found(message: String, span: Span, place: (Option<&std::path::Path>, &Play), dir: SourceDir) -> Diagnostic {
+fn not_found(
+    src: &str,
+    message: String,
+    span: Span,
+    place: (Option<&std::path::Path>, &Play),
+    dir: SourceDir,
+) -> Diagnostic {
+    if std::path::Path::new(src).is_absolute() {
+        return Diagnostic::at(message, span).with_help(
+            "an absolute path is looked for as written, on the controller; a file an earlier task writes there (`fetch`, `delegate_to: localhost`) is looked for when the task runs",
+        );
+    }
     let sub = dir.name();
     let pdir = &place.1.dir;
     let role = place

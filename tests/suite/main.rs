@@ -48,6 +48,7 @@ mod security;
 mod selinux;
 mod services;
 mod snapshots;
+mod sources;
 mod ssh;
 mod stat;
 mod strategy;
