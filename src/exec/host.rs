@@ -966,7 +966,6 @@ fn connect(
     }
     let host_name = &r.vars.inventory.hosts[host].name;
     let conn_host = delegate.unwrap_or(host_name);
-    let conn_vars_host = r.vars.inventory.host(conn_host).unwrap_or(host);
     // `ansible_connection` (the host's variables, `-e` over them) beats the `connection`
     // keyword, as in Ansible.
     let own_kind = match delegate {
@@ -975,7 +974,14 @@ fn connect(
             .ok()
             .filter(|v| !v.is_undefined() && !v.is_none()),
         Some(_) => extra_connection_var(r, "ansible_connection")
-            .or_else(|| r.vars.inventory.hosts[conn_vars_host].vars.get("ansible_connection"))
+            // A delegate the inventory does not name has no variables of its own (never the
+            // delegating host's): `localhost` is then Ansible's implicit local one.
+            .or_else(|| {
+                r.vars
+                    .inventory
+                    .host(conn_host)
+                    .and_then(|h| r.vars.inventory.hosts[h].vars.get("ansible_connection"))
+            })
             .cloned(),
     };
     let conn_kind = match (own_kind, &task.kw.connection) {

@@ -125,6 +125,8 @@ const TASK_KEYS: &[&str] = &[
     "environment",
     "vars",
     "args",
+    "action",
+    "local_action",
     "become",
     "become_user",
     "become_method",
@@ -185,7 +187,6 @@ enum Action {
 fn unsupported(key: &str) -> Option<&'static str> {
     Some(match key {
         "import_playbook" => "`import_playbook` is a playbook entry of its own: `- import_playbook: other.yml`",
-        "local_action" => "use `delegate_to: localhost` instead",
         "async" | "poll" => "asynchronous tasks are not supported; use `timeout:`",
         _ => return None,
     })
@@ -783,7 +784,10 @@ impl Parser<'_> {
             inherit.clone(),
         );
         task.role = self.role.clone();
-        let mut module: Option<(&Node, &Node, Action)> = None;
+        let mut module: Option<(Node, Node, Action)> = None;
+        // `action:` or `local_action:`, once.
+        let mut action_key: Option<&Node> = None;
+        let mut local = false;
         let mut own_vars: Option<&Node> = None;
         let mut args_node: Option<&Node> = None;
         let mut loop_key: Option<&Node> = None;
@@ -892,6 +896,28 @@ impl Parser<'_> {
                 "changed_when" => task.changed_when = Some(self.conditions(v)),
                 "failed_when" => task.failed_when = Some(self.conditions(v)),
                 "args" => args_node = Some(v),
+                "action" | "local_action" => {
+                    if let Some(prev) = action_key {
+                        self.err(
+                            Diagnostic::at("action and local_action are mutually exclusive", k.span).with_help(
+                                format!("keep only one of `{}` and `{key}`", prev.as_str().unwrap_or("")),
+                            ),
+                        );
+                        continue;
+                    }
+                    action_key = Some(k);
+                    local = key == "local_action";
+                    let Some((name, args)) = self.action_form(key, v) else {
+                        continue;
+                    };
+                    let Some(written) = name.as_str().map(str::to_string) else {
+                        continue;
+                    };
+                    match Self::action(&written) {
+                        Some(action) => self.one_module(&mut module, name, args, action),
+                        None => self.unknown_action(&name, &written),
+                    }
+                }
                 other => {
                     if other == "vars" {
                         own_vars = Some(v);
@@ -899,42 +925,19 @@ impl Parser<'_> {
                     if self.shared_keyword(other, v, &mut task.kw) {
                         continue;
                     }
-                    let action = match registry::lookup(other) {
-                        Some(m) => Some(Action::Module(m)),
-                        None => match IncludeKey::parse(other) {
-                            Some(i) => Some(Action::Include(i)),
-                            None => Meta::is_named(other).then_some(Action::Meta),
-                        },
-                    };
-                    if let Some(action) = action {
-                        if let Some((prev, _, _)) = module {
-                            self.err(
-                                Diagnostic::at(
-                                    format!(
-                                        "a task runs one module; found `{}` and `{other}`",
-                                        prev.as_str().unwrap_or("")
-                                    ),
-                                    k.span,
-                                )
-                                .with_help("split this into two tasks"),
-                            );
-                            continue;
-                        }
-                        module = Some((k, v, action));
-                    } else if let Some(hint) = unsupported(other) {
-                        self.err(Diagnostic::at(format!("`{other}` is not supported"), k.span).with_help(hint));
-                    } else {
-                        let names: Vec<String> = registry::all_names()
-                            .chain(Meta::NAMES.iter().map(|s| s.to_string()))
-                            .chain(TASK_KEYS.iter().map(|s| s.to_string()))
-                            .collect();
-                        let d = Diagnostic::at(format!("unknown module or task keyword `{other}`"), k.span)
-                            .suggest(other, names.iter().map(String::as_str))
-                            .or_help("see `roll play --help` for the modules roll provides");
-                        self.err(d);
+                    match Self::action(other) {
+                        Some(action) => self.one_module(&mut module, k.clone(), v.clone(), action),
+                        None => self.unknown_action(k, other),
                     }
                 }
             }
+        }
+        if local {
+            // `local_action` runs on the controller, whatever `delegate_to` says (as in Ansible).
+            task.kw.delegate_to = Some(Node {
+                kind: Kind::Str("localhost".into()),
+                span: action_key.map_or(node.span, |k| k.span),
+            });
         }
         let Some((mk, mv, action)) = module else {
             if self.diags.items.iter().any(|d| {
@@ -949,6 +952,7 @@ impl Parser<'_> {
             );
             return None;
         };
+        let (mk, mv) = (&mk, &mv);
         task.body = match action {
             Action::Module(m) => Body::Module(self.module_call(mk, mv, m, args_node, &task.kw.module_defaults)?),
             Action::Meta => Body::Meta(self.meta(mk, mv)?),
@@ -965,6 +969,120 @@ impl Parser<'_> {
             }
         };
         Some(task)
+    }
+
+    /// What a task's action key names, if roll has it.
+    fn action(name: &str) -> Option<Action> {
+        match registry::lookup(name) {
+            Some(m) => Some(Action::Module(m)),
+            None => match IncludeKey::parse(name) {
+                Some(i) => Some(Action::Include(i)),
+                None => Meta::is_named(name).then_some(Action::Meta),
+            },
+        }
+    }
+
+    /// Keep a task's action, refusing a second one.
+    fn one_module(&mut self, module: &mut Option<(Node, Node, Action)>, k: Node, v: Node, action: Action) {
+        if let Some((prev, _, _)) = module {
+            self.err(
+                Diagnostic::at(
+                    format!(
+                        "a task runs one module; found `{}` and `{}`",
+                        prev.as_str().unwrap_or(""),
+                        k.as_str().unwrap_or("")
+                    ),
+                    k.span,
+                )
+                .with_help("split this into two tasks"),
+            );
+            return;
+        }
+        *module = Some((k, v, action));
+    }
+
+    fn unknown_action(&mut self, k: &Node, name: &str) {
+        if let Some(hint) = unsupported(name) {
+            self.err(Diagnostic::at(format!("`{name}` is not supported"), k.span).with_help(hint));
+            return;
+        }
+        let names: Vec<String> = registry::all_names()
+            .chain(Meta::NAMES.iter().map(|s| s.to_string()))
+            .chain(TASK_KEYS.iter().map(|s| s.to_string()))
+            .collect();
+        let d = Diagnostic::at(format!("unknown module or task keyword `{name}`"), k.span)
+            .suggest(name, names.iter().map(String::as_str))
+            .or_help("see `roll play --help` for the modules roll provides");
+        self.err(d);
+    }
+
+    /// `action: copy src=a dest=b` (or `local_action:`): the module's name, as a key node of
+    /// its own, and its arguments; the mapping form names the module under `module:`.
+    fn action_form(&mut self, key: &str, v: &Node) -> Option<(Node, Node)> {
+        match &v.kind {
+            Kind::Str(s) => {
+                let text = s.trim_start();
+                let name: String = text.chars().take_while(|c| !c.is_whitespace()).collect();
+                if name.is_empty() {
+                    self.err(
+                        Diagnostic::at(format!("`{key}` names no module"), v.span)
+                            .with_help(format!("write `{key}: MODULE ARGS`, as in `{key}: command uptime`")),
+                    );
+                    return None;
+                }
+                let rest = text[name.len()..].trim_start().to_string();
+                // The name's own place: the scalar's start, when it is written plain.
+                let at = v.span.start as usize + (s.len() - text.len());
+                let name_span = crate::source::Span::new(v.span.file, at, at + name.len());
+                Some((
+                    Node {
+                        kind: Kind::Str(name),
+                        span: name_span,
+                    },
+                    Node {
+                        kind: if rest.is_empty() { Kind::Null } else { Kind::Str(rest) },
+                        span: v.span,
+                    },
+                ))
+            }
+            Kind::Map(pairs) => {
+                let Some((mk, mv)) = pairs.iter().find(|(k, _)| k.as_str() == Some("module")) else {
+                    self.err(
+                        Diagnostic::at(format!("`{key}` names no module"), v.span)
+                            .with_help(format!("add `module: NAME` under `{key}`")),
+                    );
+                    return None;
+                };
+                let Some(name) = mv.as_str() else {
+                    self.err(Diagnostic::at(
+                        format!("`module` must be a module name, found {}", describe(mv)),
+                        mv.span,
+                    ));
+                    return None;
+                };
+                let args: Vec<(Node, Node)> = pairs.iter().filter(|(k, _)| k != mk).cloned().collect();
+                Some((
+                    Node {
+                        kind: Kind::Str(name.to_string()),
+                        span: mv.span,
+                    },
+                    Node {
+                        kind: Kind::Map(args),
+                        span: v.span,
+                    },
+                ))
+            }
+            _ => {
+                self.err(
+                    Diagnostic::at(
+                        format!("`{key}` must be a string or a mapping, found {}", describe(v)),
+                        v.span,
+                    )
+                    .with_help(format!("write `{key}: MODULE ARGS`, as in `{key}: command uptime`")),
+                );
+                None
+            }
+        }
     }
 
     /// `meta: ACTION`: an instruction to the scheduler, not a module.

@@ -994,3 +994,102 @@ fn ansible_legacy_names_read_as_the_builtin_modules_in_a_published_role() {
         "{short}"
     );
 }
+
+/// `local_action:` and `action:`, in their string and mapping forms, as ansible-playbook 2.19.14
+/// ran this playbook: `local_action` runs on the controller (the implicit local `localhost`,
+/// whatever the host's own `ansible_connection` and the task's `delegate_to` say), `action` on
+/// the host itself (here an ssh host whose port is closed: unreachable).
+#[test]
+fn local_action_runs_on_the_controller_and_action_on_the_host() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let closed = common::ClosedPort::new();
+    write(
+        dir,
+        "hosts",
+        &format!(
+            "app1 ansible_host=127.0.0.1 ansible_port={} ansible_connection=ssh\n",
+            closed.port
+        ),
+    );
+    write(
+        dir,
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - local_action: command echo hi {{ inventory_hostname }}
+      register: a
+    - debug: var=a.stdout
+    - local_action:
+        module: copy
+        content: "x\n"
+        dest: "{{ playbook_dir }}/out-{{ inventory_hostname }}"
+    - name: both
+      local_action: command echo both
+      delegate_to: app1
+      register: b
+    - debug: var=b.stdout
+    - action: shell echo via-action
+"#,
+    );
+    let listing = run(dir, &["play", "pb.yml", "-i", "hosts", "--list-tasks"]);
+    let listed = stdout(&listing);
+    let tasks: Vec<&str> = listed
+        .lines()
+        .skip_while(|l| !l.trim().starts_with("tasks:"))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            "command\tTAGS: []",
+            "debug\tTAGS: []",
+            "copy\tTAGS: []",
+            "both\tTAGS: []",
+            "debug\tTAGS: []",
+            "shell\tTAGS: []"
+        ],
+        "{listed}"
+    );
+    let out = run(dir, &["play", "pb.yml", "-i", "hosts"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}{}", stderr(&out));
+    assert!(text.contains("changed: [app1 -> localhost]"), "{text}");
+    assert!(text.contains("\"a.stdout\": \"hi app1\""), "{text}");
+    assert!(text.contains("\"b.stdout\": \"both\""), "{text}");
+    assert!(text.contains("fatal: [app1]: UNREACHABLE!"), "{text}");
+    assert_eq!(std::fs::read_to_string(dir.join("out-app1")).unwrap(), "x\n");
+    let words: Vec<String> = recap(&text)
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        words,
+        ["app1 : ok=5 changed=3 unreachable=1 failed=0 skipped=0 rescued=0 ignored=0"],
+        "{text}"
+    );
+}
+
+/// `action` and `local_action` on one task, a second module beside one, or one that names no
+/// module, are refused at their line before anything runs.
+#[test]
+fn a_task_with_two_actions_or_none_is_refused_at_its_line() {
+    let d = setup(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - local_action: command echo x\n      action: command echo y\n    - local_action: command echo x\n      command: echo y\n    - local_action: {}\n",
+    );
+    let out = play(d.path(), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{}{err}", stdout(&out));
+    assert!(err.contains("action and local_action are mutually exclusive"), "{err}");
+    assert!(err.contains("pb.yml:5:7"), "{err}");
+    assert!(
+        err.contains("a task runs one module; found `command` and `command`"),
+        "{err}"
+    );
+    assert!(err.contains("pb.yml:7:7"), "{err}");
+    assert!(err.contains("`local_action` names no module"), "{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
