@@ -152,11 +152,16 @@ impl Login {
                 l.push(format!("socket={}", option_value(s)));
                 l.push("protocol=SOCKET".into());
             }
-            // PyMySQL reaches `localhost` over TCP, not through the default socket.
+            // PyMySQL takes the config file's `socket` when no `login_unix_socket` is given, and
+            // otherwise reaches `localhost` over TCP; the client, told nothing, uses that socket
+            // or its default one for `localhost`, which reaches the same local server (and lets
+            // root's unix_socket login work, as it cannot over TCP).
             None => {
                 l.push(format!("host={}", option_value(&self.host)));
                 l.push(format!("port={}", self.port));
-                l.push("protocol=TCP".into());
+                if self.host != "localhost" {
+                    l.push("protocol=TCP".into());
+                }
             }
         }
         l.push(format!("connect-timeout={}", self.connect_timeout));

@@ -51,12 +51,12 @@ fn the_published_wordpress_tasks_create_and_then_keep_the_database_and_user() {
         mariadb-install-db --no-defaults --user=root --auth-root-authentication-method=normal
         --skip-test-db --datadir={{ base }}/data
       args: { creates: "{{ base }}/data/mysql" }
-    - command: >-
-        start-stop-daemon --start --background --make-pidfile --pidfile {{ base }}/mysqld.pid
-        --exec /usr/sbin/mariadbd -- --no-defaults --datadir={{ base }}/data --socket={{ sock }}
-        --skip-networking --user=root --skip-log-bin --log-error={{ base }}/mysqld.err
-    - wait_for: { path: "{{ sock }}" }
     - block:
+        - command: >-
+            start-stop-daemon --start --background --make-pidfile --pidfile {{ base }}/mysqld.pid
+            --exec /usr/sbin/mariadbd -- --no-defaults --datadir={{ base }}/data --socket={{ sock }}
+            --skip-networking --user=root --skip-log-bin --log-error={{ base }}/mysqld.err
+        - wait_for: { path: "{{ sock }}", timeout: 60 }
         - name: Create WordPress database
           mysql_db: name={{ wp_db_name }} state=present login_unix_socket={{ sock }} login_user=root
         - name: Create WordPress database user
@@ -67,7 +67,7 @@ fn the_published_wordpress_tasks_create_and_then_keep_the_database_and_user() {
           changed_when: false
         - debug: { var: login.stdout_lines }
       always:
-        - command: start-stop-daemon --stop --pidfile {{ base }}/mysqld.pid --retry 30
+        - command: start-stop-daemon --stop --oknodo --pidfile {{ base }}/mysqld.pid --retry 30
 "##,
     );
     let b = format!("base={}", base.display());
@@ -135,4 +135,66 @@ fn dump_and_import_are_refused_before_any_host() {
         text.contains("unknown parameter `target` for module `community.mysql.mysql_db`"),
         "{text}"
     );
+}
+
+/// Without login parameters the client reads `~/.my.cnf` (the host user's), as community.mysql
+/// does; `check_implicit_admin` logs in as root without a password first, falling back to the
+/// login given; a wrong password fails naming the config file, and the password shows nowhere.
+#[test]
+fn the_config_file_and_the_implicit_admin_log_in() {
+    need_mariadb();
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path();
+    write(base, "hosts", "db1 ansible_connection=local\n");
+    write(
+        base,
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  vars:
+    sock: "{{ base }}/mysql.sock"
+  tasks:
+    - command: >-
+        mariadb-install-db --no-defaults --user=root --auth-root-authentication-method=normal
+        --skip-test-db --datadir={{ base }}/data
+    - block:
+        - command: >-
+            start-stop-daemon --start --background --make-pidfile --pidfile {{ base }}/mysqld.pid
+            --exec /usr/sbin/mariadbd -- --no-defaults --datadir={{ base }}/data --socket={{ sock }}
+            --skip-networking --user=root --skip-log-bin --log-error={{ base }}/mysqld.err
+        - wait_for: { path: "{{ sock }}", timeout: 60 }
+        - copy: { dest: "{{ base }}/home/.my.cnf", content: "[client]\nuser=root\nsocket={{ sock }}\n" }
+        - name: From ~/.my.cnf
+          mysql_db: { name: fromcnf }
+          environment: { HOME: "{{ base }}/home" }
+          register: fromcnf
+        - name: Implicit admin before a wrong login
+          mysql_db: { name: implicit, check_implicit_admin: true, login_user: nobody, login_password: wrong-pass-1, login_unix_socket: "{{ sock }}" }
+          register: implicit
+        - name: A wrong login
+          mysql_user: { name: someone, login_user: nobody, login_password: wrong-pass-1, login_unix_socket: "{{ sock }}" }
+          register: wrong
+          ignore_errors: true
+        - debug:
+            msg: "{{ fromcnf.executed_commands }} {{ implicit.executed_commands }} {{ wrong.msg }}"
+      always:
+        - command: start-stop-daemon --stop --oknodo --pidfile {{ base }}/mysqld.pid --retry 30
+"#,
+    );
+    std::fs::create_dir(base.join("home")).unwrap();
+    let b = format!("base={}", base.display());
+    let out = roll(base)
+        .args(["play", "pb.yml", "-i", "hosts", "-e", &b])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}{err}");
+    assert!(text.contains("['CREATE DATABASE `fromcnf`']"), "{text}");
+    assert!(text.contains("['CREATE DATABASE `implicit`']"), "{text}");
+    assert!(
+        text.contains("unable to connect to database, check login_user and login_password are correct or ~/.my.cnf has the credentials. Exception message: ERROR 1045 (28000): Access denied for user 'nobody'@'localhost'"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-pass-1") && !err.contains("wrong-pass-1"), "{text}{err}");
 }
