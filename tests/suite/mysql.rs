@@ -196,5 +196,8 @@ fn the_config_file_and_the_implicit_admin_log_in() {
         text.contains("unable to connect to database, check login_user and login_password are correct or ~/.my.cnf has the credentials. Exception message: ERROR 1045 (28000): Access denied for user 'nobody'@'localhost'"),
         "{text}"
     );
-    assert!(!text.contains("wrong-pass-1") && !err.contains("wrong-pass-1"), "{text}{err}");
+    assert!(
+        !text.contains("wrong-pass-1") && !err.contains("wrong-pass-1"),
+        "{text}{err}"
+    );
 }
