@@ -44,6 +44,7 @@ pub mod include_vars;
 mod ini_file;
 pub(crate) mod lines;
 pub mod lockstep;
+mod mysql;
 pub(crate) mod nginx_switch;
 mod other_managers;
 mod packages;

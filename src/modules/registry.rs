@@ -68,6 +68,8 @@ pub static MODULES: &[&dyn Module] = &[
     &ping::Ping,
     &setup::Setup,
     &haproxy::Haproxy,
+    &super::mysql::MysqlDb,
+    &super::mysql::MysqlUser,
     &docker::image::DockerImage,
     &docker::container::DockerContainer,
     &docker::login::DockerLogin,
@@ -126,6 +128,8 @@ mod tests {
         );
         assert!(lookup("ansible.legacy.nginx_switch").is_none());
         assert!(lookup("community.general.docker_container").is_none());
+        assert_eq!(lookup("ansible.builtin.mysql_db").unwrap().spec().name, "mysql_db");
+        assert_eq!(lookup("community.mysql.mysql_user").unwrap().spec().name, "mysql_user");
         assert!(lookup("nope").is_none());
     }
 }

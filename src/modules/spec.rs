@@ -144,6 +144,8 @@ pub const fn req(name: &'static str) -> Param {
 pub const BUILTIN: &[&str] = &["ansible.builtin", "ansible.legacy"];
 /// community.docker's modules.
 pub const DOCKER: &[&str] = &["community.docker"];
+/// community.mysql's modules (`community.mysql.mysql_db`).
+pub const MYSQL: &[&str] = &["community.mysql"];
 /// community.general's modules (`community.general.haproxy`).
 pub const GENERAL: &[&str] = &["community.general"];
 
@@ -224,15 +226,15 @@ impl ModuleSpec {
     }
 
     /// Whether `name` (short, or with one of the module's collections) names this module.
-    /// ansible-core's builtin routing redirects the old short names of community.docker's and
-    /// community.general's modules (`docker_container`, `haproxy`) to their collections, so
+    /// ansible-core's builtin routing redirects the old short names of community.docker's,
+    /// community.general's and community.mysql's modules (`docker_container`, `haproxy`) to their collections, so
     /// `ansible.builtin.haproxy` and `ansible.legacy.haproxy` name them too.
     pub fn is_named(&self, name: &str) -> bool {
         match name.rsplit_once('.') {
             Some((prefix, short)) => {
                 short == self.name
                     && (self.collections.contains(&prefix)
-                        || (BUILTIN.contains(&prefix) && (self.collections == DOCKER || self.collections == GENERAL)))
+                        || (BUILTIN.contains(&prefix) && [DOCKER, GENERAL, MYSQL].contains(&self.collections)))
             }
             None => name == self.name,
         }
