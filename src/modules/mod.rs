@@ -45,6 +45,7 @@ mod ini_file;
 pub(crate) mod lines;
 pub mod lockstep;
 pub(crate) mod nginx_switch;
+mod npm;
 mod other_managers;
 mod packages;
 mod ping;

@@ -39,6 +39,7 @@ pub static MODULES: &[&dyn Module] = &[
     &packages::Yum,
     &packages::Dnf,
     &pip::Pip,
+    &super::npm::Npm,
     &apt_sources::AptKey,
     &apt_sources::AptRepository,
     &apt_sources::Deb822Repository,
