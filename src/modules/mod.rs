@@ -44,6 +44,7 @@ pub mod include_vars;
 mod ini_file;
 pub(crate) mod lines;
 pub mod lockstep;
+mod nagios;
 pub(crate) mod nginx_switch;
 mod npm;
 mod other_managers;

@@ -69,6 +69,7 @@ pub static MODULES: &[&dyn Module] = &[
     &ping::Ping,
     &setup::Setup,
     &haproxy::Haproxy,
+    &super::nagios::Nagios,
     &docker::image::DockerImage,
     &docker::container::DockerContainer,
     &docker::login::DockerLogin,

@@ -30,6 +30,7 @@ mod lines;
 mod listing;
 mod lock;
 mod lookups;
+mod nagios;
 mod packages;
 mod plan;
 mod play;
