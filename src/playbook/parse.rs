@@ -1862,8 +1862,21 @@ fn unquote(v: &str) -> String {
 /// Split leading and trailing `key=value` words whose key is a parameter off a command line.
 fn split_kv_params(s: &str, is_param: impl Fn(&str) -> bool) -> (Vec<(String, String)>, String) {
     let mut params = Vec::new();
-    let mut rest: Vec<&str> = Vec::new();
+    let mut rest: Vec<String> = Vec::new();
+    // A Jinja expression is one word, spaces and all (`chdir={{ app_directory }}`), as in
+    // ansible-core's `split_args`; other spacing stays as written.
+    let mut words: Vec<String> = Vec::new();
+    let open = |w: &str| w.matches("{{").count() > w.matches("}}").count();
     for word in s.split(' ') {
+        match words.last_mut() {
+            Some(last) if open(last) => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    for word in words {
         if let Some((k, v)) = word.split_once('=')
             && is_param(k)
             && !v.starts_with(['"', '\''])
@@ -1970,6 +1983,9 @@ mod tests {
         let (p, rest) = split_kv_params("chdir=/tmp ls -l x=1", |k| k == "chdir");
         assert_eq!(p, [("chdir".to_string(), "/tmp".to_string())]);
         assert_eq!(rest, "ls -l x=1");
+        let (p, rest) = split_kv_params("npm test chdir={{ app_directory }}", |k| k == "chdir");
+        assert_eq!(p, [("chdir".to_string(), "{{ app_directory }}".to_string())]);
+        assert_eq!(rest, "npm test");
         assert_eq!(parse_kv(r#"path=/x state=touch msg="a b""#).len(), 3);
         assert_eq!(
             parse_kv("name={{ pkgs | default(omit) }} state=present msg='a b' x={% if a %}1{% endif %}"),

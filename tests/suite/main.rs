@@ -31,6 +31,7 @@ mod listing;
 mod lock;
 mod lookups;
 mod mysql;
+mod nagios;
 mod packages;
 mod plan;
 mod play;

@@ -115,3 +115,21 @@ fn a_templated_set_fact_name_must_render_to_a_variable_name() {
     assert!(text.contains("pb.yml:6:"), "the failure names the key: {text}");
     assert!(text.contains("web_port=8080"), "{text}");
 }
+
+/// `community.general.npm` with this machine's npm (Debian package `npm`), offline, from
+/// tarballs `npm pack` makes (tests/modules/npm): every step registers what community.general's
+/// module registered, in check mode, for real and again, and leaves the app as it left it.
+#[test]
+fn npm_registers_what_community_general_registered() {
+    assert!(
+        std::process::Command::new("npm")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "npm is missing: install the Debian package `npm` (scripts/setup does)"
+    );
+    let played = oracle::play("npm");
+    let want: Vec<Value> = played.want.iter().map(redacted).collect();
+    let got: Vec<Value> = played.got.iter().map(redacted).collect();
+    oracle::assert_same(&want, &got);
+}
