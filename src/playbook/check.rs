@@ -838,20 +838,25 @@ fn is_mandatory(text: &str, name: &str) -> bool {
 /// as a boundary). The checker asks this of every variable in every template, so the patterns
 /// that follow a name are compiled once, not once per name.
 fn word_ends<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = usize> + 't {
-    let word = |c: char| c.is_alphanumeric() || c == '_';
+    word_uses(text, name).map(|(_, end)| end)
+}
+
+/// Each use of `word` in `text` with no letter, digit or `_` on either side, as (start, end).
+fn word_uses<'t>(text: &'t str, word: &'t str) -> impl Iterator<Item = (usize, usize)> + 't {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
     let mut from = 0;
     std::iter::from_fn(move || {
-        if name.is_empty() {
+        if word.is_empty() {
             return None;
         }
-        while let Some(i) = text.get(from..)?.find(name) {
+        while let Some(i) = text.get(from..)?.find(word) {
             let at = from + i;
-            let end = at + name.len();
+            let end = at + word.len();
             from = end;
             let before = text[..at].chars().next_back();
             let after = text[end..].chars().next();
-            if !before.is_some_and(word) && !after.is_some_and(word) {
-                return Some(end);
+            if !before.is_some_and(is_word) && !after.is_some_and(is_word) {
+                return Some((at, end));
             }
         }
         None
@@ -1008,18 +1013,10 @@ fn find_in_blocks(text: &str, word: &str) -> Option<usize> {
 }
 
 fn find_word(text: &str, word: &str) -> Option<usize> {
-    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut from = 0;
-    while let Some(i) = text[from..].find(word) {
-        let at = from + i;
-        let before = text[..at].chars().next_back();
-        let after = text[at + word.len()..].chars().next();
-        if !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident) {
-            return Some(at);
-        }
-        from = at + word.len();
-    }
-    None
+    // A variable's own use: not an attribute (`x.word`).
+    word_uses(text, word)
+        .find(|&(at, _)| !text[..at].ends_with('.'))
+        .map(|(at, _)| at)
 }
 
 #[cfg(test)]
