@@ -36,6 +36,8 @@ macro_rules! apt_params {
             p("allow_unauthenticated").aliases(&["allow-unauthenticated"]),
             p("allow_downgrade").aliases(&["allow-downgrade", "allow_downgrades", "allow-downgrades"]),
             p("allow_change_held_packages"),
+            // Ansible's module installs python3-apt for itself; roll's needs nothing.
+            p("auto_install_module_deps"),
         ]
     };
 }
@@ -43,6 +45,14 @@ macro_rules! apt_params {
 static APT: ModuleSpec = ModuleSpec {
     params: apt_params!(),
     exclusive: &[("deb", "name")],
+    not_yet: &[
+        "upgrade",
+        "autoclean",
+        "clean",
+        "policy_rc_d",
+        "state=build-dep",
+        "state=fixed",
+    ],
     ..ModuleSpec::new("apt", BUILTIN)
 };
 

@@ -186,6 +186,9 @@ pub struct ModuleSpec {
     /// The facts it always sets on the host (`roll.bluegreen_facts` sets `bluegreen`): the
     /// checker knows them as defined in later tasks.
     pub facts: &'static [&'static str],
+    /// What Ansible's module of this name takes and roll does not yet: a parameter
+    /// (`upgrade`) or one value of one (`state=build-dep`). Refused as such, not as a typo.
+    pub not_yet: &'static [&'static str],
 }
 
 impl ModuleSpec {
@@ -203,6 +206,7 @@ impl ModuleSpec {
             required_by: &[],
             capabilities: &[],
             facts: &[],
+            not_yet: &[],
         }
     }
 
@@ -214,6 +218,11 @@ impl ModuleSpec {
         self.params
             .iter()
             .flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied()))
+    }
+
+    /// Whether `name` (`upgrade`, or `state=build-dep` for a value) is in [`Self::not_yet`].
+    pub fn not_yet(&self, name: &str) -> bool {
+        self.not_yet.contains(&name)
     }
 
     pub fn has(&self, c: Capability) -> bool {

@@ -4,7 +4,7 @@
 use super::{Body, Keywords, Loop, LoopControl, Meta, MetaAction, ModuleCall, Play, Playbook, RoleCtx, Task};
 use crate::batches::SerialStep;
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::modules::spec::{Capability, FreeForm};
+use crate::modules::spec::{Capability, FreeForm, ModuleSpec};
 use crate::modules::{Module, registry};
 use crate::source::{FileId, Sources, Span};
 use crate::values::VarMap;
@@ -188,8 +188,41 @@ fn unsupported(key: &str) -> Option<&'static str> {
     Some(match key {
         "import_playbook" => "`import_playbook` is a playbook entry of its own: `- import_playbook: other.yml`",
         "async" | "poll" => "asynchronous tasks are not supported; use `timeout:`",
+        _ => return not_yet_module(key),
+    })
+}
+
+/// community.docker's modules for Compose projects and swarm mode, which roll does not have
+/// yet (short, `community.docker.` or builtin-routed names): what to write instead.
+fn not_yet_module(name: &str) -> Option<&'static str> {
+    let short = match name.rsplit_once('.') {
+        Some(("community.docker" | "ansible.builtin" | "ansible.legacy", short)) => short,
+        Some(_) => return None,
+        None => name,
+    };
+    Some(match short {
+        "docker_compose" | "docker_compose_v2" | "docker_compose_v2_pull" | "docker_stack" => {
+            "Compose projects are not supported by roll yet: write a `docker_container` task per service \
+             (and `docker_network` for their network), or `roll.bluegreen` for a web app"
+        }
+        "docker_config" | "docker_secret" | "docker_swarm" | "docker_swarm_service" | "docker_node" => {
+            "swarm mode is not supported by roll yet: give containers their files with `copy` or \
+             `template` and a bind mount in `volumes`"
+        }
         _ => return None,
     })
+}
+
+/// A parameter or value Ansible's module takes and roll's does not yet ([`ModuleSpec::not_yet`]).
+fn not_yet(what: &str, module: &str, span: Span, spec: &ModuleSpec) -> Diagnostic {
+    Diagnostic::at(
+        format!("{what} of module `{module}` is not supported by roll yet"),
+        span,
+    )
+    .with_help(format!(
+        "Ansible's `{}` takes it and roll's does not yet: leave it out, or do that step with `command`",
+        spec.name
+    ))
 }
 
 /// Load and parse a playbook file (and its `vars_files`).
@@ -1345,6 +1378,10 @@ impl Parser<'_> {
         let key_span = |name: &str| place(name, v);
         for (name, node) in &call.args {
             let Some(param) = spec.param(name) else {
+                if spec.not_yet(name) {
+                    self.err(not_yet(&format!("`{name}`"), &call.written, place(name, node), spec));
+                    continue;
+                }
                 let d = Diagnostic::at(
                     format!("unknown parameter `{name}` for module `{}`", call.written),
                     place(name, node),
@@ -1364,6 +1401,15 @@ impl Parser<'_> {
                 && !crate::values::is_template(&s)
                 && !param.choices.contains(&s.as_str())
             {
+                if spec.not_yet(&format!("{}={s}", param.name)) {
+                    self.err(not_yet(
+                        &format!("`{}: {s}`", param.name),
+                        &call.written,
+                        node.span,
+                        spec,
+                    ));
+                    continue;
+                }
                 let d = Diagnostic::at(
                     format!("invalid value `{s}` for `{}` of module `{}`", param.name, call.written),
                     node.span,
