@@ -990,7 +990,7 @@ fn connect(
         (None, None) => None,
     };
     let conn_kind = match (conn_kind, delegate) {
-        (None, Some("localhost" | "127.0.0.1")) => Some("local".to_string()),
+        (None, Some(d)) if crate::inventory::is_localhost_name(d) => Some("local".to_string()),
         (k, _) => k,
     };
     let mut conn_vars = connection_vars(r, r.vars.inventory.host(conn_host));

@@ -616,3 +616,9 @@ pub(crate) fn collect_templates(node: &Node, out: &mut Vec<Node>) {
 
 #[cfg(test)]
 mod tests;
+
+/// The names that mean the controller when the inventory does not name them (ansible-core's
+/// `C.LOCALHOST`): a task delegated to one runs locally.
+pub fn is_localhost_name(name: &str) -> bool {
+    ["localhost", "127.0.0.1", "::1"].contains(&name)
+}

@@ -653,7 +653,7 @@ fn may_write_controller(t: &Task, play: &Play, hosts: &[usize], inventory: &Inve
     match literal(&t.kw.delegate_to) {
         Some(d) if is_template(&d) => true,
         Some(d) => {
-            ["localhost", "127.0.0.1", "::1"].contains(&d.as_str())
+            crate::inventory::is_localhost_name(&d)
                 || inventory.host(&d).is_some_and(|h| local_vars(&inventory.hosts[h].vars))
         }
         None => hosts.iter().any(|&h| local_vars(&inventory.hosts[h].vars)),

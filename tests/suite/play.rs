@@ -995,6 +995,54 @@ fn ansible_legacy_names_read_as_the_builtin_modules_in_a_published_role() {
     );
 }
 
+/// A task delegated to `127.0.0.1` or `::1`, names the inventory does not hold, runs on the
+/// controller as Ansible's implicit localhost (ansible-core's `C.LOCALHOST`), never over the
+/// delegating host's ssh (here a closed port), as ansible-playbook 2.19.14 ran this playbook.
+#[test]
+fn a_task_delegated_to_a_loopback_address_runs_on_the_controller() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let closed = common::ClosedPort::new();
+    write(
+        dir,
+        "hosts",
+        &format!(
+            "app1 ansible_host=127.0.0.1 ansible_port={} ansible_connection=ssh\n",
+            closed.port
+        ),
+    );
+    write(
+        dir,
+        "pb.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - command: echo four
+      delegate_to: 127.0.0.1
+      register: a
+    - command: echo six
+      delegate_to: "::1"
+      register: b
+    - debug: msg="{{ a.stdout }} {{ b.stdout }}"
+"#,
+    );
+    let out = run(dir, &["play", "pb.yml", "-i", "hosts"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("changed: [app1 -> 127.0.0.1]"), "{text}");
+    assert!(text.contains("changed: [app1 -> ::1]"), "{text}");
+    assert!(text.contains("\"msg\": \"four six\""), "{text}");
+    let words: Vec<String> = recap(&text)
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        words,
+        ["app1 : ok=3 changed=2 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"],
+        "{text}"
+    );
+}
+
 /// `local_action:` and `action:`, in their string and mapping forms, as ansible-playbook 2.19.14
 /// ran this playbook: `local_action` runs on the controller (the implicit local `localhost`,
 /// whatever the host's own `ansible_connection` and the task's `delegate_to` say), `action` on
