@@ -995,13 +995,8 @@ fn ansible_legacy_names_read_as_the_builtin_modules_in_a_published_role() {
     );
 }
 
-/// A task delegated to `127.0.0.1` or `::1`, names the inventory does not hold, runs on the
-/// controller as Ansible's implicit localhost (ansible-core's `C.LOCALHOST`), never over the
-/// delegating host's ssh (here a closed port), as ansible-playbook 2.19.14 ran this playbook.
-#[test]
-fn a_task_delegated_to_a_loopback_address_runs_on_the_controller() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path();
+/// An inventory of one ssh host, `app1`, whose port is closed: what reaches it is unreachable.
+fn app1_on_a_closed_ssh_port(dir: &Path) -> common::ClosedPort {
     let closed = common::ClosedPort::new();
     write(
         dir,
@@ -1011,6 +1006,25 @@ fn a_task_delegated_to_a_loopback_address_runs_on_the_controller() {
             closed.port
         ),
     );
+    closed
+}
+
+/// The PLAY RECAP's host lines, blanks normalised.
+fn recap_words(text: &str) -> Vec<String> {
+    recap(text)
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// A task delegated to `127.0.0.1` or `::1`, names the inventory does not hold, runs on the
+/// controller as Ansible's implicit localhost (ansible-core's `C.LOCALHOST`), never over the
+/// delegating host's ssh (here a closed port), as ansible-playbook 2.19.14 ran this playbook.
+#[test]
+fn a_task_delegated_to_a_loopback_address_runs_on_the_controller() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let _closed = app1_on_a_closed_ssh_port(dir);
     write(
         dir,
         "pb.yml",
@@ -1032,12 +1046,8 @@ fn a_task_delegated_to_a_loopback_address_runs_on_the_controller() {
     assert!(text.contains("changed: [app1 -> 127.0.0.1]"), "{text}");
     assert!(text.contains("changed: [app1 -> ::1]"), "{text}");
     assert!(text.contains("\"msg\": \"four six\""), "{text}");
-    let words: Vec<String> = recap(&text)
-        .iter()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
     assert_eq!(
-        words,
+        recap_words(&text),
         ["app1 : ok=3 changed=2 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"],
         "{text}"
     );
@@ -1051,15 +1061,7 @@ fn a_task_delegated_to_a_loopback_address_runs_on_the_controller() {
 fn local_action_runs_on_the_controller_and_action_on_the_host() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let closed = common::ClosedPort::new();
-    write(
-        dir,
-        "hosts",
-        &format!(
-            "app1 ansible_host=127.0.0.1 ansible_port={} ansible_connection=ssh\n",
-            closed.port
-        ),
-    );
+    let _closed = app1_on_a_closed_ssh_port(dir);
     write(
         dir,
         "pb.yml",
@@ -1110,12 +1112,8 @@ fn local_action_runs_on_the_controller_and_action_on_the_host() {
     assert!(text.contains("\"b.stdout\": \"both\""), "{text}");
     assert!(text.contains("fatal: [app1]: UNREACHABLE!"), "{text}");
     assert_eq!(std::fs::read_to_string(dir.join("out-app1")).unwrap(), "x\n");
-    let words: Vec<String> = recap(&text)
-        .iter()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
     assert_eq!(
-        words,
+        recap_words(&text),
         ["app1 : ok=5 changed=3 unreachable=1 failed=0 skipped=0 rescued=0 ignored=0"],
         "{text}"
     );
