@@ -188,27 +188,6 @@ fn unsupported(key: &str) -> Option<&'static str> {
     Some(match key {
         "import_playbook" => "`import_playbook` is a playbook entry of its own: `- import_playbook: other.yml`",
         "async" | "poll" => "asynchronous tasks are not supported; use `timeout:`",
-        _ => return not_yet_module(key),
-    })
-}
-
-/// community.docker's modules for Compose projects and swarm mode, which roll does not have
-/// yet (short, `community.docker.` or builtin-routed names): what to write instead.
-fn not_yet_module(name: &str) -> Option<&'static str> {
-    let short = match name.rsplit_once('.') {
-        Some(("community.docker" | "ansible.builtin" | "ansible.legacy", short)) => short,
-        Some(_) => return None,
-        None => name,
-    };
-    Some(match short {
-        "docker_compose" | "docker_compose_v2" | "docker_compose_v2_pull" | "docker_stack" => {
-            "Compose projects are not supported by roll yet: write a `docker_container` task per service \
-             (and `docker_network` for their network), or `roll.bluegreen` for a web app"
-        }
-        "docker_config" | "docker_secret" | "docker_swarm" | "docker_swarm_service" | "docker_node" => {
-            "swarm mode is not supported by roll yet: give containers their files with `copy` or \
-             `template` and a bind mount in `volumes`"
-        }
         _ => return None,
     })
 }
@@ -1035,7 +1014,7 @@ impl Parser<'_> {
     }
 
     fn unknown_action(&mut self, k: &Node, name: &str) {
-        if let Some(hint) = unsupported(name) {
+        if let Some(hint) = unsupported(name).or_else(|| registry::not_yet(name)) {
             self.err(Diagnostic::at(format!("`{name}` is not supported"), k.span).with_help(hint));
             return;
         }
