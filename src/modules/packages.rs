@@ -280,16 +280,19 @@ struct Status {
 
 #[derive(Debug)]
 struct State {
-    /// The cache's mtime (update-success stamp, else the lists directory) and the host's now.
+    /// The cache's mtime (update-success stamp, else the lists directory) in whole seconds, as
+    /// ansible-core reports it, and to the nanosecond with the host's now, as it compares them:
+    /// a cache updated earlier in the same second is not fresh.
     cache_time: i64,
-    now: i64,
+    cache_mtime: f64,
+    now: f64,
     packages: Vec<Status>,
 }
 
 async fn read(ctx: &Ctx<'_>, p: &Params) -> Result<State, Failure> {
     let mut s = String::from(
-        "t=$(stat -c %Y /var/lib/apt/periodic/update-success-stamp 2>/dev/null || stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)\n\
-         echo \"T $t $(date +%s)\"\n",
+        "t=$(stat -c %.9Y /var/lib/apt/periodic/update-success-stamp 2>/dev/null || stat -c %.9Y /var/lib/apt/lists 2>/dev/null || echo 0)\n\
+         echo \"T $t $(date +%s.%N)\"\n",
     );
     let target = p
         .default_release
@@ -334,15 +337,17 @@ async fn read(ctx: &Ctx<'_>, p: &Params) -> Result<State, Failure> {
     let out = exec(ctx, s).await?;
     let mut st = State {
         cache_time: 0,
-        now: 0,
+        cache_mtime: 0.0,
+        now: 0.0,
         packages: Vec::new(),
     };
     let mut specs = p.specs.iter();
     for line in out.stdout_text().lines() {
         if let Some(rest) = line.strip_prefix("T ") {
-            let mut f = rest.split_whitespace().map(|x| x.parse::<f64>().unwrap_or(0.0) as i64);
-            st.cache_time = f.next().unwrap_or(0);
-            st.now = f.next().unwrap_or(0);
+            let mut f = rest.split_whitespace().map(|x| x.parse::<f64>().unwrap_or(0.0));
+            st.cache_mtime = f.next().unwrap_or(0.0);
+            st.now = f.next().unwrap_or(0.0);
+            st.cache_time = st.cache_mtime.floor() as i64;
         } else if let Some(rest) = line.strip_prefix("P ") {
             let Some(spec) = specs.next() else { break };
             let f: Vec<&str> = rest.splitn(6, '|').collect();
@@ -697,8 +702,10 @@ async fn check_apt(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         return Err("deb only supports state=present".into());
     }
     let st = read(ctx, &p).await?;
+    // ansible-core: `update_cache or cache_valid_time` (so an explicit 0 alone updates nothing),
+    // and the cache is fresh only while `mtime + cache_valid_time >= now`.
     let needs_update =
-        (p.update_cache || args.get("cache_valid_time").is_some()) && st.cache_time + p.cache_valid_time < st.now;
+        (p.update_cache || p.cache_valid_time != 0) && st.cache_mtime + (p.cache_valid_time as f64) < st.now;
     if needs_update && !ctx.check_mode {
         // The packages are decided on the fresh cache, after the update. (Not a dry run, so the
         // preview is never shown; it carries no fields, which would be merged into the result.)
