@@ -49,12 +49,12 @@ fn the_published_wordpress_tasks_create_and_then_keep_the_database_and_user() {
   tasks:
     - command: >-
         mariadb-install-db --no-defaults --user=root --auth-root-authentication-method=normal
-        --skip-test-db --datadir={{ base }}/data
+        --skip-test-db --datadir={{ base }}/data --tmpdir={{ base }}
       args: { creates: "{{ base }}/data/mysql" }
     - block:
         - command: >-
             start-stop-daemon --start --background --make-pidfile --pidfile {{ base }}/mysqld.pid
-            --exec /usr/sbin/mariadbd -- --no-defaults --datadir={{ base }}/data --socket={{ sock }}
+            --exec /usr/sbin/mariadbd -- --no-defaults --datadir={{ base }}/data --tmpdir={{ base }} --socket={{ sock }}
             --skip-networking --user=root --skip-log-bin --log-error={{ base }}/mysqld.err
         - wait_for: { path: "{{ sock }}", timeout: 60 }
         - name: Create WordPress database
@@ -157,11 +157,11 @@ fn the_config_file_and_the_implicit_admin_log_in() {
   tasks:
     - command: >-
         mariadb-install-db --no-defaults --user=root --auth-root-authentication-method=normal
-        --skip-test-db --datadir={{ base }}/data
+        --skip-test-db --datadir={{ base }}/data --tmpdir={{ base }}
     - block:
         - command: >-
             start-stop-daemon --start --background --make-pidfile --pidfile {{ base }}/mysqld.pid
-            --exec /usr/sbin/mariadbd -- --no-defaults --datadir={{ base }}/data --socket={{ sock }}
+            --exec /usr/sbin/mariadbd -- --no-defaults --datadir={{ base }}/data --tmpdir={{ base }} --socket={{ sock }}
             --skip-networking --user=root --skip-log-bin --log-error={{ base }}/mysqld.err
         - wait_for: { path: "{{ sock }}", timeout: 60 }
         - copy: { dest: "{{ base }}/home/.my.cnf", content: "[client]\nuser=root\nsocket={{ sock }}\n" }
