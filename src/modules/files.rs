@@ -507,6 +507,15 @@ pub fn plan_content(
 apply_by!(Write, apply_write);
 apply_by!(FileOp, apply_file);
 
+/// ansible-core's `backup_local`, as a shell step before a file `p` (quoted) is replaced: a copy
+/// beside it named `NAME.PID.YYYY-MM-DD@HH:MM:SS~`, printed as `backup PATH`. The pid is the
+/// shell's, one per step, so that two backups of one file in the same second both stay.
+pub(crate) fn backup_script(p: &str) -> String {
+    format!(
+        "if [ -e {p} ]; then b={p}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {p} \"$b\" || exit 1; echo \"backup $b\"; fi\n"
+    )
+}
+
 /// Write one of roll's own records on the host (a switch state, a claim): atomically, 0640, into
 /// a directory that exists.
 pub async fn write_record(ctx: &Ctx<'_>, dest: &str, content: Vec<u8>) -> Result<(), Failure> {
@@ -559,9 +568,7 @@ pub async fn apply_write(w: Write, ctx: &Ctx<'_>) -> Result<ModuleResult, Failur
         ));
     }
     if w.backup {
-        script.push_str(&format!(
-            "if [ -e {p} ]; then b={p}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {p} \"$b\" || exit 1; echo \"backup $b\"; fi\n"
-        ));
+        script.push_str(&backup_script(&p));
     }
     // What was written where, and the file as it now is, for the result (the same round trip).
     script.push_str(&format!(

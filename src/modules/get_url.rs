@@ -613,9 +613,7 @@ async fn apply(a: Action, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     let mut script = String::new();
     if dest_sha1.as_deref() != Some(resp.sha1.as_str()) {
         if w.backup {
-            script.push_str(&format!(
-                "if [ -e {p} ]; then b={p}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {p} \"$b\" || exit 1; echo \"backup $b\"; fi\n"
-            ));
+            script.push_str(&super::files::backup_script(&p));
         }
         // A replaced file keeps its mode and owner; a new one gets the usual 0666 less umask.
         script.push_str(&format!(
