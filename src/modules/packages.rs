@@ -280,13 +280,19 @@ struct Status {
 
 #[derive(Debug)]
 struct State {
-    /// The cache's mtime (update-success stamp, else the lists directory) in whole seconds, as
-    /// ansible-core reports it, and to the nanosecond with the host's now, as it compares them:
-    /// a cache updated earlier in the same second is not fresh.
-    cache_time: i64,
+    /// The cache's mtime (update-success stamp, else the lists directory) and the host's now, to
+    /// the nanosecond, as ansible-core compares them: a cache updated earlier in the same second
+    /// is not fresh.
     cache_mtime: f64,
     now: f64,
     packages: Vec<Status>,
+}
+
+impl State {
+    /// The cache's time as ansible-core reports (and compares after an update): whole seconds.
+    fn cache_time(&self) -> i64 {
+        self.cache_mtime.floor() as i64
+    }
 }
 
 async fn read(ctx: &Ctx<'_>, p: &Params) -> Result<State, Failure> {
@@ -336,7 +342,6 @@ async fn read(ctx: &Ctx<'_>, p: &Params) -> Result<State, Failure> {
     }
     let out = exec(ctx, s).await?;
     let mut st = State {
-        cache_time: 0,
         cache_mtime: 0.0,
         now: 0.0,
         packages: Vec::new(),
@@ -347,7 +352,6 @@ async fn read(ctx: &Ctx<'_>, p: &Params) -> Result<State, Failure> {
             let mut f = rest.split_whitespace().map(|x| x.parse::<f64>().unwrap_or(0.0));
             st.cache_mtime = f.next().unwrap_or(0.0);
             st.now = f.next().unwrap_or(0.0);
-            st.cache_time = st.cache_mtime.floor() as i64;
         } else if let Some(rest) = line.strip_prefix("P ") {
             let Some(spec) = specs.next() else { break };
             let f: Vec<&str> = rest.splitn(6, '|').collect();
@@ -635,8 +639,8 @@ async fn apply(run: Run, ctx: &Ctx<'_>) -> Result<ModuleResult, Failure> {
     if run.update {
         update_cache(p, ctx).await?;
         let st = read(ctx, p).await?;
-        cache_updated = st.cache_time != run.cache_time;
-        cache_time = st.cache_time;
+        cache_updated = st.cache_time() != run.cache_time;
+        cache_time = st.cache_time();
         if let Some(deb) = &p.deb {
             return match deb_plan(p, deb, ctx).await? {
                 Plan::Change { action, .. } => action.apply(ctx).await,
@@ -716,7 +720,7 @@ async fn check_apt(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
                 params: p,
                 update: true,
                 cmd: None,
-                cache_time: st.cache_time,
+                cache_time: st.cache_time(),
             }),
         });
     }
@@ -725,7 +729,7 @@ async fn check_apt(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
     }
     // Check mode says the cache would be updated, and decides on the cache as it is.
     let Some(cmd) = decide(&p, &st)? else {
-        return Ok(Plan::Unchanged(unchanged(&p, needs_update, st.cache_time)));
+        return Ok(Plan::Unchanged(unchanged(&p, needs_update, st.cache_time())));
     };
     // ansible-core runs apt-get with --simulate in check mode: what it says (or how it fails)
     // is the preview.
@@ -733,8 +737,8 @@ async fn check_apt(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
         let r = cmd
             .run(&p, ctx, true, &[])
             .await
-            .map_err(|e| failed_with_cache(&p, e, needs_update, st.cache_time))?;
-        with_cache(&p, r, needs_update, st.cache_time)
+            .map_err(|e| failed_with_cache(&p, e, needs_update, st.cache_time()))?;
+        with_cache(&p, r, needs_update, st.cache_time())
     } else {
         ModuleResult::changed()
     };
@@ -744,7 +748,7 @@ async fn check_apt(args: &Args, ctx: &Ctx<'_>) -> Result<Plan, Failure> {
             params: p,
             update: false,
             cmd: Some(cmd),
-            cache_time: st.cache_time,
+            cache_time: st.cache_time(),
         }),
     })
 }
